@@ -1,0 +1,237 @@
+//! The emulator's shared state: the org, the auth store, API accounting,
+//! faults, call statistics and open query cursors.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::auth::{AuthStore, Credential};
+use crate::config::{ConnectedApp, EmulatorConfig};
+use crate::dml::Caller;
+use crate::faults::Faults;
+use crate::org::{Bootstrap, Org};
+use crate::security::{self, FieldAccess};
+use crate::usage::ApiUsage;
+use crate::value::Val;
+
+/// Query results not yet fetched, by locator.
+#[derive(Default)]
+pub struct Cursors {
+    next: u64,
+    /// Locator -> (records already sent in the first batch, the records after them).
+    open: HashMap<String, (usize, Vec<Value>)>,
+    order: VecDeque<String>,
+}
+
+const MAX_CURSORS: usize = 500;
+
+impl Cursors {
+    /// Keeps the records after the first batch and returns the cursor's locator.
+    pub fn open(&mut self, first_batch: usize, rest: Vec<Value>) -> String {
+        self.next += 1;
+        let locator = crate::ids::to_18(&format!("01gEm{:010}", self.next));
+        self.open.insert(locator.clone(), (first_batch, rest));
+        self.order.push_back(locator.clone());
+        while self.order.len() > MAX_CURSORS {
+            if let Some(old) = self.order.pop_front() {
+                self.open.remove(&old);
+            }
+        }
+        locator
+    }
+
+    /// Takes up to `n` records starting at position `pos` of the whole result
+    /// (as `nextRecordsUrl` counts). Returns the page, the result's total size
+    /// and whether it is drained (the cursor then closes).
+    pub fn take(&mut self, locator: &str, pos: usize, n: usize) -> Option<(Vec<Value>, usize, bool)> {
+        let (first, rest) = self.open.get(locator)?;
+        let from = pos.checked_sub(*first)?;
+        if from > rest.len() {
+            return None;
+        }
+        let end = (from + n).min(rest.len());
+        let page = rest[from..end].to_vec();
+        let total = first + rest.len();
+        let done = end >= rest.len();
+        if done {
+            self.open.remove(locator);
+            self.order.retain(|l| l != locator);
+        }
+        Some((page, total, done))
+    }
+}
+
+/// Everything saved by `--state FILE`.
+#[derive(Serialize, Deserialize)]
+struct Persisted {
+    org: Org,
+    bootstrap: Bootstrap,
+    auth: AuthStore,
+}
+
+pub struct Emulator {
+    pub config: EmulatorConfig,
+    pub org: RwLock<Org>,
+    pub bootstrap: RwLock<Bootstrap>,
+    pub auth: Mutex<AuthStore>,
+    pub usage: Mutex<ApiUsage>,
+    pub faults: Mutex<Faults>,
+    pub stats: Mutex<BTreeMap<String, u64>>,
+    pub cursors: Mutex<Cursors>,
+    access_cache: Mutex<HashMap<String, (u64, Arc<FieldAccess>)>>,
+    /// `http(s)://host:port` once the listener is bound.
+    pub base_url: OnceLock<String>,
+    pub started: Instant,
+}
+
+impl Emulator {
+    /// Builds the emulator's state from its configuration: loads `--state` if
+    /// the file exists, otherwise makes a new org from the seed.
+    pub fn new(config: EmulatorConfig) -> Result<Emulator, String> {
+        let mut apps = config.seed.connected_apps.clone();
+        if apps.is_empty() {
+            apps.push(ConnectedApp::default_app());
+        }
+        let (org, bootstrap, mut auth) = match config.state_file.as_ref().filter(|p| p.exists()) {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read state file {}: {e}", path.display()))?;
+                let mut p: Persisted = serde_json::from_str(&text).map_err(|e| format!("invalid state file {}: {e}", path.display()))?;
+                p.org.after_load();
+                (p.org, p.bootstrap, p.auth)
+            }
+            None => {
+                let (org, bootstrap) = Org::new();
+                (org, bootstrap, AuthStore::default())
+            }
+        };
+        auth.apps = apps;
+        auth.token_ttl = config.token_ttl;
+        let em = Emulator {
+            usage: Mutex::new(ApiUsage::new(config.daily_api_limit)),
+            faults: Mutex::new(Faults::new(config.faults.clone())),
+            org: RwLock::new(org),
+            bootstrap: RwLock::new(bootstrap),
+            auth: Mutex::new(auth),
+            stats: Mutex::new(BTreeMap::new()),
+            cursors: Mutex::new(Cursors::default()),
+            access_cache: Mutex::new(HashMap::new()),
+            base_url: OnceLock::new(),
+            started: Instant::now(),
+            config,
+        };
+        if em.auth.lock().credentials.is_empty() {
+            em.apply_seed()?;
+        }
+        Ok(em)
+    }
+
+    /// Creates the seed's users and records in the current org.
+    fn apply_seed(&self) -> Result<(), String> {
+        let seed = self.config.seed.clone();
+        let mut users = seed.users.clone();
+        if users.is_empty() {
+            users.push(crate::config::SeedUser {
+                username: "admin@example.com".into(),
+                password: "emulator".into(),
+                first_name: Some("Emulator".into()),
+                last_name: "Admin".into(),
+                email: Some("admin@example.com".into()),
+                profile: "System Administrator".into(),
+            });
+        }
+        let mut org = self.org.write();
+        let boot = self.bootstrap.read().clone();
+        let mut creds = Vec::new();
+        for u in &users {
+            let profile = match u.profile.as_str() {
+                "System Administrator" | "Admin" => &boot.admin_profile_id,
+                "Standard User" | "Standard" => &boot.standard_profile_id,
+                other => return Err(format!("seed user {}: unknown profile '{other}'", u.username)),
+            };
+            let mut values = vec![
+                ("Username", Val::text(u.username.as_str())),
+                ("LastName", Val::text(u.last_name.as_str())),
+                ("Email", Val::text(u.email.clone().unwrap_or_else(|| u.username.clone()))),
+                ("IsActive", Val::Bool(true)),
+                ("ProfileId", Val::text(profile.as_str())),
+            ];
+            if let Some(f) = &u.first_name {
+                values.push(("FirstName", Val::text(f.as_str())));
+            }
+            let user_id = org.insert_system("User", &values);
+            creds.push(Credential { username: u.username.clone(), password: u.password.clone(), user_id });
+        }
+        let admin = creds[0].user_id.clone();
+        let access = FieldAccess::default();
+        let caller = Caller { user_id: &admin, access: &access };
+        let mut account_ids: HashMap<String, String> = HashMap::new();
+        for a in &seed.accounts {
+            let id = org.create("Account", a, &caller).map_err(|e| format!("seed account {a:?}: {}", e.message))?;
+            if let Some(name) = a.get("Name").and_then(Value::as_str) {
+                account_ids.insert(name.to_lowercase(), id);
+            }
+        }
+        for c in &seed.contacts {
+            let mut body: Map<String, Value> = c.clone();
+            if let Some(name) = body.remove("AccountName") {
+                let name = name.as_str().unwrap_or_default().to_lowercase();
+                let id = account_ids.get(&name).ok_or_else(|| format!("seed contact {c:?}: no seeded account named '{name}'"))?;
+                body.insert("AccountId".into(), Value::String(id.clone()));
+            }
+            org.create("Contact", &body, &caller).map_err(|e| format!("seed contact {c:?}: {}", e.message))?;
+        }
+        self.auth.lock().credentials = creds;
+        Ok(())
+    }
+
+    /// Empties the org back to a new one with the seed applied; tokens stay valid.
+    pub fn reset(&self) -> Result<(), String> {
+        let (org, bootstrap) = Org::reset();
+        *self.org.write() = org;
+        *self.bootstrap.write() = bootstrap;
+        self.access_cache.lock().clear();
+        let old_ids: Vec<String> = self.auth.lock().credentials.iter().map(|c| c.user_id.clone()).collect();
+        self.auth.lock().credentials.clear();
+        self.apply_seed()?;
+        // Sessions of the old admin keep working: map them onto the new users by position.
+        let new_ids: Vec<String> = self.auth.lock().credentials.iter().map(|c| c.user_id.clone()).collect();
+        let mut auth = self.auth.lock();
+        auth.remap_users(&old_ids, &new_ids);
+        Ok(())
+    }
+
+    /// Field access of a user, recomputed only when permissions changed.
+    pub fn access_for(&self, org: &Org, user_id: &str) -> Arc<FieldAccess> {
+        let mut cache = self.access_cache.lock();
+        if let Some((gen, a)) = cache.get(user_id) {
+            if *gen == org.perm_generation {
+                return a.clone();
+            }
+        }
+        let a = Arc::new(security::field_access(org, user_id));
+        cache.insert(user_id.to_string(), (org.perm_generation, a.clone()));
+        a
+    }
+
+    pub fn count(&self, kind: &str) {
+        *self.stats.lock().entry(kind.to_string()).or_default() += 1;
+    }
+
+    pub fn base_url(&self) -> String {
+        self.base_url.get().cloned().unwrap_or_default()
+    }
+
+    /// Writes the org and tokens to the `--state` file, if one is configured.
+    pub fn save_state(&self) -> Result<(), String> {
+        let Some(path) = &self.config.state_file else { return Ok(()) };
+        let p = Persisted { org: self.org.read().clone(), bootstrap: self.bootstrap.read().clone(), auth: self.auth.lock().clone() };
+        let text = serde_json::to_string(&p).map_err(|e| e.to_string())?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+}
