@@ -31,8 +31,16 @@ async fn stats(State(em): State<Arc<Emulator>>) -> Response {
     let calls = em.stats.lock().clone();
     let api_calls = em.usage.lock().used(Instant::now());
     let injected = em.faults.lock().injected.clone();
-    let records: serde_json::Map<String, serde_json::Value> = em.org.read().tables().map(|t| (t.def.name.clone(), json!(t.len()))).collect();
-    sf_json(StatusCode::OK, &json!({"api_calls": api_calls, "calls": calls, "faults_injected": injected, "records": records}))
+    let records: serde_json::Map<String, serde_json::Value> = em
+        .org
+        .read()
+        .tables()
+        .map(|t| (t.def.name.clone(), json!(t.len())))
+        .collect();
+    sf_json(
+        StatusCode::OK,
+        &json!({"api_calls": api_calls, "calls": calls, "faults_injected": injected, "records": records}),
+    )
 }
 
 async fn reset(State(em): State<Arc<Emulator>>) -> Response {
@@ -47,7 +55,10 @@ async fn reset(State(em): State<Arc<Emulator>>) -> Response {
 
 async fn get_faults(State(em): State<Arc<Emulator>>) -> Response {
     let spec = em.faults.lock().spec.clone();
-    sf_json(StatusCode::OK, &serde_json::to_value(spec).unwrap_or_default())
+    sf_json(
+        StatusCode::OK,
+        &serde_json::to_value(spec).unwrap_or_default(),
+    )
 }
 
 /// Accepts the JSON form of [`FaultSpec`], or `{"spec": "503=0.2,seed=1"}`.
@@ -59,14 +70,19 @@ enum FaultsBody {
 }
 
 async fn set_faults(State(em): State<Arc<Emulator>>, body: axum::body::Bytes) -> Response {
-    let parsed: Result<FaultSpec, String> = serde_json::from_slice::<FaultsBody>(&body).map_err(|e| e.to_string()).and_then(|b| match b {
-        FaultsBody::Text { spec } => FaultSpec::parse(&spec),
-        FaultsBody::Spec(s) => Ok(s),
-    });
+    let parsed: Result<FaultSpec, String> = serde_json::from_slice::<FaultsBody>(&body)
+        .map_err(|e| e.to_string())
+        .and_then(|b| match b {
+            FaultsBody::Text { spec } => FaultSpec::parse(&spec),
+            FaultsBody::Spec(s) => Ok(s),
+        });
     match parsed {
         Ok(spec) => {
             em.faults.lock().set(spec.clone());
-            sf_json(StatusCode::OK, &serde_json::to_value(spec).unwrap_or_default())
+            sf_json(
+                StatusCode::OK,
+                &serde_json::to_value(spec).unwrap_or_default(),
+            )
         }
         Err(e) => sf_json(StatusCode::BAD_REQUEST, &json!({"error": e})),
     }
@@ -93,5 +109,8 @@ async fn set_limits(State(em): State<Arc<Emulator>>, Json(l): Json<Limits>) -> R
         u.set_used(used, Instant::now());
     }
     let now = Instant::now();
-    sf_json(StatusCode::OK, &json!({"daily_api_limit": u.limit(), "used": u.used(now)}))
+    sf_json(
+        StatusCode::OK,
+        &json!({"daily_api_limit": u.limit(), "used": u.used(now)}),
+    )
 }

@@ -30,8 +30,12 @@ pub const BAD_CODE: OAuthError = oauth_err("invalid_grant", "invalid authorizati
 pub const EXPIRED_CODE: OAuthError = oauth_err("invalid_grant", "expired authorization code");
 pub const BAD_CLIENT_ID: OAuthError = oauth_err("invalid_client_id", "client identifier invalid");
 pub const BAD_CLIENT: OAuthError = oauth_err("invalid_client", "invalid client credentials");
-pub const REDIRECT_MISMATCH: OAuthError = oauth_err("redirect_uri_mismatch", "redirect_uri must match configuration");
-pub const BAD_GRANT_TYPE: OAuthError = oauth_err("unsupported_grant_type", "grant type not supported");
+pub const REDIRECT_MISMATCH: OAuthError = oauth_err(
+    "redirect_uri_mismatch",
+    "redirect_uri must match configuration",
+);
+pub const BAD_GRANT_TYPE: OAuthError =
+    oauth_err("unsupported_grant_type", "grant type not supported");
 pub const BAD_VERIFIER: OAuthError = oauth_err("invalid_request", "invalid code verifier");
 pub const MISSING_VERIFIER: OAuthError = oauth_err("invalid_grant", "invalid code verifier");
 
@@ -39,11 +43,18 @@ pub const MISSING_VERIFIER: OAuthError = oauth_err("invalid_grant", "invalid cod
 pub const CODE_TTL: Duration = Duration::from_secs(15 * 60);
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn random(n: usize) -> String {
-    rand::thread_rng().sample_iter(&Alphanumeric).take(n).map(char::from).collect()
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(n)
+        .map(char::from)
+        .collect()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -113,7 +124,12 @@ impl AuthStore {
     }
 
     /// Checks a client id and (when given or required) its secret.
-    pub fn check_client(&self, client_id: &str, secret: Option<&str>, secret_required: bool) -> Result<&ConnectedApp, OAuthError> {
+    pub fn check_client(
+        &self,
+        client_id: &str,
+        secret: Option<&str>,
+        secret_required: bool,
+    ) -> Result<&ConnectedApp, OAuthError> {
         let app = self.app(client_id).ok_or(BAD_CLIENT_ID)?;
         match secret {
             Some(s) if s != app.client_secret => Err(BAD_CLIENT),
@@ -123,11 +139,20 @@ impl AuthStore {
     }
 
     pub fn login(&self, username: &str, password: &str) -> Option<&Credential> {
-        self.credentials.iter().find(|c| c.username.eq_ignore_ascii_case(username) && c.password == password)
+        self.credentials
+            .iter()
+            .find(|c| c.username.eq_ignore_ascii_case(username) && c.password == password)
     }
 
     /// Issues a single-use authorization code after the user approved.
-    pub fn issue_code(&mut self, client_id: &str, redirect_uri: &str, challenge: Option<String>, user_id: &str, scope: &str) -> String {
+    pub fn issue_code(
+        &mut self,
+        client_id: &str,
+        redirect_uri: &str,
+        challenge: Option<String>,
+        user_id: &str,
+        scope: &str,
+    ) -> String {
         let code = format!("aPrx{}==", random(60));
         self.codes.insert(
             code.clone(),
@@ -144,13 +169,30 @@ impl AuthStore {
     }
 
     fn wants_refresh(scope: &str) -> bool {
-        scope.is_empty() || scope.split_whitespace().any(|s| s == "refresh_token" || s == "offline_access" || s == "full")
+        scope.is_empty()
+            || scope
+                .split_whitespace()
+                .any(|s| s == "refresh_token" || s == "offline_access" || s == "full")
     }
 
-    fn issue(&mut self, user_id: &str, client_id: &str, scope: &str, with_refresh: bool, refresh: Option<String>) -> Issued {
+    fn issue(
+        &mut self,
+        user_id: &str,
+        client_id: &str,
+        scope: &str,
+        with_refresh: bool,
+        refresh: Option<String>,
+    ) -> Issued {
         let refresh_token = if with_refresh {
             let rt = format!("5Aep861{}", random(80));
-            self.refresh_tokens.insert(rt.clone(), RefreshGrant { user_id: user_id.into(), client_id: client_id.into(), scope: scope.into() });
+            self.refresh_tokens.insert(
+                rt.clone(),
+                RefreshGrant {
+                    user_id: user_id.into(),
+                    client_id: client_id.into(),
+                    scope: scope.into(),
+                },
+            );
             Some(rt)
         } else {
             None
@@ -166,11 +208,25 @@ impl AuthStore {
                 refresh: refresh_token.clone().or(refresh),
             },
         );
-        Issued { access_token, refresh_token, user_id: user_id.into(), client_id: client_id.into(), scope: scope.into(), issued_at_ms }
+        Issued {
+            access_token,
+            refresh_token,
+            user_id: user_id.into(),
+            client_id: client_id.into(),
+            scope: scope.into(),
+            issued_at_ms,
+        }
     }
 
     /// The authorization-code grant.
-    pub fn exchange_code(&mut self, code: &str, client_id: &str, secret: Option<&str>, redirect_uri: &str, verifier: Option<&str>) -> Result<Issued, OAuthError> {
+    pub fn exchange_code(
+        &mut self,
+        code: &str,
+        client_id: &str,
+        secret: Option<&str>,
+        redirect_uri: &str,
+        verifier: Option<&str>,
+    ) -> Result<Issued, OAuthError> {
         let require = self.app(client_id).is_some_and(|a| a.require_secret);
         self.check_client(client_id, secret, require)?;
         // Single use: the code is gone whatever happens next.
@@ -195,9 +251,18 @@ impl AuthStore {
     }
 
     /// The refresh-token grant, rotating the refresh token when the app asks for it.
-    pub fn refresh(&mut self, refresh_token: &str, client_id: &str, secret: Option<&str>) -> Result<Issued, OAuthError> {
+    pub fn refresh(
+        &mut self,
+        refresh_token: &str,
+        client_id: &str,
+        secret: Option<&str>,
+    ) -> Result<Issued, OAuthError> {
         let app = self.check_client(client_id, secret, false)?.clone();
-        let grant = self.refresh_tokens.get(refresh_token).cloned().ok_or(BAD_REFRESH)?;
+        let grant = self
+            .refresh_tokens
+            .get(refresh_token)
+            .cloned()
+            .ok_or(BAD_REFRESH)?;
         if grant.client_id != client_id {
             return Err(BAD_REFRESH);
         }
@@ -205,21 +270,46 @@ impl AuthStore {
             self.revoke(refresh_token);
             Ok(self.issue(&grant.user_id, client_id, &grant.scope, true, None))
         } else {
-            Ok(self.issue(&grant.user_id, client_id, &grant.scope, false, Some(refresh_token.to_string())))
+            Ok(self.issue(
+                &grant.user_id,
+                client_id,
+                &grant.scope,
+                false,
+                Some(refresh_token.to_string()),
+            ))
         }
     }
 
     /// The username-password grant.
-    pub fn password_grant(&mut self, client_id: &str, secret: Option<&str>, username: &str, password: &str) -> Result<Issued, OAuthError> {
+    pub fn password_grant(
+        &mut self,
+        client_id: &str,
+        secret: Option<&str>,
+        username: &str,
+        password: &str,
+    ) -> Result<Issued, OAuthError> {
         self.check_client(client_id, secret, true)?;
-        let user_id = self.login(username, password).ok_or(AUTH_FAILURE)?.user_id.clone();
+        let user_id = self
+            .login(username, password)
+            .ok_or(AUTH_FAILURE)?
+            .user_id
+            .clone();
         Ok(self.issue(&user_id, client_id, "api", false, None))
     }
 
     /// The client-credentials grant: a session for the first administrator.
-    pub fn client_credentials(&mut self, client_id: &str, secret: Option<&str>) -> Result<Issued, OAuthError> {
+    pub fn client_credentials(
+        &mut self,
+        client_id: &str,
+        secret: Option<&str>,
+    ) -> Result<Issued, OAuthError> {
         self.check_client(client_id, secret, true)?;
-        let user_id = self.credentials.first().ok_or(AUTH_FAILURE)?.user_id.clone();
+        let user_id = self
+            .credentials
+            .first()
+            .ok_or(AUTH_FAILURE)?
+            .user_id
+            .clone();
         Ok(self.issue(&user_id, client_id, "api", false, None))
     }
 
@@ -229,7 +319,8 @@ impl AuthStore {
             return true;
         }
         if self.refresh_tokens.remove(token).is_some() {
-            self.sessions.retain(|_, s| s.refresh.as_deref() != Some(token));
+            self.sessions
+                .retain(|_, s| s.refresh.as_deref() != Some(token));
             return true;
         }
         false
@@ -276,8 +367,19 @@ mod tests {
 
     fn store() -> AuthStore {
         AuthStore {
-            credentials: vec![Credential { username: "admin@example.com".into(), password: "emulator".into(), user_id: "005Em0000000001AAA".into() }],
-            apps: vec![ConnectedApp::default_app(), ConnectedApp { client_id: "rot".into(), rotate_refresh_tokens: true, ..ConnectedApp::default_app() }],
+            credentials: vec![Credential {
+                username: "admin@example.com".into(),
+                password: "emulator".into(),
+                user_id: "005Em0000000001AAA".into(),
+            }],
+            apps: vec![
+                ConnectedApp::default_app(),
+                ConnectedApp {
+                    client_id: "rot".into(),
+                    rotate_refresh_tokens: true,
+                    ..ConnectedApp::default_app()
+                },
+            ],
             token_ttl: Duration::from_secs(60),
             ..Default::default()
         }
@@ -285,37 +387,119 @@ mod tests {
 
     #[test]
     fn pkce_s256_matches_the_rfc_example() {
-        assert_eq!(pkce_challenge("dBjftJeZ4CVP-mJ92K9uRPQx1Yv6ORN4cPMkGgtGg6P2").len(), 43);
-        assert_eq!(pkce_challenge("dBjftJeZ4CVP-mJ92K9uRPQx1Yv6ORN4cPMkGgtGg6P2"), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+        // RFC 7636, appendix B.
+        assert_eq!(
+            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
     }
 
     #[test]
     fn codes_are_single_use_and_check_pkce_and_redirect() {
         let mut s = store();
         let ch = pkce_challenge("verifier-verifier-verifier-verifier-verifier");
-        let code = s.issue_code("local-client", "http://127.0.0.1/cb", Some(ch.clone()), "005Em0000000001AAA", "api refresh_token");
-        assert_eq!(s.exchange_code(&code, "local-client", None, "http://127.0.0.1/cb", Some("wrong")).unwrap_err(), BAD_VERIFIER);
-        let code = s.issue_code("local-client", "http://127.0.0.1/cb", Some(ch.clone()), "005Em0000000001AAA", "api refresh_token");
-        assert_eq!(s.exchange_code(&code, "local-client", None, "http://127.0.0.1/cb", None).unwrap_err(), MISSING_VERIFIER);
-        let code = s.issue_code("local-client", "http://127.0.0.1/cb", Some(ch), "005Em0000000001AAA", "api refresh_token");
-        assert_eq!(s.exchange_code(&code, "local-client", None, "http://127.0.0.1/other", Some("verifier-verifier-verifier-verifier-verifier")).unwrap_err(), REDIRECT_MISMATCH);
-        let code = s.issue_code("local-client", "http://127.0.0.1/cb", None, "005Em0000000001AAA", "api refresh_token");
-        let issued = s.exchange_code(&code, "local-client", Some("local-secret"), "http://127.0.0.1/cb", None).unwrap();
+        let code = s.issue_code(
+            "local-client",
+            "http://127.0.0.1/cb",
+            Some(ch.clone()),
+            "005Em0000000001AAA",
+            "api refresh_token",
+        );
+        assert_eq!(
+            s.exchange_code(
+                &code,
+                "local-client",
+                None,
+                "http://127.0.0.1/cb",
+                Some("wrong")
+            )
+            .unwrap_err(),
+            BAD_VERIFIER
+        );
+        let code = s.issue_code(
+            "local-client",
+            "http://127.0.0.1/cb",
+            Some(ch.clone()),
+            "005Em0000000001AAA",
+            "api refresh_token",
+        );
+        assert_eq!(
+            s.exchange_code(&code, "local-client", None, "http://127.0.0.1/cb", None)
+                .unwrap_err(),
+            MISSING_VERIFIER
+        );
+        let code = s.issue_code(
+            "local-client",
+            "http://127.0.0.1/cb",
+            Some(ch),
+            "005Em0000000001AAA",
+            "api refresh_token",
+        );
+        assert_eq!(
+            s.exchange_code(
+                &code,
+                "local-client",
+                None,
+                "http://127.0.0.1/other",
+                Some("verifier-verifier-verifier-verifier-verifier")
+            )
+            .unwrap_err(),
+            REDIRECT_MISMATCH
+        );
+        let code = s.issue_code(
+            "local-client",
+            "http://127.0.0.1/cb",
+            None,
+            "005Em0000000001AAA",
+            "api refresh_token",
+        );
+        let issued = s
+            .exchange_code(
+                &code,
+                "local-client",
+                Some("local-secret"),
+                "http://127.0.0.1/cb",
+                None,
+            )
+            .unwrap();
         assert!(issued.refresh_token.is_some());
-        assert_eq!(s.exchange_code(&code, "local-client", None, "http://127.0.0.1/cb", None).unwrap_err(), BAD_CODE);
+        assert_eq!(
+            s.exchange_code(&code, "local-client", None, "http://127.0.0.1/cb", None)
+                .unwrap_err(),
+            BAD_CODE
+        );
     }
 
     #[test]
     fn refresh_rotates_only_when_the_app_says_so() {
         let mut s = store();
-        let code = s.issue_code("local-client", "http://127.0.0.1/cb", None, "u", "refresh_token");
-        let rt = s.exchange_code(&code, "local-client", None, "http://127.0.0.1/cb", None).unwrap().refresh_token.unwrap();
-        let again = s.refresh(&rt, "local-client", Some("local-secret")).unwrap();
+        let code = s.issue_code(
+            "local-client",
+            "http://127.0.0.1/cb",
+            None,
+            "u",
+            "refresh_token",
+        );
+        let rt = s
+            .exchange_code(&code, "local-client", None, "http://127.0.0.1/cb", None)
+            .unwrap()
+            .refresh_token
+            .unwrap();
+        let again = s
+            .refresh(&rt, "local-client", Some("local-secret"))
+            .unwrap();
         assert!(again.refresh_token.is_none());
-        assert!(s.refresh(&rt, "local-client", None).is_ok(), "non-rotating refresh tokens stay valid");
+        assert!(
+            s.refresh(&rt, "local-client", None).is_ok(),
+            "non-rotating refresh tokens stay valid"
+        );
 
         let code = s.issue_code("rot", "http://127.0.0.1/cb", None, "u", "refresh_token");
-        let rt = s.exchange_code(&code, "rot", None, "http://127.0.0.1/cb", None).unwrap().refresh_token.unwrap();
+        let rt = s
+            .exchange_code(&code, "rot", None, "http://127.0.0.1/cb", None)
+            .unwrap()
+            .refresh_token
+            .unwrap();
         let rotated = s.refresh(&rt, "rot", None).unwrap().refresh_token.unwrap();
         assert_ne!(rt, rotated);
         assert_eq!(s.refresh(&rt, "rot", None).unwrap_err(), BAD_REFRESH);
@@ -325,8 +509,16 @@ mod tests {
     #[test]
     fn revoking_a_refresh_token_ends_its_sessions() {
         let mut s = store();
-        let code = s.issue_code("local-client", "http://127.0.0.1/cb", None, "u", "refresh_token");
-        let issued = s.exchange_code(&code, "local-client", None, "http://127.0.0.1/cb", None).unwrap();
+        let code = s.issue_code(
+            "local-client",
+            "http://127.0.0.1/cb",
+            None,
+            "u",
+            "refresh_token",
+        );
+        let issued = s
+            .exchange_code(&code, "local-client", None, "http://127.0.0.1/cb", None)
+            .unwrap();
         assert!(s.session(&issued.access_token).is_some());
         assert!(s.revoke(issued.refresh_token.as_deref().unwrap()));
         assert!(s.session(&issued.access_token).is_none());
@@ -336,9 +528,32 @@ mod tests {
     #[test]
     fn password_grant_needs_the_secret_and_right_password() {
         let mut s = store();
-        assert_eq!(s.password_grant("local-client", None, "admin@example.com", "emulator").unwrap_err(), BAD_CLIENT);
-        assert_eq!(s.password_grant("local-client", Some("local-secret"), "admin@example.com", "x").unwrap_err(), AUTH_FAILURE);
-        assert!(s.password_grant("local-client", Some("local-secret"), "ADMIN@example.com", "emulator").is_ok());
-        assert_eq!(s.password_grant("nope", Some("x"), "a", "b").unwrap_err(), BAD_CLIENT_ID);
+        assert_eq!(
+            s.password_grant("local-client", None, "admin@example.com", "emulator")
+                .unwrap_err(),
+            BAD_CLIENT
+        );
+        assert_eq!(
+            s.password_grant(
+                "local-client",
+                Some("local-secret"),
+                "admin@example.com",
+                "x"
+            )
+            .unwrap_err(),
+            AUTH_FAILURE
+        );
+        assert!(s
+            .password_grant(
+                "local-client",
+                Some("local-secret"),
+                "ADMIN@example.com",
+                "emulator"
+            )
+            .is_ok());
+        assert_eq!(
+            s.password_grant("nope", Some("x"), "a", "b").unwrap_err(),
+            BAD_CLIENT_ID
+        );
     }
 }

@@ -123,7 +123,9 @@ impl ConnectedApp {
 }
 
 fn url_is_loopback(uri: &str) -> bool {
-    let rest = uri.strip_prefix("http://").or_else(|| uri.strip_prefix("https://"));
+    let rest = uri
+        .strip_prefix("http://")
+        .or_else(|| uri.strip_prefix("https://"));
     let Some(rest) = rest else { return false };
     let host_port = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host = if let Some(h) = host_port.strip_prefix('[') {
@@ -131,13 +133,18 @@ fn url_is_loopback(uri: &str) -> bool {
     } else {
         host_port.rsplit_once(':').map_or(host_port, |(h, _)| h)
     };
-    host == "localhost" || host == "::1" || host.starts_with("127.")
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl Seed {
     pub fn from_file(path: &std::path::Path) -> Result<Seed, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read seed file {}: {e}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("invalid seed file {}: {e}", path.display()))
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read seed file {}: {e}", path.display()))?;
+        serde_json::from_str(&text)
+            .map_err(|e| format!("invalid seed file {}: {e}", path.display()))
     }
 }
 

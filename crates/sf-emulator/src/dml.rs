@@ -19,8 +19,16 @@ pub struct RecError {
 }
 
 impl RecError {
-    pub fn new(status_code: &'static str, message: impl Into<String>, fields: Vec<String>) -> RecError {
-        RecError { status_code, message: message.into(), fields }
+    pub fn new(
+        status_code: &'static str,
+        message: impl Into<String>,
+        fields: Vec<String>,
+    ) -> RecError {
+        RecError {
+            status_code,
+            message: message.into(),
+            fields,
+        }
     }
 }
 
@@ -41,7 +49,9 @@ pub enum Upserted {
 
 /// The current time in Salesforce's REST format.
 pub fn now() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3f+0000")
+        .to_string()
 }
 
 /// Normalises a date-time given on input to Salesforce's output format.
@@ -49,7 +59,12 @@ pub fn parse_datetime(s: &str) -> Option<String> {
     let parsed = chrono::DateTime::parse_from_rfc3339(s)
         .or_else(|_| chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
         .ok()?;
-    Some(parsed.with_timezone(&chrono::Utc).format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string())
+    Some(
+        parsed
+            .with_timezone(&chrono::Utc)
+            .format("%Y-%m-%dT%H:%M:%S%.3f+0000")
+            .to_string(),
+    )
 }
 
 /// Recomputes derived fields: the Name of Contacts and Users.
@@ -57,11 +72,22 @@ pub fn derive_name(def: &ObjectDef, row: &mut Row) {
     if !(def.name == "Contact" || def.name == "User") {
         return;
     }
-    let (Some(first), Some(last), Some(name)) = (def.slot("FirstName"), def.slot("LastName"), def.slot("Name")) else {
+    let (Some(first), Some(last), Some(name)) = (
+        def.slot("FirstName"),
+        def.slot("LastName"),
+        def.slot("Name"),
+    ) else {
         return;
     };
-    let parts: Vec<&str> = [&row[first], &row[last]].iter().filter_map(|v| v.as_str()).collect();
-    row[name] = if parts.is_empty() { Val::Null } else { Val::text(parts.join(" ")) };
+    let parts: Vec<&str> = [&row[first], &row[last]]
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    row[name] = if parts.is_empty() {
+        Val::Null
+    } else {
+        Val::text(parts.join(" "))
+    };
 }
 
 /// Whether the caller can see a field at all (custom fields need FLS read).
@@ -70,7 +96,11 @@ pub fn visible(object: &str, f: &FieldDef, access: &FieldAccess) -> bool {
 }
 
 fn no_such_column(object: &str, field: &str) -> RecError {
-    RecError::new("INVALID_FIELD", format!("No such column '{field}' on sobject of type {object}"), vec![])
+    RecError::new(
+        "INVALID_FIELD",
+        format!("No such column '{field}' on sobject of type {object}"),
+        vec![],
+    )
 }
 
 /// Converts one JSON value to a field value, checking its type and length.
@@ -174,7 +204,10 @@ fn check_length(f: &FieldDef, text: &str) -> Result<(), RecError> {
             let shown: String = text.chars().take(300).collect();
             return Err(RecError::new(
                 "STRING_TOO_LONG",
-                format!("{}: data value too large: {shown} (max length={max})", f.label),
+                format!(
+                    "{}: data value too large: {shown} (max length={max})",
+                    f.label
+                ),
                 vec![f.name.clone()],
             ));
         }
@@ -195,7 +228,15 @@ fn unique_keys(object: &str) -> &'static [&'static [&'static str]] {
 }
 
 fn is_permission_object(object: &str) -> bool {
-    matches!(object, "FieldPermissions" | "ObjectPermissions" | "PermissionSetAssignment" | "PermissionSet" | "Profile" | "User")
+    matches!(
+        object,
+        "FieldPermissions"
+            | "ObjectPermissions"
+            | "PermissionSetAssignment"
+            | "PermissionSet"
+            | "Profile"
+            | "User"
+    )
 }
 
 /// Applies a JSON body to a row (new or existing), checking fields and values.
@@ -213,7 +254,9 @@ fn apply(
         if name == "attributes" {
             continue;
         }
-        let Some(slot) = def.slot(name) else { return Err(no_such_column(&def.name, name)) };
+        let Some(slot) = def.slot(name) else {
+            return Err(no_such_column(&def.name, name));
+        };
         let f = &def.fields[slot];
         if !visible(&def.name, f, caller.access) {
             return Err(no_such_column(&def.name, name));
@@ -221,7 +264,10 @@ fn apply(
         if skip_field.is_some_and(|s| s.eq_ignore_ascii_case(name)) {
             continue;
         }
-        if f.system || matches!(f.ftype, FieldType::AutoNumber { .. }) || (f.fls && !caller.access.can_edit(&def.name, &f.name)) {
+        if f.system
+            || matches!(f.ftype, FieldType::AutoNumber { .. })
+            || (f.fls && !caller.access.can_edit(&def.name, &f.name))
+        {
             if f.name == "Id" && !creating {
                 continue;
             }
@@ -253,20 +299,29 @@ fn check_row(org: &Org, def: &ObjectDef, row: &Row) -> Result<(), RecError> {
         .map(|(_, f)| f.name.clone())
         .collect();
     if !missing.is_empty() {
-        return Err(RecError::new("REQUIRED_FIELD_MISSING", format!("Required fields are missing: [{}]", missing.join(", ")), missing));
+        return Err(RecError::new(
+            "REQUIRED_FIELD_MISSING",
+            format!("Required fields are missing: [{}]", missing.join(", ")),
+            missing,
+        ));
     }
     let table = org.table(&def.name).expect("table of def");
     let id = row[0].as_str().unwrap_or_default();
     for (slot, f) in def.fields.iter().enumerate() {
-        if !(f.unique || f.external_id && f.unique) || row[slot].is_null() {
+        if !f.unique || row[slot].is_null() {
             continue;
         }
         if let Some(other) = table.lookup(slot, &row[slot]).and_then(|rows| {
-            rows.into_iter().find(|r| r[0].as_str() != Some(id) && (!f.case_sensitive || r[slot] == row[slot]))
+            rows.into_iter()
+                .find(|r| r[0].as_str() != Some(id) && (!f.case_sensitive || r[slot] == row[slot]))
         }) {
             return Err(RecError::new(
                 "DUPLICATE_VALUE",
-                format!("duplicate value found: {} duplicates value on record with id: {}", f.name, other[0].as_str().unwrap_or("")),
+                format!(
+                    "duplicate value found: {} duplicates value on record with id: {}",
+                    f.name,
+                    other[0].as_str().unwrap_or("")
+                ),
                 vec![],
             ));
         }
@@ -286,7 +341,11 @@ fn check_row(org: &Org, def: &ObjectDef, row: &Row) -> Result<(), RecError> {
         if let Some(other) = dup {
             return Err(RecError::new(
                 "DUPLICATE_VALUE",
-                format!("duplicate value found: {} duplicates value on record with id: {}", key.join(", "), other[0].as_str().unwrap_or("")),
+                format!(
+                    "duplicate value found: {} duplicates value on record with id: {}",
+                    key.join(", "),
+                    other[0].as_str().unwrap_or("")
+                ),
                 vec![],
             ));
         }
@@ -299,14 +358,20 @@ fn check_row(org: &Org, def: &ObjectDef, row: &Row) -> Result<(), RecError> {
 
 fn check_field_permission(org: &Org, def: &ObjectDef, row: &Row) -> Result<(), RecError> {
     let get = |n: &str| def.slot(n).map(|s| row[s].clone()).unwrap_or_default();
-    let (Val::Text(object), Val::Text(field)) = (get("SobjectType"), get("Field")) else { return Ok(()) };
+    let (Val::Text(object), Val::Text(field)) = (get("SobjectType"), get("Field")) else {
+        return Ok(());
+    };
     let exists = field
         .split_once('.')
         .filter(|(o, _)| o.eq_ignore_ascii_case(&object))
         .and_then(|(o, f)| org.table(o).and_then(|t| t.def.field(f)))
         .is_some();
     if !exists {
-        return Err(RecError::new("INVALID_FIELD", format!("Invalid field: {field}"), vec!["Field".into()]));
+        return Err(RecError::new(
+            "INVALID_FIELD",
+            format!("Invalid field: {field}"),
+            vec!["Field".into()],
+        ));
     }
     if get("PermissionsEdit") == Val::Bool(true) && get("PermissionsRead") != Val::Bool(true) {
         return Err(RecError::new(
@@ -339,8 +404,16 @@ fn stamp(def: &ObjectDef, row: &mut Row, user: &str, creating: bool) {
 impl Org {
     /// Creates a record. `skip_field` names a field to leave out of the body
     /// (not used for plain creates).
-    pub fn create(&mut self, object: &str, body: &Map<String, Value>, caller: &Caller) -> Result<String, RecError> {
-        let def = self.table(object).map(|t| t.def.clone()).ok_or_else(|| invalid_type(object))?;
+    pub fn create(
+        &mut self,
+        object: &str,
+        body: &Map<String, Value>,
+        caller: &Caller,
+    ) -> Result<String, RecError> {
+        let def = self
+            .table(object)
+            .map(|t| t.def.clone())
+            .ok_or_else(|| invalid_type(object))?;
         let mut row = vec![Val::Null; def.fields.len()];
         for (slot, f) in def.fields.iter().enumerate() {
             if f.ftype == FieldType::Boolean {
@@ -356,7 +429,12 @@ impl Org {
         self.finish_create(&def, row, caller)
     }
 
-    fn finish_create(&mut self, def: &ObjectDef, mut row: Row, caller: &Caller) -> Result<String, RecError> {
+    fn finish_create(
+        &mut self,
+        def: &ObjectDef,
+        mut row: Row,
+        caller: &Caller,
+    ) -> Result<String, RecError> {
         derive_name(def, &mut row);
         let table = self.table_mut(&def.name).expect("table");
         let id = table.new_id();
@@ -368,9 +446,7 @@ impl Org {
             row[slot] = Val::text(format_auto_number(&display_format, table.auto_number));
         }
         stamp(def, &mut row, caller.user_id, true);
-        if let Err(e) = check_row(self, def, &row) {
-            return Err(e);
-        }
+        check_row(self, def, &row)?;
         self.table_mut(&def.name).expect("table").put(row);
         if is_permission_object(&def.name) {
             self.perm_generation += 1;
@@ -379,8 +455,17 @@ impl Org {
     }
 
     /// Updates a record by id.
-    pub fn update(&mut self, object: &str, id: &str, body: &Map<String, Value>, caller: &Caller) -> Result<(), RecError> {
-        let def = self.table(object).map(|t| t.def.clone()).ok_or_else(|| invalid_type(object))?;
+    pub fn update(
+        &mut self,
+        object: &str,
+        id: &str,
+        body: &Map<String, Value>,
+        caller: &Caller,
+    ) -> Result<(), RecError> {
+        let def = self
+            .table(object)
+            .map(|t| t.def.clone())
+            .ok_or_else(|| invalid_type(object))?;
         let mut row = self
             .table(object)
             .and_then(|t| t.get(id))
@@ -391,7 +476,12 @@ impl Org {
         self.finish_update(&def, row, caller)
     }
 
-    fn finish_update(&mut self, def: &ObjectDef, mut row: Row, caller: &Caller) -> Result<(), RecError> {
+    fn finish_update(
+        &mut self,
+        def: &ObjectDef,
+        mut row: Row,
+        caller: &Caller,
+    ) -> Result<(), RecError> {
         derive_name(def, &mut row);
         stamp(def, &mut row, caller.user_id, false);
         check_row(self, def, &row)?;
@@ -414,11 +504,16 @@ impl Org {
         caller: &Caller,
         update_only: bool,
     ) -> Result<Upserted, RecError> {
-        let def = self.table(object).map(|t| t.def.clone()).ok_or_else(|| invalid_type(object))?;
+        let def = self
+            .table(object)
+            .map(|t| t.def.clone())
+            .ok_or_else(|| invalid_type(object))?;
         let slot = def
             .slot(ext_field)
             .filter(|s| visible(&def.name, &def.fields[*s], caller.access))
-            .ok_or_else(|| RecError::new("NOT_FOUND", "The requested resource does not exist", vec![]))?;
+            .ok_or_else(|| {
+                RecError::new("NOT_FOUND", "The requested resource does not exist", vec![])
+            })?;
         let f = &def.fields[slot];
         if !(f.external_id || f.name == "Id") {
             return Err(RecError::new(
@@ -430,11 +525,27 @@ impl Org {
         let key = Val::text(ext_value);
         let table = self.table(object).expect("table");
         let matches: Vec<Row> = match table.lookup(slot, &key) {
-            Some(rows) => rows.into_iter().filter(|r| !f.case_sensitive || r[slot] == key).cloned().collect(),
-            None => table.iter().filter(|r| r[slot].as_str().is_some_and(|v| v.eq_ignore_ascii_case(ext_value))).cloned().collect(),
+            Some(rows) => rows
+                .into_iter()
+                .filter(|r| !f.case_sensitive || r[slot] == key)
+                .cloned()
+                .collect(),
+            None => table
+                .iter()
+                .filter(|r| {
+                    r[slot]
+                        .as_str()
+                        .is_some_and(|v| v.eq_ignore_ascii_case(ext_value))
+                })
+                .cloned()
+                .collect(),
         };
         match matches.len() {
-            0 if update_only => Err(RecError::new("NOT_FOUND", "The requested resource does not exist", vec![])),
+            0 if update_only => Err(RecError::new(
+                "NOT_FOUND",
+                "The requested resource does not exist",
+                vec![],
+            )),
             0 => {
                 let mut row = vec![Val::Null; def.fields.len()];
                 for (i, fd) in def.fields.iter().enumerate() {
@@ -453,24 +564,43 @@ impl Org {
                 row.resize(def.fields.len(), Val::Null);
                 let id = row[0].as_str().unwrap_or_default().to_string();
                 apply(self, &def, &mut row, body, caller, false, Some(&f.name))?;
-                self.finish_update(&def, row, caller).map(|_| Upserted::Updated(id))
+                self.finish_update(&def, row, caller)
+                    .map(|_| Upserted::Updated(id))
             }
-            _ => Ok(Upserted::Multiple(matches.iter().filter_map(|r| r[0].as_str().map(str::to_string)).collect())),
+            _ => Ok(Upserted::Multiple(
+                matches
+                    .iter()
+                    .filter_map(|r| r[0].as_str().map(str::to_string))
+                    .collect(),
+            )),
         }
     }
 
     /// Deletes a record, applying each child lookup's delete constraint.
     pub fn delete(&mut self, object: &str, id: &str) -> Result<(), RecError> {
-        let name = self.table(object).map(|t| t.def.name.clone()).ok_or_else(|| invalid_type(object))?;
+        let name = self
+            .table(object)
+            .map(|t| t.def.name.clone())
+            .ok_or_else(|| invalid_type(object))?;
         if !self.table(&name).is_some_and(|t| t.contains(id)) {
-            return Err(RecError::new("ENTITY_IS_DELETED", "entity is deleted", vec![]));
+            return Err(RecError::new(
+                "ENTITY_IS_DELETED",
+                "entity is deleted",
+                vec![],
+            ));
         }
-        let id18 = crate::ids::canonical15(id).map(|i| crate::ids::to_18(&i)).unwrap_or_default();
+        let id18 = crate::ids::canonical15(id)
+            .map(|i| crate::ids::to_18(&i))
+            .unwrap_or_default();
         // Children pointing at this record, by (object, slot, constraint).
         let mut children: Vec<(String, usize, DeleteConstraint)> = Vec::new();
         for t in self.tables() {
             for (slot, f) in t.def.fields.iter().enumerate() {
-                if let FieldType::Reference { to, delete_constraint } = &f.ftype {
+                if let FieldType::Reference {
+                    to,
+                    delete_constraint,
+                } = &f.ftype
+                {
                     if to.eq_ignore_ascii_case(&name) && !f.system {
                         children.push((t.def.name.clone(), slot, *delete_constraint));
                     }
@@ -519,7 +649,14 @@ impl Org {
     }
 
     /// A record as JSON with the fields the caller can see, as `GET /sobjects/Obj/Id` returns it.
-    pub fn record_json(&self, object: &str, row: &Row, access: &FieldAccess, version: &str, only: Option<&[String]>) -> Value {
+    pub fn record_json(
+        &self,
+        object: &str,
+        row: &Row,
+        access: &FieldAccess,
+        version: &str,
+        only: Option<&[String]>,
+    ) -> Value {
         let t = self.table(object).expect("table");
         let mut m = Map::new();
         let id = row[0].as_str().unwrap_or_default();
@@ -533,7 +670,10 @@ impl Org {
                     continue;
                 }
             }
-            m.insert(f.name.clone(), row.get(slot).map(Val::to_json).unwrap_or(Value::Null));
+            m.insert(
+                f.name.clone(),
+                row.get(slot).map(Val::to_json).unwrap_or(Value::Null),
+            );
         }
         Value::Object(m)
     }
@@ -544,7 +684,11 @@ pub fn attributes(object: &str, id: &str, version: &str) -> Value {
 }
 
 pub fn invalid_type(object: &str) -> RecError {
-    RecError::new("NOT_FOUND", format!("The requested resource does not exist: sObject type '{object}' is not supported."), vec![])
+    RecError::new(
+        "NOT_FOUND",
+        format!("The requested resource does not exist: sObject type '{object}' is not supported."),
+        vec![],
+    )
 }
 
 /// Formats an auto-number such as `REQ-{000000}` with the given number.
@@ -552,7 +696,13 @@ pub fn format_auto_number(format: &str, n: u64) -> String {
     match (format.find('{'), format.find('}')) {
         (Some(a), Some(b)) if b > a => {
             let width = format[a + 1..b].chars().filter(|c| *c == '0').count();
-            format!("{}{:0width$}{}", &format[..a], n, &format[b + 1..], width = width)
+            format!(
+                "{}{:0width$}{}",
+                &format[..a],
+                n,
+                &format[b + 1..],
+                width = width
+            )
         }
         _ => format!("{format}{n}"),
     }

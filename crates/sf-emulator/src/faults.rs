@@ -36,13 +36,19 @@ impl FaultSpec {
     pub fn parse(spec: &str) -> Result<FaultSpec, String> {
         let mut f = FaultSpec::default();
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (k, v) = part.split_once('=').ok_or_else(|| format!("fault '{part}' is not key=value"))?;
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| format!("fault '{part}' is not key=value"))?;
             let prob = |v: &str| -> Result<f64, String> {
-                let p: f64 = v.parse().map_err(|_| format!("fault '{k}': '{v}' is not a number"))?;
+                let p: f64 = v
+                    .parse()
+                    .map_err(|_| format!("fault '{k}': '{v}' is not a number"))?;
                 if (0.0..=1.0).contains(&p) {
                     Ok(p)
                 } else {
-                    Err(format!("fault '{k}': probability {p} is not between 0 and 1"))
+                    Err(format!(
+                        "fault '{k}': probability {p} is not between 0 and 1"
+                    ))
                 }
             };
             match k {
@@ -51,13 +57,27 @@ impl FaultSpec {
                 "lock" => f.lock = prob(v)?,
                 "hang" => f.hang = prob(v)?,
                 "reset" => f.reset = prob(v)?,
-                "seed" => f.seed = Some(v.parse().map_err(|_| format!("fault seed '{v}' is not a whole number"))?),
+                "seed" => {
+                    f.seed = Some(
+                        v.parse()
+                            .map_err(|_| format!("fault seed '{v}' is not a whole number"))?,
+                    )
+                }
                 "latency" => {
-                    let (ms, p) = v.split_once('@').ok_or_else(|| "latency fault is MSms@P, e.g. latency=200ms@0.1".to_string())?;
-                    f.latency_spike_ms = ms.trim_end_matches("ms").parse().map_err(|_| format!("latency '{ms}' is not milliseconds"))?;
+                    let (ms, p) = v.split_once('@').ok_or_else(|| {
+                        "latency fault is MSms@P, e.g. latency=200ms@0.1".to_string()
+                    })?;
+                    f.latency_spike_ms = ms
+                        .trim_end_matches("ms")
+                        .parse()
+                        .map_err(|_| format!("latency '{ms}' is not milliseconds"))?;
                     f.latency_spike = prob(p)?;
                 }
-                other => return Err(format!("unknown fault '{other}' (known: 503, 500, lock, latency, hang, reset, seed)")),
+                other => {
+                    return Err(format!(
+                    "unknown fault '{other}' (known: 503, 500, lock, latency, hang, reset, seed)"
+                ))
+                }
             }
         }
         Ok(f)
@@ -87,11 +107,18 @@ impl Faults {
             Some(s) => StdRng::seed_from_u64(s),
             None => StdRng::from_entropy(),
         };
-        Faults { spec, rng, injected: Default::default() }
+        Faults {
+            spec,
+            rng,
+            injected: Default::default(),
+        }
     }
 
     pub fn set(&mut self, spec: FaultSpec) {
-        *self = Faults { injected: std::mem::take(&mut self.injected), ..Faults::new(spec) };
+        *self = Faults {
+            injected: std::mem::take(&mut self.injected),
+            ..Faults::new(spec)
+        };
     }
 
     fn roll(&mut self, p: f64) -> bool {
@@ -144,7 +171,10 @@ mod tests {
 
     #[test]
     fn parses_every_key() {
-        let f = FaultSpec::parse("503=0.2, 500=0.1,lock=0.05,latency=250ms@0.3,hang=0.01,reset=0.02,seed=7").unwrap();
+        let f = FaultSpec::parse(
+            "503=0.2, 500=0.1,lock=0.05,latency=250ms@0.3,hang=0.01,reset=0.02,seed=7",
+        )
+        .unwrap();
         assert_eq!(f.unavailable, 0.2);
         assert_eq!(f.server_error, 0.1);
         assert_eq!(f.lock, 0.05);
@@ -156,9 +186,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_specs_with_a_reason() {
-        assert!(FaultSpec::parse("503=2").unwrap_err().contains("between 0 and 1"));
-        assert!(FaultSpec::parse("boom=0.1").unwrap_err().contains("unknown fault"));
-        assert!(FaultSpec::parse("latency=5").unwrap_err().contains("MSms@P"));
+        assert!(FaultSpec::parse("503=2")
+            .unwrap_err()
+            .contains("between 0 and 1"));
+        assert!(FaultSpec::parse("boom=0.1")
+            .unwrap_err()
+            .contains("unknown fault"));
+        assert!(FaultSpec::parse("latency=5")
+            .unwrap_err()
+            .contains("MSms@P"));
     }
 
     #[test]
@@ -166,19 +202,32 @@ mod tests {
         let spec = FaultSpec::parse("503=0.2,lock=0.1,seed=42").unwrap();
         let run = || {
             let mut f = Faults::new(spec.clone());
-            (0..1000).map(|_| (f.for_call().0, f.lock())).collect::<Vec<_>>()
+            (0..1000)
+                .map(|_| (f.for_call().0, f.lock()))
+                .collect::<Vec<_>>()
         };
         let a = run();
         assert_eq!(a, run());
-        let unavailable = a.iter().filter(|(c, _)| *c == CallFault::Unavailable).count();
-        assert!((150..250).contains(&unavailable), "about 20% of 1000, got {unavailable}");
+        let unavailable = a
+            .iter()
+            .filter(|(c, _)| *c == CallFault::Unavailable)
+            .count();
+        assert!(
+            (150..250).contains(&unavailable),
+            "about 20% of 1000, got {unavailable}"
+        );
         let locks = a.iter().filter(|(_, l)| *l).count();
         assert!((60..140).contains(&locks), "about 10% of 1000, got {locks}");
     }
 
     #[test]
     fn each_kind_is_injected() {
-        for (spec, want) in [("hang=1", CallFault::Hang), ("reset=1", CallFault::Reset), ("503=1", CallFault::Unavailable), ("500=1", CallFault::ServerError)] {
+        for (spec, want) in [
+            ("hang=1", CallFault::Hang),
+            ("reset=1", CallFault::Reset),
+            ("503=1", CallFault::Unavailable),
+            ("500=1", CallFault::ServerError),
+        ] {
             let mut f = Faults::new(FaultSpec::parse(spec).unwrap());
             assert_eq!(f.for_call().0, want, "{spec}");
         }

@@ -79,7 +79,10 @@ impl IdCounter {
             *slot = BASE62[(n % 62) as usize];
             n /= 62;
         }
-        format!("{prefix}{POD}{}", std::str::from_utf8(&digits).expect("ascii"))
+        format!(
+            "{prefix}{POD}{}",
+            std::str::from_utf8(&digits).expect("ascii")
+        )
     }
 }
 
@@ -120,8 +123,14 @@ mod tests {
     fn eighteen_char_ids_are_case_insensitive() {
         let id = "001A0000006Vm9rIAC";
         assert_eq!(canonical15(id).as_deref(), Some("001A0000006Vm9r"));
-        assert_eq!(canonical15(&id.to_lowercase()).as_deref(), Some("001A0000006Vm9r"));
-        assert_eq!(canonical15(&id.to_uppercase()).as_deref(), Some("001A0000006Vm9r"));
+        assert_eq!(
+            canonical15(&id.to_lowercase()).as_deref(),
+            Some("001A0000006Vm9r")
+        );
+        assert_eq!(
+            canonical15(&id.to_uppercase()).as_deref(),
+            Some("001A0000006Vm9r")
+        );
     }
 
     #[test]

@@ -1,4 +1,7 @@
 #![recursion_limit = "256"]
+// Handlers return `Result<_, Response>` to answer early with a ready response,
+// the usual axum style; boxing every response would only add noise.
+#![allow(clippy::result_large_err)]
 //! A local Salesforce API emulator: OAuth 2.0, the REST API (sObjects,
 //! external-id upsert, sObject Collections, SOQL with paging, describe,
 //! limits) and the Metadata API over SOAP, with field-level security, API

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde_json::json;
@@ -21,8 +21,15 @@ fn form(body: &[u8]) -> HashMap<String, String> {
 }
 
 fn oauth_error(e: OAuthError) -> Response {
-    let status = if e.error == "invalid_client" { StatusCode::UNAUTHORIZED } else { StatusCode::BAD_REQUEST };
-    sf_json(status, &json!({"error": e.error, "error_description": e.description}))
+    let status = if e.error == "invalid_client" {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    sf_json(
+        status,
+        &json!({"error": e.error, "error_description": e.description}),
+    )
 }
 
 fn error_page(title: &str, detail: &str) -> Response {
@@ -35,6 +42,11 @@ fn error_page(title: &str, detail: &str) -> Response {
         )),
     )
         .into_response()
+}
+
+/// A 302 Found, as Salesforce redirects to the callback.
+fn found(url: &str) -> Response {
+    (StatusCode::FOUND, [(header::LOCATION, url.to_string())]).into_response()
 }
 
 fn with_query(uri: &str, params: &[(&str, &str)]) -> String {
@@ -51,28 +63,74 @@ fn check_authorize(em: &Emulator, p: &HashMap<String, String>) -> Result<(), Res
     let client_id = p.get("client_id").map(String::as_str).unwrap_or("");
     let redirect = p.get("redirect_uri").map(String::as_str).unwrap_or("");
     let auth = em.auth.lock();
-    let Some(app) = auth.app(client_id) else { return Err(error_page("invalid_client_id", "client identifier invalid")) };
+    let Some(app) = auth.app(client_id) else {
+        return Err(error_page("invalid_client_id", "client identifier invalid"));
+    };
     if !app.accepts_callback(redirect) {
-        return Err(error_page("redirect_uri_mismatch", "redirect_uri must match configuration"));
+        return Err(error_page(
+            "redirect_uri_mismatch",
+            "redirect_uri must match configuration",
+        ));
     }
     if p.get("response_type").map(String::as_str) != Some("code") {
         let state = p.get("state").cloned().unwrap_or_default();
-        return Err(Redirect::to(&with_query(redirect, &[("error", "unsupported_response_type"), ("error_description", "response type not supported"), ("state", &state)])).into_response());
+        return Err(found(&with_query(
+            redirect,
+            &[
+                ("error", "unsupported_response_type"),
+                ("error_description", "response type not supported"),
+                ("state", &state),
+            ],
+        ))
+        .into_response());
     }
     Ok(())
 }
 
-const CARRIED: &[&str] = &["response_type", "client_id", "redirect_uri", "state", "scope", "code_challenge", "code_challenge_method", "prompt", "login_hint"];
+const CARRIED: &[&str] = &[
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "state",
+    "scope",
+    "code_challenge",
+    "code_challenge_method",
+    "prompt",
+    "login_hint",
+];
 
 fn login_page(p: &HashMap<String, String>, message: Option<&str>) -> Response {
     let hidden: String = CARRIED
         .iter()
-        .filter_map(|k| p.get(*k).map(|v| format!("<input type=\"hidden\" name=\"{k}\" value=\"{}\">", escape_html(v))))
+        .filter_map(|k| {
+            p.get(*k).map(|v| {
+                format!(
+                    "<input type=\"hidden\" name=\"{k}\" value=\"{}\">",
+                    escape_html(v)
+                )
+            })
+        })
         .collect();
     let app = escape_html(p.get("client_id").map(String::as_str).unwrap_or(""));
-    let scope = escape_html(p.get("scope").map(String::as_str).unwrap_or("api refresh_token"));
-    let username = escape_html(p.get("login_hint").or_else(|| p.get("username")).map(String::as_str).unwrap_or(""));
-    let msg = message.map(|m| format!("<p id=\"error\" class=\"error\" role=\"alert\">{}</p>", escape_html(m))).unwrap_or_default();
+    let scope = escape_html(
+        p.get("scope")
+            .map(String::as_str)
+            .unwrap_or("api refresh_token"),
+    );
+    let username = escape_html(
+        p.get("login_hint")
+            .or_else(|| p.get("username"))
+            .map(String::as_str)
+            .unwrap_or(""),
+    );
+    let msg = message
+        .map(|m| {
+            format!(
+                "<p id=\"error\" class=\"error\" role=\"alert\">{}</p>",
+                escape_html(m)
+            )
+        })
+        .unwrap_or_default();
     Html(format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Login | Salesforce (emulator)</title>
@@ -100,14 +158,20 @@ input[type=text],input[type=password]{{width:100%;box-sizing:border-box;padding:
     .into_response()
 }
 
-pub async fn authorize_page(State(em): State<Arc<Emulator>>, Query(p): Query<HashMap<String, String>>) -> Response {
+pub async fn authorize_page(
+    State(em): State<Arc<Emulator>>,
+    Query(p): Query<HashMap<String, String>>,
+) -> Response {
     if let Err(r) = check_authorize(&em, &p) {
         return r;
     }
     login_page(&p, None)
 }
 
-pub async fn authorize_submit(State(em): State<Arc<Emulator>>, body: axum::body::Bytes) -> Response {
+pub async fn authorize_submit(
+    State(em): State<Arc<Emulator>>,
+    body: axum::body::Bytes,
+) -> Response {
     let p = form(&body);
     if let Err(r) = check_authorize(&em, &p) {
         return r;
@@ -121,11 +185,15 @@ pub async fn authorize_submit(State(em): State<Arc<Emulator>>, body: axum::body:
         if !state.is_empty() {
             params.push(("state", &state));
         }
-        return Redirect::to(&with_query(&redirect, &params)).into_response();
+        return found(&with_query(&redirect, &params)).into_response();
     }
     let user = {
         let auth = em.auth.lock();
-        auth.login(p.get("username").map(String::as_str).unwrap_or(""), p.get("password").map(String::as_str).unwrap_or("")).map(|c| c.user_id.clone())
+        auth.login(
+            p.get("username").map(String::as_str).unwrap_or(""),
+            p.get("password").map(String::as_str).unwrap_or(""),
+        )
+        .map(|c| c.user_id.clone())
     };
     let Some(user_id) = user else {
         return login_page(&p, Some("Please check your username and password. If you still can't log in, contact your Salesforce administrator."));
@@ -142,26 +210,41 @@ pub async fn authorize_submit(State(em): State<Arc<Emulator>>, body: axum::body:
         params.push(("state", &state));
     }
     em.count("oauth.authorize");
-    Redirect::to(&with_query(&redirect, &params)).into_response()
+    found(&with_query(&redirect, &params)).into_response()
 }
 
 /// Client credentials from the form or from HTTP Basic auth.
-fn client_credentials(headers: &HeaderMap, p: &HashMap<String, String>) -> (String, Option<String>) {
-    if let Some(basic) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Basic ")) {
+fn client_credentials(
+    headers: &HeaderMap,
+    p: &HashMap<String, String>,
+) -> (String, Option<String>) {
+    if let Some(basic) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+    {
         if let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(basic.trim()) {
             if let Some((id, secret)) = String::from_utf8_lossy(&decoded).split_once(':') {
                 return (id.to_string(), Some(secret.to_string()));
             }
         }
     }
-    (p.get("client_id").cloned().unwrap_or_default(), p.get("client_secret").filter(|s| !s.is_empty()).cloned())
+    (
+        p.get("client_id").cloned().unwrap_or_default(),
+        p.get("client_secret").filter(|s| !s.is_empty()).cloned(),
+    )
 }
 
 fn token_response(em: &Emulator, issued: &Issued) -> Response {
     let base = em.base_url();
     let id_url = format!("{base}/id/{}/{}", em.org.read().org_id, issued.user_id);
     let issued_at = issued.issued_at_ms.to_string();
-    let secret = em.auth.lock().app(&issued.client_id).map(|a| a.client_secret.clone()).unwrap_or_default();
+    let secret = em
+        .auth
+        .lock()
+        .app(&issued.client_id)
+        .map(|a| a.client_secret.clone())
+        .unwrap_or_default();
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac takes any key");
     mac.update(format!("{id_url}{issued_at}").as_bytes());
     let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
@@ -180,7 +263,11 @@ fn token_response(em: &Emulator, issued: &Issued) -> Response {
     sf_json(StatusCode::OK, &body)
 }
 
-pub async fn token(State(em): State<Arc<Emulator>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+pub async fn token(
+    State(em): State<Arc<Emulator>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     em.count("oauth.token");
     let p = form(&body);
     let (client_id, secret) = client_credentials(&headers, &p);
@@ -188,9 +275,20 @@ pub async fn token(State(em): State<Arc<Emulator>>, headers: HeaderMap, body: ax
     let result = {
         let mut auth = em.auth.lock();
         match get("grant_type") {
-            "authorization_code" => auth.exchange_code(get("code"), &client_id, secret.as_deref(), get("redirect_uri"), p.get("code_verifier").map(String::as_str)),
+            "authorization_code" => auth.exchange_code(
+                get("code"),
+                &client_id,
+                secret.as_deref(),
+                get("redirect_uri"),
+                p.get("code_verifier").map(String::as_str),
+            ),
             "refresh_token" => auth.refresh(get("refresh_token"), &client_id, secret.as_deref()),
-            "password" => auth.password_grant(&client_id, secret.as_deref(), get("username"), get("password")),
+            "password" => auth.password_grant(
+                &client_id,
+                secret.as_deref(),
+                get("username"),
+                get("password"),
+            ),
             "client_credentials" => auth.client_credentials(&client_id, secret.as_deref()),
             _ => Err(auth::BAD_GRANT_TYPE),
         }
@@ -205,7 +303,10 @@ fn do_revoke(em: &Emulator, token: Option<&String>) -> Response {
     em.count("oauth.revoke");
     match token {
         Some(t) if em.auth.lock().revoke(t) => StatusCode::OK.into_response(),
-        _ => sf_json(StatusCode::BAD_REQUEST, &json!({"error": "invalid_token", "error_description": "invalid token"})),
+        _ => sf_json(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": "invalid_token", "error_description": "invalid token"}),
+        ),
     }
 }
 
@@ -213,16 +314,32 @@ pub async fn revoke(State(em): State<Arc<Emulator>>, body: axum::body::Bytes) ->
     do_revoke(&em, form(&body).get("token"))
 }
 
-pub async fn revoke_get(State(em): State<Arc<Emulator>>, Query(p): Query<HashMap<String, String>>) -> Response {
+pub async fn revoke_get(
+    State(em): State<Arc<Emulator>>,
+    Query(p): Query<HashMap<String, String>>,
+) -> Response {
     do_revoke(&em, p.get("token"))
 }
 
-fn user_facts(em: &Emulator, user_id: &str) -> Option<(String, String, String, Option<String>, String)> {
+fn user_facts(
+    em: &Emulator,
+    user_id: &str,
+) -> Option<(String, String, String, Option<String>, String)> {
     let org = em.org.read();
     let t = org.table("User")?;
     let row = t.get(user_id)?;
-    let s = |f: &str| org.get_field("User", row, f).and_then(|v| v.as_str()).map(str::to_string);
-    Some((s("Username")?, s("Name").unwrap_or_default(), s("Email").unwrap_or_default(), s("FirstName"), s("LastName").unwrap_or_default()))
+    let s = |f: &str| {
+        org.get_field("User", row, f)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    Some((
+        s("Username")?,
+        s("Name").unwrap_or_default(),
+        s("Email").unwrap_or_default(),
+        s("FirstName"),
+        s("LastName").unwrap_or_default(),
+    ))
 }
 
 fn session_user(em: &Emulator, headers: &HeaderMap) -> Option<String> {
@@ -230,13 +347,26 @@ fn session_user(em: &Emulator, headers: &HeaderMap) -> Option<String> {
     em.auth.lock().session(&token).map(|s| s.user_id.clone())
 }
 
-pub async fn identity(State(em): State<Arc<Emulator>>, headers: HeaderMap, Path((org_id, user_id)): Path<(String, String)>) -> Response {
+pub async fn identity(
+    State(em): State<Arc<Emulator>>,
+    headers: HeaderMap,
+    Path((org_id, user_id)): Path<(String, String)>,
+) -> Response {
     em.count("oauth.identity");
-    let Some(session_user) = session_user(&em, &headers) else { return crate::http::invalid_session() };
-    if !session_user.eq_ignore_ascii_case(&user_id) || !org_id.eq_ignore_ascii_case(&em.org.read().org_id) {
-        return sf_json(StatusCode::FORBIDDEN, &json!({"error": "Bad_Id", "error_description": "Bad id"}));
+    let Some(session_user) = session_user(&em, &headers) else {
+        return crate::http::invalid_session();
+    };
+    if !session_user.eq_ignore_ascii_case(&user_id)
+        || !org_id.eq_ignore_ascii_case(&em.org.read().org_id)
+    {
+        return sf_json(
+            StatusCode::FORBIDDEN,
+            &json!({"error": "Bad_Id", "error_description": "Bad id"}),
+        );
     }
-    let Some((username, name, email, first, last)) = user_facts(&em, &user_id) else { return crate::http::not_found() };
+    let Some((username, name, email, first, last)) = user_facts(&em, &user_id) else {
+        return crate::http::not_found();
+    };
     let base = em.base_url();
     let v = &em.config.api_version_max;
     let org = em.org.read().org_id.clone();
@@ -278,7 +408,9 @@ pub async fn userinfo(State(em): State<Arc<Emulator>>, headers: HeaderMap) -> Re
     let Some(user_id) = session_user(&em, &headers) else {
         return (StatusCode::FORBIDDEN, "Bad_OAuth_Token").into_response();
     };
-    let Some((username, name, email, first, last)) = user_facts(&em, &user_id) else { return crate::http::not_found() };
+    let Some((username, name, email, first, last)) = user_facts(&em, &user_id) else {
+        return crate::http::not_found();
+    };
     let base = em.base_url();
     let org = em.org.read().org_id.clone();
     sf_json(

@@ -67,9 +67,14 @@ impl Org {
         for def in schema::standard_objects() {
             org.add_object(def);
         }
-        let admin_profile_id = org.insert_system("Profile", &[("Name", Val::text("System Administrator"))]);
-        let standard_profile_id = org.insert_system("Profile", &[("Name", Val::text("Standard User"))]);
-        for (pid, name) in [(&admin_profile_id, "X00eEm000000001_128_09_04_12_1"), (&standard_profile_id, "X00eEm000000002_128_09_04_12_2")] {
+        let admin_profile_id =
+            org.insert_system("Profile", &[("Name", Val::text("System Administrator"))]);
+        let standard_profile_id =
+            org.insert_system("Profile", &[("Name", Val::text("Standard User"))]);
+        for (pid, name) in [
+            (&admin_profile_id, "X00eEm000000001_128_09_04_12_1"),
+            (&standard_profile_id, "X00eEm000000002_128_09_04_12_2"),
+        ] {
             org.insert_system(
                 "PermissionSet",
                 &[
@@ -81,7 +86,14 @@ impl Org {
             );
         }
         for (object, lists) in [
-            ("Account", vec!["RelatedContactList", "RelatedOpportunityList", "RelatedActivityList"]),
+            (
+                "Account",
+                vec![
+                    "RelatedContactList",
+                    "RelatedOpportunityList",
+                    "RelatedActivityList",
+                ],
+            ),
             ("Contact", vec!["RelatedActivityList", "RelatedHistoryList"]),
         ] {
             let full_name = format!("{object}-{object} Layout");
@@ -91,17 +103,30 @@ impl Org {
                 .collect::<String>();
             org.layouts.insert(
                 full_name.to_lowercase(),
-                Layout { full_name, body_xml, related_lists: lists.iter().map(|s| s.to_string()).collect() },
+                Layout {
+                    full_name,
+                    body_xml,
+                    related_lists: lists.iter().map(|s| s.to_string()).collect(),
+                },
             );
         }
-        (org, Bootstrap { admin_profile_id, standard_profile_id })
+        (
+            org,
+            Bootstrap {
+                admin_profile_id,
+                standard_profile_id,
+            },
+        )
     }
 
     /// Rebuilds derived lookups after loading saved state.
     pub fn after_load(&mut self) {
         self.by_prefix.clear();
-        let prefixes: Vec<(String, String)> =
-            self.tables.iter().map(|(k, t)| (t.def.key_prefix.clone(), k.clone())).collect();
+        let prefixes: Vec<(String, String)> = self
+            .tables
+            .iter()
+            .map(|(k, t)| (t.def.key_prefix.clone(), k.clone()))
+            .collect();
         self.by_prefix.extend(prefixes);
         for t in self.tables.values_mut() {
             t.rebuild_indexes();
@@ -109,8 +134,10 @@ impl Org {
     }
 
     pub fn add_object(&mut self, def: ObjectDef) {
-        self.by_prefix.insert(def.key_prefix.clone(), def.name.to_ascii_lowercase());
-        self.tables.insert(def.name.to_ascii_lowercase(), Table::new(def));
+        self.by_prefix
+            .insert(def.key_prefix.clone(), def.name.to_ascii_lowercase());
+        self.tables
+            .insert(def.name.to_ascii_lowercase(), Table::new(def));
     }
 
     pub fn remove_object(&mut self, name: &str) -> Option<Table> {
@@ -125,7 +152,11 @@ impl Org {
         loop {
             let n = self.next_custom_prefix as usize;
             self.next_custom_prefix += 1;
-            let p = format!("a{}{}", DIGITS[(n / 36) % 36] as char, DIGITS[n % 36] as char);
+            let p = format!(
+                "a{}{}",
+                DIGITS[(n / 36) % 36] as char,
+                DIGITS[n % 36] as char
+            );
             if !self.by_prefix.contains_key(&p) {
                 return p;
             }
@@ -164,7 +195,10 @@ impl Org {
         let mut row = vec![Val::Null; t.def.fields.len()];
         row[0] = Val::text(id.as_str());
         for (name, v) in values {
-            let slot = t.def.slot(name).unwrap_or_else(|| panic!("{object}.{name} exists"));
+            let slot = t
+                .def
+                .slot(name)
+                .unwrap_or_else(|| panic!("{object}.{name} exists"));
             row[slot] = v.clone();
         }
         for f in ["CreatedDate", "LastModifiedDate", "SystemModstamp"] {

@@ -20,14 +20,26 @@ pub fn router(em: Arc<Emulator>) -> Router {
         .route("/services/data", get(crate::rest::versions))
         .route("/services/data/", get(crate::rest::versions))
         .route("/services/data/{*rest}", any(crate::rest::handle))
-        .route("/services/oauth2/authorize", get(crate::oauth::authorize_page).post(crate::oauth::authorize_submit))
+        .route(
+            "/services/oauth2/authorize",
+            get(crate::oauth::authorize_page).post(crate::oauth::authorize_submit),
+        )
         .route("/services/oauth2/token", post(crate::oauth::token))
-        .route("/services/oauth2/revoke", post(crate::oauth::revoke).get(crate::oauth::revoke_get))
-        .route("/services/oauth2/userinfo", get(crate::oauth::userinfo).post(crate::oauth::userinfo))
+        .route(
+            "/services/oauth2/revoke",
+            post(crate::oauth::revoke).get(crate::oauth::revoke_get),
+        )
+        .route(
+            "/services/oauth2/userinfo",
+            get(crate::oauth::userinfo).post(crate::oauth::userinfo),
+        )
         .route("/id/{org}/{user}", get(crate::oauth::identity))
         .route("/services/Soap/m/{version}", post(crate::metadata::handle))
         .route("/services/Soap/m/{version}/", post(crate::metadata::handle))
-        .route("/services/Soap/m/{version}/{org}", post(crate::metadata::handle))
+        .route(
+            "/services/Soap/m/{version}/{org}",
+            post(crate::metadata::handle),
+        )
         .nest("/_emulator", crate::admin::router())
         .fallback(|| async { crate::http::not_found() })
         .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
@@ -42,7 +54,12 @@ pub enum Refusal {
 impl Emulator {
     /// Runs the common steps of an API call and returns the caller's user id.
     /// `kind` names the endpoint in `/_emulator/stats`.
-    pub async fn gate(&self, kind: &str, token: Option<&str>, conn: Option<&ConnControl>) -> Result<String, Response> {
+    pub async fn gate(
+        &self,
+        kind: &str,
+        token: Option<&str>,
+        conn: Option<&ConnControl>,
+    ) -> Result<String, Response> {
         self.count(kind);
         let (fault, spike) = self.faults.lock().for_call();
         let delay = self.config.latency + spike;
@@ -59,10 +76,20 @@ impl Emulator {
                     c.0.notify_one();
                     std::future::pending::<()>().await;
                 }
-                return Err(sf_error(StatusCode::SERVICE_UNAVAILABLE, "SERVER_UNAVAILABLE", "Server Unavailable", &[]));
+                return Err(sf_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "SERVER_UNAVAILABLE",
+                    "Server Unavailable",
+                    &[],
+                ));
             }
             CallFault::Unavailable => {
-                return Err(sf_error(StatusCode::SERVICE_UNAVAILABLE, "SERVER_UNAVAILABLE", "Server Unavailable", &[]));
+                return Err(sf_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "SERVER_UNAVAILABLE",
+                    "Server Unavailable",
+                    &[],
+                ));
             }
             CallFault::ServerError => {
                 return Err(sf_error(
@@ -74,7 +101,9 @@ impl Emulator {
             }
         }
         let user = token.and_then(|t| self.auth.lock().session(t).map(|s| s.user_id.clone()));
-        let Some(user) = user else { return Err(invalid_session()) };
+        let Some(user) = user else {
+            return Err(invalid_session());
+        };
         if !self.usage.lock().try_count(Instant::now()) {
             return Err(limit_exceeded());
         }

@@ -9,19 +9,32 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum FieldType {
     Id,
-    Text { length: u32 },
+    Text {
+        length: u32,
+    },
     /// Long text area (plain) or rich text (Html).
-    LongText { length: u32, html: bool },
+    LongText {
+        length: u32,
+        html: bool,
+    },
     Url,
     Email,
     Phone,
-    Picklist { values: Vec<String>, restricted: bool },
-    Reference { to: String, delete_constraint: DeleteConstraint },
+    Picklist {
+        values: Vec<String>,
+        restricted: bool,
+    },
+    Reference {
+        to: String,
+        delete_constraint: DeleteConstraint,
+    },
     Boolean,
     DateTime,
     Date,
     Number,
-    AutoNumber { display_format: String },
+    AutoNumber {
+        display_format: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,7 +97,10 @@ impl FieldDef {
         let mut f = FieldDef::new(
             name,
             label,
-            FieldType::Reference { to: to.to_string(), delete_constraint: DeleteConstraint::SetNull },
+            FieldType::Reference {
+                to: to.to_string(),
+                delete_constraint: DeleteConstraint::SetNull,
+            },
         );
         f.relationship_name = Some(rel.to_string());
         f.child_relationship_name = child.map(str::to_string);
@@ -95,7 +111,10 @@ impl FieldDef {
     pub fn indexed(&self) -> bool {
         self.external_id
             || self.unique
-            || matches!(self.ftype, FieldType::Email | FieldType::Id | FieldType::Reference { .. })
+            || matches!(
+                self.ftype,
+                FieldType::Email | FieldType::Id | FieldType::Reference { .. }
+            )
             || self.name == "Name"
     }
 
@@ -123,7 +142,13 @@ pub struct ObjectDef {
 }
 
 impl ObjectDef {
-    pub fn new(name: &str, label: &str, plural: &str, prefix: &str, fields: Vec<FieldDef>) -> ObjectDef {
+    pub fn new(
+        name: &str,
+        label: &str,
+        plural: &str,
+        prefix: &str,
+        fields: Vec<FieldDef>,
+    ) -> ObjectDef {
         let mut o = ObjectDef {
             name: name.to_string(),
             label: label.to_string(),
@@ -139,8 +164,12 @@ impl ObjectDef {
 
     /// Rebuilds the lower-case name lookup (after deserialising or changing fields).
     pub fn reindex(&mut self) {
-        self.by_lower =
-            self.fields.iter().enumerate().map(|(i, f)| (f.name.to_ascii_lowercase(), i)).collect();
+        self.by_lower = self
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name.to_ascii_lowercase(), i))
+            .collect();
     }
 
     /// The slot of a field, by case-insensitive name.
@@ -168,7 +197,9 @@ impl ObjectDef {
     /// The slot of the field whose parent relationship name is `rel` (case-insensitive).
     pub fn relationship_slot(&self, rel: &str) -> Option<usize> {
         self.fields.iter().position(|f| {
-            f.relationship_name.as_deref().is_some_and(|r| r.eq_ignore_ascii_case(rel))
+            f.relationship_name
+                .as_deref()
+                .is_some_and(|r| r.eq_ignore_ascii_case(rel))
         })
     }
 }
@@ -180,9 +211,20 @@ fn system_fields(with_owner: bool) -> Vec<FieldDef> {
         FieldDef::new("IsDeleted", "Deleted", FieldType::Boolean).system(),
         FieldDef::new("CreatedDate", "Created Date", FieldType::DateTime).system(),
         FieldDef::reference("CreatedById", "Created By ID", "User", "CreatedBy", None).system(),
-        FieldDef::new("LastModifiedDate", "Last Modified Date", FieldType::DateTime).system(),
-        FieldDef::reference("LastModifiedById", "Last Modified By ID", "User", "LastModifiedBy", None)
-            .system(),
+        FieldDef::new(
+            "LastModifiedDate",
+            "Last Modified Date",
+            FieldType::DateTime,
+        )
+        .system(),
+        FieldDef::reference(
+            "LastModifiedById",
+            "Last Modified By ID",
+            "User",
+            "LastModifiedBy",
+            None,
+        )
+        .system(),
         FieldDef::new("SystemModstamp", "System Modstamp", FieldType::DateTime).system(),
     ];
     if with_owner {
@@ -208,8 +250,21 @@ pub fn standard_objects() -> Vec<ObjectDef> {
         text("Industry", "Industry", 255),
         FieldDef::new("Phone", "Account Phone", FieldType::Phone),
         text("Type", "Account Type", 255),
-        FieldDef::new("Description", "Account Description", FieldType::LongText { length: 32000, html: false }),
-        FieldDef::reference("ParentId", "Parent Account ID", "Account", "Parent", Some("ChildAccounts")),
+        FieldDef::new(
+            "Description",
+            "Account Description",
+            FieldType::LongText {
+                length: 32000,
+                html: false,
+            },
+        ),
+        FieldDef::reference(
+            "ParentId",
+            "Parent Account ID",
+            "Account",
+            "Parent",
+            Some("ChildAccounts"),
+        ),
     ]);
 
     let mut contact = system_fields(true);
@@ -220,8 +275,21 @@ pub fn standard_objects() -> Vec<ObjectDef> {
         FieldDef::new("Email", "Email", FieldType::Email),
         FieldDef::new("Phone", "Business Phone", FieldType::Phone),
         text("Title", "Title", 128),
-        FieldDef::reference("AccountId", "Account ID", "Account", "Account", Some("Contacts")),
-        FieldDef::new("Description", "Contact Description", FieldType::LongText { length: 32000, html: false }),
+        FieldDef::reference(
+            "AccountId",
+            "Account ID",
+            "Account",
+            "Account",
+            Some("Contacts"),
+        ),
+        FieldDef::new(
+            "Description",
+            "Contact Description",
+            FieldType::LongText {
+                length: 32000,
+                html: false,
+            },
+        ),
     ]);
 
     let mut user = system_fields(false);
@@ -249,13 +317,26 @@ pub fn standard_objects() -> Vec<ObjectDef> {
     let mut assignment = system_fields(false);
     assignment.extend([
         FieldDef::reference("AssigneeId", "Assignee ID", "User", "Assignee", None).required(),
-        FieldDef::reference("PermissionSetId", "Permission Set ID", "PermissionSet", "PermissionSet", Some("Assignments"))
-            .required(),
+        FieldDef::reference(
+            "PermissionSetId",
+            "Permission Set ID",
+            "PermissionSet",
+            "PermissionSet",
+            Some("Assignments"),
+        )
+        .required(),
     ]);
 
     let mut obj_perms = system_fields(false);
     obj_perms.extend([
-        FieldDef::reference("ParentId", "Parent ID", "PermissionSet", "Parent", Some("ObjectPerms")).required(),
+        FieldDef::reference(
+            "ParentId",
+            "Parent ID",
+            "PermissionSet",
+            "Parent",
+            Some("ObjectPerms"),
+        )
+        .required(),
         text("SobjectType", "Sobject Type Name", 255).required(),
         boolean("PermissionsRead", "Read"),
         boolean("PermissionsCreate", "Create"),
@@ -267,7 +348,14 @@ pub fn standard_objects() -> Vec<ObjectDef> {
 
     let mut field_perms = system_fields(false);
     field_perms.extend([
-        FieldDef::reference("ParentId", "Parent ID", "PermissionSet", "Parent", Some("FieldPerms")).required(),
+        FieldDef::reference(
+            "ParentId",
+            "Parent ID",
+            "PermissionSet",
+            "Parent",
+            Some("FieldPerms"),
+        )
+        .required(),
         text("SobjectType", "Sobject Type Name", 255).required(),
         text("Field", "Field Name", 255).required(),
         boolean("PermissionsRead", "Read"),
@@ -279,10 +367,34 @@ pub fn standard_objects() -> Vec<ObjectDef> {
         ObjectDef::new("Contact", "Contact", "Contacts", "003", contact),
         ObjectDef::new("User", "User", "Users", "005", user),
         ObjectDef::new("Profile", "Profile", "Profile", "00e", profile),
-        ObjectDef::new("PermissionSet", "Permission Set", "Permission Sets", "0PS", perm_set),
-        ObjectDef::new("PermissionSetAssignment", "Permission Set Assignment", "Permission Set Assignments", "0Pa", assignment),
-        ObjectDef::new("ObjectPermissions", "Object Permissions", "Object Permissions", "110", obj_perms),
-        ObjectDef::new("FieldPermissions", "Field Permissions", "Field Permissions", "01k", field_perms),
+        ObjectDef::new(
+            "PermissionSet",
+            "Permission Set",
+            "Permission Sets",
+            "0PS",
+            perm_set,
+        ),
+        ObjectDef::new(
+            "PermissionSetAssignment",
+            "Permission Set Assignment",
+            "Permission Set Assignments",
+            "0Pa",
+            assignment,
+        ),
+        ObjectDef::new(
+            "ObjectPermissions",
+            "Object Permissions",
+            "Object Permissions",
+            "110",
+            obj_perms,
+        ),
+        ObjectDef::new(
+            "FieldPermissions",
+            "Field Permissions",
+            "Field Permissions",
+            "01k",
+            field_perms,
+        ),
     ]
 }
 

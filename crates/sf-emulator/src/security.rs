@@ -28,7 +28,11 @@ impl FieldAccess {
 }
 
 fn key(object: &str, field: &str) -> String {
-    format!("{}.{}", object.to_ascii_lowercase(), field.to_ascii_lowercase())
+    format!(
+        "{}.{}",
+        object.to_ascii_lowercase(),
+        field.to_ascii_lowercase()
+    )
 }
 
 /// The permission sets that apply to a user: assigned ones and the profile's own.
@@ -42,8 +46,14 @@ pub fn permission_sets_of(org: &Org, user_id: &str) -> HashSet<String> {
     if let Some(t) = org.table("PermissionSetAssignment") {
         for row in t.iter() {
             let assignee = org.get_field("PermissionSetAssignment", row, "AssigneeId");
-            if assignee.and_then(Val::as_str).is_some_and(|a| a.eq_ignore_ascii_case(user_id)) {
-                if let Some(ps) = org.get_field("PermissionSetAssignment", row, "PermissionSetId").and_then(Val::as_str) {
+            if assignee
+                .and_then(Val::as_str)
+                .is_some_and(|a| a.eq_ignore_ascii_case(user_id))
+            {
+                if let Some(ps) = org
+                    .get_field("PermissionSetAssignment", row, "PermissionSetId")
+                    .and_then(Val::as_str)
+                {
                     sets.insert(ps.to_lowercase());
                 }
             }
@@ -51,7 +61,9 @@ pub fn permission_sets_of(org: &Org, user_id: &str) -> HashSet<String> {
     }
     if let (Some(profile), Some(t)) = (user_profile, org.table("PermissionSet")) {
         for row in t.iter() {
-            let owner = org.get_field("PermissionSet", row, "ProfileId").and_then(Val::as_str);
+            let owner = org
+                .get_field("PermissionSet", row, "ProfileId")
+                .and_then(Val::as_str);
             if owner.is_some_and(|p| p.to_lowercase() == profile) {
                 sets.insert(row[0].as_str().unwrap_or_default().to_lowercase());
             }
@@ -64,15 +76,30 @@ pub fn permission_sets_of(org: &Org, user_id: &str) -> HashSet<String> {
 pub fn field_access(org: &Org, user_id: &str) -> FieldAccess {
     let sets = permission_sets_of(org, user_id);
     let mut access = FieldAccess::default();
-    let Some(t) = org.table("FieldPermissions") else { return access };
+    let Some(t) = org.table("FieldPermissions") else {
+        return access;
+    };
     for row in t.iter() {
-        let parent = org.get_field("FieldPermissions", row, "ParentId").and_then(Val::as_str);
+        let parent = org
+            .get_field("FieldPermissions", row, "ParentId")
+            .and_then(Val::as_str);
         if !parent.is_some_and(|p| sets.contains(&p.to_lowercase())) {
             continue;
         }
-        let Some(field) = org.get_field("FieldPermissions", row, "Field").and_then(Val::as_str) else { continue };
-        let read = matches!(org.get_field("FieldPermissions", row, "PermissionsRead"), Some(Val::Bool(true)));
-        let edit = matches!(org.get_field("FieldPermissions", row, "PermissionsEdit"), Some(Val::Bool(true)));
+        let Some(field) = org
+            .get_field("FieldPermissions", row, "Field")
+            .and_then(Val::as_str)
+        else {
+            continue;
+        };
+        let read = matches!(
+            org.get_field("FieldPermissions", row, "PermissionsRead"),
+            Some(Val::Bool(true))
+        );
+        let edit = matches!(
+            org.get_field("FieldPermissions", row, "PermissionsEdit"),
+            Some(Val::Bool(true))
+        );
         let k = field.to_ascii_lowercase();
         if read {
             access.readable.insert(k.clone());

@@ -24,7 +24,10 @@ pub struct ConnControl(pub Arc<Notify>);
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("cannot set up TLS: {0}")]
     Tls(String),
     #[error("{0}")]
@@ -63,37 +66,69 @@ fn make_tls() -> Result<Tls, String> {
     let ca_key = KeyPair::generate().map_err(|e| e.to_string())?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "sf-emulator local CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "sf-emulator local CA");
     let ca_cert = ca_params.self_signed(&ca_key).map_err(|e| e.to_string())?;
     let leaf_key = KeyPair::generate().map_err(|e| e.to_string())?;
-    let mut leaf_params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()])
+    let mut leaf_params = CertificateParams::new(vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ])
+    .map_err(|e| e.to_string())?;
+    leaf_params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let leaf = leaf_params
+        .signed_by(&leaf_key, &ca_cert, &ca_key)
         .map_err(|e| e.to_string())?;
-    leaf_params.distinguished_name.push(DnType::CommonName, "localhost");
-    let leaf = leaf_params.signed_by(&leaf_key, &ca_cert, &ca_key).map_err(|e| e.to_string())?;
     let chain = vec![leaf.der().clone(), ca_cert.der().clone()];
-    let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).map_err(|e| e.to_string())?;
-    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
+    let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der())
         .map_err(|e| e.to_string())?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .map_err(|e| e.to_string())?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Tls { acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(cfg)), ca_pem: ca_cert.pem() })
+    Ok(Tls {
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(cfg)),
+        ca_pem: ca_cert.pem(),
+    })
 }
 
 /// Starts an emulator on `addr` (port 0 picks a free port).
 pub async fn start(addr: &str, config: EmulatorConfig) -> Result<Running, StartError> {
-    let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr: addr.to_string(), source })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
     start_on(listener, config).await
 }
 
 /// Starts an emulator on a listener the caller already bound.
-pub async fn start_on(listener: TcpListener, config: EmulatorConfig) -> Result<Running, StartError> {
-    let local = listener.local_addr().map_err(|source| StartError::Bind { addr: "listener".into(), source })?;
-    let tls = if config.tls { Some(make_tls().map_err(StartError::Tls)?) } else { None };
+pub async fn start_on(
+    listener: TcpListener,
+    config: EmulatorConfig,
+) -> Result<Running, StartError> {
+    let local = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: "listener".into(),
+        source,
+    })?;
+    let tls = if config.tls {
+        Some(make_tls().map_err(StartError::Tls)?)
+    } else {
+        None
+    };
     if let (Some(path), Some(t)) = (&config.tls_cert_out, &tls) {
-        std::fs::write(path, &t.ca_pem).map_err(|e| StartError::Tls(format!("cannot write {}: {e}", path.display())))?;
+        std::fs::write(path, &t.ca_pem)
+            .map_err(|e| StartError::Tls(format!("cannot write {}: {e}", path.display())))?;
     }
     let scheme = if tls.is_some() { "https" } else { "http" };
     let base_url = format!("{scheme}://{local}");
@@ -103,10 +138,22 @@ pub async fn start_on(listener: TcpListener, config: EmulatorConfig) -> Result<R
     let (tx, rx) = watch::channel(false);
     let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
     let task = tokio::spawn(accept_loop(listener, router, tls, rx));
-    Ok(Running { addr: local, base_url, emulator, ca_pem, shutdown: tx, task })
+    Ok(Running {
+        addr: local,
+        base_url,
+        emulator,
+        ca_pem,
+        shutdown: tx,
+        task,
+    })
 }
 
-async fn accept_loop(listener: TcpListener, router: axum::Router, tls: Option<Tls>, mut shutdown: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    router: axum::Router,
+    tls: Option<Tls>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let acceptor = tls.map(|t| t.acceptor);
     loop {
@@ -124,7 +171,8 @@ async fn accept_loop(listener: TcpListener, router: axum::Router, tls: Option<Tl
         let _ = stream.set_nodelay(true);
         let fd = stream.as_raw_fd();
         let kill = Arc::new(Notify::new());
-        let svc = TowerToHyperService::new(router.clone().layer(Extension(ConnControl(kill.clone()))));
+        let svc =
+            TowerToHyperService::new(router.clone().layer(Extension(ConnControl(kill.clone()))));
         let acceptor = acceptor.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
@@ -133,13 +181,15 @@ async fn accept_loop(listener: TcpListener, router: axum::Router, tls: Option<Tl
                 match acceptor {
                     Some(acc) => match acc.accept(stream).await {
                         Ok(tls) => {
-                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
+                            let conn =
+                                builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
                             let _ = watcher.watch(conn.into_owned()).await;
                         }
                         Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
                     },
                     None => {
-                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                        let conn =
+                            builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
                         let _ = watcher.watch(conn.into_owned()).await;
                     }
                 }

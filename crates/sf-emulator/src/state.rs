@@ -47,7 +47,12 @@ impl Cursors {
     /// Takes up to `n` records starting at position `pos` of the whole result
     /// (as `nextRecordsUrl` counts). Returns the page, the result's total size
     /// and whether it is drained (the cursor then closes).
-    pub fn take(&mut self, locator: &str, pos: usize, n: usize) -> Option<(Vec<Value>, usize, bool)> {
+    pub fn take(
+        &mut self,
+        locator: &str,
+        pos: usize,
+        n: usize,
+    ) -> Option<(Vec<Value>, usize, bool)> {
         let (first, rest) = self.open.get(locator)?;
         let from = pos.checked_sub(*first)?;
         if from > rest.len() {
@@ -98,8 +103,10 @@ impl Emulator {
         }
         let (org, bootstrap, mut auth) = match config.state_file.as_ref().filter(|p| p.exists()) {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read state file {}: {e}", path.display()))?;
-                let mut p: Persisted = serde_json::from_str(&text).map_err(|e| format!("invalid state file {}: {e}", path.display()))?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read state file {}: {e}", path.display()))?;
+                let mut p: Persisted = serde_json::from_str(&text)
+                    .map_err(|e| format!("invalid state file {}: {e}", path.display()))?;
                 p.org.after_load();
                 (p.org, p.bootstrap, p.auth)
             }
@@ -150,12 +157,20 @@ impl Emulator {
             let profile = match u.profile.as_str() {
                 "System Administrator" | "Admin" => &boot.admin_profile_id,
                 "Standard User" | "Standard" => &boot.standard_profile_id,
-                other => return Err(format!("seed user {}: unknown profile '{other}'", u.username)),
+                other => {
+                    return Err(format!(
+                        "seed user {}: unknown profile '{other}'",
+                        u.username
+                    ))
+                }
             };
             let mut values = vec![
                 ("Username", Val::text(u.username.as_str())),
                 ("LastName", Val::text(u.last_name.as_str())),
-                ("Email", Val::text(u.email.clone().unwrap_or_else(|| u.username.clone()))),
+                (
+                    "Email",
+                    Val::text(u.email.clone().unwrap_or_else(|| u.username.clone())),
+                ),
                 ("IsActive", Val::Bool(true)),
                 ("ProfileId", Val::text(profile.as_str())),
             ];
@@ -163,14 +178,23 @@ impl Emulator {
                 values.push(("FirstName", Val::text(f.as_str())));
             }
             let user_id = org.insert_system("User", &values);
-            creds.push(Credential { username: u.username.clone(), password: u.password.clone(), user_id });
+            creds.push(Credential {
+                username: u.username.clone(),
+                password: u.password.clone(),
+                user_id,
+            });
         }
         let admin = creds[0].user_id.clone();
         let access = FieldAccess::default();
-        let caller = Caller { user_id: &admin, access: &access };
+        let caller = Caller {
+            user_id: &admin,
+            access: &access,
+        };
         let mut account_ids: HashMap<String, String> = HashMap::new();
         for a in &seed.accounts {
-            let id = org.create("Account", a, &caller).map_err(|e| format!("seed account {a:?}: {}", e.message))?;
+            let id = org
+                .create("Account", a, &caller)
+                .map_err(|e| format!("seed account {a:?}: {}", e.message))?;
             if let Some(name) = a.get("Name").and_then(Value::as_str) {
                 account_ids.insert(name.to_lowercase(), id);
             }
@@ -179,10 +203,13 @@ impl Emulator {
             let mut body: Map<String, Value> = c.clone();
             if let Some(name) = body.remove("AccountName") {
                 let name = name.as_str().unwrap_or_default().to_lowercase();
-                let id = account_ids.get(&name).ok_or_else(|| format!("seed contact {c:?}: no seeded account named '{name}'"))?;
+                let id = account_ids.get(&name).ok_or_else(|| {
+                    format!("seed contact {c:?}: no seeded account named '{name}'")
+                })?;
                 body.insert("AccountId".into(), Value::String(id.clone()));
             }
-            org.create("Contact", &body, &caller).map_err(|e| format!("seed contact {c:?}: {}", e.message))?;
+            org.create("Contact", &body, &caller)
+                .map_err(|e| format!("seed contact {c:?}: {}", e.message))?;
         }
         self.auth.lock().credentials = creds;
         Ok(())
@@ -194,11 +221,23 @@ impl Emulator {
         *self.org.write() = org;
         *self.bootstrap.write() = bootstrap;
         self.access_cache.lock().clear();
-        let old_ids: Vec<String> = self.auth.lock().credentials.iter().map(|c| c.user_id.clone()).collect();
+        let old_ids: Vec<String> = self
+            .auth
+            .lock()
+            .credentials
+            .iter()
+            .map(|c| c.user_id.clone())
+            .collect();
         self.auth.lock().credentials.clear();
         self.apply_seed()?;
         // Sessions of the old admin keep working: map them onto the new users by position.
-        let new_ids: Vec<String> = self.auth.lock().credentials.iter().map(|c| c.user_id.clone()).collect();
+        let new_ids: Vec<String> = self
+            .auth
+            .lock()
+            .credentials
+            .iter()
+            .map(|c| c.user_id.clone())
+            .collect();
         let mut auth = self.auth.lock();
         auth.remap_users(&old_ids, &new_ids);
         Ok(())
@@ -227,8 +266,14 @@ impl Emulator {
 
     /// Writes the org and tokens to the `--state` file, if one is configured.
     pub fn save_state(&self) -> Result<(), String> {
-        let Some(path) = &self.config.state_file else { return Ok(()) };
-        let p = Persisted { org: self.org.read().clone(), bootstrap: self.bootstrap.read().clone(), auth: self.auth.lock().clone() };
+        let Some(path) = &self.config.state_file else {
+            return Ok(());
+        };
+        let p = Persisted {
+            org: self.org.read().clone(),
+            bootstrap: self.bootstrap.read().clone(),
+            auth: self.auth.lock().clone(),
+        };
         let text = serde_json::to_string(&p).map_err(|e| e.to_string())?;
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, text).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;

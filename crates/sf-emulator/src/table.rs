@@ -35,7 +35,13 @@ fn index_key(v: &Val) -> Option<Box<str>> {
 
 impl Table {
     pub fn new(def: ObjectDef) -> Table {
-        let mut t = Table { def, rows: BTreeMap::new(), counter: IdCounter::default(), auto_number: 0, indexes: HashMap::new() };
+        let mut t = Table {
+            def,
+            rows: BTreeMap::new(),
+            counter: IdCounter::default(),
+            auto_number: 0,
+            indexes: HashMap::new(),
+        };
         t.rebuild_indexes();
         t
     }
@@ -51,7 +57,11 @@ impl Table {
             .filter(|(_, f)| f.indexed() && f.name != "Id")
             .map(|(i, _)| (i, HashMap::new()))
             .collect();
-        let entries: Vec<(Box<str>, Row)> = self.rows.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let entries: Vec<(Box<str>, Row)> = self
+            .rows
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         for (id, row) in entries {
             self.index_row(&id, &row);
         }
@@ -130,10 +140,18 @@ impl Table {
     /// Returns `None` when the field has no index.
     pub fn lookup(&self, slot: usize, value: &Val) -> Option<Vec<&Row>> {
         if slot == 0 {
-            return Some(value.as_str().and_then(|id| self.get(id)).into_iter().collect());
+            return Some(
+                value
+                    .as_str()
+                    .and_then(|id| self.get(id))
+                    .into_iter()
+                    .collect(),
+            );
         }
         let idx = self.indexes.get(&slot)?;
-        let Some(key) = index_key(value) else { return Some(Vec::new()) };
+        let Some(key) = index_key(value) else {
+            return Some(Vec::new());
+        };
         Some(
             idx.get(&key)
                 .map(|ids| ids.iter().filter_map(|id| self.rows.get(id)).collect())
@@ -148,7 +166,13 @@ impl Table {
             .def
             .fields
             .iter()
-            .map(|f| if f.ftype == crate::schema::FieldType::Boolean { Val::Bool(false) } else { Val::Null })
+            .map(|f| {
+                if f.ftype == crate::schema::FieldType::Boolean {
+                    Val::Bool(false)
+                } else {
+                    Val::Null
+                }
+            })
             .collect();
         for row in self.rows.values_mut() {
             while row.len() < defaults.len() {
@@ -160,7 +184,9 @@ impl Table {
 
     /// Removes a field from the definition and its values from every record.
     pub fn remove_field(&mut self, name: &str) {
-        let Some(slot) = self.def.slot(name) else { return };
+        let Some(slot) = self.def.slot(name) else {
+            return;
+        };
         self.def.fields.remove(slot);
         for row in self.rows.values_mut() {
             if slot < row.len() {

@@ -17,7 +17,11 @@ pub struct ApiUsage {
 
 impl ApiUsage {
     pub fn new(limit: u64) -> ApiUsage {
-        ApiUsage { limit, buckets: VecDeque::new(), used: 0 }
+        ApiUsage {
+            limit,
+            buckets: VecDeque::new(),
+            used: 0,
+        }
     }
 
     fn expire(&mut self, now: Instant) {

@@ -9,7 +9,11 @@ use clap::Parser;
 use sf_emulator::{EmulatorConfig, FaultSpec, Seed};
 
 #[derive(Parser)]
-#[command(name = "sf-emulator", version, about = "A local Salesforce API emulator that real Salesforce clients accept")]
+#[command(
+    name = "sf-emulator",
+    version,
+    about = "A local Salesforce API emulator that real Salesforce clients accept"
+)]
 struct Args {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8410")]
@@ -46,12 +50,27 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let faults = args.faults.as_deref().map(FaultSpec::parse).transpose().map_err(anyhow::Error::msg).context("--faults")?.unwrap_or_default();
-    let seed = args.seed.as_deref().map(Seed::from_file).transpose().map_err(anyhow::Error::msg)?.unwrap_or_default();
+    let faults = args
+        .faults
+        .as_deref()
+        .map(FaultSpec::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)
+        .context("--faults")?
+        .unwrap_or_default();
+    let seed = args
+        .seed
+        .as_deref()
+        .map(Seed::from_file)
+        .transpose()
+        .map_err(anyhow::Error::msg)?
+        .unwrap_or_default();
     let config = EmulatorConfig {
         tls: args.tls,
         tls_cert_out: args.tls_cert_out,
@@ -67,7 +86,10 @@ async fn main() -> anyhow::Result<()> {
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "sf-emulator listening on {}", running.base_url)?;
-        writeln!(out, "  log in as admin@example.com / emulator; client id local-client, secret local-secret")?;
+        writeln!(
+            out,
+            "  log in as admin@example.com / emulator; client id local-client, secret local-secret"
+        )?;
         out.flush()?;
     }
     shutdown_signal().await;
@@ -80,7 +102,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

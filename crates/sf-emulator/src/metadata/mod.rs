@@ -25,30 +25,69 @@ fn soap(status: StatusCode, body_inner: &str) -> Response {
     let doc = format!(
         r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns="http://soap.sforce.com/2006/04/metadata" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body>{body_inner}</soapenv:Body></soapenv:Envelope>"#
     );
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("text/xml;charset=UTF-8"))], doc).into_response()
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/xml;charset=UTF-8"),
+        )],
+        doc,
+    )
+        .into_response()
 }
 
 /// A SOAP fault; `code` is a Salesforce code (`sf:` is added) or a SOAP code (`soapenv:Client`).
 pub fn fault(code: &str, message: &str) -> Response {
-    let code = if code.contains(':') { code.to_string() } else { format!("sf:{code}") };
+    let code = if code.contains(':') {
+        code.to_string()
+    } else {
+        format!("sf:{code}")
+    };
     let doc = format!(
         r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:sf="http://soap.sforce.com/2006/04/metadata"><soapenv:Body><soapenv:Fault><faultcode>{}</faultcode><faultstring>{}</faultstring></soapenv:Fault></soapenv:Body></soapenv:Envelope>"#,
         escape(&code),
         escape(message)
     );
-    (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, HeaderValue::from_static("text/xml;charset=UTF-8"))], doc).into_response()
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/xml;charset=UTF-8"),
+        )],
+        doc,
+    )
+        .into_response()
 }
 
 fn errors_xml(e: &MdError) -> String {
-    let fields: String = e.fields.iter().map(|f| format!("<fields>{}</fields>", escape(f))).collect();
-    format!("<errors>{fields}<message>{}</message><statusCode>{}</statusCode></errors>", escape(&e.message), e.status_code)
+    let fields: String = e
+        .fields
+        .iter()
+        .map(|f| format!("<fields>{}</fields>", escape(f)))
+        .collect();
+    format!(
+        "<errors>{fields}<message>{}</message><statusCode>{}</statusCode></errors>",
+        escape(&e.message),
+        e.status_code
+    )
 }
 
 fn result_xml(op: &str, full: &str, res: &Result<bool, MdError>) -> String {
-    let created = if op == "upsertMetadata" { format!("<created>{}</created>", matches!(res, Ok(true))) } else { String::new() };
+    let created = if op == "upsertMetadata" {
+        format!("<created>{}</created>", matches!(res, Ok(true)))
+    } else {
+        String::new()
+    };
     match res {
-        Ok(_) => format!("<result>{created}<fullName>{}</fullName><success>true</success></result>", escape(full)),
-        Err(e) => format!("<result>{created}{}<fullName>{}</fullName><success>false</success></result>", errors_xml(e), escape(full)),
+        Ok(_) => format!(
+            "<result>{created}<fullName>{}</fullName><success>true</success></result>",
+            escape(full)
+        ),
+        Err(e) => format!(
+            "<result>{created}{}<fullName>{}</fullName><success>false</success></result>",
+            errors_xml(e),
+            escape(full)
+        ),
     }
 }
 
@@ -62,25 +101,53 @@ fn is_admin(em: &Emulator, user: &str) -> bool {
         .is_some_and(|p| p.eq_ignore_ascii_case(&admin))
 }
 
-pub async fn handle(State(em): State<Arc<Emulator>>, conn: Option<Extension<ConnControl>>, body: Bytes) -> Response {
+pub async fn handle(
+    State(em): State<Arc<Emulator>>,
+    conn: Option<Extension<ConnControl>>,
+    body: Bytes,
+) -> Response {
     let env = match xml::parse(&body) {
         Ok(e) if e.name == "Envelope" => e,
-        Ok(_) => return fault("soapenv:Client", "Element {http://schemas.xmlsoap.org/soap/envelope/}Envelope expected"),
-        Err(e) => return fault("soapenv:Client", &format!("Unable to parse the request: {e}")),
+        Ok(_) => {
+            return fault(
+                "soapenv:Client",
+                "Element {http://schemas.xmlsoap.org/soap/envelope/}Envelope expected",
+            )
+        }
+        Err(e) => {
+            return fault(
+                "soapenv:Client",
+                &format!("Unable to parse the request: {e}"),
+            )
+        }
     };
     let Some(op) = env.child("Body").and_then(|b| b.children.first()) else {
         return fault("soapenv:Client", "No operation in the SOAP Body");
     };
-    let session = env.child("Header").and_then(|h| h.child("SessionHeader")).and_then(|s| s.text_of("sessionId"));
-    let user = match em.gate(&format!("metadata.{}", op.name), session.as_deref(), conn.as_ref().map(|c| &c.0)).await {
+    let session = env
+        .child("Header")
+        .and_then(|h| h.child("SessionHeader"))
+        .and_then(|s| s.text_of("sessionId"));
+    let user = match em
+        .gate(
+            &format!("metadata.{}", op.name),
+            session.as_deref(),
+            conn.as_ref().map(|c| &c.0),
+        )
+        .await
+    {
         Ok(u) => u,
-        Err(resp) => {
-            return match resp.status() {
-                StatusCode::UNAUTHORIZED => fault("INVALID_SESSION_ID", "INVALID_SESSION_ID: Invalid Session ID found in SessionHeader: Illegal Session"),
-                StatusCode::FORBIDDEN => fault("REQUEST_LIMIT_EXCEEDED", "REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded."),
-                _ => resp,
-            }
-        }
+        Err(resp) => return match resp.status() {
+            StatusCode::UNAUTHORIZED => fault(
+                "INVALID_SESSION_ID",
+                "INVALID_SESSION_ID: Invalid Session ID found in SessionHeader: Illegal Session",
+            ),
+            StatusCode::FORBIDDEN => fault(
+                "REQUEST_LIMIT_EXCEEDED",
+                "REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded.",
+            ),
+            _ => resp,
+        },
     };
     if !is_admin(&em, &user) {
         return fault("INSUFFICIENT_ACCESS", "INSUFFICIENT_ACCESS: use of the Metadata API requires a user with the ModifyAllData or ModifyMetadata permissions");

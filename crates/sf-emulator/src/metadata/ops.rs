@@ -16,11 +16,19 @@ pub struct MdError {
 }
 
 fn err(status_code: &'static str, message: impl Into<String>) -> MdError {
-    MdError { status_code, message: message.into(), fields: vec![] }
+    MdError {
+        status_code,
+        message: message.into(),
+        fields: vec![],
+    }
 }
 
 fn missing(field: &str) -> MdError {
-    MdError { status_code: "REQUIRED_FIELD_MISSING", message: format!("Required field is missing: {field}"), fields: vec![field.to_string()] }
+    MdError {
+        status_code: "REQUIRED_FIELD_MISSING",
+        message: format!("Required field is missing: {field}"),
+        fields: vec![field.to_string()],
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +50,12 @@ pub fn valid_api_name(name: &str) -> bool {
 }
 
 fn custom_name(full: &str) -> Result<&str, MdError> {
-    let base = full.strip_suffix("__c").ok_or_else(|| err("FIELD_INTEGRITY_EXCEPTION", format!("The API name {full} must end with __c")))?;
+    let base = full.strip_suffix("__c").ok_or_else(|| {
+        err(
+            "FIELD_INTEGRITY_EXCEPTION",
+            format!("The API name {full} must end with __c"),
+        )
+    })?;
     if !valid_api_name(base) {
         return Err(err(
             "FIELD_INTEGRITY_EXCEPTION",
@@ -79,8 +92,18 @@ fn save_object(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdError> {
     custom_name(&full)?;
     let exists = org.table(&full).is_some();
     match (mode, exists) {
-        (Mode::Create, true) => return Err(err("DUPLICATE_DEVELOPER_NAME", format!("There is already a Custom Object named {full}."))),
-        (Mode::Update, false) => return Err(err("INVALID_CROSS_REFERENCE_KEY", format!("In field: fullName - no CustomObject named {full} found"))),
+        (Mode::Create, true) => {
+            return Err(err(
+                "DUPLICATE_DEVELOPER_NAME",
+                format!("There is already a Custom Object named {full}."),
+            ))
+        }
+        (Mode::Update, false) => {
+            return Err(err(
+                "INVALID_CROSS_REFERENCE_KEY",
+                format!("In field: fullName - no CustomObject named {full} found"),
+            ))
+        }
         _ => {}
     }
     let label = md.text_of("label");
@@ -92,7 +115,13 @@ fn save_object(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdError> {
         let nf = name_field.ok_or_else(|| missing("nameField"))?;
         let name_def = name_field_def(nf)?;
         let prefix = org.next_custom_prefix();
-        let def = ObjectDef::new(&full, &label, &plural, &prefix, schema::custom_object_fields(name_def));
+        let def = ObjectDef::new(
+            &full,
+            &label,
+            &plural,
+            &prefix,
+            schema::custom_object_fields(name_def),
+        );
         org.add_object(def);
     } else {
         let t = org.table_mut(&full).expect("exists");
@@ -104,7 +133,11 @@ fn save_object(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdError> {
         }
         if let Some(nf) = name_field {
             let nd = name_field_def(nf)?;
-            t.def.put_field(FieldDef { name: "Name".into(), custom: false, ..nd });
+            t.def.put_field(FieldDef {
+                name: "Name".into(),
+                custom: false,
+                ..nd
+            });
             t.field_added();
         }
     }
@@ -112,13 +145,27 @@ fn save_object(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdError> {
     if let Some(d) = md.text_of("description") {
         meta.description = Some(d);
     }
-    meta.sharing_model = md.text_of("sharingModel").unwrap_or_else(|| if meta.sharing_model.is_empty() { "ReadWrite".into() } else { meta.sharing_model.clone() });
-    meta.deployment_status = md.text_of("deploymentStatus").unwrap_or_else(|| if meta.deployment_status.is_empty() { "Deployed".into() } else { meta.deployment_status.clone() });
+    meta.sharing_model = md.text_of("sharingModel").unwrap_or_else(|| {
+        if meta.sharing_model.is_empty() {
+            "ReadWrite".into()
+        } else {
+            meta.sharing_model.clone()
+        }
+    });
+    meta.deployment_status = md.text_of("deploymentStatus").unwrap_or_else(|| {
+        if meta.deployment_status.is_empty() {
+            "Deployed".into()
+        } else {
+            meta.deployment_status.clone()
+        }
+    });
     if let Some(nf) = name_field.and_then(|n| n.text_of("label")) {
         meta.name_field_label = nf;
     }
     for f in md.children_named("fields") {
-        let fname = f.text_of("fullName").ok_or_else(|| missing("fields.fullName"))?;
+        let fname = f
+            .text_of("fullName")
+            .ok_or_else(|| missing("fields.fullName"))?;
         let fname = fname.rsplit('.').next().unwrap_or(&fname).to_string();
         save_field(org, &full, &fname, f, Mode::Upsert)?;
     }
@@ -126,11 +173,20 @@ fn save_object(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdError> {
 }
 
 fn name_field_def(nf: &El) -> Result<FieldDef, MdError> {
-    let label = nf.text_of("label").ok_or_else(|| missing("nameField.label"))?;
+    let label = nf
+        .text_of("label")
+        .ok_or_else(|| missing("nameField.label"))?;
     let ftype = match nf.text_of("type").as_deref() {
-        Some("AutoNumber") => FieldType::AutoNumber { display_format: nf.text_of("displayFormat").unwrap_or_else(|| "{0}".into()) },
+        Some("AutoNumber") => FieldType::AutoNumber {
+            display_format: nf.text_of("displayFormat").unwrap_or_else(|| "{0}".into()),
+        },
         Some("Text") | None => FieldType::Text { length: 80 },
-        Some(other) => return Err(err("FIELD_INTEGRITY_EXCEPTION", format!("nameField type must be Text or AutoNumber, not {other}"))),
+        Some(other) => {
+            return Err(err(
+                "FIELD_INTEGRITY_EXCEPTION",
+                format!("nameField type must be Text or AutoNumber, not {other}"),
+            ))
+        }
     };
     let mut f = FieldDef::new("Name", &label, ftype);
     f.custom = false;
@@ -138,7 +194,16 @@ fn name_field_def(nf: &El) -> Result<FieldDef, MdError> {
 }
 
 fn number(md: &El, name: &str) -> Result<Option<u32>, MdError> {
-    md.text_of(name).map(|t| t.parse::<u32>().map_err(|_| err("FIELD_INTEGRITY_EXCEPTION", format!("{name} must be a whole number, not {t}")))).transpose()
+    md.text_of(name)
+        .map(|t| {
+            t.parse::<u32>().map_err(|_| {
+                err(
+                    "FIELD_INTEGRITY_EXCEPTION",
+                    format!("{name} must be a whole number, not {t}"),
+                )
+            })
+        })
+        .transpose()
 }
 
 fn field_def(org: &Org, object: &str, field: &str, md: &El) -> Result<FieldDef, MdError> {
@@ -206,20 +271,32 @@ fn field_def(org: &Org, object: &str, field: &str, md: &El) -> Result<FieldDef, 
     // Required fields are visible to everyone; others wait for field-level security.
     f.fls = !f.required;
     if let FieldType::Reference { to, .. } = &f.ftype {
-        let rel = md.text_of("relationshipName").ok_or_else(|| missing("relationshipName"))?;
+        let rel = md
+            .text_of("relationshipName")
+            .ok_or_else(|| missing("relationshipName"))?;
         if !valid_api_name(&rel) {
-            return Err(err("FIELD_INTEGRITY_EXCEPTION", format!("relationshipName {rel} is not a valid name")));
+            return Err(err(
+                "FIELD_INTEGRITY_EXCEPTION",
+                format!("relationshipName {rel} is not a valid name"),
+            ));
         }
         let child_rel = format!("{rel}__r");
         // The child relationship name must be unique on the parent.
         for t in org.tables() {
             for other in &t.def.fields {
-                let same_field = t.def.name.eq_ignore_ascii_case(object) && other.name.eq_ignore_ascii_case(field);
+                let same_field = t.def.name.eq_ignore_ascii_case(object)
+                    && other.name.eq_ignore_ascii_case(field);
                 if !same_field
                     && matches!(&other.ftype, FieldType::Reference { to: o, .. } if o.eq_ignore_ascii_case(to))
-                    && other.child_relationship_name.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(&child_rel))
+                    && other
+                        .child_relationship_name
+                        .as_deref()
+                        .is_some_and(|c| c.eq_ignore_ascii_case(&child_rel))
                 {
-                    return Err(err("DUPLICATE_DEVELOPER_NAME", format!("The relationship name {rel} is already used on {to}")));
+                    return Err(err(
+                        "DUPLICATE_DEVELOPER_NAME",
+                        format!("The relationship name {rel} is already used on {to}"),
+                    ));
                 }
             }
         }
@@ -229,22 +306,44 @@ fn field_def(org: &Org, object: &str, field: &str, md: &El) -> Result<FieldDef, 
     Ok(f)
 }
 
-fn save_field(org: &mut Org, object: &str, field: &str, md: &El, mode: Mode) -> Result<bool, MdError> {
+fn save_field(
+    org: &mut Org,
+    object: &str,
+    field: &str,
+    md: &El,
+    mode: Mode,
+) -> Result<bool, MdError> {
     let object_name = org
         .table(object)
         .map(|t| t.def.name.clone())
-        .ok_or_else(|| err("INVALID_CROSS_REFERENCE_KEY", format!("In field: fullName - no CustomObject named {object} found")))?;
+        .ok_or_else(|| {
+            err(
+                "INVALID_CROSS_REFERENCE_KEY",
+                format!("In field: fullName - no CustomObject named {object} found"),
+            )
+        })?;
     custom_name(field)?;
-    let exists = org.table(&object_name).and_then(|t| t.def.field(field)).is_some();
+    let exists = org
+        .table(&object_name)
+        .and_then(|t| t.def.field(field))
+        .is_some();
     match (mode, exists) {
         (Mode::Create, true) => {
             return Err(MdError {
                 status_code: "DUPLICATE_DEVELOPER_NAME",
-                message: format!("There is already a field named {} on {object_name}.", field.trim_end_matches("__c")),
+                message: format!(
+                    "There is already a field named {} on {object_name}.",
+                    field.trim_end_matches("__c")
+                ),
                 fields: vec![field.to_string()],
             })
         }
-        (Mode::Update, false) => return Err(err("INVALID_CROSS_REFERENCE_KEY", format!("In field: fullName - no CustomField named {object_name}.{field} found"))),
+        (Mode::Update, false) => {
+            return Err(err(
+                "INVALID_CROSS_REFERENCE_KEY",
+                format!("In field: fullName - no CustomField named {object_name}.{field} found"),
+            ))
+        }
         _ => {}
     }
     let def = field_def(org, &object_name, field, md)?;
@@ -258,7 +357,11 @@ fn save_field(org: &mut Org, object: &str, field: &str, md: &El, mode: Mode) -> 
 fn permission_set_id(org: &Org, name: &str) -> Option<String> {
     let t = org.table("PermissionSet")?;
     t.iter()
-        .find(|r| org.get_field("PermissionSet", r, "Name").and_then(Val::as_str).is_some_and(|n| n.eq_ignore_ascii_case(name)))
+        .find(|r| {
+            org.get_field("PermissionSet", r, "Name")
+                .and_then(Val::as_str)
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
         .and_then(|r| r[0].as_str().map(str::to_string))
 }
 
@@ -268,31 +371,51 @@ fn profile_id(org: &Org, full: &str) -> Option<String> {
         "Standard" => "Standard User",
         other => other,
     };
-    let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy().into_owned();
+    let name = percent_encoding::percent_decode_str(name)
+        .decode_utf8_lossy()
+        .into_owned();
     let t = org.table("Profile")?;
     t.iter()
-        .find(|r| org.get_field("Profile", r, "Name").and_then(Val::as_str).is_some_and(|n| n.eq_ignore_ascii_case(&name)))
+        .find(|r| {
+            org.get_field("Profile", r, "Name")
+                .and_then(Val::as_str)
+                .is_some_and(|n| n.eq_ignore_ascii_case(&name))
+        })
         .and_then(|r| r[0].as_str().map(str::to_string))
 }
 
 fn profile_permission_set(org: &Org, profile: &str) -> Option<String> {
     let t = org.table("PermissionSet")?;
     t.iter()
-        .find(|r| org.get_field("PermissionSet", r, "ProfileId").and_then(Val::as_str).is_some_and(|p| p.eq_ignore_ascii_case(profile)))
+        .find(|r| {
+            org.get_field("PermissionSet", r, "ProfileId")
+                .and_then(Val::as_str)
+                .is_some_and(|p| p.eq_ignore_ascii_case(profile))
+        })
         .and_then(|r| r[0].as_str().map(str::to_string))
 }
 
 fn rows_where(org: &Org, object: &str, pairs: &[(&str, &str)]) -> Vec<String> {
-    let Some(t) = org.table(object) else { return vec![] };
+    let Some(t) = org.table(object) else {
+        return vec![];
+    };
     t.iter()
-        .filter(|r| pairs.iter().all(|(f, v)| org.get_field(object, r, f).and_then(Val::as_str).is_some_and(|x| x.eq_ignore_ascii_case(v))))
+        .filter(|r| {
+            pairs.iter().all(|(f, v)| {
+                org.get_field(object, r, f)
+                    .and_then(Val::as_str)
+                    .is_some_and(|x| x.eq_ignore_ascii_case(v))
+            })
+        })
         .filter_map(|r| r[0].as_str().map(str::to_string))
         .collect()
 }
 
 fn set_fields(org: &mut Org, object: &str, id: &str, values: &[(&str, Val)]) {
     let t = org.table_mut(object).expect("permission objects exist");
-    let Some(mut row) = t.get(id).cloned() else { return };
+    let Some(mut row) = t.get(id).cloned() else {
+        return;
+    };
     for (f, v) in values {
         if let Some(s) = t.def.slot(f) {
             row[s] = v.clone();
@@ -306,35 +429,70 @@ fn set_fields(org: &mut Org, object: &str, id: &str, values: &[(&str, Val)]) {
 fn apply_permissions(org: &mut Org, ps: &str, md: &El) -> Result<(), MdError> {
     // Check everything first, so a bad entry changes nothing.
     for fp in md.children_named("fieldPermissions") {
-        let field = fp.text_of("field").ok_or_else(|| missing("fieldPermissions.field"))?;
-        let ok = field.split_once('.').and_then(|(o, f)| org.table(o).and_then(|t| t.def.field(f))).is_some();
+        let field = fp
+            .text_of("field")
+            .ok_or_else(|| missing("fieldPermissions.field"))?;
+        let ok = field
+            .split_once('.')
+            .and_then(|(o, f)| org.table(o).and_then(|t| t.def.field(f)))
+            .is_some();
         if !ok {
-            return Err(err("INVALID_CROSS_REFERENCE_KEY", format!("In field: field - no CustomField named {field} found")));
+            return Err(err(
+                "INVALID_CROSS_REFERENCE_KEY",
+                format!("In field: field - no CustomField named {field} found"),
+            ));
         }
         if fp.bool_of("editable") == Some(true) && fp.bool_of("readable") != Some(true) {
-            return Err(err("FIELD_INTEGRITY_EXCEPTION", format!("Permission Edit depends on permission(s): Read for field {field}")));
+            return Err(err(
+                "FIELD_INTEGRITY_EXCEPTION",
+                format!("Permission Edit depends on permission(s): Read for field {field}"),
+            ));
         }
     }
     for op in md.children_named("objectPermissions") {
-        let object = op.text_of("object").ok_or_else(|| missing("objectPermissions.object"))?;
+        let object = op
+            .text_of("object")
+            .ok_or_else(|| missing("objectPermissions.object"))?;
         if org.table(&object).is_none() {
-            return Err(err("INVALID_CROSS_REFERENCE_KEY", format!("In field: object - no CustomObject named {object} found")));
+            return Err(err(
+                "INVALID_CROSS_REFERENCE_KEY",
+                format!("In field: object - no CustomObject named {object} found"),
+            ));
         }
     }
     for fp in md.children_named("fieldPermissions") {
         let field = fp.text_of("field").expect("checked");
         let (object, fname) = field.split_once('.').expect("checked");
-        let canonical_obj = org.table(object).map(|t| t.def.name.clone()).expect("checked");
-        let canonical_field = org.table(object).and_then(|t| t.def.field(fname)).map(|f| f.name.clone()).expect("checked");
+        let canonical_obj = org
+            .table(object)
+            .map(|t| t.def.name.clone())
+            .expect("checked");
+        let canonical_field = org
+            .table(object)
+            .and_then(|t| t.def.field(fname))
+            .map(|f| f.name.clone())
+            .expect("checked");
         let key = format!("{canonical_obj}.{canonical_field}");
         let readable = fp.bool_of("readable").unwrap_or(false);
         let editable = fp.bool_of("editable").unwrap_or(false);
-        let existing = rows_where(org, "FieldPermissions", &[("ParentId", ps), ("Field", &key)]);
+        let existing = rows_where(
+            org,
+            "FieldPermissions",
+            &[("ParentId", ps), ("Field", &key)],
+        );
         match (existing.first(), readable) {
             (Some(id), false) => {
                 let _ = org.delete("FieldPermissions", id);
             }
-            (Some(id), true) => set_fields(org, "FieldPermissions", id, &[("PermissionsRead", Val::Bool(true)), ("PermissionsEdit", Val::Bool(editable))]),
+            (Some(id), true) => set_fields(
+                org,
+                "FieldPermissions",
+                id,
+                &[
+                    ("PermissionsRead", Val::Bool(true)),
+                    ("PermissionsEdit", Val::Bool(editable)),
+                ],
+            ),
             (None, true) => {
                 org.insert_system(
                     "FieldPermissions",
@@ -352,7 +510,10 @@ fn apply_permissions(org: &mut Org, ps: &str, md: &El) -> Result<(), MdError> {
     }
     for op in md.children_named("objectPermissions") {
         let object = op.text_of("object").expect("checked");
-        let canonical = org.table(&object).map(|t| t.def.name.clone()).expect("checked");
+        let canonical = org
+            .table(&object)
+            .map(|t| t.def.name.clone())
+            .expect("checked");
         let b = |n: &str| Val::Bool(op.bool_of(n).unwrap_or(false));
         let values = [
             ("PermissionsRead", b("allowRead")),
@@ -362,10 +523,19 @@ fn apply_permissions(org: &mut Org, ps: &str, md: &El) -> Result<(), MdError> {
             ("PermissionsViewAllRecords", b("viewAllRecords")),
             ("PermissionsModifyAllRecords", b("modifyAllRecords")),
         ];
-        match rows_where(org, "ObjectPermissions", &[("ParentId", ps), ("SobjectType", &canonical)]).first() {
+        match rows_where(
+            org,
+            "ObjectPermissions",
+            &[("ParentId", ps), ("SobjectType", &canonical)],
+        )
+        .first()
+        {
             Some(id) => set_fields(org, "ObjectPermissions", id, &values),
             None => {
-                let mut all = vec![("ParentId", Val::text(ps)), ("SobjectType", Val::text(canonical.as_str()))];
+                let mut all = vec![
+                    ("ParentId", Val::text(ps)),
+                    ("SobjectType", Val::text(canonical.as_str())),
+                ];
                 all.extend(values);
                 org.insert_system("ObjectPermissions", &all);
             }
@@ -378,12 +548,25 @@ fn apply_permissions(org: &mut Org, ps: &str, md: &El) -> Result<(), MdError> {
 fn save_permission_set(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdError> {
     let full = full_name(md)?;
     if !valid_api_name(&full) {
-        return Err(err("FIELD_INTEGRITY_EXCEPTION", format!("The permission set name {full} is not a valid API name")));
+        return Err(err(
+            "FIELD_INTEGRITY_EXCEPTION",
+            format!("The permission set name {full} is not a valid API name"),
+        ));
     }
     let existing = permission_set_id(org, &full);
     let created = match (mode, existing) {
-        (Mode::Create, Some(_)) => return Err(err("DUPLICATE_DEVELOPER_NAME", format!("There is already a PermissionSet named {full}"))),
-        (Mode::Update, None) => return Err(err("INVALID_CROSS_REFERENCE_KEY", format!("In field: fullName - no PermissionSet named {full} found"))),
+        (Mode::Create, Some(_)) => {
+            return Err(err(
+                "DUPLICATE_DEVELOPER_NAME",
+                format!("There is already a PermissionSet named {full}"),
+            ))
+        }
+        (Mode::Update, None) => {
+            return Err(err(
+                "INVALID_CROSS_REFERENCE_KEY",
+                format!("In field: fullName - no PermissionSet named {full} found"),
+            ))
+        }
         (_, Some(id)) => {
             if let Some(l) = md.text_of("label") {
                 set_fields(org, "PermissionSet", &id, &[("Label", Val::text(l))]);
@@ -395,7 +578,11 @@ fn save_permission_set(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdErr
             let label = md.text_of("label").ok_or_else(|| missing("label"))?;
             let id = org.insert_system(
                 "PermissionSet",
-                &[("Name", Val::text(full.as_str())), ("Label", Val::text(label)), ("IsOwnedByProfile", Val::Bool(false))],
+                &[
+                    ("Name", Val::text(full.as_str())),
+                    ("Label", Val::text(label)),
+                    ("IsOwnedByProfile", Val::Bool(false)),
+                ],
             );
             if let Err(e) = apply_permissions(org, &id, md) {
                 let _ = org.delete("PermissionSet", &id);
@@ -410,56 +597,119 @@ fn save_permission_set(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdErr
 fn save_profile(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdError> {
     let full = full_name(md)?;
     let (profile, created) = match (mode, profile_id(org, &full)) {
-        (Mode::Create, Some(_)) => return Err(err("DUPLICATE_DEVELOPER_NAME", format!("There is already a Profile named {full}"))),
-        (Mode::Update, None) => return Err(err("INVALID_CROSS_REFERENCE_KEY", format!("In field: fullName - no Profile named {full} found"))),
+        (Mode::Create, Some(_)) => {
+            return Err(err(
+                "DUPLICATE_DEVELOPER_NAME",
+                format!("There is already a Profile named {full}"),
+            ))
+        }
+        (Mode::Update, None) => {
+            return Err(err(
+                "INVALID_CROSS_REFERENCE_KEY",
+                format!("In field: fullName - no Profile named {full} found"),
+            ))
+        }
         (_, Some(id)) => (id, false),
         (_, None) => {
             let id = org.insert_system("Profile", &[("Name", Val::text(full.as_str()))]);
             let ps_name = format!("X{}", &id[..15]);
             org.insert_system(
                 "PermissionSet",
-                &[("Name", Val::text(ps_name.as_str())), ("Label", Val::text(ps_name.as_str())), ("IsOwnedByProfile", Val::Bool(true)), ("ProfileId", Val::text(id.as_str()))],
+                &[
+                    ("Name", Val::text(ps_name.as_str())),
+                    ("Label", Val::text(ps_name.as_str())),
+                    ("IsOwnedByProfile", Val::Bool(true)),
+                    ("ProfileId", Val::text(id.as_str())),
+                ],
             );
             (id, true)
         }
     };
-    let ps = profile_permission_set(org, &profile).ok_or_else(|| err("UNKNOWN_EXCEPTION", "profile has no permission set"))?;
+    let ps = profile_permission_set(org, &profile)
+        .ok_or_else(|| err("UNKNOWN_EXCEPTION", "profile has no permission set"))?;
     apply_permissions(org, &ps, md)?;
     Ok(created)
 }
 
 fn layout_key(full: &str) -> String {
-    percent_encoding::percent_decode_str(full).decode_utf8_lossy().to_lowercase()
+    percent_encoding::percent_decode_str(full)
+        .decode_utf8_lossy()
+        .to_lowercase()
 }
 
 fn save_layout(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdError> {
     let full = full_name(md)?;
-    let decoded = percent_encoding::percent_decode_str(&full).decode_utf8_lossy().into_owned();
-    let object = decoded.split_once('-').map(|(o, _)| o.to_string()).ok_or_else(|| err("FIELD_INTEGRITY_EXCEPTION", format!("Layout name {full} must be Object-Layout Name")))?;
-    let object = org.table(&object).map(|t| t.def.name.clone()).ok_or_else(|| err("INVALID_CROSS_REFERENCE_KEY", format!("In field: fullName - no CustomObject named {object} found")))?;
+    let decoded = percent_encoding::percent_decode_str(&full)
+        .decode_utf8_lossy()
+        .into_owned();
+    let object = decoded
+        .split_once('-')
+        .map(|(o, _)| o.to_string())
+        .ok_or_else(|| {
+            err(
+                "FIELD_INTEGRITY_EXCEPTION",
+                format!("Layout name {full} must be Object-Layout Name"),
+            )
+        })?;
+    let object = org
+        .table(&object)
+        .map(|t| t.def.name.clone())
+        .ok_or_else(|| {
+            err(
+                "INVALID_CROSS_REFERENCE_KEY",
+                format!("In field: fullName - no CustomObject named {object} found"),
+            )
+        })?;
     let key = layout_key(&full);
     let exists = org.layouts.contains_key(&key);
     match (mode, exists) {
-        (Mode::Create, true) => return Err(err("DUPLICATE_DEVELOPER_NAME", format!("There is already a Layout named {decoded}"))),
-        (Mode::Update, false) => return Err(err("INVALID_CROSS_REFERENCE_KEY", format!("In field: fullName - no Layout named {decoded} found"))),
+        (Mode::Create, true) => {
+            return Err(err(
+                "DUPLICATE_DEVELOPER_NAME",
+                format!("There is already a Layout named {decoded}"),
+            ))
+        }
+        (Mode::Update, false) => {
+            return Err(err(
+                "INVALID_CROSS_REFERENCE_KEY",
+                format!("In field: fullName - no Layout named {decoded} found"),
+            ))
+        }
         _ => {}
     }
     let mut related = Vec::new();
     for rl in md.children_named("relatedLists") {
-        let name = rl.text_of("relatedList").ok_or_else(|| missing("relatedLists.relatedList"))?;
+        let name = rl
+            .text_of("relatedList")
+            .ok_or_else(|| missing("relatedLists.relatedList"))?;
         if let Some((child, field)) = name.split_once('.') {
             let ok = org
                 .table(child)
                 .and_then(|t| t.def.field(field))
                 .is_some_and(|f| matches!(&f.ftype, FieldType::Reference { to, .. } if to.eq_ignore_ascii_case(&object)));
             if !ok {
-                return Err(err("FIELD_INTEGRITY_EXCEPTION", format!("Invalid related list: {name}")));
+                return Err(err(
+                    "FIELD_INTEGRITY_EXCEPTION",
+                    format!("Invalid related list: {name}"),
+                ));
             }
         }
         related.push(name);
     }
-    let body_xml: String = md.children.iter().filter(|c| c.name != "fullName").map(El::to_xml).collect();
-    org.layouts.insert(key, Layout { full_name: decoded, body_xml, related_lists: related });
+    let body_xml: String = md
+        .children
+        .iter()
+        .filter(|c| c.name != "fullName")
+        .map(El::to_xml)
+        .collect();
+    org.layouts.insert(
+        key,
+        Layout {
+            full_name: decoded,
+            body_xml,
+            related_lists: related,
+        },
+    );
     Ok(!exists)
 }
 
@@ -469,10 +719,21 @@ fn tag(name: &str, value: impl std::fmt::Display) -> String {
 
 fn field_xml(object: &str, f: &FieldDef, with_object: bool) -> String {
     let mut s = String::new();
-    s += &tag("fullName", if with_object { format!("{object}.{}", f.name) } else { f.name.clone() });
+    s += &tag(
+        "fullName",
+        if with_object {
+            format!("{object}.{}", f.name)
+        } else {
+            f.name.clone()
+        },
+    );
     let (ty, length, visible_lines) = match &f.ftype {
         FieldType::Text { length } => ("Text", Some(*length), None),
-        FieldType::LongText { length, html } => (if *html { "Html" } else { "LongTextArea" }, Some(*length), Some(if *html { 25 } else { 6 })),
+        FieldType::LongText { length, html } => (
+            if *html { "Html" } else { "LongTextArea" },
+            Some(*length),
+            Some(if *html { 25 } else { 6 }),
+        ),
         FieldType::Url => ("Url", None, None),
         FieldType::Email => ("Email", None, None),
         FieldType::Phone => ("Phone", None, None),
@@ -491,7 +752,10 @@ fn field_xml(object: &str, f: &FieldDef, with_object: bool) -> String {
     if f.ftype == FieldType::Boolean {
         s += &tag("defaultValue", false);
     }
-    if let FieldType::Reference { delete_constraint, .. } = &f.ftype {
+    if let FieldType::Reference {
+        delete_constraint, ..
+    } = &f.ftype
+    {
         s += &tag("deleteConstraint", format!("{delete_constraint:?}"));
     }
     s += &tag("externalId", f.external_id);
@@ -501,7 +765,11 @@ fn field_xml(object: &str, f: &FieldDef, with_object: bool) -> String {
     }
     if let FieldType::Reference { to, .. } = &f.ftype {
         s += &tag("referenceTo", to);
-        let rel = f.child_relationship_name.as_deref().unwrap_or("").trim_end_matches("__r");
+        let rel = f
+            .child_relationship_name
+            .as_deref()
+            .unwrap_or("")
+            .trim_end_matches("__r");
         s += &tag("relationshipLabel", rel);
         s += &tag("relationshipName", rel);
     }
@@ -513,7 +781,12 @@ fn field_xml(object: &str, f: &FieldDef, with_object: bool) -> String {
         s += &tag("restricted", restricted);
         s += "<valueSetDefinition><sorted>false</sorted>";
         for (i, v) in values.iter().enumerate() {
-            s += &format!("<value>{}{}{}</value>", tag("fullName", v), tag("default", i == 0 && *restricted), tag("label", v));
+            s += &format!(
+                "<value>{}{}{}</value>",
+                tag("fullName", v),
+                tag("default", i == 0 && *restricted),
+                tag("label", v)
+            );
         }
         s += "</valueSetDefinition></valueSet>";
     }
@@ -528,10 +801,18 @@ fn permissions_xml(org: &Org, ps: &str) -> (String, String) {
     let mut objects = String::new();
     if let Some(t) = org.table("FieldPermissions") {
         for r in t.iter() {
-            if !org.get_field("FieldPermissions", r, "ParentId").and_then(Val::as_str).is_some_and(|p| p.eq_ignore_ascii_case(ps)) {
+            if !org
+                .get_field("FieldPermissions", r, "ParentId")
+                .and_then(Val::as_str)
+                .is_some_and(|p| p.eq_ignore_ascii_case(ps))
+            {
                 continue;
             }
-            let g = |f: &str| org.get_field("FieldPermissions", r, f).cloned().unwrap_or_default();
+            let g = |f: &str| {
+                org.get_field("FieldPermissions", r, f)
+                    .cloned()
+                    .unwrap_or_default()
+            };
             fields += &format!(
                 "<fieldPermissions>{}{}{}</fieldPermissions>",
                 tag("editable", g("PermissionsEdit") == Val::Bool(true)),
@@ -542,10 +823,19 @@ fn permissions_xml(org: &Org, ps: &str) -> (String, String) {
     }
     if let Some(t) = org.table("ObjectPermissions") {
         for r in t.iter() {
-            if !org.get_field("ObjectPermissions", r, "ParentId").and_then(Val::as_str).is_some_and(|p| p.eq_ignore_ascii_case(ps)) {
+            if !org
+                .get_field("ObjectPermissions", r, "ParentId")
+                .and_then(Val::as_str)
+                .is_some_and(|p| p.eq_ignore_ascii_case(ps))
+            {
                 continue;
             }
-            let g = |f: &str| org.get_field("ObjectPermissions", r, f).cloned().unwrap_or_default() == Val::Bool(true);
+            let g = |f: &str| {
+                org.get_field("ObjectPermissions", r, f)
+                    .cloned()
+                    .unwrap_or_default()
+                    == Val::Bool(true)
+            };
             objects += &format!(
                 "<objectPermissions>{}{}{}{}{}{}{}</objectPermissions>",
                 tag("allowCreate", g("PermissionsCreate")),
@@ -553,7 +843,12 @@ fn permissions_xml(org: &Org, ps: &str) -> (String, String) {
                 tag("allowEdit", g("PermissionsEdit")),
                 tag("allowRead", g("PermissionsRead")),
                 tag("modifyAllRecords", g("PermissionsModifyAllRecords")),
-                tag("object", org.get_field("ObjectPermissions", r, "SobjectType").and_then(Val::as_str).unwrap_or("")),
+                tag(
+                    "object",
+                    org.get_field("ObjectPermissions", r, "SobjectType")
+                        .and_then(Val::as_str)
+                        .unwrap_or("")
+                ),
                 tag("viewAllRecords", g("PermissionsViewAllRecords"))
             );
         }
@@ -566,9 +861,20 @@ pub fn read(org: &Org, kind: &str, full: &str) -> Option<String> {
     match kind {
         "CustomObject" => {
             let t = org.table(full).filter(|t| t.def.custom)?;
-            let meta: CustomObjectMeta = org.object_meta.get(&full.to_lowercase()).cloned().unwrap_or_default();
+            let meta: CustomObjectMeta = org
+                .object_meta
+                .get(&full.to_lowercase())
+                .cloned()
+                .unwrap_or_default();
             let mut s = tag("fullName", &t.def.name);
-            s += &tag("deploymentStatus", if meta.deployment_status.is_empty() { "Deployed" } else { &meta.deployment_status });
+            s += &tag(
+                "deploymentStatus",
+                if meta.deployment_status.is_empty() {
+                    "Deployed"
+                } else {
+                    &meta.deployment_status
+                },
+            );
             if let Some(d) = &meta.description {
                 s += &tag("description", d);
             }
@@ -582,11 +888,25 @@ pub fn read(org: &Org, kind: &str, full: &str) -> Option<String> {
                     s += &tag("displayFormat", display_format);
                 }
                 s += &tag("label", &nf.label);
-                s += &tag("type", if matches!(nf.ftype, FieldType::AutoNumber { .. }) { "AutoNumber" } else { "Text" });
+                s += &tag(
+                    "type",
+                    if matches!(nf.ftype, FieldType::AutoNumber { .. }) {
+                        "AutoNumber"
+                    } else {
+                        "Text"
+                    },
+                );
                 s += "</nameField>";
             }
             s += &tag("pluralLabel", &t.def.label_plural);
-            s += &tag("sharingModel", if meta.sharing_model.is_empty() { "ReadWrite" } else { &meta.sharing_model });
+            s += &tag(
+                "sharingModel",
+                if meta.sharing_model.is_empty() {
+                    "ReadWrite"
+                } else {
+                    &meta.sharing_model
+                },
+            );
             Some(s)
         }
         "CustomField" => {
@@ -598,16 +918,29 @@ pub fn read(org: &Org, kind: &str, full: &str) -> Option<String> {
         "PermissionSet" => {
             let id = permission_set_id(org, full)?;
             let row = org.table("PermissionSet")?.get(&id)?;
-            let label = org.get_field("PermissionSet", row, "Label").and_then(Val::as_str).unwrap_or("").to_string();
+            let label = org
+                .get_field("PermissionSet", row, "Label")
+                .and_then(Val::as_str)
+                .unwrap_or("")
+                .to_string();
             let (fields, objects) = permissions_xml(org, &id);
-            Some(format!("{}{fields}{}{objects}", tag("fullName", full), tag("label", label)))
+            Some(format!(
+                "{}{fields}{}{objects}",
+                tag("fullName", full),
+                tag("label", label)
+            ))
         }
         "Profile" => {
             let pid = profile_id(org, full)?;
             let ps = profile_permission_set(org, &pid)?;
             let (fields, objects) = permissions_xml(org, &ps);
             let custom = !matches!(full, "Admin" | "Standard");
-            Some(format!("{}{}{fields}{objects}{}", tag("fullName", full), tag("custom", custom), tag("userLicense", "Salesforce")))
+            Some(format!(
+                "{}{}{fields}{objects}{}",
+                tag("fullName", full),
+                tag("custom", custom),
+                tag("userLicense", "Salesforce")
+            ))
         }
         "Layout" => {
             let l = org.layouts.get(&layout_key(full))?;
@@ -619,19 +952,38 @@ pub fn read(org: &Org, kind: &str, full: &str) -> Option<String> {
 
 /// Deletes one component.
 pub fn delete(org: &mut Org, kind: &str, full: &str) -> Result<(), MdError> {
-    let not_found = || err("INVALID_CROSS_REFERENCE_KEY", format!("In field: fullName - no {kind} named {full} found"));
+    let not_found = || {
+        err(
+            "INVALID_CROSS_REFERENCE_KEY",
+            format!("In field: fullName - no {kind} named {full} found"),
+        )
+    };
     match kind {
         "CustomObject" => {
-            let t = org.table(full).filter(|t| t.def.custom).ok_or_else(not_found)?;
+            let t = org
+                .table(full)
+                .filter(|t| t.def.custom)
+                .ok_or_else(not_found)?;
             let name = t.def.name.clone();
-            for id in rows_where(org, "FieldPermissions", &[("SobjectType", &name)]).into_iter().chain(rows_where(org, "ObjectPermissions", &[("SobjectType", &name)])) {
+            for id in rows_where(org, "FieldPermissions", &[("SobjectType", &name)])
+                .into_iter()
+                .chain(rows_where(
+                    org,
+                    "ObjectPermissions",
+                    &[("SobjectType", &name)],
+                ))
+            {
                 let obj = org.object_of_id(&id).unwrap_or_default().to_string();
                 let _ = org.delete(&obj, &id);
             }
             org.remove_object(&name);
             org.object_meta.remove(&name.to_lowercase());
             for l in org.layouts.values_mut() {
-                l.related_lists.retain(|r| !r.split('.').next().is_some_and(|c| c.eq_ignore_ascii_case(&name)));
+                l.related_lists.retain(|r| {
+                    !r.split('.')
+                        .next()
+                        .is_some_and(|c| c.eq_ignore_ascii_case(&name))
+                });
             }
         }
         "CustomField" => {
@@ -646,7 +998,11 @@ pub fn delete(org: &mut Org, kind: &str, full: &str) -> Result<(), MdError> {
         }
         "PermissionSet" => {
             let id = permission_set_id(org, full).ok_or_else(not_found)?;
-            for (obj, field) in [("FieldPermissions", "ParentId"), ("ObjectPermissions", "ParentId"), ("PermissionSetAssignment", "PermissionSetId")] {
+            for (obj, field) in [
+                ("FieldPermissions", "ParentId"),
+                ("ObjectPermissions", "ParentId"),
+                ("PermissionSetAssignment", "PermissionSetId"),
+            ] {
                 for rid in rows_where(org, obj, &[(field, &id)]) {
                     let _ = org.delete(obj, &rid);
                 }
@@ -654,10 +1010,22 @@ pub fn delete(org: &mut Org, kind: &str, full: &str) -> Result<(), MdError> {
             let _ = org.delete("PermissionSet", &id);
         }
         "Layout" => {
-            org.layouts.remove(&layout_key(full)).ok_or_else(not_found)?;
+            org.layouts
+                .remove(&layout_key(full))
+                .ok_or_else(not_found)?;
         }
-        "Profile" => return Err(err("INVALID_OPERATION", "The emulator does not delete profiles")),
-        other => return Err(err("INVALID_TYPE", format!("The emulator does not support metadata type {other}"))),
+        "Profile" => {
+            return Err(err(
+                "INVALID_OPERATION",
+                "The emulator does not delete profiles",
+            ))
+        }
+        other => {
+            return Err(err(
+                "INVALID_TYPE",
+                format!("The emulator does not support metadata type {other}"),
+            ))
+        }
     }
     org.perm_generation += 1;
     Ok(())

@@ -25,7 +25,9 @@ impl El {
 
     /// The trimmed text of a child element, if present and not empty.
     pub fn text_of(&self, name: &str) -> Option<String> {
-        self.child(name).map(|c| c.text.trim().to_string()).filter(|t| !t.is_empty())
+        self.child(name)
+            .map(|c| c.text.trim().to_string())
+            .filter(|t| !t.is_empty())
     }
 
     pub fn bool_of(&self, name: &str) -> Option<bool> {
@@ -64,7 +66,10 @@ impl El {
 }
 
 pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn local(qname: &[u8]) -> String {
@@ -80,18 +85,28 @@ pub fn parse(input: &[u8]) -> Result<El, String> {
     let mut root: Option<El> = None;
     let mut buf = Vec::new();
     loop {
-        let ev = reader.read_event_into(&mut buf).map_err(|e| format!("XML error at byte {}: {e}", reader.buffer_position()))?;
+        let ev = reader
+            .read_event_into(&mut buf)
+            .map_err(|e| format!("XML error at byte {}: {e}", reader.buffer_position()))?;
         match ev {
             Event::Start(e) | Event::Empty(e) if root.is_some() => {
                 let _ = e;
                 return Err("content after the document element".into());
             }
             Event::Start(ref e) | Event::Empty(ref e) => {
-                let mut el = El { name: local(e.name().as_ref()), ..Default::default() };
+                let mut el = El {
+                    name: local(e.name().as_ref()),
+                    ..Default::default()
+                };
                 for a in e.attributes() {
                     let a = a.map_err(|e| format!("bad attribute: {e}"))?;
-                    let v = a.unescape_value().map_err(|e| format!("bad attribute value: {e}"))?;
-                    el.attrs.push((String::from_utf8_lossy(a.key.as_ref()).into_owned(), v.into_owned()));
+                    let v = a
+                        .unescape_value()
+                        .map_err(|e| format!("bad attribute value: {e}"))?;
+                    el.attrs.push((
+                        String::from_utf8_lossy(a.key.as_ref()).into_owned(),
+                        v.into_owned(),
+                    ));
                 }
                 if matches!(ev, Event::Empty(_)) {
                     match stack.last_mut() {
@@ -111,7 +126,8 @@ pub fn parse(input: &[u8]) -> Result<El, String> {
             }
             Event::Text(t) => {
                 if let Some(top) = stack.last_mut() {
-                    top.text.push_str(&t.unescape().map_err(|e| format!("bad text: {e}"))?);
+                    top.text
+                        .push_str(&t.unescape().map_err(|e| format!("bad text: {e}"))?);
                 }
             }
             Event::CData(t) => {
@@ -141,8 +157,22 @@ mod tests {
           <soapenv:Body><ns0:createMetadata><ns0:metadata xsi:type="ns0:CustomObject"><ns0:fullName>A__c</ns0:fullName><ns0:label>A &amp; B</ns0:label></ns0:metadata></ns0:createMetadata></soapenv:Body></soapenv:Envelope>"#;
         let env = parse(doc).unwrap();
         assert_eq!(env.name, "Envelope");
-        assert_eq!(env.child("Header").unwrap().child("SessionHeader").unwrap().text_of("sessionId").unwrap(), "TOKEN");
-        let md = env.child("Body").unwrap().child("createMetadata").unwrap().child("metadata").unwrap();
+        assert_eq!(
+            env.child("Header")
+                .unwrap()
+                .child("SessionHeader")
+                .unwrap()
+                .text_of("sessionId")
+                .unwrap(),
+            "TOKEN"
+        );
+        let md = env
+            .child("Body")
+            .unwrap()
+            .child("createMetadata")
+            .unwrap()
+            .child("metadata")
+            .unwrap();
         assert_eq!(md.xsi_type(), Some("CustomObject"));
         assert_eq!(md.text_of("label").unwrap(), "A & B");
         assert!(md.to_xml().contains("<label>A &amp; B</label>"));

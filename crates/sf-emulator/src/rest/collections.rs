@@ -25,17 +25,30 @@ fn parse_batch(req: &Req) -> Result<Batch, Response> {
     let all_or_none = match body.get("allOrNone") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
-        Some(other) => return Err(super::parser_error(&format!("Cannot deserialize instance of boolean from {other} value"))),
+        Some(other) => {
+            return Err(super::parser_error(&format!(
+                "Cannot deserialize instance of boolean from {other} value"
+            )))
+        }
     };
     let records = match body.get("records") {
         Some(Value::Array(items)) => items
             .iter()
             .map(|r| match r {
                 Value::Object(m) => Ok(m.clone()),
-                _ => Err(super::parser_error("Cannot deserialize instance of SObject from VALUE_STRING value")),
+                _ => Err(super::parser_error(
+                    "Cannot deserialize instance of SObject from VALUE_STRING value",
+                )),
             })
             .collect::<Result<Vec<_>, _>>()?,
-        _ => return Err(sf_error(StatusCode::BAD_REQUEST, "INVALID_FIELD", "The records field is required", &[])),
+        _ => {
+            return Err(sf_error(
+                StatusCode::BAD_REQUEST,
+                "INVALID_FIELD",
+                "The records field is required",
+                &[],
+            ))
+        }
     };
     if records.len() > MAX_RECORDS {
         return Err(sf_error(
@@ -45,7 +58,10 @@ fn parse_batch(req: &Req) -> Result<Batch, Response> {
             &[],
         ));
     }
-    Ok(Batch { all_or_none, records })
+    Ok(Batch {
+        all_or_none,
+        records,
+    })
 }
 
 fn record_type(r: &Map<String, Value>) -> Option<&str> {
@@ -85,7 +101,11 @@ fn rolled_back() -> Value {
 }
 
 fn lock_error(id: &str) -> RecError {
-    RecError::new("UNABLE_TO_LOCK_ROW", format!("unable to obtain exclusive access to this record or 1 records: {id}"), vec![])
+    RecError::new(
+        "UNABLE_TO_LOCK_ROW",
+        format!("unable to obtain exclusive access to this record or 1 records: {id}"),
+        vec![],
+    )
 }
 
 fn failure(e: &RecError) -> Value {
@@ -96,17 +116,27 @@ fn failure(e: &RecError) -> Value {
 fn run_batch(
     req: &Req,
     batch: Batch,
-    mut op: impl FnMut(&mut Org, &Caller, &Map<String, Value>, &mut Vec<Undo>) -> Result<Value, RecError>,
+    mut op: impl FnMut(
+        &mut Org,
+        &Caller,
+        &Map<String, Value>,
+        &mut Vec<Undo>,
+    ) -> Result<Value, RecError>,
 ) -> Response {
     let mut org = req.em.org.write();
     let access = req.em.access_for(&org, &req.user);
-    let caller = Caller { user_id: &req.user, access: &access };
+    let caller = Caller {
+        user_id: &req.user,
+        access: &access,
+    };
     let mut undo = Vec::new();
     let mut results = Vec::with_capacity(batch.records.len());
     let mut failed = false;
     for r in &batch.records {
         let res = if req.em.faults.lock().lock() {
-            Err(lock_error(r.get("Id").and_then(Value::as_str).unwrap_or("")))
+            Err(lock_error(
+                r.get("Id").and_then(Value::as_str).unwrap_or(""),
+            ))
         } else {
             op(&mut org, &caller, r, &mut undo)
         };
@@ -123,17 +153,31 @@ fn run_batch(
     }
     if batch.all_or_none && failed {
         rollback(&mut org, undo);
-        let mut out: Vec<Value> = results.iter().map(|r| r.as_ref().map_or_else(failure, |_| rolled_back())).collect();
+        let mut out: Vec<Value> = results
+            .iter()
+            .map(|r| r.as_ref().map_or_else(failure, |_| rolled_back()))
+            .collect();
         while out.len() < batch.records.len() {
             out.push(rolled_back());
         }
         return sf_json(StatusCode::OK, &Value::Array(out));
     }
-    sf_json(StatusCode::OK, &Value::Array(results.iter().map(|r| r.as_ref().map_or_else(failure, Clone::clone)).collect()))
+    sf_json(
+        StatusCode::OK,
+        &Value::Array(
+            results
+                .iter()
+                .map(|r| r.as_ref().map_or_else(failure, Clone::clone))
+                .collect(),
+        ),
+    )
 }
 
 fn body_without_attributes(r: &Map<String, Value>) -> Map<String, Value> {
-    r.iter().filter(|(k, _)| k.as_str() != "attributes").map(|(k, v)| (k.clone(), v.clone())).collect()
+    r.iter()
+        .filter(|(k, _)| k.as_str() != "attributes")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 pub fn create(req: &Req) -> Response {
@@ -142,16 +186,31 @@ pub fn create(req: &Req) -> Response {
         Err(r) => return r,
     };
     if batch.records.iter().any(|r| record_type(r).is_none()) {
-        return sf_error(StatusCode::BAD_REQUEST, "INVALID_TYPE", "Must send a concrete entity type in attributes.type", &[]);
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_TYPE",
+            "Must send a concrete entity type in attributes.type",
+            &[],
+        );
     }
     run_batch(req, batch, |org, caller, r, undo| {
         let object = record_type(r).unwrap_or_default();
         if r.keys().any(|k| k.eq_ignore_ascii_case("Id")) {
-            return Err(RecError::new("INVALID_FIELD", "cannot specify Id in an insert call", vec!["Id".into()]));
+            return Err(RecError::new(
+                "INVALID_FIELD",
+                "cannot specify Id in an insert call",
+                vec!["Id".into()],
+            ));
         }
-        let name = org.table(object).map(|t| t.def.name.clone()).ok_or_else(|| crate::dml::invalid_type(object))?;
+        let name = org
+            .table(object)
+            .map(|t| t.def.name.clone())
+            .ok_or_else(|| crate::dml::invalid_type(object))?;
         let id = org.create(object, &body_without_attributes(r), caller)?;
-        undo.push(Undo::Remove { object: name, id: id.clone() });
+        undo.push(Undo::Remove {
+            object: name,
+            id: id.clone(),
+        });
         Ok(json!({"id": id, "success": true, "errors": []}))
     })
 }
@@ -162,33 +221,80 @@ pub fn update(req: &Req) -> Response {
         Err(r) => return r,
     };
     if batch.records.iter().any(|r| record_type(r).is_none()) {
-        return sf_error(StatusCode::BAD_REQUEST, "INVALID_TYPE", "Must send a concrete entity type in attributes.type", &[]);
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_TYPE",
+            "Must send a concrete entity type in attributes.type",
+            &[],
+        );
     }
     run_batch(req, batch, |org, caller, r, undo| {
         let object = record_type(r).unwrap_or_default();
-        let id = r.get("Id").and_then(Value::as_str).ok_or_else(|| RecError::new("MISSING_ARGUMENT", "Id not specified in an update call", vec![]))?;
-        let name = org.table(object).map(|t| t.def.name.clone()).ok_or_else(|| crate::dml::invalid_type(object))?;
-        let before = org.table(object).and_then(|t| t.get(id)).cloned().ok_or_else(|| RecError::new("ENTITY_IS_DELETED", "entity is deleted", vec![]))?;
+        let id = r.get("Id").and_then(Value::as_str).ok_or_else(|| {
+            RecError::new(
+                "MISSING_ARGUMENT",
+                "Id not specified in an update call",
+                vec![],
+            )
+        })?;
+        let name = org
+            .table(object)
+            .map(|t| t.def.name.clone())
+            .ok_or_else(|| crate::dml::invalid_type(object))?;
+        let before = org
+            .table(object)
+            .and_then(|t| t.get(id))
+            .cloned()
+            .ok_or_else(|| RecError::new("ENTITY_IS_DELETED", "entity is deleted", vec![]))?;
         let mut body = body_without_attributes(r);
         body.remove("Id");
         org.update(object, id, &body, caller)?;
         let id18 = before[0].as_str().unwrap_or_default().to_string();
-        undo.push(Undo::Restore { object: name, row: before });
+        undo.push(Undo::Restore {
+            object: name,
+            row: before,
+        });
         Ok(json!({"id": id18, "success": true, "errors": []}))
     })
 }
 
 pub fn delete(req: &Req) -> Response {
-    let ids: Vec<String> = req.query.get("ids").map(|s| s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect()).unwrap_or_default();
+    let ids: Vec<String> = req
+        .query
+        .get("ids")
+        .map(|s| {
+            s.split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
     if ids.is_empty() {
-        return sf_error(StatusCode::BAD_REQUEST, "MISSING_ARGUMENT", "ids parameter is required", &[]);
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "MISSING_ARGUMENT",
+            "ids parameter is required",
+            &[],
+        );
     }
     if ids.len() > MAX_RECORDS {
-        return sf_error(StatusCode::BAD_REQUEST, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more than 200 records into this call", &[]);
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "EXCEEDED_ID_LIMIT",
+            "record limit reached. cannot submit more than 200 records into this call",
+            &[],
+        );
     }
-    let all_or_none = req.query.get("allOrNone").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let all_or_none = req
+        .query
+        .get("allOrNone")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let mut org = req.em.org.write();
-    let exists = |org: &Org, id: &str| org.object_of_id(id).and_then(|o| org.table(o)).is_some_and(|t| t.contains(id));
+    let exists = |org: &Org, id: &str| {
+        org.object_of_id(id)
+            .and_then(|o| org.table(o))
+            .is_some_and(|t| t.contains(id))
+    };
     if all_or_none && ids.iter().any(|id| !exists(&org, id)) {
         let out: Vec<Value> = ids
             .iter()
@@ -201,7 +307,11 @@ pub fn delete(req: &Req) -> Response {
         .map(|id| {
             let res = match org.object_of_id(id).map(str::to_string) {
                 Some(obj) if exists(&org, id) => org.delete(&obj, id),
-                _ => Err(RecError::new("ENTITY_IS_DELETED", "entity is deleted", vec![])),
+                _ => Err(RecError::new(
+                    "ENTITY_IS_DELETED",
+                    "entity is deleted",
+                    vec![],
+                )),
             };
             match res {
                 Ok(()) => json!({"id": id, "success": true, "errors": []}),
@@ -219,24 +329,32 @@ pub fn upsert(req: &Req, obj: &str, field: &str) -> Response {
     };
     let (name, slot) = {
         let org = req.em.org.read();
-        let Some(t) = org.table(obj) else { return not_found() };
+        let Some(t) = org.table(obj) else {
+            return not_found();
+        };
         let access = req.em.access_for(&org, &req.user);
         match t.def.slot(field).filter(|s| crate::dml::visible(&t.def.name, &t.def.fields[*s], &access)) {
             Some(s) => (t.def.name.clone(), s),
             None => return sf_error(StatusCode::BAD_REQUEST, "INVALID_FIELD", &format!("Field name provided, {field} does not match an External ID, Salesforce Id, or indexed field for {}", t.def.name), &[]),
         }
     };
-    if let Some(bad) = batch.records.iter().find(|r| !record_type(r).is_some_and(|t| t.eq_ignore_ascii_case(&name))) {
+    if let Some(bad) = batch
+        .records
+        .iter()
+        .find(|r| !record_type(r).is_some_and(|t| t.eq_ignore_ascii_case(&name)))
+    {
         let got = record_type(bad).unwrap_or("(none)");
         return sf_error(StatusCode::BAD_REQUEST, "INVALID_TYPE", &format!("Record type {got} does not match the type {name} of the upsert call; every record needs attributes.type {name}"), &[]);
     }
     // Two records with the same external id in one call both fail.
     let key_of = |r: &Map<String, Value>| -> Option<String> {
-        r.iter().find(|(k, _)| k.eq_ignore_ascii_case(field)).and_then(|(_, v)| match v {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        })
+        r.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(field))
+            .and_then(|(_, v)| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
     };
     let mut counts = std::collections::HashMap::new();
     for r in &batch.records {
@@ -247,10 +365,18 @@ pub fn upsert(req: &Req, obj: &str, field: &str) -> Response {
     let field_name = field.to_string();
     run_batch(req, batch, |org, caller, r, undo| {
         let Some(key) = key_of(r) else {
-            return Err(RecError::new("MISSING_ARGUMENT", format!("{field_name} not specified"), vec![field_name.clone()]));
+            return Err(RecError::new(
+                "MISSING_ARGUMENT",
+                format!("{field_name} not specified"),
+                vec![field_name.clone()],
+            ));
         };
         if counts.get(&key.to_lowercase()).copied().unwrap_or(0) > 1 {
-            return Err(RecError::new("DUPLICATE_EXTERNAL_ID", format!("Duplicate external id specified: {key}"), vec![field_name.clone()]));
+            return Err(RecError::new(
+                "DUPLICATE_EXTERNAL_ID",
+                format!("Duplicate external id specified: {key}"),
+                vec![field_name.clone()],
+            ));
         }
         let before: Option<Row> = org
             .table(&name)
@@ -260,12 +386,18 @@ pub fn upsert(req: &Req, obj: &str, field: &str) -> Response {
         body.retain(|k, _| !k.eq_ignore_ascii_case(&field_name));
         match org.upsert(&name, &field_name, &key, &body, caller, false)? {
             Upserted::Created(id) => {
-                undo.push(Undo::Remove { object: name.clone(), id: id.clone() });
+                undo.push(Undo::Remove {
+                    object: name.clone(),
+                    id: id.clone(),
+                });
                 Ok(json!({"id": id, "success": true, "errors": [], "created": true}))
             }
             Upserted::Updated(id) => {
                 if let Some(row) = before {
-                    undo.push(Undo::Restore { object: name.clone(), row });
+                    undo.push(Undo::Restore {
+                        object: name.clone(),
+                        row,
+                    });
                 }
                 Ok(json!({"id": id, "success": true, "errors": [], "created": false}))
             }

@@ -19,7 +19,15 @@ fn urls(version: &str, name: &str) -> Value {
 }
 
 fn is_setup(def: &ObjectDef) -> bool {
-    matches!(def.name.as_str(), "Profile" | "PermissionSet" | "PermissionSetAssignment" | "ObjectPermissions" | "FieldPermissions" | "User")
+    matches!(
+        def.name.as_str(),
+        "Profile"
+            | "PermissionSet"
+            | "PermissionSetAssignment"
+            | "ObjectPermissions"
+            | "FieldPermissions"
+            | "User"
+    )
 }
 
 fn summary(def: &ObjectDef, version: &str) -> Value {
@@ -37,14 +45,25 @@ fn summary(def: &ObjectDef, version: &str) -> Value {
 
 pub fn global(req: &Req) -> Response {
     let org = req.em.org.read();
-    let sobjects: Vec<Value> = org.tables().map(|t| summary(&t.def, &req.version)).collect();
-    sf_json(StatusCode::OK, &json!({"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": sobjects}))
+    let sobjects: Vec<Value> = org
+        .tables()
+        .map(|t| summary(&t.def, &req.version))
+        .collect();
+    sf_json(
+        StatusCode::OK,
+        &json!({"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": sobjects}),
+    )
 }
 
 pub fn basic(req: &Req, obj: &str) -> Response {
     let org = req.em.org.read();
-    let Some(t) = org.table(obj) else { return not_found() };
-    sf_json(StatusCode::OK, &json!({"objectDescribe": summary(&t.def, &req.version), "recentItems": []}))
+    let Some(t) = org.table(obj) else {
+        return not_found();
+    };
+    sf_json(
+        StatusCode::OK,
+        &json!({"objectDescribe": summary(&t.def, &req.version), "recentItems": []}),
+    )
 }
 
 /// The REST type name, SOAP type and extra facts of a field.
@@ -72,7 +91,9 @@ pub fn field_json(object: &str, f: &FieldDef, access: &FieldAccess) -> Value {
         FieldType::AutoNumber { .. } => 30,
         _ => f.max_length().unwrap_or(0),
     };
-    let editable = !f.system && !matches!(f.ftype, FieldType::AutoNumber { .. }) && (!f.fls || access.can_edit(object, &f.name));
+    let editable = !f.system
+        && !matches!(f.ftype, FieldType::AutoNumber { .. })
+        && (!f.fls || access.can_edit(object, &f.name));
     let is_name = f.name == "Name";
     let long = matches!(f.ftype, FieldType::LongText { .. });
     let mut v = json!({
@@ -95,7 +116,11 @@ pub fn field_json(object: &str, f: &FieldDef, access: &FieldAccess) -> Value {
     });
     match &f.ftype {
         FieldType::LongText { html, .. } => {
-            v["extraTypeInfo"] = json!(if *html { "richtextarea" } else { "plaintextarea" });
+            v["extraTypeInfo"] = json!(if *html {
+                "richtextarea"
+            } else {
+                "plaintextarea"
+            });
             v["htmlFormatted"] = json!(html);
         }
         FieldType::Picklist { values, restricted } => {
@@ -106,10 +131,15 @@ pub fn field_json(object: &str, f: &FieldDef, access: &FieldAccess) -> Value {
                 .map(|(i, p)| json!({"active": true, "defaultValue": i == 0 && *restricted, "label": p, "validFor": null, "value": p}))
                 .collect();
         }
-        FieldType::Reference { to, delete_constraint } => {
+        FieldType::Reference {
+            to,
+            delete_constraint,
+        } => {
             v["referenceTo"] = json!([to]);
-            v["restrictedDelete"] = json!(*delete_constraint == crate::schema::DeleteConstraint::Restrict);
-            v["cascadeDelete"] = json!(*delete_constraint == crate::schema::DeleteConstraint::Cascade);
+            v["restrictedDelete"] =
+                json!(*delete_constraint == crate::schema::DeleteConstraint::Restrict);
+            v["cascadeDelete"] =
+                json!(*delete_constraint == crate::schema::DeleteConstraint::Cascade);
         }
         FieldType::Number => {
             v["precision"] = json!(18);
@@ -124,7 +154,13 @@ fn child_relationships(org: &Org, parent: &str, access: &FieldAccess) -> Vec<Val
     let mut out = Vec::new();
     for t in org.tables() {
         for f in &t.def.fields {
-            let FieldType::Reference { to, delete_constraint } = &f.ftype else { continue };
+            let FieldType::Reference {
+                to,
+                delete_constraint,
+            } = &f.ftype
+            else {
+                continue;
+            };
             if !to.eq_ignore_ascii_case(parent) || !visible(&t.def.name, f, access) {
                 continue;
             }
@@ -141,11 +177,18 @@ fn child_relationships(org: &Org, parent: &str, access: &FieldAccess) -> Vec<Val
 
 pub fn object(req: &Req, obj: &str) -> Response {
     let org = req.em.org.read();
-    let Some(t) = org.table(obj) else { return not_found() };
+    let Some(t) = org.table(obj) else {
+        return not_found();
+    };
     let access = req.em.access_for(&org, &req.user);
     let def = &t.def;
     let mut v = summary(def, &req.version);
-    let fields: Vec<Value> = def.fields.iter().filter(|f| visible(&def.name, f, &access)).map(|f| field_json(&def.name, f, &access)).collect();
+    let fields: Vec<Value> = def
+        .fields
+        .iter()
+        .filter(|f| visible(&def.name, f, &access))
+        .map(|f| field_json(&def.name, f, &access))
+        .collect();
     v["fields"] = Value::Array(fields);
     v["childRelationships"] = Value::Array(child_relationships(&org, &def.name, &access));
     v["recordTypeInfos"] = json!([]);

@@ -61,8 +61,15 @@ pub fn parser_error(message: &str) -> Response {
 
 /// A DML error as a single-record call answers it.
 pub fn rec_error(e: &RecError) -> Response {
-    let status = if e.status_code == "NOT_FOUND" { StatusCode::NOT_FOUND } else { StatusCode::BAD_REQUEST };
-    sf_json(status, &json!([{"message": e.message, "errorCode": e.status_code, "fields": e.fields}]))
+    let status = if e.status_code == "NOT_FOUND" {
+        StatusCode::NOT_FOUND
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    sf_json(
+        status,
+        &json!([{"message": e.message, "errorCode": e.status_code, "fields": e.fields}]),
+    )
 }
 
 pub fn rec_error_item(e: &RecError) -> Value {
@@ -78,7 +85,12 @@ fn release_name(v: u32) -> String {
 }
 
 fn max_version(em: &Emulator) -> u32 {
-    em.config.api_version_max.split('.').next().and_then(|v| v.parse().ok()).unwrap_or(67)
+    em.config
+        .api_version_max
+        .split('.')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(67)
 }
 
 /// `GET /services/data/`: the versions served, without authentication.
@@ -91,7 +103,9 @@ pub async fn versions(State(em): State<Arc<Emulator>>) -> Response {
 }
 
 fn decode(seg: &str) -> String {
-    percent_encoding::percent_decode_str(seg).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(seg)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// A short name for the endpoint, for `/_emulator/stats`.
@@ -136,21 +150,48 @@ pub async fn handle(
     let version = if version_seg.eq_ignore_ascii_case("latest") {
         format!("{max}.0")
     } else {
-        match version_seg.strip_prefix('v').and_then(|v| v.split_once('.')).and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b))) {
+        match version_seg
+            .strip_prefix('v')
+            .and_then(|v| v.split_once('.'))
+            .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b)))
+        {
             Some((major, "0")) if (MIN_VERSION..=max).contains(&major) => format!("{major}.0"),
             Some((major, _)) if (21..=30).contains(&major) => {
-                return sf_error(StatusCode::GONE, "API_VERSION_RETIRED", "This version of the API has been retired", &[]);
+                return sf_error(
+                    StatusCode::GONE,
+                    "API_VERSION_RETIRED",
+                    "This version of the API has been retired",
+                    &[],
+                );
             }
             _ => return not_found(),
         }
     };
     let token = bearer(&headers);
-    let user = match em.gate(kind(&method, &segs), token.as_deref(), conn.as_ref().map(|c| &c.0)).await {
+    let user = match em
+        .gate(
+            kind(&method, &segs),
+            token.as_deref(),
+            conn.as_ref().map(|c| &c.0),
+        )
+        .await
+    {
         Ok(u) => u,
         Err(resp) => return with_limit_info(resp, &em.limit_info()),
     };
-    let query: HashMap<String, String> = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
-    let req = Req { em: &em, user, version, method, query, headers, body };
+    let query: HashMap<String, String> =
+        form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    let req = Req {
+        em: &em,
+        user,
+        version,
+        method,
+        query,
+        headers,
+        body,
+    };
     let resp = dispatch(&req, &segs);
     with_limit_info(resp, &em.limit_info())
 }

@@ -13,7 +13,10 @@ fn batch_size(req: &Req) -> usize {
     req.headers
         .get("sforce-query-options")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').find_map(|p| p.trim().strip_prefix("batchSize=")))
+        .and_then(|v| {
+            v.split(',')
+                .find_map(|p| p.trim().strip_prefix("batchSize="))
+        })
         .and_then(|n| n.trim().parse::<usize>().ok())
         .map(|n| n.clamp(200, 2000))
         .unwrap_or(2000)
@@ -29,10 +32,23 @@ fn page(total: usize, records: Vec<Value>, next: Option<String>) -> Response {
 
 pub fn run(req: &Req) -> Response {
     if req.method != axum::http::Method::GET {
-        return sf_error(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", &format!("HTTP Method '{}' not allowed. Allowed are GET,HEAD", req.method), &[]);
+        return sf_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            &format!(
+                "HTTP Method '{}' not allowed. Allowed are GET,HEAD",
+                req.method
+            ),
+            &[],
+        );
     }
     let Some(q) = req.query.get("q") else {
-        return sf_error(StatusCode::BAD_REQUEST, "MALFORMED_QUERY", "A query string has to be specified", &[]);
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_QUERY",
+            "A query string has to be specified",
+            &[],
+        );
     };
     let parsed = match soql::parse(q) {
         Ok(p) => p,
@@ -58,14 +74,30 @@ pub fn run(req: &Req) -> Response {
 }
 
 pub fn more(req: &Req, locator: &str) -> Response {
-    let invalid = || sf_error(StatusCode::BAD_REQUEST, "INVALID_QUERY_LOCATOR", "invalid query locator", &[]);
-    let Some((loc, pos)) = locator.rsplit_once('-').and_then(|(l, p)| Some((l, p.parse::<usize>().ok()?))) else {
+    let invalid = || {
+        sf_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_QUERY_LOCATOR",
+            "invalid query locator",
+            &[],
+        )
+    };
+    let Some((loc, pos)) = locator
+        .rsplit_once('-')
+        .and_then(|(l, p)| Some((l, p.parse::<usize>().ok()?)))
+    else {
         return invalid();
     };
     let taken = req.em.cursors.lock().take(loc, pos, batch_size(req));
     match taken {
         Some((records, total, done)) => {
-            let next = (!done).then(|| format!("/services/data/v{}/query/{loc}-{}", req.version, pos + records.len()));
+            let next = (!done).then(|| {
+                format!(
+                    "/services/data/v{}/query/{loc}-{}",
+                    req.version,
+                    pos + records.len()
+                )
+            });
             page(total, records, next)
         }
         None => invalid(),

@@ -34,12 +34,24 @@ pub fn create(req: &Req, obj: &str) -> Response {
     if body.keys().any(|k| k.eq_ignore_ascii_case("Id")) {
         return rec_error(&RecError::new("INVALID_FIELD_FOR_INSERT_UPDATE", "Unable to create/update fields: Id. Please check the security settings of this field and verify that it is read/write for your profile or permission set.", vec!["Id".into()]));
     }
-    let caller = Caller { user_id: &req.user, access: &access };
+    let caller = Caller {
+        user_id: &req.user,
+        access: &access,
+    };
     match org.create(obj, &body, &caller) {
         Ok(id) => {
-            let name = org.table(obj).map(|t| t.def.name.clone()).unwrap_or_default();
-            let mut resp = sf_json(StatusCode::CREATED, &json!({"id": id, "success": true, "errors": []}));
-            if let Ok(loc) = HeaderValue::from_str(&format!("/services/data/v{}/sobjects/{name}/{id}", req.version)) {
+            let name = org
+                .table(obj)
+                .map(|t| t.def.name.clone())
+                .unwrap_or_default();
+            let mut resp = sf_json(
+                StatusCode::CREATED,
+                &json!({"id": id, "success": true, "errors": []}),
+            );
+            if let Ok(loc) = HeaderValue::from_str(&format!(
+                "/services/data/v{}/sobjects/{name}/{id}",
+                req.version
+            )) {
                 resp.headers_mut().insert(header::LOCATION, loc);
             }
             resp
@@ -49,18 +61,34 @@ pub fn create(req: &Req, obj: &str) -> Response {
 }
 
 fn wanted_fields(req: &Req) -> Option<Vec<String>> {
-    req.query.get("fields").map(|f| f.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+    req.query.get("fields").map(|f| {
+        f.split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    })
 }
 
 pub fn retrieve(req: &Req, obj: &str, id: &str) -> Response {
     let org = req.em.org.read();
-    let Some(table) = org.table(obj) else { return not_found() };
+    let Some(table) = org.table(obj) else {
+        return not_found();
+    };
     let access = req.em.access_for(&org, &req.user);
     let fields = wanted_fields(req);
     if let Some(fs) = &fields {
         for f in fs {
-            if !table.def.field(f).is_some_and(|d| crate::dml::visible(&table.def.name, d, &access)) {
-                return sf_error(StatusCode::BAD_REQUEST, "INVALID_FIELD", &format!("No such column '{f}' on sobject of type {}", table.def.name), &[]);
+            if !table
+                .def
+                .field(f)
+                .is_some_and(|d| crate::dml::visible(&table.def.name, d, &access))
+            {
+                return sf_error(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_FIELD",
+                    &format!("No such column '{f}' on sobject of type {}", table.def.name),
+                    &[],
+                );
             }
         }
     }
@@ -73,7 +101,10 @@ pub fn retrieve(req: &Req, obj: &str, id: &str) -> Response {
         );
     }
     match table.get(id) {
-        Some(row) => sf_json(StatusCode::OK, &org.record_json(obj, row, &access, &req.version, fields.as_deref())),
+        Some(row) => sf_json(
+            StatusCode::OK,
+            &org.record_json(obj, row, &access, &req.version, fields.as_deref()),
+        ),
         None => not_found(),
     }
 }
@@ -87,12 +118,17 @@ pub fn update(req: &Req, obj: &str, id: &str) -> Response {
         return lock_error();
     }
     let mut org = req.em.org.write();
-    let Some(table) = org.table(obj) else { return not_found() };
+    let Some(table) = org.table(obj) else {
+        return not_found();
+    };
     if !table.contains(id) {
         return not_found();
     }
     let access = req.em.access_for(&org, &req.user);
-    let caller = Caller { user_id: &req.user, access: &access };
+    let caller = Caller {
+        user_id: &req.user,
+        access: &access,
+    };
     match org.update(obj, id, &body, &caller) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => rec_error(&e),
@@ -101,7 +137,9 @@ pub fn update(req: &Req, obj: &str, id: &str) -> Response {
 
 pub fn delete(req: &Req, obj: &str, id: &str) -> Response {
     let mut org = req.em.org.write();
-    let Some(table) = org.table(obj) else { return not_found() };
+    let Some(table) = org.table(obj) else {
+        return not_found();
+    };
     if !table.contains(id) {
         return not_found();
     }
@@ -112,13 +150,23 @@ pub fn delete(req: &Req, obj: &str, id: &str) -> Response {
 }
 
 fn multiple(req: &Req, obj: &str, ids: &[String]) -> Response {
-    let urls: Vec<Value> = ids.iter().map(|id| json!(format!("/services/data/v{}/sobjects/{obj}/{id}", req.version))).collect();
+    let urls: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            json!(format!(
+                "/services/data/v{}/sobjects/{obj}/{id}",
+                req.version
+            ))
+        })
+        .collect();
     sf_json(StatusCode::MULTIPLE_CHOICES, &Value::Array(urls))
 }
 
 pub fn retrieve_by_external_id(req: &Req, obj: &str, field: &str, value: &str) -> Response {
     let org = req.em.org.read();
-    let Some(table) = org.table(obj) else { return not_found() };
+    let Some(table) = org.table(obj) else {
+        return not_found();
+    };
     let access = req.em.access_for(&org, &req.user);
     let Some(slot) = table.def.slot(field).filter(|s| {
         let f = &table.def.fields[*s];
@@ -133,13 +181,32 @@ pub fn retrieve_by_external_id(req: &Req, obj: &str, field: &str, value: &str) -
     };
     let rows: Vec<_> = match table.lookup(slot, &crate::value::Val::text(value)) {
         Some(r) => r,
-        None => table.iter().filter(|r| r[slot].as_str().is_some_and(|v| v.eq_ignore_ascii_case(value))).collect(),
+        None => table
+            .iter()
+            .filter(|r| {
+                r[slot]
+                    .as_str()
+                    .is_some_and(|v| v.eq_ignore_ascii_case(value))
+            })
+            .collect(),
     };
     match rows.as_slice() {
         [] => not_found(),
-        [row] => sf_json(StatusCode::OK, &org.record_json(obj, row, &access, &req.version, wanted_fields(req).as_deref())),
+        [row] => sf_json(
+            StatusCode::OK,
+            &org.record_json(
+                obj,
+                row,
+                &access,
+                &req.version,
+                wanted_fields(req).as_deref(),
+            ),
+        ),
         many => {
-            let ids: Vec<String> = many.iter().filter_map(|r| r[0].as_str().map(str::to_string)).collect();
+            let ids: Vec<String> = many
+                .iter()
+                .filter_map(|r| r[0].as_str().map(str::to_string))
+                .collect();
             multiple(req, &table.def.name, &ids)
         }
     }
@@ -150,7 +217,10 @@ pub fn upsert(req: &Req, obj: &str, field: &str, value: &str) -> Response {
         Ok(b) => b,
         Err(r) => return r,
     };
-    if let Some(k) = body.keys().find(|k| k.eq_ignore_ascii_case(field) || k.eq_ignore_ascii_case("Id")) {
+    if let Some(k) = body
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case(field) || k.eq_ignore_ascii_case("Id"))
+    {
         return rec_error(&RecError::new(
             "INVALID_FIELD_FOR_INSERT_UPDATE",
             format!("Unable to create/update fields: {k}. The external ID field and Id must not be in the body of an upsert by external ID; the value is taken from the URL."),
@@ -160,11 +230,19 @@ pub fn upsert(req: &Req, obj: &str, field: &str, value: &str) -> Response {
     if req.em.faults.lock().lock() {
         return lock_error();
     }
-    let update_only = req.query.get("updateOnly").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let update_only = req
+        .query
+        .get("updateOnly")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let mut org = req.em.org.write();
-    let Some(name) = org.table(obj).map(|t| t.def.name.clone()) else { return not_found() };
+    let Some(name) = org.table(obj).map(|t| t.def.name.clone()) else {
+        return not_found();
+    };
     let access = req.em.access_for(&org, &req.user);
-    let caller = Caller { user_id: &req.user, access: &access };
+    let caller = Caller {
+        user_id: &req.user,
+        access: &access,
+    };
     let modern = req.version_num() >= 46.0;
     match org.upsert(obj, field, value, &body, &caller, update_only) {
         Ok(Upserted::Created(id)) => {
@@ -174,7 +252,10 @@ pub fn upsert(req: &Req, obj: &str, field: &str, value: &str) -> Response {
             }
             sf_json(StatusCode::CREATED, &v)
         }
-        Ok(Upserted::Updated(id)) if modern => sf_json(StatusCode::OK, &json!({"id": id, "success": true, "errors": [], "created": false})),
+        Ok(Upserted::Updated(id)) if modern => sf_json(
+            StatusCode::OK,
+            &json!({"id": id, "success": true, "errors": [], "created": false}),
+        ),
         Ok(Upserted::Updated(_)) => StatusCode::NO_CONTENT.into_response(),
         Ok(Upserted::Multiple(ids)) => multiple(req, &name, &ids),
         Err(e) => rec_error(&e),

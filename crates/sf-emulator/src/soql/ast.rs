@@ -17,7 +17,10 @@ pub enum SelectItem {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Literal {
     /// Raw content of a quoted string; decoded by the evaluator (LIKE decodes differently).
-    Str { raw: String, pos: usize },
+    Str {
+        raw: String,
+        pos: usize,
+    },
     Num(f64),
     Bool(bool),
     Null,
@@ -30,9 +33,21 @@ pub enum Cond {
     And(Vec<Cond>),
     Or(Vec<Cond>),
     Not(Box<Cond>),
-    Cmp { path: Path, op: CmpOp, value: Literal },
-    In { path: Path, negated: bool, values: Vec<Literal> },
-    Like { path: Path, raw: String, pos: usize },
+    Cmp {
+        path: Path,
+        op: CmpOp,
+        value: Literal,
+    },
+    In {
+        path: Path,
+        negated: bool,
+        values: Vec<Literal>,
+    },
+    Like {
+        path: Path,
+        raw: String,
+        pos: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -41,9 +41,20 @@ enum Pred {
     And(Vec<Pred>),
     Or(Vec<Pred>),
     Not(Box<Pred>),
-    Cmp { field: Resolved, op: CmpOp, value: CVal },
-    In { field: Resolved, negated: bool, values: Vec<CVal> },
-    Like { field: Resolved, pattern: Vec<PatTok> },
+    Cmp {
+        field: Resolved,
+        op: CmpOp,
+        value: CVal,
+    },
+    In {
+        field: Resolved,
+        negated: bool,
+        values: Vec<CVal>,
+    },
+    Like {
+        field: Resolved,
+        pattern: Vec<PatTok>,
+    },
 }
 
 pub struct Output {
@@ -57,7 +68,13 @@ struct Ctx<'a> {
     access: &'a FieldAccess,
 }
 
-pub fn execute(org: &Org, q: &Query, soql: &str, access: &FieldAccess, version: &str) -> Result<Output, SoqlError> {
+pub fn execute(
+    org: &Org,
+    q: &Query,
+    soql: &str,
+    access: &FieldAccess,
+    version: &str,
+) -> Result<Output, SoqlError> {
     let ctx = Ctx { org, soql, access };
     let table = org.table(&q.from).ok_or_else(|| {
         SoqlError::at(
@@ -74,7 +91,11 @@ pub fn execute(org: &Org, q: &Query, soql: &str, access: &FieldAccess, version: 
             selected.push(ctx.resolve(&object, p)?);
         }
     }
-    let pred = q.filter.as_ref().map(|c| ctx.compile(&object, c)).transpose()?;
+    let pred = q
+        .filter
+        .as_ref()
+        .map(|c| ctx.compile(&object, c))
+        .transpose()?;
     let order: Vec<(Resolved, bool, bool)> = q
         .order_by
         .iter()
@@ -85,18 +106,37 @@ pub fn execute(org: &Org, q: &Query, soql: &str, access: &FieldAccess, version: 
         Some(rows) => rows,
         None => table.iter().collect(),
     };
-    let mut rows: Vec<&Row> = candidates.into_iter().filter(|r| pred.as_ref().is_none_or(|p| ctx.test(p, r))).collect();
+    let mut rows: Vec<&Row> = candidates
+        .into_iter()
+        .filter(|r| pred.as_ref().is_none_or(|p| ctx.test(p, r)))
+        .collect();
     if !order.is_empty() {
         rows.sort_by(|a, b| {
             for (field, desc, nulls_last) in &order {
                 let (va, vb) = (ctx.value(field, a), ctx.value(field, b));
                 let ord = match (va.is_null(), vb.is_null()) {
                     (true, true) => Ordering::Equal,
-                    (true, false) => if *nulls_last { Ordering::Greater } else { Ordering::Less },
-                    (false, true) => if *nulls_last { Ordering::Less } else { Ordering::Greater },
+                    (true, false) => {
+                        if *nulls_last {
+                            Ordering::Greater
+                        } else {
+                            Ordering::Less
+                        }
+                    }
+                    (false, true) => {
+                        if *nulls_last {
+                            Ordering::Less
+                        } else {
+                            Ordering::Greater
+                        }
+                    }
                     _ => {
                         let o = compare_vals(&field.ftype, va, vb);
-                        if *desc { o.reverse() } else { o }
+                        if *desc {
+                            o.reverse()
+                        } else {
+                            o
+                        }
                     }
                 };
                 if ord != Ordering::Equal {
@@ -107,12 +147,25 @@ pub fn execute(org: &Org, q: &Query, soql: &str, access: &FieldAccess, version: 
         });
     }
     let offset = q.offset.unwrap_or(0);
-    let rows: Vec<&Row> = rows.into_iter().skip(offset).take(q.limit.unwrap_or(usize::MAX)).collect();
+    let rows: Vec<&Row> = rows
+        .into_iter()
+        .skip(offset)
+        .take(q.limit.unwrap_or(usize::MAX))
+        .collect();
     if q.is_count() {
-        return Ok(Output { total_size: rows.len(), records: Vec::new() });
+        return Ok(Output {
+            total_size: rows.len(),
+            records: Vec::new(),
+        });
     }
-    let records = rows.iter().map(|r| ctx.project(&object, &selected, r, version)).collect::<Vec<_>>();
-    Ok(Output { total_size: records.len(), records })
+    let records = rows
+        .iter()
+        .map(|r| ctx.project(&object, &selected, r, version))
+        .collect::<Vec<_>>();
+    Ok(Output {
+        total_size: records.len(),
+        records,
+    })
 }
 
 fn compare_vals(ftype: &FieldType, a: &Val, b: &Val) -> Ordering {
@@ -132,7 +185,9 @@ fn compare_vals(ftype: &FieldType, a: &Val, b: &Val) -> Ordering {
 
 fn millis(s: &str) -> Option<i64> {
     if let Some(n) = crate::dml::parse_datetime(s) {
-        return chrono::DateTime::parse_from_str(&n, "%Y-%m-%dT%H:%M:%S%.3f%z").ok().map(|d| d.timestamp_millis());
+        return chrono::DateTime::parse_from_str(&n, "%Y-%m-%dT%H:%M:%S%.3f%z")
+            .ok()
+            .map(|d| d.timestamp_millis());
     }
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .ok()
@@ -170,25 +225,52 @@ impl Ctx<'_> {
                 )
             })?;
             let f = &def.fields[slot];
-            let FieldType::Reference { to, .. } = &f.ftype else { unreachable!("relationships are references") };
-            hops.push((def.name.clone(), slot, f.relationship_name.clone().unwrap_or_default()));
-            object = self.org.table(to).map(|t| t.def.name.clone()).unwrap_or_else(|| to.clone());
+            let FieldType::Reference { to, .. } = &f.ftype else {
+                unreachable!("relationships are references")
+            };
+            hops.push((
+                def.name.clone(),
+                slot,
+                f.relationship_name.clone().unwrap_or_default(),
+            ));
+            object = self
+                .org
+                .table(to)
+                .map(|t| t.def.name.clone())
+                .unwrap_or_else(|| to.clone());
         }
         let last = &parts[parts.len() - 1];
-        let def = &self.org.table(&object).ok_or_else(|| self.invalid_field(&object, p, last))?.def;
+        let def = &self
+            .org
+            .table(&object)
+            .ok_or_else(|| self.invalid_field(&object, p, last))?
+            .def;
         let slot = def
             .slot(last)
             .filter(|s| visible(&def.name, &def.fields[*s], self.access))
             .ok_or_else(|| self.invalid_field(&def.name, p, last))?;
         let f = &def.fields[slot];
-        Ok(Resolved { hops, object: def.name.clone(), slot, field_name: f.name.clone(), ftype: f.ftype.clone() })
+        Ok(Resolved {
+            hops,
+            object: def.name.clone(),
+            slot,
+            field_name: f.name.clone(),
+            ftype: f.ftype.clone(),
+        })
     }
 
     fn value<'r>(&'r self, field: &Resolved, row: &'r Row) -> &'r Val {
         let mut row = row;
         for (_, slot, _) in &field.hops {
-            let Some(id) = row.get(*slot).and_then(Val::as_str) else { return &NULL };
-            let Some(parent) = self.org.object_of_id(id).and_then(|o| self.org.table(o)).and_then(|t| t.get(id)) else {
+            let Some(id) = row.get(*slot).and_then(Val::as_str) else {
+                return &NULL;
+            };
+            let Some(parent) = self
+                .org
+                .object_of_id(id)
+                .and_then(|o| self.org.table(o))
+                .and_then(|t| t.get(id))
+            else {
                 return &NULL;
             };
             row = parent;
@@ -202,24 +284,45 @@ impl Ctx<'_> {
                 "INVALID_QUERY_FILTER_OPERATOR",
                 self.soql,
                 0,
-                &format!("value of filter criterion for field '{}' must be of type {want} and {quotes}", field.field_name),
+                &format!(
+                    "value of filter criterion for field '{}' must be of type {want} and {quotes}",
+                    field.field_name
+                ),
             )
         };
         Ok(match (lit, &field.ftype) {
             (Literal::Null, _) => CVal::Null,
             (Literal::Bool(b), FieldType::Boolean) => CVal::Bool(*b),
-            (_, FieldType::Boolean) => return Err(wrong("boolean", "should not be enclosed in quotes")),
-            (Literal::Num(n), FieldType::Number) => CVal::Num(*n),
-            (_, FieldType::Number) => return Err(wrong("double", "should not be enclosed in quotes")),
-            (Literal::DateTime(d), FieldType::DateTime | FieldType::Date) => {
-                CVal::Millis(millis(d).ok_or_else(|| SoqlError::malformed(self.soql, 0, &format!("value of filter criterion for field '{}' must be of type dateTime", field.field_name)))?)
+            (_, FieldType::Boolean) => {
+                return Err(wrong("boolean", "should not be enclosed in quotes"))
             }
-            (_, FieldType::DateTime | FieldType::Date) => return Err(wrong("dateTime", "should not be enclosed in quotes")),
+            (Literal::Num(n), FieldType::Number) => CVal::Num(*n),
+            (_, FieldType::Number) => {
+                return Err(wrong("double", "should not be enclosed in quotes"))
+            }
+            (Literal::DateTime(d), FieldType::DateTime | FieldType::Date) => {
+                CVal::Millis(millis(d).ok_or_else(|| {
+                    SoqlError::malformed(
+                        self.soql,
+                        0,
+                        &format!(
+                            "value of filter criterion for field '{}' must be of type dateTime",
+                            field.field_name
+                        ),
+                    )
+                })?)
+            }
+            (_, FieldType::DateTime | FieldType::Date) => {
+                return Err(wrong("dateTime", "should not be enclosed in quotes"))
+            }
             (Literal::Str { raw, pos }, ftype) => {
-                let s = literal::decode(raw).map_err(|e| SoqlError::malformed(self.soql, *pos, &e))?;
+                let s =
+                    literal::decode(raw).map_err(|e| SoqlError::malformed(self.soql, *pos, &e))?;
                 if matches!(ftype, FieldType::Id | FieldType::Reference { .. }) {
                     // Ids compare in their 18-character, case-insensitive form.
-                    let id = crate::ids::canonical15(&s).map(|i| crate::ids::to_18(&i)).unwrap_or(s);
+                    let id = crate::ids::canonical15(&s)
+                        .map(|i| crate::ids::to_18(&i))
+                        .unwrap_or(s);
                     CVal::Text(id.to_lowercase())
                 } else {
                     CVal::Text(s.to_lowercase())
@@ -231,22 +334,48 @@ impl Ctx<'_> {
 
     fn compile(&self, from: &str, c: &Cond) -> Result<Pred, SoqlError> {
         Ok(match c {
-            Cond::And(items) => Pred::And(items.iter().map(|c| self.compile(from, c)).collect::<Result<_, _>>()?),
-            Cond::Or(items) => Pred::Or(items.iter().map(|c| self.compile(from, c)).collect::<Result<_, _>>()?),
+            Cond::And(items) => Pred::And(
+                items
+                    .iter()
+                    .map(|c| self.compile(from, c))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Cond::Or(items) => Pred::Or(
+                items
+                    .iter()
+                    .map(|c| self.compile(from, c))
+                    .collect::<Result<_, _>>()?,
+            ),
             Cond::Not(inner) => Pred::Not(Box::new(self.compile(from, inner)?)),
             Cond::Cmp { path, op, value } => {
                 let field = self.resolve(from, path)?;
                 let value = self.literal(&field, value)?;
-                Pred::Cmp { field, op: *op, value }
+                Pred::Cmp {
+                    field,
+                    op: *op,
+                    value,
+                }
             }
-            Cond::In { path, negated, values } => {
+            Cond::In {
+                path,
+                negated,
+                values,
+            } => {
                 let field = self.resolve(from, path)?;
-                let values = values.iter().map(|v| self.literal(&field, v)).collect::<Result<_, _>>()?;
-                Pred::In { field, negated: *negated, values }
+                let values = values
+                    .iter()
+                    .map(|v| self.literal(&field, v))
+                    .collect::<Result<_, _>>()?;
+                Pred::In {
+                    field,
+                    negated: *negated,
+                    values,
+                }
             }
             Cond::Like { path, raw, pos } => {
                 let field = self.resolve(from, path)?;
-                let pattern = literal::decode_like(raw).map_err(|e| SoqlError::malformed(self.soql, *pos, &e))?;
+                let pattern = literal::decode_like(raw)
+                    .map_err(|e| SoqlError::malformed(self.soql, *pos, &e))?;
                 Pred::Like { field, pattern }
             }
         })
@@ -255,14 +384,22 @@ impl Ctx<'_> {
     /// Candidate rows from an index, when the filter pins an indexed field.
     fn indexed_candidates(&self, p: &Pred) -> Option<Vec<&Row>> {
         match p {
-            Pred::Cmp { field, op: CmpOp::Eq, value: CVal::Text(v) } if field.hops.is_empty() => {
+            Pred::Cmp {
+                field,
+                op: CmpOp::Eq,
+                value: CVal::Text(v),
+            } if field.hops.is_empty() => {
                 let t = self.org.table(&field.object)?;
                 if !t.is_indexed(field.slot) {
                     return None;
                 }
                 t.lookup(field.slot, &Val::text(v.as_str()))
             }
-            Pred::In { field, negated: false, values } if field.hops.is_empty() => {
+            Pred::In {
+                field,
+                negated: false,
+                values,
+            } if field.hops.is_empty() => {
                 let t = self.org.table(&field.object)?;
                 if !t.is_indexed(field.slot) {
                     return None;
@@ -280,7 +417,10 @@ impl Ctx<'_> {
                 }
                 // Keep creation order, as a scan would.
                 out.sort_by(|a, b| {
-                    let key = |r: &Row| crate::ids::canonical15(r[0].as_str().unwrap_or_default()).unwrap_or_default();
+                    let key = |r: &Row| {
+                        crate::ids::canonical15(r[0].as_str().unwrap_or_default())
+                            .unwrap_or_default()
+                    };
                     key(a).cmp(&key(b))
                 });
                 Some(out)
@@ -296,19 +436,36 @@ impl Ctx<'_> {
             Pred::Or(items) => items.iter().any(|i| self.test(i, row)),
             Pred::Not(inner) => !self.test(inner, row),
             Pred::Cmp { field, op, value } => cmp(&field.ftype, self.value(field, row), *op, value),
-            Pred::In { field, negated, values } => {
+            Pred::In {
+                field,
+                negated,
+                values,
+            } => {
                 let v = self.value(field, row);
                 let hit = values.iter().any(|x| cmp(&field.ftype, v, CmpOp::Eq, x));
                 hit != *negated
             }
-            Pred::Like { field, pattern } => self.value(field, row).as_str().is_some_and(|s| literal::like_matches(pattern, s)),
+            Pred::Like { field, pattern } => self
+                .value(field, row)
+                .as_str()
+                .is_some_and(|s| literal::like_matches(pattern, s)),
         }
     }
 
     /// Writes one selected field into `target`, nesting parent records as objects.
-    fn put(&self, target: &mut Map<String, Value>, field: &Resolved, hop: usize, row: &Row, version: &str) {
+    fn put(
+        &self,
+        target: &mut Map<String, Value>,
+        field: &Resolved,
+        hop: usize,
+        row: &Row,
+        version: &str,
+    ) {
         let Some((_, slot, rel)) = field.hops.get(hop) else {
-            target.insert(field.field_name.clone(), row.get(field.slot).map(Val::to_json).unwrap_or(Value::Null));
+            target.insert(
+                field.field_name.clone(),
+                row.get(field.slot).map(Val::to_json).unwrap_or(Value::Null),
+            );
             return;
         };
         let parent = row.get(*slot).and_then(Val::as_str).and_then(|id| {
@@ -319,7 +476,10 @@ impl Ctx<'_> {
         let Some((obj, prow)) = parent else { return };
         if entry.is_null() {
             let mut pm = Map::new();
-            pm.insert("attributes".into(), attributes(&obj, prow[0].as_str().unwrap_or_default(), version));
+            pm.insert(
+                "attributes".into(),
+                attributes(&obj, prow[0].as_str().unwrap_or_default(), version),
+            );
             *entry = Value::Object(pm);
         }
         if let Value::Object(pm) = entry {
@@ -329,7 +489,10 @@ impl Ctx<'_> {
 
     fn project(&self, object: &str, selected: &[Resolved], row: &Row, version: &str) -> Value {
         let mut m = Map::new();
-        m.insert("attributes".into(), attributes(object, row[0].as_str().unwrap_or_default(), version));
+        m.insert(
+            "attributes".into(),
+            attributes(object, row[0].as_str().unwrap_or_default(), version),
+        );
         for field in selected {
             self.put(&mut m, field, 0, row, version);
         }

@@ -39,31 +39,52 @@ pub fn lex(soql: &str) -> Result<Vec<Token>, SoqlError> {
                 continue;
             }
             b',' => {
-                out.push(Token { tok: Tok::Comma, pos: i });
+                out.push(Token {
+                    tok: Tok::Comma,
+                    pos: i,
+                });
                 i += 1;
             }
             b'.' => {
-                out.push(Token { tok: Tok::Dot, pos: i });
+                out.push(Token {
+                    tok: Tok::Dot,
+                    pos: i,
+                });
                 i += 1;
             }
             b'(' => {
-                out.push(Token { tok: Tok::LParen, pos: i });
+                out.push(Token {
+                    tok: Tok::LParen,
+                    pos: i,
+                });
                 i += 1;
             }
             b')' => {
-                out.push(Token { tok: Tok::RParen, pos: i });
+                out.push(Token {
+                    tok: Tok::RParen,
+                    pos: i,
+                });
                 i += 1;
             }
             b':' => {
-                out.push(Token { tok: Tok::Colon, pos: i });
+                out.push(Token {
+                    tok: Tok::Colon,
+                    pos: i,
+                });
                 i += 1;
             }
             b'=' => {
-                out.push(Token { tok: Tok::Op("="), pos: i });
+                out.push(Token {
+                    tok: Tok::Op("="),
+                    pos: i,
+                });
                 i += 1;
             }
             b'!' if bytes.get(i + 1) == Some(&b'=') => {
-                out.push(Token { tok: Tok::Op("!="), pos: i });
+                out.push(Token {
+                    tok: Tok::Op("!="),
+                    pos: i,
+                });
                 i += 2;
             }
             b'<' => {
@@ -72,12 +93,22 @@ pub fn lex(soql: &str) -> Result<Vec<Token>, SoqlError> {
                     Some(b'>') => ("!=", 2),
                     _ => ("<", 1),
                 };
-                out.push(Token { tok: Tok::Op(op), pos: i });
+                out.push(Token {
+                    tok: Tok::Op(op),
+                    pos: i,
+                });
                 i += n;
             }
             b'>' => {
-                let (op, n) = if bytes.get(i + 1) == Some(&b'=') { (">=", 2) } else { (">", 1) };
-                out.push(Token { tok: Tok::Op(op), pos: i });
+                let (op, n) = if bytes.get(i + 1) == Some(&b'=') {
+                    (">=", 2)
+                } else {
+                    (">", 1)
+                };
+                out.push(Token {
+                    tok: Tok::Op(op),
+                    pos: i,
+                });
                 i += n;
             }
             b'\'' => {
@@ -86,18 +117,30 @@ pub fn lex(soql: &str) -> Result<Vec<Token>, SoqlError> {
                 loop {
                     match bytes.get(i) {
                         None => {
-                            return Err(SoqlError::malformed(soql, start, "line 1:0 no viable alternative at character '''"))
+                            return Err(SoqlError::malformed(
+                                soql,
+                                start,
+                                "line 1:0 no viable alternative at character '''",
+                            ))
                         }
                         Some(b'\\') => i += 2,
                         Some(b'\'') => break,
                         Some(_) => i += 1,
                     }
                 }
-                let raw = soql.get(content_start..i.min(soql.len())).unwrap_or_default().to_string();
-                out.push(Token { tok: Tok::Str(raw), pos: start });
+                let raw = soql
+                    .get(content_start..i.min(soql.len()))
+                    .unwrap_or_default()
+                    .to_string();
+                out.push(Token {
+                    tok: Tok::Str(raw),
+                    pos: start,
+                });
                 i += 1;
             }
-            b'0'..=b'9' | b'-' | b'+' if c != b'-' && c != b'+' || bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+            b'0'..=b'9' | b'-' | b'+'
+                if c != b'-' && c != b'+' || bytes.get(i + 1).is_some_and(u8::is_ascii_digit) =>
+            {
                 i += 1;
                 while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'.') {
                     i += 1;
@@ -105,20 +148,30 @@ pub fn lex(soql: &str) -> Result<Vec<Token>, SoqlError> {
                 // A date (YYYY-MM-DD) or date-time continues with '-' after four digits.
                 if i - start == 4 && bytes.get(i) == Some(&b'-') {
                     while i < bytes.len()
-                        && (bytes[i].is_ascii_alphanumeric() || matches!(bytes[i], b'-' | b':' | b'.' | b'+'))
+                        && (bytes[i].is_ascii_alphanumeric()
+                            || matches!(bytes[i], b'-' | b':' | b'.' | b'+'))
                     {
                         i += 1;
                     }
-                    out.push(Token { tok: Tok::DateTime(soql[start..i].to_string()), pos: start });
+                    out.push(Token {
+                        tok: Tok::DateTime(soql[start..i].to_string()),
+                        pos: start,
+                    });
                 } else {
-                    out.push(Token { tok: Tok::Number(soql[start..i].to_string()), pos: start });
+                    out.push(Token {
+                        tok: Tok::Number(soql[start..i].to_string()),
+                        pos: start,
+                    });
                 }
             }
             c if c.is_ascii_alphabetic() || c == b'_' => {
                 while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
                     i += 1;
                 }
-                out.push(Token { tok: Tok::Word(soql[start..i].to_string()), pos: start });
+                out.push(Token {
+                    tok: Tok::Word(soql[start..i].to_string()),
+                    pos: start,
+                });
             }
             _ => {
                 let ch = soql[i..].chars().next().unwrap_or('?');
@@ -130,6 +183,9 @@ pub fn lex(soql: &str) -> Result<Vec<Token>, SoqlError> {
             }
         }
     }
-    out.push(Token { tok: Tok::Eof, pos: soql.len() });
+    out.push(Token {
+        tok: Tok::Eof,
+        pos: soql.len(),
+    });
     Ok(out)
 }

@@ -52,7 +52,9 @@ fn decode_into(raw: &str, like: bool, emit: &mut dyn FnMut(Piece)) -> Result<(),
             }
             continue;
         }
-        let e = chars.next().ok_or_else(|| "Invalid string literal: trailing backslash".to_string())?;
+        let e = chars
+            .next()
+            .ok_or_else(|| "Invalid string literal: trailing backslash".to_string())?;
         let decoded = match e {
             '\'' | '"' | '\\' => e,
             'n' | 'N' => '\n',
@@ -132,7 +134,10 @@ mod tests {
         assert_eq!(decode(r"O\'Brien").unwrap(), "O'Brien");
         assert_eq!(decode(r"back\\slash").unwrap(), "back\\slash");
         assert_eq!(decode(r#"say \"hi\""#).unwrap(), "say \"hi\"");
-        assert_eq!(decode(r"a\nb\Nc\rd\te\bf\fg").unwrap(), "a\nb\nc\rd\te\u{8}f\u{c}g");
+        assert_eq!(
+            decode(r"a\nb\Nc\rd\te\bf\fg").unwrap(),
+            "a\nb\nc\rd\te\u{8}f\u{c}g"
+        );
         assert_eq!(decode(r"\u00e9t\u00E9").unwrap(), "été");
     }
 

@@ -24,7 +24,9 @@ impl SoqlError {
     pub fn at(code: &'static str, soql: &str, pos: usize, detail: &str) -> SoqlError {
         let line_start = soql[..pos.min(soql.len())].rfind('\n').map_or(0, |i| i + 1);
         let row = soql[..line_start].matches('\n').count() + 1;
-        let line_end = soql[line_start..].find('\n').map_or(soql.len(), |i| line_start + i);
+        let line_end = soql[line_start..]
+            .find('\n')
+            .map_or(soql.len(), |i| line_start + i);
         let col = soql[line_start..pos.min(soql.len())].chars().count() + 1;
         let caret = format!("{}^", " ".repeat(col - 1));
         SoqlError {

@@ -42,7 +42,11 @@ impl<'a> Parser<'a> {
         let shown = match &t.tok {
             Tok::Eof => "<EOF>".to_string(),
             Tok::Str(s) => format!("'{s}'"),
-            _ => self.soql[t.pos..].split_whitespace().next().unwrap_or("").to_string(),
+            _ => self.soql[t.pos..]
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_string(),
         };
         SoqlError::malformed(self.soql, t.pos, &format!("unexpected token: {shown}"))
     }
@@ -96,7 +100,11 @@ impl<'a> Parser<'a> {
                 return Err(self.unexpected());
             }
         };
-        let filter = if self.eat_kw("where") { Some(self.or_cond()?) } else { None };
+        let filter = if self.eat_kw("where") {
+            Some(self.or_cond()?)
+        } else {
+            None
+        };
         let mut order_by = Vec::new();
         if self.eat_kw("order") {
             self.expect_kw("by")?;
@@ -116,7 +124,11 @@ impl<'a> Parser<'a> {
                         self.expect_kw("first")?;
                     }
                 }
-                order_by.push(OrderItem { path, descending, nulls_last });
+                order_by.push(OrderItem {
+                    path,
+                    descending,
+                    nulls_last,
+                });
                 if self.peek().tok == Tok::Comma {
                     self.next();
                 } else {
@@ -124,9 +136,25 @@ impl<'a> Parser<'a> {
                 }
             }
         }
-        let limit = if self.eat_kw("limit") { Some(self.unsigned()?) } else { None };
-        let offset = if self.eat_kw("offset") { Some(self.unsigned()?) } else { None };
-        Ok(Query { select, from, from_pos: from_tok.pos, filter, order_by, limit, offset })
+        let limit = if self.eat_kw("limit") {
+            Some(self.unsigned()?)
+        } else {
+            None
+        };
+        let offset = if self.eat_kw("offset") {
+            Some(self.unsigned()?)
+        } else {
+            None
+        };
+        Ok(Query {
+            select,
+            from,
+            from_pos: from_tok.pos,
+            filter,
+            order_by,
+            limit,
+            offset,
+        })
     }
 
     fn unsigned(&mut self) -> Result<usize, SoqlError> {
@@ -141,7 +169,8 @@ impl<'a> Parser<'a> {
     }
 
     fn select_item(&mut self) -> Result<SelectItem, SoqlError> {
-        if self.is_kw("count") && self.tokens.get(self.i + 1).map(|t| &t.tok) == Some(&Tok::LParen) {
+        if self.is_kw("count") && self.tokens.get(self.i + 1).map(|t| &t.tok) == Some(&Tok::LParen)
+        {
             self.next();
             self.next();
             if self.peek().tok != Tok::RParen {
@@ -181,7 +210,11 @@ impl<'a> Parser<'a> {
         while self.eat_kw("or") {
             items.push(self.and_cond()?);
         }
-        Ok(if items.len() == 1 { items.pop().expect("one") } else { Cond::Or(items) })
+        Ok(if items.len() == 1 {
+            items.pop().expect("one")
+        } else {
+            Cond::Or(items)
+        })
     }
 
     fn and_cond(&mut self) -> Result<Cond, SoqlError> {
@@ -189,7 +222,11 @@ impl<'a> Parser<'a> {
         while self.eat_kw("and") {
             items.push(self.unary_cond()?);
         }
-        Ok(if items.len() == 1 { items.pop().expect("one") } else { Cond::And(items) })
+        Ok(if items.len() == 1 {
+            items.pop().expect("one")
+        } else {
+            Cond::And(items)
+        })
     }
 
     fn unary_cond(&mut self) -> Result<Cond, SoqlError> {
@@ -213,7 +250,11 @@ impl<'a> Parser<'a> {
         if self.eat_kw("like") {
             let t = self.next();
             return match t.tok {
-                Tok::Str(raw) => Ok(Cond::Like { path, raw, pos: t.pos }),
+                Tok::Str(raw) => Ok(Cond::Like {
+                    path,
+                    raw,
+                    pos: t.pos,
+                }),
                 _ => {
                     self.i -= 1;
                     Err(self.unexpected())
@@ -247,7 +288,11 @@ impl<'a> Parser<'a> {
                     _ => return Err(self.unexpected()),
                 }
             }
-            return Ok(Cond::In { path, negated, values });
+            return Ok(Cond::In {
+                path,
+                negated,
+                values,
+            });
         }
         if negated {
             return Err(self.unexpected());
@@ -269,7 +314,10 @@ impl<'a> Parser<'a> {
     fn literal(&mut self) -> Result<Literal, SoqlError> {
         let t = self.peek().clone();
         let lit = match &t.tok {
-            Tok::Str(raw) => Literal::Str { raw: raw.clone(), pos: t.pos },
+            Tok::Str(raw) => Literal::Str {
+                raw: raw.clone(),
+                pos: t.pos,
+            },
             Tok::Number(n) => Literal::Num(n.parse().map_err(|_| self.unexpected())?),
             Tok::DateTime(d) => Literal::DateTime(d.clone()),
             Tok::Word(w) if w.eq_ignore_ascii_case("null") => Literal::Null,
@@ -312,19 +360,37 @@ mod tests {
 
     #[test]
     fn count_and_not_in() {
-        let q = parse("SELECT COUNT() FROM Account WHERE Name NOT IN ('a', 'b') AND Id != null").unwrap();
+        let q = parse("SELECT COUNT() FROM Account WHERE Name NOT IN ('a', 'b') AND Id != null")
+            .unwrap();
         assert!(q.is_count());
-        let Some(Cond::And(items)) = q.filter else { panic!() };
+        let Some(Cond::And(items)) = q.filter else {
+            panic!()
+        };
         assert!(matches!(&items[0], Cond::In { negated: true, values, .. } if values.len() == 2));
-        assert!(matches!(&items[1], Cond::Cmp { op: CmpOp::Ne, value: Literal::Null, .. }));
+        assert!(matches!(
+            &items[1],
+            Cond::Cmp {
+                op: CmpOp::Ne,
+                value: Literal::Null,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn malformed_queries_point_at_the_problem() {
         let e = parse("SELECT Id FROM Contact WHERE").unwrap_err();
         assert_eq!(e.code, "MALFORMED_QUERY");
-        assert!(e.message.contains("ERROR at Row:1:Column:29"), "{}", e.message);
-        assert!(e.message.contains("unexpected token: <EOF>"), "{}", e.message);
+        assert!(
+            e.message.contains("ERROR at Row:1:Column:29"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message.contains("unexpected token: <EOF>"),
+            "{}",
+            e.message
+        );
         let e = parse("SELECT Id FROM Contact WHERE Name = 'unterminated").unwrap_err();
         assert_eq!(e.code, "MALFORMED_QUERY");
         assert!(parse("SELECT FROM Contact").is_err());
@@ -335,15 +401,25 @@ mod tests {
     #[test]
     fn keywords_are_case_insensitive_and_strings_keep_raw_escapes() {
         let q = parse(r"SeLeCt id FrOm contact WhErE name = 'O\'Brien'").unwrap();
-        let Some(Cond::Cmp { value: Literal::Str { raw, .. }, .. }) = q.filter else { panic!() };
+        let Some(Cond::Cmp {
+            value: Literal::Str { raw, .. },
+            ..
+        }) = q.filter
+        else {
+            panic!()
+        };
         assert_eq!(raw, r"O\'Brien");
     }
 
     #[test]
     fn negative_numbers_and_dates() {
         let q = parse("SELECT Id FROM Account WHERE X__c > -5 AND D__c = 2026-11-26").unwrap();
-        let Some(Cond::And(items)) = q.filter else { panic!() };
+        let Some(Cond::And(items)) = q.filter else {
+            panic!()
+        };
         assert!(matches!(items[0], Cond::Cmp { value: Literal::Num(n), .. } if n == -5.0));
-        assert!(matches!(&items[1], Cond::Cmp { value: Literal::DateTime(d), .. } if d == "2026-11-26"));
+        assert!(
+            matches!(&items[1], Cond::Cmp { value: Literal::DateTime(d), .. } if d == "2026-11-26")
+        );
     }
 }
