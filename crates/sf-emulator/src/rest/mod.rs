@@ -38,10 +38,6 @@ pub struct Req<'a> {
 }
 
 impl Req<'_> {
-    pub fn version_num(&self) -> f64 {
-        self.version.parse().unwrap_or(0.0)
-    }
-
     /// The body as a JSON object, or Salesforce's JSON_PARSER_ERROR.
     pub fn json_object(&self, what: &str) -> Result<Map<String, Value>, Response> {
         match serde_json::from_slice::<Value>(&self.body) {

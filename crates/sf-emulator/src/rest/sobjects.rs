@@ -243,20 +243,16 @@ pub fn upsert(req: &Req, obj: &str, field: &str, value: &str) -> Response {
         user_id: &req.user,
         access: &access,
     };
-    let modern = req.version_num() >= 46.0;
     match org.upsert(obj, field, value, &body, &caller, update_only) {
-        Ok(Upserted::Created(id)) => {
-            let mut v = json!({"id": id, "success": true, "errors": []});
-            if modern {
-                v["created"] = json!(true);
-            }
-            sf_json(StatusCode::CREATED, &v)
-        }
-        Ok(Upserted::Updated(id)) if modern => sf_json(
+        // API 46.0 and later (every served version) answer with `created`; an update is 200.
+        Ok(Upserted::Created(id)) => sf_json(
+            StatusCode::CREATED,
+            &json!({"id": id, "success": true, "errors": [], "created": true}),
+        ),
+        Ok(Upserted::Updated(id)) => sf_json(
             StatusCode::OK,
             &json!({"id": id, "success": true, "errors": [], "created": false}),
         ),
-        Ok(Upserted::Updated(_)) => StatusCode::NO_CONTENT.into_response(),
         Ok(Upserted::Multiple(ids)) => multiple(req, &name, &ids),
         Err(e) => rec_error(&e),
     }

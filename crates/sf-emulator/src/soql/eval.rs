@@ -60,6 +60,8 @@ enum Pred {
 pub struct Output {
     pub total_size: usize,
     pub records: Vec<Value>,
+    /// Rows the filter was tested on: small when an index answered.
+    pub examined: usize,
 }
 
 struct Ctx<'a> {
@@ -106,6 +108,7 @@ pub fn execute(
         Some(rows) => rows,
         None => table.iter().collect(),
     };
+    let examined = candidates.len();
     let mut rows: Vec<&Row> = candidates
         .into_iter()
         .filter(|r| pred.as_ref().is_none_or(|p| ctx.test(p, r)))
@@ -156,6 +159,7 @@ pub fn execute(
         return Ok(Output {
             total_size: rows.len(),
             records: Vec::new(),
+            examined,
         });
     }
     let records = rows
@@ -165,6 +169,7 @@ pub fn execute(
     Ok(Output {
         total_size: records.len(),
         records,
+        examined,
     })
 }
 

@@ -6,6 +6,8 @@ pub mod eval;
 pub mod lexer;
 pub mod literal;
 pub mod parser;
+#[cfg(test)]
+mod tests;
 
 pub use ast::Query;
 pub use parser::parse;

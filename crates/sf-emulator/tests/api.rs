@@ -1,0 +1,886 @@
+//! Black-box tests of the emulator over real HTTP: records, SOQL, collections,
+//! field-level security, limits, faults, metadata, persistence and bad input.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+use sf_emulator::{EmulatorConfig, FaultSpec};
+
+#[tokio::test]
+async fn versions_need_no_auth_and_every_api_answer_carries_limit_info() {
+    let org = Org::start(EmulatorConfig::default()).await;
+    let v: Value = org
+        .http
+        .get(org.url("/services/data/"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let list = v.as_array().unwrap();
+    assert_eq!(list.first().unwrap()["version"], "50.0");
+    assert_eq!(list.last().unwrap()["version"], "67.0");
+    assert_eq!(list.last().unwrap()["label"], "Summer '26");
+    let (_, _, headers) = org.send(reqwest::Method::GET, "/limits", None).await;
+    assert_eq!(headers["sforce-limit-info"], "api-usage=1/100000");
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+    let (status, body) = org.get("/../v49.0/limits").await;
+    assert_eq!(status, 404, "{body}");
+    let r = org
+        .http
+        .get(org.url("/services/data/v99.0/limits"))
+        .bearer_auth(&org.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn create_read_update_delete_with_15_and_18_character_ids() {
+    let org = Org::start(EmulatorConfig::default()).await;
+    let (s, acc) = org
+        .post("/sobjects/Account/", json!({"Name": "Acme"}))
+        .await;
+    assert_eq!(s, 201);
+    let id = acc["id"].as_str().unwrap().to_string();
+    assert_eq!(id.len(), 18);
+    assert!(id.starts_with("001"));
+    let (s, rec) = org.get(&format!("/sobjects/Account/{}", &id[..15])).await;
+    assert_eq!(s, 200);
+    assert_eq!(rec["Id"], id.as_str());
+    assert_eq!(rec["attributes"]["type"], "Account");
+    let (s, _) = org
+        .patch(
+            &format!("/sobjects/Account/{}", id.to_lowercase()),
+            json!({"Website": "acme.io"}),
+        )
+        .await;
+    assert_eq!(s, 204, "18-character ids are case-insensitive");
+    let (_, rec) = org
+        .get(&format!("/sobjects/Account/{id}?fields=Name,Website"))
+        .await;
+    assert_eq!(rec["Website"], "acme.io");
+    assert!(rec.get("Industry").is_none(), "only the fields asked for");
+    let (s, _) = org.delete(&format!("/sobjects/Account/{id}")).await;
+    assert_eq!(s, 204);
+    let (s, body) = org.get(&format!("/sobjects/Account/{id}")).await;
+    assert_eq!(s, 404);
+    assert_eq!(body[0]["errorCode"], "NOT_FOUND");
+    let (s, body) = org.get("/sobjects/Nope__c/describe").await;
+    assert_eq!((s, body[0]["errorCode"].as_str()), (404, Some("NOT_FOUND")));
+}
+
+#[tokio::test]
+async fn validation_errors_use_salesforce_codes() {
+    let org = Org::start(EmulatorConfig::default()).await;
+    org.custom_object(
+        "Thing__c",
+        &[
+            ("Key__c", &ext_field(true)),
+            ("Short__c", &text_field(5)),
+            ("Status__c", "<label>Status</label><type>Picklist</type><valueSet><restricted>true</restricted><valueSetDefinition><sorted>false</sorted><value><fullName>Open</fullName><default>true</default><label>Open</label></value></valueSetDefinition></valueSet>"),
+            ("Contact__c", "<deleteConstraint>SetNull</deleteConstraint><label>Contact</label><referenceTo>Contact</referenceTo><relationshipName>Things</relationshipName><type>Lookup</type>"),
+        ],
+    )
+    .await;
+    let cases = [
+        (
+            json!({"LastName": "x", "Bogus": 1}),
+            "Contact",
+            "INVALID_FIELD",
+        ),
+        (
+            json!({"FirstName": "x"}),
+            "Contact",
+            "REQUIRED_FIELD_MISSING",
+        ),
+        (
+            json!({"LastName": "x", "Name": "y"}),
+            "Contact",
+            "INVALID_FIELD_FOR_INSERT_UPDATE",
+        ),
+        (json!({"Short__c": "123456"}), "Thing__c", "STRING_TOO_LONG"),
+        (
+            json!({"Status__c": "Closed"}),
+            "Thing__c",
+            "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+        ),
+        (
+            json!({"Contact__c": "001Em0000000001IAA"}),
+            "Thing__c",
+            "FIELD_INTEGRITY_EXCEPTION",
+        ),
+        (
+            json!({"Contact__c": "003Em0000000099IAA"}),
+            "Thing__c",
+            "INVALID_CROSS_REFERENCE_KEY",
+        ),
+        (
+            json!({"Contact__c": "not-an-id"}),
+            "Thing__c",
+            "MALFORMED_ID",
+        ),
+    ];
+    for (body, obj, code) in cases {
+        let (s, err) = org.post(&format!("/sobjects/{obj}"), body.clone()).await;
+        assert_eq!(s, 400, "{body}: {err}");
+        assert_eq!(err[0]["errorCode"], code, "{body}: {err}");
+        assert!(err[0]["fields"].is_array());
+    }
+    let (s, _) = org
+        .post(
+            "/sobjects/Thing__c",
+            json!({"Key__c": "K1", "Short__c": "12345", "Status__c": "Open"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, err) = org
+        .post("/sobjects/Thing__c", json!({"Key__c": "k1"}))
+        .await;
+    assert_eq!(
+        (s, err[0]["errorCode"].as_str()),
+        (400, Some("DUPLICATE_VALUE")),
+        "unique is case-insensitive: {err}"
+    );
+    let r = org
+        .http
+        .post(org.data("/sobjects/Contact"))
+        .bearer_auth(&org.token)
+        .header("content-type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let err: Value = r.json().await.unwrap();
+    assert_eq!(err[0]["errorCode"], "JSON_PARSER_ERROR");
+}
+
+#[tokio::test]
+async fn upsert_by_external_id_created_updated_multiple_and_update_only() {
+    let org = Org::start(EmulatorConfig::default()).await;
+    org.custom_object(
+        "Req__c",
+        &[
+            ("Key__c", &ext_field(true)),
+            ("Loose__c", &ext_field(false)),
+            ("T__c", &text_field(50)),
+        ],
+    )
+    .await;
+    let (s, r) = org
+        .patch("/sobjects/Req__c/Key__c/A%2F1", json!({"T__c": "one"}))
+        .await;
+    assert_eq!((s, &r["created"]), (201, &json!(true)));
+    let (s, r2) = org
+        .patch("/sobjects/Req__c/Key__c/A%2F1/", json!({"T__c": "two"}))
+        .await;
+    assert_eq!((s, &r2["created"]), (200, &json!(false)));
+    assert_eq!(r["id"], r2["id"]);
+    let (s, rec) = org.get("/sobjects/Req__c/Key__c/a%2f1").await;
+    assert_eq!((s, rec["T__c"].as_str()), (200, Some("two")));
+    // Versions before 50.0 are not served.
+    let r = org
+        .http
+        .patch(org.url("/services/data/v45.0/sobjects/Req__c/Key__c/A%2F1"))
+        .bearer_auth(&org.token)
+        .json(&json!({"T__c": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let (s, e) = org
+        .patch(
+            "/sobjects/Req__c/Key__c/B?updateOnly=true",
+            json!({"T__c": "x"}),
+        )
+        .await;
+    assert_eq!((s, e[0]["errorCode"].as_str()), (404, Some("NOT_FOUND")));
+    let (s, e) = org
+        .patch("/sobjects/Req__c/Key__c/C", json!({"Key__c": "C"}))
+        .await;
+    assert_eq!(s, 400, "the external id may not be in the body: {e}");
+    // A non-unique external id that matches two records: 300.
+    for _ in 0..2 {
+        let (s, _) = org
+            .post("/sobjects/Req__c", json!({"Loose__c": "same"}))
+            .await;
+        assert_eq!(s, 201);
+    }
+    let (s, urls) = org
+        .patch("/sobjects/Req__c/Loose__c/same", json!({"T__c": "x"}))
+        .await;
+    assert_eq!(s, 300);
+    assert_eq!(urls.as_array().unwrap().len(), 2);
+    let (s, e) = org.patch("/sobjects/Req__c/T__c/x", json!({})).await;
+    assert_eq!(s, 400, "not an external id field: {e}");
+}
+
+#[tokio::test]
+async fn collections_results_in_order_all_or_none_and_the_200_cap() {
+    let org = Org::start(EmulatorConfig::default()).await;
+    org.custom_object(
+        "Req__c",
+        &[("Key__c", &ext_field(true)), ("T__c", &text_field(5))],
+    )
+    .await;
+    let rec = |k: &str, t: &str| json!({"attributes": {"type": "Req__c"}, "Key__c": k, "T__c": t});
+    let (s, res) = org
+        .patch(
+            "/composite/sobjects/Req__c/Key__c",
+            json!({"allOrNone": true, "records": [rec("a", "ok"), rec("b", "too long")]}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        res[0]["errors"][0]["statusCode"],
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    );
+    assert_eq!(res[1]["errors"][0]["statusCode"], "STRING_TOO_LONG");
+    let (_, count) = org.query("SELECT COUNT() FROM Req__c").await;
+    assert_eq!(
+        count["totalSize"], 0,
+        "allOrNone rolled the first record back"
+    );
+    let (_, res) = org
+        .patch(
+            "/composite/sobjects/Req__c/Key__c",
+            json!({"records": [rec("a", "ok"), rec("b", "too long"), rec("c", "ok")]}),
+        )
+        .await;
+    let ok: Vec<bool> = res
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["success"].as_bool().unwrap())
+        .collect();
+    assert_eq!(ok, [true, false, true]);
+    // An update rolled back restores the old values.
+    let (_, res) = org
+        .patch(
+            "/composite/sobjects/Req__c/Key__c",
+            json!({"allOrNone": true, "records": [rec("a", "new"), rec("zz", "too long")]}),
+        )
+        .await;
+    assert_eq!(res[1]["success"], false);
+    let (_, q) = org
+        .query("SELECT T__c FROM Req__c WHERE Key__c = 'a'")
+        .await;
+    assert_eq!(q["records"][0]["T__c"], "ok");
+    let many: Vec<Value> = (0..201).map(|i| rec(&format!("k{i}"), "x")).collect();
+    let (s, e) = org
+        .patch(
+            "/composite/sobjects/Req__c/Key__c",
+            json!({"records": many}),
+        )
+        .await;
+    assert_eq!(
+        (s, e[0]["errorCode"].as_str()),
+        (400, Some("EXCEEDED_ID_LIMIT"))
+    );
+    // create, update and delete collections
+    let (_, created) = org.post("/composite/sobjects", json!({"records": [{"attributes": {"type": "Account"}, "Name": "A"}, {"attributes": {"type": "Contact"}, "LastName": "B"}]})).await;
+    let ids: Vec<String> = created
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    let (_, updated) = org
+        .patch(
+            "/composite/sobjects",
+            json!({"records": [{"attributes": {"type": "Account"}, "Id": ids[0], "Name": "A2"}]}),
+        )
+        .await;
+    assert_eq!(updated[0]["success"], true);
+    let (_, deleted) = org
+        .delete(&format!("/composite/sobjects?ids={},{}", ids[0], ids[1]))
+        .await;
+    assert!(deleted
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["success"] == true));
+}
+
+#[tokio::test]
+async fn deleting_a_parent_clears_set_null_lookups() {
+    let org = Org::start(EmulatorConfig::default()).await;
+    let (_, acc) = org
+        .post("/sobjects/Account", json!({"Name": "Parent"}))
+        .await;
+    let (_, con) = org
+        .post(
+            "/sobjects/Contact",
+            json!({"LastName": "Child", "AccountId": acc["id"]}),
+        )
+        .await;
+    let (s, _) = org
+        .delete(&format!(
+            "/sobjects/Account/{}",
+            acc["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(s, 204);
+    let (_, c) = org
+        .get(&format!(
+            "/sobjects/Contact/{}",
+            con["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(c["AccountId"], Value::Null);
+}
+
+#[tokio::test]
+async fn soql_escapes_ordering_paging_and_parent_paths_over_http() {
+    let org = Org::start(EmulatorConfig::default()).await;
+    let (_, acc) = org
+        .post("/sobjects/Account", json!({"Name": "O'Brien & Co"}))
+        .await;
+    for (last, email) in [
+        ("O'Brien", "ob@x.io"),
+        ("back\\slash", "bs@x.io"),
+        ("100%_sure", "p@x.io"),
+        ("Zoë", "z@x.io"),
+        ("Null Mail", ""),
+    ] {
+        let mut body = json!({"LastName": last, "AccountId": acc["id"]});
+        if !email.is_empty() {
+            body["Email"] = json!(email);
+        }
+        let (s, e) = org.post("/sobjects/Contact", body).await;
+        assert_eq!(s, 201, "{e}");
+    }
+    let one = |soql: &str| {
+        let soql = soql.to_string();
+        let org = &org;
+        async move {
+            let (s, v) = org.query(&soql).await;
+            assert_eq!(s, 200, "{soql}: {v}");
+            v["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["LastName"].as_str().unwrap_or("").to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        one(r"SELECT LastName FROM Contact WHERE LastName = 'O\'Brien'").await,
+        ["O'Brien"]
+    );
+    assert_eq!(
+        one(r"SELECT LastName FROM Contact WHERE LastName = 'back\\slash'").await,
+        ["back\\slash"]
+    );
+    assert_eq!(
+        one(r"SELECT LastName FROM Contact WHERE LastName LIKE '100\%\_%'").await,
+        ["100%_sure"]
+    );
+    assert_eq!(
+        one(r"SELECT LastName FROM Contact WHERE LastName = 'zo\u00eb'").await,
+        ["Zoë"]
+    );
+    assert_eq!(
+        one("SELECT LastName FROM Contact WHERE Email = null").await,
+        ["Null Mail"]
+    );
+    assert_eq!(one("SELECT LastName FROM Contact WHERE Email IN ('OB@X.IO', 'z@x.io') ORDER BY LastName DESC").await, ["Zoë", "O'Brien"]);
+    assert_eq!(
+        one("SELECT LastName FROM Contact WHERE NOT (Email != null) OR LastName = 'Zoë'")
+            .await
+            .len(),
+        2
+    );
+    assert_eq!(
+        one("SELECT LastName FROM Contact ORDER BY Email NULLS LAST, LastName LIMIT 2 OFFSET 3")
+            .await,
+        ["Zoë", "Null Mail"]
+    );
+    let (_, v) = org.query("SELECT Account.Name, LastName FROM Contact WHERE Account.Name LIKE 'o\\'brien%' LIMIT 1").await;
+    assert_eq!(v["records"][0]["Account"]["Name"], "O'Brien & Co");
+    assert_eq!(v["records"][0]["Account"]["attributes"]["type"], "Account");
+    let (s, e) = org
+        .query("SELECT Id FROM Contact WHERE LastName = 'bad \\q escape'")
+        .await;
+    assert_eq!(
+        (s, e[0]["errorCode"].as_str()),
+        (400, Some("MALFORMED_QUERY"))
+    );
+    let (s, e) = org
+        .query("SELECT Id FROM Contact WHERE IsDeleted = 'yes'")
+        .await;
+    assert_eq!(
+        (s, e[0]["errorCode"].as_str()),
+        (400, Some("INVALID_QUERY_FILTER_OPERATOR"))
+    );
+    // Paging with a smaller batch size.
+    let recs: Vec<Value> = (0..450)
+        .map(|i| json!({"attributes": {"type": "Contact"}, "LastName": format!("L{i:03}")}))
+        .collect();
+    for chunk in recs.chunks(200) {
+        org.post("/composite/sobjects", json!({"records": chunk}))
+            .await;
+    }
+    let r = org
+        .http
+        .get(org.data(&format!(
+            "/query?q={}",
+            urlencode("SELECT Id FROM Contact WHERE LastName LIKE 'L%'")
+        )))
+        .bearer_auth(&org.token)
+        .header("Sforce-Query-Options", "batchSize=200")
+        .send()
+        .await
+        .unwrap();
+    let first: Value = r.json().await.unwrap();
+    assert_eq!(
+        (
+            first["totalSize"].as_u64(),
+            first["records"].as_array().unwrap().len()
+        ),
+        (Some(450), 200)
+    );
+    let mut next = first["nextRecordsUrl"].as_str().unwrap().to_string();
+    let mut seen = 200;
+    loop {
+        let r = org
+            .http
+            .get(org.url(&next))
+            .bearer_auth(&org.token)
+            .header("Sforce-Query-Options", "batchSize=200")
+            .send()
+            .await
+            .unwrap();
+        let page: Value = r.json().await.unwrap();
+        seen += page["records"].as_array().unwrap().len();
+        match page["nextRecordsUrl"].as_str() {
+            Some(n) => next = n.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(seen, 450);
+}
+
+#[tokio::test]
+async fn field_level_security_hides_fields_until_granted_and_revoked_again() {
+    let org = Org::start(EmulatorConfig::default()).await;
+    let (s, body) = org
+        .soap(&org.token, r#"<createMetadata><metadata xsi:type="CustomField"><fullName>Account.Tier__c</fullName><label>Tier</label><length>10</length><type>Text</type></metadata></createMetadata>"#)
+        .await;
+    assert!(
+        s == 200 && body.contains("<success>true</success>"),
+        "{body}"
+    );
+    let names = |d: &Value| {
+        d["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let (_, d) = org.get("/sobjects/Account/describe").await;
+    assert!(!names(&d).contains(&"Tier__c".to_string()));
+    let (s, e) = org
+        .post("/sobjects/Account", json!({"Name": "A", "Tier__c": "gold"}))
+        .await;
+    assert_eq!(
+        (s, e[0]["errorCode"].as_str()),
+        (400, Some("INVALID_FIELD"))
+    );
+    // Read-only access: visible, not writable.
+    let (_, ps) = org
+        .post(
+            "/sobjects/PermissionSet",
+            json!({"Name": "Tier_Read", "Label": "Tier Read"}),
+        )
+        .await;
+    let (s, fp) = org.post("/sobjects/FieldPermissions", json!({"ParentId": ps["id"], "SobjectType": "Account", "Field": "Account.Tier__c", "PermissionsRead": true})).await;
+    assert_eq!(s, 201, "{fp}");
+    let (_, users) = org.query("SELECT Id FROM User").await;
+    let me = users["records"][0]["Id"].clone();
+    let (s, e) = org
+        .post(
+            "/sobjects/PermissionSetAssignment",
+            json!({"AssigneeId": me, "PermissionSetId": ps["id"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{e}");
+    let (s, e) = org
+        .post(
+            "/sobjects/PermissionSetAssignment",
+            json!({"AssigneeId": me, "PermissionSetId": ps["id"]}),
+        )
+        .await;
+    assert_eq!(
+        (s, e[0]["errorCode"].as_str()),
+        (400, Some("DUPLICATE_VALUE"))
+    );
+    let (_, d) = org.get("/sobjects/Account/describe").await;
+    let tier = d["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "Tier__c")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (tier["createable"].as_bool(), tier["updateable"].as_bool()),
+        (Some(false), Some(false))
+    );
+    let (s, e) = org
+        .post("/sobjects/Account", json!({"Name": "A", "Tier__c": "gold"}))
+        .await;
+    assert_eq!(
+        (s, e[0]["errorCode"].as_str()),
+        (400, Some("INVALID_FIELD_FOR_INSERT_UPDATE"))
+    );
+    let (s, e) = org
+        .patch(
+            &format!("/sobjects/FieldPermissions/{}", fp["id"].as_str().unwrap()),
+            json!({"PermissionsEdit": true}),
+        )
+        .await;
+    assert_eq!(s, 204, "{e}");
+    let (s, _) = org
+        .post("/sobjects/Account", json!({"Name": "A", "Tier__c": "gold"}))
+        .await;
+    assert_eq!(s, 201);
+    let (s, e) = org.post("/sobjects/FieldPermissions", json!({"ParentId": ps["id"], "SobjectType": "Account", "Field": "Account.Nope__c", "PermissionsRead": true})).await;
+    assert_eq!(s, 400, "{e}");
+    // Removing the grant hides the field again.
+    org.delete(&format!(
+        "/sobjects/FieldPermissions/{}",
+        fp["id"].as_str().unwrap()
+    ))
+    .await;
+    let (s, e) = org.query("SELECT Tier__c FROM Account").await;
+    assert_eq!(
+        (s, e[0]["errorCode"].as_str()),
+        (400, Some("INVALID_FIELD"))
+    );
+}
+
+#[tokio::test]
+async fn the_daily_limit_refuses_calls_with_403_and_limit_info() {
+    let org = Org::start(EmulatorConfig {
+        daily_api_limit: 3,
+        ..Default::default()
+    })
+    .await;
+    for i in 1..=3 {
+        let (s, _, h) = org.send(reqwest::Method::GET, "/limits", None).await;
+        assert_eq!(s, 200);
+        assert_eq!(h["sforce-limit-info"], format!("api-usage={i}/3").as_str());
+    }
+    let (s, e, h) = org.send(reqwest::Method::GET, "/sobjects", None).await;
+    assert_eq!(
+        (s, e[0]["errorCode"].as_str()),
+        (403, Some("REQUEST_LIMIT_EXCEEDED"))
+    );
+    assert_eq!(h["sforce-limit-info"], "api-usage=3/3");
+    let (s, body) = org
+        .soap(
+            &org.token,
+            "<readMetadata><type>CustomObject</type><fullNames>X__c</fullNames></readMetadata>",
+        )
+        .await;
+    assert_eq!(s, 500);
+    assert!(body.contains("sf:REQUEST_LIMIT_EXCEEDED"), "{body}");
+    org.admin("limits", json!({"used": 0})).await;
+    let (s, _) = org.get("/limits").await;
+    assert_eq!(s, 200, "headroom is back");
+}
+
+#[tokio::test]
+async fn tokens_expire_after_the_ttl_and_on_demand() {
+    let org = Org::start(EmulatorConfig {
+        token_ttl: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
+    let (s, _) = org.get("/limits").await;
+    assert_eq!(s, 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (s, e) = org.get("/limits").await;
+        if s == 401 {
+            assert_eq!(e[0]["errorCode"], "INVALID_SESSION_ID");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the token never expired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut org = org;
+    org.token = org.password_token().await;
+    assert_eq!(org.get("/limits").await.0, 200);
+    org.admin("expire-tokens", json!({})).await;
+    assert_eq!(org.get("/limits").await.0, 401);
+    let (s, body) = org
+        .soap(
+            &org.token,
+            "<readMetadata><type>CustomObject</type><fullNames>X__c</fullNames></readMetadata>",
+        )
+        .await;
+    assert_eq!(s, 500);
+    assert!(
+        body.contains("<faultcode>sf:INVALID_SESSION_ID</faultcode>"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn every_fault_kind_is_injected_over_http() {
+    let org = Org::start(EmulatorConfig::default()).await;
+    org.admin("faults", json!({"spec": "503=1"})).await;
+    let (s, e) = org.get("/limits").await;
+    assert_eq!(
+        (s, e[0]["errorCode"].as_str()),
+        (503, Some("SERVER_UNAVAILABLE"))
+    );
+    org.admin("faults", json!({"spec": "500=1"})).await;
+    let (s, e) = org.get("/limits").await;
+    assert_eq!(
+        (s, e[0]["errorCode"].as_str()),
+        (500, Some("UNKNOWN_EXCEPTION"))
+    );
+    org.admin("faults", json!({"spec": "lock=1"})).await;
+    let (_, res) = org
+        .post(
+            "/composite/sobjects",
+            json!({"records": [{"attributes": {"type": "Account"}, "Name": "A"}]}),
+        )
+        .await;
+    assert_eq!(res[0]["errors"][0]["statusCode"], "UNABLE_TO_LOCK_ROW");
+    let (s, e) = org.post("/sobjects/Account", json!({"Name": "A"})).await;
+    assert_eq!(
+        (s, e[0]["errorCode"].as_str()),
+        (400, Some("UNABLE_TO_LOCK_ROW"))
+    );
+    org.admin("faults", json!({"spec": "latency=300ms@1"}))
+        .await;
+    let t = Instant::now();
+    assert_eq!(org.get("/limits").await.0, 200);
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "the spike was added"
+    );
+    org.admin("faults", json!({"spec": "hang=1"})).await;
+    let quick = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let err = quick
+        .get(org.data("/limits"))
+        .bearer_auth(&org.token)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_timeout(),
+        "a hung call times out on the client: {err}"
+    );
+    org.admin("faults", json!({"spec": "reset=1"})).await;
+    let err = org
+        .http
+        .get(org.data("/limits"))
+        .bearer_auth(&org.token)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        !err.is_timeout() && (err.is_request() || err.is_connect()),
+        "a reset connection gives no answer: {err:?}"
+    );
+    let stats: Value = org.admin("faults", json!({"spec": ""})).await;
+    assert_eq!(stats, serde_json::to_value(FaultSpec::default()).unwrap());
+    assert_eq!(org.get("/limits").await.0, 200, "faults off again");
+    let stats: Value = org
+        .http
+        .get(org.url("/_emulator/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for kind in ["503", "500", "lock", "latency", "hang", "reset"] {
+        assert!(
+            stats["faults_injected"][kind].as_u64().unwrap_or(0) >= 1,
+            "{kind} counted: {stats}"
+        );
+    }
+    assert!(stats["calls"]["rest.limits"].as_u64().unwrap() >= 6);
+    let r = org
+        .http
+        .post(org.url("/_emulator/faults"))
+        .json(&json!({"spec": "503=7"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "a bad spec is refused with a reason");
+}
+
+#[tokio::test]
+async fn seeded_faults_are_repeatable() {
+    let spec = FaultSpec::parse("503=0.5,seed=11").unwrap();
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let org = Org::start(EmulatorConfig {
+            faults: spec.clone(),
+            ..Default::default()
+        })
+        .await;
+        let mut statuses = Vec::new();
+        for _ in 0..20 {
+            statuses.push(org.get("/limits").await.0);
+        }
+        runs.push(statuses);
+    }
+    assert_eq!(runs[0], runs[1]);
+    assert!(runs[0].contains(&503) && runs[0].contains(&200));
+}
+
+#[tokio::test]
+async fn metadata_layouts_limits_and_faults() {
+    let org = Org::start(EmulatorConfig::default()).await;
+    org.custom_object("Req__c", &[("Account__c", "<label>Account</label><referenceTo>Account</referenceTo><relationshipName>Requests</relationshipName><type>Lookup</type>")]).await;
+    let (s, body) = org.soap(&org.token, "<readMetadata><type>Layout</type><fullNames>Account-Account Layout</fullNames></readMetadata>").await;
+    assert_eq!(s, 200);
+    assert!(body.contains("RelatedContactList"), "{body}");
+    let layout = r#"<updateMetadata><metadata xsi:type="Layout"><fullName>Account-Account Layout</fullName><relatedLists><relatedList>RelatedContactList</relatedList></relatedLists><relatedLists><fields>NAME</fields><relatedList>Req__c.Account__c</relatedList></relatedLists></metadata></updateMetadata>"#;
+    let (s, body) = org.soap(&org.token, layout).await;
+    assert!(
+        s == 200 && body.contains("<success>true</success>"),
+        "{body}"
+    );
+    let (_, body) = org.soap(&org.token, "<readMetadata><type>Layout</type><fullNames>Account-Account%20Layout</fullNames></readMetadata>").await;
+    assert!(body.contains("Req__c.Account__c"), "{body}");
+    let bad = layout.replace("Req__c.Account__c", "Req__c.Nope__c");
+    let (_, body) = org.soap(&org.token, &bad).await;
+    assert!(
+        body.contains("<success>false</success>") && body.contains("Invalid related list"),
+        "{body}"
+    );
+    let many: String = (0..11).map(|i| format!(r#"<metadata xsi:type="CustomField"><fullName>Req__c.F{i}__c</fullName><label>F</label><length>5</length><type>Text</type></metadata>"#)).collect();
+    let (s, body) = org
+        .soap(
+            &org.token,
+            &format!("<createMetadata>{many}</createMetadata>"),
+        )
+        .await;
+    assert_eq!(s, 500);
+    assert!(body.contains("EXCEEDED_ID_LIMIT"), "{body}");
+    let (_, body) = org.soap(&org.token, "<readMetadata><type>CustomObject</type><fullNames>Missing__c</fullNames></readMetadata>").await;
+    assert!(body.contains(r#"<records xsi:nil="true"/>"#), "{body}");
+    let (_, body) = org.soap(&org.token, r#"<createMetadata><metadata xsi:type="CustomField"><fullName>Req__c.Bad__Name__c</fullName><label>F</label><length>5</length><type>Text</type></metadata></createMetadata>"#).await;
+    assert!(
+        body.contains("<success>false</success>"),
+        "double underscores are refused: {body}"
+    );
+    let (_, body) = org.soap(&org.token, r#"<deleteMetadata><type>CustomField</type><fullNames>Req__c.Account__c</fullNames></deleteMetadata>"#).await;
+    assert!(body.contains("<success>true</success>"), "{body}");
+    let (s, _) = org.query("SELECT Account__c FROM Req__c").await;
+    assert_eq!(s, 400, "a deleted field is gone");
+    let r = org
+        .http
+        .post(org.url("/services/Soap/m/67.0"))
+        .body("<not xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("<faultcode>soapenv:Client</faultcode>"));
+}
+
+#[tokio::test]
+async fn state_survives_a_restart() {
+    let dir = std::env::temp_dir().join(format!("sf-emulator-state-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("org.json");
+    let _ = std::fs::remove_file(&file);
+    let config = EmulatorConfig {
+        state_file: Some(file.clone()),
+        ..Default::default()
+    };
+    let org = Org::start(config.clone()).await;
+    org.custom_object("Req__c", &[("Key__c", &ext_field(true))])
+        .await;
+    let (_, made) = org.patch("/sobjects/Req__c/Key__c/K1", json!({})).await;
+    let token = org.token.clone();
+    org.emu.shutdown().await.unwrap();
+    assert!(file.exists());
+    let mut again = Org::start(config).await;
+    again.token = token;
+    let (s, rec) = again.get("/sobjects/Req__c/Key__c/K1").await;
+    assert_eq!(s, 200, "the record and the old token survive: {rec}");
+    assert_eq!(rec["Id"], made["id"]);
+    let (_, next) = again
+        .post("/sobjects/Req__c", json!({"Key__c": "K2"}))
+        .await;
+    assert_ne!(next["id"], made["id"], "ids keep counting after a restart");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn garbage_never_crashes_it() {
+    let org = Org::start(EmulatorConfig::default()).await;
+    let bodies: [&[u8]; 6] = [
+        b"",
+        b"null",
+        b"[]",
+        b"{\"records\": 5}",
+        &[0xff, 0xfe, 0x00],
+        b"{\"a\":",
+    ];
+    for path in [
+        "/sobjects/Account",
+        "/composite/sobjects",
+        "/composite/sobjects/Account/Name",
+        "/sobjects/Account/Name/x",
+    ] {
+        for body in bodies {
+            for method in [reqwest::Method::POST, reqwest::Method::PATCH] {
+                let r = org
+                    .http
+                    .request(method.clone(), org.data(path))
+                    .bearer_auth(&org.token)
+                    .body(body.to_vec())
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(
+                    r.status().is_client_error() || r.status().is_success(),
+                    "{method} {path}: {}",
+                    r.status()
+                );
+            }
+        }
+    }
+    for q in [
+        "",
+        "SELECT",
+        "SELECT Id FROM",
+        "SELECT Id FROM Account WHERE (Name = 'x'",
+        "SELECT Id FROM Account WHERE Name = 'x' LIMIT -1",
+        "\u{0}\u{1}",
+        "SELECT Id FROM Account ORDER BY",
+    ] {
+        let (s, e) = org.query(q).await;
+        assert_eq!(s, 400, "{q:?}: {e}");
+    }
+    assert_eq!(org.get("/limits").await.0, 200, "still serving");
+}
