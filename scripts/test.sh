@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh
-cargo test --workspace --locked "$@"
+cargo test --workspace --all-targets --locked "$@"

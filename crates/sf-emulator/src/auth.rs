@@ -88,6 +88,9 @@ struct RefreshGrant {
     user_id: String,
     client_id: String,
     scope: String,
+    /// Tokens rotated from one another share a family (the first token of it).
+    #[serde(default)]
+    family: String,
 }
 
 /// A successful token answer (before the server adds URLs).
@@ -109,6 +112,10 @@ pub struct AuthStore {
     codes: HashMap<String, CodeGrant>,
     sessions: HashMap<String, Session>,
     refresh_tokens: HashMap<String, RefreshGrant>,
+    /// Refresh tokens spent by rotation, and their family: presenting one again
+    /// revokes the whole family, as Salesforce's refresh token rotation does.
+    #[serde(default)]
+    spent: HashMap<String, String>,
     #[serde(skip)]
     pub token_ttl: Duration,
 }
@@ -191,6 +198,7 @@ impl AuthStore {
                     user_id: user_id.into(),
                     client_id: client_id.into(),
                     scope: scope.into(),
+                    family: rt.clone(),
                 },
             );
             Some(rt)
@@ -258,6 +266,10 @@ impl AuthStore {
         secret: Option<&str>,
     ) -> Result<Issued, OAuthError> {
         let app = self.check_client(client_id, secret, false)?.clone();
+        if let Some(family) = self.spent.get(refresh_token).cloned() {
+            self.revoke_family(&family);
+            return Err(BAD_REFRESH);
+        }
         let grant = self
             .refresh_tokens
             .get(refresh_token)
@@ -268,7 +280,17 @@ impl AuthStore {
         }
         if app.rotate_refresh_tokens {
             self.revoke(refresh_token);
-            Ok(self.issue(&grant.user_id, client_id, &grant.scope, true, None))
+            self.spent
+                .insert(refresh_token.to_string(), grant.family.clone());
+            let issued = self.issue(&grant.user_id, client_id, &grant.scope, true, None);
+            if let Some(g) = issued
+                .refresh_token
+                .as_ref()
+                .and_then(|rt| self.refresh_tokens.get_mut(rt))
+            {
+                g.family = grant.family.clone();
+            }
+            Ok(issued)
         } else {
             Ok(self.issue(
                 &grant.user_id,
@@ -324,6 +346,19 @@ impl AuthStore {
             return true;
         }
         false
+    }
+
+    /// Revokes every refresh token of a rotation family, and their sessions.
+    fn revoke_family(&mut self, family: &str) {
+        let tokens: Vec<String> = self
+            .refresh_tokens
+            .iter()
+            .filter(|(_, g)| g.family == family)
+            .map(|(t, _)| t.clone())
+            .collect();
+        for t in tokens {
+            self.revoke(&t);
+        }
     }
 
     /// The session of a bearer token, if it is valid and not expired.
@@ -502,8 +537,15 @@ mod tests {
             .unwrap();
         let rotated = s.refresh(&rt, "rot", None).unwrap().refresh_token.unwrap();
         assert_ne!(rt, rotated);
+        let session = s.refresh(&rotated, "rot", None).unwrap();
+        // Presenting a spent token again revokes the whole family.
         assert_eq!(s.refresh(&rt, "rot", None).unwrap_err(), BAD_REFRESH);
-        assert!(s.refresh(&rotated, "rot", None).is_ok());
+        assert!(
+            s.session(&session.access_token).is_none(),
+            "the family's sessions end"
+        );
+        let newest = session.refresh_token.unwrap();
+        assert_eq!(s.refresh(&newest, "rot", None).unwrap_err(), BAD_REFRESH);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::faults::FaultSpec;
@@ -48,7 +48,7 @@ impl Default for EmulatorConfig {
 /// Users, connected apps and records to start an org with (`--seed FILE`).
 /// With no users or apps, the defaults are `admin@example.com` / `emulator`
 /// and the app `local-client` / `local-secret`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Seed {
     #[serde(default)]
@@ -63,7 +63,7 @@ pub struct Seed {
     pub contacts: Vec<Map<String, Value>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeedUser {
     pub username: String,
@@ -87,7 +87,7 @@ fn default_profile() -> String {
     "System Administrator".to_string()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectedApp {
     pub client_id: String,

@@ -108,13 +108,13 @@ impl FieldDef {
     }
 
     /// Whether equality lookups on this field are served from an index.
+    /// System lookups (owner, created by) are not indexed: every row of an
+    /// org points at the same few users, and the emulator never filters on them.
     pub fn indexed(&self) -> bool {
         self.external_id
             || self.unique
-            || matches!(
-                self.ftype,
-                FieldType::Email | FieldType::Id | FieldType::Reference { .. }
-            )
+            || matches!(self.ftype, FieldType::Email | FieldType::Id)
+            || (matches!(self.ftype, FieldType::Reference { .. }) && !self.system)
             || self.name == "Name"
     }
 

@@ -91,13 +91,19 @@ pub struct Emulator {
     /// `http(s)://host:port` once the listener is bound.
     pub base_url: OnceLock<String>,
     pub started: Instant,
+    /// The seed, serialised, to apply again on reset.
+    seed_json: Vec<u8>,
 }
 
 impl Emulator {
     /// Builds the emulator's state from its configuration: loads `--state` if
     /// the file exists, otherwise makes a new org from the seed.
-    pub fn new(config: EmulatorConfig) -> Result<Emulator, String> {
-        let mut apps = config.seed.connected_apps.clone();
+    pub fn new(mut config: EmulatorConfig) -> Result<Emulator, String> {
+        // The seed can be large (a million contacts): keep it only as compact
+        // JSON for `reset`, not as parsed maps for the life of the process.
+        let seed = std::mem::take(&mut config.seed);
+        let seed_json = serde_json::to_vec(&seed).map_err(|e| e.to_string())?;
+        let mut apps = seed.connected_apps.clone();
         if apps.is_empty() {
             apps.push(ConnectedApp::default_app());
         }
@@ -129,16 +135,16 @@ impl Emulator {
             base_url: OnceLock::new(),
             started: Instant::now(),
             config,
+            seed_json,
         };
         if em.auth.lock().credentials.is_empty() {
-            em.apply_seed()?;
+            em.apply_seed(&seed)?;
         }
         Ok(em)
     }
 
     /// Creates the seed's users and records in the current org.
-    fn apply_seed(&self) -> Result<(), String> {
-        let seed = self.config.seed.clone();
+    fn apply_seed(&self, seed: &crate::config::Seed) -> Result<(), String> {
         let mut users = seed.users.clone();
         if users.is_empty() {
             users.push(crate::config::SeedUser {
@@ -229,7 +235,9 @@ impl Emulator {
             .map(|c| c.user_id.clone())
             .collect();
         self.auth.lock().credentials.clear();
-        self.apply_seed()?;
+        let seed: crate::config::Seed =
+            serde_json::from_slice(&self.seed_json).map_err(|e| e.to_string())?;
+        self.apply_seed(&seed)?;
         // Sessions of the old admin keep working: map them onto the new users by position.
         let new_ids: Vec<String> = self
             .auth

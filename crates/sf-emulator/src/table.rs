@@ -2,7 +2,7 @@
 //! indexes on the fields that Salesforce indexes (Id, Name, Email, lookups,
 //! external ids and unique fields).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +21,50 @@ pub struct Table {
     /// Next number for an auto-number Name field.
     pub auto_number: u64,
     #[serde(skip)]
-    indexes: HashMap<usize, HashMap<Box<str>, Vec<Box<str>>>>,
+    /// Field slot -> lower-case value -> ids.
+    indexes: HashMap<usize, HashMap<Box<str>, Ids>>,
+}
+
+/// The ids under one index key: most keys (an email, an external id) have
+/// one, so that case costs no set.
+#[derive(Debug, Clone)]
+enum Ids {
+    One(Box<str>),
+    /// Ordered, so lookups keep creation order.
+    Many(BTreeSet<Box<str>>),
+}
+
+impl Ids {
+    fn insert(&mut self, id: &str) {
+        match self {
+            Ids::One(existing) if &**existing == id => {}
+            Ids::One(existing) => {
+                let set = BTreeSet::from([std::mem::take(existing), id.into()]);
+                *self = Ids::Many(set);
+            }
+            Ids::Many(set) => {
+                set.insert(id.into());
+            }
+        }
+    }
+
+    /// Removes an id; returns whether none are left.
+    fn remove(&mut self, id: &str) -> bool {
+        match self {
+            Ids::One(existing) => &**existing == id,
+            Ids::Many(set) => {
+                set.remove(id);
+                set.is_empty()
+            }
+        }
+    }
+
+    fn iter(&self) -> Box<dyn Iterator<Item = &Box<str>> + '_> {
+        match self {
+            Ids::One(id) => Box::new(std::iter::once(id)),
+            Ids::Many(set) => Box::new(set.iter()),
+        }
+    }
 }
 
 fn index_key(v: &Val) -> Option<Box<str>> {
@@ -96,7 +139,12 @@ impl Table {
     fn index_row(&mut self, id15: &str, row: &Row) {
         for (slot, idx) in self.indexes.iter_mut() {
             if let Some(k) = row.get(*slot).and_then(index_key) {
-                idx.entry(k).or_default().push(id15.into());
+                match idx.get_mut(&k) {
+                    Some(ids) => ids.insert(id15),
+                    None => {
+                        idx.insert(k, Ids::One(id15.into()));
+                    }
+                }
             }
         }
     }
@@ -104,11 +152,8 @@ impl Table {
     fn unindex_row(&mut self, id15: &str, row: &Row) {
         for (slot, idx) in self.indexes.iter_mut() {
             if let Some(k) = row.get(*slot).and_then(index_key) {
-                if let Some(v) = idx.get_mut(&k) {
-                    v.retain(|x| &**x != id15);
-                    if v.is_empty() {
-                        idx.remove(&k);
-                    }
+                if idx.get_mut(&k).is_some_and(|ids| ids.remove(id15)) {
+                    idx.remove(&k);
                 }
             }
         }

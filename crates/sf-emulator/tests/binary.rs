@@ -1,0 +1,108 @@
+//! The `sf-emulator` binary: its first line, its seed, and a clean shutdown on
+//! SIGTERM that saves `--state`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+#[test]
+fn prints_its_address_serves_the_seed_and_saves_state_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("sf-emulator-bin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let seed = dir.join("seed.json");
+    std::fs::write(
+        &seed,
+        r#"{"users": [{"username": "ops@example.com", "password": "pw", "last_name": "Ops"}],
+            "accounts": [{"Name": "Acme Corp", "Website": "acme.io"}],
+            "contacts": [{"LastName": "Vardhan", "FirstName": "Harsh", "Email": "harsh@acme.io", "AccountName": "Acme Corp"}]}"#,
+    )
+    .unwrap();
+    let state = dir.join("state.json");
+    let _ = std::fs::remove_file(&state);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sf-emulator"))
+        .args(["--listen", "127.0.0.1:0", "--seed"])
+        .arg(&seed)
+        .arg("--state")
+        .arg(&state)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("sf-emulator listening on http://127.0.0.1:"),
+        "{line}"
+    );
+    let base = line.trim().rsplit(' ').next().unwrap().to_string();
+
+    let http = reqwest::blocking::Client::new();
+    let t: Value = http
+        .post(format!("{base}/services/oauth2/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "local-client"),
+            ("client_secret", "local-secret"),
+            ("username", "ops@example.com"),
+            ("password", "pw"),
+        ])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let token = t["access_token"]
+        .as_str()
+        .expect("the seeded user logs in")
+        .to_string();
+    let q: Value = http
+        .get(format!("{base}/services/data/v67.0/query"))
+        .query(&[(
+            "q",
+            "SELECT Name, Account.Name FROM Contact WHERE Email = 'harsh@acme.io'",
+        )])
+        .bearer_auth(&token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(q["records"][0]["Name"], "Harsh Vardhan");
+    assert_eq!(q["records"][0]["Account"]["Name"], "Acme Corp");
+
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "clean exit: {status}");
+    let saved = std::fs::read_to_string(&state).expect("state saved at shutdown");
+    assert!(saved.contains("harsh@acme.io"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn bad_flags_are_refused_with_a_reason() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sf-emulator"))
+        .args(["--faults", "503=9"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("between 0 and 1"));
+    let out = Command::new(env!("CARGO_BIN_EXE_sf-emulator"))
+        .args(["--seed", "/nonexistent/seed.json"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read seed file"));
+}

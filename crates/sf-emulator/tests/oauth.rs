@@ -1,0 +1,382 @@
+//! OAuth over HTTP: the authorize page and its errors, every grant, revoke,
+//! identity and userinfo.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use sf_emulator::{ConnectedApp, EmulatorConfig, Seed};
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn token(org: &Org, form: &[(&str, &str)]) -> (u16, Value) {
+    let r = org
+        .http
+        .post(org.url("/services/oauth2/token"))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn authorize_page_errors_say_what_is_wrong() {
+    let org = Org::start(EmulatorConfig::default()).await;
+    let http = no_redirects();
+    let page = |q: &str| {
+        http.get(org.url(&format!("/services/oauth2/authorize?{q}")))
+            .send()
+    };
+    let r = page("response_type=code&client_id=nope&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcb")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("invalid_client_id"));
+    let r = page(
+        "response_type=code&client_id=local-client&redirect_uri=https%3A%2F%2Fevil.example%2Fcb",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("redirect_uri_mismatch"));
+    let r = page("response_type=token&client_id=local-client&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcb&state=s").await.unwrap();
+    assert_eq!(r.status(), 302);
+    assert!(r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .contains("error=unsupported_response_type"));
+    let r = page("response_type=code&client_id=local-client&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcb&state=%3Cscript%3E").await.unwrap();
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("&lt;script&gt;") && !html.contains("<script>"),
+        "parameters are escaped in the page"
+    );
+}
+
+#[tokio::test]
+async fn approve_exchange_refresh_revoke_with_basic_auth_and_pkce() {
+    let org = Org::start(EmulatorConfig::default()).await;
+    let http = no_redirects();
+    let verifier = "a-verifier-that-is-long-enough-for-pkce-0123456789";
+    let challenge = sf_emulator::auth::pkce_challenge(verifier);
+    let form = [
+        ("response_type", "code"),
+        ("client_id", "local-client"),
+        ("redirect_uri", "http://localhost:7777/cb"),
+        ("state", "xyz"),
+        ("scope", "api refresh_token"),
+        ("code_challenge", challenge.as_str()),
+        ("username", "admin@example.com"),
+        ("password", "emulator"),
+        ("action", "approve"),
+    ];
+    let r = http
+        .post(org.url("/services/oauth2/authorize"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        loc.starts_with("http://localhost:7777/cb?code=") && loc.ends_with("&state=xyz"),
+        "{loc}"
+    );
+    let code: String = form_urlencoded::parse(loc.split_once('?').unwrap().1.as_bytes())
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let r = org
+        .http
+        .post(org.url("/services/oauth2/token"))
+        .basic_auth("local-client", Some("local-secret"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://localhost:7777/cb"),
+            ("code_verifier", verifier),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let t: Value = r.json().await.unwrap();
+    let refresh = t["refresh_token"].as_str().unwrap().to_string();
+    assert!(
+        t.get("expires_in").is_none(),
+        "Salesforce sends no expires_in"
+    );
+    let (s, again) = token(
+        &org,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", "local-client"),
+            ("client_secret", "local-secret"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(
+        again.get("refresh_token").is_none(),
+        "no rotation by default"
+    );
+    let access = again["access_token"].as_str().unwrap().to_string();
+    // identity and userinfo
+    let id: Value = org
+        .http
+        .get(t["id"].as_str().unwrap())
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(id["username"], "admin@example.com");
+    assert!(id["urls"]["rest"]
+        .as_str()
+        .unwrap()
+        .ends_with("/services/data/v67.0/"));
+    let ui: Value = org
+        .http
+        .get(org.url("/services/oauth2/userinfo"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ui["preferred_username"], "admin@example.com");
+    assert_eq!(ui["sub"], t["id"]);
+    // revoke the refresh token: its sessions end, and refresh fails
+    let r = org
+        .http
+        .post(org.url("/services/oauth2/revoke"))
+        .form(&[("token", refresh.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = org
+        .http
+        .get(org.data("/limits"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let (s, e) = token(
+        &org,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", "local-client"),
+        ],
+    )
+    .await;
+    assert_eq!((s, e["error"].as_str()), (400, Some("invalid_grant")));
+    let r = org
+        .http
+        .post(org.url("/services/oauth2/revoke"))
+        .form(&[("token", "nope")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn grants_and_their_errors() {
+    let seed = Seed {
+        connected_apps: vec![
+            ConnectedApp::default_app(),
+            ConnectedApp {
+                client_id: "rot".into(),
+                client_secret: "s".into(),
+                callback_urls: vec!["https://app.example/cb".into()],
+                rotate_refresh_tokens: true,
+                require_secret: true,
+            },
+        ],
+        ..Default::default()
+    };
+    let org = Org {
+        token: String::new(),
+        ..Org::start(EmulatorConfig::default()).await
+    };
+    let (s, t) = token(
+        &org,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "local-client"),
+            ("client_secret", "local-secret"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(t["access_token"].as_str().unwrap().starts_with("00D"));
+    assert_eq!(t["issued_at"].as_str().unwrap().len(), 13);
+    let (s, e) = token(
+        &org,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "local-client"),
+            ("client_secret", "wrong"),
+        ],
+    )
+    .await;
+    assert_eq!((s, e["error"].as_str()), (401, Some("invalid_client")));
+    let (s, e) = token(
+        &org,
+        &[("grant_type", "magic"), ("client_id", "local-client")],
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (400, Some("unsupported_grant_type"))
+    );
+    let (s, e) = token(
+        &org,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", "made-up"),
+            ("client_id", "local-client"),
+            ("redirect_uri", "http://127.0.0.1/cb"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"].as_str(), e["error_description"].as_str()),
+        (
+            400,
+            Some("invalid_grant"),
+            Some("invalid authorization code")
+        )
+    );
+
+    // A seeded app with rotation and a fixed callback.
+    let org = Org::start(EmulatorConfig {
+        seed,
+        ..Default::default()
+    })
+    .await;
+    let http = no_redirects();
+    let r = http
+        .post(org.url("/services/oauth2/authorize"))
+        .form(&[
+            ("response_type", "code"),
+            ("client_id", "rot"),
+            ("redirect_uri", "https://app.example/cb"),
+            ("scope", "refresh_token api"),
+            ("username", "admin@example.com"),
+            ("password", "emulator"),
+            ("action", "approve"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    let code: String = form_urlencoded::parse(loc.split_once('?').unwrap().1.as_bytes())
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let (s, e) = token(
+        &org,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("client_id", "rot"),
+            ("redirect_uri", "https://app.example/cb"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (401, Some("invalid_client")),
+        "this app requires its secret"
+    );
+    let r = http
+        .post(org.url("/services/oauth2/authorize"))
+        .form(&[
+            ("response_type", "code"),
+            ("client_id", "rot"),
+            ("redirect_uri", "https://app.example/cb"),
+            ("scope", "refresh_token api"),
+            ("username", "admin@example.com"),
+            ("password", "emulator"),
+            ("action", "approve"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    let code: String = form_urlencoded::parse(loc.split_once('?').unwrap().1.as_bytes())
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let (s, t) = token(
+        &org,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("client_id", "rot"),
+            ("client_secret", "s"),
+            ("redirect_uri", "https://app.example/cb"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{t}");
+    let rt1 = t["refresh_token"].as_str().unwrap().to_string();
+    let (_, t2) = token(
+        &org,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &rt1),
+            ("client_id", "rot"),
+            ("client_secret", "s"),
+        ],
+    )
+    .await;
+    let rt2 = t2["refresh_token"].as_str().expect("rotated").to_string();
+    assert_ne!(rt1, rt2);
+    let (s, _) = token(
+        &org,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &rt1),
+            ("client_id", "rot"),
+            ("client_secret", "s"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 400, "the old refresh token is spent");
+}
+
+#[tokio::test]
+async fn reset_empties_the_org_but_keeps_sessions() {
+    let org = Org::start(EmulatorConfig::default()).await;
+    org.custom_object("Req__c", &[("Key__c", &ext_field(true))])
+        .await;
+    org.post("/sobjects/Account", serde_json::json!({"Name": "A"}))
+        .await;
+    org.admin("reset", serde_json::json!({})).await;
+    let (s, v) = org.query("SELECT COUNT() FROM Account").await;
+    assert_eq!(
+        (s, v["totalSize"].as_u64()),
+        (200, Some(0)),
+        "the session still works after a reset"
+    );
+    let (s, _) = org.get("/sobjects/Req__c/describe").await;
+    assert_eq!(s, 404, "custom objects are gone");
+}
