@@ -295,7 +295,7 @@ async fn run(s: Sizes, full: bool) {
         scan.as_secs_f64() * 1e3
     );
     println!(
-        "| emulator peak memory (VmHWM) | {:.0} MiB after load, {:.0} MiB at the end |",
-        rss_after_load, peak
+        "| emulator memory | {:.0} MiB resident after load, {:.0} MiB at the end, {:.0} MiB peak (VmHWM, includes parsing the seed) |",
+        rss_after_load, rss_end, peak
     );
 }
