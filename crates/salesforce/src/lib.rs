@@ -1,0 +1,22 @@
+//! A small Salesforce client for one connected org: the OAuth web-server flow
+//! (PKCE), refresh with rotation, REST (query with paging, create, sObject
+//! Collections create and upsert, describe, limits), the Metadata API over
+//! SOAP, SOQL escaping, and one error taxonomy that says what to do.
+//!
+//! No connector logic lives here. Secrets are [`Secret`]s: never in `Debug`,
+//! logs or error text.
+
+pub mod client;
+pub mod error;
+pub mod metadata;
+pub mod oauth;
+pub mod secret;
+pub mod soql;
+pub mod types;
+pub mod xml;
+
+pub use client::{Client, ClientConfig, TokenSink, COLLECTION_LIMIT};
+pub use error::{Action, ApiError, Error, Result};
+pub use oauth::{LoginEnv, OAuthApp, Pkce, TokenSet};
+pub use secret::Secret;
+pub use types::{ApiUsage, Describe, FieldInfo, RecordError, RecordResult};

@@ -1,0 +1,379 @@
+//! The client against the emulator over real HTTP.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use salesforce::metadata::{self, FieldKind, Save};
+use salesforce::{
+    Action, Client, ClientConfig, Error, LoginEnv, OAuthApp, Pkce, Secret, TokenSet, TokenSink,
+};
+use serde_json::{json, Value};
+use sf_emulator::{ConnectedApp, EmulatorConfig, Seed};
+
+fn app(base: &str) -> OAuthApp {
+    OAuthApp {
+        login_url: LoginEnv::Custom(base.to_string()).url(),
+        client_id: "local-client".into(),
+        client_secret: Some(Secret::new("local-secret")),
+        redirect_uri: "http://127.0.0.1:9/callback".into(),
+    }
+}
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<TokenSet>>);
+
+impl TokenSink for Recorder {
+    fn persist<'a>(
+        &'a self,
+        tokens: &'a TokenSet,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(async move {
+            self.0.lock().push(tokens.clone());
+            Ok(())
+        })
+    }
+}
+
+/// Logs in through the authorize page (as a browser would) and exchanges the code.
+async fn web_login(app: &OAuthApp) -> TokenSet {
+    let pkce = Pkce::generate();
+    let url = app.authorize_url("st", &pkce, "api refresh_token");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http.get(&url).send().await.unwrap().text().await.unwrap();
+    let mut form: Vec<(String, String)> = Vec::new();
+    for part in page.split("<input type=\"hidden\" name=\"").skip(1) {
+        let (name, rest) = part.split_once("\" value=\"").unwrap();
+        let value = rest
+            .split_once('"')
+            .unwrap()
+            .0
+            .replace("&amp;", "&")
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">");
+        form.push((name.into(), value));
+    }
+    form.extend([
+        ("username".into(), "admin@example.com".into()),
+        ("password".into(), "emulator".into()),
+        ("action".into(), "approve".into()),
+    ]);
+    let r = http
+        .post(format!("{}/services/oauth2/authorize", app.login_url))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    let code: String = form_urlencoded::parse(loc.split_once('?').unwrap().1.as_bytes())
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    app.exchange_code(&reqwest::Client::new(), &code, &pkce.verifier)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn connect_by_password_and_query_with_paging() {
+    let emu = sf_emulator::start("127.0.0.1:0", EmulatorConfig::default())
+        .await
+        .unwrap();
+    let app = app(&emu.base_url);
+    let tokens = app
+        .password(
+            &reqwest::Client::new(),
+            "admin@example.com",
+            &Secret::new("emulator"),
+        )
+        .await
+        .unwrap();
+    assert!(tokens.org_and_user().unwrap().0.starts_with("00D"));
+    let client = Client::new(tokens, Some(app), None, ClientConfig::default());
+    let records: Vec<Value> = (0..450).map(|i| json!({"attributes": {"type": "Contact"}, "LastName": format!("P{i}"), "Email": format!("p{i}@x.io")})).collect();
+    let results = client.create_many(&records, true).await.unwrap();
+    assert_eq!(results.len(), 450);
+    assert!(results.iter().all(|r| r.success && r.id.is_some()));
+    assert_eq!(client.calls(), 3, "450 records in 3 calls of at most 200");
+    let all = client.query("SELECT Id, Email FROM Contact").await.unwrap();
+    assert_eq!(all.len(), 450);
+    assert_eq!(
+        client.count("SELECT COUNT() FROM Contact").await.unwrap(),
+        450
+    );
+    let usage = client.api_usage().unwrap();
+    assert_eq!((usage.used, usage.max), (client.calls(), 100_000));
+    let err = client.query("SELECT Nope FROM Contact").await.unwrap_err();
+    assert_eq!(
+        (err.code(), err.action()),
+        (Some("INVALID_FIELD"), Action::FixSchema)
+    );
+    let limits = client.limits().await.unwrap();
+    assert!(limits["DailyApiRequests"]["Max"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn web_flow_then_transparent_single_flight_refresh() {
+    let emu = sf_emulator::start("127.0.0.1:0", EmulatorConfig::default())
+        .await
+        .unwrap();
+    let app = app(&emu.base_url);
+    let tokens = web_login(&app).await;
+    assert!(tokens.refresh_token.is_some());
+    let sink = Arc::new(Recorder::default());
+    let client = Client::new(
+        tokens,
+        Some(app),
+        Some(sink.clone()),
+        ClientConfig::default(),
+    );
+    assert_eq!(
+        client.count("SELECT COUNT() FROM Account").await.unwrap(),
+        0
+    );
+    emu.emulator.auth.lock().expire_all();
+    // Ten calls notice the expired token at once: one refresh serves them all.
+    let calls: Vec<_> = (0..10)
+        .map(|_| {
+            let c = client.clone();
+            tokio::spawn(async move { c.count("SELECT COUNT() FROM Account").await })
+        })
+        .collect();
+    for c in calls {
+        assert_eq!(c.await.unwrap().unwrap(), 0);
+    }
+    assert_eq!(client.refreshes(), 1, "single flight");
+    assert_eq!(sink.0.lock().len(), 1, "the refreshed token was persisted");
+    let token_calls = emu
+        .emulator
+        .stats
+        .lock()
+        .get("oauth.token")
+        .copied()
+        .unwrap_or(0);
+    assert_eq!(token_calls, 2, "one code exchange and one refresh");
+    // Metadata calls refresh too.
+    emu.emulator.auth.lock().expire_all();
+    let read = client
+        .metadata_read("Layout", &["Account-Account Layout"])
+        .await
+        .unwrap();
+    assert!(read[0].is_some());
+    assert_eq!(client.refreshes(), 2);
+}
+
+#[tokio::test]
+async fn rotated_refresh_tokens_are_persisted_and_a_revoked_grant_means_reconnect() {
+    let seed = Seed {
+        connected_apps: vec![ConnectedApp {
+            rotate_refresh_tokens: true,
+            ..ConnectedApp::default_app()
+        }],
+        ..Default::default()
+    };
+    let emu = sf_emulator::start(
+        "127.0.0.1:0",
+        EmulatorConfig {
+            seed,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let app = app(&emu.base_url);
+    let tokens = web_login(&app).await;
+    let first_rt = tokens.refresh_token.clone().unwrap();
+    let sink = Arc::new(Recorder::default());
+    let client = Client::new(
+        tokens,
+        Some(app.clone()),
+        Some(sink.clone()),
+        ClientConfig::default(),
+    );
+    emu.emulator.auth.lock().expire_all();
+    client.count("SELECT COUNT() FROM Account").await.unwrap();
+    let stored = sink.0.lock().last().cloned().unwrap();
+    let rotated = stored.refresh_token.clone().unwrap();
+    assert_ne!(
+        rotated, first_rt,
+        "the rotated refresh token was handed to the sink"
+    );
+    assert_eq!(client.tokens().refresh_token.unwrap(), rotated);
+    // Revoke: the next refresh fails with invalid_grant, which means "reconnect".
+    app.revoke(&reqwest::Client::new(), &rotated).await.unwrap();
+    let err = client
+        .count("SELECT COUNT() FROM Account")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::OAuth { .. }), "{err:?}");
+    assert_eq!(err.action(), Action::Reconnect);
+    assert!(
+        !format!("{err:?} {err}").contains(rotated.expose()),
+        "no secret in errors"
+    );
+}
+
+#[tokio::test]
+async fn faults_and_limits_are_classified() {
+    let emu = sf_emulator::start(
+        "127.0.0.1:0",
+        EmulatorConfig {
+            daily_api_limit: 2,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let app = app(&emu.base_url);
+    let tokens = app
+        .password(
+            &reqwest::Client::new(),
+            "admin@example.com",
+            &Secret::new("emulator"),
+        )
+        .await
+        .unwrap();
+    let client = Client::new(tokens, Some(app), None, ClientConfig::default());
+    emu.emulator
+        .faults
+        .lock()
+        .set(sf_emulator::FaultSpec::parse("503=1").unwrap());
+    let err = client.limits().await.unwrap_err();
+    assert_eq!(err.action(), Action::Retry);
+    emu.emulator
+        .faults
+        .lock()
+        .set(sf_emulator::FaultSpec::default());
+    client.limits().await.unwrap();
+    client.limits().await.unwrap();
+    let err = client.limits().await.unwrap_err();
+    assert_eq!(
+        (err.code(), err.action()),
+        (Some("REQUEST_LIMIT_EXCEEDED"), Action::PauseForDay)
+    );
+    emu.emulator.usage.lock().set_limit(1000);
+    emu.emulator
+        .faults
+        .lock()
+        .set(sf_emulator::FaultSpec::parse("lock=1").unwrap());
+    let res = client
+        .create_many(
+            &[json!({"attributes": {"type": "Account"}, "Name": "A"})],
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(res[0].action(), Some(Action::Retry));
+    emu.emulator
+        .faults
+        .lock()
+        .set(sf_emulator::FaultSpec::parse("reset=1").unwrap());
+    let err = client.limits().await.unwrap_err();
+    assert!(matches!(err, Error::Transport(_)), "{err:?}");
+    assert_eq!(err.action(), Action::Retry);
+}
+
+#[tokio::test]
+async fn metadata_objects_fields_and_access_then_upsert_by_collection() {
+    let emu = sf_emulator::start("127.0.0.1:0", EmulatorConfig::default())
+        .await
+        .unwrap();
+    let app = app(&emu.base_url);
+    let tokens = app
+        .password(
+            &reqwest::Client::new(),
+            "admin@example.com",
+            &Secret::new("emulator"),
+        )
+        .await
+        .unwrap();
+    let client = Client::new(tokens, Some(app), None, ClientConfig::default());
+    let obj = metadata::custom_object(
+        "Request__c",
+        "Request",
+        "Requests",
+        "Request Number",
+        "REQ-{000000}",
+    );
+    let r = client.metadata_save(Save::Upsert, &[obj]).await.unwrap();
+    assert!(r[0].success && r[0].created);
+    let fields: Vec<_> = (0..12)
+        .map(|i| {
+            metadata::custom_field(
+                "Request__c",
+                &format!("F{i}__c"),
+                &format!("F{i}"),
+                &FieldKind::Text { length: 10 },
+                false,
+                false,
+            )
+        })
+        .chain([metadata::custom_field(
+            "Request__c",
+            "RequestId__c",
+            "Request ID",
+            &FieldKind::Text { length: 255 },
+            true,
+            true,
+        )])
+        .collect();
+    let r = client.metadata_save(Save::Upsert, &fields).await.unwrap();
+    assert_eq!(r.len(), 13, "13 fields in two calls of at most ten");
+    assert!(r.iter().all(|x| x.success), "{r:?}");
+    let names: Vec<(String, bool)> = (0..12)
+        .map(|i| (format!("Request__c.F{i}__c"), true))
+        .chain([("Request__c.RequestId__c".to_string(), true)])
+        .collect();
+    let r = client
+        .metadata_save(
+            Save::Upsert,
+            &[metadata::profile(
+                "Admin",
+                &names,
+                &["Request__c".to_string()],
+            )],
+        )
+        .await
+        .unwrap();
+    assert!(r[0].success, "{r:?}");
+    let d = client.describe("Request__c").await.unwrap();
+    assert!(d.field("RequestId__c").unwrap().external_id);
+    let records: Vec<Value> = (0..250).map(|i| json!({"attributes": {"type": "Request__c"}, "RequestId__c": format!("R{i}"), "F0__c": if i == 7 { "far too long" } else { "ok" }})).collect();
+    let res = client
+        .upsert_many("Request__c", "RequestId__c", &records)
+        .await
+        .unwrap();
+    assert_eq!(res.len(), 250);
+    assert!(!res[7].success);
+    assert_eq!(res[7].errors[0].status_code, "STRING_TOO_LONG");
+    assert_eq!(res[7].action(), Some(Action::GiveUp));
+    assert_eq!(res.iter().filter(|r| r.created == Some(true)).count(), 249);
+    let bad = client
+        .metadata_save(
+            Save::Create,
+            &[metadata::custom_field(
+                "Request__c",
+                "F0__c",
+                "F0",
+                &FieldKind::Text { length: 10 },
+                false,
+                false,
+            )],
+        )
+        .await
+        .unwrap();
+    assert!(!bad[0].success);
+    assert_eq!(bad[0].errors[0].status_code, "DUPLICATE_DEVELOPER_NAME");
+    let missing = client
+        .metadata_read("CustomObject", &["Nope__c", "Request__c"])
+        .await
+        .unwrap();
+    assert!(missing[0].is_none() && missing[1].is_some());
+}
