@@ -26,6 +26,8 @@ pub struct FaultSpec {
     pub hang: f64,
     /// Probability of resetting the connection without an answer.
     pub reset: f64,
+    /// Expire every access token once every this many API calls (0: never).
+    pub expire_tokens_every: u64,
     /// Seed for the fault sequence; None means a random one.
     pub seed: Option<u64>,
 }
@@ -57,6 +59,11 @@ impl FaultSpec {
                 "lock" => f.lock = prob(v)?,
                 "hang" => f.hang = prob(v)?,
                 "reset" => f.reset = prob(v)?,
+                "expire" => {
+                    f.expire_tokens_every = v
+                        .parse()
+                        .map_err(|_| format!("fault expire: '{v}' is not a whole number of calls"))?
+                }
                 "seed" => {
                     f.seed = Some(
                         v.parse()
@@ -75,7 +82,7 @@ impl FaultSpec {
                 }
                 other => {
                     return Err(format!(
-                    "unknown fault '{other}' (known: 503, 500, lock, latency, hang, reset, seed)"
+                    "unknown fault '{other}' (known: 503, 500, lock, latency, hang, reset, expire, seed)"
                 ))
                 }
             }
@@ -99,6 +106,7 @@ pub struct Faults {
     pub spec: FaultSpec,
     rng: StdRng,
     pub injected: std::collections::BTreeMap<&'static str, u64>,
+    calls: u64,
 }
 
 impl Faults {
@@ -111,6 +119,7 @@ impl Faults {
             spec,
             rng,
             injected: Default::default(),
+            calls: 0,
         }
     }
 
@@ -155,6 +164,17 @@ impl Faults {
         (fault, extra)
     }
 
+    /// Whether this call should find every access token expired.
+    pub fn expire_now(&mut self) -> bool {
+        self.calls += 1;
+        let every = self.spec.expire_tokens_every;
+        let hit = every > 0 && self.calls % every == 0;
+        if hit {
+            self.note("expire");
+        }
+        hit
+    }
+
     /// Whether one record (or single DML call) meets a lock error.
     pub fn lock(&mut self) -> bool {
         let hit = self.roll(self.spec.lock);
@@ -172,9 +192,10 @@ mod tests {
     #[test]
     fn parses_every_key() {
         let f = FaultSpec::parse(
-            "503=0.2, 500=0.1,lock=0.05,latency=250ms@0.3,hang=0.01,reset=0.02,seed=7",
+            "503=0.2, 500=0.1,lock=0.05,latency=250ms@0.3,hang=0.01,reset=0.02,expire=50,seed=7",
         )
         .unwrap();
+        assert_eq!(f.expire_tokens_every, 50);
         assert_eq!(f.unavailable, 0.2);
         assert_eq!(f.server_error, 0.1);
         assert_eq!(f.lock, 0.05);
@@ -231,6 +252,8 @@ mod tests {
             let mut f = Faults::new(FaultSpec::parse(spec).unwrap());
             assert_eq!(f.for_call().0, want, "{spec}");
         }
+        let mut f = Faults::new(FaultSpec::parse("expire=3").unwrap());
+        assert_eq!((0..9).filter(|_| f.expire_now()).count(), 3);
         let mut f = Faults::new(FaultSpec::parse("latency=100ms@1").unwrap());
         assert_eq!(f.for_call(), (CallFault::None, Duration::from_millis(100)));
         assert_eq!(f.injected.get("latency"), Some(&1));

@@ -100,6 +100,9 @@ impl Emulator {
                 ));
             }
         }
+        if self.faults.lock().expire_now() {
+            self.auth.lock().expire_all();
+        }
         let user = token.and_then(|t| self.auth.lock().session(t).map(|s| s.user_id.clone()));
         let Some(user) = user else {
             return Err(invalid_session());

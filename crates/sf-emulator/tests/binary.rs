@@ -92,6 +92,43 @@ fn prints_its_address_serves_the_seed_and_saves_state_on_sigterm() {
 }
 
 #[test]
+fn a_closed_standard_output_does_not_stop_it() {
+    // Regression: it wrote its banner with `?` and exited on EPIPE when the
+    // reader had gone, taking the server down with it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sf-emulator"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let http = reqwest::blocking::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(r) = http
+            .get(format!("http://127.0.0.1:{port}/_emulator/health"))
+            .send()
+        {
+            assert!(r.status().is_success());
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "it exited");
+        assert!(Instant::now() < deadline, "never served");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still running after writing to a closed pipe"
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+#[test]
 fn bad_flags_are_refused_with_a_reason() {
     let out = Command::new(env!("CARGO_BIN_EXE_sf-emulator"))
         .args(["--faults", "503=9"])

@@ -83,15 +83,15 @@ async fn main() -> anyhow::Result<()> {
         api_version_max: args.api_version_max,
     };
     let running = sf_emulator::start(&args.listen, config).await?;
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "sf-emulator listening on {}", running.base_url)?;
-        writeln!(
-            out,
-            "  log in as admin@example.com / emulator; client id local-client, secret local-secret"
-        )?;
-        out.flush()?;
-    }
+    // The banner is for whoever reads standard output; nobody may (a test that
+    // reads one line and closes the pipe), and that must not stop the server.
+    let banner = format!(
+        "sf-emulator listening on {}\n  log in as admin@example.com / emulator; client id local-client, secret local-secret\n",
+        running.base_url
+    );
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(banner.as_bytes()).and_then(|_| out.flush());
+    drop(out);
     shutdown_signal().await;
     eprintln!("sf-emulator: shutting down");
     running.shutdown().await.map_err(anyhow::Error::msg)?;

@@ -1,0 +1,199 @@
+//! Connecting an org: from OAuth tokens to a stored connection (secrets
+//! sealed), provisioned, with a webhook URL and token for Thena.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use salesforce::{Client, ClientConfig, OAuthApp, Secret, TokenSet, TokenSink};
+
+use crate::config::Config;
+use crate::crypto;
+use crate::provision::{self, Report};
+use crate::store::{ConnStatus, Connection, Store};
+use crate::Error;
+
+/// How the first tokens are obtained.
+pub enum Credentials {
+    /// The password grant: development orgs and the emulator.
+    Password { username: String, password: Secret },
+    /// A refresh token obtained elsewhere.
+    RefreshToken(Secret),
+    /// Tokens already exchanged (the web page's OAuth callback).
+    Tokens(TokenSet),
+}
+
+pub struct ConnectRequest {
+    pub name: String,
+    pub login_url: String,
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    pub credentials: Credentials,
+    /// Use this webhook token instead of generating one.
+    pub webhook_token: Option<String>,
+}
+
+/// What a successful connect hands back: what to paste into Thena.
+#[derive(Debug)]
+pub struct Connected {
+    pub name: String,
+    pub webhook_url: String,
+    pub webhook_token: Secret,
+    pub instance_url: String,
+    pub connected_at: DateTime<Utc>,
+    pub provision: Report,
+}
+
+/// Stores refreshed tokens of one connection.
+pub struct StoreSink {
+    pub store: Store,
+    pub connection: String,
+}
+
+impl TokenSink for StoreSink {
+    fn persist<'a>(
+        &'a self,
+        tokens: &'a TokenSet,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(async move {
+            self.store
+                .save_tokens(&self.connection, tokens)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// Whether a connection name is usable in URLs and the store.
+pub fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// A client for a stored connection that stores its refreshed tokens.
+pub fn client_for(store: &Store, conn: &Connection, config: &Config) -> Client {
+    let app = conn.oauth_app("");
+    let sink: Arc<dyn TokenSink> = Arc::new(StoreSink {
+        store: store.clone(),
+        connection: conn.name.clone(),
+    });
+    Client::new(
+        conn.tokens.clone(),
+        Some(app),
+        Some(sink),
+        ClientConfig {
+            api_version: config.api_version.clone(),
+            ..Default::default()
+        },
+    )
+}
+
+/// The connected user's id, from the identity URL of the tokens.
+pub fn user_id(tokens: &TokenSet) -> Result<String, Error> {
+    tokens.org_and_user().map(|(_, u)| u).ok_or_else(|| {
+        Error::Invalid(format!(
+            "the token response's identity URL {} names no user",
+            tokens.id_url
+        ))
+    })
+}
+
+/// Obtains tokens, stores the connection, provisions the org.
+pub async fn connect(
+    store: &Store,
+    config: &Config,
+    req: ConnectRequest,
+) -> Result<Connected, Error> {
+    if !valid_name(&req.name) {
+        return Err(Error::Invalid(format!(
+            "connection name '{}' must be 1 to 64 letters, digits, '-' or '_'",
+            req.name
+        )));
+    }
+    let login_url = req.login_url.trim_end_matches('/').to_string();
+    if !(login_url.starts_with("https://")
+        || login_url.starts_with("http://127.")
+        || login_url.starts_with("http://localhost"))
+    {
+        return Err(Error::Invalid(format!(
+            "login URL {login_url} must be https (plain http only on this machine)"
+        )));
+    }
+    let app = OAuthApp {
+        login_url: login_url.clone(),
+        client_id: req.client_id.clone(),
+        client_secret: req.client_secret.clone(),
+        redirect_uri: String::new(),
+    };
+    let http = salesforce::client::http_client(std::time::Duration::from_secs(30));
+    let tokens = match req.credentials {
+        Credentials::Password { username, password } => {
+            app.password(&http, &username, &password).await?
+        }
+        Credentials::RefreshToken(rt) => {
+            let mut t = app.refresh(&http, &rt).await?;
+            if t.refresh_token.is_none() {
+                t.refresh_token = Some(rt);
+            }
+            t
+        }
+        Credentials::Tokens(t) => t,
+    };
+    let user = user_id(&tokens)?;
+    let webhook_token = req.webhook_token.unwrap_or_else(crypto::new_token);
+    let connected_at = Utc::now();
+    let conn = Connection {
+        name: req.name.clone(),
+        login_url,
+        client_id: req.client_id,
+        client_secret: req.client_secret,
+        tokens,
+        webhook_token_hash: crypto::token_hash(&webhook_token),
+        signing_secret: None,
+        connected_at,
+        status: ConnStatus::Healthy,
+        status_reason: None,
+        provisioned_at: None,
+    };
+    store.put_connection(&conn).await?;
+    let client = client_for(store, &conn, config);
+    let categories = store.category_fields(&conn.name).await?;
+    let report = provision::provision(&client, &categories, &user).await?;
+    store.mark_provisioned(&conn.name).await?;
+    Ok(Connected {
+        webhook_url: config.webhook_url(&conn.name),
+        webhook_token: Secret::new(webhook_token),
+        instance_url: conn.tokens.instance_url.clone(),
+        connected_at,
+        provision: report,
+        name: conn.name,
+    })
+}
+
+/// Connects the config file's declared connections that the store does not have yet.
+pub async fn connect_declared(store: &Store, config: &Config) -> Result<Vec<Connected>, Error> {
+    let mut done = Vec::new();
+    for d in &config.connections {
+        match store.connection(&d.name).await {
+            Ok(_) => continue,
+            Err(crate::store::StoreError::NoConnection(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let cfg_err = |e: crate::config::ConfigError| Error::Invalid(e.to_string());
+        let req = ConnectRequest {
+            name: d.name.clone(),
+            login_url: d.login_url.clone(),
+            client_id: d.client_id.clone(),
+            client_secret: d.client_secret().map_err(cfg_err)?.map(Secret::new),
+            credentials: Credentials::RefreshToken(Secret::new(
+                d.refresh_token().map_err(cfg_err)?,
+            )),
+            webhook_token: d.webhook_token().map_err(cfg_err)?,
+        };
+        done.push(connect(store, config, req).await?);
+    }
+    Ok(done)
+}

@@ -1,0 +1,31 @@
+//! The Thena → Salesforce connector.
+//!
+//! # Layout
+//! - [`config`]: the TOML file and `THENA_SF_*` variables, parsed once.
+//! - [`store`]: connections (secrets sealed by [`crypto`]) and queues, SQLite by default.
+//! - [`connect`]: storing a connection from OAuth tokens and setting the org up.
+//! - [`provision`]: the `Request__c` object, fields, access and layout; the doctor.
+//!
+//! The Salesforce wire format lives in the `salesforce` crate; this crate
+//! never builds a Salesforce URL or SOQL string by hand except through it.
+
+pub mod config;
+pub mod connect;
+pub mod crypto;
+pub mod provision;
+pub mod store;
+
+/// Errors of the connector's library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Salesforce(#[from] salesforce::Error),
+    #[error(transparent)]
+    Provision(#[from] provision::ProvisionError),
+    #[error(transparent)]
+    Crypto(#[from] crypto::CryptoError),
+    #[error("{0}")]
+    Invalid(String),
+}

@@ -1,0 +1,516 @@
+//! Zero-touch setup of the org: the `Request__c` object and its fields (one
+//! Text field per custom category), field access for the connected user (a
+//! permission set) and for System Administrator, and the Requests related list
+//! on the Account layout. Idempotent: it reads what is there and changes only
+//! what is missing or wrong, and says what it changed.
+
+pub mod categories;
+mod doctor;
+pub mod schema;
+
+use std::collections::{HashMap, HashSet};
+
+use salesforce::metadata::{self, FieldKind, Save};
+use salesforce::xml::El;
+use salesforce::{soql, Client};
+
+pub use doctor::{doctor, Check};
+use schema::{FieldSpec, ACCOUNT_LAYOUT, ADMIN_PROFILE, OBJECT, PERMISSION_SET, RELATED_LIST};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error(transparent)]
+    Salesforce(#[from] salesforce::Error),
+    #[error("Salesforce refused {what}: {reason}")]
+    Refused { what: String, reason: String },
+}
+
+/// What a provisioning run changed, one line each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub changes: Vec<String>,
+}
+
+impl Report {
+    pub fn is_noop(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.changes.is_empty() {
+            return writeln!(f, "Salesforce is already set up: nothing to change.");
+        }
+        for c in &self.changes {
+            writeln!(f, "  + {c}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every field wanted: the seed fields plus one per category `(category, field)`.
+pub fn wanted_fields(categories: &[(String, String)]) -> Vec<FieldSpec> {
+    let mut v = schema::seed_fields();
+    v.extend(categories.iter().map(|(c, f)| schema::category_field(f, c)));
+    v
+}
+
+/// A field as readMetadata reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Existing {
+    pub type_name: String,
+    pub length: Option<u32>,
+    pub external_id: bool,
+    pub unique: bool,
+    pub reference_to: Option<String>,
+}
+
+pub(crate) fn existing_fields(object: &El) -> HashMap<String, Existing> {
+    object
+        .all("fields")
+        .filter_map(|f| {
+            let name = f.text_of("fullName")?.rsplit('.').next()?.to_string();
+            Some((
+                name.to_ascii_lowercase(),
+                Existing {
+                    type_name: f.text_of("type").unwrap_or("").to_string(),
+                    length: f.text_of("length").and_then(|l| l.parse().ok()),
+                    external_id: f.text_of("externalId") == Some("true"),
+                    unique: f.text_of("unique") == Some("true"),
+                    reference_to: f.text_of("referenceTo").map(str::to_string),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// What is wrong with an existing field, if anything.
+pub(crate) fn field_problem(want: &FieldSpec, have: Option<&Existing>) -> Option<String> {
+    let Some(have) = have else {
+        return Some("missing".into());
+    };
+    let want_type = schema::metadata_type(&want.kind);
+    if have.type_name != want_type {
+        return Some(format!("is {} instead of {want_type}", have.type_name));
+    }
+    match &want.kind {
+        FieldKind::Text { length }
+        | FieldKind::LongText { length }
+        | FieldKind::Html { length }
+            if have.length.is_some_and(|l| l < *length) =>
+        {
+            Some(format!(
+                "holds {} characters instead of {length}",
+                have.length.unwrap_or(0)
+            ))
+        }
+        FieldKind::Lookup { to, .. }
+            if have
+                .reference_to
+                .as_deref()
+                .is_some_and(|r| !r.eq_ignore_ascii_case(to)) =>
+        {
+            Some(format!(
+                "looks up {} instead of {to}",
+                have.reference_to.clone().unwrap_or_default()
+            ))
+        }
+        _ if want.external_id && !have.external_id => Some("is not an External ID".into()),
+        _ if want.unique && !have.unique => Some("is not Unique".into()),
+        _ => None,
+    }
+}
+
+/// Field permissions (`Object.Field` → editable) found on a permission set or profile.
+pub(crate) fn granted(perms: &El) -> HashMap<String, bool> {
+    perms
+        .all("fieldPermissions")
+        .filter(|p| p.text_of("readable") == Some("true"))
+        .filter_map(|p| {
+            Some((
+                p.text_of("field")?.to_ascii_lowercase(),
+                p.text_of("editable") == Some("true"),
+            ))
+        })
+        .collect()
+}
+
+fn field_key(f: &FieldSpec) -> String {
+    format!("{OBJECT}.{}", f.name)
+}
+
+fn check_saved(results: &[metadata::SaveResult], what: &str) -> Result<(), ProvisionError> {
+    for r in results {
+        if !r.success {
+            let reason = r
+                .errors
+                .iter()
+                .map(|e| format!("{}: {}", e.status_code, e.message))
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(ProvisionError::Refused {
+                what: format!("{what} {}", r.full_name),
+                reason,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Brings the org to the wanted state for `user_id` (the connected user).
+pub async fn provision(
+    client: &Client,
+    categories: &[(String, String)],
+    user_id: &str,
+) -> Result<Report, ProvisionError> {
+    let mut report = Report::default();
+    let wanted = wanted_fields(categories);
+
+    // 1. The object and its fields.
+    let object = client
+        .metadata_read("CustomObject", &[OBJECT])
+        .await?
+        .pop()
+        .flatten();
+    if object.is_none() {
+        let r = client
+            .metadata_save(
+                Save::Create,
+                &[metadata::custom_object(
+                    OBJECT,
+                    "Request",
+                    "Requests",
+                    "Request Number",
+                    "REQ-{000000}",
+                )],
+            )
+            .await?;
+        check_saved(&r, "creating the object")?;
+        report
+            .changes
+            .push(format!("created the object {OBJECT} (Request, Requests)"));
+    }
+    let existing = object.as_ref().map(existing_fields).unwrap_or_default();
+    let mut to_save = Vec::new();
+    for f in &wanted {
+        if let Some(problem) = field_problem(f, existing.get(&f.name.to_ascii_lowercase())) {
+            report.changes.push(if problem == "missing" {
+                format!(
+                    "created field {} ({})",
+                    f.name,
+                    schema::metadata_type(&f.kind)
+                )
+            } else {
+                format!("repaired field {}: it {problem}", f.name)
+            });
+            to_save.push(metadata::custom_field(
+                OBJECT,
+                &f.name,
+                &f.label,
+                &f.kind,
+                f.external_id,
+                f.unique,
+            ));
+        }
+    }
+    if !to_save.is_empty() {
+        let r = client.metadata_save(Save::Upsert, &to_save).await?;
+        check_saved(&r, "the field")?;
+    }
+
+    // 2. Access for the connected user: a permission set, assigned.
+    let all: Vec<(String, bool)> = wanted.iter().map(|f| (field_key(f), true)).collect();
+    let ps = client
+        .metadata_read("PermissionSet", &[PERMISSION_SET])
+        .await?
+        .pop()
+        .flatten();
+    let have = ps.as_ref().map(granted).unwrap_or_default();
+    let missing: Vec<&(String, bool)> = all
+        .iter()
+        .filter(|(k, _)| have.get(&k.to_ascii_lowercase()) != Some(&true))
+        .collect();
+    if ps.is_none() || !missing.is_empty() {
+        let comp = metadata::permission_set(
+            PERMISSION_SET,
+            "Thena Request Sync",
+            &all,
+            &[OBJECT.to_string()],
+        );
+        let r = client.metadata_save(Save::Upsert, &[comp]).await?;
+        check_saved(&r, "the permission set")?;
+        if ps.is_none() {
+            report.changes.push(format!(
+                "created permission set {PERMISSION_SET} with read and edit on {} fields",
+                all.len()
+            ));
+        } else {
+            report.changes.push(format!(
+                "granted read and edit on {} to permission set {PERMISSION_SET}",
+                names(&missing)
+            ));
+        }
+    }
+    let assigned = client
+        .count(&format!(
+            "SELECT COUNT() FROM PermissionSetAssignment WHERE AssigneeId = {} AND PermissionSet.Name = {}",
+            soql::quote(user_id),
+            soql::quote(PERMISSION_SET)
+        ))
+        .await?;
+    if assigned == 0 {
+        let ps_id = client
+            .query(&format!(
+                "SELECT Id FROM PermissionSet WHERE Name = {}",
+                soql::quote(PERMISSION_SET)
+            ))
+            .await?;
+        let ps_id = ps_id
+            .first()
+            .and_then(|r| r.get("Id"))
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| ProvisionError::Refused {
+                what: "reading the permission set".into(),
+                reason: "it was saved but cannot be found".into(),
+            })?;
+        client
+            .create(
+                "PermissionSetAssignment",
+                &serde_json::json!({"AssigneeId": user_id, "PermissionSetId": ps_id}),
+            )
+            .await?;
+        report.changes.push(format!(
+            "assigned permission set {PERMISSION_SET} to the connected user"
+        ));
+    }
+
+    // 3. Access for System Administrator (the Account and Requestor fields included).
+    let profile = client
+        .metadata_read("Profile", &[ADMIN_PROFILE])
+        .await?
+        .pop()
+        .flatten();
+    let have = profile.as_ref().map(granted).unwrap_or_default();
+    let missing: Vec<(String, bool)> = all
+        .iter()
+        .filter(|(k, _)| have.get(&k.to_ascii_lowercase()) != Some(&true))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        let r = client
+            .metadata_save(
+                Save::Upsert,
+                &[metadata::profile(ADMIN_PROFILE, &missing, &[])],
+            )
+            .await?;
+        check_saved(&r, "the profile")?;
+        report.changes.push(format!(
+            "granted read and edit on {} to System Administrator",
+            names(&missing.iter().collect::<Vec<_>>())
+        ));
+    }
+
+    // 4. The Requests related list on the Account layout.
+    let layout = client
+        .metadata_read("Layout", &[ACCOUNT_LAYOUT])
+        .await?
+        .pop()
+        .flatten();
+    match layout {
+        Some(l) if has_related_list(&l) => {}
+        Some(l) => {
+            let r = client
+                .metadata_save(
+                    Save::Update,
+                    &[metadata::layout(ACCOUNT_LAYOUT, with_related_list(&l))],
+                )
+                .await?;
+            check_saved(&r, "the layout")?;
+            report.changes.push(format!(
+                "added the Requests related list to the layout {ACCOUNT_LAYOUT}"
+            ));
+        }
+        None => {
+            return Err(ProvisionError::Refused {
+                what: format!("reading the layout {ACCOUNT_LAYOUT}"),
+                reason: "it does not exist".into(),
+            });
+        }
+    }
+    if !report.is_noop() {
+        client.invalidate_describes();
+    }
+    Ok(report)
+}
+
+fn names(fields: &[&(String, bool)]) -> String {
+    let v: Vec<&str> = fields
+        .iter()
+        .map(|(k, _)| k.rsplit('.').next().unwrap_or(k))
+        .collect();
+    if v.len() > 6 {
+        format!("{} and {} more fields", v[..5].join(", "), v.len() - 5)
+    } else {
+        v.join(", ")
+    }
+}
+
+pub(crate) fn has_related_list(layout: &El) -> bool {
+    layout.all("relatedLists").any(|r| {
+        r.text_of("relatedList")
+            .is_some_and(|n| n.eq_ignore_ascii_case(RELATED_LIST))
+    })
+}
+
+/// The layout's body with the Requests related list added after the last related list.
+fn with_related_list(layout: &El) -> String {
+    let ours = format!(
+        "<relatedLists><fields>NAME</fields><fields>{OBJECT}.Title__c</fields><fields>{OBJECT}.Status__c</fields><relatedList>{RELATED_LIST}</relatedList><sortField>CREATED_DATE</sortField><sortOrder>Desc</sortOrder></relatedLists>"
+    );
+    let children: Vec<&El> = layout
+        .children
+        .iter()
+        .filter(|c| c.name != "fullName")
+        .collect();
+    let last = children.iter().rposition(|c| c.name == "relatedLists");
+    let mut body = String::new();
+    for (i, c) in children.iter().enumerate() {
+        body.push_str(&c.to_xml());
+        if Some(i) == last {
+            body.push_str(&ours);
+        }
+    }
+    if last.is_none() {
+        body.push_str(&ours);
+    }
+    body
+}
+
+/// Makes sure every category has a field: derives names for new categories,
+/// records them, and provisions. Returns the full category → field map.
+pub async fn ensure_categories(
+    client: &Client,
+    store: &crate::store::Store,
+    connection: &str,
+    user_id: &str,
+    categories: &[String],
+) -> Result<Vec<(String, String)>, crate::Error> {
+    let mut known = store.category_fields(connection).await?;
+    let new: Vec<&String> = categories
+        .iter()
+        .filter(|c| !known.iter().any(|(k, _)| k == *c))
+        .collect();
+    if new.is_empty() {
+        return Ok(known);
+    }
+    let mut taken: HashSet<String> = schema::seed_fields().into_iter().map(|f| f.name).collect();
+    taken.extend(known.iter().map(|(_, f)| f.clone()));
+    for c in new {
+        let field = categories::field_name(c, &taken);
+        taken.insert(field.clone());
+        store.add_category_field(connection, c, &field).await?;
+    }
+    known = store.category_fields(connection).await?;
+    provision(client, &known, user_id).await?;
+    Ok(known)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn related_list_goes_after_the_last_one() {
+        let layout = El {
+            name: "records".into(),
+            children: vec![
+                El {
+                    name: "fullName".into(),
+                    text: "Account-Account Layout".into(),
+                    ..Default::default()
+                },
+                El {
+                    name: "layoutSections".into(),
+                    text: "x".into(),
+                    ..Default::default()
+                },
+                El {
+                    name: "relatedLists".into(),
+                    children: vec![El {
+                        name: "relatedList".into(),
+                        text: "RelatedContactList".into(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+                El {
+                    name: "showEmailCheckbox".into(),
+                    text: "false".into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        assert!(!has_related_list(&layout));
+        let body = with_related_list(&layout);
+        let contact = body.find("RelatedContactList").unwrap();
+        let ours = body.find(RELATED_LIST).unwrap();
+        let tail = body.find("showEmailCheckbox").unwrap();
+        assert!(contact < ours && ours < tail, "{body}");
+        assert!(!body.contains("fullName"));
+    }
+
+    #[test]
+    fn field_problems_are_named() {
+        let want = FieldSpec {
+            name: "RequestId__c".into(),
+            label: "x".into(),
+            kind: FieldKind::Text { length: 255 },
+            external_id: true,
+            unique: true,
+        };
+        let ok = Existing {
+            type_name: "Text".into(),
+            length: Some(255),
+            external_id: true,
+            unique: true,
+            reference_to: None,
+        };
+        assert_eq!(field_problem(&want, Some(&ok)), None);
+        assert_eq!(field_problem(&want, None).as_deref(), Some("missing"));
+        assert_eq!(
+            field_problem(
+                &want,
+                Some(&Existing {
+                    unique: false,
+                    ..ok.clone()
+                })
+            )
+            .as_deref(),
+            Some("is not Unique")
+        );
+        assert_eq!(
+            field_problem(
+                &want,
+                Some(&Existing {
+                    length: Some(80),
+                    ..ok.clone()
+                })
+            )
+            .as_deref(),
+            Some("holds 80 characters instead of 255")
+        );
+        assert_eq!(
+            field_problem(
+                &want,
+                Some(&Existing {
+                    type_name: "Url".into(),
+                    ..ok
+                })
+            )
+            .as_deref(),
+            Some("is Url instead of Text")
+        );
+    }
+}

@@ -1,0 +1,243 @@
+//! The SQLite backend.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::Utc;
+use salesforce::{Secret, TokenSet};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use super::{parse_ts, ts, ConnStatus, Connection, StoreError};
+use crate::crypto::SecretBox;
+
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+    secrets: SecretBox,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store(sqlite)")
+    }
+}
+
+impl Store {
+    /// Opens (or creates) `<data_dir>/thena-sf.db` and brings its schema up to date.
+    pub async fn open(data_dir: &Path, secrets: SecretBox) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Open {
+            path: data_dir.display().to_string(),
+            source: sqlx::Error::Io(e),
+        })?;
+        let path = data_dir.join("thena-sf.db");
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Store { pool, secrets })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    fn seal(&self, conn: &str, slot: &str, plain: &str) -> Vec<u8> {
+        self.secrets.seal(&format!("{conn}/{slot}"), plain)
+    }
+
+    fn open_secret(&self, conn: &str, slot: &str, sealed: &[u8]) -> Result<Secret, StoreError> {
+        Ok(Secret::new(
+            self.secrets.open(&format!("{conn}/{slot}"), sealed)?,
+        ))
+    }
+
+    /// Inserts or replaces a connection.
+    pub async fn put_connection(&self, c: &Connection) -> Result<(), StoreError> {
+        let n = &c.name;
+        sqlx::query(
+            "INSERT INTO connections (name, login_url, client_id, client_secret_enc, access_token_enc, refresh_token_enc, instance_url, id_url, issued_at_ms,
+                 webhook_token_hash, signing_secret_enc, connected_at, status, status_reason, provisioned_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+             ON CONFLICT (name) DO UPDATE SET login_url = excluded.login_url, client_id = excluded.client_id, client_secret_enc = excluded.client_secret_enc,
+                 access_token_enc = excluded.access_token_enc, refresh_token_enc = excluded.refresh_token_enc, instance_url = excluded.instance_url,
+                 id_url = excluded.id_url, issued_at_ms = excluded.issued_at_ms, webhook_token_hash = excluded.webhook_token_hash,
+                 signing_secret_enc = excluded.signing_secret_enc, connected_at = excluded.connected_at, status = excluded.status,
+                 status_reason = excluded.status_reason, provisioned_at = excluded.provisioned_at, updated_at = excluded.updated_at",
+        )
+        .bind(n)
+        .bind(&c.login_url)
+        .bind(&c.client_id)
+        .bind(c.client_secret.as_ref().map(|s| self.seal(n, "client_secret", s.expose())))
+        .bind(self.seal(n, "access_token", c.tokens.access_token.expose()))
+        .bind(c.tokens.refresh_token.as_ref().map(|s| self.seal(n, "refresh_token", s.expose())))
+        .bind(&c.tokens.instance_url)
+        .bind(&c.tokens.id_url)
+        .bind(c.tokens.issued_at_ms as i64)
+        .bind(&c.webhook_token_hash)
+        .bind(c.signing_secret.as_ref().map(|s| self.seal(n, "signing_secret", s.expose())))
+        .bind(ts(c.connected_at))
+        .bind(c.status.as_str())
+        .bind(&c.status_reason)
+        .bind(c.provisioned_at.map(ts))
+        .bind(ts(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    fn row_to_connection(&self, r: &sqlx::sqlite::SqliteRow) -> Result<Connection, StoreError> {
+        let name: String = r.try_get("name")?;
+        let sealed = |col: &str| -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(r.try_get::<Option<Vec<u8>>, _>(col)?)
+        };
+        let access =
+            sealed("access_token_enc")?.ok_or_else(|| StoreError::NoConnection(name.clone()))?;
+        let tokens = TokenSet {
+            access_token: self.open_secret(&name, "access_token", &access)?,
+            refresh_token: sealed("refresh_token_enc")?
+                .map(|s| self.open_secret(&name, "refresh_token", &s))
+                .transpose()?,
+            instance_url: r.try_get("instance_url")?,
+            id_url: r.try_get("id_url")?,
+            issued_at_ms: r.try_get::<i64, _>("issued_at_ms")? as u64,
+            expires_in_secs: None,
+        };
+        Ok(Connection {
+            client_secret: sealed("client_secret_enc")?
+                .map(|s| self.open_secret(&name, "client_secret", &s))
+                .transpose()?,
+            signing_secret: sealed("signing_secret_enc")?
+                .map(|s| self.open_secret(&name, "signing_secret", &s))
+                .transpose()?,
+            login_url: r.try_get("login_url")?,
+            client_id: r.try_get("client_id")?,
+            tokens,
+            webhook_token_hash: r.try_get("webhook_token_hash")?,
+            connected_at: parse_ts(&r.try_get::<String, _>("connected_at")?)
+                .unwrap_or_else(Utc::now),
+            status: ConnStatus::parse(&r.try_get::<String, _>("status")?),
+            status_reason: r.try_get("status_reason")?,
+            provisioned_at: r
+                .try_get::<Option<String>, _>("provisioned_at")?
+                .and_then(|s| parse_ts(&s)),
+            name,
+        })
+    }
+
+    pub async fn connection(&self, name: &str) -> Result<Connection, StoreError> {
+        let row = sqlx::query("SELECT * FROM connections WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(r) => self.row_to_connection(&r),
+            None => Err(StoreError::NoConnection(name.to_string())),
+        }
+    }
+
+    pub async fn connections(&self) -> Result<Vec<Connection>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM connections ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| self.row_to_connection(r)).collect()
+    }
+
+    /// Stores refreshed tokens in one statement: a rotated refresh token is never lost.
+    pub async fn save_tokens(&self, name: &str, t: &TokenSet) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE connections SET access_token_enc = $2, refresh_token_enc = COALESCE($3, refresh_token_enc), instance_url = $4, issued_at_ms = $5, updated_at = $6 WHERE name = $1",
+        )
+        .bind(name)
+        .bind(self.seal(name, "access_token", t.access_token.expose()))
+        .bind(t.refresh_token.as_ref().map(|s| self.seal(name, "refresh_token", s.expose())))
+        .bind(&t.instance_url)
+        .bind(t.issued_at_ms as i64)
+        .bind(ts(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NoConnection(name.to_string()));
+        }
+        Ok(())
+    }
+
+    pub async fn set_status(
+        &self,
+        name: &str,
+        status: ConnStatus,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE connections SET status = $2, status_reason = $3, updated_at = $4 WHERE name = $1")
+            .bind(name)
+            .bind(status.as_str())
+            .bind(reason)
+            .bind(ts(Utc::now()))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn mark_provisioned(&self, name: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE connections SET provisioned_at = $2, updated_at = $2 WHERE name = $1")
+            .bind(name)
+            .bind(ts(Utc::now()))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_connection(&self, name: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM connections WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The category → field map of a connection.
+    pub async fn category_fields(&self, conn: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT category, field FROM category_fields WHERE connection = $1 ORDER BY category",
+        )
+        .bind(conn)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("category")?, r.try_get("field")?)))
+            .collect()
+    }
+
+    /// Records a category's field; the first mapping of a category wins.
+    pub async fn add_category_field(
+        &self,
+        conn: &str,
+        category: &str,
+        field: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO category_fields (connection, category, field, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (connection, category) DO NOTHING")
+            .bind(conn)
+            .bind(category)
+            .bind(field)
+            .bind(ts(Utc::now()))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,400 @@
+//! Provisioning and the doctor against an emulator, through the library.
+
+use salesforce::Secret;
+use sf_emulator::{EmulatorConfig, FaultSpec};
+use thena_sf::config::Config;
+use thena_sf::connect::{self, ConnectRequest, Connected, Credentials};
+use thena_sf::crypto::SecretBox;
+use thena_sf::provision::{self, schema};
+use thena_sf::store::Store;
+
+struct Env {
+    emu: sf_emulator::Running,
+    store: Store,
+    config: Config,
+    _dir: TempDir,
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn env(config: EmulatorConfig) -> Env {
+    let emu = sf_emulator::start("127.0.0.1:0", config).await.unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "thena-sf-test-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    let store = Store::open(&dir, SecretBox::from_key(&[3u8; 32]))
+        .await
+        .unwrap();
+    let config = Config {
+        data_dir: dir.clone(),
+        ..Config::default()
+    };
+    Env {
+        emu,
+        store,
+        config,
+        _dir: TempDir(dir),
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed) * 1000
+        + std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos() as u64
+            % 1000
+}
+
+async fn connect_password(e: &Env) -> Connected {
+    connect::connect(
+        &e.store,
+        &e.config,
+        ConnectRequest {
+            name: "acme".into(),
+            login_url: e.emu.base_url.clone(),
+            client_id: "local-client".into(),
+            client_secret: Some(Secret::new("local-secret")),
+            credentials: Credentials::Password {
+                username: "admin@example.com".into(),
+                password: Secret::new("emulator"),
+            },
+            webhook_token: None,
+        },
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn provision_on_an_empty_org_then_a_second_run_changes_nothing() {
+    let e = env(EmulatorConfig::default()).await;
+    let c = connect_password(&e).await;
+    assert!(
+        c.provision
+            .changes
+            .iter()
+            .any(|l| l.contains("created the object Request__c")),
+        "{:?}",
+        c.provision
+    );
+    assert!(c.webhook_url.ends_with("/webhooks/thena/acme"));
+    let conn = e.store.connection("acme").await.unwrap();
+    assert!(conn.provisioned_at.is_some());
+    let client = connect::client_for(&e.store, &conn, &e.config);
+
+    // Every field, with its type, visible and editable to the connected user.
+    let d = client.describe(schema::OBJECT).await.unwrap();
+    for f in schema::seed_fields() {
+        let got = d
+            .field(&f.name)
+            .unwrap_or_else(|| panic!("{} missing from describe", f.name));
+        assert_eq!(got.field_type, schema::rest_type(&f.kind), "{}", f.name);
+        assert!(got.updateable && got.createable, "{} editable", f.name);
+    }
+    let key = d.field("RequestId__c").unwrap();
+    assert!(key.external_id && key.unique);
+    assert_eq!(
+        d.field("Account__c").unwrap().reference_to,
+        vec!["Account".to_string()]
+    );
+    assert_eq!(
+        d.field("Requestor__c").unwrap().reference_to,
+        vec!["Contact".to_string()]
+    );
+    assert!(d.field("Summary__c").unwrap().html_formatted);
+    let account = client.describe("Account").await.unwrap();
+    assert!(
+        account
+            .child_relationships
+            .iter()
+            .any(|(c, f, _)| c == "Request__c" && f == "Account__c"),
+        "Accounts get a Requests related list"
+    );
+
+    // System Administrator can see the Account and Requestor fields.
+    let profile = client
+        .metadata_read("Profile", &["Admin"])
+        .await
+        .unwrap()
+        .pop()
+        .flatten()
+        .unwrap();
+    let granted: Vec<String> = profile
+        .all("fieldPermissions")
+        .filter(|p| p.text_of("editable") == Some("true"))
+        .filter_map(|p| p.text_of("field").map(str::to_string))
+        .collect();
+    assert!(
+        granted.contains(&"Request__c.Account__c".to_string())
+            && granted.contains(&"Request__c.Requestor__c".to_string())
+    );
+    let layout = client
+        .metadata_read("Layout", &["Account-Account Layout"])
+        .await
+        .unwrap()
+        .pop()
+        .flatten()
+        .unwrap();
+    assert!(layout
+        .all("relatedLists")
+        .any(|r| r.text_of("relatedList") == Some("Request__c.Account__c")));
+    assert!(
+        layout
+            .all("relatedLists")
+            .any(|r| r.text_of("relatedList") == Some("RelatedContactList")),
+        "the other related lists are kept"
+    );
+
+    // A record can be upserted with every field.
+    let res = client
+        .upsert_many("Request__c", "RequestId__c", &[serde_json::json!({"attributes": {"type": "Request__c"}, "RequestId__c": "REQ-1", "Title__c": "t", "Status__c": "In Progress", "Summary__c": "<p>x</p>"})])
+        .await
+        .unwrap();
+    assert!(res[0].success, "{res:?}");
+
+    let calls_before = client.calls();
+    let again = provision::provision(&client, &[], &connect::user_id(&client.tokens()).unwrap())
+        .await
+        .unwrap();
+    assert!(again.is_noop(), "second run: {again:?}");
+    assert!(
+        client.calls() - calls_before <= 6,
+        "a no-op costs a handful of reads, not writes: {}",
+        client.calls() - calls_before
+    );
+    assert!(provision::doctor(&client, &[], 0.9)
+        .await
+        .iter()
+        .all(|c| c.ok));
+}
+
+#[tokio::test]
+async fn doctor_fails_after_access_is_removed_and_fix_restores_just_that() {
+    let e = env(EmulatorConfig::default()).await;
+    connect_password(&e).await;
+    let conn = e.store.connection("acme").await.unwrap();
+    let client = connect::client_for(&e.store, &conn, &e.config);
+    // Someone removes the connected user's access to one field and deletes another field.
+    let ps = client
+        .query("SELECT Id FROM PermissionSet WHERE Name = 'Thena_Request_Sync'")
+        .await
+        .unwrap();
+    let ps_id = ps[0]["Id"].as_str().unwrap().to_string();
+    let fp = client.query(&format!("SELECT Id FROM FieldPermissions WHERE ParentId = '{ps_id}' AND Field = 'Request__c.Urgency__c'")).await.unwrap();
+    client
+        .delete("FieldPermissions", fp[0]["Id"].as_str().unwrap())
+        .await
+        .unwrap();
+    let admin_ps = client
+        .query("SELECT Id FROM PermissionSet WHERE Profile.Name = 'System Administrator'")
+        .await
+        .unwrap();
+    let admin_fp = client.query(&format!("SELECT Id FROM FieldPermissions WHERE ParentId = '{}' AND Field = 'Request__c.Urgency__c'", admin_ps[0]["Id"].as_str().unwrap())).await.unwrap();
+    client
+        .delete("FieldPermissions", admin_fp[0]["Id"].as_str().unwrap())
+        .await
+        .unwrap();
+    client
+        .metadata_delete("CustomField", &["Request__c.Sentiment__c"])
+        .await
+        .unwrap();
+    let checks = provision::doctor(&client, &[], 0.9).await;
+    let failed: Vec<&str> = checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(
+        failed,
+        ["field Urgency__c", "field Sentiment__c"],
+        "{checks:#?}"
+    );
+    assert!(
+        checks.iter().all(|c| c.ok || c.hint.is_some()),
+        "every failure has a fix hint"
+    );
+
+    let report = provision::provision(&client, &[], &connect::user_id(&client.tokens()).unwrap())
+        .await
+        .unwrap();
+    let text = report.to_string();
+    assert!(text.contains("created field Sentiment__c"), "{text}");
+    assert!(text.contains("Urgency__c"), "{text}");
+    assert!(!text.contains("created the object"), "{text}");
+    assert!(!text.contains("related list"), "{text}");
+    assert!(provision::doctor(&client, &[], 0.9)
+        .await
+        .iter()
+        .all(|c| c.ok));
+}
+
+#[tokio::test]
+async fn a_new_category_gets_its_field_with_access() {
+    let e = env(EmulatorConfig::default()).await;
+    connect_password(&e).await;
+    let conn = e.store.connection("acme").await.unwrap();
+    let client = connect::client_for(&e.store, &conn, &e.config);
+    let user = connect::user_id(&client.tokens()).unwrap();
+    let map = provision::ensure_categories(
+        &client,
+        &e.store,
+        "acme",
+        &user,
+        &["Product".into(), "Title".into(), "Région".into()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        map,
+        [
+            ("Product".to_string(), "Product__c".to_string()),
+            ("Région".to_string(), "Region__c".to_string()),
+            ("Title".to_string(), "Title_2__c".to_string())
+        ]
+    );
+    let d = client.describe("Request__c").await.unwrap();
+    for f in ["Product__c", "Title_2__c", "Region__c"] {
+        assert!(
+            d.field(f).is_some_and(|x| x.updateable),
+            "{f} is visible and editable"
+        );
+    }
+    let calls = client.calls();
+    let same = provision::ensure_categories(&client, &e.store, "acme", &user, &["Product".into()])
+        .await
+        .unwrap();
+    assert_eq!(same.len(), 3);
+    assert_eq!(client.calls(), calls, "a known category costs no call");
+    assert!(provision::doctor(&client, &map, 0.9)
+        .await
+        .iter()
+        .all(|c| c.ok));
+}
+
+#[tokio::test]
+async fn token_expiry_mid_provision_is_refreshed_transparently() {
+    let e = env(EmulatorConfig {
+        faults: FaultSpec::parse("expire=4").unwrap(),
+        ..Default::default()
+    })
+    .await;
+    // The web flow gives a refresh token; the password grant does not.
+    let app = salesforce::OAuthApp {
+        login_url: e.emu.base_url.clone(),
+        client_id: "local-client".into(),
+        client_secret: Some(Secret::new("local-secret")),
+        redirect_uri: "http://127.0.0.1:9/cb".into(),
+    };
+    let code = {
+        let pkce = salesforce::Pkce::from_verifier("v".repeat(50));
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let r = http
+            .post(format!("{}/services/oauth2/authorize", e.emu.base_url))
+            .form(&[
+                ("response_type", "code"),
+                ("client_id", "local-client"),
+                ("redirect_uri", "http://127.0.0.1:9/cb"),
+                ("scope", "api refresh_token"),
+                ("code_challenge", pkce.challenge.as_str()),
+                ("username", "admin@example.com"),
+                ("password", "emulator"),
+                ("action", "approve"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let loc = reqwest::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+        let code = loc
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .unwrap()
+            .1
+            .into_owned();
+        (code, pkce)
+    };
+    let tokens = app
+        .exchange_code(&reqwest::Client::new(), &code.0, &code.1.verifier)
+        .await
+        .unwrap();
+    let c = connect::connect(
+        &e.store,
+        &e.config,
+        ConnectRequest {
+            name: "acme".into(),
+            login_url: e.emu.base_url.clone(),
+            client_id: "local-client".into(),
+            client_secret: Some(Secret::new("local-secret")),
+            credentials: Credentials::Tokens(tokens),
+            webhook_token: Some("tok".into()),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(!c.provision.is_noop());
+    let injected = e
+        .emu
+        .emulator
+        .faults
+        .lock()
+        .injected
+        .get("expire")
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        injected >= 3,
+        "tokens expired {injected} times during provisioning"
+    );
+    let conn = e.store.connection("acme").await.unwrap();
+    let client = connect::client_for(&e.store, &conn, &e.config);
+    assert!(provision::doctor(&client, &[], 0.9)
+        .await
+        .iter()
+        .all(|c| c.ok));
+    assert!(thena_sf::crypto::token_matches(
+        "tok",
+        &conn.webhook_token_hash
+    ));
+}
+
+#[tokio::test]
+async fn secrets_are_sealed_in_the_store_file() {
+    let e = env(EmulatorConfig::default()).await;
+    let c = connect_password(&e).await;
+    let conn = e.store.connection("acme").await.unwrap();
+    drop(e.store.clone());
+    let db = std::fs::read(e.config.data_dir.join("thena-sf.db")).unwrap();
+    let wal = std::fs::read(e.config.data_dir.join("thena-sf.db-wal")).unwrap_or_default();
+    for secret in [
+        conn.tokens.access_token.expose(),
+        "local-secret",
+        c.webhook_token.expose(),
+    ] {
+        let needle = secret.as_bytes();
+        assert!(
+            !db.windows(needle.len()).any(|w| w == needle),
+            "a secret in the store file"
+        );
+        assert!(
+            !wal.windows(needle.len()).any(|w| w == needle),
+            "a secret in the WAL"
+        );
+    }
+    assert!(
+        !format!("{conn:?}").contains(conn.tokens.access_token.expose()),
+        "no secret in Debug"
+    );
+}
