@@ -377,3 +377,41 @@ async fn metadata_objects_fields_and_access_then_upsert_by_collection() {
         .unwrap();
     assert!(missing[0].is_none() && missing[1].is_some());
 }
+
+#[tokio::test]
+async fn without_expires_in_the_token_is_refreshed_before_it_expires() {
+    let emu = sf_emulator::start("127.0.0.1:0", EmulatorConfig::default())
+        .await
+        .unwrap();
+    let app = app(&emu.base_url);
+    let mut tokens = web_login(&app).await;
+    assert_eq!(
+        tokens.expires_in_secs, None,
+        "Salesforce sends no expires_in"
+    );
+    // A session issued longer ago than half the assumed lifetime.
+    let config = ClientConfig {
+        assumed_token_lifetime: std::time::Duration::from_secs(3600),
+        ..Default::default()
+    };
+    tokens.issued_at_ms -= 31 * 60 * 1000;
+    let sink = Arc::new(Recorder::default());
+    let client = Client::new(tokens, Some(app), Some(sink.clone()), config);
+    client.count("SELECT COUNT() FROM Account").await.unwrap();
+    assert_eq!(
+        client.refreshes(),
+        1,
+        "refreshed before the call, not after a 401"
+    );
+    assert_eq!(
+        emu.emulator.stats.lock().get("rest.query").copied(),
+        Some(1),
+        "the query went out once"
+    );
+    client.count("SELECT COUNT() FROM Account").await.unwrap();
+    assert_eq!(
+        client.refreshes(),
+        1,
+        "a fresh token is not refreshed again"
+    );
+}

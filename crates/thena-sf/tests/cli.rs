@@ -36,12 +36,18 @@ fn thena(data: &Path, args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_provision_doctor_fix() {
-    let emu = sf_emulator::start("127.0.0.1:0", EmulatorConfig::default()).await.unwrap();
+    let emu = sf_emulator::start("127.0.0.1:0", EmulatorConfig::default())
+        .await
+        .unwrap();
     let base = emu.base_url.clone();
     let d = dir("main");
     let data = d.0.clone();
@@ -49,18 +55,41 @@ async fn connect_provision_doctor_fix() {
         let data = data.clone();
         let base = base.clone();
         move || {
-            thena(&data, &["connect", "acme", "--login-url", &base, "--client-id", "local-client", "--client-secret", "local-secret", "--username", "admin@example.com", "--password", "emulator", "--json"])
+            thena(
+                &data,
+                &[
+                    "connect",
+                    "acme",
+                    "--login-url",
+                    &base,
+                    "--client-id",
+                    "local-client",
+                    "--client-secret",
+                    "local-secret",
+                    "--username",
+                    "admin@example.com",
+                    "--password",
+                    "emulator",
+                    "--json",
+                ],
+            )
         }
     })
     .await
     .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["webhook_url"], "http://127.0.0.1:8080/webhooks/thena/acme");
+    assert_eq!(
+        v["webhook_url"],
+        "http://127.0.0.1:8080/webhooks/thena/acme"
+    );
     assert!(v["webhook_token"].as_str().unwrap().starts_with("tsf_"));
     assert_eq!(v["instance_url"], base.as_str());
     assert!(v["connected_at"].as_str().unwrap().ends_with('Z'));
-    assert!(std::fs::metadata(data.join("secret.key")).is_ok(), "a key file was made");
+    assert!(
+        std::fs::metadata(data.join("secret.key")).is_ok(),
+        "a key file was made"
+    );
 
     let out = tokio::task::spawn_blocking({
         let data = data.clone();
@@ -73,7 +102,13 @@ async fn connect_provision_doctor_fix() {
 
     let doctor = |fix: bool| {
         let data = data.clone();
-        tokio::task::spawn_blocking(move || if fix { thena(&data, &["doctor", "acme", "--fix"]) } else { thena(&data, &["doctor", "acme"]) })
+        tokio::task::spawn_blocking(move || {
+            if fix {
+                thena(&data, &["doctor", "acme", "--fix"])
+            } else {
+                thena(&data, &["doctor", "acme"])
+            }
+        })
     };
     let out = doctor(false).await.unwrap();
     assert!(out.status.success(), "{}", text(&out));
@@ -82,14 +117,25 @@ async fn connect_provision_doctor_fix() {
     // Remove the layout's related list: the doctor fails with the FAQ's symptom, --fix repairs it.
     emu.emulator.org.write().layouts.values_mut().for_each(|l| {
         l.related_lists.retain(|r| r != "Request__c.Account__c");
-        l.body_xml = l.body_xml.replace("<relatedList>Request__c.Account__c</relatedList>", "<relatedList>RelatedNoteList</relatedList>");
+        l.body_xml = l.body_xml.replace(
+            "<relatedList>Request__c.Account__c</relatedList>",
+            "<relatedList>RelatedNoteList</relatedList>",
+        );
     });
     let out = doctor(false).await.unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("I can't see requests in the Account view"), "{}", text(&out));
+    assert!(
+        text(&out).contains("I can't see requests in the Account view"),
+        "{}",
+        text(&out)
+    );
     let out = doctor(true).await.unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("added the Requests related list"), "{}", text(&out));
+    assert!(
+        text(&out).contains("added the Requests related list"),
+        "{}",
+        text(&out)
+    );
 
     // Nothing secret in what the commands printed (besides the one-time token of connect).
     let secret_key = std::fs::read(data.join("secret.key")).unwrap();
@@ -99,21 +145,45 @@ async fn connect_provision_doctor_fix() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_by_refresh_token_and_from_the_config_file() {
-    let emu = sf_emulator::start("127.0.0.1:0", EmulatorConfig::default()).await.unwrap();
+    let emu = sf_emulator::start("127.0.0.1:0", EmulatorConfig::default())
+        .await
+        .unwrap();
     let base = emu.base_url.clone();
     // A refresh token from the web flow.
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let r = http
         .post(format!("{base}/services/oauth2/authorize"))
-        .form(&[("response_type", "code"), ("client_id", "local-client"), ("redirect_uri", "http://127.0.0.1:9/cb"), ("scope", "api refresh_token"), ("username", "admin@example.com"), ("password", "emulator"), ("action", "approve")])
+        .form(&[
+            ("response_type", "code"),
+            ("client_id", "local-client"),
+            ("redirect_uri", "http://127.0.0.1:9/cb"),
+            ("scope", "api refresh_token"),
+            ("username", "admin@example.com"),
+            ("password", "emulator"),
+            ("action", "approve"),
+        ])
         .send()
         .await
         .unwrap();
     let loc = reqwest::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
-    let code = loc.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+    let code = loc
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
     let t: Value = http
         .post(format!("{base}/services/oauth2/token"))
-        .form(&[("grant_type", "authorization_code"), ("code", &code), ("client_id", "local-client"), ("client_secret", "local-secret"), ("redirect_uri", "http://127.0.0.1:9/cb")])
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("client_id", "local-client"),
+            ("client_secret", "local-secret"),
+            ("redirect_uri", "http://127.0.0.1:9/cb"),
+        ])
         .send()
         .await
         .unwrap()
@@ -126,13 +196,35 @@ async fn connect_by_refresh_token_and_from_the_config_file() {
     let data = d.0.clone();
     let out = tokio::task::spawn_blocking({
         let (data, base, rt) = (data.clone(), base.clone(), rt.clone());
-        move || thena(&data, &["connect", "globex", "--login-url", &base, "--client-id", "local-client", "--client-secret", "local-secret", "--refresh-token", &rt, "--webhook-token", "my-token"])
+        move || {
+            thena(
+                &data,
+                &[
+                    "connect",
+                    "globex",
+                    "--login-url",
+                    &base,
+                    "--client-id",
+                    "local-client",
+                    "--client-secret",
+                    "local-secret",
+                    "--refresh-token",
+                    &rt,
+                    "--webhook-token",
+                    "my-token",
+                ],
+            )
+        }
     })
     .await
     .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let t = text(&out);
-    assert!(t.contains("Webhook URL:   http://127.0.0.1:8080/webhooks/thena/globex") && t.contains("Authorization: my-token"), "{t}");
+    assert!(
+        t.contains("Webhook URL:   http://127.0.0.1:8080/webhooks/thena/globex")
+            && t.contains("Authorization: my-token"),
+        "{t}"
+    );
     assert!(!t.contains(&rt), "the refresh token is never printed");
 
     // A connection declared in the config file is connected on first use.
@@ -141,12 +233,26 @@ async fn connect_by_refresh_token_and_from_the_config_file() {
     std::fs::write(&cfg, format!("public_url = \"https://sync.example\"\n[[connections]]\nname = \"initech\"\nlogin_url = \"{base}\"\nclient_id = \"local-client\"\nclient_secret = \"local-secret\"\nrefresh_token_env = \"INITECH_RT\"\n")).unwrap();
     let out = tokio::task::spawn_blocking({
         let (data, cfg, rt) = (d2.0.join("data"), cfg.clone(), rt.clone());
-        move || Command::new(env!("CARGO_BIN_EXE_thena-sf")).arg("--config").arg(&cfg).arg("--data-dir").arg(&data).args(["doctor", "initech"]).env("INITECH_RT", &rt).output().unwrap()
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_thena-sf"))
+                .arg("--config")
+                .arg(&cfg)
+                .arg("--data-dir")
+                .arg(&data)
+                .args(["doctor", "initech"])
+                .env("INITECH_RT", &rt)
+                .output()
+                .unwrap()
+        }
     })
     .await
     .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("connected initech from the config file"), "{}", text(&out));
+    assert!(
+        text(&out).contains("connected initech from the config file"),
+        "{}",
+        text(&out)
+    );
 
     let out = tokio::task::spawn_blocking({
         let data = data.clone();
@@ -155,18 +261,64 @@ async fn connect_by_refresh_token_and_from_the_config_file() {
     .await
     .unwrap();
     assert!(!out.status.success());
-    assert!(text(&out).contains("no connection named 'nope'"), "{}", text(&out));
+    assert!(
+        text(&out).contains("no connection named 'nope'"),
+        "{}",
+        text(&out)
+    );
     emu.shutdown().await.unwrap();
 }
 
 #[test]
 fn bad_input_is_refused_with_a_reason() {
     let d = dir("bad");
-    let out = thena(&d.0, &["connect", "bad name!", "--login-url", "https://x.example", "--client-id", "x", "--refresh-token", "y"]);
+    let out = thena(
+        &d.0,
+        &[
+            "connect",
+            "bad name!",
+            "--login-url",
+            "https://x.example",
+            "--client-id",
+            "x",
+            "--refresh-token",
+            "y",
+        ],
+    );
     assert!(!out.status.success());
-    assert!(text(&out).contains("must be 1 to 64 letters"), "{}", text(&out));
-    let out = thena(&d.0, &["connect", "ok", "--login-url", "http://evil.example", "--client-id", "x", "--refresh-token", "y"]);
+    assert!(
+        text(&out).contains("must be 1 to 64 letters"),
+        "{}",
+        text(&out)
+    );
+    let out = thena(
+        &d.0,
+        &[
+            "connect",
+            "ok",
+            "--login-url",
+            "http://evil.example",
+            "--client-id",
+            "x",
+            "--refresh-token",
+            "y",
+        ],
+    );
     assert!(text(&out).contains("must be https"), "{}", text(&out));
-    let out = thena(&d.0, &["connect", "ok", "--login-url", "https://x.example", "--client-id", "x"]);
-    assert!(text(&out).contains("--username and --password, or --refresh-token"), "{}", text(&out));
+    let out = thena(
+        &d.0,
+        &[
+            "connect",
+            "ok",
+            "--login-url",
+            "https://x.example",
+            "--client-id",
+            "x",
+        ],
+    );
+    assert!(
+        text(&out).contains("--username and --password, or --refresh-token"),
+        "{}",
+        text(&out)
+    );
 }
