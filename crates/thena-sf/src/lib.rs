@@ -12,8 +12,10 @@
 pub mod config;
 pub mod connect;
 pub mod crypto;
+pub mod domain;
 pub mod provision;
 pub mod store;
+pub mod thena;
 
 /// Errors of the connector's library.
 #[derive(Debug, thiserror::Error)]

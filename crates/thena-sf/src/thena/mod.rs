@@ -1,0 +1,3 @@
+//! Thena's wire format: the request webhook, parsed once into domain types.
+
+pub mod webhook;

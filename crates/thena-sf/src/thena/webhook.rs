@@ -1,0 +1,538 @@
+//! Parses a Thena request webhook body into a [`Snapshot`]. Required:
+//! `action`, `request.requestId`, `request.createdAt`, `request.updatedAt`;
+//! everything else may be missing (leave alone) or null (clear). Unknown
+//! fields are ignored. Errors name the JSON path of the problem.
+
+use serde_json::{Map, Value};
+
+use crate::domain::snapshot::{Category, Csat, Message, Patch, Person, Snapshot};
+use crate::domain::time;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Create,
+    Update,
+    Escalate,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub action: Action,
+    pub snapshot: Snapshot,
+}
+
+/// What was wrong with a payload, and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct PayloadError {
+    pub path: String,
+    pub message: String,
+}
+
+fn err(path: &str, message: impl Into<String>) -> PayloadError {
+    PayloadError {
+        path: path.to_string(),
+        message: message.into(),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+struct Obj<'a> {
+    map: &'a Map<String, Value>,
+    path: String,
+}
+
+impl<'a> Obj<'a> {
+    fn at(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    fn raw(&self, key: &str) -> Option<&'a Value> {
+        self.map.get(key)
+    }
+
+    fn obj(&self, key: &str) -> Result<Patch<Obj<'a>>, PayloadError> {
+        match self.raw(key) {
+            None => Ok(Patch::Absent),
+            Some(Value::Null) => Ok(Patch::Null),
+            Some(Value::Object(m)) => Ok(Patch::Set(Obj {
+                map: m,
+                path: self.at(key),
+            })),
+            Some(other) => Err(err(
+                &self.at(key),
+                format!("expected an object, got {}", kind(other)),
+            )),
+        }
+    }
+
+    /// A text field: a string (or a number, as text); empty or null clears.
+    fn text(&self, key: &str) -> Result<Patch<String>, PayloadError> {
+        match self.raw(key) {
+            None => Ok(Patch::Absent),
+            Some(Value::Null) => Ok(Patch::Null),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(Patch::Null),
+            Some(Value::String(s)) => Ok(Patch::Set(s.clone())),
+            Some(Value::Number(n)) => Ok(Patch::Set(n.to_string())),
+            Some(other) => Err(err(
+                &self.at(key),
+                format!("expected a string, got {}", kind(other)),
+            )),
+        }
+    }
+
+    fn opt_text(&self, key: &str) -> Result<Option<String>, PayloadError> {
+        Ok(self.text(key)?.set().cloned())
+    }
+
+    fn time(&self, key: &str) -> Result<Patch<time::Ts>, PayloadError> {
+        match self.raw(key) {
+            None => Ok(Patch::Absent),
+            Some(Value::Null) => Ok(Patch::Null),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(Patch::Null),
+            Some(v) => time::parse(v)
+                .map(Patch::Set)
+                .map_err(|m| err(&self.at(key), m)),
+        }
+    }
+
+    fn required_time(&self, key: &str) -> Result<time::Ts, PayloadError> {
+        match self.time(key)? {
+            Patch::Set(t) => Ok(t),
+            _ => Err(err(&self.at(key), "is required")),
+        }
+    }
+
+    fn array(&self, key: &str) -> Result<Patch<(&'a Vec<Value>, String)>, PayloadError> {
+        match self.raw(key) {
+            None => Ok(Patch::Absent),
+            Some(Value::Null) => Ok(Patch::Null),
+            Some(Value::Array(a)) => Ok(Patch::Set((a, self.at(key)))),
+            Some(other) => Err(err(
+                &self.at(key),
+                format!("expected an array, got {}", kind(other)),
+            )),
+        }
+    }
+}
+
+fn person(o: &Obj) -> Result<Person, PayloadError> {
+    Ok(Person {
+        id: o.opt_text("id")?,
+        name: o.opt_text("name")?,
+        email: o.opt_text("email")?.map(|e| e.trim().to_string()),
+    })
+}
+
+/// `assignedTo` / `closedBy`: a person's name, from an object or a plain string.
+fn name_of(o: &Obj, key: &str) -> Result<Patch<String>, PayloadError> {
+    match o.raw(key) {
+        Some(Value::String(_)) => o.text(key),
+        _ => Ok(match o.obj(key)? {
+            Patch::Set(p) => match p.opt_text("name")?.or(p.opt_text("email")?) {
+                Some(n) => Patch::Set(n),
+                None => Patch::Null,
+            },
+            Patch::Null => Patch::Null,
+            Patch::Absent => Patch::Absent,
+        }),
+    }
+}
+
+fn thread(o: &Obj, key: &str) -> Result<Patch<Vec<Message>>, PayloadError> {
+    Ok(match o.array(key)? {
+        Patch::Set((items, path)) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let here = format!("{path}[{i}]");
+                let Value::Object(m) = item else {
+                    return Err(err(
+                        &here,
+                        format!("expected an object, got {}", kind(item)),
+                    ));
+                };
+                let msg = Obj { map: m, path: here };
+                let user = match msg.obj("user")? {
+                    Patch::Set(u) => (u.opt_text("id")?, u.opt_text("name")?),
+                    _ => (None, None),
+                };
+                let ts = match msg.raw("ts") {
+                    Some(Value::String(s)) => time::slack_ts(s).or_else(|| time::parse_str(s)),
+                    Some(v @ Value::Number(_)) => time::parse(v).ok(),
+                    _ => None,
+                };
+                out.push(Message {
+                    user_id: user.0,
+                    user_name: user.1,
+                    text: msg.opt_text("text")?.unwrap_or_default(),
+                    ts,
+                });
+            }
+            Patch::Set(out)
+        }
+        Patch::Null => Patch::Null,
+        Patch::Absent => Patch::Absent,
+    })
+}
+
+fn tags(o: &Obj) -> Result<Patch<Vec<String>>, PayloadError> {
+    match o.raw("AI_generatedTags") {
+        Some(Value::String(s)) => {
+            let v: Vec<String> = s
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect();
+            Ok(if v.is_empty() {
+                Patch::Null
+            } else {
+                Patch::Set(v)
+            })
+        }
+        _ => Ok(match o.array("AI_generatedTags")? {
+            Patch::Set((items, path)) => {
+                let mut v = Vec::new();
+                for (i, t) in items.iter().enumerate() {
+                    match t {
+                        Value::String(s) if !s.trim().is_empty() => v.push(s.trim().to_string()),
+                        Value::String(_) | Value::Null => {}
+                        Value::Number(n) => v.push(n.to_string()),
+                        other => {
+                            return Err(err(
+                                &format!("{path}[{i}]"),
+                                format!("expected a string, got {}", kind(other)),
+                            ))
+                        }
+                    }
+                }
+                if v.is_empty() {
+                    Patch::Null
+                } else {
+                    Patch::Set(v)
+                }
+            }
+            Patch::Null => Patch::Null,
+            Patch::Absent => Patch::Absent,
+        }),
+    }
+}
+
+fn categories(o: &Obj) -> Result<Patch<Vec<Category>>, PayloadError> {
+    Ok(match o.array("customFields")? {
+        Patch::Set((items, path)) => {
+            let mut out: Vec<Category> = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                let here = format!("{path}[{i}]");
+                let Value::Object(m) = item else {
+                    return Err(err(
+                        &here,
+                        format!("expected an object, got {}", kind(item)),
+                    ));
+                };
+                let c = Obj { map: m, path: here };
+                let Some(name) = c
+                    .opt_text("category_name")?
+                    .map(|n| n.trim().to_string())
+                    .filter(|n| !n.is_empty())
+                else {
+                    return Err(err(
+                        &c.at("category_name"),
+                        "is required for each custom field",
+                    ));
+                };
+                let mut values = Vec::new();
+                if let Patch::Set((vals, vpath)) = c.array("values")? {
+                    for (j, v) in vals.iter().enumerate() {
+                        match v {
+                            Value::Object(vm) => {
+                                let vo = Obj {
+                                    map: vm,
+                                    path: format!("{vpath}[{j}]"),
+                                };
+                                if let Some(n) = vo.opt_text("name")?.or(vo.opt_text("value")?) {
+                                    values.push(n);
+                                }
+                            }
+                            Value::String(s) if !s.trim().is_empty() => values.push(s.clone()),
+                            Value::Null | Value::String(_) => {}
+                            other => {
+                                return Err(err(
+                                    &format!("{vpath}[{j}]"),
+                                    format!("expected an object or a string, got {}", kind(other)),
+                                ))
+                            }
+                        }
+                    }
+                }
+                match out.iter_mut().find(|x| x.name == name) {
+                    Some(existing) => existing.values.extend(values),
+                    None => out.push(Category { name, values }),
+                }
+            }
+            Patch::Set(out)
+        }
+        Patch::Null => Patch::Null,
+        Patch::Absent => Patch::Absent,
+    })
+}
+
+/// Parses a webhook body.
+pub fn parse(body: &[u8]) -> Result<Event, PayloadError> {
+    let root: Value =
+        serde_json::from_slice(body).map_err(|e| err("$", format!("not valid JSON: {e}")))?;
+    let Value::Object(map) = &root else {
+        return Err(err("$", format!("expected an object, got {}", kind(&root))));
+    };
+    let top = Obj {
+        map,
+        path: String::new(),
+    };
+    let action = match top.raw("action") {
+        Some(Value::String(s)) => match s.to_ascii_uppercase().as_str() {
+            "CREATE" => Action::Create,
+            "UPDATE" => Action::Update,
+            "ESCALATE" => Action::Escalate,
+            _ => {
+                return Err(err(
+                    "action",
+                    format!(
+                        "expected CREATE, UPDATE or ESCALATE, got '{}'",
+                        s.chars().take(40).collect::<String>()
+                    ),
+                ))
+            }
+        },
+        None | Some(Value::Null) => return Err(err("action", "is required")),
+        Some(other) => {
+            return Err(err(
+                "action",
+                format!("expected a string, got {}", kind(other)),
+            ))
+        }
+    };
+    let req = match top.obj("request")? {
+        Patch::Set(r) => r,
+        _ => return Err(err("request", "is required")),
+    };
+    let request_id = match req.raw("requestId") {
+        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 255 => s.trim().to_string(),
+        Some(Value::String(s)) if s.len() > 255 => {
+            return Err(err("request.requestId", "is longer than 255 characters"))
+        }
+        Some(Value::Number(n)) => n.to_string(),
+        None | Some(Value::Null) => return Err(err("request.requestId", "is required")),
+        Some(Value::String(_)) => return Err(err("request.requestId", "is empty")),
+        Some(other) => {
+            return Err(err(
+                "request.requestId",
+                format!("expected a string or a number, got {}", kind(other)),
+            ))
+        }
+    };
+    let requestor = match req.obj("requestor")? {
+        Patch::Set(p) => Patch::Set(person(&p)?),
+        Patch::Null => Patch::Null,
+        Patch::Absent => Patch::Absent,
+    };
+    let team_name = match req.obj("customer")? {
+        Patch::Set(c) => c.text("teamName")?,
+        Patch::Null => Patch::Null,
+        Patch::Absent => Patch::Absent,
+    };
+    let csat = match req.obj("csat")? {
+        Patch::Set(c) => {
+            let score = match c.raw("score") {
+                Some(Value::Number(n)) => Some(n.to_string()),
+                _ => c.opt_text("score")?,
+            };
+            let feedback = c.opt_text("feedback")?;
+            if score.is_none() && feedback.is_none() {
+                Patch::Null
+            } else {
+                Patch::Set(Csat { score, feedback })
+            }
+        }
+        Patch::Null => Patch::Null,
+        Patch::Absent => Patch::Absent,
+    };
+    let snapshot = Snapshot {
+        request_id,
+        created_at: req.required_time("createdAt")?,
+        updated_at: req.required_time("updatedAt")?,
+        status: req.text("status")?,
+        closed_at: req.time("closedAt")?,
+        closed_by: name_of(&req, "closedBy")?,
+        requestor,
+        team_name,
+        permalink: req.text("permalink")?,
+        request_link: req.text("requestLink")?,
+        internal_link: req.text("internalNotificationLink")?,
+        message_text: req.text("messageText")?,
+        customer_thread: thread(&req, "customerThread")?,
+        internal_thread: thread(&req, "internalThread")?,
+        csat,
+        categories: categories(&req)?,
+        title: top.text("AI_requestTitle")?,
+        summary: top.text("AI_requestSummary")?,
+        urgency: top.text("AI_requestUrgency")?,
+        sentiment: top.text("AI_requestSentiment")?,
+        tags: tags(&top)?,
+        assigned_to: name_of(&top, "assignedTo")?,
+    };
+    Ok(Event { action, snapshot })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::time::Ts;
+
+    pub const SAMPLE: &str = include_str!("../../samples/contract-example.json");
+
+    #[test]
+    fn parses_the_contract_example() {
+        let e = parse(SAMPLE.as_bytes()).unwrap();
+        assert_eq!(e.action, Action::Update);
+        let s = e.snapshot;
+        assert_eq!(s.request_id, "REQ-2041");
+        assert_eq!(s.updated_at.iso(), "2026-11-24T11:02:31Z");
+        assert_eq!(s.closed_at, Patch::Null);
+        assert_eq!(
+            s.requestor.set().unwrap().email.as_deref(),
+            Some("harsh@acme.io")
+        );
+        assert_eq!(s.team_name, Patch::Set("Acme Corp".into()));
+        assert_eq!(
+            s.customer_thread.set().unwrap()[0].user_name.as_deref(),
+            Some("Harsh Vardhan")
+        );
+        assert_eq!(s.csat.set().unwrap().score.as_deref(), Some("4"));
+        let cats = s.categories.set().unwrap();
+        assert_eq!(cats[0].name, "Product");
+        assert_eq!(
+            cats[0].values,
+            ["Request Management", "Marketing Automation"]
+        );
+        assert_eq!(
+            s.tags,
+            Patch::Set(vec!["bug".into(), "dashboard".into(), "outage".into()])
+        );
+        assert_eq!(s.assigned_to, Patch::Set("Priya Raman".into()));
+        assert_eq!(s.title, Patch::Set("Dashboard returns HTTP 500".into()));
+        assert_eq!(
+            s.permalink.set().unwrap(),
+            "https://acme.slack.com/archives/C0123ACME/p1764000000000100"
+        );
+    }
+
+    #[test]
+    fn minimal_payload_and_variants() {
+        let e = parse(br#"{"action":"create","request":{"requestId":2041,"createdAt":1764000000,"updatedAt":"2026-11-24 11:02:31"},"AI_generatedTags":"a, b,,c"}"#).unwrap();
+        assert_eq!(e.action, Action::Create);
+        assert_eq!(e.snapshot.request_id, "2041");
+        assert_eq!(e.snapshot.created_at, Ts(1_764_000_000_000));
+        assert!(e.snapshot.title.is_absent() && e.snapshot.requestor.is_absent());
+        assert_eq!(
+            e.snapshot.tags,
+            Patch::Set(vec!["a".into(), "b".into(), "c".into()])
+        );
+        let e = parse(br#"{"action":"UPDATE","request":{"requestId":"R","createdAt":1,"updatedAt":2,"requestor":{"name":"X","email":""},"closedBy":"Sam"},"unknown":{"deep":[1,2]}}"#).unwrap();
+        assert_eq!(
+            e.snapshot.requestor.set().unwrap().email,
+            None,
+            "empty email is no email"
+        );
+        assert_eq!(e.snapshot.closed_by, Patch::Set("Sam".into()));
+    }
+
+    #[test]
+    fn errors_name_the_path() {
+        let cases: [(&str, &str); 10] = [
+            ("[]", "$"),
+            ("{nope", "$"),
+            (r#"{"request":{}}"#, "action"),
+            (r#"{"action":"DELETE","request":{}}"#, "action"),
+            (r#"{"action":"UPDATE"}"#, "request"),
+            (
+                r#"{"action":"UPDATE","request":{"createdAt":1,"updatedAt":2}}"#,
+                "request.requestId",
+            ),
+            (
+                r#"{"action":"UPDATE","request":{"requestId":"R","updatedAt":2}}"#,
+                "request.createdAt",
+            ),
+            (
+                r#"{"action":"UPDATE","request":{"requestId":"R","createdAt":1,"updatedAt":"soon"}}"#,
+                "request.updatedAt",
+            ),
+            (
+                r#"{"action":"UPDATE","request":{"requestId":"R","createdAt":1,"updatedAt":2,"customerThread":[{"text":{}}]}}"#,
+                "request.customerThread[0].text",
+            ),
+            (
+                r#"{"action":"UPDATE","request":{"requestId":"R","createdAt":1,"updatedAt":2,"customFields":[{"values":[]}]}}"#,
+                "request.customFields[0].category_name",
+            ),
+        ];
+        for (body, path) in cases {
+            let e = parse(body.as_bytes()).unwrap_err();
+            assert_eq!(e.path, path, "{body}: {e}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_any_bytes(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let _ = parse(&bytes);
+        }
+
+        #[test]
+        fn never_panics_on_any_json_shape(v in arb_json()) {
+            let body = serde_json::json!({"action": "UPDATE", "request": v.clone(), "AI_requestTitle": v.clone(), "assignedTo": v});
+            let _ = parse(body.to_string().as_bytes());
+        }
+    }
+
+    fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            ".{0,8}".prop_map(Value::String)
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::hash_map(
+                    prop_oneof![
+                        Just("requestId".to_string()),
+                        Just("createdAt".to_string()),
+                        Just("updatedAt".to_string()),
+                        Just("requestor".to_string()),
+                        Just("customFields".to_string()),
+                        ".{0,6}".prop_map(|s| s)
+                    ],
+                    inner,
+                    0..5
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+}
