@@ -5,5 +5,6 @@
 pub mod html;
 pub mod mapping;
 pub mod mrkdwn;
+pub mod resolve;
 pub mod snapshot;
 pub mod time;

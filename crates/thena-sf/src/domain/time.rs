@@ -87,7 +87,9 @@ pub fn parse_str(s: &str) -> Option<Ts> {
 /// A Slack message `ts` ("1764000300.000200") as a time.
 pub fn slack_ts(ts: &str) -> Option<Ts> {
     let secs: f64 = ts.trim().parse().ok()?;
-    (0.0..1e11).contains(&secs).then_some(Ts((secs * 1000.0) as i64))
+    (0.0..1e11)
+        .contains(&secs)
+        .then_some(Ts((secs * 1000.0) as i64))
 }
 
 #[cfg(test)]

@@ -1,0 +1,734 @@
+//! Which Contact and Account a request goes on, for a whole batch at once, in
+//! the contract's order: (1) the earlier link while the requestor is unchanged,
+//! (2) a Contact with the requestor's email, (3) the Account with the most
+//! Contacts at the requestor's company domain, with a new Contact there,
+//! (4) an Account named like the customer's workspace, with a Contact of the
+//! requestor's name there, (5) skipped, with the reason.
+//!
+//! No I/O: the [`Resolver`] says which queries to run (one per step for the
+//! whole batch) and which Contacts to create; the pipeline runs them and feeds
+//! the rows back. Contacts are never duplicated: people are deduplicated
+//! within a batch, and the email and name lookups run before any creation, so
+//! a Contact created before a crash is found rather than created again.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use salesforce::soql;
+
+use super::mapping::Links;
+use super::snapshot::Person;
+
+/// Mail providers whose domains never identify a company.
+pub const PUBLIC_DOMAINS: &[&str] = &[
+    "gmail.com",
+    "googlemail.com",
+    "outlook.com",
+    "hotmail.com",
+    "hotmail.co.uk",
+    "live.com",
+    "msn.com",
+    "yahoo.com",
+    "yahoo.co.uk",
+    "ymail.com",
+    "icloud.com",
+    "me.com",
+    "mac.com",
+    "aol.com",
+    "proton.me",
+    "protonmail.com",
+    "pm.me",
+    "gmx.*",
+    "web.de",
+    "mail.com",
+    "zoho.com",
+    "yandex.ru",
+    "yandex.com",
+    "mail.ru",
+    "qq.com",
+    "163.com",
+    "126.com",
+    "fastmail.com",
+    "hey.com",
+    "tutanota.com",
+];
+
+/// The public-mail list, with `*` suffix patterns (`gmx.*`).
+#[derive(Debug, Clone)]
+pub struct PublicDomains {
+    exact: HashSet<String>,
+    prefixes: Vec<String>,
+}
+
+impl PublicDomains {
+    pub fn new<I: IntoIterator<Item = S>, S: AsRef<str>>(list: I) -> PublicDomains {
+        let mut exact = HashSet::new();
+        let mut prefixes = Vec::new();
+        for d in list {
+            let d = d.as_ref().trim().to_lowercase();
+            match d.strip_suffix('*') {
+                Some(p) => prefixes.push(p.to_string()),
+                None => {
+                    exact.insert(d);
+                }
+            }
+        }
+        PublicDomains { exact, prefixes }
+    }
+
+    pub fn contains(&self, domain: &str) -> bool {
+        let d = domain.to_lowercase();
+        self.exact.contains(&d) || self.prefixes.iter().any(|p| d.starts_with(p.as_str()))
+    }
+}
+
+impl Default for PublicDomains {
+    fn default() -> Self {
+        PublicDomains::new(PUBLIC_DOMAINS)
+    }
+}
+
+/// What the resolver needs of one request.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub request_id: String,
+    pub requestor: Option<Person>,
+    pub team_name: Option<String>,
+    /// The link of an earlier sync, with the requestor it was made for.
+    pub previous: Option<(String, Links)>,
+}
+
+/// A Contact as the lookups return it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactRow {
+    pub id: String,
+    pub account_id: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    /// For "oldest": Salesforce's CreatedDate (ISO text sorts as time), then the id.
+    pub created: String,
+    pub account_created: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRow {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+}
+
+/// A Contact to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewContact {
+    /// The resolver's own key for it (email, or account and name).
+    pub key: String,
+    pub account_id: String,
+    pub first_name: Option<String>,
+    pub last_name: String,
+    pub email: Option<String>,
+}
+
+/// How a request was linked (for the activity log and metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum How {
+    Reused,
+    Cached,
+    ContactByEmail,
+    DomainNewContact,
+    WorkspaceContact,
+    WorkspaceNewContact,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Linked(Links, How),
+    Skipped(String),
+}
+
+#[derive(Debug, Clone)]
+struct Item {
+    req: Request,
+    email: Option<String>,
+    domain: Option<String>,
+    outcome: Option<Outcome>,
+    /// A Contact found by email that has no Account (kept to avoid a duplicate).
+    email_contact: Option<String>,
+    /// Waiting for a created Contact: (new-contact key, account, how).
+    waiting: Option<(String, String, How)>,
+    tried: Vec<String>,
+}
+
+/// Splits a name into FirstName and LastName (the last word); no name → the Slack id.
+pub fn split_name(p: &Person) -> (Option<String>, String) {
+    let name = p.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    match name {
+        Some(n) => {
+            let words: Vec<&str> = n.split_whitespace().collect();
+            let last = words
+                .last()
+                .copied()
+                .unwrap_or(n)
+                .chars()
+                .take(80)
+                .collect::<String>();
+            let first = (words.len() > 1).then(|| {
+                words[..words.len() - 1]
+                    .join(" ")
+                    .chars()
+                    .take(40)
+                    .collect::<String>()
+            });
+            (first, last)
+        }
+        None => (
+            None,
+            p.id.clone()
+                .or_else(|| {
+                    p.email
+                        .as_deref()
+                        .and_then(|e| e.split('@').next())
+                        .map(str::to_string)
+                })
+                .unwrap_or_else(|| "Unknown".into()),
+        ),
+    }
+}
+
+fn full_name(p: &Person) -> String {
+    let (f, l) = split_name(p);
+    match f {
+        Some(f) => format!("{f} {l}"),
+        None => l,
+    }
+}
+
+fn domain_of(email: &str) -> Option<String> {
+    let (_, d) = email.rsplit_once('@')?;
+    let d = d.trim().trim_end_matches('.').to_lowercase();
+    (!d.is_empty() && d.contains('.')).then_some(d)
+}
+
+fn older(a: &str, a_id: &str, b: &str, b_id: &str) -> bool {
+    (a, a_id) < (b, b_id)
+}
+
+/// Per-connection memory of recent answers, bounded in size and age.
+#[derive(Debug)]
+pub struct Cache {
+    map: HashMap<String, (Links, Instant)>,
+    accounts: HashMap<String, (String, Instant)>,
+    order: VecDeque<String>,
+    cap: usize,
+    ttl: Duration,
+}
+
+impl Cache {
+    pub fn new(cap: usize, ttl: Duration) -> Cache {
+        Cache {
+            map: HashMap::new(),
+            accounts: HashMap::new(),
+            order: VecDeque::new(),
+            cap,
+            ttl,
+        }
+    }
+
+    fn touch(&mut self, key: String) {
+        self.order.push_back(key);
+        while self.order.len() > self.cap {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+                self.accounts.remove(&old);
+            }
+        }
+    }
+
+    /// A known requestor (by email): their Contact and Account.
+    pub fn person(&self, email: &str, now: Instant) -> Option<Links> {
+        self.map
+            .get(&format!("e:{}", email.to_lowercase()))
+            .filter(|(_, t)| now.duration_since(*t) < self.ttl)
+            .map(|(l, _)| l.clone())
+    }
+
+    pub fn remember_person(&mut self, email: &str, links: Links, now: Instant) {
+        let k = format!("e:{}", email.to_lowercase());
+        self.map.insert(k.clone(), (links, now));
+        self.touch(k);
+    }
+
+    /// Forgets a requestor (their Contact may be gone).
+    pub fn forget_person(&mut self, email: &str) {
+        self.map.remove(&format!("e:{}", email.to_lowercase()));
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len() + self.accounts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Resolves one batch.
+pub struct Resolver {
+    items: Vec<Item>,
+    public: PublicDomains,
+    domain_accounts: HashMap<String, String>,
+    team_accounts: HashMap<String, String>,
+    new_contacts: Vec<NewContact>,
+}
+
+impl Resolver {
+    /// Takes the batch; resolves what the earlier links and the cache already answer.
+    pub fn new(
+        requests: Vec<Request>,
+        public: PublicDomains,
+        cache: &Cache,
+        now: Instant,
+    ) -> Resolver {
+        let items = requests
+            .into_iter()
+            .map(|req| {
+                let email = req
+                    .requestor
+                    .as_ref()
+                    .and_then(|p| p.email.as_deref())
+                    .map(|e| e.trim().to_lowercase())
+                    .filter(|e| e.contains('@'));
+                let domain = email.as_deref().and_then(domain_of);
+                let mut item = Item {
+                    req,
+                    email,
+                    domain,
+                    outcome: None,
+                    email_contact: None,
+                    waiting: None,
+                    tried: Vec::new(),
+                };
+                if let Some((key, links)) = &item.req.previous {
+                    let same = item.req.requestor.as_ref().is_none_or(|p| &p.key() == key);
+                    if same {
+                        item.outcome = Some(Outcome::Linked(links.clone(), How::Reused));
+                    }
+                }
+                if item.outcome.is_none() {
+                    if let Some(l) = item.email.as_deref().and_then(|e| cache.person(e, now)) {
+                        item.outcome = Some(Outcome::Linked(l, How::Cached));
+                    }
+                }
+                item
+            })
+            .collect();
+        Resolver {
+            items,
+            public,
+            domain_accounts: HashMap::new(),
+            team_accounts: HashMap::new(),
+            new_contacts: Vec::new(),
+        }
+    }
+
+    fn open(&self) -> impl Iterator<Item = &Item> {
+        self.items
+            .iter()
+            .filter(|i| i.outcome.is_none() && i.waiting.is_none())
+    }
+
+    fn sorted(set: HashSet<String>) -> Vec<String> {
+        let mut v: Vec<String> = set.into_iter().collect();
+        v.sort();
+        v
+    }
+
+    // Step 2: Contacts by email.
+
+    pub fn emails_to_look_up(&self) -> Vec<String> {
+        Self::sorted(self.open().filter_map(|i| i.email.clone()).collect())
+    }
+
+    pub fn contacts_by_email_soql(emails: &[String]) -> Option<String> {
+        soql::in_list("Email", emails).map(|w| format!("SELECT Id, AccountId, Email, Name, CreatedDate FROM Contact WHERE {w} ORDER BY CreatedDate, Id"))
+    }
+
+    pub fn on_contacts_by_email(&mut self, rows: &[ContactRow]) {
+        let mut best: HashMap<String, &ContactRow> = HashMap::new();
+        for r in rows {
+            let Some(e) = r.email.as_deref().map(str::to_lowercase) else {
+                continue;
+            };
+            let better = match best.get(&e) {
+                None => true,
+                Some(cur) => match (cur.account_id.is_some(), r.account_id.is_some()) {
+                    (false, true) => true,
+                    (true, false) => false,
+                    _ => older(&r.created, &r.id, &cur.created, &cur.id),
+                },
+            };
+            if better {
+                best.insert(e, r);
+            }
+        }
+        for i in self
+            .items
+            .iter_mut()
+            .filter(|i| i.outcome.is_none() && i.waiting.is_none())
+        {
+            let Some(email) = &i.email else { continue };
+            match best.get(email) {
+                Some(c) => match &c.account_id {
+                    Some(a) => {
+                        i.outcome = Some(Outcome::Linked(
+                            Links {
+                                contact: c.id.clone(),
+                                account: a.clone(),
+                            },
+                            How::ContactByEmail,
+                        ))
+                    }
+                    None => {
+                        i.email_contact = Some(c.id.clone());
+                        i.tried
+                            .push(format!("the Contact for {email} has no Account"));
+                    }
+                },
+                None => i.tried.push(format!("no Contact for {email}")),
+            }
+        }
+    }
+
+    // Step 3: the Account with the most Contacts at the company domain.
+
+    pub fn domains_to_look_up(&mut self) -> Vec<String> {
+        let public = &self.public;
+        let mut set = HashSet::new();
+        for i in self
+            .items
+            .iter_mut()
+            .filter(|i| i.outcome.is_none() && i.waiting.is_none())
+        {
+            match (&i.domain, &i.email) {
+                (Some(d), _) if public.contains(d) => {
+                    i.tried.push(format!("{d} is a public mail domain"))
+                }
+                (Some(d), _) => {
+                    set.insert(d.clone());
+                }
+                (None, None) => i.tried.push("the requestor has no email".into()),
+                (None, Some(e)) => i.tried.push(format!("{e} has no domain")),
+            }
+        }
+        Self::sorted(set)
+    }
+
+    pub fn contacts_by_domain_soql(domains: &[String]) -> Option<String> {
+        if domains.is_empty() {
+            return None;
+        }
+        let likes: Vec<String> = domains
+            .iter()
+            .map(|d| format!("Email LIKE {}", soql::like("%@", d, "")))
+            .collect();
+        Some(format!("SELECT AccountId, Account.CreatedDate, Email FROM Contact WHERE AccountId != null AND ({})", likes.join(" OR ")))
+    }
+
+    pub fn on_contacts_by_domain(&mut self, rows: &[ContactRow]) {
+        // domain → account → (count, account created)
+        let mut counts: HashMap<String, HashMap<String, (usize, String)>> = HashMap::new();
+        for r in rows {
+            let (Some(a), Some(d)) = (&r.account_id, r.email.as_deref().and_then(domain_of)) else {
+                continue;
+            };
+            let e = counts
+                .entry(d)
+                .or_default()
+                .entry(a.clone())
+                .or_insert((0, r.account_created.clone().unwrap_or_default()));
+            e.0 += 1;
+        }
+        for (domain, accounts) in counts {
+            let best = accounts
+                .into_iter()
+                .max_by(|(a_id, (a_n, a_c)), (b_id, (b_n, b_c))| {
+                    a_n.cmp(b_n).then_with(|| (b_c, b_id).cmp(&(a_c, a_id)))
+                })
+                .map(|(id, _)| id);
+            if let Some(a) = best {
+                self.domain_accounts.insert(domain, a);
+            }
+        }
+        let mut pending: Vec<(usize, String, NewContact)> = Vec::new();
+        for (idx, i) in self
+            .items
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, i)| i.outcome.is_none() && i.waiting.is_none())
+        {
+            let Some(d) = i.domain.clone() else { continue };
+            if self.public.contains(&d) {
+                continue;
+            }
+            let Some(account) = self.domain_accounts.get(&d).cloned() else {
+                i.tried.push(format!("no Account with Contacts at {d}"));
+                continue;
+            };
+            if let Some(c) = &i.email_contact {
+                i.outcome = Some(Outcome::Linked(
+                    Links {
+                        contact: c.clone(),
+                        account,
+                    },
+                    How::ContactByEmail,
+                ));
+                continue;
+            }
+            let person = i.req.requestor.clone().unwrap_or(Person {
+                id: None,
+                name: None,
+                email: None,
+            });
+            let (first, last) = split_name(&person);
+            let email = i.email.clone().expect("has a domain, so an email");
+            let key = format!("email:{email}");
+            pending.push((
+                idx,
+                key.clone(),
+                NewContact {
+                    key,
+                    account_id: account,
+                    first_name: first,
+                    last_name: last,
+                    email: Some(email),
+                },
+            ));
+        }
+        for (idx, key, nc) in pending {
+            self.items[idx].waiting =
+                Some((key.clone(), nc.account_id.clone(), How::DomainNewContact));
+            if !self.new_contacts.iter().any(|c| c.key == key) {
+                self.new_contacts.push(nc);
+            }
+        }
+    }
+
+    // Step 4: the customer's workspace name.
+
+    pub fn team_names_to_look_up(&mut self) -> Vec<String> {
+        let mut set = HashSet::new();
+        for i in self
+            .items
+            .iter_mut()
+            .filter(|i| i.outcome.is_none() && i.waiting.is_none())
+        {
+            match i
+                .req
+                .team_name
+                .as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+            {
+                Some(t) => {
+                    set.insert(t.to_string());
+                }
+                None => i
+                    .tried
+                    .push("the request names no customer workspace".into()),
+            }
+        }
+        Self::sorted(set)
+    }
+
+    pub fn accounts_by_name_soql(names: &[String]) -> Option<String> {
+        soql::in_list("Name", names).map(|w| {
+            format!("SELECT Id, Name, CreatedDate FROM Account WHERE {w} ORDER BY CreatedDate, Id")
+        })
+    }
+
+    pub fn on_accounts_by_name(&mut self, rows: &[AccountRow]) {
+        let mut best: HashMap<String, &AccountRow> = HashMap::new();
+        for r in rows {
+            let k = r.name.trim().to_lowercase();
+            if best
+                .get(&k)
+                .is_none_or(|cur| older(&r.created, &r.id, &cur.created, &cur.id))
+            {
+                best.insert(k, r);
+            }
+        }
+        for (k, r) in best {
+            self.team_accounts.insert(k, r.id.clone());
+        }
+        for i in self
+            .items
+            .iter_mut()
+            .filter(|i| i.outcome.is_none() && i.waiting.is_none())
+        {
+            if let Some(t) = i
+                .req
+                .team_name
+                .as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+            {
+                if !self.team_accounts.contains_key(&t.to_lowercase()) {
+                    i.tried.push(format!("no Account named '{t}'"));
+                }
+            }
+        }
+    }
+
+    fn team_account(&self, i: &Item) -> Option<String> {
+        let t = i.req.team_name.as_deref()?.trim().to_lowercase();
+        self.team_accounts.get(&t).cloned()
+    }
+
+    /// Contacts of the requestors' names on the workspace Accounts: (accounts, names).
+    pub fn names_to_look_up(&self) -> (Vec<String>, Vec<String>) {
+        let mut accounts = HashSet::new();
+        let mut names = HashSet::new();
+        for i in self.open() {
+            if let (Some(a), Some(p)) = (self.team_account(i), &i.req.requestor) {
+                accounts.insert(a);
+                names.insert(full_name(p));
+            }
+        }
+        (Self::sorted(accounts), Self::sorted(names))
+    }
+
+    pub fn contacts_by_name_soql(accounts: &[String], names: &[String]) -> Option<String> {
+        let a = soql::in_list("AccountId", accounts)?;
+        let n = soql::in_list("Name", names)?;
+        Some(format!("SELECT Id, AccountId, Name, CreatedDate FROM Contact WHERE {a} AND {n} ORDER BY CreatedDate, Id"))
+    }
+
+    pub fn on_contacts_by_name(&mut self, rows: &[ContactRow]) {
+        let mut best: HashMap<(String, String), &ContactRow> = HashMap::new();
+        for r in rows {
+            let (Some(a), Some(n)) = (&r.account_id, &r.name) else {
+                continue;
+            };
+            let k = (a.clone(), n.trim().to_lowercase());
+            if best
+                .get(&k)
+                .is_none_or(|cur| older(&r.created, &r.id, &cur.created, &cur.id))
+            {
+                best.insert(k, r);
+            }
+        }
+        let mut pending = Vec::new();
+        for idx in 0..self.items.len() {
+            let i = &self.items[idx];
+            if i.outcome.is_some() || i.waiting.is_some() {
+                continue;
+            }
+            let Some(account) = self.team_account(i) else {
+                continue;
+            };
+            let Some(person) = i.req.requestor.clone() else {
+                self.items[idx]
+                    .tried
+                    .push("the request has no requestor".into());
+                continue;
+            };
+            if let Some(c) = self.items[idx].email_contact.clone() {
+                self.items[idx].outcome = Some(Outcome::Linked(
+                    Links {
+                        contact: c,
+                        account,
+                    },
+                    How::WorkspaceContact,
+                ));
+                continue;
+            }
+            let name = full_name(&person);
+            match best.get(&(account.clone(), name.to_lowercase())) {
+                Some(c) => {
+                    self.items[idx].outcome = Some(Outcome::Linked(
+                        Links {
+                            contact: c.id.clone(),
+                            account,
+                        },
+                        How::WorkspaceContact,
+                    ))
+                }
+                None => {
+                    let (first, last) = split_name(&person);
+                    let key = format!("name:{account}:{}", name.to_lowercase());
+                    pending.push((
+                        idx,
+                        NewContact {
+                            key,
+                            account_id: account,
+                            first_name: first,
+                            last_name: last,
+                            email: None,
+                        },
+                    ));
+                }
+            }
+        }
+        for (idx, nc) in pending {
+            self.items[idx].waiting = Some((
+                nc.key.clone(),
+                nc.account_id.clone(),
+                How::WorkspaceNewContact,
+            ));
+            if !self.new_contacts.iter().any(|c| c.key == nc.key) {
+                self.new_contacts.push(nc);
+            }
+        }
+    }
+
+    /// Contacts to create, one per new person (deduplicated within the batch).
+    pub fn contacts_to_create(&self) -> &[NewContact] {
+        &self.new_contacts
+    }
+
+    /// The results of creating them: key → the new id, or the error.
+    pub fn on_created(&mut self, results: &HashMap<String, Result<String, String>>) {
+        for i in self.items.iter_mut() {
+            let Some((key, account, how)) = i.waiting.take() else {
+                continue;
+            };
+            i.outcome = Some(match results.get(&key) {
+                Some(Ok(id)) => Outcome::Linked(
+                    Links {
+                        contact: id.clone(),
+                        account,
+                    },
+                    how,
+                ),
+                Some(Err(e)) => Outcome::Skipped(format!("the Contact could not be created: {e}")),
+                None => Outcome::Skipped("the Contact was not created".into()),
+            });
+        }
+    }
+
+    /// Every request's outcome; remembers resolved requestors in the cache.
+    pub fn finish(self, cache: &mut Cache, now: Instant) -> Vec<(String, Outcome)> {
+        self.items
+            .into_iter()
+            .map(|i| {
+                let outcome = i.outcome.unwrap_or_else(|| {
+                    let mut why = i.tried.clone();
+                    why.dedup();
+                    Outcome::Skipped(if why.is_empty() {
+                        "no Contact or Account matched".into()
+                    } else {
+                        why.join(", ")
+                    })
+                });
+                if let (Outcome::Linked(l, how), Some(e)) = (&outcome, &i.email) {
+                    if *how != How::Cached {
+                        cache.remember_person(e, l.clone(), now);
+                    }
+                }
+                (i.req.request_id, outcome)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;
