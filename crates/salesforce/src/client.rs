@@ -68,6 +68,8 @@ struct Inner {
     describes: Mutex<HashMap<String, Arc<Describe>>>,
     calls: AtomicU64,
     refreshes: AtomicU64,
+    /// For sessions from the password grant (no refresh token): log in again instead.
+    password_login: Mutex<Option<(String, Secret)>>,
 }
 
 /// A Salesforce org, as one connected user sees it. Cheap to clone.
@@ -128,8 +130,15 @@ impl Client {
                 describes: Mutex::new(HashMap::new()),
                 calls: AtomicU64::new(0),
                 refreshes: AtomicU64::new(0),
+                password_login: Mutex::new(None),
             }),
         }
+    }
+
+    /// Lets a session from the password grant (which has no refresh token)
+    /// be renewed by logging in again.
+    pub fn set_password_login(&self, username: String, password: Secret) {
+        *self.inner.password_login.lock() = Some((username, password));
     }
 
     pub fn instance_url(&self) -> String {
@@ -188,13 +197,27 @@ impl Client {
         let app = self.inner.app.as_ref().ok_or_else(|| {
             Error::Config("this connection cannot refresh its token: no connected app".into())
         })?;
-        let rt = refresh_token.ok_or_else(|| {
-            Error::Config("this connection has no refresh token: reconnect it".into())
-        })?;
-        let mut fresh = app.refresh(&self.inner.http, &rt).await?;
-        if fresh.refresh_token.is_none() {
-            fresh.refresh_token = Some(rt);
-        }
+        let login = self.inner.password_login.lock().clone();
+        let fresh = match (refresh_token, login) {
+            (Some(rt), _) => {
+                let mut t = app.refresh(&self.inner.http, &rt).await?;
+                if t.refresh_token.is_none() {
+                    t.refresh_token = Some(rt);
+                }
+                t
+            }
+            (None, Some((user, password))) => {
+                app.password(&self.inner.http, &user, &password).await?
+            }
+            (None, None) => {
+                return Err(Error::OAuth {
+                    status: 401,
+                    error: "invalid_grant".into(),
+                    description: "the session expired and there is no refresh token: reconnect"
+                        .into(),
+                })
+            }
+        };
         if let Some(sink) = &self.inner.sink {
             sink.persist(&fresh)
                 .await

@@ -80,7 +80,7 @@ pub fn client_for(store: &Store, conn: &Connection, config: &Config) -> Client {
         store: store.clone(),
         connection: conn.name.clone(),
     });
-    Client::new(
+    let client = Client::new(
         conn.tokens.clone(),
         Some(app),
         Some(sink),
@@ -88,7 +88,11 @@ pub fn client_for(store: &Store, conn: &Connection, config: &Config) -> Client {
             api_version: config.api_version.clone(),
             ..Default::default()
         },
-    )
+    );
+    if let Some((user, password)) = &conn.password_login {
+        client.set_password_login(user.clone(), password.clone());
+    }
+    client
 }
 
 /// The connected user's id, from the identity URL of the tokens.
@@ -129,9 +133,12 @@ pub async fn connect(
         redirect_uri: String::new(),
     };
     let http = salesforce::client::http_client(std::time::Duration::from_secs(30));
+    let mut password_login = None;
     let tokens = match req.credentials {
         Credentials::Password { username, password } => {
-            app.password(&http, &username, &password).await?
+            let t = app.password(&http, &username, &password).await?;
+            password_login = Some((username, password));
+            t
         }
         Credentials::RefreshToken(rt) => {
             let mut t = app.refresh(&http, &rt).await?;
@@ -153,6 +160,7 @@ pub async fn connect(
         tokens,
         webhook_token_hash: crypto::token_hash(&webhook_token),
         signing_secret: None,
+        password_login,
         connected_at,
         status: ConnStatus::Healthy,
         status_reason: None,

@@ -9,12 +9,16 @@
 //! The Salesforce wire format lives in the `salesforce` crate; this crate
 //! never builds a Salesforce URL or SOQL string by hand except through it.
 
+pub mod app;
 pub mod config;
 pub mod connect;
 pub mod crypto;
 pub mod domain;
+pub mod http;
+pub mod metrics;
 pub mod provision;
 pub mod store;
+pub mod sync;
 pub mod thena;
 
 /// Errors of the connector's library.

@@ -3,6 +3,7 @@
 //! directory, WAL); the schema and queries are written so that a PostgreSQL
 //! backend can implement the same operations.
 
+pub mod queue;
 mod sqlite;
 
 use chrono::{DateTime, Utc};
@@ -62,6 +63,8 @@ pub struct Connection {
     pub tokens: TokenSet,
     pub webhook_token_hash: String,
     pub signing_secret: Option<Secret>,
+    /// For password-grant connections: the login, to renew the session.
+    pub password_login: Option<(String, Secret)>,
     /// Requests created before this moment are out of scope (forward-looking sync).
     pub connected_at: DateTime<Utc>,
     pub status: ConnStatus,

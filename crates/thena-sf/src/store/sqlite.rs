@@ -73,13 +73,14 @@ impl Store {
         let n = &c.name;
         sqlx::query(
             "INSERT INTO connections (name, login_url, client_id, client_secret_enc, access_token_enc, refresh_token_enc, instance_url, id_url, issued_at_ms,
-                 webhook_token_hash, signing_secret_enc, connected_at, status, status_reason, provisioned_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                 webhook_token_hash, signing_secret_enc, connected_at, status, status_reason, provisioned_at, updated_at, username, password_enc)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
              ON CONFLICT (name) DO UPDATE SET login_url = excluded.login_url, client_id = excluded.client_id, client_secret_enc = excluded.client_secret_enc,
                  access_token_enc = excluded.access_token_enc, refresh_token_enc = excluded.refresh_token_enc, instance_url = excluded.instance_url,
                  id_url = excluded.id_url, issued_at_ms = excluded.issued_at_ms, webhook_token_hash = excluded.webhook_token_hash,
                  signing_secret_enc = excluded.signing_secret_enc, connected_at = excluded.connected_at, status = excluded.status,
-                 status_reason = excluded.status_reason, provisioned_at = excluded.provisioned_at, updated_at = excluded.updated_at",
+                 status_reason = excluded.status_reason, provisioned_at = excluded.provisioned_at, updated_at = excluded.updated_at,
+                 username = excluded.username, password_enc = excluded.password_enc",
         )
         .bind(n)
         .bind(&c.login_url)
@@ -97,6 +98,8 @@ impl Store {
         .bind(&c.status_reason)
         .bind(c.provisioned_at.map(ts))
         .bind(ts(Utc::now()))
+        .bind(c.password_login.as_ref().map(|(u, _)| u.clone()))
+        .bind(c.password_login.as_ref().map(|(_, p)| self.seal(n, "password", p.expose())))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -126,6 +129,13 @@ impl Store {
             signing_secret: sealed("signing_secret_enc")?
                 .map(|s| self.open_secret(&name, "signing_secret", &s))
                 .transpose()?,
+            password_login: match (
+                r.try_get::<Option<String>, _>("username")?,
+                sealed("password_enc")?,
+            ) {
+                (Some(u), Some(p)) => Some((u, self.open_secret(&name, "password", &p)?)),
+                _ => None,
+            },
             login_url: r.try_get("login_url")?,
             client_id: r.try_get("client_id")?,
             tokens,

@@ -1,0 +1,74 @@
+//! The HTTP server: Thena webhooks, health, readiness and metrics.
+
+mod webhook;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use parking_lot::RwLock;
+use salesforce::Secret;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::sync::WorkerHandle;
+
+/// The largest webhook body accepted.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// What the webhook handler needs of a connection, kept in memory.
+#[derive(Clone)]
+pub struct ConnAuth {
+    pub token_hash: String,
+    pub signing_secrets: Vec<Secret>,
+    pub connected_at_ms: i64,
+}
+
+pub struct AppState {
+    pub store: Store,
+    pub config: Config,
+    pub metrics: Arc<Metrics>,
+    pub conns: RwLock<HashMap<String, ConnAuth>>,
+    pub workers: RwLock<HashMap<String, WorkerHandle>>,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/webhooks/thena/{connection}", post(webhook::receive))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn ready(State(app): State<Arc<AppState>>) -> Response {
+    match sqlx::query("SELECT 1").execute(app.store.pool()).await {
+        Ok(_) => (StatusCode::OK, "ready").into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the store is not reachable",
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+    let names: Vec<String> = app.conns.read().keys().cloned().collect();
+    let mut depth = Vec::new();
+    for n in names {
+        if let Ok((d, _, _)) = app.store.queue_shape(&n).await {
+            depth.push((n, d));
+        }
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(&depth),
+    )
+        .into_response()
+}

@@ -1,0 +1,188 @@
+//! `POST /webhooks/thena/{connection}`: authenticate, parse, commit, 202.
+//! Never calls Salesforce.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::{AppState, ConnAuth};
+use crate::crypto;
+use crate::thena::webhook;
+
+/// Signed webhooks older or newer than this are refused (replays).
+const TOLERANCE_SECS: i64 = 300;
+
+fn reply(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, Json(body)).into_response()
+}
+
+fn unauthorized(message: &str) -> Response {
+    reply(
+        StatusCode::UNAUTHORIZED,
+        json!({"error": "unauthorized", "message": message}),
+    )
+}
+
+fn presented_token(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get("authorization")?.to_str().ok()?.trim();
+    Some(
+        v.strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+            .unwrap_or(v)
+            .trim(),
+    )
+}
+
+/// Checks a Standard Webhooks signature against any of the secrets (rotation).
+fn check_signature(auth: &ConnAuth, headers: &HeaderMap, body: &[u8]) -> Result<(), &'static str> {
+    let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
+    let (Some(id), Some(ts), Some(sigs)) = (
+        get("webhook-id"),
+        get("webhook-timestamp"),
+        get("webhook-signature"),
+    ) else {
+        return Err("this connection requires signed webhooks (webhook-id, webhook-timestamp, webhook-signature)");
+    };
+    let ts_num: i64 = ts
+        .trim()
+        .parse()
+        .map_err(|_| "webhook-timestamp is not unix seconds")?;
+    if (chrono::Utc::now().timestamp() - ts_num).abs() > TOLERANCE_SECS {
+        return Err("webhook-timestamp is outside the 5-minute window");
+    }
+    let mut signed = Vec::with_capacity(id.len() + ts.len() + body.len() + 2);
+    signed.extend_from_slice(id.as_bytes());
+    signed.push(b'.');
+    signed.extend_from_slice(ts.as_bytes());
+    signed.push(b'.');
+    signed.extend_from_slice(body);
+    for secret in &auth.signing_secrets {
+        let raw = secret
+            .expose()
+            .strip_prefix("whsec_")
+            .unwrap_or(secret.expose());
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(raw)
+            .unwrap_or_else(|_| raw.as_bytes().to_vec());
+        for sig in sigs.split_whitespace() {
+            let Some(b64) = sig.strip_prefix("v1,") else {
+                continue;
+            };
+            let Ok(given) = base64::engine::general_purpose::STANDARD.decode(b64) else {
+                continue;
+            };
+            let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("hmac takes any key");
+            mac.update(&signed);
+            if mac.verify_slice(&given).is_ok() {
+                return Ok(());
+            }
+        }
+    }
+    Err("no webhook-signature matches")
+}
+
+pub async fn receive(
+    State(app): State<Arc<AppState>>,
+    Path(connection): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            app.metrics.received(&connection, "too_large");
+            return reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"error": "payload_too_large", "message": format!("the body is over {} bytes", super::MAX_BODY)}),
+            );
+        }
+        Err(rej) => {
+            return reply(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "bad_request", "message": rej.body_text()}),
+            )
+        }
+    };
+    let Some(auth) = app.conns.read().get(&connection).cloned() else {
+        return reply(
+            StatusCode::NOT_FOUND,
+            json!({"error": "unknown_connection", "message": format!("no connection named '{}'", connection.chars().take(64).collect::<String>())}),
+        );
+    };
+    match presented_token(&headers) {
+        Some(t) if crypto::token_matches(t, &auth.token_hash) => {}
+        Some(_) => {
+            app.metrics.received(&connection, "unauthorized");
+            return unauthorized("the Authorization token is wrong");
+        }
+        None => {
+            app.metrics.received(&connection, "unauthorized");
+            return unauthorized("the Authorization header is missing");
+        }
+    }
+    if !auth.signing_secrets.is_empty() {
+        if let Err(why) = check_signature(&auth, &headers, &body) {
+            app.metrics.received(&connection, "unauthorized");
+            return unauthorized(why);
+        }
+    }
+    let event = match webhook::parse(&body) {
+        Ok(e) => e,
+        Err(e) => {
+            app.metrics.received(&connection, "invalid");
+            return reply(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "invalid_payload", "path": e.path, "message": e.message}),
+            );
+        }
+    };
+    let key = match headers
+        .get("webhook-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+    {
+        Some(id) => format!("id:{}", id.chars().take(200).collect::<String>()),
+        None => format!(
+            "sha256:{}",
+            Sha256::digest(&body)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        ),
+    };
+    match app
+        .store
+        .ingest(&connection, &key, &event.snapshot, auth.connected_at_ms)
+        .await
+    {
+        Ok(result) => {
+            app.metrics.received(&connection, result.as_str());
+            if result == crate::store::queue::Ingested::Queued {
+                if let Some(w) = app.workers.read().get(&connection) {
+                    w.notify.notify_one();
+                }
+            }
+            reply(
+                StatusCode::ACCEPTED,
+                json!({"status": result.as_str(), "requestId": event.snapshot.request_id}),
+            )
+        }
+        Err(e) => {
+            tracing::error!(connection = %connection, error = %e, "could not store an event");
+            app.metrics.received(&connection, "store_error");
+            reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": "store_unavailable", "message": "the event could not be stored; retry later"}),
+            )
+        }
+    }
+}

@@ -1,0 +1,656 @@
+//! The pipeline's tables: deduplicated events, coalesced pending snapshots,
+//! per-request sync state, dead letters and the activity log.
+
+use chrono::Utc;
+use sqlx::Row;
+
+use super::{ts, Store, StoreError};
+use crate::domain::snapshot::Snapshot;
+
+/// What ingesting one event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingested {
+    /// Stored (or merged into the snapshot already waiting).
+    Queued,
+    /// This delivery was seen before.
+    Duplicate,
+    /// Older than what is already held for this request.
+    Stale,
+    /// Created before the connection was made.
+    OutOfScope,
+}
+
+impl Ingested {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ingested::Queued => "queued",
+            Ingested::Duplicate => "duplicate",
+            Ingested::Stale => "stale",
+            Ingested::OutOfScope => "out_of_scope",
+        }
+    }
+}
+
+/// A snapshot claimed for sending.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub request_id: String,
+    pub snapshot: Snapshot,
+    pub version: i64,
+    pub attempts: i64,
+    pub enqueued_at_ms: i64,
+}
+
+/// The sync state of one request.
+#[derive(Debug, Clone, Default)]
+pub struct RequestState {
+    pub request_id: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub sf_id: Option<String>,
+    pub contact_id: Option<String>,
+    pub account_id: Option<String>,
+    pub requestor_key: Option<String>,
+    pub sent_hash: Option<String>,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub request_id: String,
+    pub code: String,
+    pub message: String,
+    pub fields: String,
+    pub failed_at: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Activity {
+    pub id: i64,
+    pub request_id: String,
+    pub outcome: String,
+    pub detail: Option<String>,
+    pub sf_id: Option<String>,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub pending: i64,
+    pub synced: i64,
+    pub skipped: i64,
+    pub failed: i64,
+    pub out_of_scope: i64,
+}
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+const ACTIVITY_KEEP: i64 = 10_000;
+
+impl Store {
+    /// Durably records one event: dedup, forward-only cut-off, stale check and
+    /// coalescing, in one transaction. Returns only after the commit.
+    pub async fn ingest(
+        &self,
+        connection: &str,
+        event_key: &str,
+        snap: &Snapshot,
+        connected_at_ms: i64,
+    ) -> Result<Ingested, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let now = ts(Utc::now());
+        let fresh = sqlx::query("INSERT INTO events (connection, event_key, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(connection)
+            .bind(event_key)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if !fresh {
+            tx.commit().await?;
+            return Ok(Ingested::Duplicate);
+        }
+        let rid = &snap.request_id;
+        let updated = snap.updated_at.0;
+        if snap.created_at.0 < connected_at_ms {
+            sqlx::query(
+                "INSERT INTO requests (connection, request_id, state, reason, latest_updated_ms, updated_at) VALUES ($1, $2, 'out_of_scope', 'created before the connection was made', $3, $4)
+                 ON CONFLICT (connection, request_id) DO UPDATE SET latest_updated_ms = MAX(requests.latest_updated_ms, excluded.latest_updated_ms), updated_at = excluded.updated_at",
+            )
+            .bind(connection)
+            .bind(rid)
+            .bind(updated)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return Ok(Ingested::OutOfScope);
+        }
+        let latest: Option<i64> = sqlx::query_scalar(
+            "SELECT latest_updated_ms FROM requests WHERE connection = $1 AND request_id = $2",
+        )
+        .bind(connection)
+        .bind(rid)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if latest.is_some_and(|l| updated < l) {
+            tx.commit().await?;
+            return Ok(Ingested::Stale);
+        }
+        sqlx::query(
+            "INSERT INTO requests (connection, request_id, state, latest_updated_ms, updated_at) VALUES ($1, $2, 'pending', $3, $4)
+             ON CONFLICT (connection, request_id) DO UPDATE SET state = 'pending', reason = NULL, latest_updated_ms = excluded.latest_updated_ms, updated_at = excluded.updated_at",
+        )
+        .bind(connection)
+        .bind(rid)
+        .bind(updated)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        let older: Option<String> = sqlx::query_scalar(
+            "SELECT snapshot FROM pending WHERE connection = $1 AND request_id = $2",
+        )
+        .bind(connection)
+        .bind(rid)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let merged = match older.and_then(|o| serde_json::from_str::<Snapshot>(&o).ok()) {
+            Some(o) => snap.clone().over(o),
+            None => snap.clone(),
+        };
+        let json = serde_json::to_string(&merged).expect("snapshots serialise");
+        sqlx::query(
+            "INSERT INTO pending (connection, request_id, snapshot, updated_at_ms, version, enqueued_at_ms) VALUES ($1, $2, $3, $4, 1, $5)
+             ON CONFLICT (connection, request_id) DO UPDATE SET snapshot = excluded.snapshot, updated_at_ms = excluded.updated_at_ms,
+                 version = pending.version + 1, parked = 0, not_before_ms = 0, attempts = 0, last_error = NULL",
+        )
+        .bind(connection)
+        .bind(rid)
+        .bind(&json)
+        .bind(updated)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Ingested::Queued)
+    }
+
+    /// Up to `limit` due snapshots, oldest first.
+    pub async fn due(&self, connection: &str, limit: i64) -> Result<Vec<Claimed>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT request_id, snapshot, version, attempts, enqueued_at_ms FROM pending
+             WHERE connection = $1 AND parked = 0 AND not_before_ms <= $2 ORDER BY enqueued_at_ms, request_id LIMIT $3",
+        )
+        .bind(connection)
+        .bind(now_ms())
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let text: String = r.try_get("snapshot")?;
+            let rid: String = r.try_get("request_id")?;
+            match serde_json::from_str::<Snapshot>(&text) {
+                Ok(snapshot) => out.push(Claimed {
+                    request_id: rid,
+                    snapshot,
+                    version: r.try_get("version")?,
+                    attempts: r.try_get("attempts")?,
+                    enqueued_at_ms: r.try_get("enqueued_at_ms")?,
+                }),
+                // A row this version cannot read: park it with the reason, never wedge the queue.
+                Err(e) => {
+                    self.park(connection, &rid, &format!("unreadable snapshot: {e}"))
+                        .await?
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// (count, oldest enqueued ms, soonest not_before ms) of waiting snapshots.
+    pub async fn queue_shape(
+        &self,
+        connection: &str,
+    ) -> Result<(i64, Option<i64>, Option<i64>), StoreError> {
+        let r = sqlx::query("SELECT COUNT(*) AS n, MIN(enqueued_at_ms) AS oldest, MIN(not_before_ms) AS soonest FROM pending WHERE connection = $1 AND parked = 0")
+            .bind(connection)
+            .fetch_one(self.pool())
+            .await?;
+        Ok((r.try_get("n")?, r.try_get("oldest")?, r.try_get("soonest")?))
+    }
+
+    pub async fn request_states(
+        &self,
+        connection: &str,
+        ids: &[String],
+    ) -> Result<Vec<RequestState>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(500) {
+            let placeholders: Vec<String> =
+                (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT * FROM requests WHERE connection = $1 AND request_id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(connection);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            for r in q.fetch_all(self.pool()).await? {
+                out.push(row_state(&r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records a successful sync and removes the pending row if no newer snapshot arrived meanwhile.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn mark_synced(
+        &self,
+        connection: &str,
+        claimed: &Claimed,
+        sf_id: &str,
+        contact: &str,
+        account: &str,
+        requestor_key: &str,
+        sent_hash: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let now = ts(Utc::now());
+        sqlx::query(
+            "UPDATE requests SET state = 'synced', reason = NULL, synced_updated_ms = $3, sf_id = $4, contact_id = $5, account_id = $6, requestor_key = $7, sent_hash = $8, updated_at = $9
+             WHERE connection = $1 AND request_id = $2",
+        )
+        .bind(connection)
+        .bind(&claimed.request_id)
+        .bind(claimed.snapshot.updated_at.0)
+        .bind(sf_id)
+        .bind(contact)
+        .bind(account)
+        .bind(requestor_key)
+        .bind(sent_hash)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        let removed = sqlx::query(
+            "DELETE FROM pending WHERE connection = $1 AND request_id = $2 AND version = $3",
+        )
+        .bind(connection)
+        .bind(&claimed.request_id)
+        .bind(claimed.version)
+        .execute(&mut *tx)
+        .await?;
+        if removed.rows_affected() == 0 {
+            // A newer snapshot arrived while this one was in flight: it stays pending.
+            sqlx::query(
+                "UPDATE requests SET state = 'pending' WHERE connection = $1 AND request_id = $2",
+            )
+            .bind(connection)
+            .bind(&claimed.request_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        log(
+            &mut tx,
+            connection,
+            &claimed.request_id,
+            "synced",
+            Some(detail),
+            Some(sf_id),
+            &now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a skip (no Contact or Account) and parks the snapshot until the request changes or a retry.
+    pub async fn mark_skipped(
+        &self,
+        connection: &str,
+        claimed: &Claimed,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let now = ts(Utc::now());
+        sqlx::query("UPDATE requests SET state = 'skipped', reason = $3, updated_at = $4 WHERE connection = $1 AND request_id = $2")
+            .bind(connection)
+            .bind(&claimed.request_id)
+            .bind(reason)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE pending SET parked = 1, last_error = $4 WHERE connection = $1 AND request_id = $2 AND version = $3")
+            .bind(connection)
+            .bind(&claimed.request_id)
+            .bind(claimed.version)
+            .bind(reason)
+            .execute(&mut *tx)
+            .await?;
+        log(
+            &mut tx,
+            connection,
+            &claimed.request_id,
+            "skipped",
+            Some(reason),
+            None,
+            &now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Schedules another attempt after `delay_ms`.
+    pub async fn retry_later(
+        &self,
+        connection: &str,
+        claimed: &Claimed,
+        delay_ms: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE pending SET not_before_ms = $4, attempts = attempts + 1, last_error = $5 WHERE connection = $1 AND request_id = $2 AND version = $3")
+            .bind(connection)
+            .bind(&claimed.request_id)
+            .bind(claimed.version)
+            .bind(now_ms() + delay_ms)
+            .bind(error)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Moves a snapshot Salesforce refused for good to the dead letters.
+    pub async fn dead_letter(
+        &self,
+        connection: &str,
+        claimed: &Claimed,
+        code: &str,
+        message: &str,
+        fields: &[String],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let now = ts(Utc::now());
+        let snap = serde_json::to_string(&claimed.snapshot).expect("snapshots serialise");
+        sqlx::query("INSERT INTO dead_letters (connection, request_id, snapshot, code, message, fields, failed_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(connection)
+            .bind(&claimed.request_id)
+            .bind(&snap)
+            .bind(code)
+            .bind(message)
+            .bind(fields.join(", "))
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "DELETE FROM pending WHERE connection = $1 AND request_id = $2 AND version = $3",
+        )
+        .bind(connection)
+        .bind(&claimed.request_id)
+        .bind(claimed.version)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE requests SET state = 'failed', reason = $3, updated_at = $4 WHERE connection = $1 AND request_id = $2")
+            .bind(connection)
+            .bind(&claimed.request_id)
+            .bind(format!("{code}: {message}"))
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        log(
+            &mut tx,
+            connection,
+            &claimed.request_id,
+            "failed",
+            Some(&format!("{code}: {message}")),
+            None,
+            &now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn park(
+        &self,
+        connection: &str,
+        request_id: &str,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE pending SET parked = 1, last_error = $3 WHERE connection = $1 AND request_id = $2").bind(connection).bind(request_id).bind(reason).execute(self.pool()).await?;
+        Ok(())
+    }
+
+    /// Puts skipped requests back in the queue (all, or one).
+    pub async fn retry_skipped(
+        &self,
+        connection: &str,
+        request_id: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let sql = match request_id {
+            Some(_) => "UPDATE pending SET parked = 0, not_before_ms = 0, enqueued_at_ms = $3 WHERE connection = $1 AND parked = 1 AND request_id = $2",
+            None => "UPDATE pending SET parked = 0, not_before_ms = 0, enqueued_at_ms = $3 WHERE connection = $1 AND parked = 1 AND $2 = $2",
+        };
+        let done = sqlx::query(sql)
+            .bind(connection)
+            .bind(request_id.unwrap_or(""))
+            .bind(now_ms())
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn dead_letters(
+        &self,
+        connection: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let rows = sqlx::query("SELECT id, request_id, code, message, fields, failed_at FROM dead_letters WHERE connection = $1 ORDER BY id DESC LIMIT $2 OFFSET $3")
+            .bind(connection)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeadLetter {
+                    id: r.try_get("id")?,
+                    request_id: r.try_get("request_id")?,
+                    code: r.try_get("code")?,
+                    message: r.try_get("message")?,
+                    fields: r.try_get("fields")?,
+                    failed_at: r.try_get("failed_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Puts a dead letter (or all) back in the queue; returns how many.
+    pub async fn retry_dead(&self, connection: &str, id: Option<i64>) -> Result<u64, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let rows = sqlx::query("SELECT id, request_id, snapshot FROM dead_letters WHERE connection = $1 AND ($2 < 0 OR id = $2) ORDER BY id")
+            .bind(connection)
+            .bind(id.unwrap_or(-1))
+            .fetch_all(&mut *tx)
+            .await?;
+        for r in &rows {
+            let snap: String = r.try_get("snapshot")?;
+            let rid: String = r.try_get("request_id")?;
+            let updated: i64 = serde_json::from_str::<Snapshot>(&snap)
+                .map(|s| s.updated_at.0)
+                .unwrap_or(0);
+            sqlx::query(
+                "INSERT INTO pending (connection, request_id, snapshot, updated_at_ms, enqueued_at_ms) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (connection, request_id) DO NOTHING",
+            )
+            .bind(connection)
+            .bind(&rid)
+            .bind(&snap)
+            .bind(updated)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE requests SET state = 'pending', reason = NULL WHERE connection = $1 AND request_id = $2").bind(connection).bind(&rid).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM dead_letters WHERE id = $1")
+                .bind(r.try_get::<i64, _>("id")?)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(rows.len() as u64)
+    }
+
+    pub async fn discard_dead(&self, connection: &str, id: Option<i64>) -> Result<u64, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM dead_letters WHERE connection = $1 AND ($2 < 0 OR id = $2)")
+                .bind(connection)
+                .bind(id.unwrap_or(-1))
+                .execute(self.pool())
+                .await?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn requests_in_state(
+        &self,
+        connection: &str,
+        state: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<RequestState>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM requests WHERE connection = $1 AND state = $2 ORDER BY updated_at DESC, request_id LIMIT $3 OFFSET $4")
+            .bind(connection)
+            .bind(state)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(row_state).collect()
+    }
+
+    pub async fn request_state(
+        &self,
+        connection: &str,
+        request_id: &str,
+    ) -> Result<Option<RequestState>, StoreError> {
+        Ok(self
+            .request_states(connection, &[request_id.to_string()])
+            .await?
+            .pop())
+    }
+
+    pub async fn counts(&self, connection: &str) -> Result<Counts, StoreError> {
+        let rows = sqlx::query(
+            "SELECT state, COUNT(*) AS n FROM requests WHERE connection = $1 GROUP BY state",
+        )
+        .bind(connection)
+        .fetch_all(self.pool())
+        .await?;
+        let mut c = Counts::default();
+        for r in rows {
+            let n: i64 = r.try_get("n")?;
+            match r.try_get::<String, _>("state")?.as_str() {
+                "pending" => c.pending = n,
+                "synced" => c.synced = n,
+                "skipped" => c.skipped = n,
+                "failed" => c.failed = n,
+                "out_of_scope" => c.out_of_scope = n,
+                _ => {}
+            }
+        }
+        Ok(c)
+    }
+
+    pub async fn activity(
+        &self,
+        connection: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<Activity>, StoreError> {
+        let rows = sqlx::query("SELECT id, request_id, outcome, detail, sf_id, at FROM activity WHERE connection = $1 ORDER BY id DESC LIMIT $2 OFFSET $3")
+            .bind(connection)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Activity {
+                    id: r.try_get("id")?,
+                    request_id: r.try_get("request_id")?,
+                    outcome: r.try_get("outcome")?,
+                    detail: r.try_get("detail")?,
+                    sf_id: r.try_get("sf_id")?,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets the delivery ids older than `days` (dedup needs only the recent ones).
+    pub async fn prune(&self, days: i64) -> Result<(), StoreError> {
+        let cutoff = ts(Utc::now() - chrono::Duration::days(days));
+        sqlx::query("DELETE FROM events WHERE received_at < $1")
+            .bind(cutoff)
+            .execute(self.pool())
+            .await?;
+        sqlx::query("DELETE FROM activity WHERE id <= (SELECT MAX(id) FROM activity) - $1")
+            .bind(ACTIVITY_KEEP)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}
+
+fn row_state(r: &sqlx::sqlite::SqliteRow) -> Result<RequestState, StoreError> {
+    Ok(RequestState {
+        request_id: r.try_get("request_id")?,
+        state: r.try_get("state")?,
+        reason: r.try_get("reason")?,
+        sf_id: r.try_get("sf_id")?,
+        contact_id: r.try_get("contact_id")?,
+        account_id: r.try_get("account_id")?,
+        requestor_key: r.try_get("requestor_key")?,
+        sent_hash: r.try_get("sent_hash")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+async fn log(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    connection: &str,
+    request_id: &str,
+    outcome: &str,
+    detail: Option<&str>,
+    sf_id: Option<&str>,
+    at: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO activity (connection, request_id, outcome, detail, sf_id, at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(connection)
+        .bind(request_id)
+        .bind(outcome)
+        .bind(detail)
+        .bind(sf_id)
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Drops a request's remembered Contact and Account (they are gone in Salesforce).
+    pub async fn forget_link(&self, connection: &str, request_id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE requests SET contact_id = NULL, account_id = NULL, requestor_key = NULL, sent_hash = NULL WHERE connection = $1 AND request_id = $2")
+            .bind(connection)
+            .bind(request_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,564 @@
+//! One connection's worker.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use salesforce::{Action, Client};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::sync::{watch, Notify};
+use tracing::{info, warn};
+
+use crate::domain::mapping::{self, Lengths, Links};
+use crate::domain::resolve::{Cache, How, Outcome, PublicDomains, Request};
+use crate::metrics::Metrics;
+use crate::provision::{self, schema};
+use crate::store::queue::Claimed;
+use crate::store::{ConnStatus, Store};
+
+use super::resolve_io;
+
+/// How a worker batches and backs off.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub batch: usize,
+    /// How long the oldest snapshot may wait for a batch to fill.
+    pub linger: Duration,
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// Pause above this share of the org's daily API limit.
+    pub budget_share: f64,
+    /// After this many failed attempts a record is dead-lettered.
+    pub max_attempts: i64,
+    /// How often a paused connection checks whether the budget has headroom again.
+    pub pause_recheck: Duration,
+    pub public_domains: PublicDomains,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            batch: 200,
+            linger: Duration::from_millis(50),
+            backoff_base: Duration::from_millis(500),
+            backoff_cap: Duration::from_secs(300),
+            budget_share: 0.9,
+            max_attempts: 50,
+            pause_recheck: Duration::from_secs(60),
+            public_domains: PublicDomains::default(),
+        }
+    }
+}
+
+/// What the rest of the app holds of a running worker.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    pub notify: Arc<Notify>,
+    pub client: Client,
+}
+
+pub struct Worker {
+    name: String,
+    store: Store,
+    client: Client,
+    user_id: String,
+    notify: Arc<Notify>,
+    metrics: Arc<Metrics>,
+    settings: Settings,
+    cache: Cache,
+    shutdown: watch::Receiver<bool>,
+}
+
+fn hash(v: &Value) -> String {
+    Sha256::digest(v.to_string().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn how_text(h: How) -> &'static str {
+    match h {
+        How::Reused => "linked as before",
+        How::Cached => "known requestor",
+        How::ContactByEmail => "Contact found by email",
+        How::DomainNewContact => "new Contact on the Account of the email's company domain",
+        How::WorkspaceContact => "Contact of that name on the Account named like the workspace",
+        How::WorkspaceNewContact => "new Contact on the Account named like the workspace",
+    }
+}
+
+/// Whether a record error says a linked Contact or Account is gone.
+fn stale_link(fields: &[String], code: &str) -> bool {
+    matches!(
+        code,
+        "INVALID_CROSS_REFERENCE_KEY" | "ENTITY_IS_DELETED" | "FIELD_INTEGRITY_EXCEPTION"
+    ) && (fields.is_empty()
+        || fields
+            .iter()
+            .any(|f| f == "Requestor__c" || f == "Account__c"))
+}
+
+impl Worker {
+    pub fn new(
+        name: String,
+        store: Store,
+        client: Client,
+        user_id: String,
+        metrics: Arc<Metrics>,
+        settings: Settings,
+        shutdown: watch::Receiver<bool>,
+    ) -> (Worker, WorkerHandle) {
+        let notify = Arc::new(Notify::new());
+        let handle = WorkerHandle {
+            notify: notify.clone(),
+            client: client.clone(),
+        };
+        let w = Worker {
+            name,
+            store,
+            client,
+            user_id,
+            notify,
+            metrics,
+            settings,
+            cache: Cache::new(50_000, Duration::from_secs(3600)),
+            shutdown,
+        };
+        (w, handle)
+    }
+
+    fn backoff(&self, attempts: i64) -> i64 {
+        salesforce::error::backoff(
+            attempts.clamp(0, 30) as u32,
+            self.settings.backoff_base,
+            self.settings.backoff_cap,
+        )
+        .as_millis() as i64
+    }
+
+    /// Waits for `d`, a new event, or shutdown. Returns false on shutdown.
+    async fn wait(&mut self, d: Duration) -> bool {
+        if *self.shutdown.borrow() {
+            return false;
+        }
+        tokio::select! {
+            _ = self.notify.notified() => true,
+            _ = tokio::time::sleep(d) => true,
+            _ = self.shutdown.changed() => false,
+        }
+    }
+
+    pub async fn run(mut self) {
+        info!(connection = %self.name, "worker started");
+        loop {
+            if *self.shutdown.borrow() {
+                break;
+            }
+            let status = match self.store.connection(&self.name).await {
+                Ok(c) => c.status,
+                Err(e) => {
+                    warn!(connection = %self.name, error = %e, "cannot read the connection");
+                    if !self.wait(Duration::from_secs(1)).await {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            match status {
+                ConnStatus::ReconnectNeeded => {
+                    if !self.wait(Duration::from_secs(30)).await {
+                        break;
+                    }
+                    continue;
+                }
+                ConnStatus::Paused => {
+                    let recheck = self.settings.pause_recheck;
+                    if !self.try_resume().await && !self.wait(recheck).await {
+                        break;
+                    }
+                    continue;
+                }
+                ConnStatus::Healthy => {}
+            }
+            let (n, oldest, soonest) = match self.store.queue_shape(&self.name).await {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(connection = %self.name, error = %e, "cannot read the queue");
+                    if !self.wait(Duration::from_secs(1)).await {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            if n == 0 {
+                if !self.wait(Duration::from_secs(30)).await {
+                    break;
+                }
+                continue;
+            }
+            let now = now_ms();
+            if let Some(s) = soonest.filter(|s| *s > now) {
+                if !self.wait(Duration::from_millis((s - now) as u64)).await {
+                    break;
+                }
+                continue;
+            }
+            let age = now - oldest.unwrap_or(now);
+            let linger = self.settings.linger.as_millis() as i64;
+            if (n as usize) < self.settings.batch && age < linger {
+                // Let a burst fill the batch; a lone event still goes out within the linger.
+                tokio::time::sleep(Duration::from_millis((linger - age) as u64)).await;
+            }
+            let batch = match self.store.due(&self.name, self.settings.batch as i64).await {
+                Ok(b) => b,
+                Err(e) => {
+                    warn!(connection = %self.name, error = %e, "cannot claim a batch");
+                    continue;
+                }
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.process(&batch).await {
+                self.on_call_error(&batch, e).await;
+            }
+            self.metrics.set_api_calls(&self.name, self.client.calls());
+            self.check_budget().await;
+        }
+        info!(connection = %self.name, "worker stopped");
+    }
+
+    async fn try_resume(&mut self) -> bool {
+        match self.client.limits().await {
+            Ok(l) => {
+                let max = l["DailyApiRequests"]["Max"].as_f64().unwrap_or(0.0);
+                let remaining = l["DailyApiRequests"]["Remaining"].as_f64().unwrap_or(0.0);
+                if max > 0.0 && (max - remaining) / max < self.settings.budget_share {
+                    let _ = self
+                        .store
+                        .set_status(&self.name, ConnStatus::Healthy, None)
+                        .await;
+                    info!(connection = %self.name, "API budget has headroom again: resuming");
+                    return true;
+                }
+                false
+            }
+            Err(e) if e.action() == Action::Reconnect => {
+                let _ = self
+                    .store
+                    .set_status(
+                        &self.name,
+                        ConnStatus::ReconnectNeeded,
+                        Some(&e.to_string()),
+                    )
+                    .await;
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    async fn check_budget(&mut self) {
+        if let Some(u) = self.client.api_usage() {
+            if u.share() >= self.settings.budget_share {
+                let why = format!(
+                    "API usage {}/{} is above {:.0}% of the daily limit",
+                    u.used,
+                    u.max,
+                    self.settings.budget_share * 100.0
+                );
+                warn!(connection = %self.name, "{why}: pausing");
+                let _ = self
+                    .store
+                    .set_status(&self.name, ConnStatus::Paused, Some(&why))
+                    .await;
+            }
+        }
+    }
+
+    /// A whole call failed: pause, wait for a reconnect, repair the schema or back off.
+    async fn on_call_error(&mut self, batch: &[Claimed], e: salesforce::Error) {
+        let text = e.to_string();
+        match e.action() {
+            Action::Reconnect => {
+                warn!(connection = %self.name, error = %text, "reconnect needed; the queue waits");
+                let _ = self
+                    .store
+                    .set_status(&self.name, ConnStatus::ReconnectNeeded, Some(&text))
+                    .await;
+            }
+            Action::PauseForDay => {
+                warn!(connection = %self.name, error = %text, "daily API limit reached; pausing");
+                let _ = self
+                    .store
+                    .set_status(&self.name, ConnStatus::Paused, Some(&text))
+                    .await;
+            }
+            Action::FixSchema => {
+                warn!(connection = %self.name, error = %text, "schema problem; provisioning again");
+                self.reprovision().await;
+                for c in batch {
+                    let _ = self
+                        .store
+                        .retry_later(&self.name, c, self.backoff(c.attempts), &text)
+                        .await;
+                }
+            }
+            Action::Retry | Action::RefreshAuth | Action::GiveUp => {
+                for c in batch {
+                    let _ = self
+                        .store
+                        .retry_later(&self.name, c, self.backoff(c.attempts), &text)
+                        .await;
+                }
+            }
+        }
+    }
+
+    async fn reprovision(&mut self) {
+        self.client.invalidate_describes();
+        let cats = self
+            .store
+            .category_fields(&self.name)
+            .await
+            .unwrap_or_default();
+        if let Err(e) = provision::provision(&self.client, &cats, &self.user_id).await {
+            warn!(connection = %self.name, error = %e, "provisioning failed");
+        }
+    }
+
+    async fn process(&mut self, batch: &[Claimed]) -> Result<(), salesforce::Error> {
+        // New categories get their fields (with access) before the records that carry them.
+        let mut names: Vec<String> = batch
+            .iter()
+            .flat_map(|c| c.snapshot.category_names())
+            .collect();
+        names.sort();
+        names.dedup();
+        let categories: HashMap<String, String> = if names.is_empty() {
+            HashMap::new()
+        } else {
+            match provision::ensure_categories(
+                &self.client,
+                &self.store,
+                &self.name,
+                &self.user_id,
+                &names,
+            )
+            .await
+            {
+                Ok(m) => m.into_iter().collect(),
+                Err(crate::Error::Salesforce(e)) => return Err(e),
+                Err(crate::Error::Provision(provision::ProvisionError::Salesforce(e))) => {
+                    return Err(e)
+                }
+                Err(e) => {
+                    warn!(connection = %self.name, error = %e, "category fields could not be created");
+                    return Err(salesforce::Error::Protocol(e.to_string()));
+                }
+            }
+        };
+        let ids: Vec<String> = batch.iter().map(|c| c.request_id.clone()).collect();
+        let states: HashMap<String, _> = self
+            .store
+            .request_states(&self.name, &ids)
+            .await
+            .map_err(|e| salesforce::Error::Protocol(e.to_string()))?
+            .into_iter()
+            .map(|s| (s.request_id.clone(), s))
+            .collect();
+        let requests: Vec<Request> = batch
+            .iter()
+            .map(|c| {
+                let st = states.get(&c.request_id);
+                let previous = st.and_then(|s| {
+                    Some((
+                        s.requestor_key.clone()?,
+                        Links {
+                            contact: s.contact_id.clone()?,
+                            account: s.account_id.clone()?,
+                        },
+                    ))
+                });
+                Request {
+                    request_id: c.request_id.clone(),
+                    requestor: c.snapshot.requestor.set().cloned(),
+                    team_name: c.snapshot.team_name.set().cloned(),
+                    previous,
+                }
+            })
+            .collect();
+        let outcomes: HashMap<String, Outcome> = resolve_io::resolve(
+            &self.client,
+            requests,
+            self.settings.public_domains.clone(),
+            &mut self.cache,
+        )
+        .await?
+        .into_iter()
+        .collect();
+        let describe = self.client.describe(schema::OBJECT).await?;
+        let lengths = Lengths(
+            describe
+                .fields
+                .iter()
+                .filter(|f| f.field_type != "reference" && f.field_type != "picklist")
+                .map(|f| (f.name.clone(), f.length))
+                .collect(),
+        );
+
+        let mut to_send: Vec<(&Claimed, Links, How, Value, String)> = Vec::new();
+        for c in batch {
+            match outcomes.get(&c.request_id) {
+                Some(Outcome::Linked(links, how)) => {
+                    let mut rec = mapping::record(&c.snapshot, links, &categories, &lengths);
+                    rec.insert("attributes".into(), json!({"type": schema::OBJECT}));
+                    let value = Value::Object(rec);
+                    let h = hash(&value);
+                    let st = states.get(&c.request_id);
+                    if st.is_some_and(|s| {
+                        s.sent_hash.as_deref() == Some(h.as_str()) && s.sf_id.is_some()
+                    }) {
+                        // Nothing changed since the last write: no call.
+                        let s = st.expect("checked");
+                        let key = c
+                            .snapshot
+                            .requestor
+                            .set()
+                            .map(|p| p.key())
+                            .unwrap_or_else(|| s.requestor_key.clone().unwrap_or_default());
+                        self.store
+                            .mark_synced(
+                                &self.name,
+                                c,
+                                s.sf_id.as_deref().unwrap_or(""),
+                                &links.contact,
+                                &links.account,
+                                &key,
+                                &h,
+                                "unchanged: not sent again",
+                            )
+                            .await
+                            .map_err(|e| salesforce::Error::Protocol(e.to_string()))?;
+                        continue;
+                    }
+                    to_send.push((c, links.clone(), *how, value, h));
+                }
+                Some(Outcome::Skipped(reason)) => {
+                    self.store
+                        .mark_skipped(&self.name, c, reason)
+                        .await
+                        .map_err(|e| salesforce::Error::Protocol(e.to_string()))?;
+                    self.metrics.outcome(&self.name, "skipped", 1);
+                }
+                None => {}
+            }
+        }
+        if to_send.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<Value> = to_send.iter().map(|t| t.3.clone()).collect();
+        let results = self
+            .client
+            .upsert_many(schema::OBJECT, schema::EXTERNAL_ID, &records)
+            .await?;
+        let mut reprovision = false;
+        for ((c, links, how, _, h), res) in to_send.into_iter().zip(results) {
+            if res.success {
+                let key = c
+                    .snapshot
+                    .requestor
+                    .set()
+                    .map(|p| p.key())
+                    .or_else(|| {
+                        states
+                            .get(&c.request_id)
+                            .and_then(|s| s.requestor_key.clone())
+                    })
+                    .unwrap_or_default();
+                let detail = format!(
+                    "{} ({})",
+                    if res.created == Some(true) {
+                        "created"
+                    } else {
+                        "updated"
+                    },
+                    how_text(how)
+                );
+                self.store
+                    .mark_synced(
+                        &self.name,
+                        c,
+                        res.id.as_deref().unwrap_or(""),
+                        &links.contact,
+                        &links.account,
+                        &key,
+                        &h,
+                        &detail,
+                    )
+                    .await
+                    .map_err(|e| salesforce::Error::Protocol(e.to_string()))?;
+                self.metrics.outcome(&self.name, "synced", 1);
+                self.metrics
+                    .latency((now_ms() - c.enqueued_at_ms).max(0) as u64);
+                continue;
+            }
+            let first = res
+                .errors
+                .first()
+                .cloned()
+                .unwrap_or(salesforce::RecordError {
+                    status_code: "UNKNOWN".into(),
+                    message: "no error given".into(),
+                    fields: vec![],
+                });
+            let text = format!("{}: {}", first.status_code, first.message);
+            let action = res.action().unwrap_or(Action::GiveUp);
+            let exhausted = c.attempts + 1 >= self.settings.max_attempts;
+            let result = if stale_link(&first.fields, &first.status_code) && !exhausted {
+                // The linked Contact or Account is gone: forget it and resolve again.
+                if let Some(e) = c.snapshot.requestor.set().and_then(|p| p.email.clone()) {
+                    self.cache.forget_person(&e);
+                }
+                let _ = self.store.forget_link(&self.name, &c.request_id).await;
+                self.store.retry_later(&self.name, c, 0, &text).await
+            } else {
+                match action {
+                    Action::Retry | Action::RefreshAuth if !exhausted => {
+                        self.store
+                            .retry_later(&self.name, c, self.backoff(c.attempts), &text)
+                            .await
+                    }
+                    Action::FixSchema if !exhausted => {
+                        reprovision = true;
+                        self.store
+                            .retry_later(&self.name, c, self.backoff(c.attempts.min(2)), &text)
+                            .await
+                    }
+                    _ => {
+                        self.metrics.outcome(&self.name, "failed", 1);
+                        self.store
+                            .dead_letter(
+                                &self.name,
+                                c,
+                                &first.status_code,
+                                &first.message,
+                                &first.fields,
+                            )
+                            .await
+                    }
+                }
+            };
+            result.map_err(|e| salesforce::Error::Protocol(e.to_string()))?;
+        }
+        if reprovision {
+            self.reprovision().await;
+        }
+        Ok(())
+    }
+}

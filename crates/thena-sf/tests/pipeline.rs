@@ -1,0 +1,758 @@
+//! The sync pipeline, black box: the connector on port 0 with a fresh store,
+//! an emulator, webhooks over HTTP, results read back from Salesforce by SOQL.
+
+use std::time::{Duration, Instant};
+
+use salesforce::{Client, Secret};
+use serde_json::{json, Value};
+use sf_emulator::{EmulatorConfig, FaultSpec, Seed};
+use thena_sf::app::App;
+use thena_sf::config::Config;
+use thena_sf::connect::{self, ConnectRequest, Credentials};
+use thena_sf::crypto::SecretBox;
+use thena_sf::store::{ConnStatus, Store};
+use thena_sf::sync::Settings;
+
+const TOKEN: &str = "test-webhook-token";
+
+struct Harness {
+    emu: sf_emulator::Running,
+    app: Option<App>,
+    store: Store,
+    config: Config,
+    dir: std::path::PathBuf,
+    http: reqwest::Client,
+    sf: Client,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn seed() -> Seed {
+    serde_json::from_value(json!({
+        "accounts": [{"Name": "Acme Corp", "Website": "acme.io"}, {"Name": "Globex Corporation", "Website": "globex.example"}],
+        "contacts": [
+            {"FirstName": "Harsh", "LastName": "Vardhan", "Email": "harsh@acme.io", "AccountName": "Acme Corp"},
+            {"FirstName": "Ann", "LastName": "Lee", "Email": "ann@acme.io", "AccountName": "Acme Corp"}
+        ]
+    }))
+    .unwrap()
+}
+
+fn settings() -> Settings {
+    Settings {
+        linger: Duration::from_millis(20),
+        backoff_base: Duration::from_millis(20),
+        backoff_cap: Duration::from_millis(200),
+        pause_recheck: Duration::from_millis(100),
+        ..Settings::default()
+    }
+}
+
+async fn harness(mut emu_config: EmulatorConfig) -> Harness {
+    emu_config.seed = seed();
+    let emu = sf_emulator::start("127.0.0.1:0", emu_config).await.unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "thena-sf-pipe-{}-{}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    let store = Store::open(&dir, SecretBox::from_key(&[9u8; 32]))
+        .await
+        .unwrap();
+    let config = Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.clone(),
+        ..Config::default()
+    };
+    let req = ConnectRequest {
+        name: "acme".into(),
+        login_url: emu.base_url.clone(),
+        client_id: "local-client".into(),
+        client_secret: Some(Secret::new("local-secret")),
+        credentials: Credentials::Password {
+            username: "admin@example.com".into(),
+            password: Secret::new("emulator"),
+        },
+        webhook_token: Some(TOKEN.into()),
+    };
+    connect::connect(&store, &config, req).await.unwrap();
+    let conn = store.connection("acme").await.unwrap();
+    let sf = connect::client_for(&store, &conn, &config);
+    let app = App::start(config.clone(), store.clone(), settings())
+        .await
+        .unwrap();
+    Harness {
+        emu,
+        app: Some(app),
+        store,
+        config,
+        dir,
+        http: reqwest::Client::new(),
+        sf,
+    }
+}
+
+fn payload(id: &str, updated_ms: i64, extra: Value) -> Value {
+    let created = chrono::Utc::now().timestamp_millis() + 1;
+    let mut p = json!({
+        "action": "UPDATE",
+        "request": {"requestId": id, "createdAt": created, "updatedAt": created + updated_ms, "status": "OPEN",
+                     "requestor": {"id": "U1", "name": "Harsh Vardhan", "email": "harsh@acme.io"}, "customer": {"teamName": "Acme Corp"}},
+        "AI_requestTitle": format!("Title {id} v{updated_ms}")
+    });
+    merge(&mut p, extra);
+    p
+}
+
+fn merge(a: &mut Value, b: Value) {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (a, b) => *a = b,
+    }
+}
+
+impl Harness {
+    fn app(&self) -> &App {
+        self.app.as_ref().unwrap()
+    }
+
+    async fn post(&self, body: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut r = self
+            .http
+            .post(format!("{}/webhooks/thena/acme", self.app().url()))
+            .header("Authorization", TOKEN)
+            .json(body);
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until every request is synced, skipped, failed or out of scope.
+    async fn settle(&self, ids: &[String]) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let states = self.store.request_states("acme", ids).await.unwrap();
+            let (pending, _, _) = self.store.queue_shape("acme").await.unwrap();
+            let done = states.len() == ids.len()
+                && states.iter().all(|s| s.state != "pending")
+                && pending == 0;
+            if done {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not settled: {:?}",
+                states
+                    .iter()
+                    .filter(|s| s.state == "pending")
+                    .map(|s| &s.request_id)
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn requests(&self, fields: &str, filter: &str) -> Vec<serde_json::Map<String, Value>> {
+        self.sf
+            .query(&format!("SELECT {fields} FROM Request__c {filter}"))
+            .await
+            .unwrap()
+    }
+
+    fn api_calls(&self) -> u64 {
+        self.emu.emulator.usage.lock().used(Instant::now())
+    }
+
+    async fn hold(&self) {
+        self.store
+            .set_status(
+                "acme",
+                ConnStatus::ReconnectNeeded,
+                Some("held by the test"),
+            )
+            .await
+            .unwrap();
+    }
+
+    async fn release(&self) {
+        self.store
+            .set_status("acme", ConnStatus::Healthy, None)
+            .await
+            .unwrap();
+        self.app().wake("acme");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_field_of_the_contract_reaches_salesforce() {
+    let h = harness(EmulatorConfig::default()).await;
+    let mut body: Value =
+        serde_json::from_str(include_str!("../samples/contract-example.json")).unwrap();
+    let now = chrono::Utc::now();
+    body["request"]["createdAt"] = json!((now + chrono::Duration::seconds(1)).to_rfc3339());
+    body["request"]["updatedAt"] = json!((now + chrono::Duration::seconds(2)).to_rfc3339());
+    let (s, v) = h.post(&body, &[]).await;
+    assert_eq!((s, v["status"].as_str()), (202, Some("queued")), "{v}");
+    h.settle(&["REQ-2041".into()]).await;
+    let rows = h
+        .requests(
+            "RequestId__c, Title__c, Summary__c, Urgency__c, Sentiment__c, AiTags__c, Status__c, Assigned_To__c, Csat__c, Permalink__c, requestCreatedAt__c, requestUpdatedAt__c, requestClosedAt__c, requestClosedBy__c, requestInternalNotificationLink__c, requestWebLink__c, Message_Text__c, Customer_Thread__c, Internal_Thread__c, Requestor__r.Email, Account__r.Name, Product__c, Region__c",
+            "WHERE RequestId__c = 'REQ-2041'",
+        )
+        .await;
+    let r = &rows[0];
+    let s = |k: &str| {
+        r[k].as_str()
+            .unwrap_or_else(|| panic!("{k} is empty: {r:?}"))
+            .to_string()
+    };
+    assert_eq!(s("Title__c"), "Dashboard returns HTTP 500");
+    assert_eq!(s("Status__c"), "In Progress");
+    assert_eq!(s("Urgency__c"), "High");
+    assert_eq!(s("Sentiment__c"), "Negative");
+    assert_eq!(s("AiTags__c"), "bug, dashboard, outage");
+    assert_eq!(s("Assigned_To__c"), "Priya Raman");
+    assert!(s("Csat__c").contains("4 / 5"));
+    assert!(s("Message_Text__c").contains("<a href=\"https://acme.io/dash\">dashboard</a>"));
+    assert!(s("Customer_Thread__c").contains("Still broken"));
+    assert!(s("Internal_Thread__c").contains("Looking into it"));
+    assert_eq!(
+        s("requestWebLink__c"),
+        "https://app.thena.ai/requests/REQ-2041"
+    );
+    assert!(s("requestUpdatedAt__c").ends_with('Z'));
+    assert_eq!(r["requestClosedAt__c"], Value::Null);
+    assert_eq!(r["Requestor__r"]["Email"], "harsh@acme.io");
+    assert_eq!(r["Account__r"]["Name"], "Acme Corp");
+    assert_eq!(
+        s("Product__c"),
+        "Request Management; Marketing Automation",
+        "a new category got its field before the upsert"
+    );
+    assert_eq!(s("Region__c"), "EMEA");
+    let (s2, v) = h.post(&body, &[]).await;
+    assert_eq!(
+        (s2, v["status"].as_str()),
+        (202, Some("duplicate")),
+        "the same body again is a duplicate"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_updates_coalesce_into_one_upsert_and_newest_wins() {
+    let h = harness(EmulatorConfig::default()).await;
+    h.hold().await;
+    for v in 1..=10 {
+        let (s, _) = h.post(&payload("REQ-C", v * 1000, json!({})), &[]).await;
+        assert_eq!(s, 202);
+    }
+    // Out of order: an older update after the newest, and a repeated delivery.
+    let (_, v) = h
+        .post(
+            &payload("REQ-C", 5000, json!({"AI_requestTitle": "stale"})),
+            &[],
+        )
+        .await;
+    assert_eq!(v["status"], "stale");
+    let (_, v) = h
+        .post(
+            &payload("REQ-C", 11_000, json!({})),
+            &[("webhook-id", "msg-1")],
+        )
+        .await;
+    assert_eq!(v["status"], "queued");
+    let (_, v) = h
+        .post(
+            &payload("REQ-C", 12_000, json!({})),
+            &[("webhook-id", "msg-1")],
+        )
+        .await;
+    assert_eq!(
+        v["status"], "duplicate",
+        "webhook-id is the idempotency key"
+    );
+    let upserts_before = h
+        .emu
+        .emulator
+        .stats
+        .lock()
+        .get("composite.upsert")
+        .copied()
+        .unwrap_or(0);
+    h.release().await;
+    h.settle(&["REQ-C".into()]).await;
+    let upserts = h
+        .emu
+        .emulator
+        .stats
+        .lock()
+        .get("composite.upsert")
+        .copied()
+        .unwrap_or(0)
+        - upserts_before;
+    assert_eq!(upserts, 1, "twelve events, one write");
+    let rows = h.requests("Title__c", "WHERE RequestId__c = 'REQ-C'").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["Title__c"], "Title REQ-C v11000");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn null_clears_absent_leaves_alone_and_unchanged_states_cost_nothing() {
+    let h = harness(EmulatorConfig::default()).await;
+    h.post(
+        &payload(
+            "REQ-N",
+            1000,
+            json!({"request": {"closedAt": 1_900_000_000_000i64, "status": "CLOSED"}}),
+        ),
+        &[],
+    )
+    .await;
+    h.settle(&["REQ-N".into()]).await;
+    let r = h
+        .requests(
+            "requestClosedAt__c, Title__c, Status__c",
+            "WHERE RequestId__c = 'REQ-N'",
+        )
+        .await;
+    assert!(r[0]["requestClosedAt__c"].is_string());
+    // Re-opened: closedAt null clears it; no title in the payload leaves it alone.
+    let mut reopened = payload(
+        "REQ-N",
+        2000,
+        json!({"request": {"closedAt": null, "status": "OPEN"}}),
+    );
+    reopened.as_object_mut().unwrap().remove("AI_requestTitle");
+    h.post(&reopened, &[]).await;
+    h.settle(&["REQ-N".into()]).await;
+    let r = h
+        .requests(
+            "requestClosedAt__c, Title__c, Status__c",
+            "WHERE RequestId__c = 'REQ-N'",
+        )
+        .await;
+    assert_eq!(r[0]["requestClosedAt__c"], Value::Null);
+    assert_eq!(r[0]["Status__c"], "Open");
+    assert_eq!(r[0]["Title__c"], "Title REQ-N v1000");
+    // The same state again (new delivery, same content): no upsert.
+    let calls = h.api_calls();
+    let mut same = reopened.clone();
+    same["request"]["updatedAt"] = json!(same["request"]["updatedAt"].as_i64().unwrap() + 1);
+    h.post(&same, &[]).await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    h.settle(&["REQ-N".into()]).await;
+    assert!(
+        h.api_calls() - calls <= 1,
+        "an unchanged record is not sent again ({} calls)",
+        h.api_calls() - calls
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_created_before_the_connection_are_out_of_scope() {
+    let h = harness(EmulatorConfig::default()).await;
+    let mut old = payload("REQ-OLD", 1000, json!({}));
+    old["request"]["createdAt"] = json!("2020-01-01T00:00:00Z");
+    let (s, v) = h.post(&old, &[]).await;
+    assert_eq!((s, v["status"].as_str()), (202, Some("out_of_scope")));
+    assert!(h
+        .requests("Id", "WHERE RequestId__c = 'REQ-OLD'")
+        .await
+        .is_empty());
+    let st = h
+        .store
+        .request_state("acme", "REQ-OLD")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(st.state, "out_of_scope");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_a_thousand_costs_a_few_dozen_calls() {
+    let h = harness(EmulatorConfig::default()).await;
+    h.hold().await;
+    let people = [
+        "harsh@acme.io",
+        "ann@acme.io",
+        "new1@acme.io",
+        "new2@acme.io",
+        "x@gmail.com",
+    ];
+    let ids: Vec<String> = (0..1000).map(|i| format!("B-{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let email = people[i % people.len()];
+        let (s, _) = h.post(&payload(id, 1000, json!({"request": {"requestor": {"name": format!("Person {}", i % 5), "email": email}}})), &[]).await;
+        assert_eq!(s, 202);
+    }
+    let before = h.api_calls();
+    h.release().await;
+    h.settle(&ids).await;
+    let calls = h.api_calls() - before;
+    assert!(calls <= 40, "1000 requests cost {calls} API calls");
+    let synced = h.store.counts("acme").await.unwrap();
+    assert_eq!(synced.synced, 1000, "{synced:?}");
+    let contacts =
+        h.sf.count("SELECT COUNT() FROM Contact WHERE Email IN ('new1@acme.io', 'new2@acme.io')")
+            .await
+            .unwrap();
+    assert_eq!(
+        contacts, 2,
+        "one Contact per new person at the company domain"
+    );
+    // The gmail requestor matched the workspace: a Contact of that name, without email.
+    assert_eq!(
+        h.sf.count("SELECT COUNT() FROM Contact WHERE Name = 'Person 4'")
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_resolution_path_end_to_end() {
+    let h = harness(EmulatorConfig::default()).await;
+    let cases = [
+        (
+            "P-KNOWN",
+            json!({"id": "U1", "name": "Harsh Vardhan", "email": "HARSH@acme.io"}),
+            "Acme Corp",
+        ),
+        (
+            "P-DOMAIN",
+            json!({"id": "U2", "name": "New Person", "email": "new.person@acme.io"}),
+            "Nobody Inc",
+        ),
+        (
+            "P-WORKSPACE",
+            json!({"id": "U3", "name": "Gina Gmail", "email": "gina@gmail.com"}),
+            " globex corporation ",
+        ),
+        (
+            "P-NOTHING",
+            json!({"id": "U4", "name": "Lost", "email": "lost@nowhere.example"}),
+            "Nowhere",
+        ),
+    ];
+    for (id, requestor, team) in &cases {
+        h.post(
+            &payload(
+                id,
+                1000,
+                json!({"request": {"requestor": requestor, "customer": {"teamName": team}}}),
+            ),
+            &[],
+        )
+        .await;
+    }
+    let ids: Vec<String> = cases.iter().map(|c| c.0.to_string()).collect();
+    h.settle(&ids).await;
+    let rows = h
+        .requests(
+            "RequestId__c, Requestor__r.Email, Requestor__r.Name, Account__r.Name",
+            "ORDER BY RequestId__c",
+        )
+        .await;
+    let by: std::collections::HashMap<String, &serde_json::Map<String, Value>> = rows
+        .iter()
+        .map(|r| (r["RequestId__c"].as_str().unwrap().to_string(), r))
+        .collect();
+    assert_eq!(by["P-KNOWN"]["Requestor__r"]["Email"], "harsh@acme.io");
+    assert_eq!(by["P-DOMAIN"]["Account__r"]["Name"], "Acme Corp");
+    assert_eq!(by["P-DOMAIN"]["Requestor__r"]["Name"], "New Person");
+    assert_eq!(
+        by["P-WORKSPACE"]["Account__r"]["Name"],
+        "Globex Corporation"
+    );
+    assert_eq!(
+        by["P-WORKSPACE"]["Requestor__r"]["Email"],
+        Value::Null,
+        "a workspace Contact has no email"
+    );
+    assert!(!by.contains_key("P-NOTHING"));
+    let st = h
+        .store
+        .request_state("acme", "P-NOTHING")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(st.state, "skipped");
+    assert_eq!(st.reason.as_deref(), Some("no Contact for lost@nowhere.example, no Account with Contacts at nowhere.example, no Account named 'Nowhere'"));
+    // The Account appears; a retry on demand links it.
+    h.sf.create("Account", &json!({"Name": "Nowhere"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        h.store
+            .retry_skipped("acme", Some("P-NOTHING"))
+            .await
+            .unwrap(),
+        1
+    );
+    h.app().wake("acme");
+    h.settle(&["P-NOTHING".into()]).await;
+    let rows = h
+        .requests("Account__r.Name", "WHERE RequestId__c = 'P-NOTHING'")
+        .await;
+    assert_eq!(rows[0]["Account__r"]["Name"], "Nowhere");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retryable_faults_at_twenty_percent_and_token_expiry_converge_with_nothing_lost() {
+    let h = harness(EmulatorConfig::default()).await;
+    h.emu
+        .emulator
+        .faults
+        .lock()
+        .set(FaultSpec::parse("503=0.1,500=0.05,lock=0.05,expire=25,seed=3").unwrap());
+    let ids: Vec<String> = (0..300).map(|i| format!("F-{i}")).collect();
+    for id in &ids {
+        let (s, _) = h.post(&payload(id, 1000, json!({})), &[]).await;
+        assert_eq!(s, 202);
+    }
+    for id in ids.iter().take(100) {
+        h.post(&payload(id, 2000, json!({})), &[]).await;
+    }
+    h.settle(&ids).await;
+    h.emu.emulator.faults.lock().set(FaultSpec::default());
+    assert_eq!(h.store.counts("acme").await.unwrap().synced, 300);
+    assert_eq!(
+        h.sf.count("SELECT COUNT() FROM Request__c").await.unwrap(),
+        300,
+        "exactly once each"
+    );
+    assert_eq!(
+        h.sf.count("SELECT COUNT() FROM Request__c WHERE Title__c LIKE '%v2000'")
+            .await
+            .unwrap(),
+        100,
+        "the latest state won"
+    );
+    let injected = h.emu.emulator.faults.lock().injected.clone();
+    assert!(
+        injected.get("503").copied().unwrap_or(0) > 0
+            && injected.get("expire").copied().unwrap_or(0) > 0,
+        "{injected:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_error_dead_letters_that_record_only() {
+    let h = harness(EmulatorConfig::default()).await;
+    // Someone makes Status__c a restricted picklist without "In Progress".
+    let restricted = salesforce::metadata::custom_field(
+        "Request__c",
+        "Status__c",
+        "Status",
+        &salesforce::metadata::FieldKind::Picklist {
+            values: vec!["Open".into()],
+            restricted: true,
+        },
+        false,
+        false,
+    );
+    h.sf.metadata_save(salesforce::metadata::Save::Upsert, &[restricted])
+        .await
+        .unwrap();
+    h.post(&payload("D-OK", 1000, json!({})), &[]).await;
+    h.post(
+        &payload("D-BAD", 1000, json!({"request": {"status": "IN_PROGRESS"}})),
+        &[],
+    )
+    .await;
+    h.settle(&["D-OK".into(), "D-BAD".into()]).await;
+    assert_eq!(
+        h.requests("Id", "WHERE RequestId__c = 'D-OK'").await.len(),
+        1
+    );
+    let dead = h.store.dead_letters("acme", 10, 0).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].request_id, "D-BAD");
+    assert_eq!(dead[0].code, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST");
+    assert!(dead[0].message.contains("In Progress"));
+    // Fixed in Salesforce, retried from the dead letters: it syncs.
+    let open = salesforce::metadata::custom_field(
+        "Request__c",
+        "Status__c",
+        "Status",
+        &salesforce::metadata::FieldKind::Picklist {
+            values: vec!["Open".into(), "In Progress".into()],
+            restricted: false,
+        },
+        false,
+        false,
+    );
+    h.sf.metadata_save(salesforce::metadata::Save::Upsert, &[open])
+        .await
+        .unwrap();
+    assert_eq!(
+        h.store.retry_dead("acme", Some(dead[0].id)).await.unwrap(),
+        1
+    );
+    h.app().wake("acme");
+    h.settle(&["D-BAD".into()]).await;
+    assert_eq!(
+        h.requests("Status__c", "WHERE RequestId__c = 'D-BAD'")
+            .await[0]["Status__c"],
+        "In Progress"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_over_budget_pauses_and_resumes() {
+    let h = harness(EmulatorConfig {
+        daily_api_limit: 1000,
+        ..Default::default()
+    })
+    .await;
+    h.emu.emulator.usage.lock().set_used(950, Instant::now());
+    h.post(&payload("BUD-1", 1000, json!({})), &[]).await;
+    h.settle(&["BUD-1".into()]).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while h.store.connection("acme").await.unwrap().status != ConnStatus::Paused {
+        assert!(Instant::now() < deadline, "never paused");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    h.post(&payload("BUD-2", 1000, json!({})), &[]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        h.store
+            .request_state("acme", "BUD-2")
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        "pending",
+        "paused: waits"
+    );
+    h.emu.emulator.usage.lock().set_used(0, Instant::now());
+    h.settle(&["BUD-2".into()]).await;
+    assert_eq!(
+        h.store.connection("acme").await.unwrap().status,
+        ConnStatus::Healthy
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mid_stream_loses_nothing() {
+    let mut h = harness(EmulatorConfig {
+        latency: Duration::from_millis(5),
+        ..Default::default()
+    })
+    .await;
+    let ids: Vec<String> = (0..400).map(|i| format!("RS-{i}")).collect();
+    for id in ids.iter().take(200) {
+        h.post(&payload(id, 1000, json!({})), &[]).await;
+    }
+    h.app.take().unwrap().shutdown().await;
+    let app = App::start(h.config.clone(), h.store.clone(), settings())
+        .await
+        .unwrap();
+    h.app = Some(app);
+    for id in ids.iter().skip(200) {
+        let (s, _) = h.post(&payload(id, 1000, json!({})), &[]).await;
+        assert_eq!(s, 202);
+    }
+    h.settle(&ids).await;
+    assert_eq!(
+        h.sf.count("SELECT COUNT() FROM Request__c").await.unwrap(),
+        400
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_clear_errors_and_store_nothing() {
+    let h = harness(EmulatorConfig::default()).await;
+    let url = format!("{}/webhooks/thena/acme", h.app().url());
+    let ok = payload("X-1", 1000, json!({}));
+    let r = h.http.post(&url).json(&ok).send().await.unwrap();
+    assert_eq!(r.status(), 401, "no token");
+    let r = h
+        .http
+        .post(&url)
+        .header("Authorization", "Bearer wrong")
+        .json(&ok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = h
+        .http
+        .post(&url)
+        .header("Authorization", format!("Bearer {TOKEN}"))
+        .json(&ok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "Bearer form accepted");
+    let r = h
+        .http
+        .post(format!("{}/webhooks/thena/nope", h.app().url()))
+        .header("Authorization", TOKEN)
+        .json(&ok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = h
+        .http
+        .post(&url)
+        .header("Authorization", TOKEN)
+        .body(r#"{"action":"UPDATE","request":{"requestId":"X","createdAt":"nope","updatedAt":1}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["path"], "request.createdAt");
+    let huge = vec![b'a'; 1024 * 1024 + 1];
+    let r = h
+        .http
+        .post(&url)
+        .header("Authorization", TOKEN)
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let states = h
+        .store
+        .request_states("acme", &["X".to_string()])
+        .await
+        .unwrap();
+    assert!(states.is_empty(), "nothing stored for rejected events");
+    let m = h
+        .http
+        .get(format!("{}/metrics", h.app().url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("thena_sf_events_received_total{connection=\"acme\",result=\"unauthorized\"} 2"),
+        "{m}"
+    );
+    assert!(!m.contains(TOKEN));
+    assert_eq!(
+        h.http
+            .get(format!("{}/readyz", h.app().url()))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
