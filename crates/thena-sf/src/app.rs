@@ -30,7 +30,16 @@ pub struct App {
 fn auth_of(c: &Connection) -> ConnAuth {
     ConnAuth {
         token_hash: c.webhook_token_hash.clone(),
-        signing_secrets: c.signing_secret.clone().into_iter().collect(),
+        signing_secrets: c
+            .signing_secret
+            .as_ref()
+            .map(|s| {
+                s.expose()
+                    .split_whitespace()
+                    .map(salesforce::Secret::new)
+                    .collect()
+            })
+            .unwrap_or_default(),
         connected_at_ms: c.connected_at.timestamp_millis(),
     }
 }
@@ -94,6 +103,7 @@ impl App {
             self.state.metrics.clone(),
             self.settings.clone(),
             self.shutdown.subscribe(),
+            self.state.config.clone(),
         );
         self.state.workers.write().insert(c.name.clone(), handle);
         self.workers.lock().push(tokio::spawn(worker.run()));

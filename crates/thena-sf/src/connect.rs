@@ -32,6 +32,8 @@ pub struct ConnectRequest {
     pub credentials: Credentials,
     /// Use this webhook token instead of generating one.
     pub webhook_token: Option<String>,
+    /// Standard Webhooks signing secrets (`whsec_...`); several for rotation. Empty: none.
+    pub signing_secrets: Vec<String>,
 }
 
 /// What a successful connect hands back: what to paste into Thena.
@@ -39,7 +41,10 @@ pub struct ConnectRequest {
 pub struct Connected {
     pub name: String,
     pub webhook_url: String,
-    pub webhook_token: Secret,
+    /// The new webhook token; `None` on a reconnect that kept the old one.
+    pub webhook_token: Option<Secret>,
+    /// Whether this replaced the credentials of an existing connection.
+    pub reconnected: bool,
     pub instance_url: String,
     pub connected_at: DateTime<Utc>,
     pub provision: Report,
@@ -150,16 +155,40 @@ pub async fn connect(
         Credentials::Tokens(t) => t,
     };
     let user = user_id(&tokens)?;
-    let webhook_token = req.webhook_token.unwrap_or_else(crypto::new_token);
-    let connected_at = Utc::now();
+    // Connecting an existing name is a reconnect: the forward-looking cut-off,
+    // the webhook token (unless a new one is given) and the signing secrets stay.
+    let existing = match store.connection(&req.name).await {
+        Ok(c) => Some(c),
+        Err(crate::store::StoreError::NoConnection(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let new_token = match (&req.webhook_token, &existing) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(_)) => None,
+        (None, None) => Some(crypto::new_token()),
+    };
+    let webhook_token_hash = match (&new_token, &existing) {
+        (Some(t), _) => crypto::token_hash(t),
+        (None, Some(e)) => e.webhook_token_hash.clone(),
+        (None, None) => unreachable!("a new connection always gets a token"),
+    };
+    let signing_secret = if req.signing_secrets.is_empty() {
+        existing.as_ref().and_then(|e| e.signing_secret.clone())
+    } else {
+        Some(Secret::new(req.signing_secrets.join(" ")))
+    };
+    let connected_at = existing
+        .as_ref()
+        .map(|e| e.connected_at)
+        .unwrap_or_else(Utc::now);
     let conn = Connection {
         name: req.name.clone(),
         login_url,
         client_id: req.client_id,
         client_secret: req.client_secret,
         tokens,
-        webhook_token_hash: crypto::token_hash(&webhook_token),
-        signing_secret: None,
+        webhook_token_hash,
+        signing_secret,
         password_login,
         connected_at,
         status: ConnStatus::Healthy,
@@ -173,7 +202,8 @@ pub async fn connect(
     store.mark_provisioned(&conn.name).await?;
     Ok(Connected {
         webhook_url: config.webhook_url(&conn.name),
-        webhook_token: Secret::new(webhook_token),
+        webhook_token: new_token.map(Secret::new),
+        reconnected: existing.is_some(),
         instance_url: conn.tokens.instance_url.clone(),
         connected_at,
         provision: report,
@@ -200,6 +230,7 @@ pub async fn connect_declared(store: &Store, config: &Config) -> Result<Vec<Conn
                 d.refresh_token().map_err(cfg_err)?,
             )),
             webhook_token: d.webhook_token().map_err(cfg_err)?,
+            signing_secrets: Vec::new(),
         };
         done.push(connect(store, config, req).await?);
     }

@@ -13,6 +13,7 @@ pub mod app;
 pub mod config;
 pub mod connect;
 pub mod crypto;
+pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod metrics;

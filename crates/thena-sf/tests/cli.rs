@@ -322,3 +322,120 @@ fn bad_input_is_refused_with_a_reason() {
         text(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_syncs_and_stops_cleanly_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let emu = sf_emulator::start("127.0.0.1:0", EmulatorConfig::default())
+        .await
+        .unwrap();
+    let base = emu.base_url.clone();
+    let d = dir("serve");
+    let data = d.0.clone();
+    let out = tokio::task::spawn_blocking({
+        let (data, base) = (data.clone(), base.clone());
+        move || {
+            thena(
+                &data,
+                &[
+                    "connect",
+                    "acme",
+                    "--login-url",
+                    &base,
+                    "--client-id",
+                    "local-client",
+                    "--client-secret",
+                    "local-secret",
+                    "--username",
+                    "admin@example.com",
+                    "--password",
+                    "emulator",
+                    "--webhook-token",
+                    "tok",
+                    "--json",
+                ],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_thena-sf"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("thena-sf listening on http://127.0.0.1:"),
+        "{line}"
+    );
+    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+    let now = chrono::Utc::now().timestamp_millis();
+    let body = serde_json::json!({"action": "CREATE", "request": {"requestId": "SRV-1", "createdAt": now + 10, "updatedAt": now + 20,
+        "requestor": {"name": "Someone New", "email": "someone@gmail.com"}, "customer": {"teamName": "Nobody"}}});
+    let r = reqwest::Client::new()
+        .post(format!("{url}/webhooks/thena/acme"))
+        .header("Authorization", "tok")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(
+        reqwest::get(format!("{url}/healthz"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // It is skipped (public mail, no workspace match): `status` and `skipped list` say so.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let out = tokio::task::spawn_blocking({
+            let data = data.clone();
+            move || thena(&data, &["skipped", "list", "acme"])
+        })
+        .await
+        .unwrap();
+        if text(&out).contains("SRV-1") {
+            assert!(
+                text(&out).contains("gmail.com is a public mail domain"),
+                "{}",
+                text(&out)
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never skipped: {}",
+            text(&out)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let out = tokio::task::spawn_blocking({
+        let data = data.clone();
+        move || thena(&data, &["status", "acme"])
+    })
+    .await
+    .unwrap();
+    assert!(text(&out).contains("0 synced, 1 skipped"), "{}", text(&out));
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "clean exit: {status}");
+    emu.shutdown().await.unwrap();
+}

@@ -78,6 +78,7 @@ async fn harness(mut emu_config: EmulatorConfig) -> Harness {
             password: Secret::new("emulator"),
         },
         webhook_token: Some(TOKEN.into()),
+        signing_secrets: Vec::new(),
     };
     connect::connect(&store, &config, req).await.unwrap();
     let conn = store.connection("acme").await.unwrap();
@@ -515,7 +516,7 @@ async fn retryable_faults_at_twenty_percent_and_token_expiry_converge_with_nothi
         .emulator
         .faults
         .lock()
-        .set(FaultSpec::parse("503=0.1,500=0.05,lock=0.05,expire=25,seed=3").unwrap());
+        .set(FaultSpec::parse("503=0.1,500=0.05,lock=0.05,expire=4,seed=3").unwrap());
     let ids: Vec<String> = (0..300).map(|i| format!("F-{i}")).collect();
     for id in &ids {
         let (s, _) = h.post(&payload(id, 1000, json!({})), &[]).await;
@@ -755,4 +756,192 @@ async fn bad_requests_get_clear_errors_and_store_nothing() {
             .status(),
         200
     );
+}
+
+fn sign(secret_b64: &str, id: &str, ts: i64, body: &[u8]) -> String {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret_b64)
+        .unwrap();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{ts}.").as_bytes());
+    mac.update(body);
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_webhooks_with_rotation_and_a_replay_window() {
+    let h = harness(EmulatorConfig::default()).await;
+    let (old, new) = (
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0IQ==",
+    );
+    let mut conn = h.store.connection("acme").await.unwrap();
+    conn.signing_secret = Some(Secret::new(format!("whsec_{old} whsec_{new}")));
+    h.store.put_connection(&conn).await.unwrap();
+    h.app().add_connection(&conn);
+    let body = serde_json::to_vec(&payload("SIG-1", 1000, json!({}))).unwrap();
+    let url = format!("{}/webhooks/thena/acme", h.app().url());
+    let now = chrono::Utc::now().timestamp();
+    let send = |id: &'static str, ts: i64, sig: String| {
+        h.http
+            .post(&url)
+            .header("Authorization", TOKEN)
+            .header("webhook-id", id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", sig)
+            .body(body.clone())
+            .send()
+    };
+    assert_eq!(
+        send("m1", now, sign(old, "m1", now, &body))
+            .await
+            .unwrap()
+            .status(),
+        202,
+        "the old secret still works"
+    );
+    assert_eq!(
+        send(
+            "m2",
+            now,
+            format!("v1,bm9wZQ== {}", sign(new, "m2", now, &body))
+        )
+        .await
+        .unwrap()
+        .status(),
+        202,
+        "any of several signatures"
+    );
+    assert_eq!(
+        send("m3", now, sign(new, "other-id", now, &body))
+            .await
+            .unwrap()
+            .status(),
+        401,
+        "signature over another id"
+    );
+    assert_eq!(
+        send("m4", now - 600, sign(new, "m4", now - 600, &body))
+            .await
+            .unwrap()
+            .status(),
+        401,
+        "a replay outside the window"
+    );
+    let r = h
+        .http
+        .post(&url)
+        .header("Authorization", TOKEN)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "unsigned");
+    let v: Value = r.json().await.unwrap();
+    assert!(v["message"]
+        .as_str()
+        .unwrap()
+        .contains("requires signed webhooks"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_login_waits_for_a_reconnect_and_loses_nothing() {
+    let mut h = harness(EmulatorConfig::default()).await;
+    // The org's admin changes the password: the stored login is refused on the next expiry.
+    h.emu.emulator.auth.lock().credentials[0].password = "rotated".into();
+    h.emu.emulator.auth.lock().expire_all();
+    h.post(&payload("RC-1", 1000, json!({})), &[]).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while h.store.connection("acme").await.unwrap().status != ConnStatus::ReconnectNeeded {
+        assert!(Instant::now() < deadline, "never asked for a reconnect");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        h.store
+            .request_state("acme", "RC-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        "pending",
+        "nothing dropped"
+    );
+    let connected_at = h.store.connection("acme").await.unwrap().connected_at;
+    let again = connect::connect(
+        &h.store,
+        &h.config,
+        ConnectRequest {
+            name: "acme".into(),
+            login_url: h.emu.base_url.clone(),
+            client_id: "local-client".into(),
+            client_secret: Some(Secret::new("local-secret")),
+            credentials: Credentials::Password {
+                username: "admin@example.com".into(),
+                password: Secret::new("rotated"),
+            },
+            webhook_token: None,
+            signing_secrets: Vec::new(),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        again.reconnected && again.webhook_token.is_none(),
+        "a reconnect keeps the webhook token"
+    );
+    let conn = h.store.connection("acme").await.unwrap();
+    assert_eq!(
+        conn.connected_at, connected_at,
+        "and the forward-looking cut-off"
+    );
+    h.app().add_connection(&conn);
+    h.sf = connect::client_for(&h.store, &conn, &h.config);
+    h.settle(&["RC-1".into()]).await;
+    assert_eq!(
+        h.requests("Id", "WHERE RequestId__c = 'RC-1'").await.len(),
+        1
+    );
+    let (s, _) = h.post(&payload("RC-2", 1000, json!({})), &[]).await;
+    assert_eq!(s, 202, "the old webhook token still works");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_settles_every_sample() {
+    let dir = std::env::temp_dir().join(format!("thena-sf-demo-test-{}", rand::random::<u64>()));
+    let store = Store::open(&dir, SecretBox::from_key(&[1u8; 32]))
+        .await
+        .unwrap();
+    let config = Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.clone(),
+        ..Config::default()
+    };
+    let d = thena_sf::demo::run(config, store).await.unwrap();
+    let by: std::collections::HashMap<&str, &thena_sf::demo::Row> =
+        d.rows.iter().map(|r| (r.request_id.as_str(), r)).collect();
+    assert_eq!(by["REQ-1001"].outcome, "synced");
+    assert_eq!(by["REQ-1001"].contact, "Harsh Vardhan <harsh@acme.io>");
+    assert_eq!(by["REQ-1002"].account, "Acme Corp");
+    assert_eq!(by["REQ-1003"].account, "Globex Corporation");
+    assert!(by["REQ-1004"]
+        .outcome
+        .starts_with("skipped: no Contact for zed@nowhere.example"));
+    assert!(by["REQ-1005"]
+        .outcome
+        .contains("outlook.com is a public mail domain"));
+    assert!(by["REQ-0999"].outcome.starts_with("out_of_scope"));
+    assert!(
+        d.deliveries.iter().any(|(_, a)| a == "202 duplicate")
+            && d.deliveries.iter().any(|(_, a)| a == "202 stale")
+    );
+    let table = thena_sf::demo::render(&d.rows);
+    assert!(table.contains("Why:") && table.contains("REQ-1004"));
+    d.app.shutdown().await;
+    d.emulator.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
 }

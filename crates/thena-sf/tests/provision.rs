@@ -70,6 +70,7 @@ async fn connect_password(e: &Env) -> Connected {
                 password: Secret::new("emulator"),
             },
             webhook_token: None,
+            signing_secrets: Vec::new(),
         },
     )
     .await
@@ -340,6 +341,7 @@ async fn token_expiry_mid_provision_is_refreshed_transparently() {
             client_secret: Some(Secret::new("local-secret")),
             credentials: Credentials::Tokens(tokens),
             webhook_token: Some("tok".into()),
+            signing_secrets: Vec::new(),
         },
     )
     .await
@@ -381,7 +383,7 @@ async fn secrets_are_sealed_in_the_store_file() {
     for secret in [
         conn.tokens.access_token.expose(),
         "local-secret",
-        c.webhook_token.expose(),
+        c.webhook_token.as_ref().unwrap().expose(),
     ] {
         let needle = secret.as_bytes();
         assert!(

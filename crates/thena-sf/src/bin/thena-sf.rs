@@ -1,4 +1,4 @@
-//! `thena-sf`: the connector's command line.
+//! `thena-sf`: the connector's command line, a thin layer over the library.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +51,13 @@ enum Command {
         /// Use this webhook token instead of generating one.
         #[arg(long, env = "THENA_SF_WEBHOOK_TOKEN", hide_env_values = true)]
         webhook_token: Option<String>,
+        /// Require Standard Webhooks signatures with this secret (`whsec_...`); repeat for rotation.
+        #[arg(
+            long = "signing-secret",
+            env = "THENA_SF_SIGNING_SECRET",
+            hide_env_values = true
+        )]
+        signing_secrets: Vec<String>,
         /// Print the result as one JSON object.
         #[arg(long)]
         json: bool,
@@ -63,6 +70,67 @@ enum Command {
         /// Repair what can be repaired, then check again.
         #[arg(long)]
         fix: bool,
+    },
+    /// Serve webhooks and sync every connection.
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080; port 0 picks one).
+        #[arg(long, env = "THENA_SF_LISTEN")]
+        listen: Option<String>,
+    },
+    /// Run the whole product on the built-in emulator with sample requests.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Stop after printing the table.
+        #[arg(long)]
+        exit: bool,
+    },
+    /// Show each connection's state, queue and counts.
+    Status { name: Option<String> },
+    /// Dead letters: records Salesforce refused for good.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+    },
+    /// Requests skipped for want of a Contact or Account.
+    Skipped {
+        #[command(subcommand)]
+        action: SkippedAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqAction {
+    List {
+        name: String,
+    },
+    /// Put one dead letter (by id) or all back in the queue.
+    Retry {
+        name: String,
+        id: Option<i64>,
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
+    /// Drop one dead letter (by id) or all.
+    Discard {
+        name: String,
+        id: Option<i64>,
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SkippedAction {
+    List {
+        name: String,
+    },
+    /// Try one skipped request (by request id) or all again.
+    Retry {
+        name: String,
+        request_id: Option<String>,
+        #[arg(long, conflicts_with = "request_id")]
+        all: bool,
     },
 }
 
@@ -102,7 +170,77 @@ async fn main() -> ExitCode {
     }
 }
 
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Prints a line; a closed standard output must not stop a server.
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|_| out.flush());
+}
+
+fn one_or_all<T>(one: Option<T>, all: bool, what: &str) -> anyhow::Result<Option<T>> {
+    match (one, all) {
+        (Some(x), false) => Ok(Some(x)),
+        (None, true) => Ok(None),
+        _ => anyhow::bail!("name one {what} or pass --all"),
+    }
+}
+
+async fn demo(cli: &Cli, listen: String, exit: bool) -> anyhow::Result<ExitCode> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    config.listen = listen;
+    let fresh = cli.data_dir.is_none();
+    config.data_dir = match &cli.data_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("thena-sf-demo-{}", std::process::id())),
+    };
+    let store = Store::open(&config.data_dir, SecretBox::load(&config.data_dir)?).await?;
+    let d = thena_sf::demo::run(config.clone(), store)
+        .await
+        .context("running the demo")?;
+    say("Sample deliveries:");
+    for (what, answer) in &d.deliveries {
+        say(&format!("  {what:<72} -> {answer}"));
+    }
+    say("");
+    say(&thena_sf::demo::render(&d.rows));
+    if !exit {
+        say(&format!("thena-sf listening on {}", d.app.url()));
+        say(&format!(
+            "  webhook URL:   {}/webhooks/thena/{}",
+            d.app.url(),
+            thena_sf::demo::CONNECTION
+        ));
+        say(&format!("  Authorization: {}", d.webhook_token.expose()));
+        say(&format!("  metrics:       {}/metrics", d.app.url()));
+        say(&format!(
+            "  emulator:      {} (admin@example.com / emulator)",
+            d.emulator.base_url
+        ));
+        say("Ctrl-C to stop.");
+        shutdown_signal().await;
+    }
+    d.app.shutdown().await;
+    let _ = d.emulator.shutdown().await;
+    if fresh {
+        let _ = std::fs::remove_dir_all(&config.data_dir);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Demo { listen, exit } = &cli.command {
+        return demo(&cli, listen.clone(), *exit).await;
+    }
     let app = open(&cli).await?;
     match cli.command {
         Command::Connect {
@@ -114,6 +252,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             password,
             refresh_token,
             webhook_token,
+            signing_secrets,
             json,
         } => {
             let credentials = match (username, password, refresh_token) {
@@ -131,6 +270,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 client_secret: client_secret.map(Secret::new),
                 credentials,
                 webhook_token,
+                signing_secrets,
             };
             let c = connect::connect(&app.store, &app.config, req)
                 .await
@@ -141,25 +281,38 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     serde_json::json!({
                         "name": c.name,
                         "webhook_url": c.webhook_url,
-                        "webhook_token": c.webhook_token.expose(),
+                        "webhook_token": c.webhook_token.as_ref().map(|t| t.expose()),
+                        "reconnected": c.reconnected,
                         "instance_url": c.instance_url,
                         "connected_at": thena_sf::store::ts(c.connected_at),
                         "provisioned": c.provision.changes,
                     })
                 );
             } else {
-                println!("Connected {} ({}).", c.name, c.instance_url);
+                println!(
+                    "{} {} ({}).",
+                    if c.reconnected {
+                        "Reconnected"
+                    } else {
+                        "Connected"
+                    },
+                    c.name,
+                    c.instance_url
+                );
                 print!("{}", c.provision);
                 println!(
                     "Requests created from {} on are synced.",
                     thena_sf::store::ts(c.connected_at)
                 );
                 println!();
-                println!(
-                    "Paste these into Thena's webhook settings (the token is shown only now):"
-                );
-                println!("  Webhook URL:   {}", c.webhook_url);
-                println!("  Authorization: {}", c.webhook_token.expose());
+                match &c.webhook_token {
+                    Some(t) => {
+                        println!("Paste these into Thena's webhook settings (the token is shown only now):");
+                        println!("  Webhook URL:   {}", c.webhook_url);
+                        println!("  Authorization: {}", t.expose());
+                    }
+                    None => println!("The webhook URL and token are unchanged: {}", c.webhook_url),
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -209,6 +362,130 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Serve { listen } => {
+            let mut config = app.config.clone();
+            if let Some(l) = listen {
+                config.listen = l;
+            }
+            let settings = thena_sf::sync::Settings {
+                budget_share: app.config.api_budget_share,
+                ..Default::default()
+            };
+            let running = thena_sf::app::App::start(config, app.store.clone(), settings).await?;
+            say(&format!("thena-sf listening on {}", running.url()));
+            shutdown_signal().await;
+            eprintln!("thena-sf: shutting down (finishing the batches in flight)");
+            running.shutdown().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { .. } => unreachable!("handled above"),
+        Command::Status { name } => {
+            let conns = app.store.connections().await?;
+            let mut shown = 0;
+            for c in conns
+                .iter()
+                .filter(|c| name.as_deref().is_none_or(|n| n == c.name))
+            {
+                shown += 1;
+                let counts = app.store.counts(&c.name).await?;
+                let (queued, _, _) = app.store.queue_shape(&c.name).await?;
+                let dead = app.store.dead_letters(&c.name, 1_000_000, 0).await?.len();
+                println!("{} ({})", c.name, c.tokens.instance_url);
+                println!(
+                    "  state:        {}{}",
+                    c.status.as_str(),
+                    c.status_reason
+                        .as_deref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                );
+                println!(
+                    "  connected:    {} (requests created before are not synced)",
+                    thena_sf::store::ts(c.connected_at)
+                );
+                println!("  queue:        {queued} waiting");
+                println!(
+                    "  requests:     {} synced, {} skipped, {} failed, {} pending, {} out of scope",
+                    counts.synced,
+                    counts.skipped,
+                    counts.failed,
+                    counts.pending,
+                    counts.out_of_scope
+                );
+                println!("  dead letters: {dead}");
+            }
+            if shown == 0 {
+                anyhow::bail!(
+                    "no connection{}",
+                    name.map(|n| format!(" named '{n}'")).unwrap_or_default()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dlq { action } => match action {
+            DlqAction::List { name } => {
+                app.store.connection(&name).await?;
+                let dead = app.store.dead_letters(&name, 1000, 0).await?;
+                for d in &dead {
+                    let fields = if d.fields.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (fields: {})", d.fields)
+                    };
+                    println!(
+                        "{:>6}  {}  {}  {}: {}{fields}",
+                        d.id, d.failed_at, d.request_id, d.code, d.message
+                    );
+                }
+                println!("{} dead letters", dead.len());
+                Ok(ExitCode::SUCCESS)
+            }
+            DlqAction::Retry { name, id, all } => {
+                let id = one_or_all(id, all, "dead letter id")?;
+                let n = app.store.retry_dead(&name, id).await?;
+                println!(
+                    "{n} dead letters put back in the queue (a running `serve` picks them up)"
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            DlqAction::Discard { name, id, all } => {
+                let id = one_or_all(id, all, "dead letter id")?;
+                let n = app.store.discard_dead(&name, id).await?;
+                println!("{n} dead letters discarded");
+                Ok(ExitCode::SUCCESS)
+            }
+        },
+        Command::Skipped { action } => {
+            match action {
+                SkippedAction::List { name } => {
+                    app.store.connection(&name).await?;
+                    let rows = app
+                        .store
+                        .requests_in_state(&name, "skipped", 1000, 0)
+                        .await?;
+                    for r in &rows {
+                        println!(
+                            "{}  {}  {}",
+                            r.updated_at,
+                            r.request_id,
+                            r.reason.as_deref().unwrap_or("")
+                        );
+                    }
+                    println!("{} skipped", rows.len());
+                    Ok(ExitCode::SUCCESS)
+                }
+                SkippedAction::Retry {
+                    name,
+                    request_id,
+                    all,
+                } => {
+                    let id = one_or_all(request_id, all, "request id")?;
+                    let n = app.store.retry_skipped(&name, id.as_deref()).await?;
+                    println!("{n} skipped requests put back in the queue (a running `serve` picks them up)");
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
         }
     }
 }

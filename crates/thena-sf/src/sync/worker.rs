@@ -68,6 +68,9 @@ pub struct Worker {
     settings: Settings,
     cache: Cache,
     shutdown: watch::Receiver<bool>,
+    config: crate::config::Config,
+    /// API calls of clients replaced after a reconnect.
+    calls_before: u64,
 }
 
 fn hash(v: &Value) -> String {
@@ -104,6 +107,7 @@ fn stale_link(fields: &[String], code: &str) -> bool {
 }
 
 impl Worker {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         name: String,
         store: Store,
@@ -112,6 +116,7 @@ impl Worker {
         metrics: Arc<Metrics>,
         settings: Settings,
         shutdown: watch::Receiver<bool>,
+        config: crate::config::Config,
     ) -> (Worker, WorkerHandle) {
         let notify = Arc::new(Notify::new());
         let handle = WorkerHandle {
@@ -128,6 +133,8 @@ impl Worker {
             settings,
             cache: Cache::new(50_000, Duration::from_secs(3600)),
             shutdown,
+            config,
+            calls_before: 0,
         };
         (w, handle)
     }
@@ -160,7 +167,20 @@ impl Worker {
                 break;
             }
             let status = match self.store.connection(&self.name).await {
-                Ok(c) => c.status,
+                Ok(c) => {
+                    // Reconnected (new credentials): use them.
+                    let current = self.client.tokens();
+                    if c.tokens.issued_at_ms > current.issued_at_ms
+                        && c.tokens.access_token != current.access_token
+                    {
+                        self.calls_before += self.client.calls();
+                        self.client = crate::connect::client_for(&self.store, &c, &self.config);
+                        if let Ok(u) = crate::connect::user_id(&c.tokens) {
+                            self.user_id = u;
+                        }
+                    }
+                    c.status
+                }
                 Err(e) => {
                     warn!(connection = %self.name, error = %e, "cannot read the connection");
                     if !self.wait(Duration::from_secs(1)).await {
@@ -227,7 +247,8 @@ impl Worker {
             if let Err(e) = self.process(&batch).await {
                 self.on_call_error(&batch, e).await;
             }
-            self.metrics.set_api_calls(&self.name, self.client.calls());
+            self.metrics
+                .set_api_calls(&self.name, self.calls_before + self.client.calls());
             self.check_budget().await;
         }
         info!(connection = %self.name, "worker stopped");

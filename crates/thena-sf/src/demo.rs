@@ -1,0 +1,406 @@
+//! `thena-sf demo`: the whole product on its embedded defaults. Starts the
+//! emulator in-process (seeded), connects and provisions it, serves, feeds
+//! sample Thena webhooks that exercise every resolution path, waits until they
+//! settle and prints what happened to each.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use salesforce::Secret;
+use serde_json::{json, Value};
+
+use crate::app::App;
+use crate::config::Config;
+use crate::connect::{self, ConnectRequest, Credentials};
+use crate::crypto;
+use crate::store::Store;
+use crate::sync::Settings;
+use crate::Error;
+
+pub const CONNECTION: &str = "demo";
+
+/// The org the demo starts with.
+pub fn seed() -> sf_emulator::Seed {
+    serde_json::from_value(json!({
+        "accounts": [
+            {"Name": "Acme Corp", "Website": "acme.io", "Industry": "Software"},
+            {"Name": "Globex Corporation", "Website": "globex.example", "Industry": "Manufacturing"}
+        ],
+        "contacts": [
+            {"FirstName": "Harsh", "LastName": "Vardhan", "Email": "harsh@acme.io", "AccountName": "Acme Corp"},
+            {"FirstName": "Dana", "LastName": "Whitfield", "Email": "dana@acme.io", "AccountName": "Acme Corp"},
+            {"FirstName": "Hank", "LastName": "Scorpio", "Email": "hank@globex.example", "AccountName": "Globex Corporation"}
+        ]
+    }))
+    .expect("the demo seed is valid")
+}
+
+/// One delivery of the sample feed.
+pub struct Delivery {
+    pub note: &'static str,
+    pub webhook_id: Option<&'static str>,
+    pub body: Value,
+}
+
+fn at(t: DateTime<Utc>, secs: i64) -> String {
+    (t + chrono::Duration::seconds(secs)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn request(
+    id: &str,
+    created: &str,
+    updated: &str,
+    status: &str,
+    requestor: Value,
+    team: &str,
+    title: &str,
+    extra: Value,
+) -> Value {
+    let mut v = json!({
+        "action": "UPDATE",
+        "request": {
+            "requestId": id, "status": status, "createdAt": created, "updatedAt": updated,
+            "requestor": requestor, "customer": {"teamId": "T0", "teamName": team},
+            "channelName": "ext-support", "permalink": format!("https://slack.example/archives/C0/{id}"),
+            "requestLink": format!("https://app.thena.ai/requests/{id}"),
+            "messageText": format!("Hi *team*, _{title}_ — see <https://status.example|status page>"),
+        },
+        "AI_requestTitle": title,
+        "AI_requestUrgency": "Medium",
+        "AI_requestSentiment": "Neutral",
+        "AI_generatedTags": ["demo"],
+    });
+    if let (Value::Object(r), Value::Object(e)) = (&mut v["request"], extra) {
+        for (k, x) in e {
+            r.insert(k, x);
+        }
+    }
+    v
+}
+
+/// The sample feed, timed after the connection was made.
+pub fn deliveries(connected: DateTime<Utc>) -> Vec<Delivery> {
+    let t = connected;
+    let mut full: Value =
+        serde_json::from_str(include_str!("../samples/contract-example.json")).expect("sample");
+    full["request"]["requestId"] = json!("REQ-1001");
+    full["request"]["createdAt"] = json!(at(t, 1));
+    full["request"]["updatedAt"] = json!(at(t, 2));
+    full["request"]["requestLink"] = json!("https://app.thena.ai/requests/REQ-1001");
+    let person = |name: &str, email: Option<&str>| json!({"id": format!("U{}", name.len()), "name": name, "email": email});
+    vec![
+        Delivery {
+            note: "known Contact by email (and the Product category's field)",
+            webhook_id: Some("evt-1001"),
+            body: full.clone(),
+        },
+        Delivery {
+            note: "the same delivery again",
+            webhook_id: Some("evt-1001"),
+            body: full,
+        },
+        Delivery {
+            note: "new Contact on the Account of its company domain",
+            webhook_id: None,
+            body: request(
+                "REQ-1002",
+                &at(t, 1),
+                &at(t, 2),
+                "OPEN",
+                person("Maya Patel", Some("maya@acme.io")),
+                "Acme Corp",
+                "Cannot export invoices",
+                json!({}),
+            ),
+        },
+        Delivery {
+            note: "public mail, matched by workspace name",
+            webhook_id: None,
+            body: request(
+                "REQ-1003",
+                &at(t, 1),
+                &at(t, 2),
+                "ASSIGNED",
+                person("Liam O'Brien", Some("liam.obrien@gmail.com")),
+                "  globex corporation ",
+                "SSO login loops",
+                json!({}),
+            ),
+        },
+        Delivery {
+            note: "no Contact, no Account: skipped",
+            webhook_id: None,
+            body: request(
+                "REQ-1004",
+                &at(t, 1),
+                &at(t, 2),
+                "OPEN",
+                person("Zed Null", Some("zed@nowhere.example")),
+                "Unknown Co",
+                "Where is my data?",
+                json!({}),
+            ),
+        },
+        Delivery {
+            note: "public mail, no workspace match: skipped",
+            webhook_id: None,
+            body: request(
+                "REQ-1005",
+                &at(t, 1),
+                &at(t, 2),
+                "OPEN",
+                person("Pat Solo", Some("pat@outlook.com")),
+                "Solo Consulting",
+                "Billing question",
+                json!({}),
+            ),
+        },
+        Delivery {
+            note: "newest update first...",
+            webhook_id: None,
+            body: request(
+                "REQ-1006",
+                &at(t, 1),
+                &at(t, 4),
+                "CLOSED",
+                person("Harsh Vardhan", Some("harsh@acme.io")),
+                "Acme Corp",
+                "Dashboard slow (fixed)",
+                json!({"closedAt": at(t, 4), "closedBy": {"name": "Priya"}}),
+            ),
+        },
+        Delivery {
+            note: "...then an older one, out of order: stale",
+            webhook_id: None,
+            body: request(
+                "REQ-1006",
+                &at(t, 1),
+                &at(t, 3),
+                "IN_PROGRESS",
+                person("Harsh Vardhan", Some("harsh@acme.io")),
+                "Acme Corp",
+                "Dashboard slow",
+                json!({}),
+            ),
+        },
+        Delivery {
+            note: "a new custom category (Region)",
+            webhook_id: None,
+            body: request(
+                "REQ-1007",
+                &at(t, 1),
+                &at(t, 2),
+                "ON_HOLD",
+                person("Dana Whitfield", Some("dana@acme.io")),
+                "Acme Corp",
+                "EU data residency",
+                json!({"customFields": [{"category_name": "Region", "values": [{"name": "EMEA", "value": "EMEA"}]}]}),
+            ),
+        },
+        Delivery {
+            note: "created before the connection: out of scope",
+            webhook_id: None,
+            body: request(
+                "REQ-0999",
+                "2025-01-01T00:00:00Z",
+                &at(t, 2),
+                "OPEN",
+                person("Harsh Vardhan", Some("harsh@acme.io")),
+                "Acme Corp",
+                "An old request",
+                json!({}),
+            ),
+        },
+    ]
+}
+
+/// One row of the demo's result table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub request_id: String,
+    pub outcome: String,
+    pub salesforce_id: String,
+    pub account: String,
+    pub contact: String,
+}
+
+pub struct Demo {
+    pub emulator: sf_emulator::Running,
+    pub app: App,
+    pub webhook_token: Secret,
+    pub rows: Vec<Row>,
+    pub deliveries: Vec<(String, String)>,
+}
+
+/// Runs the demo up to the result table; the caller decides whether to keep serving.
+pub async fn run(mut config: Config, store: Store) -> Result<Demo, Error> {
+    let emulator = sf_emulator::start(
+        "127.0.0.1:0",
+        sf_emulator::EmulatorConfig {
+            seed: seed(),
+            ..Default::default()
+        },
+    )
+    .await
+    .map_err(|e| Error::Invalid(format!("the emulator did not start: {e}")))?;
+    let app = App::start(config.clone(), store.clone(), Settings::default()).await?;
+    config.public_url = app.url();
+    let token = crypto::new_token();
+    let req = ConnectRequest {
+        name: CONNECTION.into(),
+        login_url: emulator.base_url.clone(),
+        client_id: "local-client".into(),
+        client_secret: Some(Secret::new("local-secret")),
+        credentials: Credentials::Password {
+            username: "admin@example.com".into(),
+            password: Secret::new("emulator"),
+        },
+        webhook_token: Some(token.clone()),
+        signing_secrets: Vec::new(),
+    };
+    let connected = connect::connect(&store, &config, req).await?;
+    let conn = store.connection(CONNECTION).await?;
+    app.add_connection(&conn);
+
+    let http = reqwest::Client::new();
+    let url = format!("{}/webhooks/thena/{CONNECTION}", app.url());
+    let mut results = Vec::new();
+    let mut ids: Vec<String> = Vec::new();
+    for d in deliveries(connected.connected_at) {
+        let mut r = http
+            .post(&url)
+            .header("Authorization", format!("Bearer {token}"))
+            .json(&d.body);
+        if let Some(id) = d.webhook_id {
+            r = r.header("webhook-id", id);
+        }
+        let resp = r
+            .send()
+            .await
+            .map_err(|e| Error::Invalid(format!("posting a sample webhook: {e}")))?;
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        let id = d.body["request"]["requestId"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        results.push((
+            format!("{id:<9} {}", d.note),
+            format!("{} {}", status.as_u16(), v["status"].as_str().unwrap_or("")),
+        ));
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    settle(&store, &ids).await?;
+    let rows = table(&store, &app, &ids).await?;
+    Ok(Demo {
+        emulator,
+        app,
+        webhook_token: Secret::new(token),
+        rows,
+        deliveries: results,
+    })
+}
+
+async fn settle(store: &Store, ids: &[String]) -> Result<(), Error> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let states = store.request_states(CONNECTION, ids).await?;
+        let (queued, _, _) = store.queue_shape(CONNECTION).await?;
+        if queued == 0 && states.len() == ids.len() && states.iter().all(|s| s.state != "pending") {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Invalid(
+                "the sample requests did not settle within a minute".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn table(store: &Store, app: &App, ids: &[String]) -> Result<Vec<Row>, Error> {
+    let client = app
+        .state
+        .workers
+        .read()
+        .get(CONNECTION)
+        .map(|w| w.client.clone())
+        .ok_or_else(|| Error::Invalid("the demo connection has no worker".into()))?;
+    let soql = format!(
+        "SELECT RequestId__c, Id, Account__r.Name, Requestor__r.Name, Requestor__r.Email FROM Request__c WHERE {}",
+        salesforce::soql::in_list("RequestId__c", ids).unwrap_or_else(|| "Id = null".into())
+    );
+    let found = client.query(&soql).await?;
+    let mut rows = Vec::new();
+    for s in store.request_states(CONNECTION, ids).await? {
+        let rec = found
+            .iter()
+            .find(|r| r.get("RequestId__c").and_then(Value::as_str) == Some(s.request_id.as_str()));
+        let get = |path: &[&str]| -> String {
+            let mut v = rec.map(|r| Value::Object(r.clone())).unwrap_or(Value::Null);
+            for p in path {
+                v = v.get(*p).cloned().unwrap_or(Value::Null);
+            }
+            v.as_str().unwrap_or("").to_string()
+        };
+        let contact = match (
+            get(&["Requestor__r", "Name"]),
+            get(&["Requestor__r", "Email"]),
+        ) {
+            (n, e) if !e.is_empty() => format!("{n} <{e}>"),
+            (n, _) => n,
+        };
+        let outcome = match s.state.as_str() {
+            "synced" => "synced".to_string(),
+            other => format!("{other}: {}", s.reason.unwrap_or_default()),
+        };
+        rows.push(Row {
+            request_id: s.request_id,
+            outcome,
+            salesforce_id: get(&["Id"]),
+            account: get(&["Account__r", "Name"]),
+            contact,
+        });
+    }
+    rows.sort_by(|a, b| a.request_id.cmp(&b.request_id));
+    Ok(rows)
+}
+
+/// The table as text, with the reason for every request not synced below it.
+pub fn render(rows: &[Row]) -> String {
+    let state = |r: &Row| r.outcome.split(':').next().unwrap_or("").to_string();
+    let w = |f: &dyn Fn(&Row) -> usize, title: &str| {
+        rows.iter().map(f).max().unwrap_or(0).max(title.len())
+    };
+    let (a, b, c, d) = (
+        w(&|r| r.request_id.len(), "request"),
+        w(&|r| state(r).len(), "outcome"),
+        w(&|r| r.salesforce_id.len(), "Salesforce id"),
+        w(&|r| r.account.len(), "Account"),
+    );
+    let mut out = format!(
+        "{:<a$}  {:<b$}  {:<c$}  {:<d$}  Contact\n",
+        "request", "outcome", "Salesforce id", "Account"
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{:<a$}  {:<b$}  {:<c$}  {:<d$}  {}\n",
+            r.request_id,
+            state(r),
+            r.salesforce_id,
+            r.account,
+            r.contact
+        ));
+    }
+    let why: Vec<&Row> = rows.iter().filter(|r| r.outcome.contains(':')).collect();
+    if !why.is_empty() {
+        out.push_str("\nWhy:\n");
+        for r in why {
+            out.push_str(&format!("  {}  {}\n", r.request_id, r.outcome));
+        }
+    }
+    out
+}
