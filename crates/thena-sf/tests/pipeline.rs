@@ -945,3 +945,68 @@ async fn the_demo_settles_every_sample() {
     d.emulator.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failing_org_never_slows_another() {
+    let h = harness(EmulatorConfig::default()).await;
+    // A second org whose every API call fails.
+    let broken = sf_emulator::start(
+        "127.0.0.1:0",
+        EmulatorConfig {
+            seed: seed(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let req = ConnectRequest {
+        name: "broken".into(),
+        login_url: broken.base_url.clone(),
+        client_id: "local-client".into(),
+        client_secret: Some(Secret::new("local-secret")),
+        credentials: Credentials::Password {
+            username: "admin@example.com".into(),
+            password: Secret::new("emulator"),
+        },
+        webhook_token: Some(TOKEN.into()),
+        signing_secrets: Vec::new(),
+    };
+    connect::connect(&h.store, &h.config, req).await.unwrap();
+    h.app()
+        .add_connection(&h.store.connection("broken").await.unwrap());
+    broken
+        .emulator
+        .faults
+        .lock()
+        .set(FaultSpec::parse("hang=1").unwrap());
+    let url = format!("{}/webhooks/thena/broken", h.app().url());
+    for i in 0..50 {
+        let (s, _) = {
+            let r = h
+                .http
+                .post(&url)
+                .header("Authorization", TOKEN)
+                .json(&payload(&format!("BRK-{i}"), 1000, json!({})))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), ())
+        };
+        assert_eq!(s, 202, "ingest never waits on Salesforce");
+    }
+    let ids: Vec<String> = (0..50).map(|i| format!("OK-{i}")).collect();
+    let started = Instant::now();
+    for id in &ids {
+        h.post(&payload(id, 1000, json!({})), &[]).await;
+    }
+    h.settle(&ids).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the healthy org synced while the other hung"
+    );
+    assert_eq!(
+        h.store.counts("broken").await.unwrap().pending,
+        50,
+        "the hung org's requests wait, nothing lost"
+    );
+}

@@ -515,3 +515,29 @@ fn names_split_into_first_and_last() {
         (None, "jo".into())
     );
 }
+
+#[test]
+fn internationalised_domains_match_their_company() {
+    let mut o = FakeOrg::default();
+    o.account("001BU", "Bücher GmbH", "2020");
+    o.contact(
+        "003BU",
+        Some("001BU"),
+        Some("anna@Bücher.de"),
+        "Anna",
+        "2020",
+    );
+    let out = o.resolve(
+        vec![req(
+            "R",
+            Some(person("Jörg Müller", Some("JOERG@bücher.DE"))),
+            None,
+        )],
+        &mut cache(),
+    );
+    let (contact, account, how) = linked(&out[0].1);
+    assert_eq!((account, how), ("001BU", How::DomainNewContact));
+    let c = o.contacts.iter().find(|c| c.id == contact).unwrap();
+    assert_eq!(c.name.as_deref(), Some("Jörg Müller"));
+    assert_eq!(c.email.as_deref(), Some("joerg@bücher.de"));
+}
