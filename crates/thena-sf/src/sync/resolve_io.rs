@@ -10,6 +10,11 @@ use crate::domain::resolve::{
     AccountRow, Cache, ContactRow, Outcome, PublicDomains, Request, Resolver,
 };
 
+/// Values per `IN (...)` list (keeps a query well under Salesforce's length limit).
+const IN_CHUNK: usize = 200;
+/// Domains per query (each is an `Email LIKE` clause).
+const LIKE_CHUNK: usize = 100;
+
 fn s(m: &Map<String, Value>, k: &str) -> Option<String> {
     m.get(k).and_then(Value::as_str).map(str::to_string)
 }
@@ -38,35 +43,45 @@ pub async fn resolve(
 ) -> Result<Vec<(String, Outcome)>, salesforce::Error> {
     let now = Instant::now();
     let mut r = Resolver::new(requests, public, cache, now);
+    // Each step is one query per IN_CHUNK distinct values, however many requests share them.
     let emails = r.emails_to_look_up();
-    if let Some(q) = Resolver::contacts_by_email_soql(&emails) {
-        let rows: Vec<ContactRow> = client.query(&q).await?.iter().map(contact_row).collect();
-        r.on_contacts_by_email(&rows);
+    let mut rows = Vec::new();
+    for chunk in emails.chunks(IN_CHUNK) {
+        if let Some(q) = Resolver::contacts_by_email_soql(chunk) {
+            rows.extend(client.query(&q).await?.iter().map(contact_row));
+        }
     }
+    r.on_contacts_by_email(&rows);
     let domains = r.domains_to_look_up();
-    if let Some(q) = Resolver::contacts_by_domain_soql(&domains) {
-        let rows: Vec<ContactRow> = client.query(&q).await?.iter().map(contact_row).collect();
-        r.on_contacts_by_domain(&rows);
+    let mut rows = Vec::new();
+    for chunk in domains.chunks(LIKE_CHUNK) {
+        if let Some(q) = Resolver::contacts_by_domain_soql(chunk) {
+            rows.extend(client.query(&q).await?.iter().map(contact_row));
+        }
     }
+    r.on_contacts_by_domain(&rows);
     let teams = r.team_names_to_look_up();
-    if let Some(q) = Resolver::accounts_by_name_soql(&teams) {
-        let rows: Vec<AccountRow> = client
-            .query(&q)
-            .await?
-            .iter()
-            .map(|m| AccountRow {
+    let mut accounts_found = Vec::new();
+    for chunk in teams.chunks(IN_CHUNK) {
+        if let Some(q) = Resolver::accounts_by_name_soql(chunk) {
+            accounts_found.extend(client.query(&q).await?.iter().map(|m| AccountRow {
                 id: s(m, "Id").unwrap_or_default(),
                 name: s(m, "Name").unwrap_or_default(),
                 created: s(m, "CreatedDate").unwrap_or_default(),
-            })
-            .collect();
-        r.on_accounts_by_name(&rows);
+            }));
+        }
     }
+    r.on_accounts_by_name(&accounts_found);
     let (accounts, names) = r.names_to_look_up();
-    if let Some(q) = Resolver::contacts_by_name_soql(&accounts, &names) {
-        let rows: Vec<ContactRow> = client.query(&q).await?.iter().map(contact_row).collect();
-        r.on_contacts_by_name(&rows);
+    let mut rows = Vec::new();
+    for a in accounts.chunks(IN_CHUNK) {
+        for n in names.chunks(IN_CHUNK) {
+            if let Some(q) = Resolver::contacts_by_name_soql(a, n) {
+                rows.extend(client.query(&q).await?.iter().map(contact_row));
+            }
+        }
     }
+    r.on_contacts_by_name(&rows);
     let new = r.contacts_to_create().to_vec();
     if !new.is_empty() {
         let records: Vec<Value> = new

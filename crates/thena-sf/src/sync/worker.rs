@@ -23,6 +23,9 @@ use super::resolve_io;
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub batch: usize,
+    /// How many waiting snapshots are resolved together when the queue is deep
+    /// (resolution queries cost one per 200 distinct values, not one per batch).
+    pub claim: usize,
     /// How long the oldest snapshot may wait for a batch to fill.
     pub linger: Duration,
     pub backoff_base: Duration,
@@ -40,6 +43,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             batch: 200,
+            claim: 2000,
             linger: Duration::from_millis(50),
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(300),
@@ -234,7 +238,14 @@ impl Worker {
                 // Let a burst fill the batch; a lone event still goes out within the linger.
                 tokio::time::sleep(Duration::from_millis((linger - age) as u64)).await;
             }
-            let batch = match self.store.due(&self.name, self.settings.batch as i64).await {
+            let batch = match self
+                .store
+                .due(
+                    &self.name,
+                    self.settings.claim.max(self.settings.batch) as i64,
+                )
+                .await
+            {
                 Ok(b) => b,
                 Err(e) => {
                     warn!(connection = %self.name, error = %e, "cannot claim a batch");
@@ -483,13 +494,32 @@ impl Worker {
         if to_send.is_empty() {
             return Ok(());
         }
-        let records: Vec<Value> = to_send.iter().map(|t| t.3.clone()).collect();
-        let results = self
-            .client
-            .upsert_many(schema::OBJECT, schema::EXTERNAL_ID, &records)
-            .await?;
+        // One Collections call per 200 records; a failed call affects only its own records.
+        let mut sent = Vec::with_capacity(to_send.len());
+        let mut rest = to_send;
+        while !rest.is_empty() {
+            let chunk: Vec<_> = rest
+                .drain(..rest.len().min(salesforce::COLLECTION_LIMIT))
+                .collect();
+            let records: Vec<Value> = chunk.iter().map(|t| t.3.clone()).collect();
+            match self
+                .client
+                .upsert_many(schema::OBJECT, schema::EXTERNAL_ID, &records)
+                .await
+            {
+                Ok(results) => sent.extend(chunk.into_iter().zip(results)),
+                Err(e) => {
+                    let stop = matches!(e.action(), Action::Reconnect | Action::PauseForDay);
+                    let claimed: Vec<Claimed> = chunk.iter().map(|t| t.0.clone()).collect();
+                    self.on_call_error(&claimed, e).await;
+                    if stop {
+                        break;
+                    }
+                }
+            }
+        }
         let mut reprovision = false;
-        for ((c, links, how, _, h), res) in to_send.into_iter().zip(results) {
+        for ((c, links, how, _, h), res) in sent {
             if res.success {
                 let key = c
                     .snapshot
