@@ -53,12 +53,14 @@ impl App {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::Invalid(e.to_string()))?;
+        let ingestor = http::Ingestor::start(store.clone());
         let state = Arc::new(AppState {
             store,
             config,
             metrics: Arc::new(Metrics::default()),
             conns: RwLock::new(HashMap::new()),
             workers: RwLock::new(HashMap::new()),
+            ingestor,
         });
         let (tx, rx) = watch::channel(false);
         let router = http::router(state.clone());

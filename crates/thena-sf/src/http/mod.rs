@@ -1,6 +1,9 @@
 //! The HTTP server: Thena webhooks, health, readiness and metrics.
 
+mod ingest;
 mod webhook;
+
+pub use ingest::Ingestor;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,6 +38,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub conns: RwLock<HashMap<String, ConnAuth>>,
     pub workers: RwLock<HashMap<String, WorkerHandle>>,
+    pub ingestor: Ingestor,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {

@@ -159,11 +159,13 @@ pub async fn receive(
                 .collect::<String>()
         ),
     };
-    match app
-        .store
-        .ingest(&connection, &key, &event.snapshot, auth.connected_at_ms)
-        .await
-    {
+    let item = crate::store::queue::IngestItem {
+        connection: connection.clone(),
+        event_key: key,
+        snapshot: event.snapshot.clone(),
+        connected_at_ms: auth.connected_at_ms,
+    };
+    match app.ingestor.submit(item).await {
         Ok(result) => {
             app.metrics.received(&connection, result.as_str());
             if result == crate::store::queue::Ingested::Queued {

@@ -101,82 +101,29 @@ impl Store {
         connected_at_ms: i64,
     ) -> Result<Ingested, StoreError> {
         let mut tx = self.pool().begin().await?;
-        let now = ts(Utc::now());
-        let fresh = sqlx::query("INSERT INTO events (connection, event_key, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(connection)
-            .bind(event_key)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            == 1;
-        if !fresh {
-            tx.commit().await?;
-            return Ok(Ingested::Duplicate);
-        }
-        let rid = &snap.request_id;
-        let updated = snap.updated_at.0;
-        if snap.created_at.0 < connected_at_ms {
-            sqlx::query(
-                "INSERT INTO requests (connection, request_id, state, reason, latest_updated_ms, updated_at) VALUES ($1, $2, 'out_of_scope', 'created before the connection was made', $3, $4)
-                 ON CONFLICT (connection, request_id) DO UPDATE SET latest_updated_ms = MAX(requests.latest_updated_ms, excluded.latest_updated_ms), updated_at = excluded.updated_at",
-            )
-            .bind(connection)
-            .bind(rid)
-            .bind(updated)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            return Ok(Ingested::OutOfScope);
-        }
-        let latest: Option<i64> = sqlx::query_scalar(
-            "SELECT latest_updated_ms FROM requests WHERE connection = $1 AND request_id = $2",
-        )
-        .bind(connection)
-        .bind(rid)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if latest.is_some_and(|l| updated < l) {
-            tx.commit().await?;
-            return Ok(Ingested::Stale);
-        }
-        sqlx::query(
-            "INSERT INTO requests (connection, request_id, state, latest_updated_ms, updated_at) VALUES ($1, $2, 'pending', $3, $4)
-             ON CONFLICT (connection, request_id) DO UPDATE SET state = 'pending', reason = NULL, latest_updated_ms = excluded.latest_updated_ms, updated_at = excluded.updated_at",
-        )
-        .bind(connection)
-        .bind(rid)
-        .bind(updated)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-        let older: Option<String> = sqlx::query_scalar(
-            "SELECT snapshot FROM pending WHERE connection = $1 AND request_id = $2",
-        )
-        .bind(connection)
-        .bind(rid)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let merged = match older.and_then(|o| serde_json::from_str::<Snapshot>(&o).ok()) {
-            Some(o) => snap.clone().over(o),
-            None => snap.clone(),
-        };
-        let json = serde_json::to_string(&merged).expect("snapshots serialise");
-        sqlx::query(
-            "INSERT INTO pending (connection, request_id, snapshot, updated_at_ms, version, enqueued_at_ms) VALUES ($1, $2, $3, $4, 1, $5)
-             ON CONFLICT (connection, request_id) DO UPDATE SET snapshot = excluded.snapshot, updated_at_ms = excluded.updated_at_ms,
-                 version = pending.version + 1, parked = 0, not_before_ms = 0, attempts = 0, last_error = NULL",
-        )
-        .bind(connection)
-        .bind(rid)
-        .bind(&json)
-        .bind(updated)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
+        let r = ingest_in(&mut tx, connection, event_key, snap, connected_at_ms).await?;
         tx.commit().await?;
-        Ok(Ingested::Queued)
+        Ok(r)
+    }
+
+    /// Records many events in one transaction (group commit); one result each, in order.
+    pub async fn ingest_many(&self, events: &[IngestItem]) -> Result<Vec<Ingested>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let mut out = Vec::with_capacity(events.len());
+        for e in events {
+            out.push(
+                ingest_in(
+                    &mut tx,
+                    &e.connection,
+                    &e.event_key,
+                    &e.snapshot,
+                    e.connected_at_ms,
+                )
+                .await?,
+            );
+        }
+        tx.commit().await?;
+        Ok(out)
     }
 
     /// Up to `limit` due snapshots, oldest first.
@@ -653,4 +600,94 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// One event to ingest.
+#[derive(Debug, Clone)]
+pub struct IngestItem {
+    pub connection: String,
+    pub event_key: String,
+    pub snapshot: Snapshot,
+    pub connected_at_ms: i64,
+}
+
+async fn ingest_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    connection: &str,
+    event_key: &str,
+    snap: &Snapshot,
+    connected_at_ms: i64,
+) -> Result<Ingested, StoreError> {
+    let now = ts(Utc::now());
+    let fresh = sqlx::query("INSERT INTO events (connection, event_key, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        .bind(connection)
+        .bind(event_key)
+        .bind(&now)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+        == 1;
+    if !fresh {
+        return Ok(Ingested::Duplicate);
+    }
+    let rid = &snap.request_id;
+    let updated = snap.updated_at.0;
+    if snap.created_at.0 < connected_at_ms {
+        sqlx::query(
+            "INSERT INTO requests (connection, request_id, state, reason, latest_updated_ms, updated_at) VALUES ($1, $2, 'out_of_scope', 'created before the connection was made', $3, $4)
+             ON CONFLICT (connection, request_id) DO UPDATE SET latest_updated_ms = MAX(requests.latest_updated_ms, excluded.latest_updated_ms), updated_at = excluded.updated_at",
+        )
+        .bind(connection)
+        .bind(rid)
+        .bind(updated)
+        .bind(&now)
+        .execute(&mut **tx)
+        .await?;
+        return Ok(Ingested::OutOfScope);
+    }
+    let latest: Option<i64> = sqlx::query_scalar(
+        "SELECT latest_updated_ms FROM requests WHERE connection = $1 AND request_id = $2",
+    )
+    .bind(connection)
+    .bind(rid)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if latest.is_some_and(|l| updated < l) {
+        return Ok(Ingested::Stale);
+    }
+    sqlx::query(
+        "INSERT INTO requests (connection, request_id, state, latest_updated_ms, updated_at) VALUES ($1, $2, 'pending', $3, $4)
+         ON CONFLICT (connection, request_id) DO UPDATE SET state = 'pending', reason = NULL, latest_updated_ms = excluded.latest_updated_ms, updated_at = excluded.updated_at",
+    )
+    .bind(connection)
+    .bind(rid)
+    .bind(updated)
+    .bind(&now)
+    .execute(&mut **tx)
+    .await?;
+    let older: Option<String> = sqlx::query_scalar(
+        "SELECT snapshot FROM pending WHERE connection = $1 AND request_id = $2",
+    )
+    .bind(connection)
+    .bind(rid)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let merged = match older.and_then(|o| serde_json::from_str::<Snapshot>(&o).ok()) {
+        Some(o) => snap.clone().over(o),
+        None => snap.clone(),
+    };
+    let json = serde_json::to_string(&merged).expect("snapshots serialise");
+    sqlx::query(
+        "INSERT INTO pending (connection, request_id, snapshot, updated_at_ms, version, enqueued_at_ms) VALUES ($1, $2, $3, $4, 1, $5)
+         ON CONFLICT (connection, request_id) DO UPDATE SET snapshot = excluded.snapshot, updated_at_ms = excluded.updated_at_ms,
+             version = pending.version + 1, parked = 0, not_before_ms = 0, attempts = 0, last_error = NULL",
+    )
+    .bind(connection)
+    .bind(rid)
+    .bind(&json)
+    .bind(updated)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(Ingested::Queued)
 }
