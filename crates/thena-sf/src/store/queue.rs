@@ -41,6 +41,18 @@ pub struct Claimed {
     pub enqueued_at_ms: i64,
 }
 
+/// One successful sync, for [`Store::mark_synced_many`].
+#[derive(Debug, Clone)]
+pub struct Synced {
+    pub claimed: Claimed,
+    pub sf_id: String,
+    pub contact: String,
+    pub account: String,
+    pub requestor_key: String,
+    pub sent_hash: String,
+    pub detail: String,
+}
+
 /// The sync state of one request.
 #[derive(Debug, Clone, Default)]
 pub struct RequestState {
@@ -208,51 +220,74 @@ impl Store {
         sent_hash: &str,
         detail: &str,
     ) -> Result<(), StoreError> {
+        let one = Synced {
+            claimed: claimed.clone(),
+            sf_id: sf_id.into(),
+            contact: contact.into(),
+            account: account.into(),
+            requestor_key: requestor_key.into(),
+            sent_hash: sent_hash.into(),
+            detail: detail.into(),
+        };
+        self.mark_synced_many(connection, std::slice::from_ref(&one))
+            .await
+    }
+
+    /// Records many successful syncs in one transaction.
+    pub async fn mark_synced_many(
+        &self,
+        connection: &str,
+        items: &[Synced],
+    ) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.pool().begin().await?;
         let now = ts(Utc::now());
-        sqlx::query(
-            "UPDATE requests SET state = 'synced', reason = NULL, synced_updated_ms = $3, sf_id = $4, contact_id = $5, account_id = $6, requestor_key = $7, sent_hash = $8, updated_at = $9
-             WHERE connection = $1 AND request_id = $2",
-        )
-        .bind(connection)
-        .bind(&claimed.request_id)
-        .bind(claimed.snapshot.updated_at.0)
-        .bind(sf_id)
-        .bind(contact)
-        .bind(account)
-        .bind(requestor_key)
-        .bind(sent_hash)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-        let removed = sqlx::query(
-            "DELETE FROM pending WHERE connection = $1 AND request_id = $2 AND version = $3",
-        )
-        .bind(connection)
-        .bind(&claimed.request_id)
-        .bind(claimed.version)
-        .execute(&mut *tx)
-        .await?;
-        if removed.rows_affected() == 0 {
-            // A newer snapshot arrived while this one was in flight: it stays pending.
+        for it in items {
+            let claimed = &it.claimed;
             sqlx::query(
-                "UPDATE requests SET state = 'pending' WHERE connection = $1 AND request_id = $2",
+                "UPDATE requests SET state = 'synced', reason = NULL, synced_updated_ms = $3, sf_id = $4, contact_id = $5, account_id = $6, requestor_key = $7, sent_hash = $8, updated_at = $9
+                 WHERE connection = $1 AND request_id = $2",
             )
             .bind(connection)
             .bind(&claimed.request_id)
+            .bind(claimed.snapshot.updated_at.0)
+            .bind(&it.sf_id)
+            .bind(&it.contact)
+            .bind(&it.account)
+            .bind(&it.requestor_key)
+            .bind(&it.sent_hash)
+            .bind(&now)
             .execute(&mut *tx)
             .await?;
+            let removed = sqlx::query(
+                "DELETE FROM pending WHERE connection = $1 AND request_id = $2 AND version = $3",
+            )
+            .bind(connection)
+            .bind(&claimed.request_id)
+            .bind(claimed.version)
+            .execute(&mut *tx)
+            .await?;
+            if removed.rows_affected() == 0 {
+                // A newer snapshot arrived while this one was in flight: it stays pending.
+                sqlx::query("UPDATE requests SET state = 'pending' WHERE connection = $1 AND request_id = $2")
+                    .bind(connection)
+                    .bind(&claimed.request_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            log(
+                &mut tx,
+                connection,
+                &claimed.request_id,
+                "synced",
+                Some(&it.detail),
+                Some(&it.sf_id),
+                &now,
+            )
+            .await?;
         }
-        log(
-            &mut tx,
-            connection,
-            &claimed.request_id,
-            "synced",
-            Some(detail),
-            Some(sf_id),
-            &now,
-        )
-        .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -28,6 +28,8 @@ pub struct Settings {
     pub claim: usize,
     /// How long the oldest snapshot may wait for a batch to fill.
     pub linger: Duration,
+    /// The longest a deep queue waits for a fast burst to finish arriving.
+    pub burst_linger: Duration,
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
     /// Pause above this share of the org's daily API limit.
@@ -45,6 +47,7 @@ impl Default for Settings {
             batch: 200,
             claim: 2000,
             linger: Duration::from_millis(50),
+            burst_linger: Duration::from_secs(2),
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(300),
             budget_share: 0.9,
@@ -237,6 +240,8 @@ impl Worker {
             if (n as usize) < self.settings.batch && age < linger {
                 // Let a burst fill the batch; a lone event still goes out within the linger.
                 tokio::time::sleep(Duration::from_millis((linger - age) as u64)).await;
+            } else if n as usize >= self.settings.batch {
+                self.let_burst_land(n).await;
             }
             let batch = match self
                 .store
@@ -263,6 +268,23 @@ impl Worker {
             self.check_budget().await;
         }
         info!(connection = %self.name, "worker stopped");
+    }
+
+    /// While a burst is still arriving fast, wait (a linger at a time, at most
+    /// `burst_linger`) so that each request's versions coalesce into one write.
+    async fn let_burst_land(&mut self, mut seen: i64) {
+        let started = std::time::Instant::now();
+        let fast = (self.settings.batch / 4) as i64;
+        while started.elapsed() < self.settings.burst_linger && !*self.shutdown.borrow() {
+            tokio::time::sleep(self.settings.linger).await;
+            let Ok((now, _, _)) = self.store.queue_shape(&self.name).await else {
+                return;
+            };
+            if now - seen < fast {
+                return;
+            }
+            seen = now;
+        }
     }
 
     async fn try_resume(&mut self) -> bool {
@@ -519,6 +541,7 @@ impl Worker {
             }
         }
         let mut reprovision = false;
+        let mut synced = Vec::with_capacity(sent.len());
         for ((c, links, how, _, h), res) in sent {
             if res.success {
                 let key = c
@@ -541,22 +564,15 @@ impl Worker {
                     },
                     how_text(how)
                 );
-                self.store
-                    .mark_synced(
-                        &self.name,
-                        c,
-                        res.id.as_deref().unwrap_or(""),
-                        &links.contact,
-                        &links.account,
-                        &key,
-                        &h,
-                        &detail,
-                    )
-                    .await
-                    .map_err(|e| salesforce::Error::Protocol(e.to_string()))?;
-                self.metrics.outcome(&self.name, "synced", 1);
-                self.metrics
-                    .latency((now_ms() - c.enqueued_at_ms).max(0) as u64);
+                synced.push(crate::store::queue::Synced {
+                    claimed: c.clone(),
+                    sf_id: res.id.clone().unwrap_or_default(),
+                    contact: links.contact.clone(),
+                    account: links.account.clone(),
+                    requestor_key: key,
+                    sent_hash: h,
+                    detail,
+                });
                 continue;
             }
             let first = res
@@ -606,6 +622,17 @@ impl Worker {
                 }
             };
             result.map_err(|e| salesforce::Error::Protocol(e.to_string()))?;
+        }
+        // One transaction for every record of the window that Salesforce took.
+        self.store
+            .mark_synced_many(&self.name, &synced)
+            .await
+            .map_err(|e| salesforce::Error::Protocol(e.to_string()))?;
+        self.metrics
+            .outcome(&self.name, "synced", synced.len() as u64);
+        for s in &synced {
+            self.metrics
+                .latency((now_ms() - s.claimed.enqueued_at_ms).max(0) as u64);
         }
         if reprovision {
             self.reprovision().await;
