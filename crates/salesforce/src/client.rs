@@ -494,8 +494,19 @@ impl Client {
                 .bytes()
                 .await
                 .map_err(|e| Error::Transport(redact(&e)))?;
-            let doc = crate::xml::parse(&bytes)
-                .map_err(|e| Error::Protocol(format!("SOAP answer ({status}): {e}")))?;
+            let doc = match crate::xml::parse(&bytes) {
+                Ok(d) => d,
+                // An outage answers with whatever body it has: a 5xx is retryable whatever it says.
+                Err(_) if status >= 500 || status == 429 => {
+                    return Err(Error::Api(ApiError {
+                        status,
+                        code: "SERVER_UNAVAILABLE".into(),
+                        message: format!("the Metadata API answered {status}"),
+                        fields: vec![],
+                    }));
+                }
+                Err(e) => return Err(Error::Protocol(format!("SOAP answer ({status}): {e}"))),
+            };
             let body = doc
                 .child("Body")
                 .ok_or_else(|| Error::Protocol("SOAP answer without a Body".into()))?;

@@ -18,6 +18,8 @@ pub struct Config {
     pub api_version: String,
     /// Pause a connection above this share of its org's daily API limit.
     pub api_budget_share: f64,
+    /// Give up on one Salesforce call after this many seconds (then retry with backoff).
+    pub api_timeout_secs: u64,
     /// Connections declared for unattended deployments; connected on start if missing.
     pub connections: Vec<DeclaredConnection>,
 }
@@ -46,6 +48,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             api_version: "67.0".into(),
             api_budget_share: 0.9,
+            api_timeout_secs: 60,
             connections: Vec::new(),
         }
     }

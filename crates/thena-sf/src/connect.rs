@@ -91,6 +91,7 @@ pub fn client_for(store: &Store, conn: &Connection, config: &Config) -> Client {
         Some(sink),
         ClientConfig {
             api_version: config.api_version.clone(),
+            timeout: std::time::Duration::from_secs(config.api_timeout_secs.max(1)),
             ..Default::default()
         },
     );
@@ -198,7 +199,7 @@ pub async fn connect(
     store.put_connection(&conn).await?;
     let client = client_for(store, &conn, config);
     let categories = store.category_fields(&conn.name).await?;
-    let report = provision::provision(&client, &categories, &user).await?;
+    let report = provision_with_retries(&client, &categories, &user).await?;
     store.mark_provisioned(&conn.name).await?;
     Ok(Connected {
         webhook_url: config.webhook_url(&conn.name),
@@ -209,6 +210,31 @@ pub async fn connect(
         provision: report,
         name: conn.name,
     })
+}
+
+/// Provisions, retrying passing faults (a 503 while connecting should not fail the connect).
+pub async fn provision_with_retries(
+    client: &Client,
+    categories: &[(String, String)],
+    user: &str,
+) -> Result<provision::Report, Error> {
+    let mut attempt = 0;
+    loop {
+        match provision::provision(client, categories, user).await {
+            Err(provision::ProvisionError::Salesforce(e))
+                if e.action() == salesforce::Action::Retry && attempt < 8 =>
+            {
+                tokio::time::sleep(salesforce::error::backoff(
+                    attempt,
+                    std::time::Duration::from_millis(200),
+                    std::time::Duration::from_secs(5),
+                ))
+                .await;
+                attempt += 1;
+            }
+            other => return Ok(other?),
+        }
+    }
 }
 
 /// Connects the config file's declared connections that the store does not have yet.

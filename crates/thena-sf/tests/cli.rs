@@ -439,3 +439,175 @@ async fn serve_syncs_and_stops_cleanly_on_sigterm() {
     assert!(status.success(), "clean exit: {status}");
     emu.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_in_logs_metrics_or_errors_after_a_full_run() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+
+    let seed: sf_emulator::Seed = serde_json::from_value(serde_json::json!({"users": [{"username": "admin@example.com", "password": "pw-9f8e7d6c-secret", "last_name": "Admin"}], "accounts": [{"Name": "Acme Corp"}], "contacts": [{"LastName": "Harsh", "Email": "harsh@acme.io", "AccountName": "Acme Corp"}]})).unwrap();
+    let emu = sf_emulator::start(
+        "127.0.0.1:0",
+        EmulatorConfig {
+            seed,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let base = emu.base_url.clone();
+    let d = dir("secrets");
+    let data = d.0.clone();
+    let token = "whk-secret-7c1f0a9d";
+    let out = tokio::task::spawn_blocking({
+        let (data, base) = (data.clone(), base.clone());
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_thena-sf"))
+                .arg("--data-dir")
+                .arg(&data)
+                .args([
+                    "connect",
+                    "acme",
+                    "--login-url",
+                    &base,
+                    "--client-id",
+                    "local-client",
+                    "--client-secret",
+                    "local-secret",
+                    "--username",
+                    "admin@example.com",
+                    "--password",
+                    "pw-9f8e7d6c-secret",
+                    "--webhook-token",
+                    token,
+                ])
+                .env("RUST_LOG", "trace")
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_thena-sf"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+    let mut stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let http = reqwest::Client::new();
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut bodies = String::new();
+    for i in 0..5 {
+        let body = serde_json::json!({"action": "UPDATE", "request": {"requestId": format!("SEC-{i}"), "createdAt": now + 10, "updatedAt": now + 20, "requestor": {"name": "Harsh", "email": "harsh@acme.io"}}});
+        let r = http
+            .post(format!("{url}/webhooks/thena/acme"))
+            .header("Authorization", token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        bodies.push_str(&r.text().await.unwrap());
+    }
+    for bad in [
+        ("wrong", "{}"),
+        (token, "{not json"),
+        (token, r#"{"action":"UPDATE","request":{}}"#),
+    ] {
+        let r = http
+            .post(format!("{url}/webhooks/thena/acme"))
+            .header("Authorization", bad.0)
+            .body(bad.1)
+            .send()
+            .await
+            .unwrap();
+        bodies.push_str(&r.text().await.unwrap());
+    }
+    // Expire the session mid-run so a refresh (a re-login) happens and is logged.
+    emu.emulator.auth.lock().expire_all();
+    let body = serde_json::json!({"action": "UPDATE", "request": {"requestId": "SEC-9", "createdAt": now + 10, "updatedAt": now + 30}});
+    http.post(format!("{url}/webhooks/thena/acme"))
+        .header("Authorization", token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let metrics = loop {
+        let m = http
+            .get(format!("{url}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if m.contains("outcome=\"synced\"} 5") || std::time::Instant::now() > deadline {
+            break m;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(metrics.contains("outcome=\"synced\"} 5"), "{metrics}");
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    child.wait().unwrap();
+    let logs = log.join().unwrap()
+        + &String::from_utf8_lossy(&out.stderr)
+        + &String::from_utf8_lossy(&out.stdout).replace(token, "");
+    assert!(
+        logs.len() > 1000,
+        "trace logs were captured ({} bytes)",
+        logs.len()
+    );
+    // Every secret the run handled.
+    let sessions: Vec<String> = emu
+        .emulator
+        .auth
+        .lock()
+        .credentials
+        .iter()
+        .map(|c| c.password.clone())
+        .collect();
+    let store =
+        thena_sf::store::Store::open(&data, thena_sf::crypto::SecretBox::load(&data).unwrap())
+            .await
+            .unwrap();
+    let conn = store.connection("acme").await.unwrap();
+    let mut secrets = vec![
+        token.to_string(),
+        "local-secret".to_string(),
+        conn.tokens.access_token.expose().to_string(),
+    ];
+    secrets.extend(sessions);
+    for s in &secrets {
+        for (where_, text) in [
+            ("logs", &logs),
+            ("metrics", &metrics),
+            ("responses", &bodies),
+        ] {
+            assert!(
+                !text.contains(s.as_str()),
+                "a secret ({} chars) appears in the {where_}",
+                s.len()
+            );
+        }
+    }
+    emu.shutdown().await.unwrap();
+}
