@@ -385,6 +385,14 @@ async fn run(s: Sizes, full: bool) {
         wait_settled(&store, s.burst_requests, Duration::from_secs(900)).await;
         let settle = t.elapsed();
         let calls = emu.emulator.usage.lock().used(Instant::now()) - before;
+        let by_endpoint: Vec<String> = emu
+            .emulator
+            .stats
+            .lock()
+            .iter()
+            .filter(|(k, _)| !k.starts_with("oauth") && k.as_str() != "versions")
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         let peak = proc_mib(conn.child.id(), "VmHWM:");
         let counts = store.counts("bench").await.unwrap();
         drop(conn);
@@ -421,6 +429,10 @@ async fn run(s: Sizes, full: bool) {
             counts.failed
         ));
         report.row(format!("| 3. burst | connector peak memory (VmHWM) | {peak:.0} MiB | | | the connector process alone |"));
+        report.row(format!(
+            "| 3. burst | calls by endpoint (including connect and provisioning) | {} | | | |",
+            by_endpoint.join(", ")
+        ));
     }
 
     // 4. Scale: a backlog of pending snapshots.

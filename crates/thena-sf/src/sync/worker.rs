@@ -47,7 +47,7 @@ impl Default for Settings {
             batch: 200,
             claim: 2000,
             linger: Duration::from_millis(50),
-            burst_linger: Duration::from_secs(2),
+            burst_linger: Duration::from_secs(10),
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(300),
             budget_share: 0.9,
