@@ -65,6 +65,17 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
         * 1000.0
 }
 
+/// CPU seconds (user + system) a process has used, from /proc/PID/stat.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are the 14th and 15th fields (11 and 12 here); 100 ticks a second on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn proc_mib(pid: u32, key: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -282,6 +293,7 @@ async fn run(s: Sizes, full: bool) {
         let events: Vec<Value> = (0..s.ingest_events)
             .map(|i| event(&format!("I-{i}"), now, 1, &requestor, "Company 0"))
             .collect();
+        let cpu_before = cpu_secs(conn.child.id());
         let t = Instant::now();
         let mut lat: Vec<Duration> = post_all(&conn.url, events, 32)
             .await
@@ -289,13 +301,16 @@ async fn run(s: Sizes, full: bool) {
             .map(|(l, _)| l)
             .collect();
         let secs = t.elapsed().as_secs_f64();
+        let cpu = (cpu_secs(conn.child.id()) - cpu_before).max(0.01);
         lat.sort();
         report.row(format!(
-            "| 1. ingest | events acknowledged durably per second (32 clients) | {:.0}/s | | | p50 {:.1} ms, p99 {:.1} ms ack latency; {} events |",
+            "| 1. ingest | events acknowledged durably per second (32 clients) | {:.0}/s | | | p50 {:.1} ms, p99 {:.1} ms ack latency; {} events; the connector used {:.1} CPU-seconds: {:.0} events per connector CPU-second (the load generator and the emulator share the 2 cores) |",
             s.ingest_events as f64 / secs,
             pct(&lat, 0.5),
             pct(&lat, 0.99),
-            s.ingest_events
+            s.ingest_events,
+            cpu,
+            s.ingest_events as f64 / cpu
         ));
         drop(conn);
         emu.shutdown().await.unwrap();

@@ -170,6 +170,8 @@ pub async fn receive(
             app.metrics.received(&connection, result.as_str());
             if result == crate::store::queue::Ingested::Queued {
                 if let Some(w) = app.workers.read().get(&connection) {
+                    w.arrivals
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     w.notify.notify_one();
                 }
             }

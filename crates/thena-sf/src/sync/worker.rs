@@ -63,6 +63,8 @@ impl Default for Settings {
 pub struct WorkerHandle {
     pub notify: Arc<Notify>,
     pub client: Client,
+    /// Events queued for this connection so far (the webhook handler counts them).
+    pub arrivals: Arc<std::sync::atomic::AtomicU64>,
 }
 
 pub struct Worker {
@@ -75,6 +77,7 @@ pub struct Worker {
     settings: Settings,
     cache: Cache,
     shutdown: watch::Receiver<bool>,
+    arrivals: Arc<std::sync::atomic::AtomicU64>,
     config: crate::config::Config,
     /// API calls of clients replaced after a reconnect.
     calls_before: u64,
@@ -126,9 +129,11 @@ impl Worker {
         config: crate::config::Config,
     ) -> (Worker, WorkerHandle) {
         let notify = Arc::new(Notify::new());
+        let arrivals = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let handle = WorkerHandle {
             notify: notify.clone(),
             client: client.clone(),
+            arrivals: arrivals.clone(),
         };
         let w = Worker {
             name,
@@ -140,6 +145,7 @@ impl Worker {
             settings,
             cache: Cache::new(50_000, Duration::from_secs(3600)),
             shutdown,
+            arrivals,
             config,
             calls_before: 0,
         };
@@ -241,7 +247,7 @@ impl Worker {
                 // Let a burst fill the batch; a lone event still goes out within the linger.
                 tokio::time::sleep(Duration::from_millis((linger - age) as u64)).await;
             } else if n as usize >= self.settings.batch {
-                self.let_burst_land(n).await;
+                self.let_burst_land().await;
             }
             let batch = match self
                 .store
@@ -272,14 +278,15 @@ impl Worker {
 
     /// While a burst is still arriving fast, wait (a linger at a time, at most
     /// `burst_linger`) so that each request's versions coalesce into one write.
-    async fn let_burst_land(&mut self, mut seen: i64) {
+    async fn let_burst_land(&mut self) {
+        use std::sync::atomic::Ordering;
         let started = std::time::Instant::now();
-        let fast = (self.settings.batch / 4) as i64;
+        // More than `batch / 4` events a linger (1,000 a second by default) is a flood.
+        let fast = (self.settings.batch / 4) as u64;
+        let mut seen = self.arrivals.load(Ordering::Relaxed);
         while started.elapsed() < self.settings.burst_linger && !*self.shutdown.borrow() {
             tokio::time::sleep(self.settings.linger).await;
-            let Ok((now, _, _)) = self.store.queue_shape(&self.name).await else {
-                return;
-            };
+            let now = self.arrivals.load(Ordering::Relaxed);
             if now - seen < fast {
                 return;
             }
