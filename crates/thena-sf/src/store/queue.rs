@@ -67,7 +67,7 @@ pub struct RequestState {
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DeadLetter {
     pub id: i64,
     pub request_id: String,
@@ -77,7 +77,7 @@ pub struct DeadLetter {
     pub failed_at: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Activity {
     pub id: i64,
     pub request_id: String,
@@ -434,24 +434,12 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<DeadLetter>, StoreError> {
-        let rows = sqlx::query("SELECT id, request_id, code, message, fields, failed_at FROM dead_letters WHERE connection = $1 ORDER BY id DESC LIMIT $2 OFFSET $3")
+        Ok(sqlx::query_as::<_, DeadLetter>("SELECT id, request_id, code, message, fields, failed_at FROM dead_letters WHERE connection = $1 ORDER BY id DESC LIMIT $2 OFFSET $3")
             .bind(connection)
             .bind(limit)
             .bind(offset)
             .fetch_all(self.pool())
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(DeadLetter {
-                    id: r.try_get("id")?,
-                    request_id: r.try_get("request_id")?,
-                    code: r.try_get("code")?,
-                    message: r.try_get("message")?,
-                    fields: r.try_get("fields")?,
-                    failed_at: r.try_get("failed_at")?,
-                })
-            })
-            .collect()
+            .await?)
     }
 
     /// Puts a dead letter (or all) back in the queue; returns how many.
@@ -555,24 +543,12 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<Activity>, StoreError> {
-        let rows = sqlx::query("SELECT id, request_id, outcome, detail, sf_id, at FROM activity WHERE connection = $1 ORDER BY id DESC LIMIT $2 OFFSET $3")
+        Ok(sqlx::query_as::<_, Activity>("SELECT id, request_id, outcome, detail, sf_id, at FROM activity WHERE connection = $1 ORDER BY id DESC LIMIT $2 OFFSET $3")
             .bind(connection)
             .bind(limit)
             .bind(offset)
             .fetch_all(self.pool())
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Activity {
-                    id: r.try_get("id")?,
-                    request_id: r.try_get("request_id")?,
-                    outcome: r.try_get("outcome")?,
-                    detail: r.try_get("detail")?,
-                    sf_id: r.try_get("sf_id")?,
-                    at: r.try_get("at")?,
-                })
-            })
-            .collect()
+            .await?)
     }
 
     /// Forgets the delivery ids older than `days` (dedup needs only the recent ones).
