@@ -4,6 +4,10 @@
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde_json::Value;
 
+/// The last millisecond of the year 9999: later times are not accepted (and
+/// would not print as four-digit ISO 8601 years).
+pub const MAX_MS: i64 = 253_402_300_799_999;
+
 /// A point in time, kept to the millisecond for ordering.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
@@ -40,8 +44,10 @@ pub fn parse(v: &Value) -> Result<Ts, String> {
             let f = n.as_f64().ok_or("a number that is not finite")?;
             // Milliseconds from 1973 on are more than 1e11; seconds stay below it until 5138.
             let ms = if f.abs() >= 1e11 { f } else { f * 1000.0 };
-            if !ms.is_finite() || ms.abs() > 8.64e15 {
-                return Err(format!("{n} is not a time in unix seconds or milliseconds"));
+            if !ms.is_finite() || !(0.0..=MAX_MS as f64).contains(&ms) {
+                return Err(format!(
+                    "{n} is not a time in unix seconds or milliseconds between 1970 and 9999"
+                ));
             }
             Ok(Ts(ms as i64))
         }
@@ -60,6 +66,10 @@ fn clip(s: &str) -> String {
 }
 
 pub fn parse_str(s: &str) -> Option<Ts> {
+    parse_any_str(s).filter(|t| (0..=MAX_MS).contains(&t.0))
+}
+
+fn parse_any_str(s: &str) -> Option<Ts> {
     let s = s.trim();
     if let Ok(d) = DateTime::parse_from_rfc3339(s) {
         return Some(Ts::from_datetime(d.with_timezone(&Utc)));
@@ -119,6 +129,14 @@ mod tests {
         assert!(parse(&json!(true)).is_err());
         assert!(parse(&json!(1e300)).is_err());
         assert!(parse(&json!("2026-13-45T99:00:00Z")).is_err());
+        // Found by cargo-fuzz: a digit string in the year 63255 was accepted, and its
+        // ISO form ("+63255-...") did not parse back.
+        assert!(parse_str("00001934006287857237").is_none());
+        assert!(parse(&json!(1_934_006_287_857_237i64))
+            .unwrap_err()
+            .contains("between 1970 and 9999"));
+        assert!(parse(&json!(-5)).is_err());
+        assert_eq!(parse_str("9999-12-31T23:59:59.999Z").unwrap().0, MAX_MS);
         assert_eq!(
             slack_ts("1764000300.000200").unwrap().iso(),
             "2025-11-24T16:05:00Z"
