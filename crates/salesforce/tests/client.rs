@@ -415,3 +415,54 @@ async fn without_expires_in_the_token_is_refreshed_before_it_expires() {
         "a fresh token is not refreshed again"
     );
 }
+
+#[tokio::test]
+async fn the_client_never_follows_a_redirect() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // A server that would receive the redirected request (with the bearer token).
+    let hits = Arc::new(AtomicUsize::new(0));
+    let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target_addr = target.local_addr().unwrap();
+    let h = hits.clone();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // It answers like a healthy org: a client that followed the redirect would succeed.
+        while let Ok((mut s, _)) = target.accept().await {
+            h.fetch_add(1, Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}").await;
+        }
+    });
+    // An "org" that answers every call with a redirect to it.
+    let org = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let org_addr = org.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut s, _)) = org.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let resp = format!("HTTP/1.1 302 Found\r\nLocation: http://{target_addr}/steal\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = s.write_all(resp.as_bytes()).await;
+        }
+    });
+    let tokens = TokenSet {
+        access_token: Secret::new("00D!token"),
+        refresh_token: None,
+        instance_url: format!("http://{org_addr}"),
+        id_url: format!("http://{org_addr}/id/00D/005"),
+        issued_at_ms: 4_102_444_800_000,
+        expires_in_secs: None,
+    };
+    let client = Client::new(tokens, None, None, ClientConfig::default());
+    let err = client
+        .limits()
+        .await
+        .expect_err("a redirect is an error, not followed");
+    assert!(matches!(err, Error::Api(_) | Error::Protocol(_)), "{err:?}");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "the redirect target was never contacted"
+    );
+}
