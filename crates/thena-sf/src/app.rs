@@ -62,6 +62,11 @@ impl App {
             workers: RwLock::new(HashMap::new()),
             ingestor,
         });
+        // Know every connection before the first request can arrive: a webhook for a
+        // stored connection must never meet "unknown connection" during a restart.
+        for c in state.store.connections().await? {
+            state.conns.write().insert(c.name.clone(), auth_of(&c));
+        }
         let (tx, rx) = watch::channel(false);
         let router = http::router(state.clone());
         let mut srx = rx.clone();

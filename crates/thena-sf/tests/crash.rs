@@ -137,7 +137,17 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing() {
                             *cur = (*cur).max(v);
                             break;
                         }
-                        Ok(r) => panic!("unexpected {}", r.status()),
+                        // 503: the store could not commit (the contract's only 5xx); Thena retries it.
+                        Ok(r) if r.status() == 503 => {
+                            tokio::time::sleep(Duration::from_millis(20)).await
+                        }
+                        Ok(r) => {
+                            let status = r.status();
+                            panic!(
+                                "unexpected {status}: {}",
+                                r.text().await.unwrap_or_default()
+                            )
+                        }
                         Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
                     }
                 }

@@ -96,6 +96,8 @@ pub struct Request {
     pub team_name: Option<String>,
     /// The link of an earlier sync, with the requestor it was made for.
     pub previous: Option<(String, Links)>,
+    /// Ask Salesforce again, whatever the cache remembers (a retry on demand).
+    pub fresh: bool,
 }
 
 /// A Contact as the lookups return it.
@@ -156,6 +158,8 @@ struct Item {
     /// Waiting for a created Contact: (new-contact key, account, how).
     waiting: Option<(String, String, How)>,
     tried: Vec<String>,
+    /// The outcome came from the cache (not remembered again).
+    from_cache: bool,
 }
 
 /// Splits a name into FirstName and LastName (the last word); no name → the Slack id.
@@ -217,14 +221,31 @@ fn older(a: &str, a_id: &str, b: &str, b_id: &str) -> bool {
 pub struct Cache {
     map: HashMap<String, (Links, Instant)>,
     accounts: HashMap<String, (String, Instant)>,
+    /// Requestors (with their workspace) that matched nothing, and why: remembered
+    /// briefly so a burst does not ask again for every version of a request.
+    misses: HashMap<String, (String, Instant)>,
     order: VecDeque<String>,
     cap: usize,
     ttl: Duration,
 }
 
+/// How long a requestor that matched nothing is not asked about again.
+pub const MISS_TTL: Duration = Duration::from_secs(15);
+
+fn miss_key(req: &Request) -> String {
+    let who = req.requestor.as_ref().map(Person::key).unwrap_or_default();
+    let team = req
+        .team_name
+        .as_deref()
+        .map(|t| t.trim().to_lowercase())
+        .unwrap_or_default();
+    format!("{who}|{team}")
+}
+
 impl Cache {
     pub fn new(cap: usize, ttl: Duration) -> Cache {
         Cache {
+            misses: HashMap::new(),
             map: HashMap::new(),
             accounts: HashMap::new(),
             order: VecDeque::new(),
@@ -255,6 +276,23 @@ impl Cache {
         let k = format!("e:{}", email.to_lowercase());
         self.map.insert(k.clone(), (links, now));
         self.touch(k);
+    }
+
+    fn miss(&self, key: &str, now: Instant) -> Option<String> {
+        self.misses
+            .get(key)
+            .filter(|(_, t)| now.duration_since(*t) < MISS_TTL)
+            .map(|(r, _)| r.clone())
+    }
+
+    fn remember_miss(&mut self, key: String, reason: String, now: Instant) {
+        if self.misses.len() >= self.cap {
+            self.misses
+                .retain(|_, (_, t)| now.duration_since(*t) < MISS_TTL);
+        }
+        if self.misses.len() < self.cap {
+            self.misses.insert(key, (reason, now));
+        }
     }
 
     /// Forgets a requestor (their Contact may be gone).
@@ -306,6 +344,7 @@ impl Resolver {
                     email_contact: None,
                     waiting: None,
                     tried: Vec::new(),
+                    from_cache: false,
                 };
                 if let Some((key, links)) = &item.req.previous {
                     let same = item.req.requestor.as_ref().is_none_or(|p| &p.key() == key);
@@ -313,9 +352,12 @@ impl Resolver {
                         item.outcome = Some(Outcome::Linked(links.clone(), How::Reused));
                     }
                 }
-                if item.outcome.is_none() {
+                if item.outcome.is_none() && !item.req.fresh {
                     if let Some(l) = item.email.as_deref().and_then(|e| cache.person(e, now)) {
                         item.outcome = Some(Outcome::Linked(l, How::Cached));
+                    } else if let Some(why) = cache.miss(&miss_key(&item.req), now) {
+                        item.outcome = Some(Outcome::Skipped(why));
+                        item.from_cache = true;
                     }
                 }
                 item
@@ -722,6 +764,12 @@ impl Resolver {
                 if let (Outcome::Linked(l, how), Some(e)) = (&outcome, &i.email) {
                     if *how != How::Cached {
                         cache.remember_person(e, l.clone(), now);
+                    }
+                }
+                // A requestor that matched nothing (not a failed creation) is not asked about again for a while.
+                if let Outcome::Skipped(why) = &outcome {
+                    if !i.from_cache && i.waiting.is_none() && !why.starts_with("the Contact") {
+                        cache.remember_miss(miss_key(&i.req), why.clone(), now);
                     }
                 }
                 (i.req.request_id, outcome)

@@ -416,8 +416,9 @@ impl Store {
         request_id: Option<&str>,
     ) -> Result<u64, StoreError> {
         let sql = match request_id {
-            Some(_) => "UPDATE pending SET parked = 0, not_before_ms = 0, enqueued_at_ms = $3 WHERE connection = $1 AND parked = 1 AND request_id = $2",
-            None => "UPDATE pending SET parked = 0, not_before_ms = 0, enqueued_at_ms = $3 WHERE connection = $1 AND parked = 1 AND $2 = $2",
+            // attempts = -1 marks a retry on demand: resolve afresh, whatever the worker's cache remembers.
+            Some(_) => "UPDATE pending SET parked = 0, not_before_ms = 0, attempts = -1, enqueued_at_ms = $3 WHERE connection = $1 AND parked = 1 AND request_id = $2",
+            None => "UPDATE pending SET parked = 0, not_before_ms = 0, attempts = -1, enqueued_at_ms = $3 WHERE connection = $1 AND parked = 1 AND $2 = $2",
         };
         let done = sqlx::query(sql)
             .bind(connection)

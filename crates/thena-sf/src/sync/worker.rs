@@ -451,6 +451,7 @@ impl Worker {
                     requestor: c.snapshot.requestor.set().cloned(),
                     team_name: c.snapshot.team_name.set().cloned(),
                     previous,
+                    fresh: c.attempts < 0,
                 }
             })
             .collect();

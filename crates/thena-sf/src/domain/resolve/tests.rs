@@ -148,6 +148,7 @@ fn req(id: &str, p: Option<Person>, team: Option<&str>) -> Request {
         requestor: p,
         team_name: team.map(str::to_string),
         previous: None,
+        fresh: false,
     }
 }
 
@@ -540,4 +541,32 @@ fn internationalised_domains_match_their_company() {
     let c = o.contacts.iter().find(|c| c.id == contact).unwrap();
     assert_eq!(c.name.as_deref(), Some("Jörg Müller"));
     assert_eq!(c.email.as_deref(), Some("joerg@bücher.de"));
+}
+
+#[test]
+fn a_requestor_that_matched_nothing_is_not_asked_about_again_unless_retried() {
+    let mut o = org();
+    let mut c = cache();
+    let lost = || {
+        req(
+            "R",
+            Some(person("Lost Soul", Some("lost@nowhere.example"))),
+            Some("Nowhere"),
+        )
+    };
+    let first = o.resolve(vec![lost()], &mut c);
+    assert!(matches!(&first[0].1, Outcome::Skipped(_)));
+    let queries = o.queries;
+    let again = o.resolve(vec![lost()], &mut c);
+    assert_eq!(again[0].1, first[0].1, "the same reason");
+    assert_eq!(
+        o.queries, queries,
+        "no query for a requestor that just matched nothing"
+    );
+    // The Account appears; a retry on demand asks again and finds it.
+    o.account("001NW", "Nowhere", "2025");
+    let mut retried = lost();
+    retried.fresh = true;
+    let out = o.resolve(vec![retried], &mut c);
+    assert_eq!(linked(&out[0].1).1, "001NW");
 }
