@@ -162,6 +162,21 @@ impl Store {
         }
     }
 
+    /// A connection's status and when its tokens were issued, without opening its secrets.
+    pub async fn connection_state(&self, name: &str) -> Result<(ConnStatus, i64), StoreError> {
+        let row = sqlx::query("SELECT status, issued_at_ms FROM connections WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(r) => Ok((
+                ConnStatus::parse(&r.try_get::<String, _>("status")?),
+                r.try_get("issued_at_ms")?,
+            )),
+            None => Err(StoreError::NoConnection(name.to_string())),
+        }
+    }
+
     pub async fn connections(&self) -> Result<Vec<Connection>, StoreError> {
         let rows = sqlx::query("SELECT * FROM connections ORDER BY name")
             .fetch_all(&self.pool)

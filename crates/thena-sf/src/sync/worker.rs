@@ -179,20 +179,13 @@ impl Worker {
             if *self.shutdown.borrow() {
                 break;
             }
-            let status = match self.store.connection(&self.name).await {
-                Ok(c) => {
-                    // Reconnected (new credentials): use them.
-                    let current = self.client.tokens();
-                    if c.tokens.issued_at_ms > current.issued_at_ms
-                        && c.tokens.access_token != current.access_token
-                    {
-                        self.calls_before += self.client.calls();
-                        self.client = crate::connect::client_for(&self.store, &c, &self.config);
-                        if let Ok(u) = crate::connect::user_id(&c.tokens) {
-                            self.user_id = u;
-                        }
+            let status = match self.store.connection_state(&self.name).await {
+                Ok((status, issued_at_ms)) => {
+                    // Newer tokens than ours that we did not make ourselves: a reconnect.
+                    if issued_at_ms > self.client.tokens().issued_at_ms as i64 {
+                        self.take_new_credentials().await;
                     }
-                    c.status
+                    status
                 }
                 Err(e) => {
                     warn!(connection = %self.name, error = %e, "cannot read the connection");
@@ -274,6 +267,20 @@ impl Worker {
             self.check_budget().await;
         }
         info!(connection = %self.name, "worker stopped");
+    }
+
+    /// Uses the stored credentials when they are not the ones this worker's client holds.
+    async fn take_new_credentials(&mut self) {
+        let Ok(c) = self.store.connection(&self.name).await else {
+            return;
+        };
+        if c.tokens.access_token != self.client.tokens().access_token {
+            self.calls_before += self.client.calls();
+            self.client = crate::connect::client_for(&self.store, &c, &self.config);
+            if let Ok(u) = crate::connect::user_id(&c.tokens) {
+                self.user_id = u;
+            }
+        }
     }
 
     /// While a burst is still arriving fast, wait (a linger at a time, at most
