@@ -65,6 +65,28 @@ fn custom_name(full: &str) -> Result<&str, MdError> {
     Ok(base)
 }
 
+/// Create refuses a component that exists; update refuses one that does not;
+/// upsert takes either. `label` names the type as messages show it.
+fn check_mode(
+    mode: Mode,
+    exists: bool,
+    kind: &str,
+    label: &str,
+    name: &str,
+) -> Result<(), MdError> {
+    match (mode, exists) {
+        (Mode::Create, true) => Err(err(
+            "DUPLICATE_DEVELOPER_NAME",
+            format!("There is already a {label} named {name}."),
+        )),
+        (Mode::Update, false) => Err(err(
+            "INVALID_CROSS_REFERENCE_KEY",
+            format!("In field: fullName - no {kind} named {name} found"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn full_name(md: &El) -> Result<String, MdError> {
     md.text_of("fullName").ok_or_else(|| missing("fullName"))
 }
@@ -91,21 +113,7 @@ fn save_object(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdError> {
     let full = full_name(md)?;
     custom_name(&full)?;
     let exists = org.table(&full).is_some();
-    match (mode, exists) {
-        (Mode::Create, true) => {
-            return Err(err(
-                "DUPLICATE_DEVELOPER_NAME",
-                format!("There is already a Custom Object named {full}."),
-            ))
-        }
-        (Mode::Update, false) => {
-            return Err(err(
-                "INVALID_CROSS_REFERENCE_KEY",
-                format!("In field: fullName - no CustomObject named {full} found"),
-            ))
-        }
-        _ => {}
-    }
+    check_mode(mode, exists, "CustomObject", "Custom Object", &full)?;
     let label = md.text_of("label");
     let plural = md.text_of("pluralLabel");
     let name_field = md.child("nameField");
@@ -554,27 +562,22 @@ fn save_permission_set(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdErr
         ));
     }
     let existing = permission_set_id(org, &full);
-    let created = match (mode, existing) {
-        (Mode::Create, Some(_)) => {
-            return Err(err(
-                "DUPLICATE_DEVELOPER_NAME",
-                format!("There is already a PermissionSet named {full}"),
-            ))
-        }
-        (Mode::Update, None) => {
-            return Err(err(
-                "INVALID_CROSS_REFERENCE_KEY",
-                format!("In field: fullName - no PermissionSet named {full} found"),
-            ))
-        }
-        (_, Some(id)) => {
+    check_mode(
+        mode,
+        existing.is_some(),
+        "PermissionSet",
+        "PermissionSet",
+        &full,
+    )?;
+    let created = match existing {
+        Some(id) => {
             if let Some(l) = md.text_of("label") {
                 set_fields(org, "PermissionSet", &id, &[("Label", Val::text(l))]);
             }
             apply_permissions(org, &id, md)?;
             false
         }
-        (_, None) => {
+        None => {
             let label = md.text_of("label").ok_or_else(|| missing("label"))?;
             let id = org.insert_system(
                 "PermissionSet",
@@ -596,21 +599,11 @@ fn save_permission_set(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdErr
 
 fn save_profile(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdError> {
     let full = full_name(md)?;
-    let (profile, created) = match (mode, profile_id(org, &full)) {
-        (Mode::Create, Some(_)) => {
-            return Err(err(
-                "DUPLICATE_DEVELOPER_NAME",
-                format!("There is already a Profile named {full}"),
-            ))
-        }
-        (Mode::Update, None) => {
-            return Err(err(
-                "INVALID_CROSS_REFERENCE_KEY",
-                format!("In field: fullName - no Profile named {full} found"),
-            ))
-        }
-        (_, Some(id)) => (id, false),
-        (_, None) => {
+    let existing = profile_id(org, &full);
+    check_mode(mode, existing.is_some(), "Profile", "Profile", &full)?;
+    let (profile, created) = match existing {
+        Some(id) => (id, false),
+        None => {
             let id = org.insert_system("Profile", &[("Name", Val::text(full.as_str()))]);
             let ps_name = format!("X{}", &id[..15]);
             org.insert_system(
@@ -662,21 +655,7 @@ fn save_layout(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdError> {
         })?;
     let key = layout_key(&full);
     let exists = org.layouts.contains_key(&key);
-    match (mode, exists) {
-        (Mode::Create, true) => {
-            return Err(err(
-                "DUPLICATE_DEVELOPER_NAME",
-                format!("There is already a Layout named {decoded}"),
-            ))
-        }
-        (Mode::Update, false) => {
-            return Err(err(
-                "INVALID_CROSS_REFERENCE_KEY",
-                format!("In field: fullName - no Layout named {decoded} found"),
-            ))
-        }
-        _ => {}
-    }
+    check_mode(mode, exists, "Layout", "Layout", &decoded)?;
     let mut related = Vec::new();
     for rl in md.children_named("relatedLists") {
         let name = rl
