@@ -68,18 +68,7 @@ async fn harness(mut emu_config: EmulatorConfig) -> Harness {
         data_dir: dir.clone(),
         ..Config::default()
     };
-    let req = ConnectRequest {
-        name: "acme".into(),
-        login_url: emu.base_url.clone(),
-        client_id: "local-client".into(),
-        client_secret: Some(Secret::new("local-secret")),
-        credentials: Credentials::Password {
-            username: "admin@example.com".into(),
-            password: Secret::new("emulator"),
-        },
-        webhook_token: Some(TOKEN.into()),
-        signing_secrets: Vec::new(),
-    };
+    let req = password_connect("acme", &emu.base_url, "emulator", Some(TOKEN));
     connect::connect(&store, &config, req).await.unwrap();
     let conn = store.connection("acme").await.unwrap();
     let sf = connect::client_for(&store, &conn, &config);
@@ -94,6 +83,27 @@ async fn harness(mut emu_config: EmulatorConfig) -> Harness {
         dir,
         http: reqwest::Client::new(),
         sf,
+    }
+}
+
+/// Connects `name` to an emulator by the password grant, as admin@example.com.
+fn password_connect(
+    name: &str,
+    login_url: &str,
+    password: &str,
+    webhook_token: Option<&str>,
+) -> ConnectRequest {
+    ConnectRequest {
+        name: name.into(),
+        login_url: login_url.to_string(),
+        client_id: "local-client".into(),
+        client_secret: Some(Secret::new("local-secret")),
+        credentials: Credentials::Password {
+            username: "admin@example.com".into(),
+            password: Secret::new(password),
+        },
+        webhook_token: webhook_token.map(str::to_string),
+        signing_secrets: Vec::new(),
     }
 }
 
@@ -879,18 +889,7 @@ async fn a_refused_login_waits_for_a_reconnect_and_loses_nothing() {
     let again = connect::connect(
         &h.store,
         &h.config,
-        ConnectRequest {
-            name: "acme".into(),
-            login_url: h.emu.base_url.clone(),
-            client_id: "local-client".into(),
-            client_secret: Some(Secret::new("local-secret")),
-            credentials: Credentials::Password {
-                username: "admin@example.com".into(),
-                password: Secret::new("rotated"),
-            },
-            webhook_token: None,
-            signing_secrets: Vec::new(),
-        },
+        password_connect("acme", &h.emu.base_url, "rotated", None),
     )
     .await
     .unwrap();
@@ -963,18 +962,7 @@ async fn one_failing_org_never_slows_another() {
     )
     .await
     .unwrap();
-    let req = ConnectRequest {
-        name: "broken".into(),
-        login_url: broken.base_url.clone(),
-        client_id: "local-client".into(),
-        client_secret: Some(Secret::new("local-secret")),
-        credentials: Credentials::Password {
-            username: "admin@example.com".into(),
-            password: Secret::new("emulator"),
-        },
-        webhook_token: Some(TOKEN.into()),
-        signing_secrets: Vec::new(),
-    };
+    let req = password_connect("broken", &broken.base_url, "emulator", Some(TOKEN));
     connect::connect(&h.store, &h.config, req).await.unwrap();
     h.app()
         .add_connection(&h.store.connection("broken").await.unwrap());
