@@ -28,6 +28,7 @@ pub mod ids;
 pub mod metadata;
 pub mod oauth;
 pub mod org;
+pub mod record_page;
 pub mod rest;
 pub mod routes;
 pub mod schema;

@@ -40,6 +40,10 @@ pub fn router(em: Arc<Emulator>) -> Router {
             "/services/Soap/m/{version}/{org}",
             post(crate::metadata::handle),
         )
+        .route(
+            "/lightning/r/{object}/{id}/view",
+            get(crate::record_page::view),
+        )
         .nest("/_emulator", crate::admin::router())
         .fallback(|| async { crate::http::not_found() })
         .layer(DefaultBodyLimit::max(64 * 1024 * 1024))

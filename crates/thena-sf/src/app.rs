@@ -16,18 +16,25 @@ use crate::http::{self, AppState, ConnAuth};
 use crate::metrics::Metrics;
 use crate::store::{Connection, Store};
 use crate::sync::{Settings, Worker};
+use crate::web;
 use crate::Error;
 
 pub struct App {
     pub state: Arc<AppState>,
     pub addr: SocketAddr,
-    settings: Settings,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<()>,
-    workers: parking_lot::Mutex<Vec<JoinHandle<()>>>,
 }
 
-fn auth_of(c: &Connection) -> ConnAuth {
+/// What starting workers needs; kept in [`AppState`] so that the admin page can
+/// start and stop them too.
+pub struct Runtime {
+    pub settings: Settings,
+    pub shutdown: watch::Receiver<bool>,
+    pub tasks: parking_lot::Mutex<Vec<JoinHandle<()>>>,
+}
+
+pub(crate) fn auth_of(c: &Connection) -> ConnAuth {
     ConnAuth {
         token_hash: c.webhook_token_hash.clone(),
         signing_secrets: c
@@ -46,14 +53,19 @@ fn auth_of(c: &Connection) -> ConnAuth {
 
 impl App {
     /// Binds `config.listen` (port 0 picks one), starts the server and a worker per stored connection.
-    pub async fn start(config: Config, store: Store, settings: Settings) -> Result<App, Error> {
+    pub async fn start(mut config: Config, store: Store, settings: Settings) -> Result<App, Error> {
         let listener = tokio::net::TcpListener::bind(&config.listen)
             .await
             .map_err(|e| Error::Invalid(format!("cannot listen on {}: {e}", config.listen)))?;
         let addr = listener
             .local_addr()
             .map_err(|e| Error::Invalid(e.to_string()))?;
+        if config.public_url.is_empty() {
+            config.public_url = format!("http://{addr}");
+        }
+        let admin = web::Admin::load(&config)?;
         let ingestor = http::Ingestor::start(store.clone());
+        let (tx, rx) = watch::channel(false);
         let state = Arc::new(AppState {
             store,
             config,
@@ -61,29 +73,35 @@ impl App {
             conns: RwLock::new(HashMap::new()),
             workers: RwLock::new(HashMap::new()),
             ingestor,
+            admin,
+            runtime: Runtime {
+                settings,
+                shutdown: rx.clone(),
+                tasks: parking_lot::Mutex::new(Vec::new()),
+            },
         });
         // Know every connection before the first request can arrive: a webhook for a
         // stored connection must never meet "unknown connection" during a restart.
         for c in state.store.connections().await? {
             state.conns.write().insert(c.name.clone(), auth_of(&c));
         }
-        let (tx, rx) = watch::channel(false);
         let router = http::router(state.clone());
         let mut srx = rx.clone();
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = srx.wait_for(|s| *s).await;
-                })
-                .await;
+            let _ = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = srx.wait_for(|s| *s).await;
+            })
+            .await;
         });
         let app = App {
             state,
             addr,
-            settings,
             shutdown: tx,
             server,
-            workers: parking_lot::Mutex::new(Vec::new()),
         };
         for c in app.state.store.connections().await? {
             app.add_connection(&c);
@@ -93,27 +111,7 @@ impl App {
 
     /// Serves a (new or changed) connection: webhook auth and a worker.
     pub fn add_connection(&self, c: &Connection) {
-        self.state.conns.write().insert(c.name.clone(), auth_of(c));
-        if self.state.workers.read().contains_key(&c.name) {
-            if let Some(w) = self.state.workers.read().get(&c.name) {
-                w.notify.notify_one();
-            }
-            return;
-        }
-        let client = connect::client_for(&self.state.store, c, &self.state.config);
-        let user = connect::user_id(&c.tokens).unwrap_or_default();
-        let (worker, handle) = Worker::new(
-            c.name.clone(),
-            self.state.store.clone(),
-            client,
-            user,
-            self.state.metrics.clone(),
-            self.settings.clone(),
-            self.shutdown.subscribe(),
-            self.state.config.clone(),
-        );
-        self.state.workers.write().insert(c.name.clone(), handle);
-        self.workers.lock().push(tokio::spawn(worker.run()));
+        self.state.add_connection(c);
     }
 
     pub fn url(&self) -> String {
@@ -122,18 +120,56 @@ impl App {
 
     /// Wakes a connection's worker (after a retry or a reconnect).
     pub fn wake(&self, connection: &str) {
-        if let Some(w) = self.state.workers.read().get(connection) {
-            w.notify.notify_one();
-        }
+        self.state.wake(connection);
     }
 
     /// Stops accepting, lets the workers finish the batch in flight, and returns.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
-        let workers: Vec<JoinHandle<()>> = std::mem::take(&mut *self.workers.lock());
+        let workers: Vec<JoinHandle<()>> = std::mem::take(&mut *self.state.runtime.tasks.lock());
         for w in workers {
             let _ = tokio::time::timeout(Duration::from_secs(30), w).await;
+        }
+    }
+}
+
+impl AppState {
+    /// Serves a (new or changed) connection: webhook auth and a worker.
+    pub fn add_connection(&self, c: &Connection) {
+        self.conns.write().insert(c.name.clone(), auth_of(c));
+        if let Some(w) = self.workers.read().get(&c.name) {
+            w.notify.notify_one();
+            return;
+        }
+        let client = connect::client_for(&self.store, c, &self.config);
+        let user = connect::user_id(&c.tokens).unwrap_or_default();
+        let (worker, handle) = Worker::new(
+            c.name.clone(),
+            self.store.clone(),
+            client,
+            user,
+            self.metrics.clone(),
+            self.runtime.settings.clone(),
+            self.runtime.shutdown.clone(),
+            self.config.clone(),
+        );
+        self.workers.write().insert(c.name.clone(), handle);
+        self.runtime.tasks.lock().push(tokio::spawn(worker.run()));
+    }
+
+    /// Stops serving a connection that was deleted: webhooks get 404, its worker stops.
+    pub fn remove_connection(&self, name: &str) {
+        self.conns.write().remove(name);
+        if let Some(w) = self.workers.write().remove(name) {
+            w.notify.notify_one();
+        }
+    }
+
+    /// Wakes a connection's worker (after a retry or a reconnect).
+    pub fn wake(&self, connection: &str) {
+        if let Some(w) = self.workers.read().get(connection) {
+            w.notify.notify_one();
         }
     }
 }

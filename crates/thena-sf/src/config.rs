@@ -10,7 +10,8 @@ use serde::Deserialize;
 pub struct Config {
     /// Where the HTTP server listens.
     pub listen: String,
-    /// The URL Thena reaches this server at (for webhook URLs shown to admins).
+    /// The URL Thena and admins reach this server at (webhook URLs, the OAuth callback).
+    /// Empty: `http://` and the address listened on.
     pub public_url: String,
     /// The store and key file live here.
     pub data_dir: PathBuf,
@@ -22,6 +23,41 @@ pub struct Config {
     pub api_timeout_secs: u64,
     /// Connections declared for unattended deployments; connected on start if missing.
     pub connections: Vec<DeclaredConnection>,
+    /// The admin page's password, as an Argon2 PHC string (`thena-sf admin-password --hash-only`).
+    /// Unset: a password is generated at first start into `<data_dir>/initial-admin-password`.
+    pub admin_password_hash: Option<String>,
+    /// The Connected App the admin page connects Production, Sandbox and My Domain orgs with.
+    pub oauth: Option<OAuthClient>,
+    /// Offer the local emulator as a place to connect to (development and demos).
+    pub emulator: Option<EmulatorLogin>,
+}
+
+/// A Salesforce Connected App (consumer key and secret).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthClient {
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    pub client_secret_env: Option<String>,
+}
+
+/// The emulator offered on the Connect page.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmulatorLogin {
+    pub login_url: String,
+    #[serde(default = "default_emulator_client")]
+    pub client_id: String,
+    #[serde(default = "default_emulator_secret")]
+    pub client_secret: String,
+}
+
+fn default_emulator_client() -> String {
+    "local-client".into()
+}
+
+fn default_emulator_secret() -> String {
+    "local-secret".into()
 }
 
 /// A connection declared in the config file (refresh-token based).
@@ -44,12 +80,15 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "127.0.0.1:8080".into(),
-            public_url: "http://127.0.0.1:8080".into(),
+            public_url: String::new(),
             data_dir: PathBuf::from("./data"),
             api_version: "67.0".into(),
             api_budget_share: 0.9,
             api_timeout_secs: 60,
             connections: Vec::new(),
+            admin_password_hash: None,
+            oauth: None,
+            emulator: None,
         }
     }
 }
@@ -104,12 +143,67 @@ impl Config {
                 c.api_budget_share
             )));
         }
+        if let Ok(v) = std::env::var("THENA_SF_ADMIN_PASSWORD_HASH") {
+            c.admin_password_hash = Some(v);
+        }
+        if let Ok(id) = std::env::var("THENA_SF_OAUTH_CLIENT_ID") {
+            c.oauth = Some(OAuthClient {
+                client_id: id,
+                client_secret: None,
+                client_secret_env: Some("THENA_SF_OAUTH_CLIENT_SECRET".into()),
+            });
+        }
+        if let Ok(url) = std::env::var("THENA_SF_EMULATOR_URL") {
+            c.emulator = Some(EmulatorLogin {
+                login_url: url,
+                client_id: default_emulator_client(),
+                client_secret: default_emulator_secret(),
+            });
+        }
+        if !(c.public_url.is_empty()
+            || c.public_url.starts_with("https://")
+            || c.public_url.starts_with("http://"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "public_url must start with https:// or http://, not {}",
+                c.public_url
+            )));
+        }
         c.public_url = c.public_url.trim_end_matches('/').to_string();
         Ok(c)
     }
 
+    /// The URL this server is reached at: `public_url`, or the listen address.
+    pub fn base_url(&self) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{}", self.listen)
+        } else {
+            self.public_url.clone()
+        }
+    }
+
     pub fn webhook_url(&self, connection: &str) -> String {
-        format!("{}/webhooks/thena/{connection}", self.public_url)
+        format!("{}/webhooks/thena/{connection}", self.base_url())
+    }
+
+    /// Where Salesforce sends the browser back after consent.
+    pub fn oauth_callback_url(&self) -> String {
+        format!("{}/oauth/callback", self.base_url())
+    }
+
+    /// Whether the admin page is served over https (then its cookie is `Secure`).
+    pub fn is_https(&self) -> bool {
+        self.base_url().starts_with("https://")
+    }
+}
+
+impl OAuthClient {
+    pub fn secret(&self) -> Result<Option<String>, ConfigError> {
+        match (&self.client_secret, &self.client_secret_env) {
+            (Some(v), _) => Ok(Some(v.clone())),
+            (None, Some(var)) => Ok(std::env::var(var).ok()),
+            (None, None) => Ok(None),
+        }
     }
 }
 

@@ -111,11 +111,30 @@ pub fn user_id(tokens: &TokenSet) -> Result<String, Error> {
     })
 }
 
+/// A step of [`connect_observed`], for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Tokens obtained; the connection (secrets sealed) is being stored.
+    Storing,
+    /// Stored; the org is being provisioned.
+    Provisioning,
+}
+
 /// Obtains tokens, stores the connection, provisions the org.
 pub async fn connect(
     store: &Store,
     config: &Config,
     req: ConnectRequest,
+) -> Result<Connected, Error> {
+    connect_observed(store, config, req, &|_| {}).await
+}
+
+/// [`connect`], telling `on_step` as it goes.
+pub async fn connect_observed(
+    store: &Store,
+    config: &Config,
+    req: ConnectRequest,
+    on_step: &(dyn Fn(Step) + Send + Sync),
 ) -> Result<Connected, Error> {
     if !valid_name(&req.name) {
         return Err(Error::Invalid(format!(
@@ -156,6 +175,7 @@ pub async fn connect(
         Credentials::Tokens(t) => t,
     };
     let user = user_id(&tokens)?;
+    on_step(Step::Storing);
     // Connecting an existing name is a reconnect: the forward-looking cut-off,
     // the webhook token (unless a new one is given) and the signing secrets stay.
     let existing = match store.connection(&req.name).await {
@@ -197,6 +217,7 @@ pub async fn connect(
         provisioned_at: None,
     };
     store.put_connection(&conn).await?;
+    on_step(Step::Provisioning);
     let client = client_for(store, &conn, config);
     let categories = store.category_fields(&conn.name).await?;
     let report = provision_with_retries(&client, &categories, &user).await?;

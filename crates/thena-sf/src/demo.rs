@@ -231,6 +231,8 @@ pub struct Demo {
     pub webhook_token: Secret,
     pub rows: Vec<Row>,
     pub deliveries: Vec<(String, String)>,
+    /// The admin page's password, made for this run.
+    pub admin_password: Secret,
 }
 
 /// Runs the demo up to the result table; the caller decides whether to keep serving.
@@ -244,6 +246,20 @@ pub async fn run(mut config: Config, store: Store) -> Result<Demo, Error> {
     )
     .await
     .map_err(|e| Error::Invalid(format!("the emulator did not start: {e}")))?;
+    // The admin page offers this emulator as a place to connect, behind a password made for this run.
+    config.emulator = Some(crate::config::EmulatorLogin {
+        login_url: emulator.base_url.clone(),
+        client_id: "local-client".into(),
+        client_secret: "local-secret".into(),
+    });
+    let admin_password = crypto::new_token()
+        .trim_start_matches("tsf_")
+        .chars()
+        .take(16)
+        .collect::<String>();
+    if config.admin_password_hash.is_none() {
+        config.admin_password_hash = Some(crate::web::hash_password(&admin_password)?);
+    }
     let app = App::start(config.clone(), store.clone(), Settings::default()).await?;
     config.public_url = app.url();
     let token = crypto::new_token();
@@ -301,6 +317,7 @@ pub async fn run(mut config: Config, store: Store) -> Result<Demo, Error> {
         webhook_token: Secret::new(token),
         rows,
         deliveries: results,
+        admin_password: Secret::new(admin_password),
     })
 }
 

@@ -21,6 +21,7 @@ pub mod provision;
 pub mod store;
 pub mod sync;
 pub mod thena;
+pub mod web;
 
 /// Errors of the connector's library.
 #[derive(Debug, thiserror::Error)]

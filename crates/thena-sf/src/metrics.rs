@@ -19,6 +19,8 @@ pub struct Metrics {
     outcomes: Mutex<BTreeMap<(String, String), u64>>,
     /// connection → API calls made.
     api_calls: Mutex<BTreeMap<String, u64>>,
+    /// connection → the org's API usage (used, daily limit), from the last answer seen.
+    usage: Mutex<BTreeMap<String, (u64, u64)>>,
     latency_buckets: [AtomicU64; 12],
     latency_count: AtomicU64,
     latency_sum_ms: AtomicU64,
@@ -43,6 +45,17 @@ impl Metrics {
 
     pub fn set_api_calls(&self, connection: &str, calls: u64) {
         self.api_calls.lock().insert(connection.to_string(), calls);
+    }
+
+    pub fn set_usage(&self, connection: &str, used: u64, max: u64) {
+        self.usage
+            .lock()
+            .insert(connection.to_string(), (used, max));
+    }
+
+    /// The org's API usage last seen: (used, daily limit).
+    pub fn usage(&self, connection: &str) -> Option<(u64, u64)> {
+        self.usage.lock().get(connection).copied()
     }
 
     pub fn latency(&self, ms: u64) {
@@ -97,6 +110,17 @@ impl Metrics {
                 "thena_sf_salesforce_api_calls_total{{connection=\"{}\"}} {n}",
                 esc(c)
             );
+        }
+        s.push_str("# HELP thena_sf_org_api_usage_ratio The org's API calls in the last 24 h over its daily limit.\n# TYPE thena_sf_org_api_usage_ratio gauge\n");
+        for (c, (used, max)) in self.usage.lock().iter() {
+            if *max > 0 {
+                let _ = writeln!(
+                    s,
+                    "thena_sf_org_api_usage_ratio{{connection=\"{}\"}} {}",
+                    esc(c),
+                    *used as f64 / *max as f64
+                );
+            }
         }
         s.push_str("# HELP thena_sf_queue_depth Snapshots waiting to be sent.\n# TYPE thena_sf_queue_depth gauge\n");
         for (c, n) in depth {

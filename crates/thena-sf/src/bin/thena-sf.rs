@@ -87,6 +87,12 @@ enum Command {
     },
     /// Show each connection's state, queue and counts.
     Status { name: Option<String> },
+    /// Set the admin page's password (read from THENA_SF_ADMIN_PASSWORD or the first line of stdin).
+    AdminPassword {
+        /// Only print the Argon2 hash, for `admin_password_hash` in the config.
+        #[arg(long)]
+        hash_only: bool,
+    },
     /// Dead letters: records Salesforce refused for good.
     Dlq {
         #[command(subcommand)]
@@ -222,6 +228,11 @@ async fn demo(cli: &Cli, listen: String, exit: bool) -> anyhow::Result<ExitCode>
         ));
         say(&format!("  Authorization: {}", d.webhook_token.expose()));
         say(&format!("  metrics:       {}/metrics", d.app.url()));
+        say(&format!(
+            "  admin page:    {}/ (password: {}, for this demo only)",
+            d.app.url(),
+            d.admin_password.expose()
+        ));
         say(&format!(
             "  emulator:      {} (admin@example.com / emulator)",
             d.emulator.base_url
@@ -374,12 +385,56 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let running = thena_sf::app::App::start(config, app.store.clone(), settings).await?;
             say(&format!("thena-sf listening on {}", running.url()));
+            say(&format!(
+                "  admin page: {}/",
+                running.state.config.base_url()
+            ));
+            let first = running.state.config.data_dir.join("initial-admin-password");
+            if first.exists() {
+                say(&format!(
+                    "  its password is in {} (`thena-sf admin-password` sets your own)",
+                    first.display()
+                ));
+            }
             shutdown_signal().await;
             eprintln!("thena-sf: shutting down (finishing the batches in flight)");
             running.shutdown().await;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { .. } => unreachable!("handled above"),
+        Command::AdminPassword { hash_only } => {
+            let password = match std::env::var("THENA_SF_ADMIN_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            if password.chars().count() < 12 {
+                anyhow::bail!("the admin password must have at least 12 characters");
+            }
+            let hash = thena_sf::web::hash_password(&password)?;
+            if hash_only {
+                println!("{hash}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            std::fs::create_dir_all(&app.config.data_dir)?;
+            let path = app.config.data_dir.join("admin-password.hash");
+            std::fs::write(&path, &hash)?;
+            let _ = std::fs::remove_file(app.config.data_dir.join("initial-admin-password"));
+            if app.config.admin_password_hash.is_some() {
+                eprintln!(
+                    "note: admin_password_hash in the config takes precedence over {}",
+                    path.display()
+                );
+            }
+            say(&format!(
+                "the admin password was set ({}); restart `thena-sf serve` to use it",
+                path.display()
+            ));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Status { name } => {
             let conns = app.store.connections().await?;
             let mut shown = 0;

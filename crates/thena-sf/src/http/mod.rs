@@ -39,6 +39,9 @@ pub struct AppState {
     pub conns: RwLock<HashMap<String, ConnAuth>>,
     pub workers: RwLock<HashMap<String, WorkerHandle>>,
     pub ingestor: Ingestor,
+    /// The admin page's password and its flows under way.
+    pub admin: crate::web::Admin,
+    pub runtime: crate::app::Runtime,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -48,6 +51,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .merge(crate::web::routes())
         .with_state(state)
 }
 

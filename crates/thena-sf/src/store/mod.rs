@@ -3,12 +3,14 @@
 //! directory, WAL); the schema and queries are written so that a PostgreSQL
 //! backend can implement the same operations.
 
+mod admin;
 pub mod queue;
 mod sqlite;
 
 use chrono::{DateTime, Utc};
 use salesforce::{Secret, TokenSet};
 
+pub use admin::OAuthFlow;
 pub use sqlite::Store;
 
 #[derive(Debug, thiserror::Error)]

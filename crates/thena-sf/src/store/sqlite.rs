@@ -58,11 +58,16 @@ impl Store {
         &self.pool
     }
 
-    fn seal(&self, conn: &str, slot: &str, plain: &str) -> Vec<u8> {
+    pub(super) fn seal(&self, conn: &str, slot: &str, plain: &str) -> Vec<u8> {
         self.secrets.seal(&format!("{conn}/{slot}"), plain)
     }
 
-    fn open_secret(&self, conn: &str, slot: &str, sealed: &[u8]) -> Result<Secret, StoreError> {
+    pub(super) fn open_secret(
+        &self,
+        conn: &str,
+        slot: &str,
+        sealed: &[u8],
+    ) -> Result<Secret, StoreError> {
         Ok(Secret::new(
             self.secrets.open(&format!("{conn}/{slot}"), sealed)?,
         ))
@@ -219,6 +224,22 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces a connection's webhook token (kept as its hash).
+    pub async fn set_webhook_token_hash(&self, name: &str, hash: &str) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE connections SET webhook_token_hash = $2, updated_at = $3 WHERE name = $1",
+        )
+        .bind(name)
+        .bind(hash)
+        .bind(ts(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NoConnection(name.to_string()));
+        }
+        Ok(())
+    }
+
     pub async fn mark_provisioned(&self, name: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE connections SET provisioned_at = $2, updated_at = $2 WHERE name = $1")
             .bind(name)
@@ -228,11 +249,27 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes a connection and everything kept for it (queue, states, history), in one transaction.
     pub async fn delete_connection(&self, name: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for table in [
+            "events",
+            "pending",
+            "requests",
+            "dead_letters",
+            "activity",
+            "category_fields",
+        ] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE connection = $1"))
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query("DELETE FROM connections WHERE name = $1")
             .bind(name)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 

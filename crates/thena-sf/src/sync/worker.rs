@@ -187,6 +187,10 @@ impl Worker {
                     }
                     status
                 }
+                Err(crate::store::StoreError::NoConnection(_)) => {
+                    info!(connection = %self.name, "the connection was deleted");
+                    break;
+                }
                 Err(e) => {
                     warn!(connection = %self.name, error = %e, "cannot read the connection");
                     if !self.wait(Duration::from_secs(1)).await {
@@ -264,6 +268,9 @@ impl Worker {
             }
             self.metrics
                 .set_api_calls(&self.name, self.calls_before + self.client.calls());
+            if let Some(u) = self.client.api_usage() {
+                self.metrics.set_usage(&self.name, u.used, u.max);
+            }
             self.check_budget().await;
         }
         info!(connection = %self.name, "worker stopped");

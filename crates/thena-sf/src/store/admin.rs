@@ -1,0 +1,108 @@
+//! The admin page's tables: sessions and OAuth flows under way.
+
+use chrono::Utc;
+use salesforce::Secret;
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+/// An OAuth flow started from the admin page, waiting for its callback.
+#[derive(Debug, Clone)]
+pub struct OAuthFlow {
+    pub session_hash: String,
+    pub connection: String,
+    pub login_url: String,
+    pub client_id: String,
+    pub verifier: Secret,
+    pub created_at_ms: i64,
+}
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+impl Store {
+    pub async fn create_session(
+        &self,
+        id_hash: &str,
+        csrf: &str,
+        expires_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM admin_sessions WHERE expires_at_ms < $1")
+            .bind(now_ms())
+            .execute(self.pool())
+            .await?;
+        sqlx::query(
+            "INSERT INTO admin_sessions (id_hash, csrf, expires_at_ms) VALUES ($1, $2, $3)",
+        )
+        .bind(id_hash)
+        .bind(csrf)
+        .bind(expires_at_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The CSRF token of a live session.
+    pub async fn session_csrf(&self, id_hash: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT csrf FROM admin_sessions WHERE id_hash = $1 AND expires_at_ms > $2",
+        )
+        .bind(id_hash)
+        .bind(now_ms())
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| r.try_get("csrf")).transpose()?)
+    }
+
+    pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM admin_sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn put_oauth_flow(&self, state_hash: &str, f: &OAuthFlow) -> Result<(), StoreError> {
+        // Flows never finished are forgotten after a day.
+        sqlx::query("DELETE FROM oauth_states WHERE created_at_ms < $1")
+            .bind(now_ms() - 86_400_000)
+            .execute(self.pool())
+            .await?;
+        sqlx::query(
+            "INSERT INTO oauth_states (state_hash, session_hash, connection, login_url, client_id, verifier_enc, created_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(state_hash)
+        .bind(&f.session_hash)
+        .bind(&f.connection)
+        .bind(&f.login_url)
+        .bind(&f.client_id)
+        .bind(self.seal("oauth-state", state_hash, f.verifier.expose()))
+        .bind(f.created_at_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Takes a flow by its state: a state is good for one callback only.
+    pub async fn take_oauth_flow(&self, state_hash: &str) -> Result<Option<OAuthFlow>, StoreError> {
+        let row = sqlx::query(
+            "DELETE FROM oauth_states WHERE state_hash = $1
+             RETURNING session_hash, connection, login_url, client_id, verifier_enc, created_at_ms",
+        )
+        .bind(state_hash)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let sealed: Vec<u8> = r.try_get("verifier_enc")?;
+        Ok(Some(OAuthFlow {
+            session_hash: r.try_get("session_hash")?,
+            connection: r.try_get("connection")?,
+            login_url: r.try_get("login_url")?,
+            client_id: r.try_get("client_id")?,
+            verifier: self.open_secret("oauth-state", state_hash, &sealed)?,
+            created_at_ms: r.try_get("created_at_ms")?,
+        }))
+    }
+}

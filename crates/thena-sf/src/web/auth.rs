@@ -1,0 +1,314 @@
+//! The admin login: an Argon2-hashed password, sessions kept in the store
+//! (the cookie only as its hash), a CSRF token per session, and a brake on
+//! repeated wrong passwords.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use parking_lot::Mutex;
+use serde::Deserialize;
+
+use super::flow::SetupJob;
+use super::views::{Chrome, LoginPage};
+use super::{render, App};
+use crate::config::Config;
+use crate::crypto;
+use crate::Error;
+
+pub const COOKIE: &str = "thena_sf_session";
+const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// Wrong passwords allowed from one address within [`BRAKE_WINDOW`].
+const BRAKE_TRIES: u32 = 5;
+const BRAKE_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// The admin page's password and its state in memory.
+pub struct Admin {
+    password_hash: String,
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    pub(super) setups: Mutex<HashMap<String, Arc<Mutex<SetupJob>>>>,
+}
+
+/// Hashes a password as an Argon2id PHC string.
+pub fn hash_password(password: &str) -> Result<String, Error> {
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::Invalid(format!("cannot hash the password: {e}")))
+}
+
+impl Admin {
+    /// The configured password hash; else the one in `<data_dir>/admin-password.hash`;
+    /// else a new password, written to `<data_dir>/initial-admin-password` (never logged).
+    pub fn load(config: &Config) -> Result<Admin, Error> {
+        let hash = match &config.admin_password_hash {
+            Some(h) => h.clone(),
+            None => {
+                let path = config.data_dir.join("admin-password.hash");
+                match std::fs::read_to_string(&path) {
+                    Ok(h) => h.trim().to_string(),
+                    Err(_) => {
+                        let password = crypto::new_token()
+                            .trim_start_matches("tsf_")
+                            .chars()
+                            .take(24)
+                            .collect::<String>();
+                        let hash = hash_password(&password)?;
+                        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+                            Error::Invalid(format!(
+                                "cannot create {}: {e}",
+                                config.data_dir.display()
+                            ))
+                        })?;
+                        let first = config.data_dir.join("initial-admin-password");
+                        crypto::write_private(&first, format!("{password}\n").as_bytes())
+                            .and_then(|_| crypto::write_private(&path, hash.as_bytes()))
+                            .map_err(|e| {
+                                Error::Invalid(format!("cannot write {}: {e}", path.display()))
+                            })?;
+                        tracing::info!(
+                            file = %first.display(),
+                            "the admin page's password was generated into this file; `thena-sf admin-password` sets your own"
+                        );
+                        hash
+                    }
+                }
+            }
+        };
+        PasswordHash::new(&hash).map_err(|e| {
+            Error::Invalid(format!(
+                "admin_password_hash is not an Argon2 PHC string ({e}); make one with `thena-sf admin-password --hash-only`"
+            ))
+        })?;
+        Ok(Admin {
+            password_hash: hash,
+            failures: Mutex::new(HashMap::new()),
+            setups: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Seconds to wait before `ip` may try again, if it is braked.
+    fn braked(&self, ip: IpAddr) -> Option<u64> {
+        let mut f = self.failures.lock();
+        match f.get(&ip) {
+            Some((n, since)) if since.elapsed() < BRAKE_WINDOW => {
+                (*n >= BRAKE_TRIES).then(|| (BRAKE_WINDOW - since.elapsed()).as_secs() + 1)
+            }
+            Some(_) => {
+                f.remove(&ip);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn failed(&self, ip: IpAddr) {
+        let mut f = self.failures.lock();
+        let e = f.entry(ip).or_insert((0, Instant::now()));
+        if e.1.elapsed() >= BRAKE_WINDOW {
+            *e = (0, Instant::now());
+        }
+        e.0 += 1;
+    }
+}
+
+/// A logged-in admin.
+#[derive(Clone)]
+pub struct Session {
+    pub id_hash: String,
+    pub csrf: String,
+}
+
+impl Session {
+    pub fn chrome(&self) -> Chrome {
+        Chrome {
+            csrf: self.csrf.clone(),
+            logged_in: true,
+        }
+    }
+}
+
+fn cookie_value(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The session of a request, or the answer to give instead (the login page for a page,
+/// 403 for a form).
+pub async fn session(app: &App, headers: &HeaderMap) -> Result<Session, Response> {
+    let Some(id) = cookie_value(headers) else {
+        return Err(Redirect::to("/login").into_response());
+    };
+    let id_hash = crypto::token_hash(&id);
+    match app.store.session_csrf(&id_hash).await {
+        Ok(Some(csrf)) => Ok(Session { id_hash, csrf }),
+        Ok(None) => Err(Redirect::to("/login").into_response()),
+        Err(e) => Err(super::pages::failure(&e.to_string())),
+    }
+}
+
+/// Checks a form: the session, the origin, and the CSRF token it carries.
+pub async fn form_session(app: &App, headers: &HeaderMap, csrf: &str) -> Result<Session, Response> {
+    if !same_origin(app, headers) {
+        return Err(forbidden(
+            "This form came from another site, so it was refused.",
+        ));
+    }
+    let s = session(app, headers).await?;
+    if !crypto::token_matches(csrf, &crypto::token_hash(&s.csrf)) {
+        return Err(forbidden(
+            "This form's security token is missing or out of date (was the page open in an old tab?). Reload the page and try again.",
+        ));
+    }
+    Ok(s)
+}
+
+fn forbidden(why: &str) -> Response {
+    super::pages::error_page(
+        StatusCode::FORBIDDEN,
+        None,
+        "Refused",
+        why,
+        "Go back, reload the page and submit it again.",
+    )
+}
+
+/// A form posted from another site carries its Origin; ours must match the Host we serve.
+fn same_origin(app: &App, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    origin == app.config.base_url()
+        || origin == format!("http://{host}")
+        || origin == format!("https://{host}")
+}
+
+fn session_cookie(app: &App, value: &str, max_age: u64) -> String {
+    format!(
+        "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
+        if app.config.is_https() {
+            "; Secure"
+        } else {
+            ""
+        }
+    )
+}
+
+pub async fn login_page(State(app): State<App>, headers: HeaderMap) -> Response {
+    if session(&app, &headers).await.is_ok() {
+        return Redirect::to("/integrations").into_response();
+    }
+    render(StatusCode::OK, &LoginPage::new(None))
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    password: String,
+}
+
+pub async fn login(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    if !same_origin(&app, &headers) {
+        return forbidden("This login came from another site, so it was refused.");
+    }
+    if let Some(wait) = app.admin.braked(peer.ip()) {
+        return render(
+            StatusCode::TOO_MANY_REQUESTS,
+            &LoginPage::new(Some(format!(
+                "Too many wrong passwords from your address. Try again in {} minutes.",
+                wait.div_ceil(60)
+            ))),
+        );
+    }
+    let hash = app.admin.password_hash.clone();
+    let password = form.password;
+    let ok = tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false);
+    if !ok {
+        app.admin.failed(peer.ip());
+        tracing::warn!(peer = %peer.ip(), "a wrong admin password");
+        return render(
+            StatusCode::UNAUTHORIZED,
+            &LoginPage::new(Some("That password is not right.".into())),
+        );
+    }
+    let id = crypto::new_token();
+    let csrf = crypto::new_token();
+    let expires = chrono::Utc::now().timestamp_millis() + SESSION_LIFETIME.as_millis() as i64;
+    if let Err(e) = app
+        .store
+        .create_session(&crypto::token_hash(&id), &csrf, expires)
+        .await
+    {
+        return super::pages::failure(&e.to_string());
+    }
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (
+                header::SET_COOKIE,
+                session_cookie(&app, &id, SESSION_LIFETIME.as_secs()),
+            ),
+            (header::LOCATION, "/integrations".to_string()),
+        ],
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    pub csrf: String,
+}
+
+pub async fn logout(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let s = match form_session(&app, &headers, &form.csrf).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let _ = app.store.delete_session(&s.id_hash).await;
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::SET_COOKIE, session_cookie(&app, "", 0)),
+            (header::LOCATION, "/login".to_string()),
+        ],
+    )
+        .into_response()
+}

@@ -1,0 +1,491 @@
+//! A connection's page: usage, queue and counts; activity with links to the
+//! records; skipped requests and dead letters with their actions; the
+//! doctor with Fix; the category map; a new webhook token; Disconnect.
+
+use axum::extract::{Path, Query, State as AxState};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use serde::Deserialize;
+
+use super::auth::{form_session, session, Session};
+use super::pages::{error_page, failure, state_of};
+use super::views::{
+    ActivityRow, CheckRow, ConnectionPage, DeadRow, DisconnectPage, Pager, SkippedRow, Tab,
+    TokenPage,
+};
+use super::{render, App};
+use crate::connect;
+use crate::crypto;
+use crate::store::{Connection, StoreError};
+
+/// Rows per page of every list.
+pub const PAGE: i64 = 50;
+
+/// The answer when a named connection is not there (or the store failed).
+pub fn missing(s: &Session, e: &StoreError) -> Response {
+    match e {
+        StoreError::NoConnection(n) => error_page(
+            StatusCode::NOT_FOUND,
+            Some(s.chrome()),
+            "No such connection",
+            &format!("There is no connection named '{n}'."),
+            "Open Integrations to see the connections there are.",
+        ),
+        other => failure(&other.to_string()),
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct PageQuery {
+    tab: Option<String>,
+    page: Option<i64>,
+    notice: Option<String>,
+    n: Option<u64>,
+}
+
+/// The record's page in Salesforce's Lightning UI.
+fn record_link(instance_url: &str, object: &str, id: &str) -> Option<String> {
+    let safe = !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric());
+    (safe && instance_url.starts_with("http")).then(|| {
+        format!(
+            "{}/lightning/r/{object}/{id}/view",
+            instance_url.trim_end_matches('/')
+        )
+    })
+}
+
+fn notice_text(q: &PageQuery) -> Option<String> {
+    let n = q.n.unwrap_or(0);
+    let s = if n == 1 { "" } else { "s" };
+    Some(match q.notice.as_deref()? {
+        "retried-skipped" => {
+            format!("{n} skipped request{s} put back in the queue: they are resolved afresh now.")
+        }
+        "retried-dead" => format!("{n} dead letter{s} put back in the queue."),
+        "discarded" => format!("{n} dead letter{s} discarded."),
+        "fixed" if n == 0 => "The org's setup was checked: nothing needed fixing.".into(),
+        "fixed" => format!("The org's setup was repaired: {n} change{s} made."),
+        _ => return None,
+    })
+}
+
+pub async fn page(
+    AxState(app): AxState<App>,
+    Path(name): Path<String>,
+    Query(q): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let s = match session(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let c = match app.store.connection(&name).await {
+        Ok(c) => c,
+        Err(e) => return missing(&s, &e),
+    };
+    match render_page(&app, &s, &c, &q).await {
+        Ok(r) => r,
+        Err(e) => failure(&e.to_string()),
+    }
+}
+
+async fn render_page(
+    app: &App,
+    s: &Session,
+    c: &Connection,
+    q: &PageQuery,
+) -> Result<Response, StoreError> {
+    let name = &c.name;
+    let store = &app.store;
+    let (queued, _, _) = store.queue_shape(name).await?;
+    let counts = store.counts(name).await?;
+    let tab = ["skipped", "failed", "setup"]
+        .into_iter()
+        .find(|t| q.tab.as_deref() == Some(*t))
+        .unwrap_or("activity")
+        .to_string();
+    let page = q.page.unwrap_or(1).max(1);
+    let offset = (page - 1) * PAGE;
+    let (mut activity, mut skipped_rows, mut dead_rows, mut checks) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut categories = Vec::new();
+    let shown: i64;
+    let total: Option<i64>;
+    match tab.as_str() {
+        "skipped" => {
+            for r in store
+                .requests_in_state(name, "skipped", PAGE, offset)
+                .await?
+            {
+                skipped_rows.push(SkippedRow {
+                    request_id: r.request_id,
+                    reason: r.reason.unwrap_or_default(),
+                    at: r.updated_at,
+                });
+            }
+            shown = skipped_rows.len() as i64;
+            total = Some(counts.skipped);
+        }
+        "failed" => {
+            for d in store.dead_letters(name, PAGE, offset).await? {
+                dead_rows.push(DeadRow {
+                    id: d.id,
+                    request_id: d.request_id,
+                    code: d.code,
+                    message: d.message,
+                    fields: d.fields,
+                    at: d.failed_at,
+                });
+            }
+            shown = dead_rows.len() as i64;
+            total = None;
+        }
+        "setup" => {
+            categories = store.category_fields(name).await?;
+            let client = connect::client_for(store, c, &app.config);
+            for k in
+                crate::provision::doctor(&client, &categories, app.config.api_budget_share).await
+            {
+                checks.push(CheckRow {
+                    name: k.name,
+                    ok: k.ok,
+                    detail: k.detail,
+                    hint: k
+                        .hint
+                        .map(|h| h.replace("run `thena-sf doctor <name> --fix` (or `thena-sf provision <name>`)", "use Fix below"))
+                        .unwrap_or_default(),
+                });
+            }
+            if let Some(u) = client.api_usage() {
+                app.metrics.set_usage(name, u.used, u.max);
+            }
+            shown = 0;
+            total = Some(0);
+        }
+        _ => {
+            for a in store.activity(name, PAGE, offset).await? {
+                let tone = match a.outcome.as_str() {
+                    "synced" => "ok",
+                    "skipped" => "warn",
+                    "failed" | "dead_letter" => "bad",
+                    _ => "busy",
+                };
+                activity.push(ActivityRow {
+                    link: a
+                        .sf_id
+                        .as_deref()
+                        .and_then(|id| record_link(&c.tokens.instance_url, "Request__c", id)),
+                    at: a.at,
+                    request_id: a.request_id,
+                    outcome: a.outcome,
+                    tone,
+                    detail: a.detail.unwrap_or_default(),
+                });
+            }
+            shown = activity.len() as i64;
+            total = None;
+        }
+    }
+    let more = match total {
+        Some(t) => offset + shown < t,
+        None => shown == PAGE,
+    };
+    let link = |p: i64| format!("/connections/{name}?tab={tab}&page={p}");
+    let pager = Pager {
+        page,
+        prev: (page > 1).then(|| link(page - 1)),
+        next: more.then(|| link(page + 1)),
+    };
+    let dead_total = store.dead_letters(name, 100_000, 0).await?.len() as i64;
+    let tabs = vec![
+        Tab {
+            key: "activity",
+            label: "Activity".into(),
+            active: tab == "activity",
+        },
+        Tab {
+            key: "skipped",
+            label: format!("Skipped ({})", counts.skipped),
+            active: tab == "skipped",
+        },
+        Tab {
+            key: "failed",
+            label: format!("Failed ({dead_total})"),
+            active: tab == "failed",
+        },
+        Tab {
+            key: "setup",
+            label: "Setup & doctor".into(),
+            active: tab == "setup",
+        },
+    ];
+    let (usage, usage_pct) = match app.metrics.usage(name) {
+        Some((used, max)) if max > 0 => (
+            format!("{used} of {max} calls in the last 24 h"),
+            (used * 100 / max).min(100),
+        ),
+        _ => ("not known yet (shown after the first sync)".into(), 0),
+    };
+    let checks_ok = checks.iter().all(|k| k.ok);
+    Ok(render(
+        StatusCode::OK,
+        &ConnectionPage {
+            chrome: s.chrome(),
+            name: name.clone(),
+            instance_url: c.tokens.instance_url.clone(),
+            webhook_url: app.config.webhook_url(name),
+            state: state_of(c, queued),
+            connected_at: crate::store::ts(c.connected_at),
+            usage,
+            usage_pct,
+            queued,
+            synced: counts.synced,
+            skipped: counts.skipped,
+            failed: dead_total,
+            notice: notice_text(q),
+            tabs,
+            tab,
+            activity,
+            skipped_rows,
+            dead_rows,
+            checks,
+            checks_ok,
+            categories,
+            pager,
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct ActionForm {
+    #[serde(default)]
+    csrf: String,
+    /// One request or dead letter; absent: all of them.
+    request_id: Option<String>,
+    id: Option<i64>,
+}
+
+fn back(name: &str, tab: &str, notice: &str, n: u64) -> Response {
+    Redirect::to(&format!(
+        "/connections/{name}?tab={tab}&notice={notice}&n={n}"
+    ))
+    .into_response()
+}
+
+/// Checks the form and that the connection exists.
+async fn action(
+    app: &App,
+    headers: &HeaderMap,
+    name: &str,
+    csrf: &str,
+) -> Result<(Session, Connection), Response> {
+    let s = form_session(app, headers, csrf).await?;
+    match app.store.connection(name).await {
+        Ok(c) => Ok((s, c)),
+        Err(e) => Err(missing(&s, &e)),
+    }
+}
+
+pub async fn retry_skipped(
+    AxState(app): AxState<App>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    if let Err(r) = action(&app, &headers, &name, &f.csrf).await {
+        return r;
+    }
+    let one = f.request_id.as_deref().filter(|r| !r.is_empty());
+    match app.store.retry_skipped(&name, one).await {
+        Ok(n) => {
+            app.wake(&name);
+            back(&name, "skipped", "retried-skipped", n)
+        }
+        Err(e) => failure(&e.to_string()),
+    }
+}
+
+pub async fn retry_dead(
+    AxState(app): AxState<App>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    if let Err(r) = action(&app, &headers, &name, &f.csrf).await {
+        return r;
+    }
+    match app.store.retry_dead(&name, f.id).await {
+        Ok(n) => {
+            app.wake(&name);
+            back(&name, "failed", "retried-dead", n)
+        }
+        Err(e) => failure(&e.to_string()),
+    }
+}
+
+pub async fn discard_dead(
+    AxState(app): AxState<App>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    if let Err(r) = action(&app, &headers, &name, &f.csrf).await {
+        return r;
+    }
+    match app.store.discard_dead(&name, f.id).await {
+        Ok(n) => back(&name, "failed", "discarded", n),
+        Err(e) => failure(&e.to_string()),
+    }
+}
+
+pub async fn fix(
+    AxState(app): AxState<App>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    let (s, c) = match action(&app, &headers, &name, &f.csrf).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let client = connect::client_for(&app.store, &c, &app.config);
+    let result = async {
+        let user = connect::user_id(&c.tokens)?;
+        let categories = app.store.category_fields(&name).await?;
+        let report = connect::provision_with_retries(&client, &categories, &user).await?;
+        app.store.mark_provisioned(&name).await?;
+        Ok::<_, crate::Error>(report)
+    }
+    .await;
+    match result {
+        Ok(report) => {
+            app.wake(&name);
+            back(&name, "setup", "fixed", report.changes.len() as u64)
+        }
+        Err(e) => {
+            let x = super::flow::explain(&e);
+            error_page(StatusCode::OK, Some(s.chrome()), &x.title, &x.what, &x.todo)
+        }
+    }
+}
+
+pub async fn rotate_token(
+    AxState(app): AxState<App>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    let (s, _) = match action(&app, &headers, &name, &f.csrf).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let token = crypto::new_token();
+    if let Err(e) = app
+        .store
+        .set_webhook_token_hash(&name, &crypto::token_hash(&token))
+        .await
+    {
+        return failure(&e.to_string());
+    }
+    match app.store.connection(&name).await {
+        Ok(c) => app.add_connection(&c),
+        Err(e) => return failure(&e.to_string()),
+    }
+    render(
+        StatusCode::OK,
+        &TokenPage {
+            chrome: s.chrome(),
+            webhook_url: app.config.webhook_url(&name),
+            connection: name,
+            token,
+        },
+    )
+}
+
+pub async fn disconnect_page(
+    AxState(app): AxState<App>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let s = match session(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Err(e) = app.store.connection(&name).await {
+        return missing(&s, &e);
+    }
+    let (queued, _, _) = app
+        .store
+        .queue_shape(&name)
+        .await
+        .unwrap_or((0, None, None));
+    render(
+        StatusCode::OK,
+        &DisconnectPage {
+            chrome: s.chrome(),
+            name,
+            queued,
+        },
+    )
+}
+
+pub async fn disconnect(
+    AxState(app): AxState<App>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    let (s, c) = match action(&app, &headers, &name, &f.csrf).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    app.remove_connection(&name);
+    // Revoking the refresh token ends every session issued from it.
+    let http = salesforce::client::http_client(std::time::Duration::from_secs(20));
+    let token = c
+        .tokens
+        .refresh_token
+        .clone()
+        .unwrap_or_else(|| c.tokens.access_token.clone());
+    let revoked = c.oauth_app("").revoke(&http, &token).await;
+    if let Err(e) = app.store.delete_connection(&name).await {
+        return failure(&e.to_string());
+    }
+    match revoked {
+        Ok(()) => Redirect::to("/integrations").into_response(),
+        Err(e) => error_page(
+            StatusCode::OK,
+            Some(s.chrome()),
+            "Disconnected, but the token was not revoked",
+            &format!("The connection was removed here, but Salesforce's revoke call failed: {e}"),
+            "Revoke the connector's access in Salesforce: Setup → Connected Apps OAuth Usage, or the user's Connections settings.",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::record_link;
+
+    #[test]
+    fn record_links_only_for_plain_ids() {
+        assert_eq!(
+            record_link(
+                "https://acme.my.salesforce.com/",
+                "Request__c",
+                "a00Em0000000001AAA"
+            )
+            .as_deref(),
+            Some("https://acme.my.salesforce.com/lightning/r/Request__c/a00Em0000000001AAA/view")
+        );
+        assert_eq!(
+            record_link("https://x", "Request__c", "a0\"><script>"),
+            None
+        );
+        assert_eq!(
+            record_link("javascript:alert(1)", "Request__c", "a00"),
+            None
+        );
+    }
+}

@@ -1,0 +1,119 @@
+//! The admin page, served by `thena-sf serve` beside the webhooks: log in,
+//! connect an org by OAuth, and see and fix what the sync does.
+//!
+//! Server-rendered (askama escapes every value), one small script (the copy
+//! button). Every page needs the admin session; every form carries the
+//! session's CSRF token; the OAuth `state` is single use and bound to the
+//! session that started the flow. No secret is rendered except a new webhook
+//! token, once.
+
+mod auth;
+mod connection;
+mod flow;
+mod pages;
+mod views;
+
+pub use auth::{hash_password, Admin};
+
+use std::sync::Arc;
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::http::AppState;
+
+type App = Arc<AppState>;
+
+/// The admin page's routes.
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/integrations") }))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/static/app.css", get(css))
+        .route("/static/app.js", get(js))
+        .route("/integrations", get(pages::integrations))
+        .route("/connect", get(flow::connect_page).post(flow::start))
+        .route("/oauth/callback", get(flow::callback))
+        .route("/setup/{job}", get(flow::setup_page))
+        .route("/connections/{name}", get(connection::page))
+        .route("/connections/{name}/reconnect", post(flow::reconnect))
+        .route(
+            "/connections/{name}/disconnect",
+            get(connection::disconnect_page).post(connection::disconnect),
+        )
+        .route(
+            "/connections/{name}/webhook-token",
+            post(connection::rotate_token),
+        )
+        .route(
+            "/connections/{name}/skipped/retry",
+            post(connection::retry_skipped),
+        )
+        .route(
+            "/connections/{name}/dead/retry",
+            post(connection::retry_dead),
+        )
+        .route(
+            "/connections/{name}/dead/discard",
+            post(connection::discard_dead),
+        )
+        .route("/connections/{name}/fix", post(connection::fix))
+        .layer(axum::middleware::map_response(secure_headers))
+}
+
+/// Headers on every page: no caching, no framing, no referrer (the callback URL carries the code).
+async fn secure_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
+        h.insert(k, HeaderValue::from_static(v));
+    };
+    set(h, "cache-control", "no-store");
+    set(h, "x-content-type-options", "nosniff");
+    set(h, "x-frame-options", "DENY");
+    set(h, "referrer-policy", "no-referrer");
+    set(
+        h,
+        "content-security-policy",
+        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    resp
+}
+
+async fn css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../static/app.css"),
+    )
+        .into_response()
+}
+
+async fn js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../static/app.js"),
+    )
+        .into_response()
+}
+
+/// Renders a template into a response, or a plain 500 if it cannot.
+fn render<T: askama::Template>(status: StatusCode, t: &T) -> Response {
+    match t.render() {
+        Ok(html) => (
+            status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            html,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "a page failed to render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page failed to render",
+            )
+                .into_response()
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The Integrations page, the error page, and what they share.
+
+use axum::extract::State as AxState;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+
+use super::auth::session;
+use super::views::{Chrome, ConnRow, ErrorPage, IntegrationsPage, State};
+use super::{render, App};
+use crate::store::{ConnStatus, Connection};
+
+/// A page that says what happened and what to do.
+pub fn error_page(
+    status: StatusCode,
+    chrome: Option<Chrome>,
+    title: &str,
+    what: &str,
+    todo: &str,
+) -> Response {
+    render(
+        status,
+        &ErrorPage {
+            chrome: chrome.unwrap_or_default(),
+            title: title.into(),
+            what: what.into(),
+            todo: todo.into(),
+            back: "/integrations".into(),
+        },
+    )
+}
+
+/// The page for a failure of our own (the store): what failed, no internals beyond its message.
+pub fn failure(message: &str) -> Response {
+    tracing::error!(error = %message, "the admin page failed");
+    error_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        None,
+        "Something failed on our side",
+        message,
+        "Try again in a moment. If it keeps failing, check the connector's log.",
+    )
+}
+
+/// A connection's state as a badge: the stored status, and whether work is waiting.
+pub fn state_of(c: &Connection, queued: i64) -> State {
+    match c.status {
+        ConnStatus::ReconnectNeeded => State {
+            label: "reconnect needed".into(),
+            tone: "bad",
+            reason: c.status_reason.clone(),
+        },
+        ConnStatus::Paused => State {
+            label: "paused for API budget".into(),
+            tone: "warn",
+            reason: c.status_reason.clone(),
+        },
+        ConnStatus::Healthy if c.provisioned_at.is_none() => State {
+            label: "setting up".into(),
+            tone: "busy",
+            reason: Some("provisioning has not finished; open the connection and use Fix".into()),
+        },
+        ConnStatus::Healthy if queued > 0 => State {
+            label: "syncing".into(),
+            tone: "busy",
+            reason: None,
+        },
+        ConnStatus::Healthy => State {
+            label: "healthy".into(),
+            tone: "ok",
+            reason: None,
+        },
+    }
+}
+
+pub async fn integrations(AxState(app): AxState<App>, headers: HeaderMap) -> Response {
+    let s = match session(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let conns = match app.store.connections().await {
+        Ok(c) => c,
+        Err(e) => return failure(&e.to_string()),
+    };
+    let mut rows = Vec::new();
+    for c in conns {
+        let (queued, _, _) = app
+            .store
+            .queue_shape(&c.name)
+            .await
+            .unwrap_or((0, None, None));
+        let counts = app.store.counts(&c.name).await.unwrap_or_default();
+        rows.push(ConnRow {
+            state: state_of(&c, queued),
+            name: c.name,
+            instance_url: c.tokens.instance_url,
+            queued,
+            synced: counts.synced,
+            skipped: counts.skipped,
+            failed: counts.failed,
+        });
+    }
+    render(
+        StatusCode::OK,
+        &IntegrationsPage {
+            chrome: s.chrome(),
+            rows,
+        },
+    )
+}

@@ -1,0 +1,195 @@
+//! The pages' templates (in `templates/`) and the data each one shows.
+//! Askama escapes every value for HTML; nothing here marks text as safe.
+
+use askama::Template;
+
+/// What every page's frame needs: whether to show the navigation, and the CSRF token
+/// for the log-out form.
+#[derive(Clone, Default)]
+pub struct Chrome {
+    pub csrf: String,
+    pub logged_in: bool,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub chrome: Chrome,
+    pub error: Option<String>,
+}
+
+impl LoginPage {
+    pub fn new(error: Option<String>) -> LoginPage {
+        LoginPage {
+            chrome: Chrome::default(),
+            error,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub chrome: Chrome,
+    pub title: String,
+    pub what: String,
+    pub todo: String,
+    pub back: String,
+}
+
+/// A connection as the Integrations page lists it.
+pub struct ConnRow {
+    pub name: String,
+    pub instance_url: String,
+    pub state: State,
+    pub queued: i64,
+    pub synced: i64,
+    pub skipped: i64,
+    pub failed: i64,
+}
+
+/// A connection's state, as a badge.
+pub struct State {
+    pub label: String,
+    /// CSS class: ok, busy, warn, bad.
+    pub tone: &'static str,
+    pub reason: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "integrations.html")]
+pub struct IntegrationsPage {
+    pub chrome: Chrome,
+    pub rows: Vec<ConnRow>,
+}
+
+/// One choice of where to connect.
+pub struct Place {
+    pub value: &'static str,
+    pub label: &'static str,
+    pub hint: String,
+    pub available: bool,
+}
+
+#[derive(Template)]
+#[template(path = "connect.html")]
+pub struct ConnectPage {
+    pub chrome: Chrome,
+    pub places: Vec<Place>,
+    pub name: String,
+    pub place: String,
+    pub domain: String,
+    pub error: Option<String>,
+    pub callback_url: String,
+}
+
+/// One step of a setup, as shown while it runs.
+#[derive(Clone)]
+pub struct StepView {
+    pub label: String,
+    /// done, running, waiting, failed
+    pub state: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "setup.html")]
+pub struct SetupPage {
+    pub chrome: Chrome,
+    pub connection: String,
+    pub running: bool,
+    pub steps: Vec<StepView>,
+    pub changes: Vec<String>,
+    pub webhook_url: String,
+    /// Shown on the first view only.
+    pub token: Option<String>,
+    pub reconnected: bool,
+}
+
+#[derive(Template)]
+#[template(path = "token.html")]
+pub struct TokenPage {
+    pub chrome: Chrome,
+    pub connection: String,
+    pub webhook_url: String,
+    pub token: String,
+}
+
+/// A tab of the connection page.
+pub struct Tab {
+    pub key: &'static str,
+    pub label: String,
+    pub active: bool,
+}
+
+pub struct ActivityRow {
+    pub at: String,
+    pub request_id: String,
+    pub outcome: String,
+    pub tone: &'static str,
+    pub detail: String,
+    pub link: Option<String>,
+}
+
+pub struct SkippedRow {
+    pub request_id: String,
+    pub reason: String,
+    pub at: String,
+}
+
+pub struct DeadRow {
+    pub id: i64,
+    pub request_id: String,
+    pub code: String,
+    pub message: String,
+    pub fields: String,
+    pub at: String,
+}
+
+pub struct CheckRow {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+    pub hint: String,
+}
+
+/// Paging of a list: the page shown and links to its neighbours.
+pub struct Pager {
+    pub page: i64,
+    pub prev: Option<String>,
+    pub next: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "connection.html")]
+pub struct ConnectionPage {
+    pub chrome: Chrome,
+    pub name: String,
+    pub instance_url: String,
+    pub webhook_url: String,
+    pub state: State,
+    pub connected_at: String,
+    pub usage: String,
+    pub usage_pct: u64,
+    pub queued: i64,
+    pub synced: i64,
+    pub skipped: i64,
+    pub failed: i64,
+    pub notice: Option<String>,
+    pub tabs: Vec<Tab>,
+    pub tab: String,
+    pub activity: Vec<ActivityRow>,
+    pub skipped_rows: Vec<SkippedRow>,
+    pub dead_rows: Vec<DeadRow>,
+    pub checks: Vec<CheckRow>,
+    pub checks_ok: bool,
+    pub categories: Vec<(String, String)>,
+    pub pager: Pager,
+}
+
+#[derive(Template)]
+#[template(path = "disconnect.html")]
+pub struct DisconnectPage {
+    pub chrome: Chrome,
+    pub name: String,
+    pub queued: i64,
+}

@@ -1,0 +1,700 @@
+//! The admin page over HTTP: login and its brake, session cookie, CSRF and
+//! origin checks, the OAuth callback's state rules, the error pages, the
+//! whole connect flow against the emulator's consent page, the actions, and
+//! that no secret is ever rendered but a new webhook token, once.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use support::{site, Options, Site, ADMIN_PASSWORD};
+
+/// A browser without a browser: a cookie, no redirects followed.
+struct Agent {
+    http: reqwest::Client,
+    base: String,
+    cookie: Option<String>,
+}
+
+struct Page {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn location(&self) -> String {
+        self.headers
+            .get(LOCATION)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    }
+
+    /// The CSRF token of the page's forms.
+    fn csrf(&self) -> String {
+        let at = self
+            .body
+            .find("name=\"csrf\" value=\"")
+            .expect("a form with a CSRF token")
+            + 19;
+        self.body[at..].split('"').next().unwrap().to_string()
+    }
+}
+
+impl Agent {
+    fn new(base: &str) -> Agent {
+        Agent {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: base.to_string(),
+            cookie: None,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        }
+    }
+
+    async fn done(&mut self, r: reqwest::RequestBuilder) -> Page {
+        let r = match &self.cookie {
+            Some(c) => r.header("cookie", format!("thena_sf_session={c}")),
+            None => r,
+        };
+        let resp = r.send().await.unwrap();
+        let headers = resp.headers().clone();
+        if let Some(c) = headers.get(SET_COOKIE) {
+            let v = c.to_str().unwrap();
+            let value = v.split(';').next().unwrap().split_once('=').unwrap().1;
+            self.cookie = (!value.is_empty()).then(|| value.to_string());
+        }
+        Page {
+            status: resp.status().as_u16(),
+            headers,
+            body: resp.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let r = self.http.get(self.url(path));
+        self.done(r).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let r = self.http.post(self.url(path)).form(form);
+        self.done(r).await
+    }
+
+    async fn post_from(&mut self, path: &str, origin: &str, form: &[(&str, &str)]) -> Page {
+        let r = self
+            .http
+            .post(self.url(path))
+            .header("origin", origin)
+            .form(form);
+        self.done(r).await
+    }
+
+    async fn login(&mut self) -> Page {
+        let p = self.post("/login", &[("password", ADMIN_PASSWORD)]).await;
+        assert_eq!(p.status, 303, "{}", p.body);
+        p
+    }
+
+    /// Starts connecting `name` to the emulator; returns the consent page's URL.
+    async fn start_connect(&mut self, name: &str) -> String {
+        let page = self.get("/connect").await;
+        let csrf = page.csrf();
+        let p = self
+            .post(
+                "/connect",
+                &[("csrf", &csrf), ("name", name), ("place", "emulator")],
+            )
+            .await;
+        assert_eq!(p.status, 303, "{}", p.body);
+        p.location()
+    }
+
+    /// Answers the emulator's consent page as `user` (approve or deny); returns the callback URL.
+    async fn consent(&mut self, authorize_url: &str, user: &str, action: &str) -> String {
+        let url = reqwest::Url::parse(authorize_url).unwrap();
+        let mut form: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        form.push(("username".into(), user.into()));
+        form.push(("password".into(), "emulator".into()));
+        form.push(("action".into(), action.into()));
+        let post = format!(
+            "{}://{}{}",
+            url.scheme(),
+            url.host_str().unwrap(),
+            url.port().map(|p| format!(":{p}")).unwrap_or_default()
+        ) + url.path();
+        let resp = self.http.post(post).form(&form).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 302);
+        resp.headers()[LOCATION].to_str().unwrap().to_string()
+    }
+
+    /// Follows a setup page until it is finished.
+    async fn finish_setup(&mut self, setup: &str) -> Page {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let p = self.get(setup).await;
+            if !p.body.contains("http-equiv=\"refresh\"") {
+                return p;
+            }
+            assert!(Instant::now() < deadline, "setup never finished");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The value of an element with this id (`<code id="x">value</code>`).
+fn text_of(body: &str, id: &str) -> Option<String> {
+    let at = body.find(&format!("id=\"{id}\">"))? + id.len() + 6;
+    Some(body[at..].split('<').next()?.to_string())
+}
+
+async fn connect_via_page(site: &Site, a: &mut Agent, name: &str) -> String {
+    let authorize = a.start_connect(name).await;
+    assert!(authorize.starts_with(&format!("{}/services/oauth2/authorize?", site.emu.base_url)));
+    for p in [
+        "state=",
+        "code_challenge=",
+        "code_challenge_method=S256",
+        "redirect_uri=",
+    ] {
+        assert!(authorize.contains(p), "{authorize} lacks {p}");
+    }
+    let callback = a.consent(&authorize, "admin@example.com", "approve").await;
+    let p = a.get(&callback).await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let done = a.finish_setup(&p.location()).await;
+    assert!(done.body.contains("id=\"setup-done\""), "{}", done.body);
+    text_of(&done.body, "webhook-token").expect("the token is shown on the first view")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_need_a_login_and_the_cookie_is_guarded() {
+    let s = site(Options::default()).await;
+    let mut a = Agent::new(&s.app.url());
+    for path in ["/integrations", "/connect", "/connections/x", "/setup/x"] {
+        let p = a.get(path).await;
+        assert_eq!((p.status, p.location().as_str()), (303, "/login"), "{path}");
+    }
+    let p = a.post("/connections/x/dead/retry", &[("csrf", "x")]).await;
+    assert_eq!(p.status, 303, "a form without a session goes to the login");
+    let p = a.post("/login", &[("password", "wrong")]).await;
+    assert_eq!(p.status, 401);
+    assert!(p.body.contains("That password is not right."));
+    assert!(a.cookie.is_none());
+    let p = a.login().await;
+    let cookie = p.headers[SET_COOKIE].to_str().unwrap().to_string();
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "plain http: {cookie}");
+    let p = a.get("/integrations").await;
+    assert_eq!(p.status, 200);
+    assert!(p.body.contains("No org connected yet"));
+    for (h, v) in [
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        ("cache-control", "no-store"),
+    ] {
+        assert_eq!(p.headers[h], v);
+    }
+    assert!(p.headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("script-src 'self'"));
+    // The session is stored only as a hash.
+    let raw = a.cookie.clone().unwrap();
+    let db = std::fs::read(s.dir.join("thena-sf.db")).unwrap_or_default();
+    let wal = std::fs::read(s.dir.join("thena-sf.db-wal")).unwrap_or_default();
+    for bytes in [db, wal] {
+        assert!(!bytes.windows(raw.len()).any(|w| w == raw.as_bytes()));
+    }
+    // Log out: the old cookie no longer works.
+    let csrf = p.csrf();
+    let out = a.post("/logout", &[("csrf", &csrf)]).await;
+    assert_eq!((out.status, out.location().as_str()), (303, "/login"));
+    assert!(out.headers[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    a.cookie = Some(raw);
+    assert_eq!(a.get("/integrations").await.status, 303);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_passwords_are_braked() {
+    let s = site(Options::default()).await;
+    let mut a = Agent::new(&s.app.url());
+    for _ in 0..5 {
+        assert_eq!(a.post("/login", &[("password", "guess")]).await.status, 401);
+    }
+    let p = a.post("/login", &[("password", ADMIN_PASSWORD)]).await;
+    assert_eq!(
+        p.status, 429,
+        "even the right password waits after five wrong ones"
+    );
+    assert!(p.body.contains("Too many wrong passwords"));
+    assert!(a.cookie.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cookie_is_secure_over_https() {
+    let s = site(Options {
+        public_url: "https://sync.example.com".into(),
+        ..Default::default()
+    })
+    .await;
+    let mut a = Agent::new(&s.app.url());
+    let p = a.login().await;
+    assert!(p.headers[SET_COOKIE].to_str().unwrap().contains("; Secure"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forms_without_the_csrf_token_or_from_elsewhere_are_refused() {
+    let s = site(Options::default()).await;
+    let mut a = Agent::new(&s.app.url());
+    a.login().await;
+    let token = connect_via_page(&s, &mut a, "acme").await;
+    assert!(token.starts_with("tsf_"));
+    let page = a.get("/connections/acme?tab=failed").await;
+    let csrf = page.csrf();
+    let paths = [
+        "/connections/acme/dead/retry",
+        "/connections/acme/dead/discard",
+        "/connections/acme/skipped/retry",
+        "/connections/acme/fix",
+        "/connections/acme/webhook-token",
+        "/connections/acme/disconnect",
+        "/connections/acme/reconnect",
+        "/connect",
+        "/logout",
+    ];
+    for path in paths {
+        let p = a.post(path, &[]).await;
+        assert_eq!(p.status, 403, "{path} without a token");
+        assert!(p.body.contains("security token"), "{path}");
+        let p = a.post(path, &[("csrf", "tsf_forged")]).await;
+        assert_eq!(p.status, 403, "{path} with a forged token");
+        let p = a
+            .post_from(path, "https://evil.example", &[("csrf", &csrf)])
+            .await;
+        assert_eq!(p.status, 403, "{path} from another site");
+        assert!(p.body.contains("another site"), "{path}");
+    }
+    // Nothing was changed: the connection is there, its token still works.
+    assert!(s.store.connection("acme").await.is_ok());
+    let r = reqwest::Client::new()
+        .post(format!("{}/webhooks/thena/acme", s.app.url()))
+        .bearer_auth(&token)
+        .json(&support::webhook(
+            "R-1",
+            "Harsh Vardhan",
+            "harsh@acme.io",
+            "Acme Corp",
+            "OPEN",
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    // With the token and from our own origin, the same form works.
+    let origin = s.app.url();
+    let p = a
+        .post_from("/connections/acme/dead/retry", &origin, &[("csrf", &csrf)])
+        .await;
+    assert_eq!(p.status, 303);
+    // A login posted from another site is refused too.
+    let mut b = Agent::new(&s.app.url());
+    let p = b
+        .post_from(
+            "/login",
+            "https://evil.example",
+            &[("password", ADMIN_PASSWORD)],
+        )
+        .await;
+    assert_eq!(p.status, 403);
+    assert!(b.cookie.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callback_refuses_unknown_reused_and_foreign_states() {
+    let s = site(Options::default()).await;
+    let mut a = Agent::new(&s.app.url());
+    a.login().await;
+    let p = a.get("/oauth/callback?code=abc").await;
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("carried no state"));
+    let p = a.get("/oauth/callback?code=abc&state=tsf_made_up").await;
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("unknown or was already used"));
+
+    // A real flow: the callback works once, then its state is spent.
+    let authorize = a.start_connect("acme").await;
+    let callback = a.consent(&authorize, "admin@example.com", "approve").await;
+    assert_eq!(a.get(&callback).await.status, 303);
+    let again = a.get(&callback).await;
+    assert_eq!(again.status, 400);
+    assert!(again.body.contains("unknown or was already used"));
+
+    // A flow started in one session cannot be finished in another.
+    let authorize = a.start_connect("beta").await;
+    let callback = a.consent(&authorize, "admin@example.com", "approve").await;
+    let mut other = Agent::new(&s.app.url());
+    other.login().await;
+    let p = other.get(&callback).await;
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("started from another session"));
+    // Without any session the callback says to log in, and connects nothing.
+    let authorize = a.start_connect("gamma").await;
+    let callback = a.consent(&authorize, "admin@example.com", "approve").await;
+    let p = Agent::new(&s.app.url()).get(&callback).await;
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("no admin session"));
+    assert!(s.store.connection("beta").await.is_err());
+    assert!(s.store.connection("gamma").await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_on_the_way_end_on_a_page_that_says_what_to_do() {
+    let s = site(Options::default()).await;
+    let mut a = Agent::new(&s.app.url());
+    a.login().await;
+
+    // Denied consent.
+    let authorize = a.start_connect("acme").await;
+    let callback = a.consent(&authorize, "admin@example.com", "deny").await;
+    assert!(callback.contains("error=access_denied"));
+    let p = a.get(&callback).await;
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("Access was denied"));
+    assert!(p.body.contains("choose Allow"));
+
+    // An expired (or forged) authorization code.
+    let authorize = a.start_connect("acme").await;
+    let callback = a.consent(&authorize, "admin@example.com", "approve").await;
+    let url = reqwest::Url::parse(&callback).unwrap();
+    let state: String = url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let p = a
+        .get(&format!("/oauth/callback?code=expired-code&state={state}"))
+        .await;
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("did not accept the sign-in"), "{}", p.body);
+    assert!(p.body.contains("expired"));
+
+    // A user without permission to change the org's setup: the setup stops and says why.
+    let authorize = a.start_connect("acme").await;
+    let callback = a.consent(&authorize, "rep@example.com", "approve").await;
+    let p = a.get(&callback).await;
+    assert_eq!(p.status, 303);
+    let done = a.finish_setup(&p.location()).await;
+    assert!(
+        done.body.contains("may not change the org&#39;s setup")
+            || done.body.contains("may not change the org's setup"),
+        "{}",
+        done.body
+    );
+    assert!(done.body.contains("System Administrator"));
+
+    // No Connected App configured: real orgs cannot be chosen, and a forged choice says why.
+    let page = a.get("/connect").await;
+    assert!(page
+        .body
+        .contains("id=\"place-production\" value=\"production\" disabled"));
+    let csrf = page.csrf();
+    let p = a
+        .post(
+            "/connect",
+            &[("csrf", &csrf), ("name", "prod"), ("place", "production")],
+        )
+        .await;
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("No Connected App is configured"));
+    // Bad names and domains are refused with the reason.
+    let p = a
+        .post(
+            "/connect",
+            &[
+                ("csrf", &csrf),
+                ("name", "no spaces"),
+                ("place", "emulator"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("letters, digits"));
+    // A connection page that does not exist.
+    let p = a.get("/connections/nope").await;
+    assert_eq!(p.status, 404);
+    assert!(p.body.contains("No such connection"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_orgs_go_to_salesforce_with_our_callback() {
+    let s = site(Options {
+        oauth: true,
+        ..Default::default()
+    })
+    .await;
+    let mut a = Agent::new(&s.app.url());
+    a.login().await;
+    let csrf = a.get("/connect").await.csrf();
+    for (place, domain, host) in [
+        (
+            "production",
+            "",
+            "https://login.salesforce.com/services/oauth2/authorize?",
+        ),
+        (
+            "sandbox",
+            "",
+            "https://test.salesforce.com/services/oauth2/authorize?",
+        ),
+        (
+            "custom",
+            "acme.my.salesforce.com",
+            "https://acme.my.salesforce.com/services/oauth2/authorize?",
+        ),
+    ] {
+        let p = a
+            .post(
+                "/connect",
+                &[
+                    ("csrf", &csrf),
+                    ("name", place),
+                    ("place", place),
+                    ("domain", domain),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, 303, "{}", p.body);
+        let to = p.location();
+        assert!(to.starts_with(host), "{to}");
+        assert!(to.contains("client_id=real-app"));
+        let callback = format!("{}/oauth/callback", s.app.url());
+        assert!(to.contains(&format!(
+            "redirect_uri={}",
+            form_urlencoded::byte_serialize(callback.as_bytes()).collect::<String>()
+        )));
+        assert!(
+            !to.contains("real-secret"),
+            "the secret never goes to the browser"
+        );
+    }
+    let p = a
+        .post(
+            "/connect",
+            &[
+                ("csrf", &csrf),
+                ("name", "x"),
+                ("place", "custom"),
+                ("domain", "evil.example.com"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("not a Salesforce login domain"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_flow_and_the_actions_over_http() {
+    let s = site(Options::default()).await;
+    let mut a = Agent::new(&s.app.url());
+    a.login().await;
+    let token = connect_via_page(&s, &mut a, "acme").await;
+    // The token is shown once: the setup page no longer has it.
+    let conn = s.store.connection("acme").await.unwrap();
+    assert!(conn.provisioned_at.is_some());
+
+    let http = reqwest::Client::new();
+    let post = |id: &str, email: &str, team: &str, status: &str| {
+        http.post(format!("{}/webhooks/thena/acme", s.app.url()))
+            .bearer_auth(&token)
+            .json(&support::webhook(id, "Zed Doe", email, team, status))
+            .send()
+    };
+    support::restrict_status(&s.sf, true).await;
+    assert_eq!(
+        post("R-OK", "harsh@acme.io", "Acme Corp", "OPEN")
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        202
+    );
+    assert_eq!(
+        post("R-SKIP", "zed@newco.example", "Newco", "OPEN")
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        202
+    );
+    assert_eq!(
+        post("R-DEAD", "harsh@acme.io", "Acme Corp", "IN_PROGRESS")
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        202
+    );
+    let settled = |s: &Site| {
+        let store = s.store.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let c = store.counts("acme").await.unwrap();
+                if c.pending == 0 && c.synced + c.skipped + c.failed == 3 {
+                    return c;
+                }
+                assert!(Instant::now() < deadline, "{c:?}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let c = settled(&s).await;
+    assert_eq!((c.synced, c.skipped, c.failed), (1, 1, 1));
+
+    let page = a.get("/connections/acme").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("R-OK"));
+    assert!(page.body.contains("/lightning/r/Request__c/"));
+    assert_eq!(text_of(&page.body, "synced").as_deref(), Some("1"));
+    let csrf = page.csrf();
+    let skipped = a.get("/connections/acme?tab=skipped").await;
+    assert!(skipped.body.contains("R-SKIP"));
+    assert!(
+        skipped.body.contains("no Account named &#39;Newco&#39;")
+            || skipped.body.contains("no Account named 'Newco'"),
+        "{}",
+        skipped.body
+    );
+    let failed = a.get("/connections/acme?tab=failed").await;
+    assert!(failed
+        .body
+        .contains("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"));
+    let dead_id = s.store.dead_letters("acme", 10, 0).await.unwrap()[0]
+        .id
+        .to_string();
+
+    // Fix both causes in Salesforce, then retry from the page.
+    s.sf.create("Account", &serde_json::json!({"Name": "Newco"}))
+        .await
+        .unwrap();
+    support::restrict_status(&s.sf, false).await;
+    let p = a
+        .post(
+            "/connections/acme/skipped/retry",
+            &[("csrf", &csrf), ("request_id", "R-SKIP")],
+        )
+        .await;
+    assert_eq!(p.status, 303);
+    let notice = a.get(&p.location()).await;
+    assert!(notice.body.contains("1 skipped request put back"));
+    let p = a
+        .post(
+            "/connections/acme/dead/retry",
+            &[("csrf", &csrf), ("id", &dead_id)],
+        )
+        .await;
+    assert_eq!(p.status, 303);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let c = s.store.counts("acme").await.unwrap();
+        if c.synced == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{c:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The doctor and Fix.
+    let setup = a.get("/connections/acme?tab=setup").await;
+    assert!(setup.body.contains("id=\"doctor-ok\""), "{}", setup.body);
+    let p = a.post("/connections/acme/fix", &[("csrf", &csrf)]).await;
+    assert_eq!(p.status, 303);
+    assert!(a
+        .get(&p.location())
+        .await
+        .body
+        .contains("nothing needed fixing"));
+
+    // A new webhook token: shown once; the old one stops working.
+    let p = a
+        .post("/connections/acme/webhook-token", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(p.status, 200);
+    let new_token = text_of(&p.body, "webhook-token").unwrap();
+    assert_ne!(new_token, token);
+    assert_eq!(
+        post("R-2", "harsh@acme.io", "Acme Corp", "OPEN")
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+
+    // No page shows a Salesforce token, the webhook token, or the session.
+    let conn = s.store.connection("acme").await.unwrap();
+    let secrets = [
+        conn.tokens.access_token.expose().to_string(),
+        conn.tokens
+            .refresh_token
+            .clone()
+            .unwrap()
+            .expose()
+            .to_string(),
+        token.clone(),
+        new_token.clone(),
+        a.cookie.clone().unwrap(),
+    ];
+    for path in [
+        "/integrations",
+        "/connections/acme",
+        "/connections/acme?tab=skipped",
+        "/connections/acme?tab=failed",
+        "/connections/acme?tab=setup",
+        "/connections/acme/disconnect",
+        "/connect",
+    ] {
+        let p = a.get(path).await;
+        assert_eq!(p.status, 200, "{path}");
+        for secret in &secrets {
+            assert!(!p.body.contains(secret.as_str()), "{path} shows a secret");
+        }
+    }
+
+    // Disconnect: revoked in Salesforce, webhooks refused, the connection gone.
+    let refresh = conn.tokens.refresh_token.clone().unwrap();
+    let p = a
+        .post("/connections/acme/disconnect", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(
+        (p.status, p.location().as_str()),
+        (303, "/integrations"),
+        "{}",
+        p.body
+    );
+    assert!(s.store.connection("acme").await.is_err());
+    let r = post("R-3", "harsh@acme.io", "Acme Corp", "OPEN")
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let oauth = conn.oauth_app("");
+    let refused = oauth.refresh(&reqwest::Client::new(), &refresh).await;
+    assert!(refused.is_err(), "the refresh token was revoked");
+}

@@ -1,0 +1,152 @@
+//! What the admin page's tests share: an emulator, the connector serving its
+//! admin page (the emulator offered as a place to connect), and a client for
+//! the emulator's org as its admin.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use salesforce::{Client, ClientConfig, OAuthApp, Secret};
+use serde_json::{json, Value};
+use sf_emulator::{EmulatorConfig, Seed};
+use thena_sf::app::App;
+use thena_sf::config::{Config, EmulatorLogin};
+use thena_sf::crypto::SecretBox;
+use thena_sf::store::Store;
+use thena_sf::sync::Settings;
+
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+
+pub struct Site {
+    pub emu: sf_emulator::Running,
+    pub app: App,
+    pub store: Store,
+    pub dir: PathBuf,
+    /// The emulator's org, as admin@example.com (to arrange and check things).
+    pub sf: Client,
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn seed() -> Seed {
+    serde_json::from_value(json!({
+        "users": [
+            {"username": "admin@example.com", "password": "emulator"},
+            {"username": "rep@example.com", "password": "emulator", "last_name": "Rep", "profile": "Standard User"}
+        ],
+        "accounts": [{"Name": "Acme Corp", "Website": "acme.io"}],
+        "contacts": [
+            {"FirstName": "Harsh", "LastName": "Vardhan", "Email": "harsh@acme.io", "AccountName": "Acme Corp"}
+        ]
+    }))
+    .unwrap()
+}
+
+#[derive(Default)]
+pub struct Options {
+    pub public_url: String,
+    /// Whether a Connected App for real orgs is configured.
+    pub oauth: bool,
+}
+
+pub async fn site(opts: Options) -> Site {
+    let emu = sf_emulator::start(
+        "127.0.0.1:0",
+        EmulatorConfig {
+            seed: seed(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "thena-sf-web-{}-{}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    let store = Store::open(&dir, SecretBox::from_key(&[5u8; 32]))
+        .await
+        .unwrap();
+    let config = Config {
+        listen: "127.0.0.1:0".into(),
+        public_url: opts.public_url,
+        data_dir: dir.clone(),
+        admin_password_hash: Some(thena_sf::web::hash_password(ADMIN_PASSWORD).unwrap()),
+        emulator: Some(EmulatorLogin {
+            login_url: emu.base_url.clone(),
+            client_id: "local-client".into(),
+            client_secret: "local-secret".into(),
+        }),
+        oauth: opts.oauth.then(|| thena_sf::config::OAuthClient {
+            client_id: "real-app".into(),
+            client_secret: Some("real-secret".into()),
+            client_secret_env: None,
+        }),
+        ..Config::default()
+    };
+    let settings = Settings {
+        linger: Duration::from_millis(20),
+        backoff_base: Duration::from_millis(20),
+        backoff_cap: Duration::from_millis(200),
+        ..Settings::default()
+    };
+    let app = App::start(config, store.clone(), settings).await.unwrap();
+    let oauth = OAuthApp {
+        login_url: emu.base_url.clone(),
+        client_id: "local-client".into(),
+        client_secret: Some(Secret::new("local-secret")),
+        redirect_uri: String::new(),
+    };
+    let tokens = oauth
+        .password(
+            &reqwest::Client::new(),
+            "admin@example.com",
+            &Secret::new("emulator"),
+        )
+        .await
+        .unwrap();
+    let sf = Client::new(tokens, Some(oauth), None, ClientConfig::default());
+    Site {
+        emu,
+        app,
+        store,
+        dir,
+        sf,
+    }
+}
+
+/// A Thena webhook body for `id`, from `email` at the workspace `team`.
+pub fn webhook(id: &str, name: &str, email: &str, team: &str, status: &str) -> Value {
+    let created = chrono::Utc::now().timestamp_millis() + 1;
+    json!({
+        "action": "UPDATE",
+        "request": {"requestId": id, "createdAt": created, "updatedAt": created + 1, "status": status,
+                    "requestor": {"id": "U1", "name": name, "email": email}, "customer": {"teamName": team}},
+        "AI_requestTitle": format!("Request {id}")
+    })
+}
+
+/// Makes `Status__c` a restricted picklist with only "Open" (or opens it up again):
+/// requests in other states then fail for good, as a customer's admin could cause.
+pub async fn restrict_status(sf: &Client, restricted: bool) {
+    let values = if restricted {
+        vec!["Open".to_string()]
+    } else {
+        vec!["Open".to_string(), "In Progress".to_string()]
+    };
+    let field = salesforce::metadata::custom_field(
+        "Request__c",
+        "Status__c",
+        "Status",
+        &salesforce::metadata::FieldKind::Picklist { values, restricted },
+        false,
+        false,
+    );
+    sf.metadata_save(salesforce::metadata::Save::Upsert, &[field])
+        .await
+        .unwrap();
+}
