@@ -21,3 +21,24 @@ if [ ! -f "$venv/.installed" ] || [ "$req" -nt "$venv/.installed" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
   touch "$venv/.installed"
 fi
+
+# Headless Chromium and its WebDriver for the admin page's browser test
+# (crates/thena-sf/tests/browser.rs): Debian's packages, pinned. Should the
+# pinned build have left the archive (security updates replace it), the
+# archive's current build is taken, and said so.
+chromium_version=156.0.8078.108-1~deb12u1
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  echo "installing chromium and chromium-driver $chromium_version" >&2
+  sudo_=""
+  [ "$(id -u)" -ne 0 ] && sudo_="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  pinned="chromium=$chromium_version chromium-driver=$chromium_version"
+  if ! $sudo_ apt-get install -y --no-install-recommends $pinned >/dev/null; then
+    $sudo_ apt-get update -qq
+    if ! $sudo_ apt-get install -y --no-install-recommends $pinned >/dev/null; then
+      echo "chromium $chromium_version is no longer in the archive; installing its current build" >&2
+      $sudo_ apt-get install -y --no-install-recommends chromium chromium-driver >/dev/null
+    fi
+  fi
+fi
+echo "browser: $(/usr/bin/chromium --version 2>/dev/null), $(/usr/bin/chromedriver --version 2>/dev/null | cut -d' ' -f1-2)" >&2

@@ -202,7 +202,7 @@ async fn pages_need_a_login_and_the_cookie_is_guarded() {
     assert!(p.body.contains("No org connected yet"));
     for (h, v) in [
         ("x-frame-options", "DENY"),
-        ("referrer-policy", "no-referrer"),
+        ("referrer-policy", "same-origin"),
         ("cache-control", "no-store"),
     ] {
         assert_eq!(p.headers[h], v);

@@ -441,7 +441,7 @@ async fn serve_syncs_and_stops_cleanly_on_sigterm() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_secret_in_logs_metrics_or_errors_after_a_full_run() {
+async fn no_secret_in_logs_metrics_errors_or_pages_after_a_full_run() {
     use std::io::{BufRead, BufReader, Read};
     use std::process::Stdio;
 
@@ -562,6 +562,50 @@ async fn no_secret_in_logs_metrics_or_errors_after_a_full_run() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
     assert!(metrics.contains("outcome=\"synced\"} 5"), "{metrics}");
+    // The admin page, logged in with the password generated at first start.
+    let admin_password = std::fs::read_to_string(data.join("initial-admin-password"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = browser
+        .post(format!("{url}/login"))
+        .form(&[("password", admin_password.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 303);
+    let session = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut pages = String::new();
+    for path in [
+        "/integrations",
+        "/connect",
+        "/connections/acme",
+        "/connections/acme?tab=skipped",
+        "/connections/acme?tab=failed",
+        "/connections/acme?tab=setup",
+        "/connections/acme/disconnect",
+        "/oauth/callback?code=x&state=y",
+    ] {
+        let r = browser
+            .get(format!("{url}{path}"))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().as_u16() < 500, "{path}");
+        pages.push_str(&r.text().await.unwrap());
+    }
+    assert!(pages.contains("SEC-0"), "the pages show the run");
     assert!(std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -594,6 +638,8 @@ async fn no_secret_in_logs_metrics_or_errors_after_a_full_run() {
         token.to_string(),
         "local-secret".to_string(),
         conn.tokens.access_token.expose().to_string(),
+        admin_password.clone(),
+        session.split_once('=').unwrap().1.to_string(),
     ];
     secrets.extend(sessions);
     for s in &secrets {
@@ -601,6 +647,7 @@ async fn no_secret_in_logs_metrics_or_errors_after_a_full_run() {
             ("logs", &logs),
             ("metrics", &metrics),
             ("responses", &bodies),
+            ("admin pages", &pages),
         ] {
             assert!(
                 !text.contains(s.as_str()),

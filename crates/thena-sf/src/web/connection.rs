@@ -44,6 +44,14 @@ pub struct PageQuery {
     n: Option<u64>,
 }
 
+/// A stored RFC 3339 time as people read it: `2026-11-26 16:40:29`.
+fn when(rfc3339: &str) -> String {
+    match crate::store::parse_ts(rfc3339) {
+        Some(t) => t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        None => rfc3339.to_string(),
+    }
+}
+
 /// The record's page in Salesforce's Lightning UI.
 fn record_link(instance_url: &str, object: &str, id: &str) -> Option<String> {
     let safe = !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric());
@@ -121,7 +129,7 @@ async fn render_page(
                 skipped_rows.push(SkippedRow {
                     request_id: r.request_id,
                     reason: r.reason.unwrap_or_default(),
-                    at: r.updated_at,
+                    at: when(&r.updated_at),
                 });
             }
             shown = skipped_rows.len() as i64;
@@ -135,7 +143,7 @@ async fn render_page(
                     code: d.code,
                     message: d.message,
                     fields: d.fields,
-                    at: d.failed_at,
+                    at: when(&d.failed_at),
                 });
             }
             shown = dead_rows.len() as i64;
@@ -176,7 +184,7 @@ async fn render_page(
                         .sf_id
                         .as_deref()
                         .and_then(|id| record_link(&c.tokens.instance_url, "Request__c", id)),
-                    at: a.at,
+                    at: when(&a.at),
                     request_id: a.request_id,
                     outcome: a.outcome,
                     tone,
@@ -236,7 +244,7 @@ async fn render_page(
             instance_url: c.tokens.instance_url.clone(),
             webhook_url: app.config.webhook_url(name),
             state: state_of(c, queued),
-            connected_at: crate::store::ts(c.connected_at),
+            connected_at: c.connected_at.format("%Y-%m-%d %H:%M UTC").to_string(),
             usage,
             usage_pct,
             queued,

@@ -64,7 +64,7 @@ pub fn routes() -> Router<App> {
         .layer(axum::middleware::map_response(secure_headers))
 }
 
-/// Headers on every page: no caching, no framing, no referrer (the callback URL carries the code).
+/// Headers on every page: no caching, no framing, no referrer to other sites (the callback URL carries the code).
 async fn secure_headers(mut resp: Response) -> Response {
     let h = resp.headers_mut();
     let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
@@ -73,7 +73,8 @@ async fn secure_headers(mut resp: Response) -> Response {
     set(h, "cache-control", "no-store");
     set(h, "x-content-type-options", "nosniff");
     set(h, "x-frame-options", "DENY");
-    set(h, "referrer-policy", "no-referrer");
+    // same-origin, not no-referrer: with no-referrer, browsers send `Origin: null` on our own forms.
+    set(h, "referrer-policy", "same-origin");
     set(
         h,
         "content-security-policy",
