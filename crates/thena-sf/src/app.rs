@@ -24,14 +24,28 @@ pub struct App {
     pub addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<()>,
+    leases: JoinHandle<()>,
+    listener: Option<JoinHandle<()>>,
 }
 
-/// What starting workers needs; kept in [`AppState`] so that the admin page can
-/// start and stop them too.
+fn state_backend_is_sqlite(store: &Store) -> bool {
+    store.backend() == crate::store::Backend::Sqlite
+}
+
+/// A running worker's task and its stop switch.
+pub type WorkerTask = (JoinHandle<()>, watch::Sender<bool>);
+
+/// What starting and stopping workers needs; kept in [`AppState`] so that the
+/// admin page and the lease loop can start and stop them too.
 pub struct Runtime {
     pub settings: Settings,
     pub shutdown: watch::Receiver<bool>,
-    pub tasks: parking_lot::Mutex<Vec<JoinHandle<()>>>,
+    /// Each running worker's task and its stop switch.
+    pub tasks: parking_lot::Mutex<HashMap<String, WorkerTask>>,
+    /// Wakes the lease loop (a connection was added here).
+    pub lease_wake: tokio::sync::Notify,
+    /// Connections whose worker is being stopped (lease lost or given back).
+    pub stopping: parking_lot::Mutex<std::collections::HashSet<String>>,
 }
 
 pub(crate) fn auth_of(c: &Connection) -> ConnAuth {
@@ -66,6 +80,12 @@ impl App {
         let admin = web::Admin::load(&config)?;
         let ingestor = http::Ingestor::start(store.clone());
         let (tx, rx) = watch::channel(false);
+        // A SQLite store belongs to this process alone: leases of an earlier run
+        // (killed before it could give them back) are void.
+        if state_backend_is_sqlite(&store) {
+            crate::leases::reset_sqlite(&store).await?;
+        }
+        store.set_replica(&crate::leases::replica_id());
         let state = Arc::new(AppState {
             store,
             config,
@@ -77,7 +97,9 @@ impl App {
             runtime: Runtime {
                 settings,
                 shutdown: rx.clone(),
-                tasks: parking_lot::Mutex::new(Vec::new()),
+                tasks: parking_lot::Mutex::new(HashMap::new()),
+                lease_wake: tokio::sync::Notify::new(),
+                stopping: parking_lot::Mutex::new(Default::default()),
             },
         });
         // Know every connection before the first request can arrive: a webhook for a
@@ -97,16 +119,18 @@ impl App {
             })
             .await;
         });
-        let app = App {
+        // Take this replica's share of the connections before returning, then keep at it.
+        crate::leases::round(&state).await;
+        let leases = tokio::spawn(crate::leases::run(state.clone()));
+        let listener = crate::leases::listen(state.clone());
+        Ok(App {
             state,
             addr,
             shutdown: tx,
             server,
-        };
-        for c in app.state.store.connections().await? {
-            app.add_connection(&c);
-        }
-        Ok(app)
+            leases,
+            listener,
+        })
     }
 
     /// Serves a (new or changed) connection: webhook auth and a worker.
@@ -123,27 +147,47 @@ impl App {
         self.state.wake(connection);
     }
 
-    /// Stops accepting, lets the workers finish the batch in flight, and returns.
+    /// Stops accepting, lets the workers finish the batch in flight, gives the
+    /// leases back (so another replica takes over at once), and returns.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
-        let workers: Vec<JoinHandle<()>> = std::mem::take(&mut *self.state.runtime.tasks.lock());
-        for w in workers {
-            let _ = tokio::time::timeout(Duration::from_secs(30), w).await;
+        let _ = self.leases.await;
+        if let Some(l) = self.listener {
+            l.abort();
         }
+        let workers: Vec<(String, WorkerTask)> = self.state.runtime.tasks.lock().drain().collect();
+        for (_, (_, stop)) in &workers {
+            let _ = stop.send(true);
+        }
+        for (name, (task, _)) in workers {
+            let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+            let _ = self.state.store.release_lease(&name).await;
+        }
+        let _ = self.state.store.leave().await;
     }
 }
 
 impl AppState {
-    /// Serves a (new or changed) connection: webhook auth and a worker.
+    /// Serves a (new or changed) connection: webhook auth now; its worker once
+    /// this replica holds its lease (at once, unless another replica does).
     pub fn add_connection(&self, c: &Connection) {
         self.conns.write().insert(c.name.clone(), auth_of(c));
         if let Some(w) = self.workers.read().get(&c.name) {
             w.notify.notify_one();
             return;
         }
+        self.runtime.lease_wake.notify_one();
+    }
+
+    /// Starts the worker of a connection whose lease this replica holds.
+    pub fn start_worker(&self, c: &Connection) {
+        if self.workers.read().contains_key(&c.name) {
+            return;
+        }
         let client = connect::client_for(&self.store, c, &self.config);
         let user = connect::user_id(&c.tokens).unwrap_or_default();
+        let (stop, stop_rx) = watch::channel(false);
         let (worker, handle) = Worker::new(
             c.name.clone(),
             self.store.clone(),
@@ -151,19 +195,29 @@ impl AppState {
             user,
             self.metrics.clone(),
             self.runtime.settings.clone(),
-            self.runtime.shutdown.clone(),
+            stop_rx,
             self.config.clone(),
         );
         self.workers.write().insert(c.name.clone(), handle);
-        self.runtime.tasks.lock().push(tokio::spawn(worker.run()));
+        let task = tokio::spawn(worker.run());
+        self.runtime
+            .tasks
+            .lock()
+            .insert(c.name.clone(), (task, stop));
+    }
+
+    /// Stops a connection's worker; resolves when its batch in flight is done.
+    pub fn stop_worker(&self, name: &str) -> Option<JoinHandle<()>> {
+        self.workers.write().remove(name);
+        let (task, stop) = self.runtime.tasks.lock().remove(name)?;
+        let _ = stop.send(true);
+        Some(task)
     }
 
     /// Stops serving a connection that was deleted: webhooks get 404, its worker stops.
     pub fn remove_connection(&self, name: &str) {
         self.conns.write().remove(name);
-        if let Some(w) = self.workers.write().remove(name) {
-            w.notify.notify_one();
-        }
+        self.stop_worker(name);
     }
 
     /// Wakes a connection's worker (after a retry or a reconnect).

@@ -13,14 +13,20 @@ pub struct Config {
     /// The URL Thena and admins reach this server at (webhook URLs, the OAuth callback).
     /// Empty: `http://` and the address listened on.
     pub public_url: String,
-    /// The store and key file live here.
+    /// The store (SQLite) and key file live here.
     pub data_dir: PathBuf,
+    /// `postgres://user@host:port/db`: keep the store in PostgreSQL (several replicas
+    /// may share it) instead of SQLite under `data_dir`.
+    pub database_url: Option<String>,
     /// The Salesforce API version used.
     pub api_version: String,
     /// Pause a connection above this share of its org's daily API limit.
     pub api_budget_share: f64,
     /// Give up on one Salesforce call after this many seconds (then retry with backoff).
     pub api_timeout_secs: u64,
+    /// How long a replica's lease on a connection lasts without renewal (PostgreSQL,
+    /// several replicas): a replica that dies hands its connections over after this.
+    pub lease_ttl_secs: u64,
     /// Connections declared for unattended deployments; connected on start if missing.
     pub connections: Vec<DeclaredConnection>,
     /// The admin page's password, as an Argon2 PHC string (`thena-sf admin-password --hash-only`).
@@ -82,9 +88,11 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             public_url: String::new(),
             data_dir: PathBuf::from("./data"),
+            database_url: None,
             api_version: "67.0".into(),
             api_budget_share: 0.9,
             api_timeout_secs: 60,
+            lease_ttl_secs: 15,
             connections: Vec::new(),
             admin_password_hash: None,
             oauth: None,
@@ -142,6 +150,17 @@ impl Config {
                 "api_budget_share must be between 0 and 1, not {}",
                 c.api_budget_share
             )));
+        }
+        if let Ok(v) = std::env::var("THENA_SF_DATABASE_URL") {
+            c.database_url = Some(v);
+        }
+        if let Some(u) = &c.database_url {
+            if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                return Err(ConfigError::Invalid(format!(
+                    "database_url must be a postgres:// URL, not {}",
+                    crate::store::redact_url(u)
+                )));
+            }
         }
         if let Ok(v) = std::env::var("THENA_SF_ADMIN_PASSWORD_HASH") {
             c.admin_password_hash = Some(v);

@@ -16,6 +16,7 @@ pub mod crypto;
 pub mod demo;
 pub mod domain;
 pub mod http;
+pub mod leases;
 pub mod metrics;
 pub mod provision;
 pub mod store;

@@ -150,8 +150,14 @@ async fn open(cli: &Cli) -> anyhow::Result<App> {
     if let Some(d) = &cli.data_dir {
         config.data_dir = d.clone();
     }
+    if config.database_url.is_some()
+        && std::env::var_os("THENA_SF_SECRET_KEY").is_none()
+        && !config.data_dir.join("secret.key").exists()
+    {
+        anyhow::bail!("a PostgreSQL store is shared by replicas: set THENA_SF_SECRET_KEY (base64 of 32 bytes), the same on every replica");
+    }
     let secrets = SecretBox::load(&config.data_dir)?;
-    let store = Store::open(&config.data_dir, secrets).await?;
+    let store = Store::open_config(&config, secrets).await?;
     for c in connect::connect_declared(&store, &config).await? {
         eprintln!("connected {} from the config file", c.name);
     }

@@ -1,17 +1,172 @@
-//! The store: connections (secrets sealed) and the category-to-field map,
-//! later the pipeline's queue. SQLite by default (one file under the data
-//! directory, WAL); the schema and queries are written so that a PostgreSQL
-//! backend can implement the same operations.
+//! The store: connections (secrets sealed), the category-to-field map, the
+//! pipeline's queue, the admin page's sessions, and the leases that divide
+//! work between replicas. SQLite by default (one file under the data
+//! directory, WAL), PostgreSQL for several replicas: one set of portable
+//! queries (`$n` parameters, `ON CONFLICT`, `RETURNING`) over sqlx's `Any`
+//! driver, with a migration directory per backend.
 
 mod admin;
+mod connections;
+pub mod leases;
 pub mod queue;
-mod sqlite;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use salesforce::{Secret, TokenSet};
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Executor};
+
+use crate::crypto::SecretBox;
 
 pub use admin::OAuthFlow;
-pub use sqlite::Store;
+pub use leases::Fence;
+
+/// Which database a store lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    secrets: SecretBox,
+    backend: Backend,
+    /// The leases this process holds (see [`leases`]); acknowledgements check them.
+    fence: Arc<Fence>,
+    url: Arc<str>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({:?})", self.backend)
+    }
+}
+
+impl Store {
+    /// Opens (or creates) `<data_dir>/thena-sf.db` and brings its schema up to date.
+    pub async fn open(data_dir: &Path, secrets: SecretBox) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Open {
+            path: data_dir.display().to_string(),
+            source: sqlx::Error::Io(e),
+        })?;
+        let path = data_dir.join("thena-sf.db");
+        const PATH: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+            .remove(b'/')
+            .remove(b'.')
+            .remove(b'-')
+            .remove(b'_');
+        let shown = path.display().to_string();
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            percent_encoding::utf8_percent_encode(&shown, PATH)
+        );
+        Self::connect(&url, Backend::Sqlite, &shown, secrets).await
+    }
+
+    /// Opens the store a config names: `database_url` (PostgreSQL), else SQLite under `data_dir`.
+    pub async fn open_config(
+        config: &crate::config::Config,
+        secrets: SecretBox,
+    ) -> Result<Store, StoreError> {
+        match &config.database_url {
+            Some(url) => Store::open_postgres(url, secrets).await,
+            None => Store::open(&config.data_dir, secrets).await,
+        }
+    }
+
+    /// Opens a PostgreSQL store (`postgres://user@host:port/db`) and brings its schema up to date.
+    pub async fn open_postgres(url: &str, secrets: SecretBox) -> Result<Store, StoreError> {
+        Self::connect(url, Backend::Postgres, &redact_url(url), secrets).await
+    }
+
+    async fn connect(
+        url: &str,
+        backend: Backend,
+        shown: &str,
+        secrets: SecretBox,
+    ) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let options = match backend {
+            Backend::Sqlite => AnyPoolOptions::new()
+                .max_connections(8)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                }),
+            Backend::Postgres => AnyPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10)),
+        };
+        let pool = options
+            .connect(url)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: shown.to_string(),
+                source,
+            })?;
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+        }
+        Ok(Store {
+            pool,
+            secrets,
+            backend,
+            fence: Arc::new(Fence::default()),
+            url: Arc::from(url),
+        })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The database URL (with its password: never show it; see [`redact_url`]).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub(super) fn seal(&self, conn: &str, slot: &str, plain: &str) -> Vec<u8> {
+        self.secrets.seal(&format!("{conn}/{slot}"), plain)
+    }
+
+    pub(super) fn open_secret(
+        &self,
+        conn: &str,
+        slot: &str,
+        sealed: &[u8],
+    ) -> Result<Secret, StoreError> {
+        Ok(Secret::new(
+            self.secrets.open(&format!("{conn}/{slot}"), sealed)?,
+        ))
+    }
+}
+
+/// A database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -25,6 +180,9 @@ pub enum StoreError {
     Crypto(#[from] crate::crypto::CryptoError),
     #[error("no connection named '{0}'")]
     NoConnection(String),
+    /// This process no longer holds the connection's lease: another replica took it over.
+    #[error("the lease on connection '{0}' was lost to another replica")]
+    LeaseLost(String),
 }
 
 /// A connection's health as the sync sees it.

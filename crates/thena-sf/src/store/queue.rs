@@ -112,27 +112,49 @@ impl Store {
         snap: &Snapshot,
         connected_at_ms: i64,
     ) -> Result<Ingested, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let r = ingest_in(&mut tx, connection, event_key, snap, connected_at_ms).await?;
-        tx.commit().await?;
-        Ok(r)
+        let item = IngestItem {
+            connection: connection.to_string(),
+            event_key: event_key.to_string(),
+            snapshot: snap.clone(),
+            connected_at_ms,
+        };
+        Ok(self.ingest_many(std::slice::from_ref(&item)).await?[0])
     }
 
     /// Records many events in one transaction (group commit); one result each, in order.
     pub async fn ingest_many(&self, events: &[IngestItem]) -> Result<Vec<Ingested>, StoreError> {
+        // Rows are locked in one order (connection, request), whatever the arrival
+        // order, so that concurrent groups on several replicas cannot deadlock;
+        // the sort is stable, so versions of one request keep their order.
+        let mut order: Vec<usize> = (0..events.len()).collect();
+        order.sort_by(|a, b| {
+            let (a, b) = (&events[*a], &events[*b]);
+            (&a.connection, &a.snapshot.request_id).cmp(&(&b.connection, &b.snapshot.request_id))
+        });
         let mut tx = self.pool().begin().await?;
-        let mut out = Vec::with_capacity(events.len());
-        for e in events {
-            out.push(
-                ingest_in(
-                    &mut tx,
-                    &e.connection,
-                    &e.event_key,
-                    &e.snapshot,
-                    e.connected_at_ms,
-                )
-                .await?,
-            );
+        let mut out = vec![Ingested::Duplicate; events.len()];
+        for i in order {
+            let e = &events[i];
+            out[i] = ingest_in(
+                &mut tx,
+                &e.connection,
+                &e.event_key,
+                &e.snapshot,
+                e.connected_at_ms,
+            )
+            .await?;
+        }
+        if self.backend() == super::Backend::Postgres {
+            // Wake the replica that owns each connection (delivered at commit).
+            let mut conns: Vec<&str> = events.iter().map(|e| e.connection.as_str()).collect();
+            conns.sort_unstable();
+            conns.dedup();
+            for c in conns {
+                sqlx::query("SELECT 1 FROM (SELECT pg_notify('thena_sf_wake', $1)) AS n")
+                    .bind(c)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await?;
         Ok(out)
@@ -243,6 +265,7 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.pool().begin().await?;
+        self.fence_check(&mut tx, connection).await?;
         let now = ts(Utc::now());
         for it in items {
             let claimed = &it.claimed;
@@ -300,6 +323,7 @@ impl Store {
         reason: &str,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
+        self.fence_check(&mut tx, connection).await?;
         let now = ts(Utc::now());
         sqlx::query("UPDATE requests SET state = 'skipped', reason = $3, updated_at = $4 WHERE connection = $1 AND request_id = $2")
             .bind(connection)
@@ -358,6 +382,7 @@ impl Store {
         fields: &[String],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
+        self.fence_check(&mut tx, connection).await?;
         let now = ts(Utc::now());
         let snap = serde_json::to_string(&claimed.snapshot).expect("snapshots serialise");
         sqlx::query("INSERT INTO dead_letters (connection, request_id, snapshot, code, message, fields, failed_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
@@ -567,7 +592,7 @@ impl Store {
     }
 }
 
-fn row_state(r: &sqlx::sqlite::SqliteRow) -> Result<RequestState, StoreError> {
+fn row_state(r: &sqlx::any::AnyRow) -> Result<RequestState, StoreError> {
     Ok(RequestState {
         request_id: r.try_get("request_id")?,
         state: r.try_get("state")?,
@@ -582,7 +607,7 @@ fn row_state(r: &sqlx::sqlite::SqliteRow) -> Result<RequestState, StoreError> {
 }
 
 async fn log(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     connection: &str,
     request_id: &str,
     outcome: &str,
@@ -624,7 +649,7 @@ pub struct IngestItem {
 }
 
 async fn ingest_in(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     connection: &str,
     event_key: &str,
     snap: &Snapshot,
@@ -647,7 +672,7 @@ async fn ingest_in(
     if snap.created_at.0 < connected_at_ms {
         sqlx::query(
             "INSERT INTO requests (connection, request_id, state, reason, latest_updated_ms, updated_at) VALUES ($1, $2, 'out_of_scope', 'created before the connection was made', $3, $4)
-             ON CONFLICT (connection, request_id) DO UPDATE SET latest_updated_ms = MAX(requests.latest_updated_ms, excluded.latest_updated_ms), updated_at = excluded.updated_at",
+             ON CONFLICT (connection, request_id) DO UPDATE SET latest_updated_ms = CASE WHEN requests.latest_updated_ms > excluded.latest_updated_ms THEN requests.latest_updated_ms ELSE excluded.latest_updated_ms END, updated_at = excluded.updated_at",
         )
         .bind(connection)
         .bind(rid)
@@ -657,26 +682,26 @@ async fn ingest_in(
         .await?;
         return Ok(Ingested::OutOfScope);
     }
-    let latest: Option<i64> = sqlx::query_scalar(
-        "SELECT latest_updated_ms FROM requests WHERE connection = $1 AND request_id = $2",
-    )
-    .bind(connection)
-    .bind(rid)
-    .fetch_optional(&mut **tx)
-    .await?;
-    if latest.is_some_and(|l| updated < l) {
-        return Ok(Ingested::Stale);
-    }
-    sqlx::query(
+    // The stale check is the upsert's own condition, so that it is decided on the
+    // row as committed: on PostgreSQL a concurrent ingest of the same request (on
+    // another replica) waits for this row, then sees its newest state. The row
+    // stays locked until commit, which serialises the coalescing below too.
+    let fresh_version = sqlx::query(
         "INSERT INTO requests (connection, request_id, state, latest_updated_ms, updated_at) VALUES ($1, $2, 'pending', $3, $4)
-         ON CONFLICT (connection, request_id) DO UPDATE SET state = 'pending', reason = NULL, latest_updated_ms = excluded.latest_updated_ms, updated_at = excluded.updated_at",
+         ON CONFLICT (connection, request_id) DO UPDATE SET state = 'pending', reason = NULL, latest_updated_ms = excluded.latest_updated_ms, updated_at = excluded.updated_at
+         WHERE requests.latest_updated_ms <= excluded.latest_updated_ms",
     )
     .bind(connection)
     .bind(rid)
     .bind(updated)
     .bind(&now)
     .execute(&mut **tx)
-    .await?;
+    .await?
+    .rows_affected()
+        == 1;
+    if !fresh_version {
+        return Ok(Ingested::Stale);
+    }
     let older: Option<String> = sqlx::query_scalar(
         "SELECT snapshot FROM pending WHERE connection = $1 AND request_id = $2",
     )

@@ -176,7 +176,7 @@ impl Worker {
     pub async fn run(mut self) {
         info!(connection = %self.name, "worker started");
         loop {
-            if *self.shutdown.borrow() {
+            if *self.shutdown.borrow() || self.store.lease_lost(&self.name) {
                 break;
             }
             let status = match self.store.connection_state(&self.name).await {

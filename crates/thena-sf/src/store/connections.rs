@@ -1,78 +1,12 @@
-//! The SQLite backend.
-
-use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
+//! Connections (secrets sealed) and the category-to-field map.
 
 use chrono::Utc;
-use salesforce::{Secret, TokenSet};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use salesforce::TokenSet;
+use sqlx::Row;
 
-use super::{parse_ts, ts, ConnStatus, Connection, StoreError};
-use crate::crypto::SecretBox;
-
-#[derive(Clone)]
-pub struct Store {
-    pool: SqlitePool,
-    secrets: SecretBox,
-}
-
-impl std::fmt::Debug for Store {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Store(sqlite)")
-    }
-}
+use super::{parse_ts, ts, ConnStatus, Connection, Store, StoreError};
 
 impl Store {
-    /// Opens (or creates) `<data_dir>/thena-sf.db` and brings its schema up to date.
-    pub async fn open(data_dir: &Path, secrets: SecretBox) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Open {
-            path: data_dir.display().to_string(),
-            source: sqlx::Error::Io(e),
-        })?;
-        let path = data_dir.join("thena-sf.db");
-        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-            .map_err(|source| StoreError::Open {
-                path: path.display().to_string(),
-                source,
-            })?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(opts)
-            .await
-            .map_err(|source| StoreError::Open {
-                path: path.display().to_string(),
-                source,
-            })?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Store { pool, secrets })
-    }
-
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
-
-    pub(super) fn seal(&self, conn: &str, slot: &str, plain: &str) -> Vec<u8> {
-        self.secrets.seal(&format!("{conn}/{slot}"), plain)
-    }
-
-    pub(super) fn open_secret(
-        &self,
-        conn: &str,
-        slot: &str,
-        sealed: &[u8],
-    ) -> Result<Secret, StoreError> {
-        Ok(Secret::new(
-            self.secrets.open(&format!("{conn}/{slot}"), sealed)?,
-        ))
-    }
-
     /// Inserts or replaces a connection.
     pub async fn put_connection(&self, c: &Connection) -> Result<(), StoreError> {
         let n = &c.name;
@@ -105,12 +39,12 @@ impl Store {
         .bind(ts(Utc::now()))
         .bind(c.password_login.as_ref().map(|(u, _)| u.clone()))
         .bind(c.password_login.as_ref().map(|(_, p)| self.seal(n, "password", p.expose())))
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         Ok(())
     }
 
-    fn row_to_connection(&self, r: &sqlx::sqlite::SqliteRow) -> Result<Connection, StoreError> {
+    fn row_to_connection(&self, r: &sqlx::any::AnyRow) -> Result<Connection, StoreError> {
         let name: String = r.try_get("name")?;
         let sealed = |col: &str| -> Result<Option<Vec<u8>>, StoreError> {
             Ok(r.try_get::<Option<Vec<u8>>, _>(col)?)
@@ -159,7 +93,7 @@ impl Store {
     pub async fn connection(&self, name: &str) -> Result<Connection, StoreError> {
         let row = sqlx::query("SELECT * FROM connections WHERE name = $1")
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool())
             .await?;
         match row {
             Some(r) => self.row_to_connection(&r),
@@ -171,7 +105,7 @@ impl Store {
     pub async fn connection_state(&self, name: &str) -> Result<(ConnStatus, i64), StoreError> {
         let row = sqlx::query("SELECT status, issued_at_ms FROM connections WHERE name = $1")
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool())
             .await?;
         match row {
             Some(r) => Ok((
@@ -184,7 +118,7 @@ impl Store {
 
     pub async fn connections(&self) -> Result<Vec<Connection>, StoreError> {
         let rows = sqlx::query("SELECT * FROM connections ORDER BY name")
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?;
         rows.iter().map(|r| self.row_to_connection(r)).collect()
     }
@@ -200,7 +134,7 @@ impl Store {
         .bind(&t.instance_url)
         .bind(t.issued_at_ms as i64)
         .bind(ts(Utc::now()))
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NoConnection(name.to_string()));
@@ -219,7 +153,7 @@ impl Store {
             .bind(status.as_str())
             .bind(reason)
             .bind(ts(Utc::now()))
-            .execute(&self.pool)
+            .execute(self.pool())
             .await?;
         Ok(())
     }
@@ -232,7 +166,7 @@ impl Store {
         .bind(name)
         .bind(hash)
         .bind(ts(Utc::now()))
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NoConnection(name.to_string()));
@@ -244,14 +178,14 @@ impl Store {
         sqlx::query("UPDATE connections SET provisioned_at = $2, updated_at = $2 WHERE name = $1")
             .bind(name)
             .bind(ts(Utc::now()))
-            .execute(&self.pool)
+            .execute(self.pool())
             .await?;
         Ok(())
     }
 
     /// Deletes a connection and everything kept for it (queue, states, history), in one transaction.
     pub async fn delete_connection(&self, name: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         for table in [
             "events",
             "pending",
@@ -279,7 +213,7 @@ impl Store {
             "SELECT category, field FROM category_fields WHERE connection = $1 ORDER BY category",
         )
         .bind(conn)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("category")?, r.try_get("field")?)))
@@ -298,7 +232,7 @@ impl Store {
             .bind(category)
             .bind(field)
             .bind(ts(Utc::now()))
-            .execute(&self.pool)
+            .execute(self.pool())
             .await?;
         Ok(())
     }
