@@ -1,0 +1,403 @@
+//! One store test-suite, run against both backends: SQLite (a fresh file) and
+//! PostgreSQL (a fresh database on the machine's server, from
+//! `THENA_SF_TEST_PG`, default `postgres://postgres@127.0.0.1:5432/test`;
+//! `.ci/run` makes sure it runs).
+
+mod pg;
+
+use std::time::Duration;
+
+use salesforce::{Secret, TokenSet};
+use serde_json::json;
+use thena_sf::crypto::SecretBox;
+use thena_sf::domain::snapshot::Snapshot;
+use thena_sf::store::queue::{Claimed, IngestItem, Ingested, Synced};
+use thena_sf::store::{ConnStatus, Connection, OAuthFlow, Store, StoreError};
+
+const KEY: [u8; 32] = [3u8; 32];
+
+/// A fresh store of each backend; the second opens the same database again
+/// (another replica).
+async fn stores(backend: &str) -> (Store, Store, Box<dyn std::any::Any>) {
+    match backend {
+        "sqlite" => {
+            let dir = std::env::temp_dir().join(format!(
+                "thena-sf-suite-{}-{}",
+                std::process::id(),
+                rand::random::<u64>()
+            ));
+            let a = Store::open(&dir, SecretBox::from_key(&KEY)).await.unwrap();
+            let b = Store::open(&dir, SecretBox::from_key(&KEY)).await.unwrap();
+            (a, b, Box::new(pg::TempDir(dir)))
+        }
+        _ => {
+            let db = pg::TempDb::create().await;
+            let a = Store::open_postgres(&db.url, SecretBox::from_key(&KEY))
+                .await
+                .unwrap();
+            let b = Store::open_postgres(&db.url, SecretBox::from_key(&KEY))
+                .await
+                .unwrap();
+            (a, b, Box::new(db))
+        }
+    }
+}
+
+fn connection(name: &str) -> Connection {
+    Connection {
+        name: name.into(),
+        login_url: "https://login.salesforce.com".into(),
+        client_id: "cid".into(),
+        client_secret: Some(Secret::new("client-secret-zz91")),
+        tokens: TokenSet {
+            access_token: Secret::new("access-token-zz92"),
+            refresh_token: Some(Secret::new("refresh-token-zz93")),
+            instance_url: "https://acme.my.salesforce.com".into(),
+            id_url: "https://login.salesforce.com/id/00D000000000001AAA/005000000000001AAA".into(),
+            issued_at_ms: 1,
+            expires_in_secs: None,
+        },
+        webhook_token_hash: "hash".into(),
+        signing_secret: None,
+        password_login: None,
+        connected_at: chrono::DateTime::from_timestamp_millis(1_000).unwrap(),
+        status: ConnStatus::Healthy,
+        status_reason: None,
+        provisioned_at: None,
+    }
+}
+
+/// A snapshot; Thena's numeric times here are seconds (the parser takes seconds or milliseconds).
+fn snap(id: &str, updated: i64, title: &str) -> Snapshot {
+    let body = json!({"action": "UPDATE", "request": {"requestId": id, "createdAt": 5_000, "updatedAt": updated,
+        "requestor": {"name": "Ann", "email": "ann@acme.io"}}, "AI_requestTitle": title});
+    thena_sf::thena::webhook::parse(body.to_string().as_bytes())
+        .unwrap()
+        .snapshot
+}
+
+fn synced(c: &Claimed) -> Synced {
+    Synced {
+        claimed: c.clone(),
+        sf_id: "a00000000000001AAA".into(),
+        contact: "003000000000001AAA".into(),
+        account: "001000000000001AAA".into(),
+        requestor_key: "ann@acme.io".into(),
+        sent_hash: "h".into(),
+        detail: "created".into(),
+    }
+}
+
+async fn connections_and_secrets(s: &Store) {
+    s.put_connection(&connection("acme")).await.unwrap();
+    let c = s.connection("acme").await.unwrap();
+    assert_eq!(c.tokens.access_token.expose(), "access-token-zz92");
+    assert_eq!(c.client_secret.unwrap().expose(), "client-secret-zz91");
+    let mut t = c.tokens.clone();
+    t.access_token = Secret::new("access-token-2");
+    t.refresh_token = None;
+    t.issued_at_ms = 99;
+    s.save_tokens("acme", &t).await.unwrap();
+    let c = s.connection("acme").await.unwrap();
+    assert_eq!(c.tokens.access_token.expose(), "access-token-2");
+    assert_eq!(
+        c.tokens.refresh_token.unwrap().expose(),
+        "refresh-token-zz93",
+        "a refresh without a new refresh token keeps the old one"
+    );
+    assert_eq!(s.connection_state("acme").await.unwrap().1, 99);
+    s.set_status("acme", ConnStatus::Paused, Some("budget"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.connection("acme").await.unwrap().status,
+        ConnStatus::Paused
+    );
+    // Secrets are sealed: no plaintext in any column.
+    let rows: Vec<Vec<u8>> = sqlx::query_scalar("SELECT access_token_enc FROM connections")
+        .fetch_all(s.pool())
+        .await
+        .unwrap();
+    assert!(!rows[0].windows(14).any(|w| w == b"access-token-2"));
+    s.add_category_field("acme", "Product", "Product__c")
+        .await
+        .unwrap();
+    s.add_category_field("acme", "Product", "Other__c")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.category_fields("acme").await.unwrap(),
+        vec![("Product".to_string(), "Product__c".to_string())]
+    );
+    assert!(matches!(
+        s.connection("nope").await,
+        Err(StoreError::NoConnection(_))
+    ));
+}
+
+async fn queue_rules(s: &Store) {
+    s.put_connection(&connection("acme")).await.unwrap();
+    let at = 1_000; // connected_at
+    assert_eq!(
+        s.ingest("acme", "e1", &snap("R1", 6_000, "v1"), at)
+            .await
+            .unwrap(),
+        Ingested::Queued
+    );
+    assert_eq!(
+        s.ingest("acme", "e1", &snap("R1", 6_000, "v1"), at)
+            .await
+            .unwrap(),
+        Ingested::Duplicate
+    );
+    assert_eq!(
+        s.ingest("acme", "e2", &snap("R1", 7_000, "v2"), at)
+            .await
+            .unwrap(),
+        Ingested::Queued
+    );
+    assert_eq!(
+        s.ingest("acme", "e3", &snap("R1", 6_500, "old"), at)
+            .await
+            .unwrap(),
+        Ingested::Stale
+    );
+    assert_eq!(
+        s.ingest("acme", "e4", &snap("R0", 6_000, "x"), 9_000_000_000)
+            .await
+            .unwrap(),
+        Ingested::OutOfScope
+    );
+    let due = s.due("acme", 10).await.unwrap();
+    assert_eq!(due.len(), 1, "versions coalesce into one snapshot");
+    assert_eq!(due[0].version, 2);
+    assert_eq!(
+        due[0].snapshot.updated_at.0, 7_000_000,
+        "seconds, as Thena may send them"
+    );
+    // A newer version arrives while this one is in flight: it stays pending.
+    s.ingest("acme", "e5", &snap("R1", 8_000, "v3"), at)
+        .await
+        .unwrap();
+    s.mark_synced_many("acme", &[synced(&due[0])])
+        .await
+        .unwrap();
+    let due2 = s.due("acme", 10).await.unwrap();
+    assert_eq!((due2.len(), due2[0].version), (1, 3));
+    s.mark_synced_many("acme", &[synced(&due2[0])])
+        .await
+        .unwrap();
+    assert!(s.due("acme", 10).await.unwrap().is_empty());
+    let st = s.request_state("acme", "R1").await.unwrap().unwrap();
+    assert_eq!(
+        (st.state.as_str(), st.sf_id.as_deref()),
+        ("synced", Some("a00000000000001AAA"))
+    );
+    // Skipped, retried; dead-lettered, retried, discarded.
+    s.ingest("acme", "e6", &snap("R2", 6_000, "s"), at)
+        .await
+        .unwrap();
+    s.ingest("acme", "e7", &snap("R3", 6_000, "d"), at)
+        .await
+        .unwrap();
+    let due = s.due("acme", 10).await.unwrap();
+    let (r2, r3) = (&due[0], &due[1]);
+    s.mark_skipped("acme", r2, "no Account named 'X'")
+        .await
+        .unwrap();
+    s.dead_letter("acme", r3, "BAD", "refused", &["Status__c".into()])
+        .await
+        .unwrap();
+    assert!(
+        s.due("acme", 10).await.unwrap().is_empty(),
+        "parked and dead are not due"
+    );
+    let c = s.counts("acme").await.unwrap();
+    assert_eq!(
+        (c.synced, c.skipped, c.failed, c.out_of_scope),
+        (1, 1, 1, 1)
+    );
+    assert_eq!(
+        s.requests_in_state("acme", "skipped", 10, 0).await.unwrap()[0]
+            .reason
+            .as_deref(),
+        Some("no Account named 'X'")
+    );
+    assert_eq!(s.retry_skipped("acme", Some("R2")).await.unwrap(), 1);
+    let dead = s.dead_letters("acme", 10, 0).await.unwrap();
+    assert_eq!((dead.len(), dead[0].code.as_str()), (1, "BAD"));
+    assert_eq!(s.retry_dead("acme", Some(dead[0].id)).await.unwrap(), 1);
+    assert_eq!(s.due("acme", 10).await.unwrap().len(), 2);
+    let due = s.due("acme", 10).await.unwrap();
+    s.dead_letter("acme", &due[1], "BAD", "again", &[])
+        .await
+        .unwrap();
+    assert_eq!(s.discard_dead("acme", None).await.unwrap(), 1);
+    let activity = s.activity("acme", 100, 0).await.unwrap();
+    assert!(activity.len() >= 5);
+    assert!(
+        activity[0].id > activity[activity.len() - 1].id,
+        "newest first"
+    );
+    // A connection deleted takes its queue and history with it.
+    s.delete_connection("acme").await.unwrap();
+    assert!(s.due("acme", 10).await.unwrap().is_empty());
+    assert_eq!(s.counts("acme").await.unwrap(), Default::default());
+}
+
+async fn sessions_and_flows(s: &Store) {
+    let far = chrono::Utc::now().timestamp_millis() + 60_000;
+    s.create_session("h1", "csrf1", far).await.unwrap();
+    s.create_session("h0", "csrf0", 1).await.unwrap();
+    assert_eq!(
+        s.session_csrf("h1").await.unwrap().as_deref(),
+        Some("csrf1")
+    );
+    assert_eq!(s.session_csrf("h0").await.unwrap(), None, "expired");
+    s.delete_session("h1").await.unwrap();
+    assert_eq!(s.session_csrf("h1").await.unwrap(), None);
+    let flow = OAuthFlow {
+        session_hash: "h".into(),
+        connection: "acme".into(),
+        login_url: "https://login.salesforce.com".into(),
+        client_id: "cid".into(),
+        verifier: Secret::new("verifier-zz94"),
+        created_at_ms: chrono::Utc::now().timestamp_millis(),
+    };
+    s.put_oauth_flow("state-hash", &flow).await.unwrap();
+    let got = s.take_oauth_flow("state-hash").await.unwrap().unwrap();
+    assert_eq!(got.verifier.expose(), "verifier-zz94");
+    assert!(
+        s.take_oauth_flow("state-hash").await.unwrap().is_none(),
+        "single use"
+    );
+}
+
+async fn leases_fence_stale_replicas(a: &Store, b: &Store) {
+    a.put_connection(&connection("acme")).await.unwrap();
+    a.set_replica("replica-a");
+    b.set_replica("replica-b");
+    assert_eq!(a.heartbeat(10_000).await.unwrap(), 1);
+    assert_eq!(b.heartbeat(10_000).await.unwrap(), 2);
+    let ttl = 400;
+    let ea = a.try_acquire("acme", ttl).await.unwrap().expect("free");
+    assert_eq!(b.try_acquire("acme", ttl).await.unwrap(), None, "held by A");
+    a.ingest("acme", "e1", &snap("R1", 6_000, "v1"), 1_000)
+        .await
+        .unwrap();
+    let claimed = a.due("acme", 10).await.unwrap();
+    // A stalls past its lease; B takes over with a newer epoch.
+    tokio::time::sleep(Duration::from_millis(ttl as u64 + 50)).await;
+    let eb = b
+        .try_acquire("acme", ttl * 20)
+        .await
+        .unwrap()
+        .expect("expired");
+    assert!(eb > ea);
+    assert!(
+        a.renew_leases(ttl).await.unwrap().is_empty(),
+        "A sees it lost the lease"
+    );
+    // A's late acknowledgement is refused, and changes nothing.
+    let late = a.mark_synced_many("acme", &[synced(&claimed[0])]).await;
+    assert!(matches!(late, Err(StoreError::LeaseLost(_))), "{late:?}");
+    assert!(a.lease_lost("acme"));
+    assert_eq!(b.due("acme", 10).await.unwrap().len(), 1);
+    let skip = a.mark_skipped("acme", &claimed[0], "x").await;
+    assert!(matches!(skip, Err(StoreError::LeaseLost(_))));
+    // B, the owner, acknowledges.
+    let claimed = b.due("acme", 10).await.unwrap();
+    b.mark_synced_many("acme", &[synced(&claimed[0])])
+        .await
+        .unwrap();
+    assert_eq!(b.counts("acme").await.unwrap().synced, 1);
+    let leases = a.leases().await.unwrap();
+    assert_eq!(
+        (leases[0].owner.as_str(), leases[0].epoch),
+        ("replica-b", eb)
+    );
+    // Given back, it is free at once.
+    b.release_lease("acme").await.unwrap();
+    assert!(a.try_acquire("acme", ttl).await.unwrap().is_some());
+    b.leave().await.unwrap();
+    assert_eq!(a.heartbeat(10_000).await.unwrap(), 1);
+}
+
+async fn concurrent_ingest_keeps_the_newest(a: &Store, b: &Store) {
+    a.put_connection(&connection("acme")).await.unwrap();
+    // Two replicas ingest interleaved versions of the same 50 requests at once.
+    let run = |s: Store, parity: i64| async move {
+        for v in 0..20i64 {
+            let items: Vec<IngestItem> = (0..50)
+                .rev()
+                .map(|r| IngestItem {
+                    connection: "acme".into(),
+                    event_key: format!("R{r}-v{}", v * 2 + parity),
+                    snapshot: snap(
+                        &format!("R{r}"),
+                        10_000 + v * 2 + parity,
+                        &format!("v{}", v * 2 + parity),
+                    ),
+                    connected_at_ms: 1_000,
+                })
+                .collect();
+            s.ingest_many(&items).await.unwrap();
+        }
+    };
+    let (x, y) = tokio::join!(
+        tokio::spawn(run(a.clone(), 0)),
+        tokio::spawn(run(b.clone(), 1))
+    );
+    x.unwrap();
+    y.unwrap();
+    let due = a.due("acme", 100).await.unwrap();
+    assert_eq!(due.len(), 50);
+    for d in due {
+        assert_eq!(
+            d.snapshot.updated_at.0, 10_039_000,
+            "{} kept its newest version",
+            d.request_id
+        );
+    }
+}
+
+macro_rules! suite {
+    ($backend:ident) => {
+        mod $backend {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn connections_and_secrets() {
+                let (s, _, _guard) = stores(stringify!($backend)).await;
+                super::connections_and_secrets(&s).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn queue_rules() {
+                let (s, _, _guard) = stores(stringify!($backend)).await;
+                super::queue_rules(&s).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sessions_and_flows() {
+                let (s, _, _guard) = stores(stringify!($backend)).await;
+                super::sessions_and_flows(&s).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn leases_fence_stale_replicas() {
+                let (a, b, _guard) = stores(stringify!($backend)).await;
+                super::leases_fence_stale_replicas(&a, &b).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_ingest_keeps_the_newest() {
+                let (a, b, _guard) = stores(stringify!($backend)).await;
+                super::concurrent_ingest_keeps_the_newest(&a, &b).await;
+            }
+        }
+    };
+}
+
+suite!(sqlite);
+suite!(postgres);
