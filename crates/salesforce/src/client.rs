@@ -26,6 +26,25 @@ pub trait TokenSink: Send + Sync {
         &'a self,
         tokens: &'a TokenSet,
     ) -> Pin<Box<dyn Future<Output = std::result::Result<(), String>> + Send + 'a>>;
+
+    /// Called before refreshing `held`, under the client's own single-flight lock.
+    /// A sink shared by several processes takes its own lock here (released by
+    /// [`TokenSink::end_refresh`]) and answers with tokens another process
+    /// refreshed meanwhile, which the client then uses instead of refreshing:
+    /// so a rotated refresh token is never spent twice.
+    fn begin_refresh<'a>(
+        &'a self,
+        held: &'a TokenSet,
+    ) -> Pin<Box<dyn Future<Output = std::result::Result<Option<TokenSet>, String>> + Send + 'a>>
+    {
+        let _ = held;
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Called after a refresh begun with `Ok(None)` ends, stored or failed.
+    fn end_refresh(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async {})
+    }
 }
 
 /// The most records one sObject Collections call takes.
@@ -194,6 +213,28 @@ impl Client {
         if seen_generation.is_some_and(|g| g != generation) {
             return Ok(());
         }
+        if let Some(sink) = &self.inner.sink {
+            let held = self.inner.session.read().tokens.clone();
+            let newer = sink.begin_refresh(&held).await.map_err(|e| {
+                Error::Config(format!("could not coordinate the token refresh: {e}"))
+            })?;
+            if let Some(newer) = newer {
+                // Another process refreshed (and stored) meanwhile: use its tokens.
+                let mut s = self.inner.session.write();
+                s.tokens = newer;
+                s.generation += 1;
+                return Ok(());
+            }
+        }
+        let result = self.refresh_now(refresh_token).await;
+        if let Some(sink) = &self.inner.sink {
+            sink.end_refresh().await;
+        }
+        result
+    }
+
+    /// The refresh itself: the token endpoint, then the sink, then the session.
+    async fn refresh_now(&self, refresh_token: Option<Secret>) -> Result<()> {
         let app = self.inner.app.as_ref().ok_or_else(|| {
             Error::Config("this connection cannot refresh its token: no connected app".into())
         })?;

@@ -50,11 +50,17 @@ pub struct Connected {
     pub provision: Report,
 }
 
-/// Stores refreshed tokens of one connection.
+/// Stores refreshed tokens of one connection, and makes sure only one client
+/// (in any process sharing the store) refreshes them at a time.
 pub struct StoreSink {
     pub store: Store,
     pub connection: String,
+    /// Names this client's hold on the refresh lock.
+    pub holder: String,
 }
+
+/// How long a refresh may hold the lock before others assume it died.
+const REFRESH_LOCK_MS: i64 = 30_000;
 
 impl TokenSink for StoreSink {
     fn persist<'a>(
@@ -66,6 +72,60 @@ impl TokenSink for StoreSink {
                 .save_tokens(&self.connection, tokens)
                 .await
                 .map_err(|e| e.to_string())
+        })
+    }
+
+    fn begin_refresh<'a>(
+        &'a self,
+        held: &'a TokenSet,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<TokenSet>, String>> + Send + 'a>> {
+        Box::pin(async move {
+            let deadline = std::time::Instant::now()
+                + std::time::Duration::from_millis(REFRESH_LOCK_MS as u64 + 5_000);
+            loop {
+                let claimed = self
+                    .store
+                    .claim_refresh(&self.connection, &self.holder, REFRESH_LOCK_MS)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                // Someone refreshed since these tokens were issued: take theirs. (Checked
+                // after claiming, so that a refresh finished in between is not missed.)
+                let (_, issued) = self
+                    .store
+                    .connection_state(&self.connection)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if issued > held.issued_at_ms as i64 {
+                    if claimed {
+                        self.end_refresh().await;
+                    }
+                    let c = self
+                        .store
+                        .connection(&self.connection)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    return Ok(Some(c.tokens));
+                }
+                if claimed {
+                    return Ok(None);
+                }
+                if std::time::Instant::now() > deadline {
+                    return Err("another process holds the refresh lock and never finished".into());
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        })
+    }
+
+    fn end_refresh(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            if let Err(e) = self
+                .store
+                .release_refresh(&self.connection, &self.holder)
+                .await
+            {
+                tracing::warn!(connection = %self.connection, error = %e, "cannot release the refresh lock");
+            }
         })
     }
 }
@@ -84,6 +144,11 @@ pub fn client_for(store: &Store, conn: &Connection, config: &Config) -> Client {
     let sink: Arc<dyn TokenSink> = Arc::new(StoreSink {
         store: store.clone(),
         connection: conn.name.clone(),
+        holder: format!(
+            "{}-{:08x}",
+            crate::leases::replica_id(),
+            rand::random::<u32>()
+        ),
     });
     let client = Client::new(
         conn.tokens.clone(),

@@ -19,7 +19,9 @@ CREATE TABLE connections (
     provisioned_at      TEXT,
     updated_at          TEXT NOT NULL,
     username            TEXT,
-    password_enc        BYTEA
+    password_enc        BYTEA,
+    refresh_lock_until_ms BIGINT NOT NULL DEFAULT 0,
+    refresh_lock_by     TEXT
 );
 
 CREATE TABLE category_fields (

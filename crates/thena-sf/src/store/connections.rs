@@ -158,6 +158,36 @@ impl Store {
         Ok(())
     }
 
+    /// Takes the connection's refresh lock (one token refresh at a time across
+    /// processes) for `ttl_ms`, unless another holder's lock is still live.
+    pub async fn claim_refresh(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let now = Utc::now().timestamp_millis();
+        let done = sqlx::query(
+            "UPDATE connections SET refresh_lock_until_ms = $3, refresh_lock_by = $2 WHERE name = $1 AND refresh_lock_until_ms < $4",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(now + ttl_ms)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn release_refresh(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE connections SET refresh_lock_until_ms = 0 WHERE name = $1 AND refresh_lock_by = $2")
+            .bind(name)
+            .bind(holder)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// Replaces a connection's webhook token (kept as its hash).
     pub async fn set_webhook_token_hash(&self, name: &str, hash: &str) -> Result<(), StoreError> {
         let done = sqlx::query(

@@ -1,0 +1,154 @@
+//! One token refresh at a time per connection, across processes sharing a
+//! store: two replicas (two stores on one database) whose sessions expire at
+//! once, in an org that rotates refresh tokens (where presenting a spent
+//! refresh token revokes the whole family). Both carry on; Salesforce saw one
+//! refresh; the stored refresh token still works. Run on SQLite and PostgreSQL.
+
+mod pg;
+
+use salesforce::{OAuthApp, Pkce, Secret};
+use serde_json::json;
+use sf_emulator::EmulatorConfig;
+use thena_sf::config::Config;
+use thena_sf::connect::{self, ConnectRequest, Credentials};
+use thena_sf::crypto::SecretBox;
+use thena_sf::store::Store;
+
+const KEY: [u8; 32] = [13u8; 32];
+
+async fn race(a: Store, b: Store) {
+    let seed = serde_json::from_value(json!({
+        "users": [{"username": "admin@example.com", "password": "emulator"}],
+        "connected_apps": [{"client_id": "rot-app", "client_secret": "rot-secret", "rotate_refresh_tokens": true}],
+        "accounts": [{"Name": "Acme"}]
+    }))
+    .unwrap();
+    let emu = sf_emulator::start(
+        "127.0.0.1:0",
+        EmulatorConfig {
+            seed,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    // The web flow, answered over HTTP, for a first refresh token.
+    let app = OAuthApp {
+        login_url: emu.base_url.clone(),
+        client_id: "rot-app".into(),
+        client_secret: Some(Secret::new("rot-secret")),
+        redirect_uri: "http://127.0.0.1/cb".into(),
+    };
+    let pkce = Pkce::generate();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = http
+        .post(format!("{}/services/oauth2/authorize", emu.base_url))
+        .form(&[
+            ("response_type", "code"),
+            ("client_id", "rot-app"),
+            ("redirect_uri", "http://127.0.0.1/cb"),
+            ("scope", "api refresh_token"),
+            ("state", "s"),
+            ("code_challenge", pkce.challenge.as_str()),
+            ("code_challenge_method", "S256"),
+            ("username", "admin@example.com"),
+            ("password", "emulator"),
+            ("action", "approve"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    let code = reqwest::Url::parse(&location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let tokens = app
+        .exchange_code(&http, &code, &pkce.verifier)
+        .await
+        .unwrap();
+    assert!(tokens.refresh_token.is_some());
+    let config = Config::default();
+    connect::connect(
+        &a,
+        &config,
+        ConnectRequest {
+            name: "acme".into(),
+            login_url: emu.base_url.clone(),
+            client_id: "rot-app".into(),
+            client_secret: Some(Secret::new("rot-secret")),
+            credentials: Credentials::Tokens(tokens),
+            webhook_token: None,
+            signing_secrets: Vec::new(),
+        },
+    )
+    .await
+    .unwrap();
+
+    for round in 0..3 {
+        let ca = connect::client_for(&a, &a.connection("acme").await.unwrap(), &config);
+        let cb = connect::client_for(&b, &b.connection("acme").await.unwrap(), &config);
+        let token_calls = || {
+            emu.emulator
+                .stats
+                .lock()
+                .get("oauth.token")
+                .copied()
+                .unwrap_or(0)
+        };
+        let before = token_calls();
+        emu.emulator.auth.lock().expire_all();
+        let (x, y) = tokio::join!(
+            ca.query("SELECT Id FROM Account"),
+            cb.query("SELECT Id FROM Account")
+        );
+        x.unwrap_or_else(|e| panic!("round {round}: replica A: {e}"));
+        y.unwrap_or_else(|e| panic!("round {round}: replica B: {e}"));
+        assert_eq!(
+            token_calls() - before,
+            1,
+            "round {round}: one refresh for both replicas"
+        );
+    }
+    // The stored refresh token is the live one.
+    let stored = a.connection("acme").await.unwrap();
+    let rt = stored.tokens.refresh_token.unwrap();
+    app.refresh(&reqwest::Client::new(), &rt)
+        .await
+        .expect("the stored refresh token still works");
+    emu.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_refresh_at_a_time_across_replicas_sqlite() {
+    let dir = pg::TempDir(std::env::temp_dir().join(format!(
+        "thena-sf-race-{}-{}",
+        std::process::id(),
+        rand::random::<u64>()
+    )));
+    let a = Store::open(&dir.0, SecretBox::from_key(&KEY))
+        .await
+        .unwrap();
+    let b = Store::open(&dir.0, SecretBox::from_key(&KEY))
+        .await
+        .unwrap();
+    race(a, b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_refresh_at_a_time_across_replicas_postgres() {
+    let db = pg::TempDb::create().await;
+    let a = Store::open_postgres(&db.url, SecretBox::from_key(&KEY))
+        .await
+        .unwrap();
+    let b = Store::open_postgres(&db.url, SecretBox::from_key(&KEY))
+        .await
+        .unwrap();
+    race(a, b).await;
+}
