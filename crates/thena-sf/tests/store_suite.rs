@@ -361,6 +361,76 @@ async fn concurrent_ingest_keeps_the_newest(a: &Store, b: &Store) {
     }
 }
 
+/// A SQLite store copied into PostgreSQL keeps everything, secrets included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_copies_into_postgres() {
+    let (from, _, _dir) = stores("sqlite").await;
+    let db = pg::TempDb::create().await;
+    let to = Store::open_postgres(&db.url, SecretBox::from_key(&KEY))
+        .await
+        .unwrap();
+    from.put_connection(&connection("acme")).await.unwrap();
+    from.add_category_field("acme", "Product", "Product__c")
+        .await
+        .unwrap();
+    for i in 0..30 {
+        from.ingest(
+            "acme",
+            &format!("e{i}"),
+            &snap(&format!("R{i}"), 6_000, "t"),
+            1_000,
+        )
+        .await
+        .unwrap();
+    }
+    let due = from.due("acme", 5).await.unwrap();
+    from.mark_synced_many("acme", &[synced(&due[0])])
+        .await
+        .unwrap();
+    from.dead_letter("acme", &due[1], "BAD", "refused", &[])
+        .await
+        .unwrap();
+    from.mark_skipped("acme", &due[2], "no Account")
+        .await
+        .unwrap();
+    let copied = from.copy_into(&to).await.unwrap();
+    assert!(
+        copied.iter().any(|(t, n)| *t == "pending" && *n == 28),
+        "{copied:?}"
+    );
+    assert_eq!(
+        to.connection("acme")
+            .await
+            .unwrap()
+            .tokens
+            .access_token
+            .expose(),
+        "access-token-zz92"
+    );
+    assert_eq!(
+        to.counts("acme").await.unwrap(),
+        from.counts("acme").await.unwrap()
+    );
+    assert_eq!(
+        to.due("acme", 100).await.unwrap().len(),
+        27,
+        "the skipped one stays parked"
+    );
+    assert_eq!(to.category_fields("acme").await.unwrap().len(), 1);
+    let dead = to.dead_letters("acme", 10, 0).await.unwrap();
+    assert_eq!(
+        dead[0].id,
+        from.dead_letters("acme", 10, 0).await.unwrap()[0].id
+    );
+    // New rows continue after the copied ids; a second copy is refused.
+    let more = to.due("acme", 1).await.unwrap();
+    to.dead_letter("acme", &more[0], "BAD", "x", &[])
+        .await
+        .unwrap();
+    assert!(to.dead_letters("acme", 10, 0).await.unwrap()[0].id > dead[0].id);
+    assert!(from.copy_into(&to).await.is_err());
+}
+
 macro_rules! suite {
     ($backend:ident) => {
         mod $backend {

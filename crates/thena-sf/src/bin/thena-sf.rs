@@ -87,6 +87,13 @@ enum Command {
     },
     /// Show each connection's state, queue and counts.
     Status { name: Option<String> },
+    /// Copy this store (SQLite) into an empty PostgreSQL database, to run several replicas.
+    /// Stop the connector first; use the same THENA_SF_SECRET_KEY (or secret.key) afterwards.
+    CopyStore {
+        /// postgres://user@host:port/db
+        #[arg(long)]
+        to: String,
+    },
     /// Set the admin page's password (read from THENA_SF_ADMIN_PASSWORD or the first line of stdin).
     AdminPassword {
         /// Only print the Argon2 hash, for `admin_password_hash` in the config.
@@ -408,6 +415,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { .. } => unreachable!("handled above"),
+        Command::CopyStore { to } => {
+            let secrets = SecretBox::load(&app.config.data_dir)?;
+            let target = Store::open_postgres(&to, secrets).await?;
+            for (table, n) in app.store.copy_into(&target).await? {
+                say(&format!("  {table:<16} {n} rows"));
+            }
+            say(&format!(
+                "copied into {}; now set database_url to it (and keep the same secret key) on every replica",
+                thena_sf::store::redact_url(&to)
+            ));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::AdminPassword { hash_only } => {
             let password = match std::env::var("THENA_SF_ADMIN_PASSWORD") {
                 Ok(p) => p,

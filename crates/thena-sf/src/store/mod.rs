@@ -7,6 +7,7 @@
 
 mod admin;
 mod connections;
+mod copy;
 pub mod leases;
 pub mod queue;
 
