@@ -23,8 +23,16 @@ use crate::store::{Backend, Store, StoreError};
 
 type App = Arc<AppState>;
 
-/// A name for this process, unique per start.
+/// A name for this process: `THENA_SF_REPLICA_ID` when set (a stable name, such
+/// as a StatefulSet pod's, lets a restarted replica resume its leases at once;
+/// it must be unique among live replicas), else one unique per start.
 pub fn replica_id() -> String {
+    if let Some(id) = std::env::var("THENA_SF_REPLICA_ID")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        return id.trim().to_string();
+    }
     let host = std::env::var("HOSTNAME")
         .ok()
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
@@ -108,6 +116,15 @@ async fn try_round(app: &App) -> Result<(), StoreError> {
         let _ = store.release_lease(name).await;
     }
 
+    // Leases held under this replica's name that this process never took: an
+    // earlier run of the same (stable-named) replica. Adopt them with a new epoch,
+    // which fences out anything that earlier run might still try to acknowledge.
+    let local = store.held();
+    for name in held.keys().filter(|n| !local.contains_key(*n)) {
+        if !app.runtime.stopping.lock().contains(name) && store.adopt_lease(name).await?.is_some() {
+            info!(connection = %name, "resumed the lease of an earlier run");
+        }
+    }
     let stopping = app.runtime.stopping.lock().clone();
     let mut mine: Vec<String> = names
         .iter()

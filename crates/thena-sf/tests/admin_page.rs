@@ -698,3 +698,62 @@ async fn the_whole_flow_and_the_actions_over_http() {
     let refused = oauth.refresh(&reqwest::Client::new(), &refresh).await;
     assert!(refused.is_err(), "the refresh token was revoked");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_lists_page_through() {
+    let s = site(Options::default()).await;
+    let mut a = Agent::new(&s.app.url());
+    a.login().await;
+    let token = connect_via_page(&s, &mut a, "acme").await;
+    let http = reqwest::Client::new();
+    // 60 requests from people nobody knows: 60 skipped, 60 activity rows.
+    for i in 0..60 {
+        let r = http
+            .post(format!("{}/webhooks/thena/acme", s.app.url()))
+            .bearer_auth(&token)
+            .json(&support::webhook(
+                &format!("P-{i:02}"),
+                "Nobody",
+                &format!("n{i}@nowhere{i}.example"),
+                &format!("Nowhere {i}"),
+                "OPEN",
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 202);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.store.counts("acme").await.unwrap().skipped < 60 {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rows = |body: &str| body.matches("class=\"small-button retry-skipped\"").count();
+    let first = a.get("/connections/acme?tab=skipped").await;
+    assert_eq!(rows(&first.body), 50);
+    assert!(first.body.contains("id=\"next-page\""));
+    assert!(!first.body.contains("id=\"prev-page\""));
+    let second = a.get("/connections/acme?tab=skipped&page=2").await;
+    assert_eq!(rows(&second.body), 10);
+    assert!(second.body.contains("id=\"prev-page\""));
+    assert!(!second.body.contains("id=\"next-page\""));
+    let activity = a.get("/connections/acme?tab=activity&page=2").await;
+    assert!(activity.body.contains("Page 2"));
+    assert!(activity.body.contains("P-"));
+    // Nonsense paging falls back to the first page.
+    let p = a.get("/connections/acme?tab=skipped&page=-4").await;
+    assert_eq!(rows(&p.body), 50);
+    // Retry all puts every skipped request back.
+    let csrf = first.csrf();
+    let p = a
+        .post(
+            "/connections/acme/skipped/retry",
+            &[("csrf", csrf.as_str())],
+        )
+        .await;
+    assert!(a
+        .get(&p.location())
+        .await
+        .body
+        .contains("60 skipped requests put back"));
+}

@@ -1,7 +1,10 @@
 //! Crash test: the connector is killed with SIGKILL at random moments while
 //! events stream in, and restarted each time. Afterwards every acknowledged
 //! request is in Salesforce exactly once with its latest state, no Contact is
-//! duplicated, and nothing is stuck.
+//! duplicated, and nothing is stuck. On SQLite, and on PostgreSQL (where each
+//! restart is a new replica that must wait out the dead one's lease).
+
+mod pg;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -19,10 +22,22 @@ const REQUESTS: usize = 1000;
 const VERSIONS: i64 = 5;
 const KILLS: usize = 10;
 
+const KEY_B64: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+/// `thena-sf --config <data>/c.toml`, with the shared secret key.
+fn thena_sf(data: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_thena-sf"));
+    c.arg("--config")
+        .arg(data.join("c.toml"))
+        .env("THENA_SF_SECRET_KEY", KEY_B64);
+    c
+}
+
 fn serve(data: &std::path::Path, port: u16) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_thena-sf"))
-        .arg("--data-dir")
-        .arg(data)
+    // A stable replica name (as a StatefulSet gives): each restart resumes the
+    // lease at once, so kills land mid-batch on PostgreSQL too.
+    let mut child = thena_sf(data)
+        .env("THENA_SF_REPLICA_ID", "crash-replica")
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -38,6 +53,16 @@ fn serve(data: &std::path::Path, port: u16) -> Child {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_loses_and_doubles_nothing() {
+    crash(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_moments_loses_and_doubles_nothing_on_postgres() {
+    let db = pg::TempDb::create().await;
+    crash(Some(&db.url)).await;
+}
+
+async fn crash(database_url: Option<&str>) {
     let seed: sf_emulator::Seed = serde_json::from_value(json!({
         "accounts": [{"Name": "Acme Corp"}, {"Name": "Globex"}],
         "contacts": [{"LastName": "Known", "Email": "known@acme.io", "AccountName": "Acme Corp"}, {"LastName": "G", "Email": "g@globex.example", "AccountName": "Globex"}]
@@ -53,11 +78,19 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     )
     .await
     .unwrap();
-    let data = std::env::temp_dir().join(format!("thena-sf-crash-{}", std::process::id()));
+    let data = std::env::temp_dir().join(format!(
+        "thena-sf-crash-{}-{}",
+        std::process::id(),
+        database_url.is_some()
+    ));
     let _ = std::fs::remove_dir_all(&data);
-    let out = Command::new(env!("CARGO_BIN_EXE_thena-sf"))
-        .arg("--data-dir")
-        .arg(&data)
+    std::fs::create_dir_all(&data).unwrap();
+    let mut config = format!("data_dir = \"{}\"\n", data.display());
+    if let Some(u) = database_url {
+        config += &format!("database_url = \"{u}\"\nlease_ttl_secs = 2\n");
+    }
+    std::fs::write(data.join("c.toml"), config).unwrap();
+    let out = thena_sf(&data)
         .args([
             "connect",
             "acme",
@@ -168,10 +201,13 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     assert_eq!(acked.lock().len(), REQUESTS);
 
     // Let the last process settle, then check Salesforce.
-    let store =
-        thena_sf::store::Store::open(&data, thena_sf::crypto::SecretBox::load(&data).unwrap())
-            .await
-            .unwrap();
+    let key: [u8; 32] = *b"0123456789abcdef0123456789abcdef";
+    let secrets = thena_sf::crypto::SecretBox::from_key(&key);
+    let store = match database_url {
+        Some(u) => thena_sf::store::Store::open_postgres(u, secrets).await,
+        None => thena_sf::store::Store::open(&data, secrets).await,
+    }
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let (queued, _, _) = store.queue_shape("acme").await.unwrap();
@@ -212,7 +248,14 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing() {
         assert_eq!(n, 1, "new{p}@acme.io duplicated or missing");
     }
     assert!(store.dead_letters("acme", 10, 0).await.unwrap().is_empty());
-    println!("crash test: {total} events, {KILLS} SIGKILLs, 0 lost, 0 duplicated");
+    println!(
+        "crash test ({}): {total} events, {KILLS} SIGKILLs, 0 lost, 0 duplicated",
+        if database_url.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
+    );
     let mut c = child.lock().take().unwrap();
     c.kill().unwrap();
     c.wait().unwrap();

@@ -180,6 +180,24 @@ impl Store {
         Ok(epoch)
     }
 
+    /// Takes over a lease already held under this replica's name (a restart of a
+    /// stable-named replica), bumping its epoch.
+    pub async fn adopt_lease(&self, connection: &str) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE leases SET epoch = epoch + 1 WHERE connection = $1 AND owner = $2 AND expires_at_ms > $3 RETURNING epoch",
+        )
+        .bind(connection)
+        .bind(self.replica())
+        .bind(now_ms())
+        .fetch_optional(self.pool())
+        .await?;
+        let epoch = row.map(|r| r.try_get::<i64, _>("epoch")).transpose()?;
+        if let Some(e) = epoch {
+            self.fence.held.write().insert(connection.to_string(), e);
+        }
+        Ok(epoch)
+    }
+
     /// Gives a lease back at once (its worker has stopped), so another replica can take it.
     pub async fn release_lease(&self, connection: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE leases SET expires_at_ms = 0 WHERE connection = $1 AND owner = $2")
