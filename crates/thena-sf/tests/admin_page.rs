@@ -757,3 +757,68 @@ async fn long_lists_page_through() {
         .body
         .contains("60 skipped requests put back"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_keeps_the_webhook_and_takes_new_tokens() {
+    let s = site(Options::default()).await;
+    let mut a = Agent::new(&s.app.url());
+    a.login().await;
+    let token = connect_via_page(&s, &mut a, "acme").await;
+    let before = s.store.connection("acme").await.unwrap();
+    // Salesforce refused the refresh token: the page says so and offers Reconnect.
+    s.store
+        .set_status(
+            "acme",
+            thena_sf::store::ConnStatus::ReconnectNeeded,
+            Some("the refresh token was refused"),
+        )
+        .await
+        .unwrap();
+    let page = a.get("/connections/acme").await;
+    assert!(page.body.contains("reconnect needed"));
+    assert!(page.body.contains("the refresh token was refused"));
+    let p = a
+        .post(
+            "/connections/acme/reconnect",
+            &[("csrf", page.csrf().as_str())],
+        )
+        .await;
+    assert_eq!(p.status, 303);
+    let callback = a
+        .consent(&p.location(), "admin@example.com", "approve")
+        .await;
+    let p = a.get(&callback).await;
+    let done = a.finish_setup(&p.location()).await;
+    assert!(done.body.contains("id=\"token-kept\""), "{}", done.body);
+    assert!(
+        text_of(&done.body, "webhook-token").is_none(),
+        "no new token on a reconnect"
+    );
+    let after = s.store.connection("acme").await.unwrap();
+    assert_eq!(after.status, thena_sf::store::ConnStatus::Healthy);
+    assert_ne!(
+        after.tokens.access_token.expose(),
+        before.tokens.access_token.expose()
+    );
+    assert_eq!(after.connected_at, before.connected_at, "the cut-off stays");
+    // The same webhook token still works, and the request syncs.
+    let r = reqwest::Client::new()
+        .post(format!("{}/webhooks/thena/acme", s.app.url()))
+        .bearer_auth(&token)
+        .json(&support::webhook(
+            "RC-1",
+            "Harsh Vardhan",
+            "harsh@acme.io",
+            "Acme Corp",
+            "OPEN",
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.store.counts("acme").await.unwrap().synced < 1 {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
