@@ -2,6 +2,8 @@
 //! runs out mid-stream, a corpus of hostile payloads, and no secret in logs,
 //! metrics or error bodies after a full run.
 
+mod pg;
+
 use std::time::{Duration, Instant};
 
 use salesforce::Secret;
@@ -30,6 +32,7 @@ struct Env {
     config: Config,
     dir: std::path::PathBuf,
     orgs: Vec<sf_emulator::Running>,
+    _db: Option<pg::TempDb>,
 }
 
 impl Drop for Env {
@@ -39,14 +42,26 @@ impl Drop for Env {
 }
 
 async fn env(orgs: Vec<EmulatorConfig>, api_timeout_secs: u64) -> Env {
+    env_on(orgs, api_timeout_secs, false).await
+}
+
+/// The connector in-process over a fresh store: SQLite, or PostgreSQL when `postgres`.
+async fn env_on(orgs: Vec<EmulatorConfig>, api_timeout_secs: u64, postgres: bool) -> Env {
     let dir = std::env::temp_dir().join(format!(
         "thena-sf-rel-{}-{}",
         std::process::id(),
         rand::random::<u64>()
     ));
-    let store = Store::open(&dir, SecretBox::from_key(&[5u8; 32]))
-        .await
-        .unwrap();
+    let db = if postgres {
+        Some(pg::TempDb::create().await)
+    } else {
+        None
+    };
+    let store = match &db {
+        Some(d) => Store::open_postgres(&d.url, SecretBox::from_key(&[5u8; 32])).await,
+        None => Store::open(&dir, SecretBox::from_key(&[5u8; 32])).await,
+    }
+    .unwrap();
     let config = Config {
         listen: "127.0.0.1:0".into(),
         data_dir: dir.clone(),
@@ -87,6 +102,7 @@ async fn env(orgs: Vec<EmulatorConfig>, api_timeout_secs: u64) -> Env {
         config,
         dir,
         orgs: running,
+        _db: db,
     }
 }
 
@@ -113,7 +129,8 @@ async fn post_many(url: &str, events: Vec<Value>) {
                     .send()
                     .await
                     .unwrap();
-                assert_eq!(r.status(), 202);
+                let status = r.status();
+                assert_eq!(status, 202, "{}", r.text().await.unwrap_or_default());
             }
         }));
     }
@@ -140,11 +157,20 @@ async fn settled(store: &Store, conn: &str, n: i64, within: Duration) -> Duratio
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_soak_over_twenty_thousand_events_converges_without_starving_the_other_org() {
+    soak(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_soak_on_postgres() {
+    soak(true).await;
+}
+
+async fn soak(postgres: bool) {
     let faulty = EmulatorConfig {
         latency: Duration::from_millis(5),
         ..Default::default()
     };
-    let e = env(vec![faulty, EmulatorConfig::default()], 2).await;
+    let e = env_on(vec![faulty, EmulatorConfig::default()], 2, postgres).await;
     // Faults from here on: the sync is soaked, not the connect.
     e.orgs[0].emulator.faults.lock().set(
         FaultSpec::parse("503=0.2,lock=0.05,latency=300ms@0.1,hang=0.1,expire=10,seed=11").unwrap(),
@@ -223,7 +249,10 @@ async fn fault_soak_over_twenty_thousand_events_converges_without_starving_the_o
             "{kind} was injected: {injected:?}"
         );
     }
-    println!("soak: 20000 events, faults {injected:?}; the clean org settled in {clean_time:?} meanwhile");
+    println!(
+        "soak ({}): 20000 events, faults {injected:?}; the clean org settled in {clean_time:?} meanwhile",
+        if postgres { "PostgreSQL" } else { "SQLite" }
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -131,9 +131,29 @@ impl Store {
             let (a, b) = (&events[*a], &events[*b]);
             (&a.connection, &a.snapshot.request_id).cmp(&(&b.connection, &b.snapshot.request_id))
         });
+        // A deadlock or serialization failure (PostgreSQL, concurrent replicas) is
+        // retried here a few times before the webhook is answered 503.
+        let mut attempt = 0;
+        loop {
+            match self.ingest_ordered(events, &order).await {
+                Err(StoreError::Db(e)) if retryable(&e) && attempt < 5 => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "ingest transaction retried");
+                    tokio::time::sleep(std::time::Duration::from_millis(5 << attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn ingest_ordered(
+        &self,
+        events: &[IngestItem],
+        order: &[usize],
+    ) -> Result<Vec<Ingested>, StoreError> {
         let mut tx = self.pool().begin().await?;
         let mut out = vec![Ingested::Duplicate; events.len()];
-        for i in order {
+        for &i in order {
             let e = &events[i];
             out[i] = ingest_in(
                 &mut tx,
@@ -267,6 +287,9 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         self.fence_check(&mut tx, connection).await?;
         let now = ts(Utc::now());
+        // Rows in request order, as ingest locks them: no deadlock between the two.
+        let mut items: Vec<&Synced> = items.iter().collect();
+        items.sort_by(|a, b| a.claimed.request_id.cmp(&b.claimed.request_id));
         for it in items {
             let claimed = &it.claimed;
             sqlx::query(
@@ -727,4 +750,16 @@ async fn ingest_in(
     .execute(&mut **tx)
     .await?;
     Ok(Ingested::Queued)
+}
+
+/// Whether a database error is a transient conflict worth retrying the transaction for
+/// (PostgreSQL: deadlock detected, serialization failure; SQLite: busy or locked).
+fn retryable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => matches!(
+            d.code().as_deref(),
+            Some("40P01") | Some("40001") | Some("5") | Some("6") | Some("517")
+        ),
+        _ => false,
+    }
 }
