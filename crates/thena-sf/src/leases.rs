@@ -104,12 +104,11 @@ async fn try_round(app: &App) -> Result<(), StoreError> {
             give_back(app, &name, false);
         }
     }
-    // Connections made elsewhere become known here; deleted ones are forgotten.
+    // Connections made elsewhere become known here, and a webhook token or signing
+    // secret changed elsewhere takes effect here; deleted ones are forgotten.
     let known: Vec<String> = app.conns.read().keys().cloned().collect();
-    for name in names.iter().filter(|n| !known.contains(n)) {
-        if let Ok(c) = store.connection(name).await {
-            app.conns.write().insert(c.name.clone(), auth_of(&c));
-        }
+    for c in store.connections().await? {
+        app.conns.write().insert(c.name.clone(), auth_of(&c));
     }
     for name in known.iter().filter(|n| !names.contains(n)) {
         app.remove_connection(name);

@@ -418,3 +418,103 @@ fn unsafe_kill(child: &mut Child) {
         .success());
     let _ = child.wait();
 }
+
+/// Two replicas in-process on one database: a connection made on one is
+/// served at once by the other, and a webhook token changed on one takes
+/// effect on the other within a lease tick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_and_tokens_changed_on_one_replica_reach_the_others() {
+    use thena_sf::app::App;
+    let db = pg::TempDb::create().await;
+    let emu = sf_emulator::start(
+        "127.0.0.1:0",
+        EmulatorConfig {
+            seed: seed(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let root = std::env::temp_dir().join(format!(
+        "thena-sf-replicas2-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let _cleanup = pg::TempDir(root.clone());
+    let mut apps = Vec::new();
+    for i in 0..2 {
+        let store = Store::open_postgres(&db.url, SecretBox::from_key(&KEY))
+            .await
+            .unwrap();
+        let config = Config {
+            listen: "127.0.0.1:0".into(),
+            data_dir: root.join(format!("r{i}")),
+            lease_ttl_secs: 1,
+            ..Config::default()
+        };
+        apps.push(App::start(config, store, Default::default()).await.unwrap());
+    }
+    // Made on replica 0 (as its admin page or CLI would).
+    let req = ConnectRequest {
+        name: "late".into(),
+        login_url: emu.base_url.clone(),
+        client_id: "local-client".into(),
+        client_secret: Some(Secret::new("local-secret")),
+        credentials: Credentials::Password {
+            username: "admin@example.com".into(),
+            password: Secret::new("emulator"),
+        },
+        webhook_token: Some("tok-old".into()),
+        signing_secrets: Vec::new(),
+    };
+    connect::connect(&apps[0].state.store, &apps[0].state.config, req)
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let post = |url: String, token: &'static str, id: &str| {
+        http.post(format!("{url}/webhooks/thena/late"))
+            .bearer_auth(token)
+            .json(&event(
+                0,
+                id.len(),
+                0,
+                chrono::Utc::now().timestamp_millis() + 1_000,
+            ))
+            .send()
+    };
+    // Replica 1 has never heard of it, and serves it at once.
+    let r = post(apps[1].url(), "tok-old", "a").await.unwrap();
+    assert_eq!(r.status().as_u16(), 202, "{}", r.text().await.unwrap());
+    // A new token set on replica 0 reaches replica 1 within a tick.
+    apps[0]
+        .state
+        .store
+        .set_webhook_token_hash("late", &thena_sf::crypto::token_hash("tok-new"))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let new = post(apps[1].url(), "tok-new", "bb")
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        let old = post(apps[1].url(), "tok-old", "ccc")
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        if (new, old) == (202, 401) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica 1 still has the old token: new {new}, old {old}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for a in apps {
+        a.shutdown().await;
+    }
+    emu.shutdown().await.unwrap();
+}

@@ -112,7 +112,23 @@ pub async fn receive(
             )
         }
     };
-    let Some(auth) = app.conns.read().get(&connection).cloned() else {
+    let known = app.conns.read().get(&connection).cloned();
+    let auth = match known {
+        Some(a) => Some(a),
+        // Made on another replica since this one last looked: ask the store once.
+        None if crate::connect::valid_name(&connection) => {
+            match app.store.connection(&connection).await {
+                Ok(c) => {
+                    let a = crate::app::auth_of(&c);
+                    app.conns.write().insert(c.name.clone(), a.clone());
+                    Some(a)
+                }
+                Err(_) => None,
+            }
+        }
+        None => None,
+    };
+    let Some(auth) = auth else {
         return reply(
             StatusCode::NOT_FOUND,
             json!({"error": "unknown_connection", "message": format!("no connection named '{}'", connection.chars().take(64).collect::<String>())}),

@@ -448,7 +448,12 @@ pub async fn disconnect(
         Ok(x) => x,
         Err(r) => return r,
     };
+    // Deleted from the store first, so that no replica learns it again from there.
+    if let Err(e) = app.store.delete_connection(&name).await {
+        return failure(&e.to_string());
+    }
     app.remove_connection(&name);
+    let _ = app.store.release_lease(&name).await;
     // Revoking the refresh token ends every session issued from it.
     let http = salesforce::client::http_client(std::time::Duration::from_secs(20));
     let token = c
@@ -457,9 +462,6 @@ pub async fn disconnect(
         .clone()
         .unwrap_or_else(|| c.tokens.access_token.clone());
     let revoked = c.oauth_app("").revoke(&http, &token).await;
-    if let Err(e) = app.store.delete_connection(&name).await {
-        return failure(&e.to_string());
-    }
     match revoked {
         Ok(()) => Redirect::to("/integrations").into_response(),
         Err(e) => error_page(
