@@ -305,6 +305,24 @@ async fn an_admin_connects_and_fixes_things_in_a_real_browser() {
     assert!(text(&c, "#connections").await.contains("healthy"));
     shots.take(&c, "integrations").await;
 
+    // Consent denied on Salesforce's page ends on a page that says what to do.
+    css(&c, "#setup").await.click().await.unwrap();
+    let name = css(&c, "#name").await;
+    name.clear().await.unwrap();
+    name.send_keys("beta").await.unwrap();
+    css(&c, "#place-emulator").await.click().await.unwrap();
+    css(&c, "#connect").await.click().await.unwrap();
+    css(&c, "#password")
+        .await
+        .send_keys("emulator")
+        .await
+        .unwrap();
+    css(&c, "#deny").await.click().await.unwrap();
+    assert_eq!(text(&c, "#error-title").await, "Access was denied");
+    assert!(text(&c, "#error-todo").await.contains("choose Allow"));
+    shots.take(&c, "error-denied").await;
+    assert!(s.store.connection("beta").await.is_err());
+
     // What Salesforce holds: each request once, with its latest state.
     let rows =
         s.sf.query(
@@ -331,5 +349,5 @@ async fn an_admin_connects_and_fixes_things_in_a_real_browser() {
         ]
     );
     c.close().await.unwrap();
-    assert!(shots.n >= 12);
+    assert!(shots.n >= 14);
 }
