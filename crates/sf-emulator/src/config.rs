@@ -45,6 +45,10 @@ impl Default for EmulatorConfig {
     }
 }
 
+/// The user an org gets when its seed names none.
+pub const DEFAULT_USERNAME: &str = "admin@example.com";
+pub const DEFAULT_PASSWORD: &str = "emulator";
+
 /// Users, connected apps and records to start an org with (`--seed FILE`).
 /// With no users or apps, the defaults are `admin@example.com` / `emulator`
 /// and the app `local-client` / `local-secret`.

@@ -40,7 +40,9 @@ pub mod table;
 pub mod usage;
 pub mod value;
 
-pub use config::{ConnectedApp, EmulatorConfig, Seed, SeedUser};
+pub use config::{
+    ConnectedApp, EmulatorConfig, Seed, SeedUser, DEFAULT_PASSWORD, DEFAULT_USERNAME,
+};
 pub use faults::FaultSpec;
 pub use server::{start, start_on, Running, StartError};
 pub use state::Emulator;

@@ -148,11 +148,11 @@ impl Emulator {
         let mut users = seed.users.clone();
         if users.is_empty() {
             users.push(crate::config::SeedUser {
-                username: "admin@example.com".into(),
-                password: "emulator".into(),
+                username: crate::config::DEFAULT_USERNAME.into(),
+                password: crate::config::DEFAULT_PASSWORD.into(),
                 first_name: Some("Emulator".into()),
                 last_name: "Admin".into(),
-                email: Some("admin@example.com".into()),
+                email: Some(crate::config::DEFAULT_USERNAME.into()),
                 profile: "System Administrator".into(),
             });
         }

@@ -18,10 +18,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use rand::seq::SliceRandom;
-use salesforce::Secret;
 use serde_json::{json, Value};
 use thena_sf::config::Config;
-use thena_sf::connect::{self, ConnectRequest, Credentials};
+use thena_sf::connect::{self, ConnectRequest};
 use thena_sf::crypto::SecretBox;
 use thena_sf::store::Store;
 
@@ -130,18 +129,11 @@ async fn measure(s: &Sizes, replicas: usize, postgres: bool, latency: Duration) 
         ..Config::default()
     };
     for c in 0..s.connections {
-        let req = ConnectRequest {
-            name: format!("org{c}"),
-            login_url: emu.base_url.clone(),
-            client_id: "local-client".into(),
-            client_secret: Some(Secret::new("local-secret")),
-            credentials: Credentials::Password {
-                username: "admin@example.com".into(),
-                password: Secret::new("emulator"),
-            },
-            webhook_token: Some(format!("tok-{c}")),
-            signing_secrets: Vec::new(),
-        };
+        let req = ConnectRequest::emulator_admin(
+            &format!("org{c}"),
+            &emu.base_url,
+            Some(format!("tok-{c}")),
+        );
         connect::connect(&store, &cfg, req).await.unwrap();
     }
     let created = store

@@ -36,6 +36,30 @@ pub struct ConnectRequest {
     pub signing_secrets: Vec<String>,
 }
 
+impl ConnectRequest {
+    /// Connects to an emulator as its default admin through its default connected
+    /// app (the demo, tests and benchmarks).
+    pub fn emulator_admin(
+        name: &str,
+        login_url: &str,
+        webhook_token: Option<String>,
+    ) -> ConnectRequest {
+        let app = sf_emulator::ConnectedApp::default_app();
+        ConnectRequest {
+            name: name.into(),
+            login_url: login_url.into(),
+            client_id: app.client_id,
+            client_secret: Some(Secret::new(app.client_secret)),
+            credentials: Credentials::Password {
+                username: sf_emulator::DEFAULT_USERNAME.into(),
+                password: Secret::new(sf_emulator::DEFAULT_PASSWORD),
+            },
+            webhook_token,
+            signing_secrets: Vec::new(),
+        }
+    }
+}
+
 /// What a successful connect hands back: what to paste into Thena.
 #[derive(Debug)]
 pub struct Connected {

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::app::App;
 use crate::config::Config;
-use crate::connect::{self, ConnectRequest, Credentials};
+use crate::connect::{self, ConnectRequest};
 use crate::crypto;
 use crate::store::Store;
 use crate::sync::Settings;
@@ -263,18 +263,7 @@ pub async fn run(mut config: Config, store: Store) -> Result<Demo, Error> {
     let app = App::start(config.clone(), store.clone(), Settings::default()).await?;
     config.public_url = app.url();
     let token = crypto::new_token();
-    let req = ConnectRequest {
-        name: CONNECTION.into(),
-        login_url: emulator.base_url.clone(),
-        client_id: "local-client".into(),
-        client_secret: Some(Secret::new("local-secret")),
-        credentials: Credentials::Password {
-            username: "admin@example.com".into(),
-            password: Secret::new("emulator"),
-        },
-        webhook_token: Some(token.clone()),
-        signing_secrets: Vec::new(),
-    };
+    let req = ConnectRequest::emulator_admin(CONNECTION, &emulator.base_url, Some(token.clone()));
     let connected = connect::connect(&store, &config, req).await?;
     let conn = store.connection(CONNECTION).await?;
     app.add_connection(&conn);

@@ -94,16 +94,11 @@ fn password_connect(
     webhook_token: Option<&str>,
 ) -> ConnectRequest {
     ConnectRequest {
-        name: name.into(),
-        login_url: login_url.to_string(),
-        client_id: "local-client".into(),
-        client_secret: Some(Secret::new("local-secret")),
         credentials: Credentials::Password {
-            username: "admin@example.com".into(),
+            username: sf_emulator::DEFAULT_USERNAME.into(),
             password: Secret::new(password),
         },
-        webhook_token: webhook_token.map(str::to_string),
-        signing_secrets: Vec::new(),
+        ..ConnectRequest::emulator_admin(name, login_url, webhook_token.map(str::to_string))
     }
 }
 

@@ -60,18 +60,7 @@ async fn connect_password(e: &Env) -> Connected {
     connect::connect(
         &e.store,
         &e.config,
-        ConnectRequest {
-            name: "acme".into(),
-            login_url: e.emu.base_url.clone(),
-            client_id: "local-client".into(),
-            client_secret: Some(Secret::new("local-secret")),
-            credentials: Credentials::Password {
-                username: "admin@example.com".into(),
-                password: Secret::new("emulator"),
-            },
-            webhook_token: None,
-            signing_secrets: Vec::new(),
-        },
+        ConnectRequest::emulator_admin("acme", &e.emu.base_url, None),
     )
     .await
     .unwrap()

@@ -6,12 +6,11 @@ mod pg;
 
 use std::time::{Duration, Instant};
 
-use salesforce::Secret;
 use serde_json::{json, Value};
 use sf_emulator::{EmulatorConfig, FaultSpec, Seed};
 use thena_sf::app::App;
 use thena_sf::config::Config;
-use thena_sf::connect::{self, ConnectRequest, Credentials};
+use thena_sf::connect::{self, ConnectRequest};
 use thena_sf::crypto::SecretBox;
 use thena_sf::store::{ConnStatus, Store};
 use thena_sf::sync::Settings;
@@ -72,18 +71,8 @@ async fn env_on(orgs: Vec<EmulatorConfig>, api_timeout_secs: u64, postgres: bool
     for (i, mut c) in orgs.into_iter().enumerate() {
         c.seed = seed();
         let emu = sf_emulator::start("127.0.0.1:0", c).await.unwrap();
-        let req = ConnectRequest {
-            name: format!("org{i}"),
-            login_url: emu.base_url.clone(),
-            client_id: "local-client".into(),
-            client_secret: Some(Secret::new("local-secret")),
-            credentials: Credentials::Password {
-                username: "admin@example.com".into(),
-                password: Secret::new("emulator"),
-            },
-            webhook_token: Some(TOKEN.into()),
-            signing_secrets: Vec::new(),
-        };
+        let req =
+            ConnectRequest::emulator_admin(&format!("org{i}"), &emu.base_url, Some(TOKEN.into()));
         connect::connect(&store, &config, req).await.unwrap();
         running.push(emu);
     }

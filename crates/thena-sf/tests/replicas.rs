@@ -20,7 +20,7 @@ use salesforce::{Client, ClientConfig, OAuthApp, Secret};
 use serde_json::{json, Value};
 use sf_emulator::{EmulatorConfig, Seed};
 use thena_sf::config::Config;
-use thena_sf::connect::{self, ConnectRequest, Credentials};
+use thena_sf::connect::{self, ConnectRequest};
 use thena_sf::crypto::SecretBox;
 use thena_sf::store::Store;
 
@@ -151,18 +151,11 @@ async fn three_replicas_fifty_orgs_one_killed_nothing_lost_or_doubled() {
         ..Config::default()
     };
     for c in 0..CONNECTIONS {
-        let req = ConnectRequest {
-            name: format!("org{c}"),
-            login_url: emu.base_url.clone(),
-            client_id: "local-client".into(),
-            client_secret: Some(Secret::new("local-secret")),
-            credentials: Credentials::Password {
-                username: "admin@example.com".into(),
-                password: Secret::new("emulator"),
-            },
-            webhook_token: Some(format!("tok-{c}")),
-            signing_secrets: Vec::new(),
-        };
+        let req = ConnectRequest::emulator_admin(
+            &format!("org{c}"),
+            &emu.base_url,
+            Some(format!("tok-{c}")),
+        );
         connect::connect(&store, &cfg, req).await.unwrap();
     }
     // Created after the last connection was made (requests before it are out of scope).
@@ -455,18 +448,7 @@ async fn connections_and_tokens_changed_on_one_replica_reach_the_others() {
         apps.push(App::start(config, store, Default::default()).await.unwrap());
     }
     // Made on replica 0 (as its admin page or CLI would).
-    let req = ConnectRequest {
-        name: "late".into(),
-        login_url: emu.base_url.clone(),
-        client_id: "local-client".into(),
-        client_secret: Some(Secret::new("local-secret")),
-        credentials: Credentials::Password {
-            username: "admin@example.com".into(),
-            password: Secret::new("emulator"),
-        },
-        webhook_token: Some("tok-old".into()),
-        signing_secrets: Vec::new(),
-    };
+    let req = ConnectRequest::emulator_admin("late", &emu.base_url, Some("tok-old".to_string()));
     connect::connect(&apps[0].state.store, &apps[0].state.config, req)
         .await
         .unwrap();
