@@ -470,7 +470,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 shown += 1;
                 let counts = app.store.counts(&c.name).await?;
                 let (queued, _, _) = app.store.queue_shape(&c.name).await?;
-                let dead = app.store.dead_letters(&c.name, 1_000_000, 0).await?.len();
+                let dead = app.store.dead_letter_count(&c.name).await?;
                 println!("{} ({})", c.name, c.tokens.instance_url);
                 println!(
                     "  state:        {}{}",

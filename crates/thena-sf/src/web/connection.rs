@@ -108,6 +108,7 @@ async fn render_page(
     let store = &app.store;
     let (queued, _, _) = store.queue_shape(name).await?;
     let counts = store.counts(name).await?;
+    let dead_total = store.dead_letter_count(name).await?;
     let tab = ["skipped", "failed", "setup"]
         .into_iter()
         .find(|t| q.tab.as_deref() == Some(*t))
@@ -147,7 +148,7 @@ async fn render_page(
                 });
             }
             shown = dead_rows.len() as i64;
-            total = None;
+            total = Some(dead_total);
         }
         "setup" => {
             categories = store.category_fields(name).await?;
@@ -205,7 +206,6 @@ async fn render_page(
         prev: (page > 1).then(|| link(page - 1)),
         next: more.then(|| link(page + 1)),
     };
-    let dead_total = store.dead_letters(name, 100_000, 0).await?.len() as i64;
     let tabs = vec![
         Tab {
             key: "activity",
