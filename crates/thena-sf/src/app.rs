@@ -28,10 +28,6 @@ pub struct App {
     listener: Option<JoinHandle<()>>,
 }
 
-fn state_backend_is_sqlite(store: &Store) -> bool {
-    store.backend() == crate::store::Backend::Sqlite
-}
-
 /// A running worker's task and its stop switch.
 pub type WorkerTask = (JoinHandle<()>, watch::Sender<bool>);
 
@@ -82,8 +78,8 @@ impl App {
         let (tx, rx) = watch::channel(false);
         // A SQLite store belongs to this process alone: leases of an earlier run
         // (killed before it could give them back) are void.
-        if state_backend_is_sqlite(&store) {
-            crate::leases::reset_sqlite(&store).await?;
+        if store.backend() == crate::store::Backend::Sqlite {
+            store.reset_leases().await?;
         }
         store.set_replica(&crate::leases::replica_id());
         let state = Arc::new(AppState {
@@ -102,11 +98,10 @@ impl App {
                 stopping: parking_lot::Mutex::new(Default::default()),
             },
         });
-        // Know every connection before the first request can arrive: a webhook for a
-        // stored connection must never meet "unknown connection" during a restart.
-        for c in state.store.connections().await? {
-            state.conns.write().insert(c.name.clone(), auth_of(&c));
-        }
+        // Know every connection (and take this replica's share of them) before the
+        // first request can arrive: a webhook for a stored connection must never meet
+        // "unknown connection" during a restart.
+        crate::leases::try_round(&state).await?;
         let router = http::router(state.clone());
         let mut srx = rx.clone();
         let server = tokio::spawn(async move {
@@ -119,8 +114,6 @@ impl App {
             })
             .await;
         });
-        // Take this replica's share of the connections before returning, then keep at it.
-        crate::leases::round(&state).await;
         let leases = tokio::spawn(crate::leases::run(state.clone()));
         let listener = crate::leases::listen(state.clone());
         Ok(App {

@@ -79,7 +79,7 @@ pub struct Connected {
 pub struct StoreSink {
     pub store: Store,
     pub connection: String,
-    /// Names this client's hold on the refresh lock.
+    /// Names this client's hold on the refresh lock (unique per client: the replica and a random part).
     pub holder: String,
 }
 
@@ -168,11 +168,7 @@ pub fn client_for(store: &Store, conn: &Connection, config: &Config) -> Client {
     let sink: Arc<dyn TokenSink> = Arc::new(StoreSink {
         store: store.clone(),
         connection: conn.name.clone(),
-        holder: format!(
-            "{}-{:08x}",
-            crate::leases::replica_id(),
-            rand::random::<u32>()
-        ),
+        holder: format!("{}-{:08x}", store.replica(), rand::random::<u32>()),
     });
     let client = Client::new(
         conn.tokens.clone(),

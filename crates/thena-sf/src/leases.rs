@@ -19,7 +19,7 @@ use tracing::{info, warn};
 
 use crate::app::auth_of;
 use crate::http::AppState;
-use crate::store::{Backend, Store, StoreError};
+use crate::store::{Backend, StoreError};
 
 type App = Arc<AppState>;
 
@@ -44,17 +44,6 @@ pub fn replica_id() -> String {
         std::process::id(),
         rand::random::<u16>()
     )
-}
-
-/// Voids every lease: a SQLite store belongs to one process.
-pub async fn reset_sqlite(store: &Store) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM leases")
-        .execute(store.pool())
-        .await?;
-    sqlx::query("DELETE FROM replicas")
-        .execute(store.pool())
-        .await?;
-    Ok(())
 }
 
 fn ttl_ms(app: &App) -> i64 {
@@ -88,12 +77,14 @@ pub async fn round(app: &App) {
     }
 }
 
-async fn try_round(app: &App) -> Result<(), StoreError> {
+/// One round, failing on a store error (the first round, at start).
+pub async fn try_round(app: &App) -> Result<(), StoreError> {
     let store = &app.store;
     let ttl = ttl_ms(app);
     let live = store.heartbeat(ttl).await?;
     let held = store.renew_leases(ttl).await?;
-    let names = store.connection_names().await?;
+    let conns = store.connections().await?;
+    let names: Vec<String> = conns.iter().map(|c| c.name.clone()).collect();
 
     // Workers whose lease is gone (expired while this replica stalled, or taken over).
     let running: Vec<String> = app.workers.read().keys().cloned().collect();
@@ -107,8 +98,8 @@ async fn try_round(app: &App) -> Result<(), StoreError> {
     // Connections made elsewhere become known here, and a webhook token or signing
     // secret changed elsewhere takes effect here; deleted ones are forgotten.
     let known: Vec<String> = app.conns.read().keys().cloned().collect();
-    for c in store.connections().await? {
-        app.conns.write().insert(c.name.clone(), auth_of(&c));
+    for c in &conns {
+        app.conns.write().insert(c.name.clone(), auth_of(c));
     }
     for name in known.iter().filter(|n| !names.contains(n)) {
         app.remove_connection(name);
@@ -155,12 +146,9 @@ async fn try_round(app: &App) -> Result<(), StoreError> {
             give_back(app, &name, true);
         }
     }
-    for name in &mine {
-        if !app.workers.read().contains_key(name) {
-            match store.connection(name).await {
-                Ok(c) => app.start_worker(&c),
-                Err(e) => warn!(connection = %name, error = %e, "cannot load a leased connection"),
-            }
+    for c in conns.iter().filter(|c| mine.contains(&c.name)) {
+        if !app.workers.read().contains_key(&c.name) {
+            app.start_worker(c);
         }
     }
     Ok(())

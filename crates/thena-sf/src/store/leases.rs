@@ -240,12 +240,15 @@ impl Store {
             .collect()
     }
 
-    /// The names of all connections (cheap: no secrets opened).
-    pub async fn connection_names(&self) -> Result<Vec<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT name FROM connections ORDER BY name")
-                .fetch_all(self.pool())
-                .await?,
-        )
+    /// Voids every lease and replica: a SQLite store belongs to one process, so
+    /// whatever an earlier (killed) run left behind is void.
+    pub async fn reset_leases(&self) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM leases")
+            .execute(self.pool())
+            .await?;
+        sqlx::query("DELETE FROM replicas")
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 }
