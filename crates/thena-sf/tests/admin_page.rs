@@ -292,20 +292,8 @@ async fn forms_without_the_csrf_token_or_from_elsewhere_are_refused() {
     }
     // Nothing was changed: the connection is there, its token still works.
     assert!(s.store.connection("acme").await.is_ok());
-    let r = reqwest::Client::new()
-        .post(format!("{}/webhooks/thena/acme", s.app.url()))
-        .bearer_auth(&token)
-        .json(&support::webhook(
-            "R-1",
-            "Harsh Vardhan",
-            "harsh@acme.io",
-            "Acme Corp",
-            "OPEN",
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 202);
+    let body = support::webhook("R-1", "Harsh Vardhan", "harsh@acme.io", "Acme Corp", "OPEN");
+    assert_eq!(support::post(&s.app.url(), &token, &body).await, 202);
     // With the token and from our own origin, the same form works.
     let origin = s.app.url();
     let p = a
@@ -519,53 +507,24 @@ async fn the_whole_flow_and_the_actions_over_http() {
     let conn = s.store.connection("acme").await.unwrap();
     assert!(conn.provisioned_at.is_some());
 
-    let http = reqwest::Client::new();
+    let base = s.app.url();
     let post = |id: &str, email: &str, team: &str, status: &str| {
-        http.post(format!("{}/webhooks/thena/acme", s.app.url()))
-            .bearer_auth(&token)
-            .json(&support::webhook(id, "Zed Doe", email, team, status))
-            .send()
+        let body = support::webhook(id, "Zed Doe", email, team, status);
+        let (base, token) = (base.clone(), token.clone());
+        async move { support::post(&base, &token, &body).await }
     };
     support::restrict_status(&s.sf, true).await;
-    assert_eq!(
-        post("R-OK", "harsh@acme.io", "Acme Corp", "OPEN")
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        202
-    );
-    assert_eq!(
-        post("R-SKIP", "zed@newco.example", "Newco", "OPEN")
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        202
-    );
-    assert_eq!(
-        post("R-DEAD", "harsh@acme.io", "Acme Corp", "IN_PROGRESS")
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        202
-    );
-    let settled = |s: &Site| {
-        let store = s.store.clone();
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                let c = store.counts("acme").await.unwrap();
-                if c.pending == 0 && c.synced + c.skipped + c.failed == 3 {
-                    return c;
-                }
-                assert!(Instant::now() < deadline, "{c:?}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
-    let c = settled(&s).await;
+    for (id, email, team, status) in [
+        ("R-OK", "harsh@acme.io", "Acme Corp", "OPEN"),
+        ("R-SKIP", "zed@newco.example", "Newco", "OPEN"),
+        ("R-DEAD", "harsh@acme.io", "Acme Corp", "IN_PROGRESS"),
+    ] {
+        assert_eq!(post(id, email, team, status).await, 202, "{id}");
+    }
+    let c = support::wait_for(&s.store, |c| {
+        c.pending == 0 && c.synced + c.skipped + c.failed == 3
+    })
+    .await;
     assert_eq!((c.synced, c.skipped, c.failed), (1, 1, 1));
 
     let page = a.get("/connections/acme").await;
@@ -611,15 +570,7 @@ async fn the_whole_flow_and_the_actions_over_http() {
         )
         .await;
     assert_eq!(p.status, 303);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let c = s.store.counts("acme").await.unwrap();
-        if c.synced == 3 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{c:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    support::wait_for(&s.store, |c| c.synced == 3).await;
 
     // The doctor and Fix.
     let setup = a.get("/connections/acme?tab=setup").await;
@@ -639,14 +590,7 @@ async fn the_whole_flow_and_the_actions_over_http() {
     assert_eq!(p.status, 200);
     let new_token = text_of(&p.body, "webhook-token").unwrap();
     assert_ne!(new_token, token);
-    assert_eq!(
-        post("R-2", "harsh@acme.io", "Acme Corp", "OPEN")
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        401
-    );
+    assert_eq!(post("R-2", "harsh@acme.io", "Acme Corp", "OPEN").await, 401);
 
     // No page shows a Salesforce token, the webhook token, or the session.
     let conn = s.store.connection("acme").await.unwrap();
@@ -690,10 +634,7 @@ async fn the_whole_flow_and_the_actions_over_http() {
         p.body
     );
     assert!(s.store.connection("acme").await.is_err());
-    let r = post("R-3", "harsh@acme.io", "Acme Corp", "OPEN")
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(post("R-3", "harsh@acme.io", "Acme Corp", "OPEN").await, 404);
     let oauth = conn.oauth_app("");
     let refused = oauth.refresh(&reqwest::Client::new(), &refresh).await;
     assert!(refused.is_err(), "the refresh token was revoked");
@@ -705,29 +646,18 @@ async fn long_lists_page_through() {
     let mut a = Agent::new(&s.app.url());
     a.login().await;
     let token = connect_via_page(&s, &mut a, "acme").await;
-    let http = reqwest::Client::new();
     // 60 requests from people nobody knows: 60 skipped, 60 activity rows.
     for i in 0..60 {
-        let r = http
-            .post(format!("{}/webhooks/thena/acme", s.app.url()))
-            .bearer_auth(&token)
-            .json(&support::webhook(
-                &format!("P-{i:02}"),
-                "Nobody",
-                &format!("n{i}@nowhere{i}.example"),
-                &format!("Nowhere {i}"),
-                "OPEN",
-            ))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 202);
+        let body = support::webhook(
+            &format!("P-{i:02}"),
+            "Nobody",
+            &format!("n{i}@nowhere{i}.example"),
+            &format!("Nowhere {i}"),
+            "OPEN",
+        );
+        assert_eq!(support::post(&s.app.url(), &token, &body).await, 202);
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while s.store.counts("acme").await.unwrap().skipped < 60 {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    support::wait_for(&s.store, |c| c.skipped == 60).await;
     let rows = |body: &str| body.matches("class=\"small-button retry-skipped\"").count();
     let first = a.get("/connections/acme?tab=skipped").await;
     assert_eq!(rows(&first.body), 50);
@@ -802,23 +732,13 @@ async fn reconnect_keeps_the_webhook_and_takes_new_tokens() {
     );
     assert_eq!(after.connected_at, before.connected_at, "the cut-off stays");
     // The same webhook token still works, and the request syncs.
-    let r = reqwest::Client::new()
-        .post(format!("{}/webhooks/thena/acme", s.app.url()))
-        .bearer_auth(&token)
-        .json(&support::webhook(
-            "RC-1",
-            "Harsh Vardhan",
-            "harsh@acme.io",
-            "Acme Corp",
-            "OPEN",
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 202);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while s.store.counts("acme").await.unwrap().synced < 1 {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let body = support::webhook(
+        "RC-1",
+        "Harsh Vardhan",
+        "harsh@acme.io",
+        "Acme Corp",
+        "OPEN",
+    );
+    assert_eq!(support::post(&s.app.url(), &token, &body).await, 202);
+    support::wait_for(&s.store, |c| c.synced == 1).await;
 }

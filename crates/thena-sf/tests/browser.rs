@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
-use support::{site, Options, Site, ADMIN_PASSWORD};
+use support::{site, Options, ADMIN_PASSWORD};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -137,18 +137,6 @@ async fn text(c: &Client, sel: &str) -> String {
     css(c, sel).await.text().await.unwrap()
 }
 
-async fn counts_reach(s: &Site, synced: i64, skipped: i64, failed: i64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let c = s.store.counts("acme").await.unwrap();
-        if (c.pending, c.synced, c.skipped, c.failed) == (0, synced, skipped, failed) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{c:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_connects_and_fixes_things_in_a_real_browser() {
     let s = site(Options::default()).await;
@@ -209,22 +197,18 @@ async fn an_admin_connects_and_fixes_things_in_a_real_browser() {
     // Thena sends three requests: one resolves, one matches no Account, one
     // Salesforce refuses for good (its Status is restricted in this org).
     support::restrict_status(&s.sf, true).await;
-    let http = reqwest::Client::new();
     for (id, email, team, status) in [
         ("R-OK", "harsh@acme.io", "Acme Corp", "OPEN"),
         ("R-SKIP", "zed@newco.example", "Newco", "OPEN"),
         ("R-DEAD", "harsh@acme.io", "Acme Corp", "IN_PROGRESS"),
     ] {
-        let r = http
-            .post(&webhook_url)
-            .bearer_auth(&token)
-            .json(&support::webhook(id, "Zed Doe", email, team, status))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 202, "{id}");
+        let body = support::webhook(id, "Zed Doe", email, team, status);
+        assert_eq!(support::post(&base, &token, &body).await, 202, "{id}");
     }
-    counts_reach(&s, 1, 1, 1).await;
+    support::wait_for(&s.store, |c| {
+        (c.pending, c.synced, c.skipped, c.failed) == (0, 1, 1, 1)
+    })
+    .await;
 
     // The connection page: the synced request, with a link that opens its record.
     css(&c, "#open-connection").await.click().await.unwrap();
@@ -267,7 +251,10 @@ async fn an_admin_connects_and_fixes_things_in_a_real_browser() {
     assert!(text(&c, "#notice")
         .await
         .contains("1 skipped request put back"));
-    counts_reach(&s, 2, 0, 1).await;
+    support::wait_for(&s.store, |c| {
+        (c.pending, c.synced, c.skipped, c.failed) == (0, 2, 0, 1)
+    })
+    .await;
 
     // The dead letter shows Salesforce's error; the picklist is fixed, then Retry.
     css(&c, "#tab-failed").await.click().await.unwrap();
@@ -284,7 +271,10 @@ async fn an_admin_connects_and_fixes_things_in_a_real_browser() {
         .await
         .unwrap();
     assert!(text(&c, "#notice").await.contains("1 dead letter put back"));
-    counts_reach(&s, 3, 0, 0).await;
+    support::wait_for(&s.store, |c| {
+        (c.pending, c.synced, c.skipped, c.failed) == (0, 3, 0, 0)
+    })
+    .await;
 
     // Everything synced, each linked to its record; the doctor passes.
     css(&c, "#tab-activity").await.click().await.unwrap();

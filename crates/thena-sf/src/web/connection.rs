@@ -295,6 +295,27 @@ async fn action(
     }
 }
 
+/// Answers a queue action: back to its tab, saying how many it touched; the
+/// worker is woken when there is new work for it.
+fn after(
+    app: &App,
+    name: &str,
+    done: Result<u64, StoreError>,
+    tab: &str,
+    notice: &str,
+    wake: bool,
+) -> Response {
+    match done {
+        Ok(n) => {
+            if wake {
+                app.wake(name);
+            }
+            back(name, tab, notice, n)
+        }
+        Err(e) => failure(&e.to_string()),
+    }
+}
+
 pub async fn retry_skipped(
     AxState(app): AxState<App>,
     Path(name): Path<String>,
@@ -305,13 +326,8 @@ pub async fn retry_skipped(
         return r;
     }
     let one = f.request_id.as_deref().filter(|r| !r.is_empty());
-    match app.store.retry_skipped(&name, one).await {
-        Ok(n) => {
-            app.wake(&name);
-            back(&name, "skipped", "retried-skipped", n)
-        }
-        Err(e) => failure(&e.to_string()),
-    }
+    let done = app.store.retry_skipped(&name, one).await;
+    after(&app, &name, done, "skipped", "retried-skipped", true)
 }
 
 pub async fn retry_dead(
@@ -323,13 +339,8 @@ pub async fn retry_dead(
     if let Err(r) = action(&app, &headers, &name, &f.csrf).await {
         return r;
     }
-    match app.store.retry_dead(&name, f.id).await {
-        Ok(n) => {
-            app.wake(&name);
-            back(&name, "failed", "retried-dead", n)
-        }
-        Err(e) => failure(&e.to_string()),
-    }
+    let done = app.store.retry_dead(&name, f.id).await;
+    after(&app, &name, done, "failed", "retried-dead", true)
 }
 
 pub async fn discard_dead(
@@ -341,10 +352,8 @@ pub async fn discard_dead(
     if let Err(r) = action(&app, &headers, &name, &f.csrf).await {
         return r;
     }
-    match app.store.discard_dead(&name, f.id).await {
-        Ok(n) => back(&name, "failed", "discarded", n),
-        Err(e) => failure(&e.to_string()),
-    }
+    let done = app.store.discard_dead(&name, f.id).await;
+    after(&app, &name, done, "failed", "discarded", false)
 }
 
 pub async fn fix(

@@ -12,6 +12,7 @@ use sf_emulator::{EmulatorConfig, Seed};
 use thena_sf::app::App;
 use thena_sf::config::{Config, EmulatorLogin};
 use thena_sf::crypto::SecretBox;
+use thena_sf::store::queue::Counts;
 use thena_sf::store::Store;
 use thena_sf::sync::Settings;
 
@@ -149,4 +150,31 @@ pub async fn restrict_status(sf: &Client, restricted: bool) {
     sf.metadata_save(salesforce::metadata::Save::Upsert, &[field])
         .await
         .unwrap();
+}
+
+/// Posts a Thena webhook for the connection `acme` of the connector at `base`,
+/// with `token`; the HTTP status.
+pub async fn post(base: &str, token: &str, body: &Value) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{base}/webhooks/thena/acme"))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Waits (30 s at most) until `acme`'s counts satisfy `ok`; returns them.
+pub async fn wait_for(store: &Store, ok: impl Fn(&Counts) -> bool) -> Counts {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let c = store.counts("acme").await.unwrap();
+        if ok(&c) {
+            return c;
+        }
+        assert!(std::time::Instant::now() < deadline, "{c:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
