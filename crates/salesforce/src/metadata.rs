@@ -158,7 +158,7 @@ pub fn custom_field(
 }
 
 /// Field access for `fields` (`Object.Field`, editable?) and CRUD on `objects`.
-fn permissions(fields: &[(String, bool)], objects: &[String]) -> String {
+pub fn permissions(fields: &[(String, bool)], objects: &[String]) -> String {
     let mut b = String::new();
     for (f, edit) in fields {
         b += &format!(
@@ -312,6 +312,32 @@ impl Client {
                 )));
             }
             out.extend(records);
+        }
+        Ok(out)
+    }
+
+    /// The full names of every component of the given types (at most three
+    /// types per call, as `listMetadata` allows), as `(type, fullName)`;
+    /// names come verbatim (percent-encoded where Salesforce encodes them).
+    pub async fn metadata_list(&self, kinds: &[&str]) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for chunk in kinds.chunks(3) {
+            let queries: String = chunk
+                .iter()
+                .map(|k| format!("<queries>{}</queries>", tag("type", k)))
+                .collect();
+            let resp = self
+                .soap(&format!(
+                    "<listMetadata>{queries}{}</listMetadata>",
+                    tag("asOfVersion", self.api_version())
+                ))
+                .await?;
+            out.extend(resp.all("result").filter_map(|r| {
+                Some((
+                    r.text_of("type")?.to_string(),
+                    r.text_of("fullName")?.to_string(),
+                ))
+            }));
         }
         Ok(out)
     }

@@ -65,6 +65,52 @@ pub struct Seed {
     /// Contact records; an extra `"AccountName"` links the contact to the seeded account of that name.
     #[serde(default)]
     pub contacts: Vec<Map<String, Value>>,
+    /// Extra page layouts and the profiles they are assigned to (a profile
+    /// named here that does not exist is created). The object's default
+    /// layout keeps every profile that no seeded layout claims.
+    #[serde(default)]
+    pub layouts: Vec<SeedLayout>,
+    /// Org-wide settings that differ between orgs.
+    #[serde(default)]
+    pub org: OrgSettings,
+}
+
+/// `{"object": "Account", "name": "Support Layout", "profiles": ["Standard User"]}`:
+/// the layout `Account-Support Layout`, assigned to those profiles.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedLayout {
+    pub object: String,
+    pub name: String,
+    #[serde(default)]
+    pub profiles: Vec<String>,
+    /// Installed by a managed package: it cannot be changed
+    /// (`CANNOT_MODIFY_MANAGED_OBJECT`), as such layouts are locked in a real org.
+    #[serde(default)]
+    pub managed: bool,
+}
+
+/// Settings a real org may have either way. The defaults are a new org's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgSettings {
+    /// "Allow OAuth Username-Password Flows". Off in orgs created since
+    /// Summer '23 (salesforce-api.md §9.8); on here by default so that the
+    /// real clients' conformance suites and headless tests can log in.
+    #[serde(default = "yes")]
+    pub password_flow: bool,
+}
+
+impl Default for OrgSettings {
+    fn default() -> Self {
+        OrgSettings {
+            password_flow: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -105,6 +151,13 @@ pub struct ConnectedApp {
     /// Whether the web-server flow must send the client secret (PKCE clients may not).
     #[serde(default)]
     pub require_secret: bool,
+    /// Permitted Users = "Admin approved users are pre-authorized": only users
+    /// of `preauthorized_profiles` may use the app (salesforce-api.md §9.8).
+    #[serde(default)]
+    pub admin_approved: bool,
+    /// Profile names (e.g. "System Administrator") pre-authorized for an admin-approved app.
+    #[serde(default)]
+    pub preauthorized_profiles: Vec<String>,
 }
 
 impl ConnectedApp {
@@ -115,7 +168,18 @@ impl ConnectedApp {
             callback_urls: vec![],
             rotate_refresh_tokens: false,
             require_secret: false,
+            admin_approved: false,
+            preauthorized_profiles: vec![],
         }
+    }
+
+    /// Whether a user of the profile named `profile` may use this app.
+    pub fn permits_profile(&self, profile: &str) -> bool {
+        !self.admin_approved
+            || self
+                .preauthorized_profiles
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(profile))
     }
 
     pub fn accepts_callback(&self, uri: &str) -> bool {

@@ -198,6 +198,20 @@ pub async fn authorize_submit(
     let Some(user_id) = user else {
         return login_page(&p, Some("Please check your username and password. If you still can't log in, contact your Salesforce administrator."));
     };
+    if !app_permits(
+        &em,
+        p.get("client_id").map(String::as_str).unwrap_or(""),
+        &user_id,
+    ) {
+        // What Salesforce sends back for a user the app is not approved for
+        // (salesforce-api.md §9.8).
+        params.push(("error", "OAUTH_APP_ACCESS_DENIED"));
+        params.push(("error_description", NOT_APPROVED));
+        if !state.is_empty() {
+            params.push(("state", &state));
+        }
+        return found(&with_query(&redirect, &params)).into_response();
+    }
     let code = em.auth.lock().issue_code(
         p.get("client_id").map(String::as_str).unwrap_or(""),
         &redirect,
@@ -211,6 +225,47 @@ pub async fn authorize_submit(
     }
     em.count("oauth.authorize");
     found(&with_query(&redirect, &params)).into_response()
+}
+
+const NOT_APPROVED: &str = "user is not admin approved to access this app";
+
+/// Whether the app's policy lets this user use it (Permitted Users).
+fn app_permits(em: &Emulator, client_id: &str, user_id: &str) -> bool {
+    let profile = em.profile_name_of(user_id).unwrap_or_default();
+    em.auth
+        .lock()
+        .app(client_id)
+        .is_none_or(|a| a.permits_profile(&profile))
+}
+
+/// The password grant, as the org's and the app's policies allow it.
+fn password_grant(
+    em: &Emulator,
+    client_id: &str,
+    secret: Option<&str>,
+    username: &str,
+    password: &str,
+) -> Result<auth::Issued, auth::OAuthError> {
+    if !em.settings.password_flow {
+        // Blocked flows look exactly like wrong credentials (§9.8).
+        return Err(auth::AUTH_FAILURE);
+    }
+    let user = em
+        .auth
+        .lock()
+        .login(username, password)
+        .map(|c| c.user_id.clone());
+    if let Some(user_id) = user {
+        if !app_permits(em, client_id, &user_id) {
+            return Err(auth::OAuthError {
+                error: "invalid_app_access",
+                description: NOT_APPROVED,
+            });
+        }
+    }
+    em.auth
+        .lock()
+        .password_grant(client_id, secret, username, password)
 }
 
 /// Client credentials from the form or from HTTP Basic auth.
@@ -272,6 +327,18 @@ pub async fn token(
     let p = form(&body);
     let (client_id, secret) = client_credentials(&headers, &p);
     let get = |k: &str| p.get(k).map(String::as_str).unwrap_or("");
+    if get("grant_type") == "password" {
+        return match password_grant(
+            &em,
+            &client_id,
+            secret.as_deref(),
+            get("username"),
+            get("password"),
+        ) {
+            Ok(issued) => token_response(&em, &issued),
+            Err(e) => oauth_error(e),
+        };
+    }
     let result = {
         let mut auth = em.auth.lock();
         match get("grant_type") {
@@ -283,12 +350,6 @@ pub async fn token(
                 p.get("code_verifier").map(String::as_str),
             ),
             "refresh_token" => auth.refresh(get("refresh_token"), &client_id, secret.as_deref()),
-            "password" => auth.password_grant(
-                &client_id,
-                secret.as_deref(),
-                get("username"),
-                get("password"),
-            ),
             "client_credentials" => auth.client_credentials(&client_id, secret.as_deref()),
             _ => Err(auth::BAD_GRANT_TYPE),
         }

@@ -16,6 +16,9 @@ pub struct Layout {
     /// The inner XML of the `<metadata>` element, without `fullName`.
     pub body_xml: String,
     pub related_lists: Vec<String>,
+    /// Installed by a managed package: saves are refused.
+    #[serde(default)]
+    pub managed: bool,
 }
 
 /// Extra facts about a custom object that only the Metadata API reads back.
@@ -33,6 +36,11 @@ pub struct Org {
     tables: BTreeMap<String, Table>,
     next_custom_prefix: u32,
     pub layouts: BTreeMap<String, Layout>,
+    /// Which layout a profile sees, per object: profile id → object (lower
+    /// case) → layout full name. A profile with no entry for an object sees
+    /// the object's default layout, `{Object}-{Object} Layout`.
+    #[serde(default)]
+    pub layout_assignments: BTreeMap<String, BTreeMap<String, String>>,
     pub object_meta: BTreeMap<String, CustomObjectMeta>,
     /// Bumped whenever permissions change, so cached field access is recomputed.
     #[serde(skip)]
@@ -60,6 +68,7 @@ impl Org {
             tables: BTreeMap::new(),
             next_custom_prefix: 0,
             layouts: BTreeMap::new(),
+            layout_assignments: BTreeMap::new(),
             object_meta: BTreeMap::new(),
             perm_generation: 0,
             by_prefix: HashMap::new(),
@@ -67,24 +76,8 @@ impl Org {
         for def in schema::standard_objects() {
             org.add_object(def);
         }
-        let admin_profile_id =
-            org.insert_system("Profile", &[("Name", Val::text("System Administrator"))]);
-        let standard_profile_id =
-            org.insert_system("Profile", &[("Name", Val::text("Standard User"))]);
-        for (pid, name) in [
-            (&admin_profile_id, "X00eEm000000001_128_09_04_12_1"),
-            (&standard_profile_id, "X00eEm000000002_128_09_04_12_2"),
-        ] {
-            org.insert_system(
-                "PermissionSet",
-                &[
-                    ("Name", Val::text(name)),
-                    ("Label", Val::text(name)),
-                    ("IsOwnedByProfile", Val::Bool(true)),
-                    ("ProfileId", Val::text(pid.as_str())),
-                ],
-            );
-        }
+        let admin_profile_id = org.create_profile("System Administrator");
+        let standard_profile_id = org.create_profile("Standard User");
         for (object, lists) in [
             (
                 "Account",
@@ -97,16 +90,14 @@ impl Org {
             ("Contact", vec!["RelatedActivityList", "RelatedHistoryList"]),
         ] {
             let full_name = format!("{object}-{object} Layout");
-            let body_xml = lists
-                .iter()
-                .map(|l| format!("<relatedLists><relatedList>{l}</relatedList></relatedLists>"))
-                .collect::<String>();
+            let body_xml = default_layout_body(object, &lists);
             org.layouts.insert(
                 full_name.to_lowercase(),
                 Layout {
                     full_name,
                     body_xml,
                     related_lists: lists.iter().map(|s| s.to_string()).collect(),
+                    managed: false,
                 },
             );
         }
@@ -117,6 +108,68 @@ impl Org {
                 standard_profile_id,
             },
         )
+    }
+
+    /// A new profile with its own permission set (as every profile has); returns its id.
+    pub fn create_profile(&mut self, name: &str) -> String {
+        let id = self.insert_system("Profile", &[("Name", Val::text(name))]);
+        let ps_name = format!("X{}", &id[..15]);
+        self.insert_system(
+            "PermissionSet",
+            &[
+                ("Name", Val::text(ps_name.as_str())),
+                ("Label", Val::text(ps_name.as_str())),
+                ("IsOwnedByProfile", Val::Bool(true)),
+                ("ProfileId", Val::text(id.as_str())),
+            ],
+        );
+        id
+    }
+
+    /// A profile's id by its name (case-insensitive).
+    pub fn profile_by_name(&self, name: &str) -> Option<String> {
+        let t = self.table("Profile")?;
+        t.iter()
+            .find(|r| {
+                self.get_field("Profile", r, "Name")
+                    .and_then(Val::as_str)
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
+            .and_then(|r| r[0].as_str().map(str::to_string))
+    }
+
+    /// The full name of the layout users of `profile_id` see for `object`:
+    /// its assignment, else the object's default layout (when it exists).
+    pub fn assigned_layout(&self, profile_id: &str, object: &str) -> Option<String> {
+        let object = object.to_ascii_lowercase();
+        if let Some(l) = self
+            .layout_assignments
+            .get(&profile_id.to_ascii_lowercase())
+            .and_then(|m| m.get(&object))
+        {
+            return Some(l.clone());
+        }
+        self.layouts
+            .values()
+            .find(|l| {
+                l.full_name.split_once('-').is_some_and(|(o, n)| {
+                    o.eq_ignore_ascii_case(&object)
+                        && n.eq_ignore_ascii_case(&format!("{o} Layout"))
+                })
+            })
+            .map(|l| l.full_name.clone())
+    }
+
+    /// The objects that have at least one layout, as their layouts name them.
+    pub fn objects_with_layouts(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .layouts
+            .values()
+            .filter_map(|l| l.full_name.split_once('-').map(|(o, _)| o.to_string()))
+            .collect();
+        v.sort_by_key(|o| o.to_ascii_lowercase());
+        v.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+        v
     }
 
     /// Rebuilds derived lookups after loading saved state.
@@ -219,4 +272,16 @@ impl Org {
     pub fn reset() -> (Org, Bootstrap) {
         Org::new()
     }
+}
+
+/// A standard layout's body: one section with the Name field, then the related lists.
+pub fn default_layout_body(object: &str, related_lists: &[&str]) -> String {
+    let section = format!(
+        "<layoutSections><customLabel>false</customLabel><detailHeading>false</detailHeading><editHeading>true</editHeading><label>{object} Information</label><layoutColumns><layoutItems><behavior>Required</behavior><field>Name</field></layoutItems></layoutColumns><style>TwoColumnsTopToBottom</style></layoutSections>"
+    );
+    let lists: String = related_lists
+        .iter()
+        .map(|l| format!("<relatedLists><relatedList>{l}</relatedList></relatedLists>"))
+        .collect();
+    format!("{section}{lists}")
 }

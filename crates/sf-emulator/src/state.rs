@@ -70,6 +70,44 @@ impl Cursors {
     }
 }
 
+/// Adds a seeded layout (a copy of the object's default layout under a new
+/// name) and assigns it to its profiles, creating those that do not exist.
+fn seed_layout(org: &mut Org, l: &crate::config::SeedLayout) -> Result<(), String> {
+    let object = org
+        .table(&l.object)
+        .map(|t| t.def.name.clone())
+        .ok_or_else(|| format!("seed layout {}: no object {}", l.name, l.object))?;
+    let full_name = format!("{object}-{}", l.name);
+    let default = org
+        .layouts
+        .get(&format!("{object}-{object} Layout").to_lowercase())
+        .cloned()
+        .unwrap_or_default();
+    org.layouts.insert(
+        full_name.to_lowercase(),
+        crate::org::Layout {
+            full_name: full_name.clone(),
+            body_xml: default.body_xml.replace(
+                &format!("<label>{object} Information</label>"),
+                &format!("<label>{} Information</label>", l.name),
+            ),
+            related_lists: default.related_lists,
+            managed: l.managed,
+        },
+    );
+    for p in &l.profiles {
+        let pid = match org.profile_by_name(p) {
+            Some(id) => id,
+            None => org.create_profile(p),
+        };
+        org.layout_assignments
+            .entry(pid.to_ascii_lowercase())
+            .or_default()
+            .insert(object.to_ascii_lowercase(), full_name.clone());
+    }
+    Ok(())
+}
+
 /// Everything saved by `--state FILE`.
 #[derive(Serialize, Deserialize)]
 struct Persisted {
@@ -93,6 +131,8 @@ pub struct Emulator {
     pub started: Instant,
     /// The seed, serialised, to apply again on reset.
     seed_json: Vec<u8>,
+    /// Org-wide settings from the seed.
+    pub settings: crate::config::OrgSettings,
 }
 
 impl Emulator {
@@ -136,6 +176,7 @@ impl Emulator {
             started: Instant::now(),
             config,
             seed_json,
+            settings: seed.org.clone(),
         };
         if em.auth.lock().credentials.is_empty() {
             em.apply_seed(&seed)?;
@@ -158,17 +199,20 @@ impl Emulator {
         }
         let mut org = self.org.write();
         let boot = self.bootstrap.read().clone();
+        for l in &seed.layouts {
+            seed_layout(&mut org, l)?;
+        }
         let mut creds = Vec::new();
         for u in &users {
             let profile = match u.profile.as_str() {
-                "System Administrator" | "Admin" => &boot.admin_profile_id,
-                "Standard User" | "Standard" => &boot.standard_profile_id,
-                other => {
-                    return Err(format!(
-                        "seed user {}: unknown profile '{other}'",
+                "System Administrator" | "Admin" => boot.admin_profile_id.clone(),
+                "Standard User" | "Standard" => boot.standard_profile_id.clone(),
+                other => org.profile_by_name(other).ok_or_else(|| {
+                    format!(
+                        "seed user {}: unknown profile '{other}' (name it in a seeded layout's profiles to create it)",
                         u.username
-                    ))
-                }
+                    )
+                })?,
             };
             let mut values = vec![
                 ("Username", Val::text(u.username.as_str())),
@@ -219,6 +263,20 @@ impl Emulator {
         }
         self.auth.lock().credentials = creds;
         Ok(())
+    }
+
+    /// The profile name of a user, for app policies.
+    pub fn profile_name_of(&self, user_id: &str) -> Option<String> {
+        let org = self.org.read();
+        let user = org.table("User")?.get(user_id)?;
+        let pid = org
+            .get_field("User", user, "ProfileId")?
+            .as_str()?
+            .to_string();
+        let profile = org.table("Profile")?.get(&pid)?;
+        org.get_field("Profile", profile, "Name")?
+            .as_str()
+            .map(str::to_string)
     }
 
     /// Empties the org back to a new one with the seed applied; tokens stay valid.

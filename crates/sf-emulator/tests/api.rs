@@ -806,6 +806,175 @@ async fn metadata_layouts_limits_and_faults() {
         .contains("<faultcode>soapenv:Client</faultcode>"));
 }
 
+/// What a real org refuses in layouts, and how several layouts are assigned
+/// (salesforce-api.md §9.1): qualified related-list columns fail the save,
+/// a list twice fails, an update replaces the layout, `listMetadata` lists
+/// layouts and profiles, and a profile's `layoutAssignments` say which
+/// layout its users see.
+#[tokio::test]
+async fn layouts_are_as_strict_as_a_real_org_and_assigned_per_profile() {
+    let seed: sf_emulator::Seed = serde_json::from_value(json!({
+        "layouts": [
+            {"object": "Account", "name": "Support Layout", "profiles": ["Standard User", "Support Agent"]},
+            {"object": "Account", "name": "Unused (Old)", "profiles": []}
+        ]
+    }))
+    .unwrap();
+    let org = Org::start(EmulatorConfig {
+        seed,
+        ..Default::default()
+    })
+    .await;
+    org.custom_object("Req__c", &[
+        ("Account__c", "<label>Account</label><referenceTo>Account</referenceTo><relationshipName>Requests</relationshipName><type>Lookup</type>"),
+        ("Title__c", &text_field(255)),
+    ]).await;
+    let save = |columns: &str| {
+        format!(
+            r#"<updateMetadata><metadata xsi:type="Layout"><fullName>Account-Support Layout</fullName><layoutSections><label>Kept</label></layoutSections><relatedLists>{columns}<relatedList>Req__c.Account__c</relatedList></relatedLists></metadata></updateMetadata>"#
+        )
+    };
+    let (_, body) = org
+        .soap(
+            &org.token,
+            &save("<fields>NAME</fields><fields>Req__c.Title__c</fields>"),
+        )
+        .await;
+    assert!(
+        body.contains("<success>false</success>")
+            && body.contains("Invalid field:Req__c.Title__c in related list:Req__c.Account__c"),
+        "a qualified column fails the save: {body}"
+    );
+    let (_, body) = org
+        .soap(
+            &org.token,
+            &save("<fields>NAME</fields><fields>Nope__c</fields>"),
+        )
+        .await;
+    assert!(body.contains("Invalid field:Nope__c"), "{body}");
+    let (_, body) = org
+        .soap(
+            &org.token,
+            &save(
+                "<fields>NAME</fields><fields>Title__c</fields><sortField>CREATED_DATE</sortField>",
+            ),
+        )
+        .await;
+    assert!(
+        body.contains("<success>true</success>"),
+        "bare names and tokens pass: {body}"
+    );
+    let twice = save("<fields>NAME</fields>").replace(
+        "</relatedLists>",
+        "</relatedLists><relatedLists><relatedList>Req__c.Account__c</relatedList></relatedLists>",
+    );
+    let (_, body) = org.soap(&org.token, &twice).await;
+    assert!(body.contains("appears more than once"), "{body}");
+    // An update replaces the layout: what it leaves out is gone.
+    let (_, body) = org.soap(&org.token, "<readMetadata><type>Layout</type><fullNames>Account-Support Layout</fullNames></readMetadata>").await;
+    assert!(
+        body.contains("<label>Kept</label>") && !body.contains("RelatedContactList"),
+        "{body}"
+    );
+
+    let (s, body) = org.soap(&org.token, "<listMetadata><queries><type>Layout</type></queries><queries><type>Profile</type></queries></listMetadata>").await;
+    assert_eq!(s, 200, "{body}");
+    for name in [
+        "Account-Account Layout",
+        "Account-Support Layout",
+        "Account-Unused %28Old%29",
+        "Contact-Contact Layout",
+        "<fullName>Admin</fullName>",
+        "<fullName>Standard</fullName>",
+        "<fullName>Support Agent</fullName>",
+    ] {
+        assert!(body.contains(name), "{name} listed: {body}");
+    }
+    let (_, body) = org.soap(&org.token, "<readMetadata><type>Profile</type><fullNames>Support Agent</fullNames><fullNames>Admin</fullNames></readMetadata>").await;
+    let (agent, admin) = body.split_at(body.find("<fullName>Admin</fullName>").unwrap());
+    assert!(
+        agent.contains(
+            "<layoutAssignments><layout>Account-Support Layout</layout></layoutAssignments>"
+        ),
+        "{body}"
+    );
+    assert!(
+        admin.contains("<layout>Account-Account Layout</layout>"),
+        "the default keeps unclaimed profiles: {body}"
+    );
+    // A profile save may move an assignment; a layout that does not exist is refused.
+    let (_, body) = org.soap(&org.token, r#"<updateMetadata><metadata xsi:type="Profile"><fullName>Admin</fullName><layoutAssignments><layout>Account-Nope</layout></layoutAssignments></metadata></updateMetadata>"#).await;
+    assert!(body.contains("<success>false</success>"), "{body}");
+}
+
+/// A permission set save replaces its permissions; a profile save overlays;
+/// required fields take no field-level security (salesforce-api.md §9.2);
+/// a required custom field is required in describe and DML.
+#[tokio::test]
+async fn permission_sets_replace_profiles_overlay_and_required_fields_are_required() {
+    let org = Org::start(EmulatorConfig::default()).await;
+    org.custom_object(
+        "Req__c",
+        &[("A__c", &text_field(10)), ("B__c", &text_field(10))],
+    )
+    .await;
+    let fp = |f: &str| {
+        format!("<fieldPermissions><editable>true</editable><field>Req__c.{f}</field><readable>true</readable></fieldPermissions>")
+    };
+    let ps = |perms: String| {
+        format!(
+            r#"<upsertMetadata><metadata xsi:type="PermissionSet"><fullName>Ours</fullName>{perms}<label>Ours</label></metadata></upsertMetadata>"#
+        )
+    };
+    let (_, body) = org.soap(&org.token, &ps(fp("A__c") + &fp("B__c"))).await;
+    assert!(body.contains("<success>true</success>"), "{body}");
+    let (_, body) = org.soap(&org.token, &ps(fp("B__c"))).await;
+    assert!(body.contains("<success>true</success>"), "{body}");
+    let (_, body) = org
+        .soap(
+            &org.token,
+            "<readMetadata><type>PermissionSet</type><fullNames>Ours</fullNames></readMetadata>",
+        )
+        .await;
+    assert!(
+        !body.contains("Req__c.A__c") && body.contains("Req__c.B__c"),
+        "a permission set save replaces: {body}"
+    );
+    // The profile still has both (granted by custom_object), after naming only B.
+    let (_, body) = org.soap(&org.token, &format!(r#"<updateMetadata><metadata xsi:type="Profile"><fullName>Admin</fullName>{}</metadata></updateMetadata>"#, fp("B__c"))).await;
+    assert!(body.contains("<success>true</success>"), "{body}");
+    let (_, body) = org
+        .soap(
+            &org.token,
+            "<readMetadata><type>Profile</type><fullNames>Admin</fullNames></readMetadata>",
+        )
+        .await;
+    assert!(
+        body.contains("Req__c.A__c") && body.contains("Req__c.B__c"),
+        "a profile save overlays: {body}"
+    );
+
+    let (_, body) = org.soap(&org.token, r#"<createMetadata><metadata xsi:type="CustomField"><fullName>Req__c.Must__c</fullName><label>Must</label><length>10</length><required>true</required><type>Text</type></metadata></createMetadata>"#).await;
+    assert!(body.contains("<success>true</success>"), "{body}");
+    let (_, body) = org.soap(&org.token, &ps(fp("Must__c"))).await;
+    assert!(
+        body.contains("You cannot deploy to a required field: Req__c.Must__c"),
+        "{body}"
+    );
+    let (s, d) = org.get("/sobjects/Req__c/describe").await;
+    assert_eq!(s, 200);
+    let must = d["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "Must__c")
+        .expect("required fields are visible without FLS");
+    assert_eq!(must["nillable"], false);
+    let (s, body) = org.post("/sobjects/Req__c", json!({"Name": "x"})).await;
+    assert_eq!(s, 400);
+    assert_eq!(body[0]["errorCode"], "REQUIRED_FIELD_MISSING", "{body}");
+}
+
 #[tokio::test]
 async fn state_survives_a_restart() {
     let dir = std::env::temp_dir().join(format!("sf-emulator-state-{}", std::process::id()));

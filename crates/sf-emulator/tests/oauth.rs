@@ -205,6 +205,7 @@ async fn grants_and_their_errors() {
                 callback_urls: vec!["https://app.example/cb".into()],
                 rotate_refresh_tokens: true,
                 require_secret: true,
+                ..ConnectedApp::default_app()
             },
         ],
         ..Default::default()
@@ -379,4 +380,112 @@ async fn reset_empties_the_org_but_keeps_sessions() {
     );
     let (s, _) = org.get("/sobjects/Req__c/describe").await;
     assert_eq!(s, 404, "custom objects are gone");
+}
+
+/// OAuth policies as orgs have them in 2026 (salesforce-api.md §9.8): an
+/// admin-approved app refuses users of other profiles at the authorize step
+/// and at the token endpoint, and an org that blocks the username-password
+/// flow answers it exactly like wrong credentials.
+#[tokio::test]
+async fn admin_approved_apps_and_a_blocked_password_flow() {
+    let seed: Seed = serde_json::from_value(serde_json::json!({
+        "users": [
+            {"username": "admin@example.com", "password": "emulator"},
+            {"username": "rep@example.com", "password": "emulator", "profile": "Standard User"}
+        ],
+        "connected_apps": [{
+            "client_id": "eca", "client_secret": "s",
+            "admin_approved": true, "preauthorized_profiles": ["System Administrator"]
+        }, {"client_id": "local-client", "client_secret": "local-secret"}]
+    }))
+    .unwrap();
+    let org = Org::start(EmulatorConfig {
+        seed,
+        ..Default::default()
+    })
+    .await;
+    let http = no_redirects();
+    let approve = |user: &'static str| {
+        http.post(org.url("/services/oauth2/authorize"))
+            .form(&[
+                ("response_type", "code"),
+                ("client_id", "eca"),
+                ("redirect_uri", "http://localhost:7777/cb"),
+                ("state", "s1"),
+                ("username", user),
+                ("password", "emulator"),
+                ("action", "approve"),
+            ])
+            .send()
+    };
+    let r = approve("rep@example.com").await.unwrap();
+    assert_eq!(r.status(), 302);
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        loc.contains("error=OAUTH_APP_ACCESS_DENIED")
+            && loc.contains("user+is+not+admin+approved+to+access+this+app")
+            && loc.ends_with("state=s1"),
+        "{loc}"
+    );
+    let r = approve("admin@example.com").await.unwrap();
+    assert!(r.headers()["location"].to_str().unwrap().contains("code="));
+    let grant = |client: &'static str, secret: &'static str, user: &'static str| {
+        let org = &org;
+        async move {
+            token(
+                org,
+                &[
+                    ("grant_type", "password"),
+                    ("client_id", client),
+                    ("client_secret", secret),
+                    ("username", user),
+                    ("password", "emulator"),
+                ],
+            )
+            .await
+        }
+    };
+    let (s, body) = grant("eca", "s", "rep@example.com").await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (400, Some("invalid_app_access")),
+        "{body}"
+    );
+    assert_eq!(grant("eca", "s", "admin@example.com").await.0, 200);
+    assert_eq!(
+        grant("local-client", "local-secret", "rep@example.com")
+            .await
+            .0,
+        200,
+        "other apps are open"
+    );
+
+    let seed: Seed =
+        serde_json::from_value(serde_json::json!({"org": {"password_flow": false}})).unwrap();
+    let blocked = sf_emulator::start(
+        "127.0.0.1:0",
+        EmulatorConfig {
+            seed,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let r = org
+        .http
+        .post(format!("{}/services/oauth2/token", blocked.base_url))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "local-client"),
+            ("client_secret", "local-secret"),
+            ("username", "admin@example.com"),
+            ("password", "emulator"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(body["error_description"], "authentication failure");
 }

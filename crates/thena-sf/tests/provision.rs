@@ -389,3 +389,204 @@ async fn secrets_are_sealed_in_the_store_file() {
         "no secret in Debug"
     );
 }
+
+fn seeded(seed: serde_json::Value) -> EmulatorConfig {
+    EmulatorConfig {
+        seed: serde_json::from_value(seed).unwrap(),
+        ..Default::default()
+    }
+}
+
+async fn read_layout(client: &salesforce::Client, name: &str) -> salesforce::xml::El {
+    client
+        .metadata_read("Layout", &[name])
+        .await
+        .unwrap()
+        .pop()
+        .flatten()
+        .unwrap_or_else(|| panic!("{name} exists"))
+}
+
+fn has_requests(l: &salesforce::xml::El) -> bool {
+    l.all("relatedLists")
+        .any(|r| r.text_of("relatedList") == Some("Request__c.Account__c"))
+}
+
+/// A real org can show different Account layouts to different profiles; each
+/// one a profile sees gets the list (with bare column names, which is all a
+/// real org accepts) and keeps its sections; an unassigned one is left alone;
+/// a managed layout Salesforce will not change is a warning, not a failure.
+#[tokio::test]
+async fn every_assigned_account_layout_gets_the_list_and_keeps_the_rest() {
+    let e = env(seeded(serde_json::json!({
+        "layouts": [
+            {"object": "Account", "name": "Support Layout", "profiles": ["Standard User", "Support Agent"]},
+            {"object": "Account", "name": "Partner Layout (EMEA)", "profiles": ["Partner Manager"]},
+            {"object": "Account", "name": "Unused Layout", "profiles": []},
+            {"object": "Account", "name": "Packaged Layout", "profiles": ["Package User"], "managed": true}
+        ]
+    })))
+    .await;
+    let c = connect_password(&e).await;
+    let conn = e.store.connection("acme").await.unwrap();
+    let client = connect::client_for(&e.store, &conn, &e.config);
+    for (name, section) in [
+        ("Account-Account Layout", "Account Information"),
+        ("Account-Support Layout", "Support Layout Information"),
+        (
+            "Account-Partner Layout %28EMEA%29",
+            "Partner Layout (EMEA) Information",
+        ),
+    ] {
+        let l = read_layout(&client, name).await;
+        assert!(has_requests(&l), "{name} shows Requests");
+        let xml = l.to_xml();
+        assert!(
+            xml.contains(section) && xml.contains("RelatedContactList"),
+            "{name} keeps its sections and lists: {xml}"
+        );
+        assert!(
+            xml.contains("<fields>Title__c</fields>") && !xml.contains("Request__c.Title__c"),
+            "{xml}"
+        );
+        let shown = format!(
+            "added the Requests related list to the layout {}",
+            name.replace("%28", "(").replace("%29", ")")
+        );
+        assert!(
+            c.provision.changes.contains(&shown),
+            "{shown} in {:?}",
+            c.provision.changes
+        );
+    }
+    assert!(
+        !has_requests(&read_layout(&client, "Account-Unused Layout").await),
+        "a layout no profile sees is left alone"
+    );
+    assert_eq!(c.provision.warnings.len(), 1, "{:?}", c.provision.warnings);
+    let w = &c.provision.warnings[0];
+    assert!(
+        w.contains("Account-Packaged Layout") && w.contains("CANNOT_MODIFY_MANAGED_OBJECT"),
+        "{w}"
+    );
+    let checks = provision::doctor(&client, &[], 0.9).await;
+    let failed: Vec<&provision::Check> = checks.iter().filter(|c| !c.ok).collect();
+    assert_eq!(failed.len(), 1, "{checks:#?}");
+    assert_eq!(failed[0].name, "layout Account-Packaged Layout");
+    assert!(
+        failed[0].fixable,
+        "Fix tries again; the page says what it cannot do"
+    );
+    for name in [
+        "layout Account-Account Layout",
+        "layout Account-Support Layout",
+        "layout Account-Partner Layout (EMEA)",
+    ] {
+        assert!(
+            checks.iter().any(|c| c.name == name && c.ok),
+            "{name}: {checks:#?}"
+        );
+    }
+}
+
+/// A permission set save replaces the set in a real org: a permission an
+/// admin added by hand survives a later provisioning that adds a category field.
+#[tokio::test]
+async fn an_admins_own_permission_survives_a_new_category() {
+    let e = env(EmulatorConfig::default()).await;
+    connect_password(&e).await;
+    let conn = e.store.connection("acme").await.unwrap();
+    let client = connect::client_for(&e.store, &conn, &e.config);
+    let ps = client
+        .query("SELECT Id FROM PermissionSet WHERE Name = 'Thena_Request_Sync'")
+        .await
+        .unwrap();
+    let ps_id = ps[0]["Id"].as_str().unwrap().to_string();
+    client
+        .create("FieldPermissions", &serde_json::json!({"ParentId": ps_id, "SobjectType": "Account", "Field": "Account.Website", "PermissionsRead": true, "PermissionsEdit": false}))
+        .await
+        .unwrap();
+    let user = connect::user_id(&client.tokens()).unwrap();
+    provision::ensure_categories(&client, &e.store, "acme", &user, &["Product".into()])
+        .await
+        .unwrap();
+    let q = |f: &str| {
+        format!("SELECT COUNT() FROM FieldPermissions WHERE ParentId = '{ps_id}' AND Field = '{f}'")
+    };
+    assert_eq!(
+        client.count(&q("Request__c.Product__c")).await.unwrap(),
+        1,
+        "the new field is granted"
+    );
+    assert_eq!(
+        client.count(&q("Account.Website")).await.unwrap(),
+        1,
+        "the admin's permission is kept"
+    );
+    assert_eq!(client.count(&q("Request__c.Title__c")).await.unwrap(), 1);
+}
+
+/// A required field the connector does not fill makes every upsert fail:
+/// the doctor names it and says Fix cannot repair it; an unassigned
+/// permission set is found and repaired.
+#[tokio::test]
+async fn the_doctor_names_required_fields_and_the_permission_set_assignment() {
+    let e = env(EmulatorConfig::default()).await;
+    connect_password(&e).await;
+    let conn = e.store.connection("acme").await.unwrap();
+    let client = connect::client_for(&e.store, &conn, &e.config);
+    let r = client
+        .metadata_save(
+            salesforce::metadata::Save::Create,
+            &[salesforce::metadata::Component {
+                kind: "CustomField",
+                full_name: "Request__c.Region__c".into(),
+                body: "<label>Region</label><length>20</length><required>true</required><type>Text</type>".into(),
+            }],
+        )
+        .await
+        .unwrap();
+    assert!(r[0].success, "{r:?}");
+    let psa = client
+        .query("SELECT Id FROM PermissionSetAssignment WHERE PermissionSet.Name = 'Thena_Request_Sync'")
+        .await
+        .unwrap();
+    client
+        .delete("PermissionSetAssignment", psa[0]["Id"].as_str().unwrap())
+        .await
+        .unwrap();
+    let checks = provision::doctor(&client, &[], 0.9).await;
+    let required = checks.iter().find(|c| c.name == "required fields").unwrap();
+    assert!(!required.ok && !required.fixable, "{required:?}");
+    assert!(
+        required.detail.contains("region__c") && required.detail.contains("REQUIRED_FIELD_MISSING"),
+        "{required:?}"
+    );
+    assert!(
+        required.hint.as_deref().unwrap().contains("optional"),
+        "{required:?}"
+    );
+    let assignment = checks
+        .iter()
+        .find(|c| c.name == "permission set Thena_Request_Sync")
+        .unwrap();
+    assert!(!assignment.ok && assignment.fixable, "{assignment:?}");
+
+    let user = connect::user_id(&client.tokens()).unwrap();
+    let report = provision::provision(&client, &[], &user).await.unwrap();
+    assert!(
+        report.to_string().contains("assigned permission set"),
+        "{report}"
+    );
+    let after = provision::doctor(&client, &[], 0.9).await;
+    let failed: Vec<&str> = after
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(
+        failed,
+        ["required fields"],
+        "Fix repairs what it can: {after:#?}"
+    );
+}

@@ -1,6 +1,6 @@
 //! The Metadata API over SOAP (`/services/Soap/m/NN.N[/orgId]`): parses the
 //! envelope (any prefixes, SOAPAction ignored), passes the API gate, runs
-//! create/update/upsert/read/deleteMetadata, and answers as Salesforce does,
+//! create/update/upsert/read/list/deleteMetadata, and answers as Salesforce does,
 //! with SOAP faults (HTTP 500) for session and limit errors.
 
 pub mod ops;
@@ -202,6 +202,28 @@ fn run(em: &Emulator, op: &El) -> Response {
                 })
                 .collect();
             soap(StatusCode::OK, &format!("<readMetadataResponse><result>{records}</result></readMetadataResponse>"))
+        }
+        "listMetadata" => {
+            let kinds: Vec<String> = op.children_named("queries").filter_map(|q| q.text_of("type")).collect();
+            if kinds.len() > 3 {
+                return fault("INVALID_QUERY", "INVALID_QUERY: listMetadata takes at most 3 queries");
+            }
+            let org = em.org.read();
+            let mut results = String::new();
+            for kind in &kinds {
+                let Some(names) = ops::list(&org, kind) else {
+                    return fault("INVALID_TYPE", &format!("INVALID_TYPE: The emulator does not list metadata type {kind}"));
+                };
+                for n in names {
+                    results += &format!(
+                        "<result><createdById>005Em0000000001AAA</createdById><createdByName>Emulator Admin</createdByName><createdDate>2026-01-01T00:00:00.000Z</createdDate><fileName>{}</fileName><fullName>{}</fullName><id></id><lastModifiedById>005Em0000000001AAA</lastModifiedById><lastModifiedByName>Emulator Admin</lastModifiedByName><lastModifiedDate>2026-01-01T00:00:00.000Z</lastModifiedDate><manageableState>unmanaged</manageableState><type>{}</type></result>",
+                        escape(&format!("{}/{n}", kind.to_ascii_lowercase())),
+                        escape(&n),
+                        escape(kind)
+                    );
+                }
+            }
+            soap(StatusCode::OK, &format!("<listMetadataResponse>{results}</listMetadataResponse>"))
         }
         "deleteMetadata" => {
             let Some(kind) = op.text_of("type") else { return fault("soapenv:Client", "deleteMetadata needs a type") };

@@ -373,23 +373,47 @@ fn permission_set_id(org: &Org, name: &str) -> Option<String> {
         .and_then(|r| r[0].as_str().map(str::to_string))
 }
 
-fn profile_id(org: &Org, full: &str) -> Option<String> {
+/// A profile's Metadata API full name maps to its name: `Admin` and
+/// `Standard` are the two standard profiles, others are percent-encoded names.
+fn profile_name(full: &str) -> String {
     let name = match full {
         "Admin" => "System Administrator",
         "Standard" => "Standard User",
         other => other,
     };
-    let name = percent_encoding::percent_decode_str(name)
+    percent_encoding::percent_decode_str(name)
         .decode_utf8_lossy()
-        .into_owned();
-    let t = org.table("Profile")?;
-    t.iter()
-        .find(|r| {
-            org.get_field("Profile", r, "Name")
-                .and_then(Val::as_str)
-                .is_some_and(|n| n.eq_ignore_ascii_case(&name))
-        })
-        .and_then(|r| r[0].as_str().map(str::to_string))
+        .into_owned()
+}
+
+/// A profile's full name as `listMetadata` gives it.
+pub fn profile_full_name(name: &str) -> String {
+    match name {
+        "System Administrator" => "Admin".to_string(),
+        "Standard User" => "Standard".to_string(),
+        other => encode_full_name(other),
+    }
+}
+
+/// Percent-encodes what Salesforce encodes in full names: anything but
+/// letters, digits, spaces, `_` and `-` (salesforce-api.md §9.1).
+pub fn encode_full_name(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, ' ' | '_' | '-') {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
+fn profile_id(org: &Org, full: &str) -> Option<String> {
+    org.profile_by_name(&profile_name(full))
 }
 
 fn profile_permission_set(org: &Org, profile: &str) -> Option<String> {
@@ -440,14 +464,21 @@ fn apply_permissions(org: &mut Org, ps: &str, md: &El) -> Result<(), MdError> {
         let field = fp
             .text_of("field")
             .ok_or_else(|| missing("fieldPermissions.field"))?;
-        let ok = field
+        let def = field
             .split_once('.')
-            .and_then(|(o, f)| org.table(o).and_then(|t| t.def.field(f)))
-            .is_some();
-        if !ok {
+            .and_then(|(o, f)| org.table(o).and_then(|t| t.def.field(f)));
+        let Some(def) = def else {
             return Err(err(
                 "INVALID_CROSS_REFERENCE_KEY",
                 format!("In field: field - no CustomField named {field} found"),
+            ));
+        };
+        // Required fields are visible to everyone and take no field-level
+        // security (salesforce-api.md §9.2). The status code is a guess.
+        if def.required {
+            return Err(err(
+                "FIELD_INTEGRITY_EXCEPTION",
+                format!("You cannot deploy to a required field: {field}"),
             ));
         }
         if fp.bool_of("editable") == Some(true) && fp.bool_of("readable") != Some(true) {
@@ -575,6 +606,7 @@ fn save_permission_set(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdErr
                 set_fields(org, "PermissionSet", &id, &[("Label", Val::text(l))]);
             }
             apply_permissions(org, &id, md)?;
+            drop_unnamed_permissions(org, &id, md);
             false
         }
         None => {
@@ -597,31 +629,121 @@ fn save_permission_set(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdErr
     Ok(created)
 }
 
+/// A permission set save replaces the set (API 40.0+): permissions it does
+/// not name are removed (salesforce-api.md §9.2). Profiles overlay instead.
+fn drop_unnamed_permissions(org: &mut Org, ps: &str, md: &El) {
+    let named_fields: Vec<String> = md
+        .children_named("fieldPermissions")
+        .filter_map(|f| f.text_of("field"))
+        .map(|f| f.to_ascii_lowercase())
+        .collect();
+    let named_objects: Vec<String> = md
+        .children_named("objectPermissions")
+        .filter_map(|o| o.text_of("object"))
+        .map(|o| o.to_ascii_lowercase())
+        .collect();
+    for (object, key, named) in [
+        ("FieldPermissions", "Field", &named_fields),
+        ("ObjectPermissions", "SobjectType", &named_objects),
+    ] {
+        for id in rows_where(org, object, &[("ParentId", ps)]) {
+            let value = org
+                .table(object)
+                .and_then(|t| t.get(&id))
+                .and_then(|r| org.get_field(object, r, key))
+                .and_then(Val::as_str)
+                .map(str::to_ascii_lowercase)
+                .unwrap_or_default();
+            if !named.contains(&value) {
+                let _ = org.delete(object, &id);
+            }
+        }
+    }
+    org.perm_generation += 1;
+}
+
 fn save_profile(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdError> {
     let full = full_name(md)?;
     let existing = profile_id(org, &full);
     check_mode(mode, existing.is_some(), "Profile", "Profile", &full)?;
+    let assignments = layout_assignments(org, md)?;
     let (profile, created) = match existing {
         Some(id) => (id, false),
-        None => {
-            let id = org.insert_system("Profile", &[("Name", Val::text(full.as_str()))]);
-            let ps_name = format!("X{}", &id[..15]);
-            org.insert_system(
-                "PermissionSet",
-                &[
-                    ("Name", Val::text(ps_name.as_str())),
-                    ("Label", Val::text(ps_name.as_str())),
-                    ("IsOwnedByProfile", Val::Bool(true)),
-                    ("ProfileId", Val::text(id.as_str())),
-                ],
-            );
-            (id, true)
-        }
+        None => (org.create_profile(&profile_name(&full)), true),
     };
+    let map = org
+        .layout_assignments
+        .entry(profile.to_ascii_lowercase())
+        .or_default();
+    for (object, layout) in assignments {
+        map.insert(object, layout);
+    }
     let ps = profile_permission_set(org, &profile)
         .ok_or_else(|| err("UNKNOWN_EXCEPTION", "profile has no permission set"))?;
     apply_permissions(org, &ps, md)?;
     Ok(created)
+}
+
+/// The `layoutAssignments` of a Profile element, checked: object (lower case) → layout full name.
+fn layout_assignments(org: &Org, md: &El) -> Result<Vec<(String, String)>, MdError> {
+    let mut v = Vec::new();
+    for a in md.children_named("layoutAssignments") {
+        let layout = a
+            .text_of("layout")
+            .ok_or_else(|| missing("layoutAssignments.layout"))?;
+        let l = org.layouts.get(&layout_key(&layout)).ok_or_else(|| {
+            err(
+                "INVALID_CROSS_REFERENCE_KEY",
+                format!("In field: layout - no Layout named {layout} found"),
+            )
+        })?;
+        let object = l.full_name.split_once('-').map(|(o, _)| o).unwrap_or("");
+        v.push((object.to_ascii_lowercase(), l.full_name.clone()));
+    }
+    Ok(v)
+}
+
+/// Column aliases a custom object's related list accepts besides its own
+/// fields' bare names (salesforce-api.md §9.1). Kept in one place: the list
+/// of Salesforce's standard tokens is longer, and these are the ones seen in
+/// public layout files.
+pub const STANDARD_COLUMNS: &[&str] = &[
+    "NAME",
+    "CREATED_DATE",
+    "LAST_UPDATE",
+    "CREATEDBY_USER",
+    "UPDATEDBY_USER",
+    "OWNER.ALIAS",
+    "OWNER.FIRST_NAME",
+    "OWNER.LAST_NAME",
+    "RECORDTYPE",
+];
+
+/// Checks a related list's columns (and sort field) the way a real org does:
+/// bare names of the child object's fields or standard tokens; anything
+/// else (such as `Request__c.Title__c`) fails the save. The message is
+/// Salesforce's; its status code is [UNVERIFIED] (salesforce-api.md §9.1).
+fn check_columns(org: &Org, rl: &El, name: &str) -> Result<(), MdError> {
+    let Some((child, _)) = name.split_once('.') else {
+        // Standard related lists use their own aliases; not checked.
+        return Ok(());
+    };
+    let child_def = org.table(child).map(|t| &t.def);
+    let columns = rl
+        .children_named("fields")
+        .map(|f| f.text.trim().to_string())
+        .chain(rl.text_of("sortField"));
+    for col in columns {
+        let ok = STANDARD_COLUMNS.contains(&col.as_str())
+            || (!col.contains('.') && child_def.is_some_and(|d| d.field(&col).is_some()));
+        if !ok {
+            return Err(err(
+                "FIELD_INTEGRITY_EXCEPTION",
+                format!("Invalid field:{col} in related list:{name}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn layout_key(full: &str) -> String {
@@ -656,6 +778,14 @@ fn save_layout(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdError> {
     let key = layout_key(&full);
     let exists = org.layouts.contains_key(&key);
     check_mode(mode, exists, "Layout", "Layout", &decoded)?;
+    if org.layouts.get(&key).is_some_and(|l| l.managed) {
+        return Err(err(
+            "CANNOT_MODIFY_MANAGED_OBJECT",
+            format!(
+                "Cannot modify managed object: entity=Layout, component={decoded}, state=installed"
+            ),
+        ));
+    }
     let mut related = Vec::new();
     for rl in md.children_named("relatedLists") {
         let name = rl
@@ -673,6 +803,16 @@ fn save_layout(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdError> {
                 ));
             }
         }
+        check_columns(org, rl, &name)?;
+        if related
+            .iter()
+            .any(|r: &String| r.eq_ignore_ascii_case(&name))
+        {
+            return Err(err(
+                "FIELD_INTEGRITY_EXCEPTION",
+                format!("Field: relatedLists, value:{name} appears more than once"),
+            ));
+        }
         related.push(name);
     }
     let body_xml: String = md
@@ -687,6 +827,7 @@ fn save_layout(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdError> {
             full_name: decoded,
             body_xml,
             related_lists: related,
+            managed: false,
         },
     );
     Ok(!exists)
@@ -914,8 +1055,19 @@ pub fn read(org: &Org, kind: &str, full: &str) -> Option<String> {
             let ps = profile_permission_set(org, &pid)?;
             let (fields, objects) = permissions_xml(org, &ps);
             let custom = !matches!(full, "Admin" | "Standard");
+            let layouts: String = org
+                .objects_with_layouts()
+                .iter()
+                .filter_map(|o| org.assigned_layout(&pid, o))
+                .map(|l| {
+                    format!(
+                        "<layoutAssignments>{}</layoutAssignments>",
+                        tag("layout", l)
+                    )
+                })
+                .collect();
             Some(format!(
-                "{}{}{fields}{objects}{}",
+                "{}{}{fields}{layouts}{objects}{}",
                 tag("fullName", full),
                 tag("custom", custom),
                 tag("userLicense", "Salesforce")
@@ -989,9 +1141,13 @@ pub fn delete(org: &mut Org, kind: &str, full: &str) -> Result<(), MdError> {
             let _ = org.delete("PermissionSet", &id);
         }
         "Layout" => {
-            org.layouts
+            let l = org
+                .layouts
                 .remove(&layout_key(full))
                 .ok_or_else(not_found)?;
+            for m in org.layout_assignments.values_mut() {
+                m.retain(|_, name| name != &l.full_name);
+            }
         }
         "Profile" => {
             return Err(err(
@@ -1008,4 +1164,42 @@ pub fn delete(org: &mut Org, kind: &str, full: &str) -> Result<(), MdError> {
     }
     org.perm_generation += 1;
     Ok(())
+}
+
+/// The full names of every component of `kind`, as `listMetadata` lists them.
+pub fn list(org: &Org, kind: &str) -> Option<Vec<String>> {
+    let names = match kind {
+        "Layout" => org
+            .layouts
+            .values()
+            .map(|l| encode_full_name(&l.full_name))
+            .collect(),
+        "CustomObject" => org
+            .tables()
+            .filter(|t| t.def.custom)
+            .map(|t| t.def.name.clone())
+            .collect(),
+        "Profile" => names_of(org, "Profile", &[])
+            .into_iter()
+            .map(|n| profile_full_name(&n))
+            .collect(),
+        "PermissionSet" => names_of(org, "PermissionSet", &[("IsOwnedByProfile", false)]),
+        _ => return None,
+    };
+    Some(names)
+}
+
+fn names_of(org: &Org, object: &str, flags: &[(&str, bool)]) -> Vec<String> {
+    let Some(t) = org.table(object) else {
+        return vec![];
+    };
+    t.iter()
+        .filter(|r| {
+            flags.iter().all(
+                |(f, want)| matches!(org.get_field(object, r, f), Some(Val::Bool(b)) if b == want),
+            )
+        })
+        .filter_map(|r| org.get_field(object, r, "Name").and_then(Val::as_str))
+        .map(str::to_string)
+        .collect()
 }

@@ -310,6 +310,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         "instance_url": c.instance_url,
                         "connected_at": thena_sf::store::ts(c.connected_at),
                         "provisioned": c.provision.changes,
+                        "warnings": c.provision.warnings,
                     })
                 );
             } else {

@@ -1,18 +1,24 @@
-//! The doctor: checks the org's setup, one line each, with a fix hint.
+//! The doctor: checks the org's setup, one line each, with a fix hint and
+//! whether `provision` (Fix) can repair it.
 
-use salesforce::{Action, Client};
+use salesforce::{soql, Action, Client};
+use serde::{Deserialize, Serialize};
 
-use super::schema::{self, ACCOUNT_LAYOUT, ADMIN_PROFILE, EXTERNAL_ID, OBJECT};
-use super::{existing_fields, field_problem, granted, has_related_list, wanted_fields};
+use super::layouts::{self, Profiles};
+use super::schema::{self, ADMIN_PROFILE, EXTERNAL_ID, OBJECT, PERMISSION_SET};
+use super::{decoded, existing_fields, field_problem, granted, wanted_fields, Existing};
 
 /// One check's outcome.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Check {
     pub name: String,
     pub ok: bool,
     pub detail: String,
     /// What to do when it fails.
     pub hint: Option<String>,
+    /// Whether Fix (provisioning) repairs it when it fails.
+    #[serde(default)]
+    pub fixable: bool,
 }
 
 fn pass(name: impl Into<String>, detail: impl Into<String>) -> Check {
@@ -21,19 +27,30 @@ fn pass(name: impl Into<String>, detail: impl Into<String>) -> Check {
         ok: true,
         detail: detail.into(),
         hint: None,
+        fixable: false,
     }
 }
 
+/// A failure Fix cannot repair: the hint says what a person must do.
 fn fail(name: impl Into<String>, detail: impl Into<String>, hint: impl Into<String>) -> Check {
     Check {
         name: name.into(),
         ok: false,
         detail: detail.into(),
         hint: Some(hint.into()),
+        fixable: false,
     }
 }
 
-const FIX: &str = "run `thena-sf doctor <name> --fix` (or `thena-sf provision <name>`)";
+/// A failure Fix repairs.
+fn fixable(name: impl Into<String>, detail: impl Into<String>) -> Check {
+    Check {
+        fixable: true,
+        ..fail(name, detail, FIX)
+    }
+}
+
+pub const FIX: &str = "run `thena-sf doctor <name> --fix` (or `thena-sf provision <name>`)";
 
 /// Runs every check. A failed token check stops the rest (they would all fail).
 pub async fn doctor(
@@ -59,6 +76,74 @@ pub async fn doctor(
             return checks;
         }
     };
+    checks.push(usage_check(&limits, headroom_share));
+
+    let object = match client.metadata_read("CustomObject", &[OBJECT]).await {
+        Ok(mut v) => v.pop().flatten(),
+        Err(e) => {
+            checks.push(fail(
+                format!("object {OBJECT}"),
+                e.to_string(),
+                "check that the connected user may use the Metadata API (Modify Metadata and Customize Application)",
+            ));
+            return checks;
+        }
+    };
+    let Some(object) = object else {
+        checks.push(fixable(format!("object {OBJECT}"), "does not exist"));
+        return checks;
+    };
+    checks.push(pass(format!("object {OBJECT}"), "exists"));
+    let existing = existing_fields(&object);
+    client.invalidate_describes();
+    let described = client.describe(OBJECT).await.ok();
+    let (profiles, account_layouts) = match Profiles::read(client).await {
+        Ok(p) => p,
+        Err(e) => {
+            checks.push(fail("profiles", e.to_string(), "check that the connected user may read profiles and layouts (View Setup and Configuration)"));
+            return checks;
+        }
+    };
+    let admin = profiles.get(ADMIN_PROFILE).map(granted).unwrap_or_default();
+    for f in wanted_fields(categories) {
+        let name = format!("field {}", f.name);
+        let have = existing.get(&f.name.to_ascii_lowercase());
+        if let Some(problem) = field_problem(&f, have) {
+            checks.push(fixable(name, problem));
+            continue;
+        }
+        let required = have.is_some_and(|e| e.required);
+        let user_ok = described
+            .as_ref()
+            .and_then(|d| d.field(&f.name))
+            .is_some_and(|d| d.updateable);
+        let admin_ok = required
+            || admin.get(&format!("{OBJECT}.{}", f.name).to_ascii_lowercase()) == Some(&true);
+        let ty = schema::metadata_type(&f.kind);
+        checks.push(match (user_ok, admin_ok) {
+            (true, true) => pass(name, format!("{ty}, visible and editable to the connected user and System Administrator")),
+            (false, _) => fixable(name, format!("{ty}, but not visible and editable to the connected user")),
+            (true, false) => fixable(name, format!("{ty}, but System Administrator cannot see and edit it (\"I can't see the Requestor or Account fields\")")),
+        });
+    }
+    checks.push(required_check(&existing));
+    checks.push(match existing.get(&EXTERNAL_ID.to_ascii_lowercase()) {
+        Some(e) if e.external_id && e.unique => pass(
+            format!("{EXTERNAL_ID} is the upsert key"),
+            "External ID and Unique",
+        ),
+        _ => fixable(
+            format!("{EXTERNAL_ID} is the upsert key"),
+            "not External ID and Unique: upserts could match several records",
+        ),
+    });
+    checks.push(assignment_check(client).await);
+    let found = profiles.account_layouts(account_layouts);
+    checks.extend(layout_checks(client, &found.assigned, &found.all).await);
+    checks
+}
+
+fn usage_check(limits: &serde_json::Value, headroom_share: f64) -> Check {
     let max = limits["DailyApiRequests"]["Max"].as_u64().unwrap_or(0);
     let remaining = limits["DailyApiRequests"]["Remaining"]
         .as_u64()
@@ -73,82 +158,113 @@ pub async fn doctor(
         "{used} of {max} API calls used in the last 24 hours ({:.0}%)",
         share * 100.0
     );
-    checks.push(if share < headroom_share { pass("API usage", detail) } else { fail("API usage", detail, "the sync pauses above this share; it resumes as usage rolls off, or raise the org's limit") });
+    if share < headroom_share {
+        pass("API usage", detail)
+    } else {
+        fail("API usage", detail, "the sync pauses above this share; it resumes as usage rolls off, or raise the org's limit")
+    }
+}
 
-    let object = match client.metadata_read("CustomObject", &[OBJECT]).await {
-        Ok(mut v) => v.pop().flatten(),
+/// Required fields the connector does not fill make every upsert fail with
+/// `REQUIRED_FIELD_MISSING`. Only `RequestId__c` is always sent.
+fn required_check(existing: &std::collections::HashMap<String, Existing>) -> Check {
+    let mut required: Vec<&String> = existing
+        .iter()
+        .filter(|(name, e)| e.required && *name != &EXTERNAL_ID.to_ascii_lowercase())
+        .map(|(name, _)| name)
+        .collect();
+    required.sort();
+    if required.is_empty() {
+        return pass(
+            "required fields",
+            format!("no field of {OBJECT} but {EXTERNAL_ID} is required"),
+        );
+    }
+    let names = required
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    fail(
+        "required fields",
+        format!("{names} on {OBJECT} is required but the connector does not always fill it: every upsert without it fails with REQUIRED_FIELD_MISSING"),
+        format!("in Salesforce Setup → Object Manager → Request → Fields & Relationships, make {names} optional (untick Required) or give it a default value; then retry the failed requests"),
+    )
+}
+
+async fn assignment_check(client: &Client) -> Check {
+    let name = format!("permission set {PERMISSION_SET}");
+    let Some((_, user)) = client.tokens().org_and_user() else {
+        return fail(name, "the connected user is unknown", "reconnect this org");
+    };
+    let q = format!(
+        "SELECT COUNT() FROM PermissionSetAssignment WHERE AssigneeId = {} AND PermissionSet.Name = {}",
+        soql::quote(&user),
+        soql::quote(PERMISSION_SET)
+    );
+    match client.count(&q).await {
+        Ok(n) if n > 0 => pass(name, "assigned to the connected user"),
+        Ok(_) => fixable(
+            name,
+            "not assigned to the connected user: the connector cannot see its fields",
+        ),
+        Err(e) => fail(
+            name,
+            e.to_string(),
+            "check that the connected user may read permission set assignments",
+        ),
+    }
+}
+
+/// One check per Account layout a profile sees.
+async fn layout_checks(client: &Client, assigned: &[String], all: &[String]) -> Vec<Check> {
+    if assigned.is_empty() {
+        return vec![fail(
+            "Account layouts",
+            format!(
+                "no Account layout is assigned to a profile (found: {})",
+                if all.is_empty() {
+                    "none".into()
+                } else {
+                    all.iter()
+                        .map(|l| decoded(l))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ),
+            "add the Requests related list to the Account layout your users see, by hand",
+        )];
+    }
+    let names: Vec<&str> = assigned.iter().map(String::as_str).collect();
+    let read = match client.metadata_read("Layout", &names).await {
+        Ok(r) => r,
         Err(e) => {
-            checks.push(fail(
-                format!("object {OBJECT}"),
+            return vec![fail(
+                "Account layouts",
                 e.to_string(),
-                "check that the connected user may use the Metadata API (Modify Metadata)",
-            ));
-            return checks;
+                "check that the connected user may read layouts",
+            )]
         }
     };
-    let Some(object) = object else {
-        checks.push(fail(format!("object {OBJECT}"), "does not exist", FIX));
-        return checks;
-    };
-    checks.push(pass(format!("object {OBJECT}"), "exists"));
-    let existing = existing_fields(&object);
-    client.invalidate_describes();
-    let described = client.describe(OBJECT).await.ok();
-    let profile = client
-        .metadata_read("Profile", &[ADMIN_PROFILE])
-        .await
-        .ok()
-        .and_then(|mut v| v.pop().flatten());
-    let admin = profile.as_ref().map(granted).unwrap_or_default();
-    for f in wanted_fields(categories) {
-        let name = format!("field {}", f.name);
-        if let Some(problem) = field_problem(&f, existing.get(&f.name.to_ascii_lowercase())) {
-            checks.push(fail(name, problem, FIX));
-            continue;
-        }
-        let user_ok = described
-            .as_ref()
-            .and_then(|d| d.field(&f.name))
-            .is_some_and(|d| d.updateable);
-        let admin_ok =
-            admin.get(&format!("{OBJECT}.{}", f.name).to_ascii_lowercase()) == Some(&true);
-        let ty = schema::metadata_type(&f.kind);
-        match (user_ok, admin_ok) {
-            (true, true) => checks.push(pass(name, format!("{ty}, visible and editable to the connected user and System Administrator"))),
-            (false, _) => checks.push(fail(name, format!("{ty}, but not visible and editable to the connected user"), FIX)),
-            (true, false) => checks.push(fail(name, format!("{ty}, but System Administrator cannot see and edit it (\"I can't see the Requestor or Account fields\")"), FIX)),
-        }
-    }
-    match existing.get(&EXTERNAL_ID.to_ascii_lowercase()) {
-        Some(e) if e.external_id && e.unique => checks.push(pass(
-            format!("{EXTERNAL_ID} is the upsert key"),
-            "External ID and Unique",
-        )),
-        _ => checks.push(fail(
-            format!("{EXTERNAL_ID} is the upsert key"),
-            "not External ID and Unique: upserts could match several records",
-            FIX,
-        )),
-    }
-    match client
-        .metadata_read("Layout", &[ACCOUNT_LAYOUT])
-        .await
-        .ok()
-        .and_then(|mut v| v.pop().flatten())
-    {
-        Some(l) if has_related_list(&l) => {
-            checks.push(pass("Account layout", "shows the Requests related list"))
-        }
-        Some(_) => checks.push(fail(
-            "Account layout",
-            "has no Requests related list (\"I can't see requests in the Account view\")",
-            FIX,
-        )),
-        None => checks.push(fail(
-            "Account layout",
-            format!("{ACCOUNT_LAYOUT} was not found"),
-            "add the Requests related list to your Account layout by hand",
-        )),
-    }
-    checks
+    assigned
+        .iter()
+        .zip(read)
+        .map(|(name, l)| {
+            let check = format!("layout {}", decoded(name));
+            match l {
+                Some(l) if layouts::has_related_list(&l) => {
+                    pass(check, "shows the Requests related list")
+                }
+                Some(_) => fixable(
+                    check,
+                    "has no Requests related list (\"I can't see requests in the Account view\")",
+                ),
+                None => fail(
+                    check,
+                    "was not found",
+                    "add the Requests related list to this layout by hand",
+                ),
+            }
+        })
+        .collect()
 }

@@ -1,11 +1,15 @@
 //! Zero-touch setup of the org: the `Request__c` object and its fields (one
 //! Text field per custom category), field access for the connected user (a
 //! permission set) and for System Administrator, and the Requests related list
-//! on the Account layout. Idempotent: it reads what is there and changes only
-//! what is missing or wrong, and says what it changed.
+//! on every Account layout a profile sees. Idempotent: it reads what is there
+//! and changes only what is missing or wrong, and says what it changed. A
+//! layout Salesforce refuses to change is a warning, not a failure: the
+//! connection works without the related list.
 
 pub mod categories;
 mod doctor;
+pub mod layouts;
+mod permissions;
 pub mod schema;
 
 use std::collections::{HashMap, HashSet};
@@ -15,7 +19,9 @@ use salesforce::xml::El;
 use salesforce::{soql, Client};
 
 pub use doctor::{doctor, Check};
-use schema::{FieldSpec, ACCOUNT_LAYOUT, ADMIN_PROFILE, OBJECT, PERMISSION_SET, RELATED_LIST};
+use layouts::{LayoutOutcome, Profiles};
+pub(crate) use permissions::granted;
+use schema::{FieldSpec, ADMIN_PROFILE, OBJECT, PERMISSION_SET};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
@@ -25,10 +31,13 @@ pub enum ProvisionError {
     Refused { what: String, reason: String },
 }
 
-/// What a provisioning run changed, one line each.
+/// What a provisioning run changed, one line each, and what it could not do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
     pub changes: Vec<String>,
+    /// Things left undone that do not stop the sync (a layout Salesforce
+    /// would not change: its name and Salesforce's words).
+    pub warnings: Vec<String>,
 }
 
 impl Report {
@@ -40,10 +49,13 @@ impl Report {
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.changes.is_empty() {
-            return writeln!(f, "Salesforce is already set up: nothing to change.");
+            writeln!(f, "Salesforce is already set up: nothing to change.")?;
         }
         for c in &self.changes {
             writeln!(f, "  + {c}")?;
+        }
+        for w in &self.warnings {
+            writeln!(f, "  ! {w}")?;
         }
         Ok(())
     }
@@ -64,6 +76,7 @@ pub(crate) struct Existing {
     pub external_id: bool,
     pub unique: bool,
     pub reference_to: Option<String>,
+    pub required: bool,
 }
 
 pub(crate) fn existing_fields(object: &El) -> HashMap<String, Existing> {
@@ -79,6 +92,7 @@ pub(crate) fn existing_fields(object: &El) -> HashMap<String, Existing> {
                     external_id: f.text_of("externalId") == Some("true"),
                     unique: f.text_of("unique") == Some("true"),
                     reference_to: f.text_of("referenceTo").map(str::to_string),
+                    required: f.text_of("required") == Some("true"),
                 },
             ))
         })
@@ -120,20 +134,6 @@ pub(crate) fn field_problem(want: &FieldSpec, have: Option<&Existing>) -> Option
         _ if want.unique && !have.unique => Some("is not Unique".into()),
         _ => None,
     }
-}
-
-/// Field permissions (`Object.Field` → editable) found on a permission set or profile.
-pub(crate) fn granted(perms: &El) -> HashMap<String, bool> {
-    perms
-        .all("fieldPermissions")
-        .filter(|p| p.text_of("readable") == Some("true"))
-        .filter_map(|p| {
-            Some((
-                p.text_of("field")?.to_ascii_lowercase(),
-                p.text_of("editable") == Some("true"),
-            ))
-        })
-        .collect()
 }
 
 fn field_key(f: &FieldSpec) -> String {
@@ -219,123 +219,58 @@ pub async fn provision(
         check_saved(&r, "the field")?;
     }
 
-    // 2. Access for the connected user: a permission set, assigned.
-    let all: Vec<(String, bool)> = wanted.iter().map(|f| (field_key(f), true)).collect();
-    let ps = client
-        .metadata_read("PermissionSet", &[PERMISSION_SET])
-        .await?
-        .pop()
-        .flatten();
-    let have = ps.as_ref().map(granted).unwrap_or_default();
-    let missing: Vec<&(String, bool)> = all
+    // 2. Access for the connected user: a permission set, merged, assigned.
+    // Required fields take no field-level security (everyone sees them).
+    let fields: Vec<String> = wanted
         .iter()
-        .filter(|(k, _)| have.get(&k.to_ascii_lowercase()) != Some(&true))
+        .filter(|f| {
+            !existing
+                .get(&f.name.to_ascii_lowercase())
+                .is_some_and(|e| e.required)
+        })
+        .map(field_key)
         .collect();
-    if ps.is_none() || !missing.is_empty() {
-        let comp = metadata::permission_set(
-            PERMISSION_SET,
-            "Thena Request Sync",
-            &all,
-            &[OBJECT.to_string()],
-        );
-        let r = client.metadata_save(Save::Upsert, &[comp]).await?;
-        check_saved(&r, "the permission set")?;
-        if ps.is_none() {
-            report.changes.push(format!(
-                "created permission set {PERMISSION_SET} with read and edit on {} fields",
-                all.len()
-            ));
-        } else {
-            report.changes.push(format!(
-                "granted read and edit on {} to permission set {PERMISSION_SET}",
-                names(&missing)
-            ));
-        }
-    }
-    let assigned = client
-        .count(&format!(
-            "SELECT COUNT() FROM PermissionSetAssignment WHERE AssigneeId = {} AND PermissionSet.Name = {}",
-            soql::quote(user_id),
-            soql::quote(PERMISSION_SET)
-        ))
-        .await?;
-    if assigned == 0 {
-        let ps_id = client
-            .query(&format!(
-                "SELECT Id FROM PermissionSet WHERE Name = {}",
-                soql::quote(PERMISSION_SET)
-            ))
-            .await?;
-        let ps_id = ps_id
-            .first()
-            .and_then(|r| r.get("Id"))
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| ProvisionError::Refused {
-                what: "reading the permission set".into(),
-                reason: "it was saved but cannot be found".into(),
-            })?;
-        client
-            .create(
-                "PermissionSetAssignment",
-                &serde_json::json!({"AssigneeId": user_id, "PermissionSetId": ps_id}),
-            )
-            .await?;
-        report.changes.push(format!(
-            "assigned permission set {PERMISSION_SET} to the connected user"
-        ));
-    }
+    grant_permission_set(client, &fields, &mut report).await?;
+    assign_permission_set(client, user_id, &mut report).await?;
 
-    // 3. Access for System Administrator (the Account and Requestor fields included).
-    let profile = client
-        .metadata_read("Profile", &[ADMIN_PROFILE])
-        .await?
-        .pop()
-        .flatten();
-    let have = profile.as_ref().map(granted).unwrap_or_default();
-    let missing: Vec<(String, bool)> = all
-        .iter()
-        .filter(|(k, _)| have.get(&k.to_ascii_lowercase()) != Some(&true))
-        .cloned()
-        .collect();
+    // 3. Access for System Administrator (the Account and Requestor fields
+    // included), from the profiles read once for this and the layouts.
+    let (profiles, account_layouts) = Profiles::read(client).await?;
+    let missing = permissions::missing_from(profiles.get(ADMIN_PROFILE), &fields);
     if !missing.is_empty() {
+        let grant: Vec<(String, bool)> = missing.iter().map(|f| (f.clone(), true)).collect();
         let r = client
             .metadata_save(
                 Save::Upsert,
-                &[metadata::profile(ADMIN_PROFILE, &missing, &[])],
+                &[metadata::profile(ADMIN_PROFILE, &grant, &[])],
             )
             .await?;
         check_saved(&r, "the profile")?;
         report.changes.push(format!(
             "granted read and edit on {} to System Administrator",
-            names(&missing.iter().collect::<Vec<_>>())
+            names(&missing)
         ));
     }
 
-    // 4. The Requests related list on the Account layout.
-    let layout = client
-        .metadata_read("Layout", &[ACCOUNT_LAYOUT])
-        .await?
-        .pop()
-        .flatten();
-    match layout {
-        Some(l) if has_related_list(&l) => {}
-        Some(l) => {
-            let r = client
-                .metadata_save(
-                    Save::Update,
-                    &[metadata::layout(ACCOUNT_LAYOUT, with_related_list(&l))],
-                )
-                .await?;
-            check_saved(&r, "the layout")?;
-            report.changes.push(format!(
-                "added the Requests related list to the layout {ACCOUNT_LAYOUT}"
-            ));
-        }
-        None => {
-            return Err(ProvisionError::Refused {
-                what: format!("reading the layout {ACCOUNT_LAYOUT}"),
-                reason: "it does not exist".into(),
-            });
+    // 4. The Requests related list on every Account layout a profile sees.
+    let found = profiles.account_layouts(account_layouts);
+    if found.assigned.is_empty() {
+        report.warnings.push(format!(
+            "no Account layout is assigned to a profile (found: {}): add the Requests related list to your Account layout by hand",
+            if found.all.is_empty() { "none".to_string() } else { found.all.join(", ") }
+        ));
+    }
+    for outcome in layouts::add_related_list(client, &found.assigned).await? {
+        match outcome {
+            LayoutOutcome::Had(_) => {}
+            LayoutOutcome::Added(name) => report.changes.push(format!(
+                "added the Requests related list to the layout {}",
+                decoded(&name)
+            )),
+            LayoutOutcome::Refused(name, why) => report.warnings.push(format!(
+                "could not add the Requests related list to the layout {}: {why}",
+                decoded(&name)
+            )),
         }
     }
     if !report.is_noop() {
@@ -344,47 +279,104 @@ pub async fn provision(
     Ok(report)
 }
 
-fn names(fields: &[&(String, bool)]) -> String {
+/// A layout's full name as people read it (`%28` → `(`).
+pub(crate) fn decoded(full_name: &str) -> String {
+    percent_encoding::percent_decode_str(full_name)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Writes the permission set when it lacks any of `fields` (merged: what an
+/// admin added stays).
+async fn grant_permission_set(
+    client: &Client,
+    fields: &[String],
+    report: &mut Report,
+) -> Result<(), ProvisionError> {
+    let ps = client
+        .metadata_read("PermissionSet", &[PERMISSION_SET])
+        .await?
+        .pop()
+        .flatten();
+    let missing = permissions::missing_from(ps.as_ref(), fields);
+    let Some(comp) = permissions::merged_permission_set(
+        PERMISSION_SET,
+        "Thena Request Sync",
+        ps.as_ref(),
+        fields,
+    ) else {
+        return Ok(());
+    };
+    let r = client.metadata_save(Save::Upsert, &[comp]).await?;
+    check_saved(&r, "the permission set")?;
+    report.changes.push(if ps.is_none() {
+        format!(
+            "created permission set {PERMISSION_SET} with read and edit on {} fields",
+            fields.len()
+        )
+    } else if missing.is_empty() {
+        format!("granted create, read and edit on {OBJECT} to permission set {PERMISSION_SET}")
+    } else {
+        format!(
+            "granted read and edit on {} to permission set {PERMISSION_SET}",
+            names(&missing)
+        )
+    });
+    Ok(())
+}
+
+/// Assigns the permission set to the connected user when it is not yet.
+async fn assign_permission_set(
+    client: &Client,
+    user_id: &str,
+    report: &mut Report,
+) -> Result<(), ProvisionError> {
+    let assigned = client
+        .count(&format!(
+            "SELECT COUNT() FROM PermissionSetAssignment WHERE AssigneeId = {} AND PermissionSet.Name = {}",
+            soql::quote(user_id),
+            soql::quote(PERMISSION_SET)
+        ))
+        .await?;
+    if assigned > 0 {
+        return Ok(());
+    }
+    let ps_id = client
+        .query(&format!(
+            "SELECT Id FROM PermissionSet WHERE Name = {}",
+            soql::quote(PERMISSION_SET)
+        ))
+        .await?;
+    let ps_id = ps_id
+        .first()
+        .and_then(|r| r.get("Id"))
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| ProvisionError::Refused {
+            what: "reading the permission set".into(),
+            reason: "it was saved but cannot be found".into(),
+        })?;
+    client
+        .create(
+            "PermissionSetAssignment",
+            &serde_json::json!({"AssigneeId": user_id, "PermissionSetId": ps_id}),
+        )
+        .await?;
+    report.changes.push(format!(
+        "assigned permission set {PERMISSION_SET} to the connected user"
+    ));
+    Ok(())
+}
+
+fn names(fields: &[String]) -> String {
     let v: Vec<&str> = fields
         .iter()
-        .map(|(k, _)| k.rsplit('.').next().unwrap_or(k))
+        .map(|k| k.rsplit('.').next().unwrap_or(k))
         .collect();
     if v.len() > 6 {
         format!("{} and {} more fields", v[..5].join(", "), v.len() - 5)
     } else {
         v.join(", ")
     }
-}
-
-pub(crate) fn has_related_list(layout: &El) -> bool {
-    layout.all("relatedLists").any(|r| {
-        r.text_of("relatedList")
-            .is_some_and(|n| n.eq_ignore_ascii_case(RELATED_LIST))
-    })
-}
-
-/// The layout's body with the Requests related list added after the last related list.
-fn with_related_list(layout: &El) -> String {
-    let ours = format!(
-        "<relatedLists><fields>NAME</fields><fields>{OBJECT}.Title__c</fields><fields>{OBJECT}.Status__c</fields><relatedList>{RELATED_LIST}</relatedList><sortField>CREATED_DATE</sortField><sortOrder>Desc</sortOrder></relatedLists>"
-    );
-    let children: Vec<&El> = layout
-        .children
-        .iter()
-        .filter(|c| c.name != "fullName")
-        .collect();
-    let last = children.iter().rposition(|c| c.name == "relatedLists");
-    let mut body = String::new();
-    for (i, c) in children.iter().enumerate() {
-        body.push_str(&c.to_xml());
-        if Some(i) == last {
-            body.push_str(&ours);
-        }
-    }
-    if last.is_none() {
-        body.push_str(&ours);
-    }
-    body
 }
 
 /// Makes sure every category has a field: derives names for new categories,
@@ -421,47 +413,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn related_list_goes_after_the_last_one() {
-        let layout = El {
-            name: "records".into(),
-            children: vec![
-                El {
-                    name: "fullName".into(),
-                    text: "Account-Account Layout".into(),
-                    ..Default::default()
-                },
-                El {
-                    name: "layoutSections".into(),
-                    text: "x".into(),
-                    ..Default::default()
-                },
-                El {
-                    name: "relatedLists".into(),
-                    children: vec![El {
-                        name: "relatedList".into(),
-                        text: "RelatedContactList".into(),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                },
-                El {
-                    name: "showEmailCheckbox".into(),
-                    text: "false".into(),
-                    ..Default::default()
-                },
-            ],
-            ..Default::default()
-        };
-        assert!(!has_related_list(&layout));
-        let body = with_related_list(&layout);
-        let contact = body.find("RelatedContactList").unwrap();
-        let ours = body.find(RELATED_LIST).unwrap();
-        let tail = body.find("showEmailCheckbox").unwrap();
-        assert!(contact < ours && ours < tail, "{body}");
-        assert!(!body.contains("fullName"));
-    }
-
-    #[test]
     fn field_problems_are_named() {
         let want = FieldSpec {
             name: "RequestId__c".into(),
@@ -476,6 +427,7 @@ mod tests {
             external_id: true,
             unique: true,
             reference_to: None,
+            required: false,
         };
         assert_eq!(field_problem(&want, Some(&ok)), None);
         assert_eq!(field_problem(&want, None).as_deref(), Some("missing"));

@@ -7,7 +7,6 @@ pub const OBJECT: &str = "Request__c";
 pub const EXTERNAL_ID: &str = "RequestId__c";
 pub const PERMISSION_SET: &str = "Thena_Request_Sync";
 pub const ADMIN_PROFILE: &str = "Admin";
-pub const ACCOUNT_LAYOUT: &str = "Account-Account Layout";
 /// The related list of Requests on Accounts: child object and lookup field.
 pub const RELATED_LIST: &str = "Request__c.Account__c";
 

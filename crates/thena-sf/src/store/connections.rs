@@ -223,6 +223,7 @@ impl Store {
             "dead_letters",
             "activity",
             "category_fields",
+            "doctor_results",
         ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE connection = $1"))
                 .bind(name)

@@ -8,6 +8,7 @@
 mod admin;
 mod connections;
 mod copy;
+pub mod health;
 pub mod leases;
 pub mod queue;
 

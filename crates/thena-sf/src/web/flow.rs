@@ -31,6 +31,7 @@ pub struct SetupJob {
     steps: Vec<StepView>,
     running: bool,
     changes: Vec<String>,
+    warnings: Vec<String>,
     webhook_url: String,
     token: Option<Secret>,
     reconnected: bool,
@@ -442,11 +443,12 @@ pub async fn callback(
         steps: vec![
             StepView { label: format!("Signed in to Salesforce ({})", tokens.instance_url), state: "done" },
             StepView { label: "Store the connection, its tokens encrypted".into(), state: "running" },
-            StepView { label: "Create Request__c, its fields, field access and the Account layout's Requests list".into(), state: "waiting" },
+            StepView { label: "Create Request__c, its fields, field access and the Requests list on Account layouts".into(), state: "waiting" },
             StepView { label: "Start syncing".into(), state: "waiting" },
         ],
         running: true,
         changes: Vec::new(),
+        warnings: Vec::new(),
         webhook_url: app.config.webhook_url(&flow.connection),
         token: None,
         reconnected: false,
@@ -500,6 +502,7 @@ async fn run_setup(app: App, job: Arc<Mutex<SetupJob>>, req: ConnectRequest) {
     match result {
         Ok(c) => {
             j.changes = c.provision.changes;
+            j.warnings = c.provision.warnings;
             j.token = c.webhook_token;
             j.reconnected = c.reconnected;
         }
@@ -549,6 +552,7 @@ pub async fn setup_page(
             running: j.running,
             steps: j.steps.clone(),
             changes: j.changes.clone(),
+            warnings: j.warnings.clone(),
             webhook_url: j.webhook_url.clone(),
             token,
             reconnected: j.reconnected,

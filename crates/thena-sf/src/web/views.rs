@@ -99,6 +99,8 @@ pub struct SetupPage {
     pub running: bool,
     pub steps: Vec<StepView>,
     pub changes: Vec<String>,
+    /// What setup could not do (a layout Salesforce would not change).
+    pub warnings: Vec<String>,
     pub webhook_url: String,
     /// Shown on the first view only.
     pub token: Option<String>,

@@ -1,0 +1,94 @@
+//! What the admin page and `status` show about a connection's health without
+//! calling Salesforce: the doctor's last result, and recent failures.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use sqlx::Row;
+
+use super::{ts, Store, StoreError};
+use crate::provision::Check;
+
+/// The doctor's last run on a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoctorResult {
+    pub checked_at: DateTime<Utc>,
+    pub checks: Vec<Check>,
+}
+
+/// Records Salesforce refused lately (dead letters within the window).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecentFailures {
+    pub count: i64,
+    /// The newest one's `code: message`.
+    pub latest: Option<String>,
+}
+
+/// A connection is degraded while records failed within this window.
+pub const DEGRADED_WINDOW: Duration = Duration::hours(1);
+
+impl Store {
+    pub async fn put_doctor_result(&self, conn: &str, r: &DoctorResult) -> Result<(), StoreError> {
+        let checks = serde_json::to_string(&r.checks).expect("checks serialize");
+        sqlx::query(
+            "INSERT INTO doctor_results (connection, checked_at_ms, checks) VALUES ($1, $2, $3) \
+             ON CONFLICT (connection) DO UPDATE SET checked_at_ms = excluded.checked_at_ms, checks = excluded.checks",
+        )
+        .bind(conn)
+        .bind(r.checked_at.timestamp_millis())
+        .bind(checks)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn doctor_result(&self, conn: &str) -> Result<Option<DoctorResult>, StoreError> {
+        let row =
+            sqlx::query("SELECT checked_at_ms, checks FROM doctor_results WHERE connection = $1")
+                .bind(conn)
+                .fetch_optional(self.pool())
+                .await?;
+        let Some(row) = row else { return Ok(None) };
+        let ms: i64 = row.try_get("checked_at_ms")?;
+        let checks: String = row.try_get("checks")?;
+        Ok(Some(DoctorResult {
+            checked_at: Utc.timestamp_millis_opt(ms).single().unwrap_or_default(),
+            // A result written by another version that no longer parses is no result.
+            checks: serde_json::from_str(&checks).unwrap_or_default(),
+        }))
+    }
+
+    /// Dead letters of `conn` since `now - DEGRADED_WINDOW`.
+    pub async fn recent_failures(
+        &self,
+        conn: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RecentFailures, StoreError> {
+        let since = ts(now - DEGRADED_WINDOW);
+        let count: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM dead_letters WHERE connection = $1 AND failed_at >= $2",
+        )
+        .bind(conn)
+        .bind(&since)
+        .fetch_one(self.pool())
+        .await?
+        .try_get("n")?;
+        if count == 0 {
+            return Ok(RecentFailures::default());
+        }
+        let latest = sqlx::query(
+            "SELECT code, message FROM dead_letters WHERE connection = $1 AND failed_at >= $2 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(conn)
+        .bind(&since)
+        .fetch_optional(self.pool())
+        .await?
+        .map(|r| -> Result<String, sqlx::Error> {
+            Ok(format!(
+                "{}: {}",
+                r.try_get::<String, _>("code")?,
+                r.try_get::<String, _>("message")?
+            ))
+        })
+        .transpose()?;
+        Ok(RecentFailures { count, latest })
+    }
+}
