@@ -77,8 +77,9 @@ impl Metrics {
             .unwrap_or(0)
     }
 
-    /// The text exposition; `depth` gives each connection's queue depth.
-    pub fn render(&self, depth: &[(String, i64)]) -> String {
+    /// The text exposition; `depth` gives each connection's queue depth and
+    /// `failed` its records refused in the last hour (read from the store).
+    pub fn render(&self, depth: &[(String, i64)], failed: &[(String, i64)]) -> String {
         let mut s = String::new();
         let esc = |v: &str| {
             v.replace('\\', "\\\\")
@@ -125,6 +126,14 @@ impl Metrics {
         s.push_str("# HELP thena_sf_queue_depth Snapshots waiting to be sent.\n# TYPE thena_sf_queue_depth gauge\n");
         for (c, n) in depth {
             let _ = writeln!(s, "thena_sf_queue_depth{{connection=\"{}\"}} {n}", esc(c));
+        }
+        s.push_str("# HELP thena_sf_records_failed_last_hour Records Salesforce refused in the last hour (the connection shows as degraded while above 0).\n# TYPE thena_sf_records_failed_last_hour gauge\n");
+        for (c, n) in failed {
+            let _ = writeln!(
+                s,
+                "thena_sf_records_failed_last_hour{{connection=\"{}\"}} {n}",
+                esc(c)
+            );
         }
         s.push_str("# HELP thena_sf_end_to_end_seconds From acknowledging an event to its record in Salesforce.\n# TYPE thena_sf_end_to_end_seconds histogram\n");
         for (i, b) in BUCKETS.iter().enumerate() {

@@ -530,6 +530,31 @@ async fn the_whole_flow_and_the_actions_over_http() {
     let page = a.get("/connections/acme").await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("R-OK"));
+    // A record refused within the hour: degraded, with the count and the error.
+    assert_eq!(
+        text_of(&page.body, "state").as_deref(),
+        Some("degraded"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains(
+            "1 record failed in the last hour; the latest: INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+        ),
+        "{}",
+        page.body
+    );
+    assert!(a.get("/integrations").await.body.contains("degraded"));
+    let metrics = reqwest::get(format!("{}/metrics", s.app.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("thena_sf_records_failed_last_hour{connection=\"acme\"} 1"),
+        "{metrics}"
+    );
     assert!(page.body.contains("/lightning/r/Request__c/"));
     assert_eq!(text_of(&page.body, "synced").as_deref(), Some("1"));
     let csrf = page.csrf();
@@ -572,9 +597,42 @@ async fn the_whole_flow_and_the_actions_over_http() {
     assert_eq!(p.status, 303);
     support::wait_for(&s.store, |c| c.synced == 3).await;
 
-    // The doctor and Fix.
+    assert_ne!(
+        text_of(&a.get("/connections/acme").await.body, "state").as_deref(),
+        Some("degraded"),
+        "retried and synced: no longer degraded"
+    );
+
+    // The doctor's stored result (taken at setup), Check now, and Fix.
+    let api = || s.emu.emulator.usage.lock().used(std::time::Instant::now());
+    let calls = api();
     let setup = a.get("/connections/acme?tab=setup").await;
+    assert_eq!(
+        api(),
+        calls,
+        "viewing the doctor's result costs no API call"
+    );
     assert!(setup.body.contains("id=\"doctor-ok\""), "{}", setup.body);
+    let first = text_of(&setup.body, "checked-at").unwrap();
+    assert!(first.starts_with("checked at 20"), "{first}");
+    assert!(
+        !setup.body.contains("id=\"fix\""),
+        "no Fix when nothing needs fixing"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let p = a.post("/connections/acme/check", &[("csrf", &csrf)]).await;
+    assert_eq!(p.status, 303);
+    let checked = a.get(&p.location()).await;
+    assert!(
+        checked.body.contains("every check passes"),
+        "{}",
+        checked.body
+    );
+    assert_ne!(
+        text_of(&checked.body, "checked-at").unwrap(),
+        first,
+        "checked again"
+    );
     let p = a.post("/connections/acme/fix", &[("csrf", &csrf)]).await;
     assert_eq!(p.status, 303);
     assert!(a

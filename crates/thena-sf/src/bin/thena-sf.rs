@@ -356,9 +356,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let conn = app.store.connection(&name).await?;
             let client = connect::client_for(&app.store, &conn, &app.config);
             let categories = app.store.category_fields(&name).await?;
+            let share = app.config.api_budget_share;
             let mut checks =
-                provision::doctor(&client, &categories, app.config.api_budget_share).await;
-            if fix && checks.iter().any(|c| !c.ok) {
+                provision::check_and_record(&client, &app.store, &name, &categories, share)
+                    .await?
+                    .checks;
+            if fix && checks.iter().any(|c| !c.ok && c.fixable) {
                 let report = provision::provision(
                     &client,
                     &categories,
@@ -367,7 +370,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .await?;
                 println!("Fixed:");
                 print!("{report}");
-                checks = provision::doctor(&client, &categories, app.config.api_budget_share).await;
+                checks =
+                    provision::check_and_record(&client, &app.store, &name, &categories, share)
+                        .await?
+                        .checks;
             }
             for c in &checks {
                 println!(
@@ -377,7 +383,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     c.detail
                 );
                 if let Some(h) = &c.hint {
-                    println!("     {:<34} fix: {h}", "");
+                    let label = if c.fixable {
+                        "fix:"
+                    } else {
+                        "to do (--fix cannot):"
+                    };
+                    println!("     {:<34} {label} {h}", "");
                 }
             }
             let failed = checks.iter().filter(|c| !c.ok).count();
@@ -473,9 +484,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let (queued, _, _) = app.store.queue_shape(&c.name).await?;
                 let dead = app.store.dead_letter_count(&c.name).await?;
                 println!("{} ({})", c.name, c.tokens.instance_url);
+                let recent = app
+                    .store
+                    .recent_failures(&c.name, chrono::Utc::now())
+                    .await?;
+                let degraded = c.status == thena_sf::store::ConnStatus::Healthy && recent.count > 0;
                 println!(
                     "  state:        {}{}",
-                    c.status.as_str(),
+                    if degraded {
+                        "degraded"
+                    } else {
+                        c.status.as_str()
+                    },
                     c.status_reason
                         .as_deref()
                         .map(|r| format!(" ({r})"))
@@ -495,6 +515,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     counts.out_of_scope
                 );
                 println!("  dead letters: {dead}");
+                if degraded {
+                    println!(
+                        "  degraded:     {} records failed in the last hour; the latest: {}",
+                        recent.count,
+                        recent.latest.as_deref().unwrap_or("unknown")
+                    );
+                }
             }
             if shown == 0 {
                 anyhow::bail!(

@@ -69,14 +69,19 @@ async fn ready(State(app): State<Arc<AppState>>) -> Response {
 async fn metrics(State(app): State<Arc<AppState>>) -> Response {
     let names: Vec<String> = app.conns.read().keys().cloned().collect();
     let mut depth = Vec::new();
+    let mut failed = Vec::new();
+    let now = chrono::Utc::now();
     for n in names {
+        if let Ok(r) = app.store.recent_failures(&n, now).await {
+            failed.push((n.clone(), r.count));
+        }
         if let Ok((d, _, _)) = app.store.queue_shape(&n).await {
             depth.push((n, d));
         }
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(&depth),
+        app.metrics.render(&depth, &failed),
     )
         .into_response()
 }

@@ -50,6 +50,60 @@ fn fixable(name: impl Into<String>, detail: impl Into<String>) -> Check {
     }
 }
 
+/// The doctor's last run on a connection, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoctorResult {
+    pub checked_at: chrono::DateTime<chrono::Utc>,
+    pub checks: Vec<Check>,
+}
+
+impl DoctorResult {
+    /// Whether Fix would repair something that fails.
+    pub fn fix_helps(&self) -> bool {
+        self.checks.iter().any(|c| !c.ok && c.fixable)
+    }
+
+    pub fn all_ok(&self) -> bool {
+        self.checks.iter().all(|c| c.ok)
+    }
+}
+
+/// Runs the doctor and keeps its result with the time, so that pages show
+/// it without calling Salesforce.
+pub async fn check_and_record(
+    client: &Client,
+    store: &crate::store::Store,
+    connection: &str,
+    categories: &[(String, String)],
+    headroom_share: f64,
+) -> Result<DoctorResult, crate::store::StoreError> {
+    let checks = doctor(client, categories, headroom_share).await;
+    let r = DoctorResult {
+        checked_at: chrono::Utc::now(),
+        checks,
+    };
+    let json = serde_json::to_string(&r.checks).expect("checks serialize");
+    store
+        .put_doctor_result(connection, r.checked_at, &json)
+        .await?;
+    Ok(r)
+}
+
+/// The doctor's last stored result, if it ran.
+pub async fn last_result(
+    store: &crate::store::Store,
+    connection: &str,
+) -> Result<Option<DoctorResult>, crate::store::StoreError> {
+    Ok(store
+        .doctor_result(connection)
+        .await?
+        .map(|(checked_at, json)| DoctorResult {
+            checked_at,
+            // A result another version wrote that no longer parses is no result.
+            checks: serde_json::from_str(&json).unwrap_or_default(),
+        }))
+}
+
 pub const FIX: &str = "run `thena-sf doctor <name> --fix` (or `thena-sf provision <name>`)";
 
 /// Runs every check. A failed token check stops the rest (they would all fail).

@@ -18,7 +18,7 @@ use salesforce::metadata::{self, FieldKind, Save};
 use salesforce::xml::El;
 use salesforce::{soql, Client};
 
-pub use doctor::{doctor, Check};
+pub use doctor::{check_and_record, doctor, last_result, Check, DoctorResult};
 use layouts::{LayoutOutcome, Profiles};
 pub(crate) use permissions::granted;
 use schema::{FieldSpec, ADMIN_PROFILE, OBJECT, PERMISSION_SET};

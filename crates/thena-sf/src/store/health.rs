@@ -5,14 +5,6 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use sqlx::Row;
 
 use super::{ts, Store, StoreError};
-use crate::provision::Check;
-
-/// The doctor's last run on a connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DoctorResult {
-    pub checked_at: DateTime<Utc>,
-    pub checks: Vec<Check>,
-}
 
 /// Records Salesforce refused lately (dead letters within the window).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -26,21 +18,30 @@ pub struct RecentFailures {
 pub const DEGRADED_WINDOW: Duration = Duration::hours(1);
 
 impl Store {
-    pub async fn put_doctor_result(&self, conn: &str, r: &DoctorResult) -> Result<(), StoreError> {
-        let checks = serde_json::to_string(&r.checks).expect("checks serialize");
+    /// Keeps the doctor's last result (its checks as JSON, which the
+    /// provisioning layer reads and writes).
+    pub async fn put_doctor_result(
+        &self,
+        conn: &str,
+        checked_at: DateTime<Utc>,
+        checks_json: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO doctor_results (connection, checked_at_ms, checks) VALUES ($1, $2, $3) \
              ON CONFLICT (connection) DO UPDATE SET checked_at_ms = excluded.checked_at_ms, checks = excluded.checks",
         )
         .bind(conn)
-        .bind(r.checked_at.timestamp_millis())
-        .bind(checks)
+        .bind(checked_at.timestamp_millis())
+        .bind(checks_json)
         .execute(self.pool())
         .await?;
         Ok(())
     }
 
-    pub async fn doctor_result(&self, conn: &str) -> Result<Option<DoctorResult>, StoreError> {
+    pub async fn doctor_result(
+        &self,
+        conn: &str,
+    ) -> Result<Option<(DateTime<Utc>, String)>, StoreError> {
         let row =
             sqlx::query("SELECT checked_at_ms, checks FROM doctor_results WHERE connection = $1")
                 .bind(conn)
@@ -49,11 +50,10 @@ impl Store {
         let Some(row) = row else { return Ok(None) };
         let ms: i64 = row.try_get("checked_at_ms")?;
         let checks: String = row.try_get("checks")?;
-        Ok(Some(DoctorResult {
-            checked_at: Utc.timestamp_millis_opt(ms).single().unwrap_or_default(),
-            // A result written by another version that no longer parses is no result.
-            checks: serde_json::from_str(&checks).unwrap_or_default(),
-        }))
+        Ok(Some((
+            Utc.timestamp_millis_opt(ms).single().unwrap_or_default(),
+            checks,
+        )))
     }
 
     /// Dead letters of `conn` since `now - DEGRADED_WINDOW`.

@@ -405,6 +405,19 @@ impl Worker {
         if let Err(e) = provision::provision(&self.client, &cats, &self.user_id).await {
             warn!(connection = %self.name, error = %e, "provisioning failed");
         }
+        // What provisioning could not repair (a required field, a locked
+        // layout) shows on the connection's page.
+        if let Err(e) = provision::check_and_record(
+            &self.client,
+            &self.store,
+            &self.name,
+            &cats,
+            self.settings.budget_share,
+        )
+        .await
+        {
+            warn!(connection = %self.name, error = %e, "the doctor's result was not stored");
+        }
     }
 
     async fn process(&mut self, batch: &[Claimed]) -> Result<(), salesforce::Error> {

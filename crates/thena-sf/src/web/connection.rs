@@ -74,6 +74,8 @@ fn notice_text(q: &PageQuery) -> Option<String> {
         "discarded" => format!("{n} dead letter{s} discarded."),
         "fixed" if n == 0 => "The org's setup was checked: nothing needed fixing.".into(),
         "fixed" => format!("The org's setup was repaired: {n} change{s} made."),
+        "checked" if n == 0 => "The doctor ran: every check passes.".into(),
+        "checked" => format!("The doctor ran: {n} check{s} fail."),
         _ => return None,
     })
 }
@@ -118,6 +120,7 @@ async fn render_page(
     let offset = (page - 1) * PAGE;
     let (mut activity, mut skipped_rows, mut dead_rows, mut checks) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut doctor = None;
     let mut categories = Vec::new();
     let shown: i64;
     let total: Option<i64>;
@@ -152,22 +155,16 @@ async fn render_page(
         }
         "setup" => {
             categories = store.category_fields(name).await?;
-            let client = connect::client_for(store, c, &app.config);
-            for k in
-                crate::provision::doctor(&client, &categories, app.config.api_budget_share).await
-            {
+            // The last stored result: viewing the page costs no API call.
+            doctor = crate::provision::last_result(store, name).await?;
+            for k in doctor.iter().flat_map(|d| d.checks.iter().cloned()) {
                 checks.push(CheckRow {
                     name: k.name,
                     ok: k.ok,
                     detail: k.detail,
-                    hint: k
-                        .hint
-                        .map(|h| h.replace("run `thena-sf doctor <name> --fix` (or `thena-sf provision <name>`)", "use Fix below"))
-                        .unwrap_or_default(),
+                    fixable: !k.ok && k.fixable,
+                    hint: k.hint.filter(|_| !k.fixable).unwrap_or_default(),
                 });
-            }
-            if let Some(u) = client.api_usage() {
-                app.metrics.set_usage(name, u.used, u.max);
             }
             shown = 0;
             total = Some(0);
@@ -236,6 +233,12 @@ async fn render_page(
         _ => ("not known yet (shown after the first sync)".into(), 0),
     };
     let checks_ok = checks.iter().all(|k| k.ok);
+    let recent = store.recent_failures(name, chrono::Utc::now()).await?;
+    let cannot_fix = checks
+        .iter()
+        .filter(|k| !k.ok && !k.fixable)
+        .map(|k| k.name.clone())
+        .collect();
     Ok(render(
         StatusCode::OK,
         &ConnectionPage {
@@ -243,7 +246,7 @@ async fn render_page(
             name: name.clone(),
             instance_url: c.tokens.instance_url.clone(),
             webhook_url: app.config.webhook_url(name),
-            state: state_of(c, queued),
+            state: state_of(c, queued, &recent),
             connected_at: c.connected_at.format("%Y-%m-%d %H:%M UTC").to_string(),
             usage,
             usage_pct,
@@ -259,6 +262,11 @@ async fn render_page(
             dead_rows,
             checks,
             checks_ok,
+            checked_at: doctor
+                .as_ref()
+                .map(|d| d.checked_at.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
+            fix_helps: doctor.as_ref().is_some_and(|d| d.fix_helps()),
+            cannot_fix,
             categories,
             pager,
         },
@@ -372,6 +380,14 @@ pub async fn fix(
         let categories = app.store.category_fields(&name).await?;
         let report = connect::provision_with_retries(&client, &categories, &user).await?;
         app.store.mark_provisioned(&name).await?;
+        crate::provision::check_and_record(
+            &client,
+            &app.store,
+            &name,
+            &categories,
+            app.config.api_budget_share,
+        )
+        .await?;
         Ok::<_, crate::Error>(report)
     }
     .await;
@@ -384,6 +400,42 @@ pub async fn fix(
             let x = super::flow::explain(&e);
             error_page(StatusCode::OK, Some(s.chrome()), &x.title, &x.what, &x.todo)
         }
+    }
+}
+
+/// "Check now": runs the doctor and keeps its result.
+pub async fn check(
+    AxState(app): AxState<App>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    let c = match action(&app, &headers, &name, &f.csrf).await {
+        Ok((_, c)) => c,
+        Err(r) => return r,
+    };
+    let client = connect::client_for(&app.store, &c, &app.config);
+    let result = async {
+        let categories = app.store.category_fields(&name).await?;
+        crate::provision::check_and_record(
+            &client,
+            &app.store,
+            &name,
+            &categories,
+            app.config.api_budget_share,
+        )
+        .await
+    }
+    .await;
+    if let Some(u) = client.api_usage() {
+        app.metrics.set_usage(&name, u.used, u.max);
+    }
+    match result {
+        Ok(r) => {
+            let failed = r.checks.iter().filter(|c| !c.ok).count() as u64;
+            back(&name, "setup", "checked", failed)
+        }
+        Err(e) => failure(&e.to_string()),
     }
 }
 

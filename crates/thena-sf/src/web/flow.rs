@@ -491,6 +491,20 @@ async fn run_setup(app: App, job: Arc<Mutex<SetupJob>>, req: ConnectRequest) {
                 set_step(&job, 2, "done");
                 app.add_connection(&conn);
                 set_step(&job, 3, "done");
+                // The connection page shows the doctor's stored result.
+                let client = connect::client_for(&app.store, &conn, &app.config);
+                let categories = app.store.category_fields(&name).await.unwrap_or_default();
+                if let Err(e) = crate::provision::check_and_record(
+                    &client,
+                    &app.store,
+                    &name,
+                    &categories,
+                    app.config.api_budget_share,
+                )
+                .await
+                {
+                    tracing::warn!(connection = %name, error = %e, "the doctor's first result was not stored");
+                }
                 Ok(c)
             }
             Err(e) => Err(crate::Error::from(e)),

@@ -61,6 +61,7 @@ pub fn routes() -> Router<App> {
             post(connection::discard_dead),
         )
         .route("/connections/{name}/fix", post(connection::fix))
+        .route("/connections/{name}/check", post(connection::check))
         .layer(axum::middleware::map_response(secure_headers))
 }
 

@@ -7,6 +7,7 @@ use axum::response::Response;
 use super::auth::session;
 use super::views::{Chrome, ConnRow, ErrorPage, IntegrationsPage, State};
 use super::{render, App};
+use crate::store::health::RecentFailures;
 use crate::store::{ConnStatus, Connection};
 
 /// A page that says what happened and what to do.
@@ -41,8 +42,9 @@ pub fn failure(message: &str) -> Response {
     )
 }
 
-/// A connection's state as a badge: the stored status, and whether work is waiting.
-pub fn state_of(c: &Connection, queued: i64) -> State {
+/// A connection's state as a badge: the stored status, records refused
+/// lately, and whether work is waiting.
+pub fn state_of(c: &Connection, queued: i64, recent: &RecentFailures) -> State {
     match c.status {
         ConnStatus::ReconnectNeeded => State {
             label: "reconnect needed".into(),
@@ -59,6 +61,11 @@ pub fn state_of(c: &Connection, queued: i64) -> State {
             tone: "busy",
             reason: Some("provisioning has not finished; open the connection and use Fix".into()),
         },
+        ConnStatus::Healthy if recent.count > 0 => State {
+            label: "degraded".into(),
+            tone: "bad",
+            reason: Some(degraded_reason(recent)),
+        },
         ConnStatus::Healthy if queued > 0 => State {
             label: "syncing".into(),
             tone: "busy",
@@ -70,6 +77,16 @@ pub fn state_of(c: &Connection, queued: i64) -> State {
             reason: None,
         },
     }
+}
+
+/// "3 records failed in the last hour; the latest: CODE: message".
+pub fn degraded_reason(recent: &RecentFailures) -> String {
+    let s = if recent.count == 1 { "" } else { "s" };
+    format!(
+        "{} record{s} failed in the last hour; the latest: {}. See Failed for each one and its error.",
+        recent.count,
+        recent.latest.as_deref().unwrap_or("unknown")
+    )
 }
 
 pub async fn integrations(AxState(app): AxState<App>, headers: HeaderMap) -> Response {
@@ -89,8 +106,13 @@ pub async fn integrations(AxState(app): AxState<App>, headers: HeaderMap) -> Res
             .await
             .unwrap_or((0, None, None));
         let counts = app.store.counts(&c.name).await.unwrap_or_default();
+        let recent = app
+            .store
+            .recent_failures(&c.name, chrono::Utc::now())
+            .await
+            .unwrap_or_default();
         rows.push(ConnRow {
-            state: state_of(&c, queued),
+            state: state_of(&c, queued, &recent),
             name: c.name,
             instance_url: c.tokens.instance_url,
             queued,

@@ -152,6 +152,8 @@ pub struct CheckRow {
     pub ok: bool,
     pub detail: String,
     pub hint: String,
+    /// Fails, and Fix repairs it.
+    pub fixable: bool,
 }
 
 /// Paging of a list: the page shown and links to its neighbours.
@@ -184,6 +186,12 @@ pub struct ConnectionPage {
     pub dead_rows: Vec<DeadRow>,
     pub checks: Vec<CheckRow>,
     pub checks_ok: bool,
+    /// When the doctor's shown result was taken; None: it has not run yet.
+    pub checked_at: Option<String>,
+    /// Whether Fix would repair something that fails.
+    pub fix_helps: bool,
+    /// Failing checks Fix cannot repair (a person must act).
+    pub cannot_fix: Vec<String>,
     pub categories: Vec<(String, String)>,
     pub pager: Pager,
 }
