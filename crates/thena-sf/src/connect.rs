@@ -246,12 +246,18 @@ pub async fn connect_observed(
     let mut password_login = None;
     let tokens = match req.credentials {
         Credentials::Password { username, password } => {
-            let t = app.password(&http, &username, &password).await?;
+            let t = app
+                .password(&http, &username, &password)
+                .await
+                .map_err(|e| explain_login(e, true))?;
             password_login = Some((username, password));
             t
         }
         Credentials::RefreshToken(rt) => {
-            let mut t = app.refresh(&http, &rt).await?;
+            let mut t = app
+                .refresh(&http, &rt)
+                .await
+                .map_err(|e| explain_login(e, false))?;
             if t.refresh_token.is_none() {
                 t.refresh_token = Some(rt);
             }
@@ -316,6 +322,33 @@ pub async fn connect_observed(
         provision: report,
         name: conn.name,
     })
+}
+
+/// Turns the token endpoint's refusals that have a known cause in 2026's
+/// orgs into what to do (salesforce-api.md §9.8; docs/external-client-app.md).
+fn explain_login(e: salesforce::Error, password: bool) -> Error {
+    let salesforce::Error::OAuth {
+        error, description, ..
+    } = &e
+    else {
+        return e.into();
+    };
+    match error.as_str() {
+        "invalid_grant" if password && description == "authentication failure" => Error::Invalid(format!(
+            "Salesforce refused the username and password ({error}: {description}). It answers this both for wrong \
+             credentials and when the org blocks the OAuth username-password flow, which orgs created since Summer '23 do \
+             by default and External Client Apps always do. Check the username and password (append the security token \
+             if the org asks for one), or connect without a password: from the admin page (Integrations → Set up), or \
+             with --refresh-token. See docs/external-client-app.md."
+        )),
+        "invalid_app_access" => Error::Invalid(format!(
+            "Salesforce says this user is not approved for the app ({error}: {description}). In Setup → External \
+             Client App Manager → your app → Policies, set Permitted Users to \"Admin approved users are pre-authorized\" \
+             and add the integration user's profile or permission set (for a Connected App: Setup → Connected Apps → \
+             Manage → Edit Policies, then Profiles); then connect again. See docs/external-client-app.md."
+        )),
+        _ => e.into(),
+    }
 }
 
 /// Provisions, retrying passing faults (a 503 while connecting should not fail the connect).

@@ -397,6 +397,42 @@ async fn errors_on_the_way_end_on_a_page_that_says_what_to_do() {
     );
     assert!(done.body.contains("System Administrator"));
 
+    // An app only pre-authorized profiles may use (2026's External Client
+    // Apps): a Standard User is refused at Salesforce's consent step, and the
+    // page names the cause and the next step.
+    let set_policy = |on: bool| {
+        let mut auth = s.emu.emulator.auth.lock();
+        let app = auth
+            .apps
+            .iter_mut()
+            .find(|a| a.client_id == "local-client")
+            .unwrap();
+        app.admin_approved = on;
+        app.preauthorized_profiles = vec!["System Administrator".into()];
+    };
+    set_policy(true);
+    let authorize = a.start_connect("approved-only").await;
+    let callback = a.consent(&authorize, "rep@example.com", "approve").await;
+    let p = a.get(&callback).await;
+    set_policy(false);
+    assert_eq!(p.status, 400, "{}", p.body);
+    assert!(p.body.contains("not approved for this app"), "{}", p.body);
+    assert!(p.body.contains("External Client App Manager"), "{}", p.body);
+    assert!(
+        s.store.connection("approved-only").await.is_err(),
+        "nothing was connected"
+    );
+    // The Set up page says how to make the app (External Client App), with the callback to copy.
+    let setup = a.get("/connect").await;
+    assert!(
+        setup.body.contains("External Client App Manager"),
+        "{}",
+        setup.body
+    );
+    let callback_url = text_of(&setup.body, "callback-url").unwrap();
+    assert!(callback_url.ends_with("/oauth/callback"), "{callback_url}");
+    assert!(setup.body.contains("data-copy=\"callback-url\""));
+
     // No Connected App configured: real orgs cannot be chosen, and a forged choice says why.
     let page = a.get("/connect").await;
     assert!(page

@@ -658,3 +658,91 @@ async fn no_secret_in_logs_metrics_errors_or_pages_after_a_full_run() {
     }
     emu.shutdown().await.unwrap();
 }
+
+async fn connect_cli(data: &Path, base: &str, extra: &[&str]) -> Output {
+    let (data, base) = (data.to_path_buf(), base.to_string());
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let mut args = vec![
+            "connect",
+            "acme",
+            "--login-url",
+            &base,
+            "--client-id",
+            "local-client",
+            "--client-secret",
+            "local-secret",
+            "--username",
+            "admin@example.com",
+            "--password",
+            "emulator",
+        ];
+        args.extend(extra.iter().map(String::as_str));
+        thena(&data, &args)
+    })
+    .await
+    .unwrap()
+}
+
+/// Against an org with three Account layouts over three profiles, `connect`
+/// names each layout it changed; against an org that blocks the
+/// username-password flow, `--password` explains what that answer means.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_names_each_layout_and_a_blocked_password_flow_explains_itself() {
+    let seed = serde_json::from_value(serde_json::json!({
+        "layouts": [
+            {"object": "Account", "name": "Support Layout", "profiles": ["Standard User"]},
+            {"object": "Account", "name": "Partner Layout", "profiles": ["Partner Manager"]}
+        ]
+    }))
+    .unwrap();
+    let emu = sf_emulator::start(
+        "127.0.0.1:0",
+        EmulatorConfig {
+            seed,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let d = dir("layouts");
+    let out = connect_cli(&d.0, &emu.base_url, &[]).await;
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    for l in [
+        "Account-Account Layout",
+        "Account-Support Layout",
+        "Account-Partner Layout",
+    ] {
+        assert!(
+            t.contains(&format!(
+                "added the Requests related list to the layout {l}"
+            )),
+            "{l}: {t}"
+        );
+    }
+
+    let seed =
+        serde_json::from_value(serde_json::json!({"org": {"password_flow": false}})).unwrap();
+    let blocked = sf_emulator::start(
+        "127.0.0.1:0",
+        EmulatorConfig {
+            seed,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let d = dir("blocked");
+    let out = connect_cli(&d.0, &blocked.base_url, &[]).await;
+    let t = text(&out);
+    assert!(!out.status.success());
+    for part in [
+        "authentication failure",
+        "blocks the OAuth username-password flow",
+        "--refresh-token",
+        "docs/external-client-app.md",
+    ] {
+        assert!(t.contains(part), "{part}: {t}");
+    }
+}

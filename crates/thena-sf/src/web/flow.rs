@@ -54,6 +54,25 @@ fn explained(title: &str, what: impl Into<String>, todo: &str) -> Explained {
     }
 }
 
+/// What an authorize-step refusal with a known cause means, and what to do
+/// (salesforce-api.md §9.8).
+fn refusal_cause(error: &str, description: &str) -> Option<(&'static str, &'static str)> {
+    let d = description.to_ascii_lowercase();
+    if error == "OAUTH_APP_ACCESS_DENIED" || d.contains("not admin approved") {
+        return Some((
+            "Your Salesforce user is not approved for this app",
+            "The app only lets pre-authorized users in. In Salesforce Setup → External Client App Manager → your app → Policies → App Policies, add the profile or permission set of the user who connects (or set Permitted Users to \"All users may self-authorize\"). For an older Connected App: Setup → Connected Apps → Manage → Edit Policies, then Manage Profiles. Then start again. docs/external-client-app.md has every step.",
+        ));
+    }
+    if d.contains("must be installed") || d.contains("not installed") {
+        return Some((
+            "The app is not installed in this org",
+            "Since September 2025 Salesforce only lets users authorize apps installed in the org. An admin installs it in Setup → Connected Apps OAuth Usage → Install (an External Client App is installed in the org it was created in), or grants the user \"Approve Uninstalled Connected Apps\". Then start again.",
+        ));
+    }
+    None
+}
+
 /// Explains an error of connecting or provisioning.
 pub fn explain(e: &crate::Error) -> Explained {
     use salesforce::Error as Sf;
@@ -79,6 +98,11 @@ pub fn explain(e: &crate::Error) -> Explained {
             "The Salesforce user may not change the org's setup",
             format!("Salesforce said: {}", a.message),
             "Setting up needs a user with \"Customize Application\" and \"Modify All Data\" (a System Administrator). Reconnect with such a user, or have an admin grant them, then use Fix on the connection's page.",
+        ),
+        Some(Sf::OAuth { error, description, .. }) if error == "invalid_app_access" => explained(
+            "Your Salesforce user is not approved for this app",
+            format!("Salesforce said {error}: {description}"),
+            "In Salesforce Setup → External Client App Manager → your app → Policies, add the connecting user's profile or permission set to the app's pre-authorized users, then start again.",
         ),
         Some(Sf::OAuth { error, description, .. }) if error == "invalid_grant" => explained(
             "Salesforce did not accept the sign-in",
@@ -236,6 +260,7 @@ fn connect_form(app: &App, s: &Session, f: &ConnectForm, error: Option<String>) 
             domain: f.domain.clone(),
             error,
             callback_url: app.config.oauth_callback_url(),
+            oauth_configured: app.config.oauth.is_some(),
         },
     )
 }
@@ -400,6 +425,15 @@ pub async fn callback(
                 "Access was denied",
                 "Salesforce's page was answered with Deny, so the connector got no access and nothing was connected.",
                 "Start again and choose Allow. If your org's admin blocks the app, ask them to approve it (Setup → Connected Apps OAuth Usage).",
+            );
+        }
+        if let Some((title, todo)) = refusal_cause(&err, &desc) {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                Some(s.chrome()),
+                title,
+                &format!("Salesforce said {err}: {desc}. Nothing was connected."),
+                todo,
             );
         }
         return start_again(

@@ -81,6 +81,8 @@ pub struct ConnectPage {
     pub domain: String,
     pub error: Option<String>,
     pub callback_url: String,
+    /// Whether an app for real orgs is configured (the steps are folded then).
+    pub oauth_configured: bool,
 }
 
 /// One step of a setup, as shown while it runs.
