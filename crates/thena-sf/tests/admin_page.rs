@@ -669,13 +669,82 @@ async fn the_whole_flow_and_the_actions_over_http() {
         first,
         "checked again"
     );
+    // What Fix cannot repair is named; Fix appears when it can repair something.
+    let r = s
+        .sf
+        .metadata_save(
+            salesforce::metadata::Save::Create,
+            &[salesforce::metadata::Component {
+                kind: "CustomField",
+                full_name: "Request__c.Region__c".into(),
+                body: "<label>Region</label><length>20</length><required>true</required><type>Text</type>".into(),
+            }],
+        )
+        .await
+        .unwrap();
+    assert!(r[0].success, "{r:?}");
+    let p = a.post("/connections/acme/check", &[("csrf", &csrf)]).await;
+    let page = a.get(&p.location()).await;
+    assert!(
+        text_of(&page.body, "cannot-fix").is_some_and(|t| t.starts_with("Fix cannot repair")),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("<strong>required fields</strong>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("id=\"fix\""),
+        "nothing Fix repairs fails"
+    );
+    // ... and every record is refused while it stays required: degraded, naming the error.
+    assert_eq!(
+        post("R-REQ", "harsh@acme.io", "Acme Corp", "OPEN").await,
+        202
+    );
+    support::wait_for(&s.store, |c| c.failed == 1).await;
+    let page = a.get("/connections/acme").await;
+    assert_eq!(text_of(&page.body, "state").as_deref(), Some("degraded"));
+    assert!(
+        page.body.contains("REQUIRED_FIELD_MISSING"),
+        "{}",
+        page.body
+    );
+    let psa = s
+        .sf
+        .query("SELECT Id FROM PermissionSetAssignment WHERE PermissionSet.Name = 'Thena_Request_Sync'")
+        .await
+        .unwrap();
+    s.sf.delete("PermissionSetAssignment", psa[0]["Id"].as_str().unwrap())
+        .await
+        .unwrap();
+    let p = a.post("/connections/acme/check", &[("csrf", &csrf)]).await;
+    let page = a.get(&p.location()).await;
+    assert!(page.body.contains("id=\"fix\""), "{}", page.body);
+    assert!(page.body.contains("Fix repairs this."));
+    s.sf.metadata_delete("CustomField", &["Request__c.Region__c"])
+        .await
+        .unwrap();
     let p = a.post("/connections/acme/fix", &[("csrf", &csrf)]).await;
     assert_eq!(p.status, 303);
-    assert!(a
-        .get(&p.location())
-        .await
-        .body
-        .contains("nothing needed fixing"));
+    let fixed = a.get(&p.location()).await;
+    assert!(
+        fixed
+            .body
+            .contains("The org&#39;s setup was repaired: 1 change made")
+            || fixed
+                .body
+                .contains("The org's setup was repaired: 1 change made"),
+        "{}",
+        fixed.body
+    );
+    assert!(
+        fixed.body.contains("id=\"doctor-ok\""),
+        "Fix stores the doctor's new result: {}",
+        fixed.body
+    );
 
     // A new webhook token: shown once; the old one stops working.
     let p = a

@@ -213,6 +213,14 @@ async fn an_admin_connects_and_fixes_things_in_a_real_browser() {
     // The connection page: the synced request, with a link that opens its record.
     css(&c, "#open-connection").await.click().await.unwrap();
     assert_eq!(text(&c, "#synced").await, "1");
+    // Salesforce refused a record within the hour: degraded, with why.
+    assert_eq!(text(&c, "#state").await, "degraded");
+    let why = text(&c, ".page-head .alert").await;
+    assert!(
+        why.contains("1 record failed in the last hour")
+            && why.contains("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"),
+        "{why}"
+    );
     shots.take(&c, "connection-activity").await;
     let mut link = None;
     for row in c
@@ -288,8 +296,15 @@ async fn an_admin_connects_and_fixes_things_in_a_real_browser() {
         3
     );
     shots.take(&c, "connection-all-synced").await;
+    assert_ne!(text(&c, "#state").await, "degraded");
     css(&c, "#tab-setup").await.click().await.unwrap();
     css(&c, "#doctor-ok").await;
+    let first = text(&c, "#checked-at").await;
+    assert!(first.starts_with("checked at "), "{first}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    css(&c, "#check-now").await.click().await.unwrap();
+    assert!(text(&c, "#notice").await.contains("every check passes"));
+    assert_ne!(text(&c, "#checked-at").await, first, "checked again");
     shots.take(&c, "doctor").await;
     c.goto(&format!("{base}/integrations")).await.unwrap();
     assert!(text(&c, "#connections").await.contains("healthy"));
