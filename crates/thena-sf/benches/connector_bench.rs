@@ -31,7 +31,7 @@ struct Sizes {
     scale_window: Duration,
 }
 
-const TOKEN: &str = "bench-token";
+const TOKEN: &str = "bench-token-0123456789abcdef0123456789";
 
 fn sizes(full: bool) -> Sizes {
     if full {

@@ -132,7 +132,7 @@ async fn measure(s: &Sizes, replicas: usize, postgres: bool, latency: Duration) 
         let req = ConnectRequest::emulator_admin(
             &format!("org{c}"),
             &emu.base_url,
-            Some(format!("tok-{c}")),
+            Some(format!("tok-{c}-0123456789abcdef0123456789")),
         );
         connect::connect(&store, &cfg, req).await.unwrap();
     }
@@ -196,7 +196,7 @@ async fn measure(s: &Sizes, replicas: usize, postgres: bool, latency: Duration) 
                 let t = Instant::now();
                 let r = http
                     .post(format!("{url}/webhooks/thena/org{c}"))
-                    .bearer_auth(format!("tok-{c}"))
+                    .bearer_auth(format!("tok-{c}-0123456789abcdef0123456789"))
                     .json(body)
                     .send()
                     .await

@@ -72,6 +72,7 @@ impl App {
             .map_err(|e| Error::Invalid(e.to_string()))?;
         if config.public_url.is_empty() {
             config.public_url = format!("http://{addr}");
+            config.public_url_derived = true;
         }
         let admin = web::Admin::load(&config)?;
         let ingestor = http::Ingestor::start(store.clone());
@@ -82,7 +83,9 @@ impl App {
             store.reset_leases().await?;
         }
         store.set_replica(&crate::leases::replica_id());
+        let bodies = tokio::sync::Semaphore::new(config.limits.max_bodies_in_flight.max(1));
         let state = Arc::new(AppState {
+            bodies,
             store,
             config,
             metrics: Arc::new(Metrics::default()),
@@ -103,16 +106,10 @@ impl App {
         // "unknown connection" during a restart.
         crate::leases::try_round(&state).await?;
         let router = http::router(state.clone());
-        let mut srx = rx.clone();
+        let srx = rx.clone();
+        let limits = state.config.limits.clone();
         let server = tokio::spawn(async move {
-            let _ = axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = srx.wait_for(|s| *s).await;
-            })
-            .await;
+            http::serve::serve(listener, router, &limits, srx, Duration::from_secs(10)).await;
         });
         let leases = tokio::spawn(crate::leases::run(state.clone()));
         let listener = crate::leases::listen(state.clone());

@@ -36,6 +36,56 @@ pub struct Config {
     pub oauth: Option<OAuthClient>,
     /// Offer the local emulator as a place to connect to (development and demos).
     pub emulator: Option<EmulatorLogin>,
+    /// `/metrics` wants `Authorization: Bearer <this>` when set (else it is open,
+    /// for local use; or serve it on `metrics_listen` only).
+    pub metrics_token: Option<String>,
+    /// Serve `/metrics` on this address instead of the main one.
+    pub metrics_listen: Option<String>,
+    /// What one client, and all of them, may hold of the server.
+    pub limits: Limits,
+    /// Set at start when `public_url` was empty and is the listen address:
+    /// then (only) the Host header tells which origin a form comes from.
+    #[serde(skip)]
+    pub public_url_derived: bool,
+}
+
+/// Bounds that keep slow, unauthenticated or flooding clients from taking
+/// the server's memory or connections (docs/reliability.md, hostile input).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// A request's headers must arrive within this (also ends idle keep-alive connections).
+    pub header_read_timeout_secs: u64,
+    /// An authenticated webhook's body must arrive within this.
+    pub body_read_timeout_secs: u64,
+    /// Any request is answered (or given up with 408) within this.
+    pub request_timeout_secs: u64,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Webhook bodies read at once (only authenticated requests read one).
+    pub max_bodies_in_flight: usize,
+    /// Custom categories mapped from one event; the rest are noted, not mapped.
+    pub max_categories_per_event: usize,
+    /// Category fields the connector may create on `Request__c` per connection
+    /// (a real org allows 500 to 800 custom fields per object).
+    pub max_category_fields: usize,
+    /// Login attempts per minute from everyone together.
+    pub logins_per_minute: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 20,
+            request_timeout_secs: 120,
+            max_connections: 1024,
+            max_bodies_in_flight: 64,
+            max_categories_per_event: 50,
+            max_category_fields: 100,
+            logins_per_minute: 30,
+        }
+    }
 }
 
 /// A Salesforce Connected App (consumer key and secret).
@@ -97,6 +147,10 @@ impl Default for Config {
             admin_password_hash: None,
             oauth: None,
             emulator: None,
+            metrics_token: None,
+            metrics_listen: None,
+            limits: Limits::default(),
+            public_url_derived: false,
         }
     }
 }
@@ -161,6 +215,9 @@ impl Config {
                     crate::store::redact_url(u)
                 )));
             }
+        }
+        if let Ok(v) = std::env::var("THENA_SF_METRICS_TOKEN") {
+            c.metrics_token = Some(v);
         }
         if let Ok(v) = std::env::var("THENA_SF_ADMIN_PASSWORD_HASH") {
             c.admin_password_hash = Some(v);

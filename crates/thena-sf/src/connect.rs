@@ -227,6 +227,9 @@ pub async fn connect_observed(
             req.name
         )));
     }
+    if let Some(t) = &req.webhook_token {
+        check_webhook_token(t)?;
+    }
     let login_url = req.login_url.trim_end_matches('/').to_string();
     if !(login_url.starts_with("https://")
         || login_url.starts_with("http://127.")
@@ -322,6 +325,21 @@ pub async fn connect_observed(
         provision: report,
         name: conn.name,
     })
+}
+
+/// The shortest webhook token accepted from a person (config, flag or
+/// variable); generated ones are longer.
+pub const MIN_WEBHOOK_TOKEN: usize = 32;
+
+/// Refuses a webhook token anyone could guess: empty, short, or blank.
+pub fn check_webhook_token(t: &str) -> Result<(), Error> {
+    let n = t.trim().chars().count();
+    if n < MIN_WEBHOOK_TOKEN {
+        return Err(Error::Invalid(format!(
+            "the webhook token has {n} characters; it needs at least {MIN_WEBHOOK_TOKEN} (leave it out to get a generated one)"
+        )));
+    }
+    Ok(())
 }
 
 /// Turns the token endpoint's refusals that have a known cause in 2026's

@@ -211,7 +211,7 @@ async fn connect_by_refresh_token_and_from_the_config_file() {
                     "--refresh-token",
                     &rt,
                     "--webhook-token",
-                    "my-token",
+                    "my-token-0123456789abcdef0123456789",
                 ],
             )
         }
@@ -272,6 +272,37 @@ async fn connect_by_refresh_token_and_from_the_config_file() {
 #[test]
 fn bad_input_is_refused_with_a_reason() {
     let d = dir("bad");
+    // Webhook tokens anyone could guess are refused, by flag or variable.
+    for (flag, env) in [
+        (Some(""), None),
+        (Some("abc"), None),
+        (None, Some("short-token")),
+    ] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_thena-sf"));
+        cmd.arg("--data-dir").arg(&d.0).args([
+            "connect",
+            "ok",
+            "--login-url",
+            "https://x.example",
+            "--client-id",
+            "x",
+            "--refresh-token",
+            "y",
+        ]);
+        if let Some(f) = flag {
+            cmd.args(["--webhook-token", f]);
+        }
+        if let Some(e) = env {
+            cmd.env("THENA_SF_WEBHOOK_TOKEN", e);
+        }
+        let out = cmd.env_remove("THENA_SF_SECRET_KEY").output().unwrap();
+        assert!(!out.status.success());
+        assert!(
+            text(&out).contains("needs at least 32"),
+            "{flag:?} {env:?}: {}",
+            text(&out)
+        );
+    }
     let out = thena(
         &d.0,
         &[
@@ -353,7 +384,7 @@ async fn serve_syncs_and_stops_cleanly_on_sigterm() {
                     "--password",
                     "emulator",
                     "--webhook-token",
-                    "tok",
+                    "tok-0123456789abcdef0123456789-cli",
                     "--json",
                 ],
             )
@@ -383,7 +414,7 @@ async fn serve_syncs_and_stops_cleanly_on_sigterm() {
         "requestor": {"name": "Someone New", "email": "someone@gmail.com"}, "customer": {"teamName": "Nobody"}}});
     let r = reqwest::Client::new()
         .post(format!("{url}/webhooks/thena/acme"))
-        .header("Authorization", "tok")
+        .header("Authorization", "tok-0123456789abcdef0123456789-cli")
         .json(&body)
         .send()
         .await
@@ -458,7 +489,7 @@ async fn no_secret_in_logs_metrics_errors_or_pages_after_a_full_run() {
     let base = emu.base_url.clone();
     let d = dir("secrets");
     let data = d.0.clone();
-    let token = "whk-secret-7c1f0a9d";
+    let token = "whk-secret-7c1f0a9d-0123456789abcdef0123456789";
     let out = tokio::task::spawn_blocking({
         let (data, base) = (data.clone(), base.clone());
         move || {

@@ -17,7 +17,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-const TOKEN: &str = "crash-token-0123456789";
+const TOKEN: &str = "crash-token-0123456789-0123456789abcdef0123456789";
 const REQUESTS: usize = 1000;
 const VERSIONS: i64 = 5;
 const KILLS: usize = 10;

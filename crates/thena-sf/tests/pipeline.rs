@@ -13,7 +13,7 @@ use thena_sf::crypto::SecretBox;
 use thena_sf::store::{ConnStatus, Store};
 use thena_sf::sync::Settings;
 
-const TOKEN: &str = "test-webhook-token";
+const TOKEN: &str = "test-webhook-token-0123456789abcdef0123456789";
 
 struct Harness {
     emu: sf_emulator::Running,

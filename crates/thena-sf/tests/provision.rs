@@ -329,7 +329,7 @@ async fn token_expiry_mid_provision_is_refreshed_transparently() {
             client_id: "local-client".into(),
             client_secret: Some(Secret::new("local-secret")),
             credentials: Credentials::Tokens(tokens),
-            webhook_token: Some("tok".into()),
+            webhook_token: Some("tok-0123456789abcdef0123456789-prov".into()),
             signing_secrets: Vec::new(),
         },
     )
@@ -356,7 +356,7 @@ async fn token_expiry_mid_provision_is_refreshed_transparently() {
         .iter()
         .all(|c| c.ok));
     assert!(thena_sf::crypto::token_matches(
-        "tok",
+        "tok-0123456789abcdef0123456789-prov",
         &conn.webhook_token_hash
     ));
 }

@@ -15,7 +15,7 @@ use thena_sf::crypto::SecretBox;
 use thena_sf::store::{ConnStatus, Store};
 use thena_sf::sync::Settings;
 
-const TOKEN: &str = "reliability-token-5f1b2c";
+const TOKEN: &str = "reliability-token-5f1b2c-0123456789abcdef0123456789";
 
 fn seed() -> Seed {
     serde_json::from_value(json!({

@@ -154,7 +154,7 @@ async fn three_replicas_fifty_orgs_one_killed_nothing_lost_or_doubled() {
         let req = ConnectRequest::emulator_admin(
             &format!("org{c}"),
             &emu.base_url,
-            Some(format!("tok-{c}")),
+            Some(format!("tok-{c}-0123456789abcdef0123456789")),
         );
         connect::connect(&store, &cfg, req).await.unwrap();
     }
@@ -223,7 +223,7 @@ async fn three_replicas_fifty_orgs_one_killed_nothing_lost_or_doubled() {
                     };
                     let ok = http
                         .post(format!("{url}/webhooks/thena/org{c}"))
-                        .bearer_auth(format!("tok-{c}"))
+                        .bearer_auth(format!("tok-{c}-0123456789abcdef0123456789"))
                         .json(body)
                         .send()
                         .await
@@ -448,7 +448,11 @@ async fn connections_and_tokens_changed_on_one_replica_reach_the_others() {
         apps.push(App::start(config, store, Default::default()).await.unwrap());
     }
     // Made on replica 0 (as its admin page or CLI would).
-    let req = ConnectRequest::emulator_admin("late", &emu.base_url, Some("tok-old".to_string()));
+    let req = ConnectRequest::emulator_admin(
+        "late",
+        &emu.base_url,
+        Some("tok-old-0123456789abcdef0123456789".to_string()),
+    );
     connect::connect(&apps[0].state.store, &apps[0].state.config, req)
         .await
         .unwrap();
@@ -465,23 +469,28 @@ async fn connections_and_tokens_changed_on_one_replica_reach_the_others() {
             .send()
     };
     // Replica 1 has never heard of it, and serves it at once.
-    let r = post(apps[1].url(), "tok-old", "a").await.unwrap();
+    let r = post(apps[1].url(), "tok-old-0123456789abcdef0123456789", "a")
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 202, "{}", r.text().await.unwrap());
     // A new token set on replica 0 reaches replica 1 within a tick.
     apps[0]
         .state
         .store
-        .set_webhook_token_hash("late", &thena_sf::crypto::token_hash("tok-new"))
+        .set_webhook_token_hash(
+            "late",
+            &thena_sf::crypto::token_hash("tok-new-0123456789abcdef0123456789"),
+        )
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let new = post(apps[1].url(), "tok-new", "bb")
+        let new = post(apps[1].url(), "tok-new-0123456789abcdef0123456789", "bb")
             .await
             .unwrap()
             .status()
             .as_u16();
-        let old = post(apps[1].url(), "tok-old", "ccc")
+        let old = post(apps[1].url(), "tok-old-0123456789abcdef0123456789", "ccc")
             .await
             .unwrap()
             .status()

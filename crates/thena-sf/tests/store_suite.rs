@@ -12,7 +12,7 @@ use serde_json::json;
 use thena_sf::crypto::SecretBox;
 use thena_sf::domain::snapshot::Snapshot;
 use thena_sf::store::queue::{Claimed, IngestItem, Ingested, Synced};
-use thena_sf::store::{ConnStatus, Connection, OAuthFlow, Store, StoreError};
+use thena_sf::store::{ConnStatus, Connection, FlowTaken, OAuthFlow, Store, StoreError};
 
 const KEY: [u8; 32] = [3u8; 32];
 
@@ -247,15 +247,23 @@ async fn queue_rules(s: &Store) {
 
 async fn sessions_and_flows(s: &Store) {
     let far = chrono::Utc::now().timestamp_millis() + 60_000;
-    s.create_session("h1", "csrf1", far).await.unwrap();
-    s.create_session("h0", "csrf0", 1).await.unwrap();
+    s.create_session("h1", "csrf1", "pw1", far).await.unwrap();
+    s.create_session("h0", "csrf0", "pw1", 1).await.unwrap();
     assert_eq!(
-        s.session_csrf("h1").await.unwrap().as_deref(),
+        s.session_csrf("h1", "pw1").await.unwrap().as_deref(),
         Some("csrf1")
     );
-    assert_eq!(s.session_csrf("h0").await.unwrap(), None, "expired");
+    assert_eq!(s.session_csrf("h0", "pw1").await.unwrap(), None, "expired");
+    assert_eq!(
+        s.session_csrf("h1", "pw2").await.unwrap(),
+        None,
+        "made with another password"
+    );
     s.delete_session("h1").await.unwrap();
-    assert_eq!(s.session_csrf("h1").await.unwrap(), None);
+    assert_eq!(s.session_csrf("h1", "pw1").await.unwrap(), None);
+    s.create_session("h2", "csrf2", "pw1", far).await.unwrap();
+    assert_eq!(s.delete_all_sessions().await.unwrap(), 1);
+    assert_eq!(s.session_csrf("h2", "pw1").await.unwrap(), None);
     let flow = OAuthFlow {
         session_hash: "h".into(),
         connection: "acme".into(),
@@ -265,10 +273,22 @@ async fn sessions_and_flows(s: &Store) {
         created_at_ms: chrono::Utc::now().timestamp_millis(),
     };
     s.put_oauth_flow("state-hash", &flow).await.unwrap();
-    let got = s.take_oauth_flow("state-hash").await.unwrap().unwrap();
+    assert!(
+        matches!(
+            s.take_oauth_flow("state-hash", "other").await.unwrap(),
+            FlowTaken::OtherSession
+        ),
+        "another session's state is refused and not consumed"
+    );
+    let FlowTaken::Taken(got) = s.take_oauth_flow("state-hash", "h").await.unwrap() else {
+        panic!("the owner takes it")
+    };
     assert_eq!(got.verifier.expose(), "verifier-zz94");
     assert!(
-        s.take_oauth_flow("state-hash").await.unwrap().is_none(),
+        matches!(
+            s.take_oauth_flow("state-hash", "h").await.unwrap(),
+            FlowTaken::Unknown
+        ),
         "single use"
     );
 }

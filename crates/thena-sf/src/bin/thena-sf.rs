@@ -458,7 +458,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             std::fs::create_dir_all(&app.config.data_dir)?;
             let path = app.config.data_dir.join("admin-password.hash");
-            std::fs::write(&path, &hash)?;
+            let tmp = path.with_extension("hash.tmp");
+            let _ = std::fs::remove_file(&tmp);
+            thena_sf::crypto::write_private(&tmp, hash.as_bytes())?;
+            std::fs::rename(&tmp, &path)?;
+            // A new password ends every session, here and on every replica.
+            let ended = app.store.delete_all_sessions().await?;
+            if ended > 0 {
+                say(&format!(
+                    "ended {ended} admin session(s) made with the old password"
+                ));
+            }
             let _ = std::fs::remove_file(app.config.data_dir.join("initial-admin-password"));
             if app.config.admin_password_hash.is_some() {
                 eprintln!(

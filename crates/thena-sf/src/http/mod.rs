@@ -1,6 +1,7 @@
 //! The HTTP server: Thena webhooks, health, readiness and metrics.
 
 mod ingest;
+pub mod serve;
 mod webhook;
 
 pub use ingest::Ingestor;
@@ -42,6 +43,8 @@ pub struct AppState {
     /// The admin page's password and its flows under way.
     pub admin: crate::web::Admin,
     pub runtime: crate::app::Runtime,
+    /// Slots for webhook bodies being read at once (`limits.max_bodies_in_flight`).
+    pub bodies: tokio::sync::Semaphore,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -51,7 +54,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .merge(crate::web::routes())
+        .merge(crate::web::routes(crate::web::csp(&state.config)))
+        .layer(axum::middleware::from_fn_with_state(
+            std::time::Duration::from_secs(state.config.limits.request_timeout_secs.max(1)),
+            serve::request_deadline,
+        ))
         .with_state(state)
 }
 

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -42,6 +41,80 @@ fn presented_token(headers: &HeaderMap) -> Option<&str> {
     )
 }
 
+/// Reads an authenticated request's body: at most `MAX_BODY` bytes, within
+/// the body deadline, while a slot among the bodies in flight is held.
+async fn read_body(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+) -> Result<Bytes, (StatusCode, &'static str, String)> {
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is over {} bytes", super::MAX_BODY),
+        )
+    };
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > super::MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    let limits = &app.config.limits;
+    let wait = std::time::Duration::from_secs(limits.body_read_timeout_secs.max(1));
+    let read = async {
+        let _slot = app.bodies.acquire().await.expect("never closed");
+        axum::body::to_bytes(body, super::MAX_BODY).await
+    };
+    match tokio::time::timeout(wait, read).await {
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(e)) => {
+            let over = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                || e.to_string().contains("length limit");
+            if over {
+                Err(too_large())
+            } else {
+                Err((
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("the body could not be read: {e}"),
+                ))
+            }
+        }
+        Err(_) => Err((
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!("the body did not arrive within {} s", wait.as_secs()),
+        )),
+    }
+}
+
+/// The signature headers are there and the timestamp is within the window
+/// (checked before the body is read; the signature itself needs the body).
+fn check_signature_headers(headers: &HeaderMap) -> Result<i64, &'static str> {
+    let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
+    let (Some(_), Some(ts), Some(_)) = (
+        get("webhook-id"),
+        get("webhook-timestamp"),
+        get("webhook-signature"),
+    ) else {
+        return Err("this connection requires signed webhooks (webhook-id, webhook-timestamp, webhook-signature)");
+    };
+    let ts: i64 = ts
+        .trim()
+        .parse()
+        .map_err(|_| "webhook-timestamp is not unix seconds")?;
+    // Compared without overflow: an i64::MIN timestamp is just far away.
+    let skew = chrono::Utc::now().timestamp().abs_diff(ts);
+    if skew > TOLERANCE_SECS as u64 {
+        return Err("webhook-timestamp is outside the 5-minute window");
+    }
+    Ok(ts)
+}
+
 /// Checks a Standard Webhooks signature against any of the secrets (rotation).
 fn check_signature(auth: &ConnAuth, headers: &HeaderMap, body: &[u8]) -> Result<(), &'static str> {
     let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
@@ -52,13 +125,7 @@ fn check_signature(auth: &ConnAuth, headers: &HeaderMap, body: &[u8]) -> Result<
     ) else {
         return Err("this connection requires signed webhooks (webhook-id, webhook-timestamp, webhook-signature)");
     };
-    let ts_num: i64 = ts
-        .trim()
-        .parse()
-        .map_err(|_| "webhook-timestamp is not unix seconds")?;
-    if (chrono::Utc::now().timestamp() - ts_num).abs() > TOLERANCE_SECS {
-        return Err("webhook-timestamp is outside the 5-minute window");
-    }
+    check_signature_headers(headers)?;
     let mut signed = Vec::with_capacity(id.len() + ts.len() + body.len() + 2);
     signed.extend_from_slice(id.as_bytes());
     signed.push(b'.');
@@ -90,28 +157,18 @@ fn check_signature(auth: &ConnAuth, headers: &HeaderMap, body: &[u8]) -> Result<
     Err("no webhook-signature matches")
 }
 
+/// The label unknown connection names share in metrics (names are the
+/// caller's to choose; they must not grow the metric series).
+pub const UNKNOWN_CONNECTION: &str = "(unknown)";
+
 pub async fn receive(
     State(app): State<Arc<AppState>>,
     Path(connection): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Response {
-    let body = match body {
-        Ok(b) => b,
-        Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            app.metrics.received(&connection, "too_large");
-            return reply(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                json!({"error": "payload_too_large", "message": format!("the body is over {} bytes", super::MAX_BODY)}),
-            );
-        }
-        Err(rej) => {
-            return reply(
-                StatusCode::BAD_REQUEST,
-                json!({"error": "bad_request", "message": rej.body_text()}),
-            )
-        }
-    };
+    // Everything that can be decided from the headers is, before one byte of
+    // the body is read: who it is for, and whether the caller may send it.
     let known = app.conns.read().get(&connection).cloned();
     let auth = match known {
         Some(a) => Some(a),
@@ -129,6 +186,8 @@ pub async fn receive(
         None => None,
     };
     let Some(auth) = auth else {
+        app.metrics
+            .received(UNKNOWN_CONNECTION, "unknown_connection");
         return reply(
             StatusCode::NOT_FOUND,
             json!({"error": "unknown_connection", "message": format!("no connection named '{}'", connection.chars().take(64).collect::<String>())}),
@@ -145,6 +204,21 @@ pub async fn receive(
             return unauthorized("the Authorization header is missing");
         }
     }
+    if !auth.signing_secrets.is_empty() {
+        if let Err(why) = check_signature_headers(&headers) {
+            app.metrics.received(&connection, "unauthorized");
+            return unauthorized(why);
+        }
+    }
+    let body = match read_body(&app, &headers, body).await {
+        Ok(b) => b,
+        Err((status, error, message)) => {
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                app.metrics.received(&connection, "too_large");
+            }
+            return reply(status, json!({"error": error, "message": message}));
+        }
+    };
     if !auth.signing_secrets.is_empty() {
         if let Err(why) = check_signature(&auth, &headers, &body) {
             app.metrics.received(&connection, "unauthorized");

@@ -22,10 +22,13 @@ fn now_ms() -> i64 {
 }
 
 impl Store {
+    /// Stores a session: the hash of its cookie, the hash of its CSRF token,
+    /// and the fingerprint of the admin password it was made with.
     pub async fn create_session(
         &self,
         id_hash: &str,
-        csrf: &str,
+        csrf_hash: &str,
+        pw: &str,
         expires_at_ms: i64,
     ) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM admin_sessions WHERE expires_at_ms < $1")
@@ -33,26 +36,40 @@ impl Store {
             .execute(self.pool())
             .await?;
         sqlx::query(
-            "INSERT INTO admin_sessions (id_hash, csrf, expires_at_ms) VALUES ($1, $2, $3)",
+            "INSERT INTO admin_sessions (id_hash, csrf, pw, expires_at_ms) VALUES ($1, $2, $3, $4)",
         )
         .bind(id_hash)
-        .bind(csrf)
+        .bind(csrf_hash)
+        .bind(pw)
         .bind(expires_at_ms)
         .execute(self.pool())
         .await?;
         Ok(())
     }
 
-    /// The CSRF token of a live session.
-    pub async fn session_csrf(&self, id_hash: &str) -> Result<Option<String>, StoreError> {
+    /// The CSRF token hash of a live session made with the password `pw`.
+    pub async fn session_csrf(
+        &self,
+        id_hash: &str,
+        pw: &str,
+    ) -> Result<Option<String>, StoreError> {
         let row = sqlx::query(
-            "SELECT csrf FROM admin_sessions WHERE id_hash = $1 AND expires_at_ms > $2",
+            "SELECT csrf FROM admin_sessions WHERE id_hash = $1 AND expires_at_ms > $2 AND pw = $3",
         )
         .bind(id_hash)
         .bind(now_ms())
+        .bind(pw)
         .fetch_optional(self.pool())
         .await?;
         Ok(row.map(|r| r.try_get("csrf")).transpose()?)
+    }
+
+    /// Ends every admin session (the password changed).
+    pub async fn delete_all_sessions(&self) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM admin_sessions")
+            .execute(self.pool())
+            .await?
+            .rows_affected())
     }
 
     pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
@@ -84,19 +101,48 @@ impl Store {
         .await?;
         Ok(())
     }
+}
 
-    /// Takes a flow by its state: a state is good for one callback only.
-    pub async fn take_oauth_flow(&self, state_hash: &str) -> Result<Option<OAuthFlow>, StoreError> {
+/// The answer to presenting an OAuth state.
+#[derive(Debug)]
+pub enum FlowTaken {
+    /// Ours, now used up.
+    Taken(OAuthFlow),
+    /// Started by another session: left in place for its owner.
+    OtherSession,
+    /// Unknown or already used.
+    Unknown,
+}
+
+impl Store {
+    /// Takes (single use) the flow a state names, only for the session that
+    /// started it: another session presenting it consumes nothing.
+    pub async fn take_oauth_flow(
+        &self,
+        state_hash: &str,
+        session_hash: &str,
+    ) -> Result<FlowTaken, StoreError> {
         let row = sqlx::query(
-            "DELETE FROM oauth_states WHERE state_hash = $1
+            "DELETE FROM oauth_states WHERE state_hash = $1 AND session_hash = $2
              RETURNING session_hash, connection, login_url, client_id, verifier_enc, created_at_ms",
         )
         .bind(state_hash)
+        .bind(session_hash)
         .fetch_optional(self.pool())
         .await?;
-        let Some(r) = row else { return Ok(None) };
+        let Some(r) = row else {
+            let other = sqlx::query("SELECT 1 AS one FROM oauth_states WHERE state_hash = $1")
+                .bind(state_hash)
+                .fetch_optional(self.pool())
+                .await?;
+            return Ok(if other.is_some() {
+                FlowTaken::OtherSession
+            } else {
+                FlowTaken::Unknown
+            });
+        };
         let sealed: Vec<u8> = r.try_get("verifier_enc")?;
-        Ok(Some(OAuthFlow {
+        Ok(FlowTaken::Taken(OAuthFlow {
             session_hash: r.try_get("session_hash")?,
             connection: r.try_get("connection")?,
             login_url: r.try_get("login_url")?,

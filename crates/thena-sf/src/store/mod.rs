@@ -23,7 +23,7 @@ use sqlx::{AnyPool, Executor};
 
 use crate::crypto::SecretBox;
 
-pub use admin::OAuthFlow;
+pub use admin::{FlowTaken, OAuthFlow};
 pub use leases::Fence;
 
 /// Which database a store lives in.
@@ -49,6 +49,30 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Sets the data directory to 0700 and the database and its WAL and shared
+/// memory files to 0600 (SQLite creates the latter two with the database's mode).
+#[cfg(unix)]
+fn make_private(dir: &Path, db: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let set = |p: &Path, mode: u32| {
+        if p.exists() {
+            if let Err(e) = std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)) {
+                tracing::warn!(path = %p.display(), error = %e, "cannot make the store private");
+            }
+        }
+    };
+    set(dir, 0o700);
+    for suffix in ["", "-wal", "-shm"] {
+        set(
+            &std::path::PathBuf::from(format!("{}{suffix}", db.display())),
+            0o600,
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn make_private(_dir: &Path, _db: &Path) {}
+
 impl Store {
     /// Opens (or creates) `<data_dir>/thena-sf.db` and brings its schema up to date.
     pub async fn open(data_dir: &Path, secrets: SecretBox) -> Result<Store, StoreError> {
@@ -57,6 +81,9 @@ impl Store {
             source: sqlx::Error::Io(e),
         })?;
         let path = data_dir.join("thena-sf.db");
+        // The store holds requestor emails and message text: only this user
+        // may read it. Made so, and repaired when an older version left it open.
+        make_private(data_dir, &path);
         const PATH: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
             .remove(b'/')
             .remove(b'.')
@@ -67,7 +94,9 @@ impl Store {
             "sqlite://{}?mode=rwc",
             percent_encoding::utf8_percent_encode(&shown, PATH)
         );
-        Self::connect(&url, Backend::Sqlite, &shown, secrets).await
+        let store = Self::connect(&url, Backend::Sqlite, &shown, secrets).await?;
+        make_private(data_dir, &path);
+        Ok(store)
     }
 
     /// Opens the store a config names: `database_url` (PostgreSQL), else SQLite under `data_dir`.

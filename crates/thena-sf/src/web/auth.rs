@@ -29,10 +29,22 @@ const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 const BRAKE_TRIES: u32 = 5;
 const BRAKE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
+/// Password verifications (Argon2, about 19 MiB each) running at once; the
+/// rest wait up to [`VERIFY_WAIT`], then get 429.
+const VERIFYING_AT_ONCE: usize = 2;
+const VERIFY_WAIT: Duration = Duration::from_secs(5);
+
 /// The admin page's password and its state in memory.
 pub struct Admin {
     password_hash: String,
+    /// Sessions are bound to this fingerprint of the password hash: a new
+    /// password ends them all.
+    fingerprint: String,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    /// Login attempts from everyone: a token bucket (tokens, last refill).
+    bucket: Mutex<(f64, Instant)>,
+    logins_per_minute: f64,
+    verifying: tokio::sync::Semaphore,
     pub(super) setups: Mutex<HashMap<String, Arc<Mutex<SetupJob>>>>,
 }
 
@@ -88,35 +100,52 @@ impl Admin {
                 "admin_password_hash is not an Argon2 PHC string ({e}); make one with `thena-sf admin-password --hash-only`"
             ))
         })?;
+        let per_minute = f64::from(config.limits.logins_per_minute.max(1));
         Ok(Admin {
+            fingerprint: crypto::token_hash(&hash)[..16].to_string(),
             password_hash: hash,
             failures: Mutex::new(HashMap::new()),
+            bucket: Mutex::new((per_minute, Instant::now())),
+            logins_per_minute: per_minute,
+            verifying: tokio::sync::Semaphore::new(VERIFYING_AT_ONCE),
             setups: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Seconds to wait before `ip` may try again, if it is braked.
-    fn braked(&self, ip: IpAddr) -> Option<u64> {
-        let mut f = self.failures.lock();
-        match f.get(&ip) {
-            Some((n, since)) if since.elapsed() < BRAKE_WINDOW => {
-                (*n >= BRAKE_TRIES).then(|| (BRAKE_WINDOW - since.elapsed()).as_secs() + 1)
-            }
-            Some(_) => {
-                f.remove(&ip);
-                None
-            }
-            None => None,
+    /// Takes one login attempt from the bucket all addresses share.
+    fn take_global(&self) -> bool {
+        let mut b = self.bucket.lock();
+        let now = Instant::now();
+        let refill = now.duration_since(b.1).as_secs_f64() * self.logins_per_minute / 60.0;
+        b.0 = (b.0 + refill).min(self.logins_per_minute);
+        b.1 = now;
+        if b.0 >= 1.0 {
+            b.0 -= 1.0;
+            true
+        } else {
+            false
         }
     }
 
-    fn failed(&self, ip: IpAddr) {
+    /// Counts an attempt from `ip` before its password is verified (so that
+    /// concurrent attempts cannot slip past the brake), or says how many
+    /// seconds it must wait.
+    fn reserve(&self, ip: IpAddr) -> Result<(), u64> {
         let mut f = self.failures.lock();
         let e = f.entry(ip).or_insert((0, Instant::now()));
         if e.1.elapsed() >= BRAKE_WINDOW {
             *e = (0, Instant::now());
         }
+        if e.0 >= BRAKE_TRIES {
+            return Err((BRAKE_WINDOW - e.1.elapsed()).as_secs() + 1);
+        }
         e.0 += 1;
+        Ok(())
+    }
+
+    /// A right password clears the address's count.
+    fn succeeded(&self, ip: IpAddr) {
+        self.failures.lock().remove(&ip);
     }
 }
 
@@ -134,6 +163,12 @@ impl Session {
             logged_in: true,
         }
     }
+}
+
+/// A session's CSRF token, derived from its cookie value: the store keeps
+/// only hashes of both, so a copy of the store gives neither.
+fn csrf_for(session_id: &str) -> String {
+    crypto::token_hash(&format!("csrf:{session_id}"))
 }
 
 fn cookie_value(headers: &HeaderMap) -> Option<String> {
@@ -154,9 +189,14 @@ pub async fn session(app: &App, headers: &HeaderMap) -> Result<Session, Response
         return Err(Redirect::to("/login").into_response());
     };
     let id_hash = crypto::token_hash(&id);
-    match app.store.session_csrf(&id_hash).await {
-        Ok(Some(csrf)) => Ok(Session { id_hash, csrf }),
-        Ok(None) => Err(Redirect::to("/login").into_response()),
+    let csrf = csrf_for(&id);
+    match app
+        .store
+        .session_csrf(&id_hash, &app.admin.fingerprint)
+        .await
+    {
+        Ok(Some(stored)) if crypto::token_matches(&csrf, &stored) => Ok(Session { id_hash, csrf }),
+        Ok(_) => Err(Redirect::to("/login").into_response()),
         Err(e) => Err(super::pages::failure(&e.to_string())),
     }
 }
@@ -187,18 +227,24 @@ fn forbidden(why: &str) -> Response {
     )
 }
 
-/// A form posted from another site carries its Origin; ours must match the Host we serve.
+/// A form posted from another site carries its Origin; ours must be the
+/// configured `public_url` (the Host header is the client's to say, so it
+/// counts only when no public URL was configured).
 fn same_origin(app: &App, headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
+    if origin == app.config.base_url() {
+        return true;
+    }
+    if !app.config.public_url_derived {
+        return false;
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    origin == app.config.base_url()
-        || origin == format!("http://{host}")
-        || origin == format!("https://{host}")
+    origin == format!("http://{host}") || origin == format!("https://{host}")
 }
 
 fn session_cookie(app: &App, value: &str, max_age: u64) -> String {
@@ -234,15 +280,28 @@ pub async fn login(
     if !same_origin(&app, &headers) {
         return forbidden("This login came from another site, so it was refused.");
     }
-    if let Some(wait) = app.admin.braked(peer.ip()) {
-        return render(
+    let too_many = |message: String| {
+        render(
             StatusCode::TOO_MANY_REQUESTS,
-            &LoginPage::new(Some(format!(
-                "Too many wrong passwords from your address. Try again in {} minutes.",
-                wait.div_ceil(60)
-            ))),
+            &LoginPage::new(Some(message)),
+        )
+    };
+    if let Err(wait) = app.admin.reserve(peer.ip()) {
+        return too_many(format!(
+            "Too many wrong passwords from your address. Try again in {} minutes.",
+            wait.div_ceil(60)
+        ));
+    }
+    if !app.admin.take_global() {
+        return too_many(
+            "Too many logins are being tried right now. Try again in a minute.".into(),
         );
     }
+    // At most a few Argon2 verifications at once: each takes ~19 MiB.
+    let Ok(Ok(_slot)) = tokio::time::timeout(VERIFY_WAIT, app.admin.verifying.acquire()).await
+    else {
+        return too_many("The server is busy checking other logins. Try again in a moment.".into());
+    };
     let hash = app.admin.password_hash.clone();
     let password = form.password;
     let ok = tokio::task::spawn_blocking(move || {
@@ -257,19 +316,24 @@ pub async fn login(
     .await
     .unwrap_or(false);
     if !ok {
-        app.admin.failed(peer.ip());
         tracing::warn!(peer = %peer.ip(), "a wrong admin password");
         return render(
             StatusCode::UNAUTHORIZED,
             &LoginPage::new(Some("That password is not right.".into())),
         );
     }
+    app.admin.succeeded(peer.ip());
     let id = crypto::new_token();
-    let csrf = crypto::new_token();
+    let csrf_hash = crypto::token_hash(&csrf_for(&id));
     let expires = chrono::Utc::now().timestamp_millis() + SESSION_LIFETIME.as_millis() as i64;
     if let Err(e) = app
         .store
-        .create_session(&crypto::token_hash(&id), &csrf, expires)
+        .create_session(
+            &crypto::token_hash(&id),
+            &csrf_hash,
+            &app.admin.fingerprint,
+            expires,
+        )
         .await
     {
         return super::pages::failure(&e.to_string());

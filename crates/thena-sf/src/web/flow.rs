@@ -183,14 +183,10 @@ fn custom_login_url(domain: &str) -> Option<String> {
         && d.len() <= 253
         && d.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-    let salesforce = [
-        ".salesforce.com",
-        ".force.com",
-        ".salesforce.mil",
-        ".sfcrmproducts.cn",
-    ]
-    .iter()
-    .any(|s| d.ends_with(s));
+    // Not `.force.com`: Salesforce Sites live there, and anyone can make one.
+    let salesforce = [".salesforce.com", ".salesforce.mil", ".sfcrmproducts.cn"]
+        .iter()
+        .any(|s| d.ends_with(s));
     (ok_chars && salesforce && !d.contains("..")).then(|| format!("https://{d}"))
 }
 
@@ -395,20 +391,17 @@ pub async fn callback(
     let Some(state) = q.state.filter(|st| !st.is_empty()) else {
         return start_again(Some(&s), "This sign-in cannot be trusted", "Salesforce's answer carried no state, so it cannot be matched to a connection you started.");
     };
-    let flow = match app.store.take_oauth_flow(&crypto::token_hash(&state)).await {
-        Ok(Some(f)) => f,
-        Ok(None) => {
+    let flow = match app.store.take_oauth_flow(&crypto::token_hash(&state), &s.id_hash).await {
+        Ok(crate::store::FlowTaken::Taken(f)) => f,
+        // Not consumed: the session that started it can still finish it.
+        Ok(crate::store::FlowTaken::OtherSession) => {
+            return start_again(Some(&s), "This sign-in cannot be trusted", "It was started from another session.")
+        }
+        Ok(crate::store::FlowTaken::Unknown) => {
             return start_again(Some(&s), "This sign-in cannot be trusted", "Its state is unknown or was already used: each connection attempt can come back only once.")
         }
         Err(e) => return failure(&e.to_string()),
     };
-    if flow.session_hash != s.id_hash {
-        return start_again(
-            Some(&s),
-            "This sign-in cannot be trusted",
-            "It was started from another session.",
-        );
-    }
     if chrono::Utc::now().timestamp_millis() - flow.created_at_ms > FLOW_LIFETIME_MS {
         return start_again(
             Some(&s),
@@ -630,6 +623,8 @@ mod tests {
             "a b.salesforce.com",
             "http://x.salesforce.com",
             "x..salesforce.com",
+            "attacker.my.site.force.com",
+            "evil.force.com",
         ] {
             assert_eq!(custom_login_url(bad), None, "{bad}");
         }

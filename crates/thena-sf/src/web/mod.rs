@@ -27,7 +27,22 @@ use crate::http::AppState;
 type App = Arc<AppState>;
 
 /// The admin page's routes.
-pub fn routes() -> Router<App> {
+/// The pages' Content-Security-Policy: nothing but our own files, and forms
+/// that go only here or (by the Connect form's redirect, which Chrome checks
+/// too) to Salesforce's login hosts and the emulator offered.
+pub fn csp(config: &crate::config::Config) -> String {
+    let mut form =
+        "'self' https://*.salesforce.com https://*.salesforce.mil https://*.sfcrmproducts.cn"
+            .to_string();
+    if let Some(e) = &config.emulator {
+        form.push(' ');
+        form.push_str(e.login_url.trim_end_matches('/'));
+    }
+    format!("default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action {form}")
+}
+
+pub fn routes(csp: String) -> Router<App> {
+    let csp: std::sync::Arc<str> = csp.into();
     Router::new()
         .route("/", get(|| async { Redirect::to("/integrations") }))
         .route("/login", get(auth::login_page).post(auth::login))
@@ -62,11 +77,19 @@ pub fn routes() -> Router<App> {
         )
         .route("/connections/{name}/fix", post(connection::fix))
         .route("/connections/{name}/check", post(connection::check))
-        .layer(axum::middleware::map_response(secure_headers))
+        // The admin page's forms are small; a large body is refused unread.
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .layer(axum::middleware::map_response_with_state(
+            csp,
+            secure_headers,
+        ))
 }
 
 /// Headers on every page: no caching, no framing, no referrer to other sites (the callback URL carries the code).
-async fn secure_headers(mut resp: Response) -> Response {
+async fn secure_headers(
+    axum::extract::State(csp): axum::extract::State<std::sync::Arc<str>>,
+    mut resp: Response,
+) -> Response {
     let h = resp.headers_mut();
     let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
         h.insert(k, HeaderValue::from_static(v));
@@ -76,11 +99,9 @@ async fn secure_headers(mut resp: Response) -> Response {
     set(h, "x-frame-options", "DENY");
     // same-origin, not no-referrer: with no-referrer, browsers send `Origin: null` on our own forms.
     set(h, "referrer-policy", "same-origin");
-    set(
-        h,
-        "content-security-policy",
-        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'",
-    );
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert("content-security-policy", v);
+    }
     resp
 }
 
