@@ -22,6 +22,8 @@ use crate::Error;
 pub struct App {
     pub state: Arc<AppState>,
     pub addr: SocketAddr,
+    /// Where `/metrics` is served when `metrics_listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<()>,
     leases: JoinHandle<()>,
@@ -107,6 +109,25 @@ impl App {
         crate::leases::try_round(&state).await?;
         let router = http::router(state.clone());
         let srx = rx.clone();
+        let metrics_addr = match &state.config.metrics_listen {
+            Some(addr) => {
+                let l = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                    Error::Invalid(format!("cannot listen on {addr} (metrics_listen): {e}"))
+                })?;
+                let bound = l.local_addr().map_err(|e| Error::Invalid(e.to_string()))?;
+                let (router, limits, rx) = (
+                    http::metrics_router(state.clone()),
+                    state.config.limits.clone(),
+                    rx.clone(),
+                );
+                // Ends with the shutdown signal, like the main server.
+                tokio::spawn(async move {
+                    http::serve::serve(l, router, &limits, rx, Duration::from_secs(1)).await;
+                });
+                Some(bound)
+            }
+            None => None,
+        };
         let limits = state.config.limits.clone();
         let server = tokio::spawn(async move {
             http::serve::serve(listener, router, &limits, srx, Duration::from_secs(10)).await;
@@ -116,6 +137,7 @@ impl App {
         Ok(App {
             state,
             addr,
+            metrics_addr,
             shutdown: tx,
             server,
             leases,

@@ -242,6 +242,7 @@ async fn a_new_category_gets_its_field_with_access() {
         "acme",
         &user,
         &["Product".into(), "Title".into(), "Région".into()],
+        100,
     )
     .await
     .unwrap();
@@ -261,9 +262,10 @@ async fn a_new_category_gets_its_field_with_access() {
         );
     }
     let calls = client.calls();
-    let same = provision::ensure_categories(&client, &e.store, "acme", &user, &["Product".into()])
-        .await
-        .unwrap();
+    let same =
+        provision::ensure_categories(&client, &e.store, "acme", &user, &["Product".into()], 100)
+            .await
+            .unwrap();
     assert_eq!(same.len(), 3);
     assert_eq!(client.calls(), calls, "a known category costs no call");
     assert!(provision::doctor(&client, &map, 0.9)
@@ -507,7 +509,7 @@ async fn an_admins_own_permission_survives_a_new_category() {
         .await
         .unwrap();
     let user = connect::user_id(&client.tokens()).unwrap();
-    provision::ensure_categories(&client, &e.store, "acme", &user, &["Product".into()])
+    provision::ensure_categories(&client, &e.store, "acme", &user, &["Product".into()], 100)
         .await
         .unwrap();
     let q = |f: &str| {

@@ -406,6 +406,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let settings = thena_sf::sync::Settings {
                 budget_share: app.config.api_budget_share,
+                max_categories_per_event: app.config.limits.max_categories_per_event,
+                max_category_fields: app.config.limits.max_category_fields,
                 ..Default::default()
             };
             let running = thena_sf::app::App::start(config, app.store.clone(), settings).await?;

@@ -48,12 +48,15 @@ pub struct AppState {
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let mut r = Router::new()
         .route("/webhooks/thena/{connection}", post(webhook::receive))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .route("/readyz", get(ready));
+    // With `metrics_listen`, metrics are served there only (`metrics_router`).
+    if state.config.metrics_listen.is_none() {
+        r = r.route("/metrics", get(metrics));
+    }
+    r.layer(DefaultBodyLimit::max(MAX_BODY))
         .merge(crate::web::routes(crate::web::csp(&state.config)))
         .layer(axum::middleware::from_fn_with_state(
             std::time::Duration::from_secs(state.config.limits.request_timeout_secs.max(1)),
@@ -73,7 +76,29 @@ async fn ready(State(app): State<Arc<AppState>>) -> Response {
     }
 }
 
-async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+/// `/metrics` alone, for a separate listen address.
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn metrics(State(app): State<Arc<AppState>>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(want) = &app.config.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let ok: bool = subtle::ConstantTimeEq::ct_eq(given.as_bytes(), want.as_bytes()).into();
+        if !ok {
+            return (
+                StatusCode::UNAUTHORIZED,
+                "metrics need Authorization: Bearer <metrics_token>",
+            )
+                .into_response();
+        }
+    }
     let names: Vec<String> = app.conns.read().keys().cloned().collect();
     let mut depth = Vec::new();
     let mut failed = Vec::new();

@@ -379,19 +379,24 @@ fn names(fields: &[String]) -> String {
     }
 }
 
-/// Makes sure every category has a field: derives names for new categories,
-/// records them, and provisions. Returns the full category → field map.
+/// Makes sure every category has a field, while the connection has fewer
+/// than `cap` category fields: derives names for new categories, records
+/// them, and provisions. Returns the full category → field map (categories
+/// over the cap are not in it).
 pub async fn ensure_categories(
     client: &Client,
     store: &crate::store::Store,
     connection: &str,
     user_id: &str,
     categories: &[String],
+    cap: usize,
 ) -> Result<Vec<(String, String)>, crate::Error> {
     let mut known = store.category_fields(connection).await?;
+    let room = cap.saturating_sub(known.len());
     let new: Vec<&String> = categories
         .iter()
         .filter(|c| !known.iter().any(|(k, _)| k == *c))
+        .take(room)
         .collect();
     if new.is_empty() {
         return Ok(known);

@@ -39,7 +39,16 @@ pub struct Settings {
     /// How often a paused connection checks whether the budget has headroom again.
     pub pause_recheck: Duration,
     pub public_domains: PublicDomains,
+    /// Categories of one event that may get a field; the rest are noted.
+    pub max_categories_per_event: usize,
+    /// Category fields the connector creates per connection, at most
+    /// (never above [`CATEGORY_FIELDS_CEILING`]).
+    pub max_category_fields: usize,
 }
+
+/// Half the smallest per-object custom field limit of a real org (500):
+/// the connector never takes more of `Request__c` for categories.
+pub const CATEGORY_FIELDS_CEILING: usize = 250;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -54,6 +63,8 @@ impl Default for Settings {
             max_attempts: 50,
             pause_recheck: Duration::from_secs(60),
             public_domains: PublicDomains::default(),
+            max_categories_per_event: 50,
+            max_category_fields: 100,
         }
     }
 }
@@ -92,6 +103,23 @@ fn hash(v: &Value) -> String {
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+/// "; 3 categories not mapped (over the limit on category fields): a, b, c".
+fn not_mapped(names: &[String]) -> String {
+    let shown: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
+    let more = names.len().saturating_sub(shown.len());
+    format!(
+        "; {} categor{} not mapped (over the limit on category fields): {}{}",
+        names.len(),
+        if names.len() == 1 { "y" } else { "ies" },
+        shown.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    )
 }
 
 fn how_text(h: How) -> &'static str {
@@ -420,23 +448,37 @@ impl Worker {
         }
     }
 
-    async fn process(&mut self, batch: &[Claimed]) -> Result<(), salesforce::Error> {
-        // New categories get their fields (with access) before the records that carry them.
+    /// Fields for the categories of the records that will be sent (never for
+    /// skipped ones), within the per-event and per-connection caps; what is
+    /// over them is returned per request, to be noted on its activity.
+    async fn category_fields(
+        &mut self,
+        batch: &[Claimed],
+        outcomes: &HashMap<String, Outcome>,
+    ) -> Result<(HashMap<String, String>, HashMap<String, Vec<String>>), salesforce::Error> {
+        let per_event = self.settings.max_categories_per_event;
+        let sent = |c: &&Claimed| matches!(outcomes.get(&c.request_id), Some(Outcome::Linked(..)));
         let mut names: Vec<String> = batch
             .iter()
-            .flat_map(|c| c.snapshot.category_names())
+            .filter(sent)
+            .flat_map(|c| c.snapshot.category_names().into_iter().take(per_event))
             .collect();
         names.sort();
         names.dedup();
         let categories: HashMap<String, String> = if names.is_empty() {
             HashMap::new()
         } else {
+            let cap = self
+                .settings
+                .max_category_fields
+                .min(CATEGORY_FIELDS_CEILING);
             match provision::ensure_categories(
                 &self.client,
                 &self.store,
                 &self.name,
                 &self.user_id,
                 &names,
+                cap,
             )
             .await
             {
@@ -451,6 +493,23 @@ impl Worker {
                 }
             }
         };
+        let unmapped = batch
+            .iter()
+            .filter(sent)
+            .filter_map(|c| {
+                let over: Vec<String> = c
+                    .snapshot
+                    .category_names()
+                    .into_iter()
+                    .filter(|n| !categories.contains_key(n))
+                    .collect();
+                (!over.is_empty()).then(|| (c.request_id.clone(), over))
+            })
+            .collect();
+        Ok((categories, unmapped))
+    }
+
+    async fn process(&mut self, batch: &[Claimed]) -> Result<(), salesforce::Error> {
         let ids: Vec<String> = batch.iter().map(|c| c.request_id.clone()).collect();
         let states: HashMap<String, _> = self
             .store
@@ -491,6 +550,7 @@ impl Worker {
         .await?
         .into_iter()
         .collect();
+        let (categories, unmapped) = self.category_fields(batch, &outcomes).await?;
         let describe = self.client.describe(schema::OBJECT).await?;
         let lengths = Lengths(
             describe
@@ -590,7 +650,7 @@ impl Worker {
                             .and_then(|s| s.requestor_key.clone())
                     })
                     .unwrap_or_default();
-                let detail = format!(
+                let mut detail = format!(
                     "{} ({})",
                     if res.created == Some(true) {
                         "created"
@@ -599,6 +659,9 @@ impl Worker {
                     },
                     how_text(how)
                 );
+                if let Some(over) = unmapped.get(&c.request_id) {
+                    detail.push_str(&not_mapped(over));
+                }
                 synced.push(crate::store::queue::Synced {
                     claimed: c.clone(),
                     sf_id: res.id.clone().unwrap_or_default(),
