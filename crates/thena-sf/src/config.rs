@@ -246,6 +246,16 @@ impl Config {
             )));
         }
         c.public_url = c.public_url.trim_end_matches('/').to_string();
+        for d in &c.connections {
+            if let Some(t) = &d.webhook_token {
+                if t.trim().chars().count() < 32 {
+                    return Err(ConfigError::Invalid(format!(
+                        "connection {}: webhook_token needs at least 32 characters",
+                        d.name
+                    )));
+                }
+            }
+        }
         Ok(c)
     }
 

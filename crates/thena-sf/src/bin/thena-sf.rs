@@ -412,6 +412,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let running = thena_sf::app::App::start(config, app.store.clone(), settings).await?;
             say(&format!("thena-sf listening on {}", running.url()));
+            if let Some(m) = running.metrics_addr {
+                say(&format!("metrics on http://{m}/metrics"));
+            }
             say(&format!(
                 "  admin page: {}/",
                 running.state.config.base_url()
