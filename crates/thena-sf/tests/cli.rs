@@ -419,7 +419,7 @@ async fn serve_syncs_and_stops_cleanly_on_sigterm() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 202);
+    assert_eq!(r.status(), 200);
     assert_eq!(
         reqwest::get(format!("{url}/healthz"))
             .await

@@ -162,7 +162,7 @@ async fn crash(database_url: Option<&str>) {
                         .send()
                         .await
                     {
-                        Ok(r) if r.status() == 202 => {
+                        Ok(r) if r.status() == 200 => {
                             let id = e["request"]["requestId"].as_str().unwrap().to_string();
                             let v = e["request"]["updatedAt"].as_i64().unwrap();
                             let mut a = acked.lock();

@@ -209,7 +209,7 @@ async fn every_field_of_the_contract_reaches_salesforce() {
     body["request"]["createdAt"] = json!((now + chrono::Duration::seconds(1)).to_rfc3339());
     body["request"]["updatedAt"] = json!((now + chrono::Duration::seconds(2)).to_rfc3339());
     let (s, v) = h.post(&body, &[]).await;
-    assert_eq!((s, v["status"].as_str()), (202, Some("queued")), "{v}");
+    assert_eq!((s, v["status"].as_str()), (200, Some("queued")), "{v}");
     h.settle(&["REQ-2041".into()]).await;
     let rows = h
         .requests(
@@ -250,7 +250,7 @@ async fn every_field_of_the_contract_reaches_salesforce() {
     let (s2, v) = h.post(&body, &[]).await;
     assert_eq!(
         (s2, v["status"].as_str()),
-        (202, Some("duplicate")),
+        (200, Some("duplicate")),
         "the same body again is a duplicate"
     );
 }
@@ -261,7 +261,7 @@ async fn many_updates_coalesce_into_one_upsert_and_newest_wins() {
     h.hold().await;
     for v in 1..=10 {
         let (s, _) = h.post(&payload("REQ-C", v * 1000, json!({})), &[]).await;
-        assert_eq!(s, 202);
+        assert_eq!(s, 200);
     }
     // Out of order: an older update after the newest, and a repeated delivery.
     let (_, v) = h
@@ -371,7 +371,7 @@ async fn requests_created_before_the_connection_are_out_of_scope() {
     let mut old = payload("REQ-OLD", 1000, json!({}));
     old["request"]["createdAt"] = json!("2020-01-01T00:00:00Z");
     let (s, v) = h.post(&old, &[]).await;
-    assert_eq!((s, v["status"].as_str()), (202, Some("out_of_scope")));
+    assert_eq!((s, v["status"].as_str()), (200, Some("out_of_scope")));
     assert!(h
         .requests("Id", "WHERE RequestId__c = 'REQ-OLD'")
         .await
@@ -400,7 +400,7 @@ async fn a_burst_of_a_thousand_costs_a_few_dozen_calls() {
     for (i, id) in ids.iter().enumerate() {
         let email = people[i % people.len()];
         let (s, _) = h.post(&payload(id, 1000, json!({"request": {"requestor": {"name": format!("Person {}", i % 5), "email": email}}})), &[]).await;
-        assert_eq!(s, 202);
+        assert_eq!(s, 200);
     }
     let before = h.api_calls();
     h.release().await;
@@ -529,7 +529,7 @@ async fn retryable_faults_at_twenty_percent_and_token_expiry_converge_with_nothi
     let ids: Vec<String> = (0..300).map(|i| format!("F-{i}")).collect();
     for id in &ids {
         let (s, _) = h.post(&payload(id, 1000, json!({})), &[]).await;
-        assert_eq!(s, 202);
+        assert_eq!(s, 200);
     }
     for id in ids.iter().take(100) {
         h.post(&payload(id, 2000, json!({})), &[]).await;
@@ -672,7 +672,7 @@ async fn a_restart_mid_stream_loses_nothing() {
     h.app = Some(app);
     for id in ids.iter().skip(200) {
         let (s, _) = h.post(&payload(id, 1000, json!({})), &[]).await;
-        assert_eq!(s, 202);
+        assert_eq!(s, 200);
     }
     h.settle(&ids).await;
     assert_eq!(
@@ -705,7 +705,7 @@ async fn bad_requests_get_clear_errors_and_store_nothing() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 202, "Bearer form accepted");
+    assert_eq!(r.status(), 200, "Bearer form accepted");
     let r = h
         .http
         .post(format!("{}/webhooks/thena/nope", h.app().url()))
@@ -811,7 +811,7 @@ async fn signed_webhooks_with_rotation_and_a_replay_window() {
             .await
             .unwrap()
             .status(),
-        202,
+        200,
         "the old secret still works"
     );
     assert_eq!(
@@ -823,7 +823,7 @@ async fn signed_webhooks_with_rotation_and_a_replay_window() {
         .await
         .unwrap()
         .status(),
-        202,
+        200,
         "any of several signatures"
     );
     assert_eq!(
@@ -905,7 +905,7 @@ async fn a_refused_login_waits_for_a_reconnect_and_loses_nothing() {
         1
     );
     let (s, _) = h.post(&payload("RC-2", 1000, json!({})), &[]).await;
-    assert_eq!(s, 202, "the old webhook token still works");
+    assert_eq!(s, 200, "the old webhook token still works");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -934,8 +934,8 @@ async fn the_demo_settles_every_sample() {
         .contains("outlook.com is a public mail domain"));
     assert!(by["REQ-0999"].outcome.starts_with("out_of_scope"));
     assert!(
-        d.deliveries.iter().any(|(_, a)| a == "202 duplicate")
-            && d.deliveries.iter().any(|(_, a)| a == "202 stale")
+        d.deliveries.iter().any(|(_, a)| a == "200 duplicate")
+            && d.deliveries.iter().any(|(_, a)| a == "200 stale")
     );
     let table = thena_sf::demo::render(&d.rows);
     assert!(table.contains("Why:") && table.contains("REQ-1004"));
@@ -979,7 +979,7 @@ async fn one_failing_org_never_slows_another() {
                 .unwrap();
             (r.status().as_u16(), ())
         };
-        assert_eq!(s, 202, "ingest never waits on Salesforce");
+        assert_eq!(s, 200, "ingest never waits on Salesforce");
     }
     let ids: Vec<String> = (0..50).map(|i| format!("OK-{i}")).collect();
     let started = Instant::now();

@@ -1,4 +1,5 @@
-//! `POST /webhooks/thena/{connection}`: authenticate, parse, commit, 202.
+//! `POST /webhooks/thena/{connection}`: authenticate, parse, commit, 200
+//! (Thena's FAQ asks for `200 OK`).
 //! Never calls Salesforce.
 
 use std::sync::Arc;
@@ -266,7 +267,7 @@ pub async fn receive(
                 }
             }
             reply(
-                StatusCode::ACCEPTED,
+                StatusCode::OK,
                 json!({"status": result.as_str(), "requestId": event.snapshot.request_id}),
             )
         }

@@ -2,6 +2,12 @@
 //! `action`, `request.requestId`, `request.createdAt`, `request.updatedAt`;
 //! everything else may be missing (leave alone) or null (clear). Unknown
 //! fields are ignored. Errors name the JSON path of the problem.
+//!
+//! Thena documents only the top level of the body, so the parser is
+//! tolerant (shared/reference/thena-webhook.md, "how the parser must be
+//! tolerant"): every field in camelCase or snake_case (and Thena v3's names
+//! where they mean the same), `closedAt`/`closedBy` inside `request` or at
+//! the top level, people as objects or plain names, any `action`.
 
 use serde_json::{Map, Value};
 
@@ -63,6 +69,20 @@ impl<'a> Obj<'a> {
 
     fn raw(&self, key: &str) -> Option<&'a Value> {
         self.map.get(key)
+    }
+
+    /// Which of a field's spellings to read: the first with a non-null
+    /// value, else the first present (null), else the first.
+    fn alias(&self, keys: &[&'static str]) -> &'static str {
+        keys.iter()
+            .find(|k| self.raw(k).is_some_and(|v| !v.is_null()))
+            .or_else(|| keys.iter().find(|k| self.raw(k).is_some()))
+            .copied()
+            .unwrap_or(keys[0])
+    }
+
+    fn has(&self, keys: &[&'static str]) -> bool {
+        keys.iter().any(|k| self.raw(k).is_some())
     }
 
     fn obj(&self, key: &str) -> Result<Patch<Obj<'a>>, PayloadError> {
@@ -139,7 +159,8 @@ fn person(o: &Obj) -> Result<Person, PayloadError> {
 }
 
 /// `assignedTo` / `closedBy`: a person's name, from an object or a plain string.
-fn name_of(o: &Obj, key: &str) -> Result<Patch<String>, PayloadError> {
+fn name_of(o: &Obj, keys: &[&'static str]) -> Result<Patch<String>, PayloadError> {
+    let key = o.alias(keys);
     match o.raw(key) {
         Some(Value::String(_)) => o.text(key),
         _ => Ok(match o.obj(key)? {
@@ -153,8 +174,8 @@ fn name_of(o: &Obj, key: &str) -> Result<Patch<String>, PayloadError> {
     }
 }
 
-fn thread(o: &Obj, key: &str) -> Result<Patch<Vec<Message>>, PayloadError> {
-    Ok(match o.array(key)? {
+fn thread(o: &Obj, keys: &[&'static str]) -> Result<Patch<Vec<Message>>, PayloadError> {
+    Ok(match o.array(o.alias(keys))? {
         Patch::Set((items, path)) => {
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
@@ -233,62 +254,66 @@ fn tags(o: &Obj) -> Result<Patch<Vec<String>>, PayloadError> {
 }
 
 fn categories(o: &Obj) -> Result<Patch<Vec<Category>>, PayloadError> {
-    Ok(match o.array("customFields")? {
-        Patch::Set((items, path)) => {
-            let mut out: Vec<Category> = Vec::new();
-            for (i, item) in items.iter().enumerate() {
-                let here = format!("{path}[{i}]");
-                let Value::Object(m) = item else {
-                    return Err(err(
-                        &here,
-                        format!("expected an object, got {}", kind(item)),
-                    ));
-                };
-                let c = Obj { map: m, path: here };
-                let Some(name) = c
-                    .opt_text("category_name")?
-                    .map(|n| n.trim().to_string())
-                    .filter(|n| !n.is_empty())
-                else {
-                    return Err(err(
-                        &c.at("category_name"),
-                        "is required for each custom field",
-                    ));
-                };
-                let mut values = Vec::new();
-                if let Patch::Set((vals, vpath)) = c.array("values")? {
-                    for (j, v) in vals.iter().enumerate() {
-                        match v {
-                            Value::Object(vm) => {
-                                let vo = Obj {
-                                    map: vm,
-                                    path: format!("{vpath}[{j}]"),
-                                };
-                                if let Some(n) = vo.opt_text("name")?.or(vo.opt_text("value")?) {
-                                    values.push(n);
+    Ok(
+        match o.array(o.alias(&["customFields", "custom_fields"]))? {
+            Patch::Set((items, path)) => {
+                let mut out: Vec<Category> = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    let here = format!("{path}[{i}]");
+                    let Value::Object(m) = item else {
+                        return Err(err(
+                            &here,
+                            format!("expected an object, got {}", kind(item)),
+                        ));
+                    };
+                    let c = Obj { map: m, path: here };
+                    let name_key = c.alias(&["category_name", "categoryName"]);
+                    let Some(name) = c
+                        .opt_text(name_key)?
+                        .map(|n| n.trim().to_string())
+                        .filter(|n| !n.is_empty())
+                    else {
+                        return Err(err(&c.at(name_key), "is required for each custom field"));
+                    };
+                    let mut values = Vec::new();
+                    if let Patch::Set((vals, vpath)) = c.array("values")? {
+                        for (j, v) in vals.iter().enumerate() {
+                            match v {
+                                Value::Object(vm) => {
+                                    let vo = Obj {
+                                        map: vm,
+                                        path: format!("{vpath}[{j}]"),
+                                    };
+                                    if let Some(n) = vo.opt_text("name")?.or(vo.opt_text("value")?)
+                                    {
+                                        values.push(n);
+                                    }
                                 }
-                            }
-                            Value::String(s) if !s.trim().is_empty() => values.push(s.clone()),
-                            Value::Null | Value::String(_) => {}
-                            other => {
-                                return Err(err(
-                                    &format!("{vpath}[{j}]"),
-                                    format!("expected an object or a string, got {}", kind(other)),
-                                ))
+                                Value::String(s) if !s.trim().is_empty() => values.push(s.clone()),
+                                Value::Null | Value::String(_) => {}
+                                other => {
+                                    return Err(err(
+                                        &format!("{vpath}[{j}]"),
+                                        format!(
+                                            "expected an object or a string, got {}",
+                                            kind(other)
+                                        ),
+                                    ))
+                                }
                             }
                         }
                     }
+                    match out.iter_mut().find(|x| x.name == name) {
+                        Some(existing) => existing.values.extend(values),
+                        None => out.push(Category { name, values }),
+                    }
                 }
-                match out.iter_mut().find(|x| x.name == name) {
-                    Some(existing) => existing.values.extend(values),
-                    None => out.push(Category { name, values }),
-                }
+                Patch::Set(out)
             }
-            Patch::Set(out)
-        }
-        Patch::Null => Patch::Null,
-        Patch::Absent => Patch::Absent,
-    })
+            Patch::Null => Patch::Null,
+            Patch::Absent => Patch::Absent,
+        },
+    )
 }
 
 /// Parses a webhook body.
@@ -302,20 +327,13 @@ pub fn parse(body: &[u8]) -> Result<Event, PayloadError> {
         map,
         path: String::new(),
     };
+    // Any action: CREATE is a create; everything else (UPDATE, ESCALATE,
+    // values never seen before) is an update of the same upsert.
     let action = match top.raw("action") {
-        Some(Value::String(s)) => match s.to_ascii_uppercase().as_str() {
+        Some(Value::String(s)) => match s.trim().to_ascii_uppercase().as_str() {
             "CREATE" => Action::Create,
-            "UPDATE" => Action::Update,
             "ESCALATE" => Action::Escalate,
-            _ => {
-                return Err(err(
-                    "action",
-                    format!(
-                        "expected CREATE, UPDATE or ESCALATE, got '{}'",
-                        s.chars().take(40).collect::<String>()
-                    ),
-                ))
-            }
+            _ => Action::Update,
         },
         None | Some(Value::Null) => return Err(err("action", "is required")),
         Some(other) => {
@@ -329,17 +347,20 @@ pub fn parse(body: &[u8]) -> Result<Event, PayloadError> {
         Patch::Set(r) => r,
         _ => return Err(err("request", "is required")),
     };
-    let request_id = match req.raw("requestId") {
+    let id_key = req.alias(&["requestId", "request_id", "id"]);
+    let id_path = req.at(id_key);
+    let request_id = match req.raw(id_key) {
         Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 255 => s.trim().to_string(),
         Some(Value::String(s)) if s.len() > 255 => {
-            return Err(err("request.requestId", "is longer than 255 characters"))
+            return Err(err(&id_path, "is longer than 255 characters"))
         }
+        // A number keeps its exact digits (no float round trip).
         Some(Value::Number(n)) => n.to_string(),
         None | Some(Value::Null) => return Err(err("request.requestId", "is required")),
-        Some(Value::String(_)) => return Err(err("request.requestId", "is empty")),
+        Some(Value::String(_)) => return Err(err(&id_path, "is empty")),
         Some(other) => {
             return Err(err(
-                "request.requestId",
+                &id_path,
                 format!("expected a string or a number, got {}", kind(other)),
             ))
         }
@@ -347,10 +368,18 @@ pub fn parse(body: &[u8]) -> Result<Event, PayloadError> {
     let requestor = match req.obj("requestor")? {
         Patch::Set(p) => Patch::Set(person(&p)?),
         Patch::Null => Patch::Null,
+        // Thena v3 names the message's author instead.
+        Patch::Absent if req.has(&["original_message_user_id", "original_message_user_name"]) => {
+            Patch::Set(Person {
+                id: req.opt_text("original_message_user_id")?,
+                name: req.opt_text("original_message_user_name")?,
+                email: None,
+            })
+        }
         Patch::Absent => Patch::Absent,
     };
     let team_name = match req.obj("customer")? {
-        Patch::Set(c) => c.text("teamName")?,
+        Patch::Set(c) => c.text(c.alias(&["teamName", "team_name"]))?,
         Patch::Null => Patch::Null,
         Patch::Absent => Patch::Absent,
     };
@@ -370,21 +399,34 @@ pub fn parse(body: &[u8]) -> Result<Event, PayloadError> {
         Patch::Null => Patch::Null,
         Patch::Absent => Patch::Absent,
     };
+    // `closedAt` / `closedBy` inside `request` win; the top level is the fallback.
+    let closed = |keys: &[&'static str]| if req.has(keys) { &req } else { &top };
+    let closed_at_keys = &["closedAt", "closed_at"];
+    let closed_by_keys = &["closedBy", "closed_by"];
+    let assigned_keys = &["assignedTo", "assigned_to"];
     let snapshot = Snapshot {
         request_id,
-        created_at: req.required_time("createdAt")?,
-        updated_at: req.required_time("updatedAt")?,
+        created_at: req.required_time(req.alias(&["createdAt", "created_at"]))?,
+        updated_at: req.required_time(req.alias(&["updatedAt", "updated_at"]))?,
         status: req.text("status")?,
-        closed_at: req.time("closedAt")?,
-        closed_by: name_of(&req, "closedBy")?,
+        closed_at: {
+            let o = closed(closed_at_keys);
+            o.time(o.alias(closed_at_keys))?
+        },
+        closed_by: name_of(closed(closed_by_keys), closed_by_keys)?,
         requestor,
         team_name,
-        permalink: req.text("permalink")?,
-        request_link: req.text("requestLink")?,
-        internal_link: req.text("internalNotificationLink")?,
-        message_text: req.text("messageText")?,
-        customer_thread: thread(&req, "customerThread")?,
-        internal_thread: thread(&req, "internalThread")?,
+        permalink: req.text(req.alias(&["permalink", "original_message_permalink"]))?,
+        request_link: req.text(req.alias(&["requestLink", "request_link"]))?,
+        internal_link: req
+            .text(req.alias(&["internalNotificationLink", "internal_notification_link"]))?,
+        message_text: req.text(req.alias(&[
+            "messageText",
+            "message_text",
+            "original_message_text",
+        ]))?,
+        customer_thread: thread(&req, &["customerThread", "customer_thread"])?,
+        internal_thread: thread(&req, &["internalThread", "internal_thread"])?,
         csat,
         categories: categories(&req)?,
         title: top.text("AI_requestTitle")?,
@@ -392,7 +434,11 @@ pub fn parse(body: &[u8]) -> Result<Event, PayloadError> {
         urgency: top.text("AI_requestUrgency")?,
         sentiment: top.text("AI_requestSentiment")?,
         tags: tags(&top)?,
-        assigned_to: name_of(&top, "assignedTo")?,
+        assigned_to: if top.has(assigned_keys) || !req.has(assigned_keys) {
+            name_of(&top, assigned_keys)?
+        } else {
+            name_of(&req, assigned_keys)?
+        },
     };
     Ok(Event { action, snapshot })
 }
@@ -460,13 +506,113 @@ mod tests {
         assert_eq!(e.snapshot.closed_by, Patch::Set("Sam".into()));
     }
 
+    /// Every spelling Thena may use gives the same snapshot, so the same
+    /// `Request__c` (shared/reference/thena-webhook.md, the tolerant parser).
+    #[test]
+    fn every_variant_thena_may_send_gives_the_same_request() {
+        let canonical = parse(
+            br#"{"action":"UPDATE","request":{"requestId":"REQ-7","createdAt":"2026-11-24T10:15:00Z","updatedAt":"2026-11-24T11:00:00Z",
+            "status":"OPEN","closedAt":"2026-11-24T11:00:00Z","closedBy":{"name":"Sam"},
+            "requestor":{"id":"U1","name":"Harsh Vardhan","email":"harsh@acme.io"},"customer":{"teamName":"Acme Corp"},
+            "permalink":"https://acme.slack.com/p1","requestLink":"https://app.thena.ai/r/7","internalNotificationLink":"https://v.slack.com/p2",
+            "messageText":"hello","customerThread":[{"user":{"id":"U1","name":"H"},"text":"t","ts":"1764000300.000200"}],
+            "internalThread":[],"customFields":[{"category_name":"Product","values":[{"name":"A","value":"A"}]}]},
+            "AI_requestTitle":"T","assignedTo":{"id":"U9","name":"Priya"}}"#,
+        )
+        .unwrap()
+        .snapshot;
+        let variants: [(&str, &str); 7] = [
+            (
+                "snake_case everywhere",
+                r#"{"action":"UPDATE","request":{"request_id":"REQ-7","created_at":"2026-11-24T10:15:00Z","updated_at":"2026-11-24T11:00:00Z",
+              "status":"OPEN","closed_at":"2026-11-24T11:00:00Z","closed_by":{"name":"Sam"},
+              "requestor":{"id":"U1","name":"Harsh Vardhan","email":"harsh@acme.io"},"customer":{"team_name":"Acme Corp"},
+              "permalink":"https://acme.slack.com/p1","request_link":"https://app.thena.ai/r/7","internal_notification_link":"https://v.slack.com/p2",
+              "message_text":"hello","customer_thread":[{"user":{"id":"U1","name":"H"},"text":"t","ts":"1764000300.000200"}],
+              "internal_thread":[],"custom_fields":[{"categoryName":"Product","values":[{"name":"A","value":"A"}]}]},
+              "AI_requestTitle":"T","assigned_to":{"id":"U9","name":"Priya"}}"#,
+            ),
+            (
+                "closed_* at the top level, people as strings",
+                r#"{"action":"UPDATE","request":{"requestId":"REQ-7","createdAt":"2026-11-24T10:15:00Z","updatedAt":"2026-11-24T11:00:00Z",
+              "status":"OPEN","requestor":{"id":"U1","name":"Harsh Vardhan","email":"harsh@acme.io"},"customer":{"teamName":"Acme Corp"},
+              "permalink":"https://acme.slack.com/p1","requestLink":"https://app.thena.ai/r/7","internalNotificationLink":"https://v.slack.com/p2",
+              "messageText":"hello","customerThread":[{"user":{"id":"U1","name":"H"},"text":"t","ts":"1764000300.000200"}],
+              "internalThread":[],"customFields":[{"category_name":"Product","values":[{"name":"A","value":"A"}]}]},
+              "closed_at":"2026-11-24T11:00:00Z","closed_by":"Sam","AI_requestTitle":"T","assignedTo":"Priya"}"#,
+            ),
+            (
+                "v3 names",
+                r#"{"action":"UPDATE","request":{"id":"REQ-7","created_at":"2026-11-24T10:15:00Z","updated_at":"2026-11-24T11:00:00Z",
+              "status":"OPEN","closedAt":"2026-11-24T11:00:00Z","closedBy":"Sam",
+              "requestor":{"id":"U1","name":"Harsh Vardhan","email":"harsh@acme.io"},"customer":{"teamName":"Acme Corp"},
+              "original_message_permalink":"https://acme.slack.com/p1","requestLink":"https://app.thena.ai/r/7","internalNotificationLink":"https://v.slack.com/p2",
+              "original_message_text":"hello","customerThread":[{"user":{"id":"U1","name":"H"},"text":"t","ts":"1764000300.000200"}],
+              "internalThread":[],"custom_fields":[{"category_name":"Product","values":[{"name":"A","value":"A"}],"manual":true}],"sub_status":{"name":"x"}},
+              "AI_requestTitle":"T","assignedTo":{"id":"U9","name":"Priya"}}"#,
+            ),
+            (
+                "an escalation",
+                r#"{"action":"ESCALATE","request":{"requestId":"REQ-7","createdAt":"2026-11-24T10:15:00Z","updatedAt":"2026-11-24T11:00:00Z",
+              "status":"OPEN","closedAt":"2026-11-24T11:00:00Z","closedBy":{"name":"Sam"},
+              "requestor":{"id":"U1","name":"Harsh Vardhan","email":"harsh@acme.io"},"customer":{"teamName":"Acme Corp"},
+              "permalink":"https://acme.slack.com/p1","requestLink":"https://app.thena.ai/r/7","internalNotificationLink":"https://v.slack.com/p2",
+              "messageText":"hello","customerThread":[{"user":{"id":"U1","name":"H"},"text":"t","ts":"1764000300.000200"}],
+              "internalThread":[],"customFields":[{"category_name":"Product","values":[{"name":"A","value":"A"}]}]},
+              "AI_requestTitle":"T","assignedTo":{"id":"U9","name":"Priya"},"activity":[{"x":1}],"channelId":"C1","channelName":"ext"}"#,
+            ),
+            (
+                "an action never seen before",
+                r#"{"action":"request_reopened","request":{"requestId":"REQ-7","createdAt":"2026-11-24T10:15:00Z","updatedAt":"2026-11-24T11:00:00Z",
+              "status":"OPEN","closedAt":"2026-11-24T11:00:00Z","closedBy":{"name":"Sam"},
+              "requestor":{"id":"U1","name":"Harsh Vardhan","email":"harsh@acme.io"},"customer":{"teamName":"Acme Corp"},
+              "permalink":"https://acme.slack.com/p1","requestLink":"https://app.thena.ai/r/7","internalNotificationLink":"https://v.slack.com/p2",
+              "messageText":"hello","customerThread":[{"user":{"id":"U1","name":"H"},"text":"t","ts":"1764000300.000200"}],
+              "internalThread":[],"customFields":[{"category_name":"Product","values":[{"name":"A","value":"A"}]}]},
+              "AI_requestTitle":"T","assignedTo":{"id":"U9","name":"Priya"},"somethingNew":{"a":[1]}}"#,
+            ),
+            (
+                "inside request wins over the top level",
+                r#"{"action":"UPDATE","request":{"requestId":"REQ-7","createdAt":"2026-11-24T10:15:00Z","updatedAt":"2026-11-24T11:00:00Z",
+              "status":"OPEN","closedAt":"2026-11-24T11:00:00Z","closedBy":{"name":"Sam"},
+              "requestor":{"id":"U1","name":"Harsh Vardhan","email":"harsh@acme.io"},"customer":{"teamName":"Acme Corp"},
+              "permalink":"https://acme.slack.com/p1","requestLink":"https://app.thena.ai/r/7","internalNotificationLink":"https://v.slack.com/p2",
+              "messageText":"hello","customerThread":[{"user":{"id":"U1","name":"H"},"text":"t","ts":"1764000300.000200"}],
+              "internalThread":[],"customFields":[{"category_name":"Product","values":[{"name":"A","value":"A"}]}]},
+              "closedAt":"2020-01-01T00:00:00Z","closedBy":"Someone Else","AI_requestTitle":"T","assignedTo":{"id":"U9","name":"Priya"}}"#,
+            ),
+            (
+                "first non-null spelling wins",
+                r#"{"action":"UPDATE","request":{"requestId":null,"request_id":"REQ-7","createdAt":"2026-11-24T10:15:00Z","updatedAt":"2026-11-24T11:00:00Z",
+              "status":"OPEN","closedAt":"2026-11-24T11:00:00Z","closedBy":{"name":"Sam"},
+              "requestor":{"id":"U1","name":"Harsh Vardhan","email":"harsh@acme.io"},"customer":{"teamName":"Acme Corp"},
+              "permalink":"https://acme.slack.com/p1","requestLink":"https://app.thena.ai/r/7","internalNotificationLink":"https://v.slack.com/p2",
+              "messageText":null,"message_text":"hello","customerThread":[{"user":{"id":"U1","name":"H"},"text":"t","ts":"1764000300.000200"}],
+              "internalThread":[],"customFields":[{"category_name":"Product","values":[{"name":"A","value":"A"}]}]},
+              "AI_requestTitle":"T","assignedTo":{"id":"U9","name":"Priya"}}"#,
+            ),
+        ];
+        for (what, body) in variants {
+            let got = parse(body.as_bytes()).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(got.snapshot, canonical, "{what}");
+        }
+        // The v3 author stands in for a missing requestor.
+        let e = parse(br#"{"action":"CREATE","request":{"id":9,"created_at":1,"updated_at":2,"original_message_user_id":"U5","original_message_user_name":"Ann Lee"}}"#).unwrap();
+        assert_eq!(e.snapshot.request_id, "9");
+        let p = e.snapshot.requestor.set().unwrap();
+        assert_eq!(
+            (p.id.as_deref(), p.name.as_deref()),
+            (Some("U5"), Some("Ann Lee"))
+        );
+    }
+
     #[test]
     fn errors_name_the_path() {
         let cases: [(&str, &str); 10] = [
             ("[]", "$"),
             ("{nope", "$"),
             (r#"{"request":{}}"#, "action"),
-            (r#"{"action":"DELETE","request":{}}"#, "action"),
+            (r#"{"action":7,"request":{}}"#, "action"),
             (r#"{"action":"UPDATE"}"#, "request"),
             (
                 r#"{"action":"UPDATE","request":{"createdAt":1,"updatedAt":2}}"#,
