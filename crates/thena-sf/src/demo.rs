@@ -79,6 +79,25 @@ fn request(
     v
 }
 
+/// A Thena platform ticket event for the sample ticket TKT-2001.
+fn ticket_event(
+    id: &str,
+    kind: &str,
+    t: DateTime<Utc>,
+    secs: i64,
+    status: &str,
+    title: &str,
+) -> Value {
+    json!({"eventId": id, "eventType": kind, "timestamp": at(t, secs), "orgId": "OG-DEMO",
+           "actor": {"id": "A1", "type": "AGENT", "email": "priya@vendor.example"},
+           "payload": {"ticket": {"id": "TKT-2001", "ticketId": "2001", "title": title,
+             "description": "Our webhook consumer sees each event three times.",
+             "statusName": status, "priorityName": "Medium", "sentimentName": "Neutral",
+             "createdAt": at(t, 1), "updatedAt": at(t, secs),
+             "customer": {"id": "C7", "email": "dana@acme.io", "name": "Dana Whitfield"},
+             "assignedAgent": {"id": "U9", "name": "Priya Raman"}, "tags": ["webhooks"]}}})
+}
+
 /// The sample feed, timed after the connection was made.
 pub fn deliveries(connected: DateTime<Utc>) -> Vec<Delivery> {
     let t = connected;
@@ -199,6 +218,35 @@ pub fn deliveries(connected: DateTime<Utc>) -> Vec<Delivery> {
             ),
         },
         Delivery {
+            note: "Thena platform: ticket:created",
+            webhook_id: None,
+            body: ticket_event(
+                "ev-t1",
+                "ticket:created",
+                t,
+                2,
+                "Open",
+                "Webhook retries pile up",
+            ),
+        },
+        Delivery {
+            note: "Thena platform: ticket:updated (now In Progress)",
+            webhook_id: None,
+            body: ticket_event(
+                "ev-t2",
+                "ticket:updated",
+                t,
+                3,
+                "In Progress",
+                "Webhook retries pile up",
+            ),
+        },
+        Delivery {
+            note: "Thena platform: an event type not used (acknowledged)",
+            webhook_id: None,
+            body: json!({"eventId": "ev-a1", "eventType": "account:updated", "timestamp": at(t, 3), "payload": {}}),
+        },
+        Delivery {
             note: "created before the connection: out of scope",
             webhook_id: None,
             body: request(
@@ -288,13 +336,14 @@ pub async fn run(mut config: Config, store: Store) -> Result<Demo, Error> {
         let v: Value = resp.json().await.unwrap_or(Value::Null);
         let id = d.body["request"]["requestId"]
             .as_str()
+            .or(d.body["payload"]["ticket"]["id"].as_str())
             .unwrap_or("")
             .to_string();
         results.push((
             format!("{id:<9} {}", d.note),
             format!("{} {}", status.as_u16(), v["status"].as_str().unwrap_or("")),
         ));
-        if !ids.contains(&id) {
+        if !id.is_empty() && !ids.contains(&id) {
             ids.push(id);
         }
     }

@@ -933,6 +933,9 @@ async fn the_demo_settles_every_sample() {
         .outcome
         .contains("outlook.com is a public mail domain"));
     assert!(by["REQ-0999"].outcome.starts_with("out_of_scope"));
+    assert_eq!(by["TKT-2001"].outcome, "synced", "a platform ticket event");
+    assert_eq!(by["TKT-2001"].contact, "Dana Whitfield <dana@acme.io>");
+    assert!(d.deliveries.iter().any(|(_, a)| a == "200 ignored"));
     assert!(
         d.deliveries.iter().any(|(_, a)| a == "200 duplicate")
             && d.deliveries.iter().any(|(_, a)| a == "200 stale")
@@ -996,4 +999,153 @@ async fn one_failing_org_never_slows_another() {
         50,
         "the hung org's requests wait, nothing lost"
     );
+}
+
+/// A Thena platform ticket event (shared/reference/thena-platform-events.md).
+fn ticket_event(event_id: &str, event_type: &str, ts_ms: i64, ticket: Value) -> Value {
+    json!({"eventId": event_id, "eventType": event_type, "timestamp": ts_ms, "orgId": "OG1",
+           "actor": {"id": "A1", "type": "AGENT", "email": "priya@vendor.example"},
+           "payload": {"ticket": ticket}})
+}
+
+/// Platform ticket events take the same route and token (here in the URL,
+/// where a webhook app can put it) and reach the same `Request__c`: create,
+/// an update out of order, a duplicate `eventId`, the envelope wrapped in
+/// `message`, a category, a close by the actor, delete, and event types we
+/// do not use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thena_platform_ticket_events_reach_the_same_request() {
+    let h = harness(EmulatorConfig::default()).await;
+    let url = format!("{}/webhooks/thena/acme?token={TOKEN}", h.app().url());
+    let post = |body: Value| {
+        let (http, url) = (h.http.clone(), url.clone());
+        async move {
+            let r = http.post(&url).json(&body).send().await.unwrap();
+            let s = r.status().as_u16();
+            (s, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let t0 = chrono::Utc::now().timestamp_millis() + 1000;
+    let ticket = |status: &str, title: &str, updated: i64| {
+        json!({"id": "CT-1", "ticketId": "2041", "title": title, "description": "Dashboard *500*",
+               "statusName": status, "priorityName": "High", "sentimentName": "Negative",
+               "createdAt": t0, "updatedAt": updated, "teamName": "Vendor Support",
+               "customer": {"id": "C1", "email": "harsh@acme.io", "name": "Harsh Vardhan"},
+               "assignedAgent": {"id": "U9", "name": "Priya Raman"}, "tags": ["bug", "dashboard"],
+               "customFields": {"Product": "Analytics"}})
+    };
+    let (s, v) = post(ticket_event(
+        "E1",
+        "ticket:created",
+        t0,
+        ticket("Open", "v1", t0),
+    ))
+    .await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("queued")), "{v}");
+    // A newer update, wrapped as the app framework's docs show; then an older one, late.
+    let wrapped = json!({"message": ticket_event("E3", "ticket:updated", t0 + 2000, ticket("In Progress", "v3", t0 + 2000)), "messageAttributes": {}});
+    assert_eq!(post(wrapped).await.0, 200);
+    let (s, v) = post(ticket_event(
+        "E2",
+        "ticket:updated",
+        t0 + 1000,
+        ticket("Open", "v2", t0 + 1000),
+    ))
+    .await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("stale")), "{v}");
+    let (s, v) = post(ticket_event(
+        "E3",
+        "ticket:updated",
+        t0 + 2000,
+        ticket("In Progress", "v3", t0 + 2000),
+    ))
+    .await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("duplicate")), "{v}");
+    for unused in [
+        "account:created",
+        "user:updated",
+        "organization:updated",
+        "ticket:sla:breached",
+    ] {
+        let (s, v) = post(json!({"eventId": format!("X-{unused}"), "eventType": unused, "timestamp": t0, "payload": {}})).await;
+        assert_eq!(
+            (s, v["status"].as_str()),
+            (200, Some("ignored")),
+            "{unused}: {v}"
+        );
+    }
+    let (s, v) = post(
+        json!({"event_type": "app:installation", "installation_id": "I1", "team_ids": ["T1"]}),
+    )
+    .await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("ignored")), "{v}");
+    let (s, v) = post(json!({"eventType": "ticket:created", "payload": {}})).await;
+    assert_eq!((s, v["path"].as_str()), (400, Some("eventId")), "{v}");
+    h.settle(&["CT-1".into()]).await;
+    let row = &h
+        .requests(
+            "Title__c, Status__c, Urgency__c, Sentiment__c, Assigned_To__c, AiTags__c, Product__c, Message_Text__c, Requestor__r.Email, Account__r.Name",
+            "WHERE RequestId__c = 'CT-1'",
+        )
+        .await[0];
+    assert_eq!(row["Title__c"], "v3");
+    assert_eq!(row["Status__c"], "In Progress");
+    assert_eq!(row["Urgency__c"], "High");
+    assert_eq!(row["Sentiment__c"], "Negative");
+    assert_eq!(row["Assigned_To__c"], "Priya Raman");
+    assert_eq!(row["AiTags__c"], "bug, dashboard");
+    assert_eq!(row["Product__c"], "Analytics");
+    assert_eq!(row["Requestor__r"]["Email"], "harsh@acme.io");
+    assert_eq!(
+        row["Account__r"]["Name"], "Acme Corp",
+        "by the customer's domain, never the vendor's teamName"
+    );
+
+    // Closed by this event: closed at its time, by its actor.
+    let closed = json!({"eventId": "E4", "eventType": "ticket:status:changed", "timestamp": t0 + 3000,
+        "actor": {"id": "A1", "email": "priya@vendor.example"},
+        "payload": {"ticket": ticket("Closed", "v3", t0 + 3000), "previousTicket": ticket("In Progress", "v3", t0 + 2000)}});
+    assert_eq!(post(closed).await.0, 200);
+    h.settle(&["CT-1".into()]).await;
+    let row = &h
+        .requests(
+            "Status__c, requestClosedAt__c, requestClosedBy__c",
+            "WHERE RequestId__c = 'CT-1'",
+        )
+        .await[0];
+    assert_eq!(row["Status__c"], "Closed");
+    assert_eq!(row["requestClosedBy__c"], "priya@vendor.example");
+    assert!(
+        row["requestClosedAt__c"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{row:?}"
+    );
+
+    // Deleted: the record stays, with the status the reference names.
+    let deleted = json!({"eventId": "E5", "eventType": "ticket:deleted", "timestamp": t0 + 4000,
+        "payload": {"previousTicket": ticket("Closed", "v3", t0 + 3000)}});
+    assert_eq!(post(deleted).await.0, 200);
+    h.settle(&["CT-1".into()]).await;
+    let row = &h
+        .requests("Status__c, Title__c", "WHERE RequestId__c = 'CT-1'")
+        .await[0];
+    assert_eq!(
+        (row["Status__c"].as_str(), row["Title__c"].as_str()),
+        (Some("Deleted"), Some("v3"))
+    );
+    // The token is checked from the URL too.
+    let r = h
+        .http
+        .post(format!("{}/webhooks/thena/acme?token=wrong", h.app().url()))
+        .json(&ticket_event(
+            "E6",
+            "ticket:updated",
+            t0 + 5000,
+            ticket("Open", "x", t0 + 5000),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
 }

@@ -163,6 +163,34 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// A snapshot that says nothing but which request and when.
+    pub fn new(request_id: String, created_at: Ts, updated_at: Ts) -> Snapshot {
+        Snapshot {
+            request_id,
+            created_at,
+            updated_at,
+            status: Patch::Absent,
+            closed_at: Patch::Absent,
+            closed_by: Patch::Absent,
+            requestor: Patch::Absent,
+            team_name: Patch::Absent,
+            permalink: Patch::Absent,
+            request_link: Patch::Absent,
+            internal_link: Patch::Absent,
+            message_text: Patch::Absent,
+            customer_thread: Patch::Absent,
+            internal_thread: Patch::Absent,
+            csat: Patch::Absent,
+            categories: Patch::Absent,
+            title: Patch::Absent,
+            summary: Patch::Absent,
+            urgency: Patch::Absent,
+            sentiment: Patch::Absent,
+            tags: Patch::Absent,
+            assigned_to: Patch::Absent,
+        }
+    }
+
     /// This (newer) snapshot over an older one of the same request: the newer
     /// value wins where it says anything, the older stays where it is silent.
     pub fn over(self, older: Snapshot) -> Snapshot {

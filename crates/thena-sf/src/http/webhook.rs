@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::{AppState, ConnAuth};
 use crate::crypto;
+use crate::thena::platform::{self, Platform};
 use crate::thena::webhook;
 
 /// Signed webhooks older or newer than this are refused (replays).
@@ -162,9 +163,23 @@ fn check_signature(auth: &ConnAuth, headers: &HeaderMap, body: &[u8]) -> Result<
 /// caller's to choose; they must not grow the metric series).
 pub const UNKNOWN_CONNECTION: &str = "(unknown)";
 
+/// The `token` query parameter: Thena's platform webhook apps can set only
+/// a URL, so the token may come there (never log full URLs).
+fn query_token(query: Option<&str>) -> Option<String> {
+    query?.split('&').find_map(|kv| {
+        let v = kv.strip_prefix("token=")?;
+        Some(
+            percent_encoding::percent_decode_str(&v.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned(),
+        )
+    })
+}
+
 pub async fn receive(
     State(app): State<Arc<AppState>>,
     Path(connection): Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
@@ -194,7 +209,8 @@ pub async fn receive(
             json!({"error": "unknown_connection", "message": format!("no connection named '{}'", connection.chars().take(64).collect::<String>())}),
         );
     };
-    match presented_token(&headers) {
+    let from_query = query_token(query.as_deref());
+    match presented_token(&headers).or(from_query.as_deref()) {
         Some(t) if crypto::token_matches(t, &auth.token_hash) => {}
         Some(_) => {
             app.metrics.received(&connection, "unauthorized");
@@ -226,22 +242,46 @@ pub async fn receive(
             return unauthorized(why);
         }
     }
-    let event = match webhook::parse(&body) {
-        Ok(e) => e,
-        Err(e) => {
-            app.metrics.received(&connection, "invalid");
-            return reply(
-                StatusCode::BAD_REQUEST,
-                json!({"error": "invalid_payload", "path": e.path, "message": e.message}),
-            );
+    let invalid = |e: crate::thena::json::PayloadError| {
+        app.metrics.received(&connection, "invalid");
+        reply(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "invalid_payload", "path": e.path, "message": e.message}),
+        )
+    };
+    let root = match platform::json(&body) {
+        Ok(v) => v,
+        Err(e) => return invalid(e),
+    };
+    // One route, two formats: the body's shape says which.
+    let (snapshot, platform_id) = if platform::is_platform(&root) {
+        match platform::parse(&root) {
+            Ok(Platform::Ticket { event_id, snapshot }) => (snapshot, Some(event_id)),
+            Ok(Platform::Ignored { event_type }) => {
+                app.metrics.received(&connection, "ignored");
+                return reply(
+                    StatusCode::OK,
+                    json!({"status": "ignored", "eventType": event_type.chars().take(80).collect::<String>()}),
+                );
+            }
+            Err(e) => return invalid(e),
+        }
+    } else {
+        match webhook::parse_value(&root) {
+            Ok(e) => (e.snapshot, None),
+            Err(e) => return invalid(e),
         }
     };
-    let key = match headers
-        .get("webhook-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty())
-    {
-        Some(id) => format!("id:{}", id.chars().take(200).collect::<String>()),
+    let delivery_id =
+        platform_id.map(|id| format!("event:{}", id.chars().take(200).collect::<String>()));
+    let key = match delivery_id.or_else(|| {
+        headers
+            .get("webhook-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map(|id| format!("id:{}", id.chars().take(200).collect::<String>()))
+    }) {
+        Some(k) => k,
         None => format!(
             "sha256:{}",
             Sha256::digest(&body)
@@ -253,7 +293,7 @@ pub async fn receive(
     let item = crate::store::queue::IngestItem {
         connection: connection.clone(),
         event_key: key,
-        snapshot: event.snapshot.clone(),
+        snapshot: snapshot.clone(),
         connected_at_ms: auth.connected_at_ms,
     };
     match app.ingestor.submit(item).await {
@@ -268,7 +308,7 @@ pub async fn receive(
             }
             reply(
                 StatusCode::OK,
-                json!({"status": result.as_str(), "requestId": event.snapshot.request_id}),
+                json!({"status": result.as_str(), "requestId": snapshot.request_id}),
             )
         }
         Err(e) => {

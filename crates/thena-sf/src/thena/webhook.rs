@@ -9,8 +9,10 @@
 //! where they mean the same), `closedAt`/`closedBy` inside `request` or at
 //! the top level, people as objects or plain names, any `action`.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+pub use super::json::PayloadError;
+use super::json::{err, kind, Obj};
 use crate::domain::snapshot::{Category, Csat, Message, Patch, Person, Snapshot};
 use crate::domain::time;
 
@@ -27,130 +29,7 @@ pub struct Event {
     pub snapshot: Snapshot,
 }
 
-/// What was wrong with a payload, and where.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}: {message}")]
-pub struct PayloadError {
-    pub path: String,
-    pub message: String,
-}
-
-fn err(path: &str, message: impl Into<String>) -> PayloadError {
-    PayloadError {
-        path: path.to_string(),
-        message: message.into(),
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-struct Obj<'a> {
-    map: &'a Map<String, Value>,
-    path: String,
-}
-
-impl<'a> Obj<'a> {
-    fn at(&self, key: &str) -> String {
-        if self.path.is_empty() {
-            key.to_string()
-        } else {
-            format!("{}.{key}", self.path)
-        }
-    }
-
-    fn raw(&self, key: &str) -> Option<&'a Value> {
-        self.map.get(key)
-    }
-
-    /// Which of a field's spellings to read: the first with a non-null
-    /// value, else the first present (null), else the first.
-    fn alias(&self, keys: &[&'static str]) -> &'static str {
-        keys.iter()
-            .find(|k| self.raw(k).is_some_and(|v| !v.is_null()))
-            .or_else(|| keys.iter().find(|k| self.raw(k).is_some()))
-            .copied()
-            .unwrap_or(keys[0])
-    }
-
-    fn has(&self, keys: &[&'static str]) -> bool {
-        keys.iter().any(|k| self.raw(k).is_some())
-    }
-
-    fn obj(&self, key: &str) -> Result<Patch<Obj<'a>>, PayloadError> {
-        match self.raw(key) {
-            None => Ok(Patch::Absent),
-            Some(Value::Null) => Ok(Patch::Null),
-            Some(Value::Object(m)) => Ok(Patch::Set(Obj {
-                map: m,
-                path: self.at(key),
-            })),
-            Some(other) => Err(err(
-                &self.at(key),
-                format!("expected an object, got {}", kind(other)),
-            )),
-        }
-    }
-
-    /// A text field: a string (or a number, as text); empty or null clears.
-    fn text(&self, key: &str) -> Result<Patch<String>, PayloadError> {
-        match self.raw(key) {
-            None => Ok(Patch::Absent),
-            Some(Value::Null) => Ok(Patch::Null),
-            Some(Value::String(s)) if s.trim().is_empty() => Ok(Patch::Null),
-            Some(Value::String(s)) => Ok(Patch::Set(s.clone())),
-            Some(Value::Number(n)) => Ok(Patch::Set(n.to_string())),
-            Some(other) => Err(err(
-                &self.at(key),
-                format!("expected a string, got {}", kind(other)),
-            )),
-        }
-    }
-
-    fn opt_text(&self, key: &str) -> Result<Option<String>, PayloadError> {
-        Ok(self.text(key)?.set().cloned())
-    }
-
-    fn time(&self, key: &str) -> Result<Patch<time::Ts>, PayloadError> {
-        match self.raw(key) {
-            None => Ok(Patch::Absent),
-            Some(Value::Null) => Ok(Patch::Null),
-            Some(Value::String(s)) if s.trim().is_empty() => Ok(Patch::Null),
-            Some(v) => time::parse(v)
-                .map(Patch::Set)
-                .map_err(|m| err(&self.at(key), m)),
-        }
-    }
-
-    fn required_time(&self, key: &str) -> Result<time::Ts, PayloadError> {
-        match self.time(key)? {
-            Patch::Set(t) => Ok(t),
-            _ => Err(err(&self.at(key), "is required")),
-        }
-    }
-
-    fn array(&self, key: &str) -> Result<Patch<(&'a Vec<Value>, String)>, PayloadError> {
-        match self.raw(key) {
-            None => Ok(Patch::Absent),
-            Some(Value::Null) => Ok(Patch::Null),
-            Some(Value::Array(a)) => Ok(Patch::Set((a, self.at(key)))),
-            Some(other) => Err(err(
-                &self.at(key),
-                format!("expected an array, got {}", kind(other)),
-            )),
-        }
-    }
-}
-
-fn person(o: &Obj) -> Result<Person, PayloadError> {
+pub(super) fn person(o: &Obj) -> Result<Person, PayloadError> {
     Ok(Person {
         id: o.opt_text("id")?,
         name: o.opt_text("name")?,
@@ -159,7 +38,7 @@ fn person(o: &Obj) -> Result<Person, PayloadError> {
 }
 
 /// `assignedTo` / `closedBy`: a person's name, from an object or a plain string.
-fn name_of(o: &Obj, keys: &[&'static str]) -> Result<Patch<String>, PayloadError> {
+pub(super) fn name_of(o: &Obj, keys: &[&'static str]) -> Result<Patch<String>, PayloadError> {
     let key = o.alias(keys);
     match o.raw(key) {
         Some(Value::String(_)) => o.text(key),
@@ -320,8 +199,13 @@ fn categories(o: &Obj) -> Result<Patch<Vec<Category>>, PayloadError> {
 pub fn parse(body: &[u8]) -> Result<Event, PayloadError> {
     let root: Value =
         serde_json::from_slice(body).map_err(|e| err("$", format!("not valid JSON: {e}")))?;
-    let Value::Object(map) = &root else {
-        return Err(err("$", format!("expected an object, got {}", kind(&root))));
+    parse_value(&root)
+}
+
+/// Parses a webhook body already read as JSON.
+pub fn parse_value(root: &Value) -> Result<Event, PayloadError> {
+    let Value::Object(map) = root else {
+        return Err(err("$", format!("expected an object, got {}", kind(root))));
     };
     let top = Obj {
         map,
