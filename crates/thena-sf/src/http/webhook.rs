@@ -256,7 +256,7 @@ pub async fn receive(
     // One route, two formats: the body's shape says which.
     let (snapshot, platform_id) = if platform::is_platform(&root) {
         match platform::parse(&root) {
-            Ok(Platform::Ticket { event_id, snapshot }) => (snapshot, Some(event_id)),
+            Ok(Platform::Ticket { event_id, snapshot }) => (*snapshot, Some(event_id)),
             Ok(Platform::Ignored { event_type }) => {
                 app.metrics.received(&connection, "ignored");
                 return reply(

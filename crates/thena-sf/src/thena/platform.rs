@@ -135,7 +135,10 @@ pub fn parse(root: &Value) -> Result<Platform, PayloadError> {
             s
         }
     };
-    Ok(Platform::Ticket { event_id, snapshot })
+    Ok(Platform::Ticket {
+        event_id,
+        snapshot: Box::new(snapshot),
+    })
 }
 
 /// What the envelope says that a ticket's fields may need.
@@ -353,7 +356,7 @@ mod tests {
 
     fn parsed(v: Value) -> Snapshot {
         match parse(&v).unwrap() {
-            Platform::Ticket { snapshot, .. } => snapshot,
+            Platform::Ticket { snapshot, .. } => *snapshot,
             other => panic!("{other:?}"),
         }
     }
