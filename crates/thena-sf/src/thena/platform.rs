@@ -18,7 +18,7 @@ pub enum Platform {
     /// Upsert this ticket's state; `event_id` deduplicates.
     Ticket {
         event_id: String,
-        snapshot: Snapshot,
+        snapshot: Box<Snapshot>,
     },
     /// Acknowledged and counted, not stored: an event type we do not use
     /// (account, user, organization, installation, reactions, SLA, ...), or
