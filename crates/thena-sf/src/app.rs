@@ -63,6 +63,33 @@ pub(crate) fn auth_of(c: &Connection) -> ConnAuth {
     }
 }
 
+/// Replays the spool into the store: once at start (a crashed process may
+/// have left one), then whenever it holds events, until shutdown.
+async fn replay_spool(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
+    let mut first = true;
+    loop {
+        if first || !state.spool.is_empty() {
+            match state.spool.replay(&state.ingestor).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(events = n, "replayed the spool into the store");
+                    for w in state.workers.read().values() {
+                        w.notify.notify_one();
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, waiting = state.spool.len(), "the store still refuses the spool's events")
+                }
+            }
+            first = false;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stop.changed() => if *stop.borrow() { return },
+        }
+    }
+}
+
 impl App {
     /// Binds `config.listen` (port 0 picks one), starts the server and a worker per stored connection.
     pub async fn start(mut config: Config, store: Store, settings: Settings) -> Result<App, Error> {
@@ -84,9 +111,18 @@ impl App {
         if store.backend() == crate::store::Backend::Sqlite {
             store.reset_leases().await?;
         }
-        store.set_replica(&crate::leases::replica_id());
+        let replica = crate::leases::replica_id();
+        store.set_replica(&replica);
+        let spool = crate::spool::Spool::open(&config.data_dir, &replica, Default::default())
+            .map_err(|e| {
+                Error::Invalid(format!(
+                    "cannot open the spool under {}: {e}",
+                    config.data_dir.display()
+                ))
+            })?;
         let bodies = tokio::sync::Semaphore::new(config.limits.max_bodies_in_flight.max(1));
         let state = Arc::new(AppState {
+            spool: Arc::new(spool),
             bodies,
             store,
             config,
@@ -132,6 +168,7 @@ impl App {
         let server = tokio::spawn(async move {
             http::serve::serve(listener, router, &limits, srx, Duration::from_secs(10)).await;
         });
+        tokio::spawn(replay_spool(state.clone(), rx.clone()));
         let leases = tokio::spawn(crate::leases::run(state.clone()));
         let listener = crate::leases::listen(state.clone());
         Ok(App {

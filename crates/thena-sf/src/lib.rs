@@ -19,6 +19,7 @@ pub mod http;
 pub mod leases;
 pub mod metrics;
 pub mod provision;
+pub mod spool;
 pub mod store;
 pub mod sync;
 pub mod thena;

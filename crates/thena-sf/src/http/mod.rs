@@ -43,6 +43,8 @@ pub struct AppState {
     /// The admin page's password and its flows under way.
     pub admin: crate::web::Admin,
     pub runtime: crate::app::Runtime,
+    /// Where accepted events wait while the store cannot commit.
+    pub spool: Arc<crate::spool::Spool>,
     /// Slots for webhook bodies being read at once (`limits.max_bodies_in_flight`).
     pub bodies: tokio::sync::Semaphore,
 }
@@ -113,7 +115,10 @@ async fn metrics(State(app): State<Arc<AppState>>, headers: axum::http::HeaderMa
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(&depth, &failed),
+        app.metrics.render(&depth, &failed) + &format!(
+            "# HELP thena_sf_spool_events Accepted events waiting in this replica's local spool for the store.\n# TYPE thena_sf_spool_events gauge\nthena_sf_spool_events {}\n",
+            app.spool.len()
+        ),
     )
         .into_response()
 }

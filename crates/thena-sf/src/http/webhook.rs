@@ -19,6 +19,9 @@ use crate::crypto;
 use crate::thena::platform::{self, Platform};
 use crate::thena::webhook;
 
+/// How long a delivery waits for the store before it goes to the spool.
+const STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Signed webhooks older or newer than this are refused (replays).
 const TOLERANCE_SECS: i64 = 300;
 
@@ -296,7 +299,17 @@ pub async fn receive(
         snapshot: snapshot.clone(),
         connected_at_ms: auth.connected_at_ms,
     };
-    match app.ingestor.submit(item).await {
+    // Answer within Thena's patience: a store that does not commit in time
+    // sends the event to the spool (a late commit makes the replay a duplicate).
+    let submitted = tokio::time::timeout(STORE_WAIT, app.ingestor.submit(item.clone())).await;
+    let submitted = match submitted {
+        Ok(r) => r,
+        Err(_) => Err(format!(
+            "the store did not commit within {} s",
+            STORE_WAIT.as_secs()
+        )),
+    };
+    match submitted {
         Ok(result) => {
             app.metrics.received(&connection, result.as_str());
             if result == crate::store::queue::Ingested::Queued {
@@ -312,12 +325,33 @@ pub async fn receive(
             )
         }
         Err(e) => {
-            tracing::error!(connection = %connection, error = %e, "could not store an event");
-            app.metrics.received(&connection, "store_error");
-            reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({"error": "store_unavailable", "message": "the event could not be stored; retry later"}),
-            )
+            let spool = app.spool.clone();
+            let spooled = tokio::task::spawn_blocking(move || spool.append(&item)).await;
+            match spooled {
+                Ok(Ok(())) => {
+                    tracing::warn!(connection = %connection, error = %e, "the store could not commit; the event waits in the spool");
+                    app.metrics.received(&connection, "spooled");
+                    reply(
+                        StatusCode::OK,
+                        json!({"status": "spooled", "requestId": snapshot.request_id}),
+                    )
+                }
+                Ok(Err(se)) => {
+                    tracing::error!(connection = %connection, error = %e, spool = %se, "could not store an event");
+                    app.metrics.received(&connection, "store_error");
+                    reply(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        json!({"error": "store_unavailable", "message": "the event could not be stored; retry later"}),
+                    )
+                }
+                Err(join) => {
+                    tracing::error!(connection = %connection, error = %join, "the spool writer failed");
+                    reply(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        json!({"error": "store_unavailable", "message": "the event could not be stored; retry later"}),
+                    )
+                }
+            }
         }
     }
 }

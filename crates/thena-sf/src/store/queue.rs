@@ -672,7 +672,7 @@ impl Store {
 }
 
 /// One event to ingest.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct IngestItem {
     pub connection: String,
     pub event_key: String,

@@ -126,6 +126,7 @@ pub async fn integrations(AxState(app): AxState<App>, headers: HeaderMap) -> Res
         &IntegrationsPage {
             chrome: s.chrome(),
             rows,
+            spooled: app.spool.len(),
         },
     )
 }

@@ -61,6 +61,8 @@ pub struct State {
 pub struct IntegrationsPage {
     pub chrome: Chrome,
     pub rows: Vec<ConnRow>,
+    /// Accepted events waiting in this replica's spool for the store.
+    pub spooled: u64,
 }
 
 /// One choice of where to connect.
