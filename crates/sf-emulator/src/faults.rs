@@ -168,7 +168,7 @@ impl Faults {
     pub fn expire_now(&mut self) -> bool {
         self.calls += 1;
         let every = self.spec.expire_tokens_every;
-        let hit = every > 0 && self.calls % every == 0;
+        let hit = every > 0 && self.calls.is_multiple_of(every);
         if hit {
             self.note("expire");
         }
