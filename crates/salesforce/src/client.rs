@@ -394,8 +394,23 @@ impl Client {
 
     /// Creates one record and returns its id.
     pub async fn create(&self, object: &str, body: &Value) -> Result<String> {
+        self.create_with(object, body, &[]).await
+    }
+
+    /// [`Client::create`] with extra headers (such as `Sforce-Duplicate-Rule-Header`).
+    pub async fn create_with(
+        &self,
+        object: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> Result<String> {
         let (_, v) = self
-            .send(Method::POST, &format!("sobjects/{object}"), Some(body), &[])
+            .send(
+                Method::POST,
+                &format!("sobjects/{object}"),
+                Some(body),
+                headers,
+            )
             .await?;
         v.get("id")
             .and_then(Value::as_str)
@@ -432,11 +447,21 @@ impl Client {
         records: &[Value],
         all_or_none: bool,
     ) -> Result<Vec<RecordResult>> {
+        self.create_many_with(records, all_or_none, &[]).await
+    }
+
+    /// [`Client::create_many`] with extra headers.
+    pub async fn create_many_with(
+        &self,
+        records: &[Value],
+        all_or_none: bool,
+        headers: &[(&str, &str)],
+    ) -> Result<Vec<RecordResult>> {
         let mut out = Vec::with_capacity(records.len());
         for chunk in records.chunks(COLLECTION_LIMIT) {
             let body = json!({"allOrNone": all_or_none, "records": chunk});
             let (_, v) = self
-                .send(Method::POST, "composite/sobjects", Some(&body), &[])
+                .send(Method::POST, "composite/sobjects", Some(&body), headers)
                 .await?;
             out.extend(RecordResult::parse_list(&v, chunk.len())?);
         }
@@ -543,7 +568,7 @@ impl Client {
                         status,
                         code: "SERVER_UNAVAILABLE".into(),
                         message: format!("the Metadata API answered {status}"),
-                        fields: vec![],
+                        ..Default::default()
                     }));
                 }
                 Err(e) => return Err(Error::Protocol(format!("SOAP answer ({status}): {e}"))),
@@ -569,7 +594,7 @@ impl Client {
                     status,
                     code,
                     message,
-                    fields: vec![],
+                    ..Default::default()
                 }));
             }
             if !(200..300).contains(&status) {
@@ -577,7 +602,7 @@ impl Client {
                     status,
                     code: format!("HTTP_{status}"),
                     message: "SOAP call failed".into(),
-                    fields: vec![],
+                    ..Default::default()
                 }));
             }
             return body
@@ -622,8 +647,46 @@ fn api_error(status: u16, v: &Value) -> ApiError {
                     .collect()
             })
             .unwrap_or_default(),
+        duplicate_rule: duplicate_result(first)
+            .and_then(|d| d.get("duplicateRule"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        duplicates: duplicate_result(first)
+            .and_then(|d| d.get("matchResults"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .flat_map(|m| {
+                let entity = m
+                    .get("entityType")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                m.get("matchRecords")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(move |r| {
+                        let id = r.get("record")?.get("Id")?.as_str()?;
+                        Some((entity.clone(), id.to_string()))
+                    })
+            })
+            .collect(),
     }
 }
+
+/// The duplicate result of an error item, under either spelling.
+fn duplicate_result(item: &Value) -> Option<&Value> {
+    item.get("duplicateResut")
+        .or_else(|| item.get("duplicateResult"))
+}
+
+/// Sent with Contact creation: lets an alert-only duplicate rule save
+/// (API 52.0+); a Block rule still refuses (salesforce-api.md §9.3).
+pub const ALLOW_DUPLICATE_SAVE: (&str, &str) = (
+    "Sforce-Duplicate-Rule-Header",
+    "allowSave=true; includeRecordDetails=false; runAsCurrentUser=false",
+);
 
 /// Convenience: a `Secret` from a token string.
 pub fn secret(s: &str) -> Secret {

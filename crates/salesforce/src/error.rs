@@ -21,12 +21,17 @@ pub enum Action {
 }
 
 /// A Salesforce error in its own terms: code, message and fields.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ApiError {
     pub status: u16,
     pub code: String,
     pub message: String,
     pub fields: Vec<String>,
+    /// For `DUPLICATES_DETECTED`: the duplicate rule and the matched records
+    /// as (object, id), from `duplicateResut` (sic, as orgs send it) or
+    /// `duplicateResult` (salesforce-api.md §9.3).
+    pub duplicate_rule: Option<String>,
+    pub duplicates: Vec<(String, String)>,
 }
 
 impl std::fmt::Display for ApiError {
@@ -139,7 +144,7 @@ mod tests {
             status,
             code: code.into(),
             message: message.into(),
-            fields: vec![],
+            ..Default::default()
         })
     }
 

@@ -73,6 +73,13 @@ pub struct Seed {
     /// Org-wide settings that differ between orgs.
     #[serde(default)]
     pub org: OrgSettings,
+    /// Lead records (`{"LastName": "Lee", "Company": "Acme", "Email": "ann@acme.io"}`).
+    #[serde(default)]
+    pub leads: Vec<Map<String, Value>>,
+    /// The standard duplicate rules' action on create: `"alert"` (a new
+    /// org's), `"block"` or `"off"`, for `"Contact"` and `"Lead"`.
+    #[serde(default)]
+    pub duplicate_rules: crate::duplicates::Rules,
 }
 
 /// `{"object": "Account", "name": "Support Layout", "profiles": ["Standard User"]}`:

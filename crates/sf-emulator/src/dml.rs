@@ -16,6 +16,8 @@ pub struct RecError {
     pub status_code: &'static str,
     pub message: String,
     pub fields: Vec<String>,
+    /// For `DUPLICATES_DETECTED`: the rule and the records it matched.
+    pub duplicates: Option<crate::duplicates::Matched>,
 }
 
 impl RecError {
@@ -28,6 +30,7 @@ impl RecError {
             status_code,
             message: message.into(),
             fields,
+            duplicates: None,
         }
     }
 }
@@ -36,6 +39,8 @@ impl RecError {
 pub struct Caller<'a> {
     pub user_id: &'a str,
     pub access: &'a FieldAccess,
+    /// `Sforce-Duplicate-Rule-Header: allowSave=true` was sent.
+    pub allow_save: bool,
 }
 
 /// The outcome of an upsert by external id.
@@ -69,7 +74,7 @@ pub fn parse_datetime(s: &str) -> Option<String> {
 
 /// Recomputes derived fields: the Name of Contacts and Users.
 pub fn derive_name(def: &ObjectDef, row: &mut Row) {
-    if !(def.name == "Contact" || def.name == "User") {
+    if !(def.name == "Contact" || def.name == "User" || def.name == "Lead") {
         return;
     }
     let (Some(first), Some(last), Some(name)) = (
@@ -447,6 +452,7 @@ impl Org {
         }
         stamp(def, &mut row, caller.user_id, true);
         check_row(self, def, &row)?;
+        crate::duplicates::check(self, def, &row, caller.allow_save)?;
         self.table_mut(&def.name).expect("table").put(row);
         if is_permission_object(&def.name) {
             self.perm_generation += 1;

@@ -22,6 +22,7 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod dml;
+pub mod duplicates;
 pub mod faults;
 pub mod http;
 pub mod ids;

@@ -42,6 +42,9 @@ pub struct Org {
     #[serde(default)]
     pub layout_assignments: BTreeMap<String, BTreeMap<String, String>>,
     pub object_meta: BTreeMap<String, CustomObjectMeta>,
+    /// The standard Contact and Lead duplicate rules' action on create.
+    #[serde(default)]
+    pub duplicate_rules: crate::duplicates::Rules,
     /// Bumped whenever permissions change, so cached field access is recomputed.
     #[serde(skip)]
     pub perm_generation: u64,
@@ -70,6 +73,7 @@ impl Org {
             layouts: BTreeMap::new(),
             layout_assignments: BTreeMap::new(),
             object_meta: BTreeMap::new(),
+            duplicate_rules: Default::default(),
             perm_generation: 0,
             by_prefix: HashMap::new(),
         };

@@ -292,6 +292,16 @@ pub fn standard_objects() -> Vec<ObjectDef> {
         ),
     ]);
 
+    let mut lead = system_fields(true);
+    lead.extend([
+        text("FirstName", "First Name", 40),
+        text("LastName", "Last Name", 80).required(),
+        text("Name", "Full Name", 121).system(),
+        FieldDef::new("Email", "Email", FieldType::Email),
+        text("Company", "Company", 255).required(),
+        text("Status", "Lead Status", 255),
+    ]);
+
     let mut user = system_fields(false);
     user.extend([
         text("Username", "Username", 80).required(),
@@ -365,6 +375,7 @@ pub fn standard_objects() -> Vec<ObjectDef> {
     vec![
         ObjectDef::new("Account", "Account", "Accounts", "001", account),
         ObjectDef::new("Contact", "Contact", "Contacts", "003", contact),
+        ObjectDef::new("Lead", "Lead", "Leads", "00Q", lead),
         ObjectDef::new("User", "User", "Users", "005", user),
         ObjectDef::new("Profile", "Profile", "Profile", "00e", profile),
         ObjectDef::new(

@@ -1053,3 +1053,80 @@ async fn garbage_never_crashes_it() {
     }
     assert_eq!(org.get("/limits").await.0, 200, "still serving");
 }
+
+/// Duplicate rules as a new org has them (salesforce-api.md §9.3): the
+/// standard Contact rule alerts (matching Leads too), so an API create of a
+/// resembling record fails with `DUPLICATES_DETECTED` and `duplicateResut`
+/// unless `allowSave=true` is sent; Collections give no details; a Block
+/// rule refuses even with the header; `off` saves.
+#[tokio::test]
+async fn duplicate_rules_alert_block_and_the_allow_save_header() {
+    let seed: sf_emulator::Seed = serde_json::from_value(json!({
+        "leads": [{"FirstName": "Maya", "LastName": "Patel", "Email": "maya@acme.io", "Company": "Acme"}],
+        "duplicate_rules": {"Lead": "block"}
+    }))
+    .unwrap();
+    let org = Org::start(EmulatorConfig {
+        seed,
+        ..Default::default()
+    })
+    .await;
+    let body = json!({"LastName": "Patel", "FirstName": "Maya", "Email": "MAYA@acme.io"});
+    let (s, v) = org.post("/sobjects/Contact", body.clone()).await;
+    assert_eq!(s, 400);
+    assert_eq!(v[0]["errorCode"], "DUPLICATES_DETECTED", "{v}");
+    let d = &v[0]["duplicateResut"];
+    assert_eq!(d["duplicateRule"], "Standard_Contact_Duplicate_Rule");
+    assert_eq!(d["allowSave"], true);
+    assert_eq!(d["matchResults"][0]["entityType"], "Lead");
+    assert!(d["matchResults"][0]["matchRecords"][0]["record"]["Id"]
+        .as_str()
+        .unwrap()
+        .starts_with("00Q"));
+    let (s, v) = org.post("/composite/sobjects", json!({"allOrNone": false, "records": [{"attributes": {"type": "Contact"}, "LastName": "Patel", "Email": "maya@acme.io"}]})).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        v[0]["errors"][0]["statusCode"], "DUPLICATES_DETECTED",
+        "{v}"
+    );
+    assert!(
+        v[0]["errors"][0].get("duplicateResut").is_none(),
+        "Collections give no details"
+    );
+    let allow = [(
+        "Sforce-Duplicate-Rule-Header",
+        "allowSave=true; includeRecordDetails=false",
+    )];
+    let (s, v, _) = org
+        .send_with(
+            reqwest::Method::POST,
+            "/sobjects/Contact",
+            Some(body),
+            &allow,
+        )
+        .await;
+    assert_eq!(s, 201, "an alert rule lets allowSave through: {v}");
+    // The Lead rule blocks: the header does not help.
+    let (s, v, _) = org
+        .send_with(
+            reqwest::Method::POST,
+            "/sobjects/Lead",
+            Some(json!({"LastName": "Patel", "Email": "maya@acme.io", "Company": "Acme"})),
+            &allow,
+        )
+        .await;
+    assert_eq!(
+        (s, v[0]["errorCode"].as_str()),
+        (400, Some("DUPLICATES_DETECTED")),
+        "{v}"
+    );
+    assert_eq!(v[0]["duplicateResut"]["allowSave"], false);
+    org.emu.emulator.org.write().duplicate_rules.lead = sf_emulator::duplicates::Action::Off;
+    let (s, _) = org
+        .post(
+            "/sobjects/Lead",
+            json!({"LastName": "Patel", "Email": "maya@acme.io", "Company": "Acme"}),
+        )
+        .await;
+    assert_eq!(s, 201, "off saves");
+}

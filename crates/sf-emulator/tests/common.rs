@@ -67,10 +67,24 @@ impl Org {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value, reqwest::header::HeaderMap) {
+        self.send_with(method, path, body, &[]).await
+    }
+
+    /// [`Org::send`] with extra request headers.
+    pub async fn send_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
         let mut req = self
             .http
             .request(method, self.data(path))
             .bearer_auth(&self.token);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
         if let Some(b) = body {
             req = req.json(&b);
         }

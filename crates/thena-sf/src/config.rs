@@ -41,6 +41,11 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// Serve `/metrics` on this address instead of the main one.
     pub metrics_listen: Option<String>,
+    /// Send `Sforce-Duplicate-Rule-Header: allowSave=true` when creating
+    /// Contacts, so a new org's alerting duplicate rules let them save
+    /// (false: the org's alert rules stop the connector too; a Block rule
+    /// always does, and the request is skipped with the rule's name).
+    pub allow_duplicate_save: bool,
     /// What one client, and all of them, may hold of the server.
     pub limits: Limits,
     /// Set at start when `public_url` was empty and is the listen address:
@@ -149,6 +154,7 @@ impl Default for Config {
             emulator: None,
             metrics_token: None,
             metrics_listen: None,
+            allow_duplicate_save: true,
             limits: Limits::default(),
             public_url_derived: false,
         }

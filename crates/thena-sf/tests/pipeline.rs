@@ -1149,3 +1149,81 @@ async fn thena_platform_ticket_events_reach_the_same_request() {
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+/// Duplicate rules as a new org has them (alerting) let the connector's new
+/// Contacts save, because it sends the allowSave header; under a Block rule
+/// a matched Contact becomes the requestor, and a match on a Lead skips the
+/// request with the rule and the record named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_rules_alerting_blocking_and_matched_records() {
+    let h = harness(EmulatorConfig::default()).await;
+    let lead = h
+        .sf
+        .create("Lead", &json!({"LastName": "Patel", "FirstName": "Maya", "Email": "maya@acme.io", "Company": "Acme"}))
+        .await
+        .unwrap();
+    let person = |name: &str, email: &str| json!({"request": {"requestor": {"id": "U7", "name": name, "email": email}}});
+    // Alert (a new org's rule): the Lead matches, the header lets the Contact save.
+    let (s, _) = h
+        .post(
+            &payload("DUP-1", 1, person("Maya Patel", "maya@acme.io")),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 200);
+    h.settle(&["DUP-1".into()]).await;
+    let row = &h
+        .requests(
+            "Requestor__r.Email, Account__r.Name",
+            "WHERE RequestId__c = 'DUP-1'",
+        )
+        .await[0];
+    assert_eq!(row["Requestor__r"]["Email"], "maya@acme.io", "{row:?}");
+
+    // Block: no header helps.
+    h.emu.emulator.org.write().duplicate_rules.contact = sf_emulator::duplicates::Action::Block;
+    let lead2 = h
+        .sf
+        .create("Lead", &json!({"LastName": "Roe", "FirstName": "Rita", "Email": "rita@acme.io", "Company": "Acme"}))
+        .await
+        .unwrap();
+    let (s, _) = h
+        .post(
+            &payload("DUP-2", 1, person("Rita Roe", "rita@acme.io")),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 200);
+    // The same name on the same Account as an existing Contact, another email.
+    let (s, _) = h
+        .post(
+            &payload("DUP-3", 1, person("Ann Lee", "ann.lee@acme.io")),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 200);
+    h.settle(&["DUP-2".into(), "DUP-3".into()]).await;
+    let skipped = h
+        .store
+        .request_states("acme", &["DUP-2".into()])
+        .await
+        .unwrap();
+    let why = skipped[0].reason.clone().unwrap_or_default();
+    assert_eq!(skipped[0].state, "skipped", "{why}");
+    assert!(
+        why.contains("Standard_Contact_Duplicate_Rule") && why.contains(&format!("Lead {lead2}")),
+        "{why}"
+    );
+    let ann =
+        h.sf.query("SELECT Id FROM Contact WHERE Email = 'ann@acme.io'")
+            .await
+            .unwrap();
+    let row = &h
+        .requests("Requestor__c", "WHERE RequestId__c = 'DUP-3'")
+        .await[0];
+    assert_eq!(
+        row["Requestor__c"], ann[0]["Id"],
+        "the matched Contact is the requestor"
+    );
+    let _ = lead;
+}

@@ -128,6 +128,7 @@ fn run_batch(
     let caller = Caller {
         user_id: &req.user,
         access: &access,
+        allow_save: req.allow_save(),
     };
     let mut undo = Vec::new();
     let mut results = Vec::with_capacity(batch.records.len());

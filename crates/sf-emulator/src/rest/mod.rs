@@ -38,6 +38,21 @@ pub struct Req<'a> {
 }
 
 impl Req<'_> {
+    /// `Sforce-Duplicate-Rule-Header: allowSave=true` (API 52.0+).
+    pub fn allow_save(&self) -> bool {
+        self.headers
+            .get("sforce-duplicate-rule-header")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';').any(|kv| {
+                    kv.split_once('=').is_some_and(|(k, v)| {
+                        k.trim().eq_ignore_ascii_case("allowSave")
+                            && v.trim().eq_ignore_ascii_case("true")
+                    })
+                })
+            })
+    }
+
     /// The body as a JSON object, or Salesforce's JSON_PARSER_ERROR.
     pub fn json_object(&self, what: &str) -> Result<Map<String, Value>, Response> {
         match serde_json::from_slice::<Value>(&self.body) {
@@ -62,10 +77,23 @@ pub fn rec_error(e: &RecError) -> Response {
     } else {
         StatusCode::BAD_REQUEST
     };
-    sf_json(
-        status,
-        &json!([{"message": e.message, "errorCode": e.status_code, "fields": e.fields}]),
-    )
+    let mut item = json!({"message": e.message, "errorCode": e.status_code, "fields": e.fields});
+    if let Some(d) = &e.duplicates {
+        // Spelled `duplicateResut` (sic), as real orgs send it (salesforce-api.md §9.3).
+        item["duplicateResut"] = json!({
+            "allowSave": d.allow_save,
+            "duplicateRule": d.rule,
+            "duplicateRuleEntityType": d.entity,
+            "errorMessage": e.message,
+            "matchResults": d.records.iter().map(|(object, id)| json!({
+                "entityType": object, "errors": [], "matchEngine": "FuzzyMatchEngine",
+                "matchRecords": [{"additionalInformation": [], "fieldDiffs": [], "matchConfidence": 100.0,
+                    "record": {"attributes": {"type": object, "url": format!("/services/data/v67.0/sobjects/{object}/{id}")}, "Id": id}}],
+                "rule": format!("Standard_{object}_Match_Rule_v1_1"), "size": 1, "success": true
+            })).collect::<Vec<_>>(),
+        });
+    }
+    sf_json(status, &json!([item]))
 }
 
 pub fn rec_error_item(e: &RecError) -> Value {

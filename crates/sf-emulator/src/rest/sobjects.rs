@@ -37,6 +37,7 @@ pub fn create(req: &Req, obj: &str) -> Response {
     let caller = Caller {
         user_id: &req.user,
         access: &access,
+        allow_save: req.allow_save(),
     };
     match org.create(obj, &body, &caller) {
         Ok(id) => {
@@ -128,6 +129,7 @@ pub fn update(req: &Req, obj: &str, id: &str) -> Response {
     let caller = Caller {
         user_id: &req.user,
         access: &access,
+        allow_save: req.allow_save(),
     };
     match org.update(obj, id, &body, &caller) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
@@ -242,6 +244,7 @@ pub fn upsert(req: &Req, obj: &str, field: &str, value: &str) -> Response {
     let caller = Caller {
         user_id: &req.user,
         access: &access,
+        allow_save: req.allow_save(),
     };
     match org.upsert(obj, field, value, &body, &caller, update_only) {
         // API 46.0 and later (every served version) answer with `created`; an update is 200.

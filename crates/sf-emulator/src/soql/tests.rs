@@ -14,6 +14,7 @@ fn org_with_contacts(n: usize) -> Org {
     let caller = Caller {
         user_id: "005Em0000000001IAA",
         access: &access,
+        allow_save: true,
     };
     let acme = org
         .create(

@@ -408,6 +408,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 budget_share: app.config.api_budget_share,
                 max_categories_per_event: app.config.limits.max_categories_per_event,
                 max_category_fields: app.config.limits.max_category_fields,
+                allow_duplicate_save: app.config.allow_duplicate_save,
                 ..Default::default()
             };
             let running = thena_sf::app::App::start(config, app.store.clone(), settings).await?;

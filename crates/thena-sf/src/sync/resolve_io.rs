@@ -40,6 +40,7 @@ pub async fn resolve(
     requests: Vec<Request>,
     public: PublicDomains,
     cache: &mut Cache,
+    allow_duplicate_save: bool,
 ) -> Result<Vec<(String, Outcome)>, salesforce::Error> {
     let now = Instant::now();
     let mut r = Resolver::new(requests, public, cache, now);
@@ -97,11 +98,31 @@ pub async fn resolve(
                 v
             })
             .collect();
-        let results = client.create_many(&records, false).await?;
+        // New orgs have the standard duplicate rules on, alerting: without
+        // the header an API create that resembles any Contact or Lead fails.
+        let headers: &[(&str, &str)] = if allow_duplicate_save {
+            &[salesforce::client::ALLOW_DUPLICATE_SAVE]
+        } else {
+            &[]
+        };
+        let results = client.create_many_with(&records, false, headers).await?;
         let mut by_key = HashMap::new();
-        for (c, res) in new.iter().zip(results) {
+        for ((c, record), res) in new.iter().zip(&records).zip(results) {
             let v = match (res.success, res.id) {
                 (true, Some(id)) => Ok(id),
+                _ if res
+                    .errors
+                    .iter()
+                    .any(|e| e.status_code == "DUPLICATES_DETECTED") =>
+                {
+                    duplicate(
+                        client,
+                        record,
+                        headers,
+                        c.email.as_deref().unwrap_or(&c.last_name),
+                    )
+                    .await?
+                }
                 _ => Err(res
                     .errors
                     .iter()
@@ -114,4 +135,41 @@ pub async fn resolve(
         r.on_created(&by_key);
     }
     Ok(r.finish(cache, now))
+}
+
+/// A Contact a duplicate rule refused: Collections says no more than that,
+/// so it is created once more alone, whose error names the rule and the
+/// matched records (salesforce-api.md §9.3). A matched Contact becomes the
+/// requestor; otherwise the reason names the rule and the record.
+async fn duplicate(
+    client: &Client,
+    record: &Value,
+    headers: &[(&str, &str)],
+    who: &str,
+) -> Result<Result<String, String>, salesforce::Error> {
+    let mut body = record.clone();
+    if let Some(o) = body.as_object_mut() {
+        o.remove("attributes");
+    }
+    match client.create_with("Contact", &body, headers).await {
+        Ok(id) => Ok(Ok(id)),
+        Err(salesforce::Error::Api(a)) if a.code == "DUPLICATES_DETECTED" => {
+            if let Some((_, id)) = a.duplicates.iter().find(|(o, _)| o == "Contact") {
+                return Ok(Ok(id.clone()));
+            }
+            let rule = a.duplicate_rule.as_deref().unwrap_or("a duplicate rule");
+            let matched = a
+                .duplicates
+                .iter()
+                .map(|(o, id)| format!("{o} {id}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            Ok(Err(format!(
+                "Salesforce's duplicate rule {rule} refused a new Contact for {who}{}; merge or convert that record (or let the rule allow saves), then retry",
+                if matched.is_empty() { String::new() } else { format!(": it matches {matched}") }
+            )))
+        }
+        Err(e) if e.action() == salesforce::Action::GiveUp => Ok(Err(e.to_string())),
+        Err(e) => Err(e),
+    }
 }

@@ -39,6 +39,10 @@ pub struct Settings {
     /// How often a paused connection checks whether the budget has headroom again.
     pub pause_recheck: Duration,
     pub public_domains: PublicDomains,
+    /// Send `Sforce-Duplicate-Rule-Header: allowSave=true` with new Contacts
+    /// (config `allow_duplicate_save`; off for orgs whose alert rules must
+    /// stop integrations too).
+    pub allow_duplicate_save: bool,
     /// Categories of one event that may get a field; the rest are noted.
     pub max_categories_per_event: usize,
     /// Category fields the connector creates per connection, at most
@@ -65,6 +69,7 @@ impl Default for Settings {
             public_domains: PublicDomains::default(),
             max_categories_per_event: 50,
             max_category_fields: 100,
+            allow_duplicate_save: true,
         }
     }
 }
@@ -546,6 +551,7 @@ impl Worker {
             requests,
             self.settings.public_domains.clone(),
             &mut self.cache,
+            self.settings.allow_duplicate_save,
         )
         .await?
         .into_iter()
