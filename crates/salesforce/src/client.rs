@@ -647,31 +647,35 @@ fn api_error(status: u16, v: &Value) -> ApiError {
                     .collect()
             })
             .unwrap_or_default(),
-        duplicate_rule: duplicate_result(first)
-            .and_then(|d| d.get("duplicateRule"))
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        duplicates: duplicate_result(first)
-            .and_then(|d| d.get("matchResults"))
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .flat_map(|m| {
-                let entity = m
-                    .get("entityType")
+        duplicates: duplicate_result(first).map(|d| {
+            Box::new(crate::error::Duplicates {
+                rule: d
+                    .get("duplicateRule")
                     .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
-                m.get("matchRecords")
+                    .map(str::to_string),
+                records: d
+                    .get("matchResults")
                     .and_then(Value::as_array)
                     .into_iter()
                     .flatten()
-                    .filter_map(move |r| {
-                        let id = r.get("record")?.get("Id")?.as_str()?;
-                        Some((entity.clone(), id.to_string()))
+                    .flat_map(|m| {
+                        let entity = m
+                            .get("entityType")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string();
+                        m.get("matchRecords")
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                            .filter_map(move |r| {
+                                let id = r.get("record")?.get("Id")?.as_str()?;
+                                Some((entity.clone(), id.to_string()))
+                            })
                     })
+                    .collect(),
             })
-            .collect(),
+        }),
     }
 }
 

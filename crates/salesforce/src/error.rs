@@ -27,11 +27,18 @@ pub struct ApiError {
     pub code: String,
     pub message: String,
     pub fields: Vec<String>,
-    /// For `DUPLICATES_DETECTED`: the duplicate rule and the matched records
-    /// as (object, id), from `duplicateResut` (sic, as orgs send it) or
-    /// `duplicateResult` (salesforce-api.md §9.3).
-    pub duplicate_rule: Option<String>,
-    pub duplicates: Vec<(String, String)>,
+    /// For `DUPLICATES_DETECTED` on a single-record call: the rule and what
+    /// it matched (boxed: errors stay small).
+    pub duplicates: Option<Box<Duplicates>>,
+}
+
+/// A duplicate rule's refusal, from `duplicateResut` (sic, as orgs send it)
+/// or `duplicateResult` (salesforce-api.md §9.3).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Duplicates {
+    pub rule: Option<String>,
+    /// The matched records as (object, id).
+    pub records: Vec<(String, String)>,
 }
 
 impl std::fmt::Display for ApiError {

@@ -154,12 +154,13 @@ async fn duplicate(
     match client.create_with("Contact", &body, headers).await {
         Ok(id) => Ok(Ok(id)),
         Err(salesforce::Error::Api(a)) if a.code == "DUPLICATES_DETECTED" => {
-            if let Some((_, id)) = a.duplicates.iter().find(|(o, _)| o == "Contact") {
+            let d = a.duplicates.unwrap_or_default();
+            if let Some((_, id)) = d.records.iter().find(|(o, _)| o == "Contact") {
                 return Ok(Ok(id.clone()));
             }
-            let rule = a.duplicate_rule.as_deref().unwrap_or("a duplicate rule");
-            let matched = a
-                .duplicates
+            let rule = d.rule.as_deref().unwrap_or("a duplicate rule");
+            let matched = d
+                .records
                 .iter()
                 .map(|(o, id)| format!("{o} {id}"))
                 .collect::<Vec<_>>()
