@@ -1227,3 +1227,45 @@ async fn duplicate_rules_alerting_blocking_and_matched_records() {
     );
     let _ = lead;
 }
+
+/// An `updatedAt` far in the future would freeze a request (every real
+/// update after it is "stale"): refused, naming the field. Link fields take
+/// only http(s) URLs; anything else is left empty and noted on the activity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn future_timestamps_are_refused_and_links_must_be_web_urls() {
+    let h = harness(EmulatorConfig::default()).await;
+    let hour = 3_600_000;
+    let (s, v) = h.post(&payload("FUT-1", hour, json!({})), &[]).await;
+    assert_eq!(
+        (s, v["path"].as_str()),
+        (400, Some("request.updatedAt")),
+        "{v}"
+    );
+    assert!(
+        v["message"].as_str().unwrap().contains("in the future"),
+        "{v}"
+    );
+    let (s, _) = h.post(&payload("FUT-1", 1000, json!({})), &[]).await;
+    assert_eq!(s, 200, "a few seconds ahead (clock skew) is fine");
+    let links = json!({"request": {"permalink": "javascript:alert(1)", "requestLink": "https://app.thena.ai/r/LNK-1", "internalNotificationLink": "slack://channel?id=C1"}});
+    let (s, _) = h.post(&payload("LNK-1", 1, links), &[]).await;
+    assert_eq!(s, 200);
+    h.settle(&["FUT-1".into(), "LNK-1".into()]).await;
+    let row = &h
+        .requests(
+            "Permalink__c, requestWebLink__c, requestInternalNotificationLink__c",
+            "WHERE RequestId__c = 'LNK-1'",
+        )
+        .await[0];
+    assert_eq!(row["Permalink__c"], Value::Null);
+    assert_eq!(row["requestInternalNotificationLink__c"], Value::Null);
+    assert_eq!(row["requestWebLink__c"], "https://app.thena.ai/r/LNK-1");
+    let activity = h.store.activity("acme", 10, 0).await.unwrap();
+    let a = activity.iter().find(|a| a.request_id == "LNK-1").unwrap();
+    assert!(
+        a.detail.as_deref().unwrap().contains(
+            "Permalink__c, requestInternalNotificationLink__c left empty: not an http(s) URL"
+        ),
+        "{a:?}"
+    );
+}

@@ -138,6 +138,35 @@ impl Out<'_> {
     }
 }
 
+fn is_web_url(v: &str) -> bool {
+    let v = v.trim().to_ascii_lowercase();
+    (v.starts_with("https://") || v.starts_with("http://")) && v.len() > "http://".len()
+}
+
+/// A link field's value: only http and https URLs; anything else (a
+/// `javascript:` or `slack://` link, plain text) is left empty.
+fn web_url(v: &Patch<String>) -> Patch<String> {
+    match v {
+        Patch::Set(u) if is_web_url(u) => Patch::Set(u.trim().to_string()),
+        Patch::Set(_) => Patch::Null,
+        Patch::Null => Patch::Null,
+        Patch::Absent => Patch::Absent,
+    }
+}
+
+/// The link fields a snapshot carries that are not http(s) URLs (left empty).
+pub fn rejected_links(s: &Snapshot) -> Vec<&'static str> {
+    [
+        ("Permalink__c", &s.permalink),
+        ("requestWebLink__c", &s.request_link),
+        ("requestInternalNotificationLink__c", &s.internal_link),
+    ]
+    .into_iter()
+    .filter(|(_, v)| v.set().is_some_and(|u| !is_web_url(u)))
+    .map(|(f, _)| f)
+    .collect()
+}
+
 /// The record body (without `attributes`) for a snapshot.
 pub fn record(
     s: &Snapshot,
@@ -159,16 +188,16 @@ pub fn record(
     o.text("Status__c", s.status.clone().map(|x| status_label(&x)));
     o.text("Assigned_To__c", s.assigned_to.clone());
     o.html("Csat__c", s.csat.as_ref().map(csat_html));
-    o.text("Permalink__c", s.permalink.clone());
+    o.text("Permalink__c", web_url(&s.permalink));
     o.text("requestCreatedAt__c", Patch::Set(s.created_at.iso()));
     o.text("requestUpdatedAt__c", Patch::Set(s.updated_at.iso()));
     o.text("requestClosedAt__c", s.closed_at.clone().map(|t| t.iso()));
     o.text("requestClosedBy__c", s.closed_by.clone());
     o.text(
         "requestInternalNotificationLink__c",
-        s.internal_link.clone(),
+        web_url(&s.internal_link),
     );
-    o.text("requestWebLink__c", s.request_link.clone());
+    o.text("requestWebLink__c", web_url(&s.request_link));
     o.html(
         "Message_Text__c",
         s.message_text.as_ref().map(|t| mrkdwn::render(t, &names)),
@@ -207,6 +236,28 @@ pub fn record(
         Patch::Absent => {}
     }
     o.m
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::*;
+
+    #[test]
+    fn only_http_and_https_links_are_written() {
+        assert_eq!(
+            web_url(&Patch::Set(" https://a.example/x ".into())),
+            Patch::Set("https://a.example/x".into())
+        );
+        for bad in [
+            "javascript:alert(1)",
+            "slack://channel?id=1",
+            "not a url",
+            "http://",
+        ] {
+            assert_eq!(web_url(&Patch::Set(bad.into())), Patch::Null, "{bad}");
+        }
+        assert_eq!(web_url(&Patch::Absent), Patch::Absent);
+    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,9 @@ use crate::crypto;
 use crate::thena::platform::{self, Platform};
 use crate::thena::webhook;
 
+/// How far in the future an `updatedAt` may be (clock skew).
+const FUTURE_TOLERANCE_MS: i64 = 5 * 60 * 1000;
+
 /// How long a delivery waits for the store before it goes to the spool.
 const STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
@@ -275,6 +278,22 @@ pub async fn receive(
             Err(e) => return invalid(e),
         }
     };
+    // One timestamp far in the future would make every later real update
+    // "stale" for ever: refuse it, naming the field.
+    let ahead = snapshot.updated_at.0 - chrono::Utc::now().timestamp_millis();
+    if ahead > FUTURE_TOLERANCE_MS {
+        app.metrics.received(&connection, "invalid");
+        let path = if platform_id.is_some() {
+            "payload.ticket.updatedAt"
+        } else {
+            "request.updatedAt"
+        };
+        return reply(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "invalid_payload", "path": path,
+                   "message": format!("is {} minutes in the future; at most 5 are tolerated", ahead / 60_000)}),
+        );
+    }
     let delivery_id =
         platform_id.map(|id| format!("event:{}", id.chars().take(200).collect::<String>()));
     let key = match delivery_id.or_else(|| {

@@ -668,6 +668,13 @@ impl Worker {
                 if let Some(over) = unmapped.get(&c.request_id) {
                     detail.push_str(&not_mapped(over));
                 }
+                let bad_links = mapping::rejected_links(&c.snapshot);
+                if !bad_links.is_empty() {
+                    detail.push_str(&format!(
+                        "; {} left empty: not an http(s) URL",
+                        bad_links.join(", ")
+                    ));
+                }
                 synced.push(crate::store::queue::Synced {
                     claimed: c.clone(),
                     sf_id: res.id.clone().unwrap_or_default(),
