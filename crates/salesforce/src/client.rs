@@ -338,12 +338,19 @@ impl Client {
             let value: Value = if bytes.is_empty() {
                 Value::Null
             } else {
-                serde_json::from_slice(&bytes).map_err(|_| {
-                    Error::Protocol(format!(
-                        "{status} answer was not JSON: {}",
-                        String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
-                    ))
-                })?
+                match serde_json::from_slice(&bytes) {
+                    Ok(v) => v,
+                    // A front door or proxy answers in HTML: the status says what it is.
+                    Err(_) if !(200..300).contains(&status) => {
+                        return Err(Error::Api(non_json_error(status, &bytes)))
+                    }
+                    Err(_) => {
+                        return Err(Error::Protocol(format!(
+                            "{status} answer was not JSON: {}",
+                            String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+                        )))
+                    }
+                }
             };
             if (200..300).contains(&status) || status == 300 {
                 return Ok((status, value));
@@ -617,6 +624,27 @@ impl Client {
 fn query_path(soql: &str) -> String {
     let q: String = form_urlencoded::byte_serialize(soql.as_bytes()).collect();
     format!("query?q={q}")
+}
+
+/// An error answer that is not JSON (Salesforce's front door answers 414
+/// and 431 in HTML; proxies answer 5xx pages): classified by its status.
+fn non_json_error(status: u16, body: &[u8]) -> ApiError {
+    let code = match status {
+        414 => "URI_TOO_LONG".to_string(),
+        431 => "REQUEST_HEADER_FIELDS_TOO_LARGE".to_string(),
+        s if s >= 500 => "SERVER_UNAVAILABLE".to_string(),
+        s => format!("HTTP_{s}"),
+    };
+    let text: String = String::from_utf8_lossy(&body[..body.len().min(200)])
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
+    ApiError {
+        status,
+        code,
+        message: format!("the answer was not JSON: {text}"),
+        ..Default::default()
+    }
 }
 
 /// A REST error body (`[{message, errorCode, fields}]`) as an [`ApiError`].

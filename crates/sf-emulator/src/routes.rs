@@ -47,7 +47,49 @@ pub fn router(em: Arc<Emulator>) -> Router {
         .nest("/_emulator", crate::admin::router())
         .fallback(|| async { crate::http::not_found() })
         .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
+        .layer(axum::middleware::from_fn_with_state(em.clone(), front_door))
         .with_state(em)
+}
+
+/// What Salesforce's front door takes at most: request line and headers
+/// together (salesforce-api.md §9.4).
+pub const MAX_REQUEST_HEAD: usize = 16_384;
+
+/// Refuses, as Salesforce's front door does, a request line over the limit
+/// with 414 and a request head over it with 431; both with an HTML body.
+async fn front_door(
+    axum::extract::State(em): axum::extract::State<Arc<Emulator>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use axum::response::IntoResponse;
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    let line = req.method().as_str().len() + 1 + target + " HTTP/1.1".len();
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + 2 + v.len() + 2)
+        .sum();
+    let refuse = |code: u16, reason: &str| {
+        (
+            StatusCode::from_u16(code).expect("a status"),
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/html;charset=iso-8859-1",
+            )],
+            format!("<h1>Bad Message {code}</h1><pre>reason: {reason}</pre>"),
+        )
+            .into_response()
+    };
+    if line > MAX_REQUEST_HEAD {
+        em.count("refused.414");
+        return refuse(414, "URI Too Long");
+    }
+    if line + headers > MAX_REQUEST_HEAD {
+        em.count("refused.431");
+        return refuse(431, "Request Header Fields Too Large");
+    }
+    next.run(req).await
 }
 
 /// Why a call did not pass the gate: an answer to send, or none at all (reset).

@@ -1130,3 +1130,42 @@ async fn duplicate_rules_alert_block_and_the_allow_save_header() {
         .await;
     assert_eq!(s, 201, "off saves");
 }
+
+/// Salesforce's front door (salesforce-api.md §9.4): a request line over
+/// 16,384 bytes gets 414, a head over it 431, each with an HTML body.
+#[tokio::test]
+async fn oversized_requests_get_414_and_431_in_html() {
+    let org = Org::start(EmulatorConfig::default()).await;
+    let long = format!(
+        "SELECT Id FROM Contact WHERE Email IN ('{}')",
+        "x".repeat(17_000)
+    );
+    let r = org
+        .http
+        .get(org.data(&format!("/query?q={}", urlencode(&long))))
+        .bearer_auth(&org.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 414);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(r.text().await.unwrap().contains("<h1>Bad Message 414</h1>"));
+    let r = org
+        .http
+        .get(org.data("/limits"))
+        .bearer_auth(&org.token)
+        .header("X-Filler", "y".repeat(16_500))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 431);
+    let short = format!(
+        "SELECT Id FROM Contact WHERE Email IN ('{}')",
+        "x".repeat(8_000)
+    );
+    let (s, _) = org.query(&short).await;
+    assert_eq!(s, 200, "under the limit is fine");
+}

@@ -1269,3 +1269,32 @@ async fn future_timestamps_are_refused_and_links_must_be_web_urls() {
         "{a:?}"
     );
 }
+
+/// 200 new requestors with long emails and names in other scripts arrive
+/// together: every lookup fits a real org's request line (the emulator
+/// answers 414 past 16,384 bytes, as Salesforce's front door does), so each
+/// request is resolved (here: skipped, nobody matches), none fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_for_long_values_in_any_script_fit_the_uri_limit() {
+    let h = harness(EmulatorConfig::default()).await;
+    h.hold().await;
+    let mut ids = Vec::new();
+    for i in 0..200 {
+        let id = format!("URI-{i}");
+        let who = json!({"request": {"requestor": {"id": format!("U{i}"), "name": format!("Ünïcødé Ñandú 测试测试 {i}"),
+            "email": format!("ñandú.{i}.测试测试测试@例え{i}.jp")}, "customer": {"teamName": format!("Компания номер {i} 株式会社")}}});
+        assert_eq!(h.post(&payload(&id, 1, who), &[]).await.0, 200);
+        ids.push(id);
+    }
+    h.release().await;
+    h.settle(&ids).await;
+    let states = h.store.request_states("acme", &ids).await.unwrap();
+    assert!(
+        states.iter().all(|s| s.state == "skipped"),
+        "{:?}",
+        states.iter().find(|s| s.state != "skipped")
+    );
+    assert_eq!(h.store.dead_letter_count("acme").await.unwrap(), 0);
+    let refused = h.emu.emulator.stats.lock().get("refused.414").copied();
+    assert_eq!(refused, None, "a lookup was too long for a real org");
+}

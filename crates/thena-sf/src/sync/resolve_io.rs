@@ -10,10 +10,54 @@ use crate::domain::resolve::{
     AccountRow, Cache, ContactRow, Outcome, PublicDomains, Request, Resolver,
 };
 
-/// Values per `IN (...)` list (keeps a query well under Salesforce's length limit).
+/// Values per `IN (...)` list.
 const IN_CHUNK: usize = 200;
 /// Domains per query (each is an `Email LIKE` clause).
 const LIKE_CHUNK: usize = 100;
+/// URL-encoded bytes of the values of one list per query. A real org takes
+/// a request line of at most 16,384 bytes (414 past it) and recommends far
+/// less (salesforce-api.md §9.4); two such lists plus the query stay under
+/// 9 KB whatever script the values are in.
+const LIST_BYTES: usize = 4_000;
+/// A value longer than this matches no field the lookups read (Contact
+/// Email 80, Name 121, Account Name 255): it is not looked up at all.
+const LONGEST_VALUE: usize = 255;
+
+/// How many bytes `s` takes in a query string, quoted and separated.
+fn encoded_len(s: &str) -> usize {
+    let bytes: usize = s
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"*-._ ".contains(&b) {
+                1
+            } else {
+                3
+            }
+        })
+        .sum();
+    // Quotes, escapes and the separator: `'...',` and an `Email LIKE` at most.
+    bytes + 24
+}
+
+/// Splits `values` into lists of at most `max_count` values and
+/// [`LIST_BYTES`] encoded bytes, leaving out values too long to match.
+fn sized(values: &[String], max_count: usize) -> Vec<Vec<String>> {
+    let mut out: Vec<Vec<String>> = Vec::new();
+    let mut bytes = 0;
+    for v in values.iter().filter(|v| v.chars().count() <= LONGEST_VALUE) {
+        let n = encoded_len(v);
+        let full = out
+            .last()
+            .is_none_or(|c| c.len() >= max_count || bytes + n > LIST_BYTES);
+        if full {
+            out.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += n;
+        out.last_mut().expect("pushed").push(v.clone());
+    }
+    out
+}
 
 fn s(m: &Map<String, Value>, k: &str) -> Option<String> {
     m.get(k).and_then(Value::as_str).map(str::to_string)
@@ -47,24 +91,24 @@ pub async fn resolve(
     // Each step is one query per IN_CHUNK distinct values, however many requests share them.
     let emails = r.emails_to_look_up();
     let mut rows = Vec::new();
-    for chunk in emails.chunks(IN_CHUNK) {
-        if let Some(q) = Resolver::contacts_by_email_soql(chunk) {
+    for chunk in sized(&emails, IN_CHUNK) {
+        if let Some(q) = Resolver::contacts_by_email_soql(&chunk) {
             rows.extend(client.query(&q).await?.iter().map(contact_row));
         }
     }
     r.on_contacts_by_email(&rows);
     let domains = r.domains_to_look_up();
     let mut rows = Vec::new();
-    for chunk in domains.chunks(LIKE_CHUNK) {
-        if let Some(q) = Resolver::contacts_by_domain_soql(chunk) {
+    for chunk in sized(&domains, LIKE_CHUNK) {
+        if let Some(q) = Resolver::contacts_by_domain_soql(&chunk) {
             rows.extend(client.query(&q).await?.iter().map(contact_row));
         }
     }
     r.on_contacts_by_domain(&rows);
     let teams = r.team_names_to_look_up();
     let mut accounts_found = Vec::new();
-    for chunk in teams.chunks(IN_CHUNK) {
-        if let Some(q) = Resolver::accounts_by_name_soql(chunk) {
+    for chunk in sized(&teams, IN_CHUNK) {
+        if let Some(q) = Resolver::accounts_by_name_soql(&chunk) {
             accounts_found.extend(client.query(&q).await?.iter().map(|m| AccountRow {
                 id: s(m, "Id").unwrap_or_default(),
                 name: s(m, "Name").unwrap_or_default(),
@@ -76,8 +120,8 @@ pub async fn resolve(
     let (accounts, names) = r.names_to_look_up();
     let mut rows = Vec::new();
     for a in accounts.chunks(IN_CHUNK) {
-        for n in names.chunks(IN_CHUNK) {
-            if let Some(q) = Resolver::contacts_by_name_soql(a, n) {
+        for n in sized(&names, IN_CHUNK) {
+            if let Some(q) = Resolver::contacts_by_name_soql(a, &n) {
                 rows.extend(client.query(&q).await?.iter().map(contact_row));
             }
         }
@@ -172,5 +216,40 @@ async fn duplicate(
         }
         Err(e) if e.action() == salesforce::Action::GiveUp => Ok(Err(e.to_string())),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The request line a query makes, as the client sends it.
+    fn request_line(soql: &str) -> usize {
+        let q: String = form_urlencoded::byte_serialize(soql.as_bytes()).collect();
+        "GET /services/data/v67.0/query?q= HTTP/1.1".len() + q.len()
+    }
+
+    proptest! {
+        /// Whatever the values (any script, any length), every query the
+        /// resolver makes fits a real org's request line, and every value
+        /// that could match is asked for exactly once.
+        #[test]
+        fn every_query_fits_the_front_door(values in proptest::collection::vec(".{0,300}", 0..400)) {
+            let ids: Vec<String> = (0..200).map(|i| format!("001Em{i:013}")).collect();
+            let mut asked = 0;
+            for chunk in sized(&values, IN_CHUNK) {
+                for q in [
+                    Resolver::contacts_by_email_soql(&chunk),
+                    Resolver::contacts_by_domain_soql(&chunk),
+                    Resolver::accounts_by_name_soql(&chunk),
+                    Resolver::contacts_by_name_soql(&ids, &chunk),
+                ].into_iter().flatten() {
+                    prop_assert!(request_line(&q) <= 16_384, "{} bytes", request_line(&q));
+                }
+                asked += chunk.len();
+            }
+            prop_assert_eq!(asked, values.iter().filter(|v| v.chars().count() <= LONGEST_VALUE).count());
+        }
     }
 }
