@@ -7,14 +7,16 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+#[path = "support/process.rs"]
+mod process;
+
 const TOKEN: &str = "hardening-token-0123456789abcdef0123456789";
 const PASSWORD: &str = "correct horse battery staple";
-const KEY_B64: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 struct Served {
     child: Child,
@@ -29,15 +31,6 @@ impl Drop for Served {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.data);
     }
-}
-
-fn thena(data: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_thena-sf"));
-    c.arg("--config")
-        .arg(data.join("c.toml"))
-        .env("THENA_SF_SECRET_KEY", KEY_B64)
-        .env_remove("THENA_SF_CONFIG");
-    c
 }
 
 /// An emulator, a connection `acme` made by `connect`, and `serve` with `extra` config.
@@ -68,64 +61,14 @@ async fn served(tag: &str, extra: &str) -> Served {
         ),
     )
     .unwrap();
-    let out = thena(&data)
-        .args([
-            "connect",
-            "acme",
-            "--login-url",
-            &emu.base_url,
-            "--client-id",
-            "local-client",
-            "--client-secret",
-            "local-secret",
-            "--username",
-            "admin@example.com",
-            "--password",
-            "emulator",
-            "--webhook-token",
-            TOKEN,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (child, url) = start(&data);
+    process::connect(&data, "acme", &emu.base_url, TOKEN, &[]);
+    let (child, url) = process::serve(&data);
     Served {
         child,
         url,
         data,
         emu,
     }
-}
-
-/// Starts `serve` on a free port; the process and its URL.
-fn start(data: &Path) -> (Child, String) {
-    let mut child = thena(data)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    out.read_line(&mut line).unwrap();
-    assert!(line.contains("listening on"), "{line}");
-    // Keep draining stdout so the process never blocks on it.
-    std::thread::spawn(move || {
-        let mut sink = Vec::new();
-        let _ = out.read_to_end(&mut sink);
-    });
-    let url = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .trim_end_matches('/')
-        .to_string();
-    (child, url)
 }
 
 /// Peak resident memory of a process, in MiB (VmHWM).
@@ -340,7 +283,7 @@ async fn a_category_flood_creates_only_capped_fields_for_sent_records() {
         }
     };
     let describe_count = || async {
-        let sf = salesforce_client(&s.emu.base_url).await;
+        let sf = process::org_client(&s.emu.base_url).await;
         sf.invalidate_describes();
         sf.describe("Request__c").await.unwrap().fields.len()
     };
@@ -390,28 +333,10 @@ async fn a_category_flood_creates_only_capped_fields_for_sent_records() {
     );
 }
 
-async fn salesforce_client(base: &str) -> salesforce::Client {
-    let app = salesforce::OAuthApp {
-        login_url: base.into(),
-        client_id: "local-client".into(),
-        client_secret: Some(salesforce::Secret::new("local-secret")),
-        redirect_uri: String::new(),
-    };
-    let t = app
-        .password(
-            &reqwest::Client::new(),
-            "admin@example.com",
-            &salesforce::Secret::new("emulator"),
-        )
-        .await
-        .unwrap();
-    salesforce::Client::new(t, Some(app), None, salesforce::ClientConfig::default())
-}
-
 async fn open_store(data: &Path) -> thena_sf::store::Store {
     use base64::Engine;
     let key = base64::engine::general_purpose::STANDARD
-        .decode(KEY_B64)
+        .decode(process::KEY_B64)
         .unwrap();
     let key: [u8; 32] = key.try_into().unwrap();
     thena_sf::store::Store::open(data, thena_sf::crypto::SecretBox::from_key(&key))
@@ -486,7 +411,7 @@ async fn sessions_files_origins_and_signatures() {
     );
 
     // 6: a new password ends every session.
-    let out = thena(&s.data)
+    let out = process::thena(&s.data)
         .arg("admin-password")
         .env("THENA_SF_ADMIN_PASSWORD", "another long password 42")
         .output()
@@ -513,7 +438,7 @@ async fn sessions_files_origins_and_signatures() {
         format!("public_url = \"https://thena-sf.example.com\"\n{config}"),
     )
     .unwrap();
-    (s.child, s.url) = start(&s.data);
+    (s.child, s.url) = process::serve(&s.data);
     assert_eq!(mode(&s.data), 0o700, "repaired at start");
     assert_eq!(mode(&db), 0o600, "repaired at start");
     let (status, _) = login(&s.url, Some(&s.url)).await;
@@ -526,31 +451,12 @@ async fn sessions_files_origins_and_signatures() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_extreme_signature_timestamp_is_refused() {
     let s = served("sig", "").await;
-    let out = thena(&s.data)
-        .args([
-            "connect",
-            "signed",
-            "--login-url",
-            &s.emu.base_url,
-            "--client-id",
-            "local-client",
-            "--client-secret",
-            "local-secret",
-            "--username",
-            "admin@example.com",
-            "--password",
-            "emulator",
-            "--webhook-token",
-            TOKEN,
-            "--signing-secret",
-            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    process::connect(
+        &s.data,
+        "signed",
+        &s.emu.base_url,
+        TOKEN,
+        &["--signing-secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
     );
     for ts in [i64::MIN.to_string(), i64::MAX.to_string()] {
         let r = http()

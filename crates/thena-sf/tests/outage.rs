@@ -6,10 +6,10 @@
 //! reaches Salesforce exactly once with its newest state.
 
 mod pg;
+#[path = "support/process.rs"]
+mod process;
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +18,6 @@ use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
 
 const TOKEN: &str = "outage-token-0123456789abcdef0123456789";
-const KEY_B64: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const OUTAGE: Duration = Duration::from_secs(60);
 
 /// A TCP proxy to PostgreSQL that can go down: then it drops every open
@@ -75,34 +74,6 @@ impl Proxy {
     }
 }
 
-fn thena(data: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_thena-sf"));
-    c.arg("--config")
-        .arg(data.join("c.toml"))
-        .env("THENA_SF_SECRET_KEY", KEY_B64)
-        .env_remove("THENA_SF_CONFIG");
-    c
-}
-
-fn serve(data: &Path) -> (Child, String) {
-    let mut child = thena(data)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert!(line.contains("listening on"), "{line}");
-    std::thread::spawn(move || {
-        let mut sink = Vec::new();
-        let _ = out.read_to_end(&mut sink);
-    });
-    let url = line.trim().rsplit(' ').next().unwrap().to_string();
-    (child, url)
-}
-
 fn data_dir(tag: &str, db: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("thena-sf-outage-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -157,32 +128,9 @@ async fn a_database_outage_is_ridden_out_by_the_spool_and_nothing_is_lost() {
     .await
     .unwrap();
     let (da, db_dir) = (data_dir("a", &via_proxy), data_dir("b", &via_proxy));
-    let out = thena(&da)
-        .args([
-            "connect",
-            "acme",
-            "--login-url",
-            &emu.base_url,
-            "--client-id",
-            "local-client",
-            "--client-secret",
-            "local-secret",
-            "--username",
-            "admin@example.com",
-            "--password",
-            "emulator",
-            "--webhook-token",
-            TOKEN,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (mut a, url_a) = serve(&da);
-    let (mut b, mut url_b) = serve(&db_dir);
+    process::connect(&da, "acme", &emu.base_url, TOKEN, &[]);
+    let (mut a, url_a) = process::serve(&da);
+    let (mut b, mut url_b) = process::serve(&db_dir);
 
     let created = chrono::Utc::now().timestamp_millis() + 1000;
     let http = reqwest::Client::builder()
@@ -255,7 +203,7 @@ async fn a_database_outage_is_ridden_out_by_the_spool_and_nothing_is_lost() {
 
     // The database is back; B starts again and replays what its predecessor spooled.
     proxy.cut(false);
-    let restarted = serve(&db_dir);
+    let restarted = process::serve(&db_dir);
     b = restarted.0;
     url_b = restarted.1;
     for _ in 0..20 {
@@ -269,23 +217,7 @@ async fn a_database_outage_is_ridden_out_by_the_spool_and_nothing_is_lost() {
     }
 
     // Every request once in Salesforce, with its newest acknowledged state.
-    let sf = {
-        let app = salesforce::OAuthApp {
-            login_url: emu.base_url.clone(),
-            client_id: "local-client".into(),
-            client_secret: Some(salesforce::Secret::new("local-secret")),
-            redirect_uri: String::new(),
-        };
-        let t = app
-            .password(
-                &reqwest::Client::new(),
-                "admin@example.com",
-                &salesforce::Secret::new("emulator"),
-            )
-            .await
-            .unwrap();
-        salesforce::Client::new(t, Some(app), None, salesforce::ClientConfig::default())
-    };
+    let sf = process::org_client(&emu.base_url).await;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let rows = sf
