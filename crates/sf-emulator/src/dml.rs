@@ -177,12 +177,32 @@ fn convert(org: &Org, def: &ObjectDef, f: &FieldDef, v: &Value) -> Result<Val, R
             check_length(f, &text)?;
             Ok(Val::text(text))
         }
+        FieldType::Email if !valid_email(&text) => Err(RecError::new(
+            "INVALID_EMAIL_ADDRESS",
+            format!("{label}: invalid email address: {text}"),
+            vec![f.name.clone()],
+        )),
         _ => {
             let _ = def;
             check_length(f, &text)?;
             Ok(Val::text(text))
         }
     }
+}
+
+/// Salesforce's check of an email address, approximated (the exact rules
+/// are unverified, salesforce-api.md §9.6: `fig@pig` is refused, `fig@pig.c`
+/// taken): one `@` after something, a dotted domain of non-empty labels, no
+/// spaces.
+pub fn valid_email(e: &str) -> bool {
+    let Some((local, domain)) = e.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.contains('@')
+        && !e.chars().any(char::is_whitespace)
+        && domain.contains('.')
+        && domain.split('.').all(|l| !l.is_empty())
 }
 
 fn type_word(f: &FieldDef) -> &'static str {
@@ -203,9 +223,11 @@ fn json_kind(v: &Value) -> &'static str {
     }
 }
 
+/// Lengths are counted in UTF-16 code units, the stricter reading of
+/// Salesforce's documentation (salesforce-api.md §9.6): an emoji is two.
 fn check_length(f: &FieldDef, text: &str) -> Result<(), RecError> {
     if let Some(max) = f.max_length() {
-        if text.chars().count() > max as usize {
+        if text.encode_utf16().count() > max as usize {
             let shown: String = text.chars().take(300).collect();
             return Err(RecError::new(
                 "STRING_TOO_LONG",

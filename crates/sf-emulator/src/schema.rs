@@ -122,7 +122,9 @@ impl FieldDef {
     pub fn max_length(&self) -> Option<u32> {
         match &self.ftype {
             FieldType::Text { length } | FieldType::LongText { length, .. } => Some(*length),
-            FieldType::Url | FieldType::Email | FieldType::Picklist { .. } => Some(255),
+            FieldType::Url | FieldType::Picklist { .. } => Some(255),
+            // Email fields hold 80 (Contact.Email, §9.6).
+            FieldType::Email => Some(80),
             FieldType::Phone => Some(40),
             _ => None,
         }

@@ -1169,3 +1169,54 @@ async fn oversized_requests_get_414_and_431_in_html() {
     let (s, _) = org.query(&short).await;
     assert_eq!(s, 200, "under the limit is fine");
 }
+
+/// Values as Salesforce counts them (salesforce-api.md §9.6): lengths in
+/// UTF-16 units (an emoji is two), Contact.Email at most 80 and a valid address.
+#[tokio::test]
+async fn lengths_in_utf16_units_and_email_addresses() {
+    let org = Org::start(EmulatorConfig::default()).await;
+    let (s, v) = org
+        .post(
+            "/sobjects/Contact",
+            json!({"LastName": "L", "FirstName": "😀".repeat(21)}),
+        )
+        .await;
+    assert_eq!(
+        (s, v[0]["errorCode"].as_str()),
+        (400, Some("STRING_TOO_LONG")),
+        "42 units in a 40-unit field: {v}"
+    );
+    let (s, _) = org
+        .post(
+            "/sobjects/Contact",
+            json!({"LastName": "L", "FirstName": "😀".repeat(20)}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    for bad in ["fig@pig", "no-at-sign", "a b@c.d", "@x.io"] {
+        let (s, v) = org
+            .post("/sobjects/Contact", json!({"LastName": "L", "Email": bad}))
+            .await;
+        assert_eq!(
+            (s, v[0]["errorCode"].as_str()),
+            (400, Some("INVALID_EMAIL_ADDRESS")),
+            "{bad}: {v}"
+        );
+    }
+    let (s, _) = org
+        .post(
+            "/sobjects/Contact",
+            json!({"LastName": "L", "Email": "fig@pig.c"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let long = format!("{}@acme.io", "a".repeat(73));
+    let (s, v) = org
+        .post("/sobjects/Contact", json!({"LastName": "L", "Email": long}))
+        .await;
+    assert_eq!(
+        (s, v[0]["errorCode"].as_str()),
+        (400, Some("STRING_TOO_LONG")),
+        "81 characters: {v}"
+    );
+}

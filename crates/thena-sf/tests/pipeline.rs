@@ -1298,3 +1298,43 @@ async fn lookups_for_long_values_in_any_script_fit_the_uri_limit() {
     let refused = h.emu.emulator.stats.lock().get("refused.414").copied();
     assert_eq!(refused, None, "a lookup was too long for a real org");
 }
+
+/// A requestor email Salesforce would refuse is treated as no email: the
+/// workspace step decides, and a skip says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_salesforce_would_refuse_is_no_email() {
+    let h = harness(EmulatorConfig::default()).await;
+    let who = |team: &str| json!({"request": {"requestor": {"id": "U9", "name": "Fig Pig", "email": "fig@pig"}, "customer": {"teamName": team}}});
+    assert_eq!(
+        h.post(&payload("EM-1", 1, who("Acme Corp")), &[]).await.0,
+        200
+    );
+    assert_eq!(
+        h.post(&payload("EM-2", 1, who("Nobody Ltd")), &[]).await.0,
+        200
+    );
+    h.settle(&["EM-1".into(), "EM-2".into()]).await;
+    let row = &h
+        .requests(
+            "Requestor__r.Name, Requestor__r.Email, Account__r.Name",
+            "WHERE RequestId__c = 'EM-1'",
+        )
+        .await[0];
+    assert_eq!(row["Account__r"]["Name"], "Acme Corp", "{row:?}");
+    assert_eq!(row["Requestor__r"]["Email"], Value::Null);
+    let st = h
+        .store
+        .request_states("acme", &["EM-2".into()])
+        .await
+        .unwrap();
+    assert!(
+        st[0]
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("the email 'fig@pig' is not one Salesforce accepts"),
+        "{:?}",
+        st[0].reason
+    );
+    assert_eq!(h.store.dead_letter_count("acme").await.unwrap(), 0);
+}

@@ -1,18 +1,25 @@
 //! Cutting values to a field's length, with a visible marker, on character
-//! boundaries, and for Rich Text without breaking tags or entities.
+//! boundaries, and for Rich Text without breaking tags or entities. Lengths
+//! are counted as Salesforce's strictest reading does: in UTF-16 code units
+//! (an emoji is two; salesforce-api.md §9.6).
 
 /// The marker put where a value was cut.
 pub const MARKER: &str = "… [truncated]";
 
-/// Cuts plain text to at most `max` characters, ending with `…`.
+/// A value's length as Salesforce counts it: UTF-16 code units.
+pub fn units(s: &str) -> usize {
+    s.encode_utf16().count()
+}
+
+/// Cuts plain text to at most `max` UTF-16 units, ending with `…`.
 pub fn cut_text(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
+    if units(s) <= max {
         return s.to_string();
     }
     if max == 0 {
         return String::new();
     }
-    let mut out: String = s.chars().take(max - 1).collect();
+    let mut out = crate::domain::resolve::take_utf16(s, max - 1);
     out.push('…');
     out
 }
@@ -62,10 +69,10 @@ fn tokens(html: &str) -> Vec<Token<'_>> {
     out
 }
 
-/// Cuts HTML to at most `max` characters: whole tags and entities only,
+/// Cuts HTML to at most `max` UTF-16 units: whole tags and entities only,
 /// every open tag closed, and the marker shown.
 pub fn cut_html(html: &str, max: usize) -> String {
-    let count = |s: &str| s.chars().count();
+    let count = units;
     if count(html) <= max {
         return html.to_string();
     }
@@ -145,6 +152,7 @@ mod tests {
         #[test]
         fn text_cuts_fit(s in ".{0,300}", max in 1usize..100) {
             prop_assert!(cut_text(&s, max).chars().count() <= max);
+            prop_assert!(units(&cut_text(&s, max)) <= max);
         }
     }
 }

@@ -163,25 +163,44 @@ struct Item {
 }
 
 /// Splits a name into FirstName and LastName (the last word); no name → the Slack id.
+/// The longest prefix of `s` within `units` UTF-16 code units, never
+/// splitting a character (a surrogate pair counts two).
+pub fn take_utf16(s: &str, units: usize) -> String {
+    let mut n = 0;
+    s.chars()
+        .take_while(|c| {
+            n += c.len_utf16();
+            n <= units
+        })
+        .collect()
+}
+
+/// Whether Salesforce would take `e` as a Contact's Email: at most 80
+/// UTF-16 units, one `@` with something before it, and a dotted domain of
+/// non-empty labels (`fig@pig` is refused, `fig@pig.c` taken; §9.6, the
+/// exact rules are unverified).
+pub fn valid_email(e: &str) -> bool {
+    let Some((local, domain)) = e.split_once('@') else {
+        return false;
+    };
+    e.encode_utf16().count() <= 80
+        && !local.is_empty()
+        && !domain.contains('@')
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
+        && domain.contains('.')
+        && domain.split('.').all(|l| !l.is_empty())
+}
+
 pub fn split_name(p: &Person) -> (Option<String>, String) {
     let name = p.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
     match name {
         Some(n) => {
             let words: Vec<&str> = n.split_whitespace().collect();
-            let last = words
-                .last()
-                .copied()
-                .unwrap_or(n)
-                .chars()
-                .take(80)
-                .collect::<String>();
-            let first = (words.len() > 1).then(|| {
-                words[..words.len() - 1]
-                    .join(" ")
-                    .chars()
-                    .take(40)
-                    .collect::<String>()
-            });
+            // Contact.LastName holds 80 and FirstName 40, counted in UTF-16
+            // units (salesforce-api.md §9.6).
+            let last = take_utf16(words.last().copied().unwrap_or(n), 80);
+            let first =
+                (words.len() > 1).then(|| take_utf16(&words[..words.len() - 1].join(" "), 40));
             (first, last)
         }
         None => (
@@ -329,12 +348,14 @@ impl Resolver {
         let items = requests
             .into_iter()
             .map(|req| {
-                let email = req
+                let raw = req
                     .requestor
                     .as_ref()
                     .and_then(|p| p.email.as_deref())
                     .map(|e| e.trim().to_lowercase())
-                    .filter(|e| e.contains('@'));
+                    .filter(|e| !e.is_empty());
+                // An email Salesforce would refuse is no email: the workspace step decides.
+                let email = raw.clone().filter(|e| valid_email(e));
                 let domain = email.as_deref().and_then(domain_of);
                 let mut item = Item {
                     req,
@@ -346,6 +367,12 @@ impl Resolver {
                     tried: Vec::new(),
                     from_cache: false,
                 };
+                if let Some(bad) = raw.filter(|e| !valid_email(e)) {
+                    let shown: String = bad.chars().take(60).collect();
+                    item.tried.push(format!(
+                        "the email '{shown}' is not one Salesforce accepts, so it was not used"
+                    ));
+                }
                 if let Some((key, links)) = &item.req.previous {
                     let same = item.req.requestor.as_ref().is_none_or(|p| &p.key() == key);
                     if same {

@@ -570,3 +570,30 @@ fn a_requestor_that_matched_nothing_is_not_asked_about_again_unless_retried() {
     let out = o.resolve(vec![retried], &mut c);
     assert_eq!(linked(&out[0].1).1, "001NW");
 }
+
+#[test]
+fn emails_salesforce_would_refuse_and_names_cut_in_utf16_units() {
+    assert!(valid_email("fig@pig.c") && valid_email("ñandú@例え.jp"));
+    for bad in [
+        "fig@pig",
+        "@x.io",
+        "a@@b.io",
+        "a b@c.io",
+        "a@b..io",
+        &format!("{}@acme.io", "a".repeat(73)),
+    ] {
+        assert!(!valid_email(bad), "{bad}");
+    }
+    assert_eq!(
+        take_utf16("😀😀😀", 5),
+        "😀😀",
+        "a surrogate pair is never split"
+    );
+    let (first, last) = split_name(&Person {
+        id: None,
+        name: Some(format!("{} {}", "😀".repeat(30), "𠮟".repeat(50))),
+        email: None,
+    });
+    assert_eq!(first.unwrap().encode_utf16().count(), 40);
+    assert_eq!(last.encode_utf16().count(), 80);
+}
