@@ -126,8 +126,9 @@ async fn a_login_race_is_braked_before_argon2_and_memory_stays_flat() {
     assert_eq!(wrong + braked, 200, "{codes:?}");
     let after = peak_mib(s.child.id());
     eprintln!("login race: {wrong} × 401, {braked} × 429; peak memory {before} → {after} MiB");
+    // Two Argon2 verifications at once take about 40 MiB; the race took gigabytes.
     assert!(
-        after < before + 100,
+        after < before + 160,
         "memory grew from {before} to {after} MiB"
     );
 }
