@@ -378,10 +378,27 @@ async fn hostile_payloads_get_the_right_status_and_change_nothing() {
     }
     let conn = e.store.connection("org0").await.unwrap();
     let client = connect::client_for(&e.store, &conn, &e.config);
+    // H-1's "email" has spaces: no address a real org accepts, so it is no
+    // email (and its workspace name matches nothing): skipped, no Contact.
     assert_eq!(
         client.count("SELECT COUNT() FROM Contact").await.unwrap(),
-        3,
-        "injection created nothing unexpected (1 seeded + 2 new)"
+        2,
+        "injection created nothing unexpected (1 seeded + 1 new)"
+    );
+    let h1 = e
+        .store
+        .request_states("org0", &["H-1".into()])
+        .await
+        .unwrap();
+    assert_eq!(h1[0].state, "skipped");
+    assert!(
+        h1[0]
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("is not one Salesforce accepts"),
+        "{:?}",
+        h1[0].reason
     );
     for r in client
         .query("SELECT Message_Text__c, Title__c FROM Request__c")
