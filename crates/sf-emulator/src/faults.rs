@@ -17,6 +17,10 @@ pub struct FaultSpec {
     pub unavailable: f64,
     /// Probability of answering 500 UNKNOWN_EXCEPTION.
     pub server_error: f64,
+    /// Probability of a permanent call-level refusal: 400 INVALID_OPERATION
+    /// (what an integration user with an expired password or a revoked
+    /// permission meets on every call).
+    pub refused: f64,
     /// Probability, per record in a collections call or per single DML call, of UNABLE_TO_LOCK_ROW.
     pub lock: f64,
     /// Probability of adding `latency_spike_ms` to a call.
@@ -56,6 +60,7 @@ impl FaultSpec {
             match k {
                 "503" | "unavailable" => f.unavailable = prob(v)?,
                 "500" | "server_error" => f.server_error = prob(v)?,
+                "400" | "refused" => f.refused = prob(v)?,
                 "lock" => f.lock = prob(v)?,
                 "hang" => f.hang = prob(v)?,
                 "reset" => f.reset = prob(v)?,
@@ -82,7 +87,7 @@ impl FaultSpec {
                 }
                 other => {
                     return Err(format!(
-                    "unknown fault '{other}' (known: 503, 500, lock, latency, hang, reset, expire, seed)"
+                    "unknown fault '{other}' (known: 503, 500, 400, lock, latency, hang, reset, expire, seed)"
                 ))
                 }
             }
@@ -97,6 +102,7 @@ pub enum CallFault {
     None,
     Unavailable,
     ServerError,
+    Refused,
     Hang,
     Reset,
 }
@@ -158,6 +164,9 @@ impl Faults {
         } else if self.roll(self.spec.server_error) {
             self.note("500");
             CallFault::ServerError
+        } else if self.roll(self.spec.refused) {
+            self.note("400");
+            CallFault::Refused
         } else {
             CallFault::None
         };

@@ -145,6 +145,14 @@ impl Emulator {
                     &[],
                 ));
             }
+            CallFault::Refused => {
+                return Err(sf_error(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_OPERATION",
+                    "injected permanent refusal: this operation is not allowed for this user",
+                    &[],
+                ));
+            }
         }
         if self.faults.lock().expire_now() {
             self.auth.lock().expire_all();

@@ -1338,3 +1338,46 @@ async fn an_email_salesforce_would_refuse_is_no_email() {
     );
     assert_eq!(h.store.dead_letter_count("acme").await.unwrap(), 0);
 }
+
+/// A call that keeps failing with a permanent error is not retried for ever:
+/// after a few tries its records are dead letters carrying the call's error,
+/// and they go through once the cause is gone and they are retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_keeps_failing_for_good_dead_letters_its_records() {
+    let h = harness(EmulatorConfig::default()).await;
+    h.emu.emulator.faults.lock().spec.refused = 1.0;
+    assert_eq!(h.post(&payload("PERM-1", 1, json!({})), &[]).await.0, 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let dead = loop {
+        let d = h.store.dead_letters("acme", 10, 0).await.unwrap();
+        if !d.is_empty() {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "never dead-lettered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        (dead[0].request_id.as_str(), dead[0].code.as_str()),
+        ("PERM-1", "INVALID_OPERATION")
+    );
+    let tries = h
+        .emu
+        .emulator
+        .faults
+        .lock()
+        .injected
+        .get("400")
+        .copied()
+        .unwrap_or(0);
+    assert!((5..=6).contains(&tries), "{tries} refused calls");
+    h.emu.emulator.faults.lock().spec.refused = 0.0;
+    h.store.retry_dead("acme", None).await.unwrap();
+    h.app().wake("acme");
+    h.settle(&["PERM-1".into()]).await;
+    assert_eq!(
+        h.requests("Id", "WHERE RequestId__c = 'PERM-1'")
+            .await
+            .len(),
+        1
+    );
+}

@@ -50,6 +50,10 @@ pub struct Settings {
     pub max_category_fields: usize,
 }
 
+/// Tries of a call that fails with a permanent error before its records go
+/// to the dead letters.
+const PERMANENT_CALL_TRIES: i64 = 5;
+
 /// Half the smallest per-object custom field limit of a real org (500):
 /// the connector never takes more of `Request__c` for categories.
 pub const CATEGORY_FIELDS_CEILING: usize = 250;
@@ -417,12 +421,31 @@ impl Worker {
                         .await;
                 }
             }
-            Action::Retry | Action::RefreshAuth | Action::GiveUp => {
+            action @ (Action::Retry | Action::RefreshAuth | Action::GiveUp) => {
+                // A call that fails with a permanent error is not retried for
+                // ever: after a few tries (the batch around a record may be
+                // what fails) its records go to the dead letters with the
+                // call's error. Passing errors (an outage, a maintenance
+                // window) keep their records queued, however long they last.
+                let limit = if action == Action::GiveUp {
+                    PERMANENT_CALL_TRIES
+                } else {
+                    i64::MAX
+                };
+                let code = e.code().unwrap_or("CALL_FAILED").to_string();
                 for c in batch {
-                    let _ = self
-                        .store
-                        .retry_later(&self.name, c, self.backoff(c.attempts), &text)
-                        .await;
+                    if c.attempts + 1 >= limit {
+                        self.metrics.outcome(&self.name, "failed", 1);
+                        let _ = self
+                            .store
+                            .dead_letter(&self.name, c, &code, &text, &[])
+                            .await;
+                    } else {
+                        let _ = self
+                            .store
+                            .retry_later(&self.name, c, self.backoff(c.attempts), &text)
+                            .await;
+                    }
                 }
             }
         }
