@@ -302,17 +302,11 @@ fn requestor(t: &Obj) -> Result<Patch<Person>, PayloadError> {
     Ok(Patch::Set(Person { id, name, email }))
 }
 
-/// Whether a status name means Closed in the legacy table.
+/// Whether a status name means Closed (the table that maps it to Status__c).
 fn is_closed(status: &Patch<String>) -> bool {
-    status.set().is_some_and(|s| {
-        matches!(
-            s.trim()
-                .to_ascii_uppercase()
-                .replace([' ', '-'], "_")
-                .as_str(),
-            "CLOSED" | "RESOLVED"
-        )
-    })
+    status
+        .set()
+        .is_some_and(|s| crate::domain::mapping::status_label(s) == "Closed")
 }
 
 /// Without `closedAt`/`closedBy`: a move into Closed is closed at the
