@@ -60,6 +60,7 @@ pub(crate) fn auth_of(c: &Connection) -> ConnAuth {
             })
             .unwrap_or_default(),
         connected_at_ms: c.connected_at.timestamp_millis(),
+        thena_org: c.thena_app.as_ref().and_then(|a| a.org_id.clone()),
     }
 }
 

@@ -309,6 +309,7 @@ pub async fn connect_observed(
         status: ConnStatus::Healthy,
         status_reason: None,
         provisioned_at: None,
+        thena_app: None,
     };
     store.put_connection(&conn).await?;
     on_step(Step::Provisioning);

@@ -242,6 +242,14 @@ pub fn deliveries(connected: DateTime<Utc>) -> Vec<Delivery> {
             ),
         },
         Delivery {
+            note: "Thena platform: an agent's reply (into Customer_Thread__c)",
+            webhook_id: None,
+            body: json!({"eventId": "ev-c1", "eventType": "ticket:comment:created", "timestamp": at(t, 4), "orgId": "OG-DEMO",
+                "actor": {"id": "A1", "type": "AGENT", "email": "priya@vendor.example"},
+                "payload": {"ticketId": "TKT-2001", "comment": {"id": "CM-1", "content": "We're deduplicating by eventId now; can you confirm?",
+                  "commentVisibility": "public", "author": {"name": "Priya Raman"}, "createdAt": at(t, 4)}}}),
+        },
+        Delivery {
             note: "Thena platform: an event type not used (acknowledged)",
             webhook_id: None,
             body: json!({"eventId": "ev-a1", "eventType": "account:updated", "timestamp": at(t, 3), "payload": {}}),

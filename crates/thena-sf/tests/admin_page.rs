@@ -639,6 +639,18 @@ async fn the_whole_flow_and_the_actions_over_http() {
         "retried and synced: no longer degraded"
     );
 
+    // Thena's webhook app announces itself: the page says which organisation feeds it.
+    let installed = serde_json::json!({"event_type": "app:installation", "organization_id": "OG-7",
+        "team_ids": ["T1", "T2"], "bot_token": "xoxb-never-shown"});
+    assert_eq!(support::post(&base, &token, &installed).await, 200);
+    let line = text_of(
+        &a.get("/connections/acme?tab=setup").await.body,
+        "thena-app",
+    )
+    .unwrap();
+    assert!(line.contains("organisation OG-7, teams T1, T2"), "{line}");
+    assert!(!line.contains("xoxb"), "{line}");
+
     // The doctor's stored result (taken at setup), Check now, and Fix.
     let api = || s.emu.emulator.usage.lock().used(std::time::Instant::now());
     let calls = api();

@@ -1078,7 +1078,7 @@ async fn thena_platform_ticket_events_reach_the_same_request() {
         json!({"event_type": "app:installation", "installation_id": "I1", "team_ids": ["T1"]}),
     )
     .await;
-    assert_eq!((s, v["status"].as_str()), (200, Some("ignored")), "{v}");
+    assert_eq!((s, v["status"].as_str()), (200, Some("recorded")), "{v}");
     let (s, v) = post(json!({"eventType": "ticket:created", "payload": {}})).await;
     assert_eq!((s, v["path"].as_str()), (400, Some("eventId")), "{v}");
     h.settle(&["CT-1".into()]).await;
@@ -1148,6 +1148,142 @@ async fn thena_platform_ticket_events_reach_the_same_request() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+}
+
+/// Comment events build the threads from the comments the connector keeps
+/// (one arriving before its ticket, out of order, edited, deleted), a CSAT
+/// event fills Csat__c, neither rewrites the ticket's fields nor is stopped
+/// by "newest wins"; installation events record the organisation, and
+/// another organisation's events are acknowledged and not applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thena_platform_comments_csat_and_installation() {
+    let h = harness(EmulatorConfig::default()).await;
+    let url = format!("{}/webhooks/thena/acme?token={TOKEN}", h.app().url());
+    let post = |body: Value| {
+        let (http, url) = (h.http.clone(), url.clone());
+        async move {
+            let r = http.post(&url).json(&body).send().await.unwrap();
+            let s = r.status().as_u16();
+            (s, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let t0 = chrono::Utc::now().timestamp_millis() + 1000;
+    let comment = |event: &str, kind: &str, c: Value, at: i64| {
+        json!({"eventId": event, "eventType": kind, "timestamp": at, "orgId": "OG1",
+               "actor": {"email": "priya@vendor.example"},
+               "payload": {"ticketId": "CT-9", "comment": c}})
+    };
+    let installed = json!({"event_type": "app:installation", "installation_id": "I1",
+        "organization_id": "OG1", "team_ids": ["T1", "T2"], "bot_token": "xoxb-secret"});
+    assert_eq!(post(installed).await.1["status"], "recorded");
+    let app = h.store.connection("acme").await.unwrap().thena_app.unwrap();
+    assert_eq!(
+        (app.org_id.as_deref(), app.team_ids.len(), app.feeding()),
+        (Some("OG1"), 2, true)
+    );
+    // A customer's comment before the ticket itself has arrived: kept.
+    let (s, v) = post(comment("C1", "ticket:comment:created",
+        json!({"id": "CM2", "content": "second, early", "customerContactId": "CC1", "createdAt": t0 + 500}), t0 + 500)).await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("queued")), "{v}");
+    let ticket = json!({"id": "CT-9", "title": "export fails", "statusName": "Open", "createdAt": t0, "updatedAt": t0,
+        "customer": {"id": "C1", "email": "harsh@acme.io", "name": "Harsh Vardhan"}});
+    let created = json!({"eventId": "T1", "eventType": "ticket:created", "timestamp": t0, "orgId": "OG1",
+        "payload": {"ticket": ticket, "comment": {"id": "CM1", "content": "first", "customerContactId": "CC1", "createdAt": t0}}});
+    assert_eq!(post(created).await.1["status"], "queued");
+    h.settle(&["CT-9".into()]).await;
+    let fields = "Title__c, Customer_Thread__c, Internal_Thread__c, Csat__c, requestCreatedAt__c, requestUpdatedAt__c";
+    let first = h.requests(fields, "WHERE RequestId__c = 'CT-9'").await[0].clone();
+    let thread = first["Customer_Thread__c"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        thread.find("first").unwrap() < thread.find("second, early").unwrap(),
+        "{thread}"
+    );
+    assert!(first["Internal_Thread__c"].is_null());
+
+    // An internal note, an earlier comment arriving late, an edit, a CSAT score.
+    post(comment("C2", "ticket:comment:added",
+        json!({"id": "CM3", "content": "checking the logs", "commentVisibility": "private", "createdAt": t0 + 900}), t0 + 900)).await;
+    post(comment(
+        "C3",
+        "ticket:comment:created",
+        json!({"id": "CM0", "content": "zeroth", "customerContactId": "CC1", "createdAt": t0 - 10}),
+        t0 + 950,
+    ))
+    .await;
+    post(comment("C4", "ticket:comment:updated",
+        json!({"id": "CM2", "content": "second, edited", "customerContactId": "CC1", "createdAt": t0 + 500}), t0 + 960)).await;
+    let csat = json!({"eventId": "S1", "eventType": "ticket:csat:received", "timestamp": t0 + 970, "orgId": "OG1",
+        "payload": {"ticketId": "CT-9", "csat": {"rating": 4, "feedback": "quick fix"}}});
+    assert_eq!(post(csat).await.1["status"], "queued");
+    // Another organisation pointed at this connection: acknowledged, not applied.
+    let mut foreign = comment(
+        "X1",
+        "ticket:comment:added",
+        json!({"id": "CMX", "content": "not ours", "createdAt": t0}),
+        t0,
+    );
+    foreign["orgId"] = json!("OG2");
+    let (s, v) = post(foreign).await;
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (200, Some("out_of_scope")),
+        "{v}"
+    );
+    h.settle(&["CT-9".into()]).await;
+    let row = h.requests(fields, "WHERE RequestId__c = 'CT-9'").await[0].clone();
+    let thread = row["Customer_Thread__c"].as_str().unwrap().to_string();
+    let at = |t: &str| thread.find(t).unwrap_or_else(|| panic!("{t} in {thread}"));
+    assert!(
+        at("zeroth") < at("first") && at("first") < at("second, edited"),
+        "{thread}"
+    );
+    assert!(
+        !thread.contains("second, early") && !thread.contains("not ours"),
+        "{thread}"
+    );
+    assert!(row["Internal_Thread__c"]
+        .as_str()
+        .unwrap()
+        .contains("checking the logs"));
+    assert!(
+        row["Csat__c"].as_str().unwrap().contains("4 / 5"),
+        "{row:?}"
+    );
+    for same in ["Title__c", "requestCreatedAt__c", "requestUpdatedAt__c"] {
+        assert_eq!(
+            row[same], first[same],
+            "{same}: a comment changes no ticket field"
+        );
+    }
+
+    // The note deleted; then a stale ticket event: refused as stale, threads kept.
+    post(comment(
+        "C5",
+        "ticket:comment:deleted",
+        json!({"id": "CM3"}),
+        t0 + 980,
+    ))
+    .await;
+    let old = json!({"eventId": "T0", "eventType": "ticket:updated", "timestamp": t0 - 1, "orgId": "OG1",
+        "payload": {"ticket": {"id": "CT-9", "title": "older", "createdAt": t0, "updatedAt": t0 - 1}}});
+    assert_eq!(post(old).await.1["status"], "stale");
+    h.settle(&["CT-9".into()]).await;
+    let row = h.requests(fields, "WHERE RequestId__c = 'CT-9'").await[0].clone();
+    assert!(row["Internal_Thread__c"].is_null(), "{row:?}");
+    assert_eq!(row["Title__c"], "export fails");
+    assert!(row["Customer_Thread__c"]
+        .as_str()
+        .unwrap()
+        .contains("zeroth"));
+
+    let uninstalled =
+        json!({"event_type": "app:uninstall", "installation_id": "I1", "organization_id": "OG1"});
+    assert_eq!(post(uninstalled).await.1["status"], "recorded");
+    let app = h.store.connection("acme").await.unwrap().thena_app.unwrap();
+    assert!(!app.feeding());
 }
 
 /// Duplicate rules as a new org has them (alerting) let the connector's new

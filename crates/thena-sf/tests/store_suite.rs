@@ -8,7 +8,7 @@ mod pg;
 use std::time::Duration;
 
 use salesforce::{Secret, TokenSet};
-use serde_json::json;
+use serde_json::{json, Value};
 use thena_sf::crypto::SecretBox;
 use thena_sf::domain::snapshot::Snapshot;
 use thena_sf::store::queue::{Claimed, IngestItem, Ingested, Synced};
@@ -64,6 +64,7 @@ fn connection(name: &str) -> Connection {
         status: ConnStatus::Healthy,
         status_reason: None,
         provisioned_at: None,
+        thena_app: None,
     }
 }
 
@@ -370,6 +371,8 @@ async fn concurrent_ingest_keeps_the_newest(a: &Store, b: &Store) {
                         &format!("v{}", v * 2 + parity),
                     ),
                     connected_at_ms: 1_000,
+                    source: Default::default(),
+                    comment: None,
                 })
                 .collect();
             s.ingest_many(&items).await.unwrap();
@@ -462,6 +465,111 @@ async fn sqlite_copies_into_postgres() {
     assert!(from.copy_into(&to).await.is_err());
 }
 
+/// A platform event as the webhook would store it.
+fn platform_item(body: Value) -> IngestItem {
+    let thena_sf::thena::platform::Platform::Change(c) =
+        thena_sf::thena::platform::parse(&body).unwrap()
+    else {
+        panic!("not a change: {body}")
+    };
+    IngestItem {
+        connection: "acme".into(),
+        event_key: c.event_id.clone().unwrap(),
+        snapshot: c.snapshot,
+        connected_at_ms: 1_000,
+        source: c.source,
+        comment: c.comment,
+    }
+}
+
+fn comment_event(id: &str, comment: &str, at: i64) -> Value {
+    json!({"eventId": id, "eventType": "ticket:comment:added", "timestamp": at,
+           "payload": {"ticketId": "CT-1", "comment": {"id": comment, "content": format!("text of {comment}"), "customerContactId": "C", "createdAt": at}}})
+}
+
+/// Comments are kept per ticket (bounded), carried by the ticket's first
+/// event when they came first, and queued as thread changes over what the
+/// request holds, keeping its created and updated times.
+async fn comments_and_side_changes(s: &Store) {
+    s.put_connection(&connection("acme")).await.unwrap();
+    let early = s
+        .ingest_many(&[platform_item(comment_event("E0", "CM0", 6_000))])
+        .await
+        .unwrap();
+    assert_eq!(early, [Ingested::Queued]);
+    assert!(
+        s.due("acme", 10).await.unwrap().is_empty(),
+        "waits for its ticket"
+    );
+    let created = json!({"eventId": "E1", "eventType": "ticket:created", "timestamp": 7_000,
+        "payload": {"ticket": {"id": "CT-1", "title": "t", "createdAt": 5_000, "updatedAt": 7_000}}});
+    s.ingest_many(&[platform_item(created)]).await.unwrap();
+    let due = s.due("acme", 10).await.unwrap();
+    let thread = due[0].snapshot.customer_thread.set().unwrap();
+    assert_eq!(thread.len(), 1);
+    s.mark_synced_many("acme", &[synced(&due[0])])
+        .await
+        .unwrap();
+    let many: Vec<IngestItem> = (0..520)
+        .map(|i| {
+            platform_item(comment_event(
+                &format!("E-{i}"),
+                &format!("CM{i:03}"),
+                10_000 + i,
+            ))
+        })
+        .collect();
+    s.ingest_many(&many).await.unwrap();
+    let due = s.due("acme", 10).await.unwrap();
+    let snap = &due[0].snapshot;
+    let thread = snap.customer_thread.set().unwrap();
+    assert_eq!(thread.len(), 500, "the newest 500 are kept");
+    assert_eq!(thread.last().unwrap().text, "text of CM519");
+    assert_eq!(
+        (snap.created_at.0, snap.updated_at.0),
+        (5_000_000, 7_000_000),
+        "the ticket's own times"
+    );
+    assert_eq!(
+        snap.title,
+        thena_sf::domain::snapshot::Patch::Absent,
+        "no ticket field is rewritten"
+    );
+    s.record_thena_app(
+        "acme",
+        &thena_sf::store::ThenaApp {
+            org_id: Some("OG".into()),
+            team_ids: vec!["T".into()],
+            event: "app:installation".into(),
+            at: chrono::Utc::now(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.connection("acme")
+            .await
+            .unwrap()
+            .thena_app
+            .unwrap()
+            .org_id
+            .as_deref(),
+        Some("OG")
+    );
+    s.delete_connection("acme").await.unwrap();
+    s.put_connection(&connection("acme")).await.unwrap();
+    assert!(s.connection("acme").await.unwrap().thena_app.is_none());
+    let again = json!({"eventId": "E9", "eventType": "ticket:created", "timestamp": 7_000,
+        "payload": {"ticket": {"id": "CT-1", "createdAt": 5_000, "updatedAt": 7_000}}});
+    s.ingest_many(&[platform_item(again)]).await.unwrap();
+    let due = s.due("acme", 10).await.unwrap();
+    assert_eq!(
+        due[0].snapshot.customer_thread,
+        thena_sf::domain::snapshot::Patch::Null,
+        "a deleted connection keeps no comments"
+    );
+}
+
 macro_rules! suite {
     ($backend:ident) => {
         mod $backend {
@@ -489,6 +597,12 @@ macro_rules! suite {
             async fn leases_fence_stale_replicas() {
                 let (a, b, _guard) = stores(stringify!($backend)).await;
                 super::leases_fence_stale_replicas(&a, &b).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn comments_and_side_changes() {
+                let (s, _, _guard) = stores(stringify!($backend)).await;
+                super::comments_and_side_changes(&s).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,7 @@
 //! parsing, the field mapping with the mrkdwn renderer and length cuts, and
 //! requestor resolution (which decides the queries; the pipeline runs them).
 
+pub mod comments;
 pub mod html;
 pub mod mapping;
 pub mod mrkdwn;

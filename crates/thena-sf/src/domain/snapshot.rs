@@ -116,6 +116,21 @@ pub struct Category {
     pub values: Vec<String>,
 }
 
+/// Where an event's snapshot came from, which says how it is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Source {
+    /// A request webhook: versioned by its `updatedAt` (newest wins).
+    #[default]
+    Request,
+    /// A platform ticket event: versioned like a request; its threads are
+    /// the ticket's comments as the connector keeps them.
+    Ticket,
+    /// A comment or CSAT event: not versioned (comments merge by id), applied
+    /// over whatever the request holds; its own created/updated times are
+    /// not used.
+    Side,
+}
+
 /// Everything a webhook said about one request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {

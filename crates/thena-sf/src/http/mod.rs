@@ -31,6 +31,9 @@ pub struct ConnAuth {
     pub token_hash: String,
     pub signing_secrets: Vec<Secret>,
     pub connected_at_ms: i64,
+    /// The Thena organisation its installation events named: platform
+    /// events of another organisation are acknowledged, not applied.
+    pub thena_org: Option<String>,
 }
 
 pub struct AppState {

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::{AppState, ConnAuth};
 use crate::crypto;
+use crate::domain::snapshot::{Snapshot, Source};
 use crate::thena::platform::{self, Platform};
 use crate::thena::webhook;
 
@@ -259,31 +260,35 @@ pub async fn receive(
         Ok(v) => v,
         Err(e) => return invalid(e),
     };
-    // One route, two formats: the body's shape says which.
-    let (snapshot, platform_id) = if platform::is_platform(&root) {
-        match platform::parse(&root) {
-            Ok(Platform::Ticket { event_id, snapshot }) => (*snapshot, Some(event_id)),
-            Ok(Platform::Ignored { event_type }) => {
-                app.metrics.received(&connection, "ignored");
-                return reply(
-                    StatusCode::OK,
-                    json!({"status": "ignored", "eventType": event_type.chars().take(80).collect::<String>()}),
-                );
-            }
-            Err(e) => return invalid(e),
+    let change = match parse_delivery(&root) {
+        Ok(Delivery::Change(c)) => c,
+        Ok(Delivery::Installation(event)) => return installation(&app, &connection, event).await,
+        Ok(Delivery::Ignored(event_type)) => {
+            app.metrics.received(&connection, "ignored");
+            return reply(
+                StatusCode::OK,
+                json!({"status": "ignored", "eventType": event_type.chars().take(80).collect::<String>()}),
+            );
         }
-    } else {
-        match webhook::parse_value(&root) {
-            Ok(e) => (e.snapshot, None),
-            Err(e) => return invalid(e),
-        }
+        Err(e) => return invalid(e),
     };
+    if let (Some(theirs), Some(ours)) = (&change.org_id, &auth.thena_org) {
+        if theirs != ours {
+            app.metrics.received(&connection, "out_of_scope");
+            return reply(
+                StatusCode::OK,
+                json!({"status": "out_of_scope", "requestId": change.snapshot.request_id,
+                       "message": "the event's orgId is not the Thena organisation this connection was installed for"}),
+            );
+        }
+    }
     // One timestamp far in the future would make every later real update
-    // "stale" for ever: refuse it, naming the field.
-    let ahead = snapshot.updated_at.0 - chrono::Utc::now().timestamp_millis();
-    if ahead > FUTURE_TOLERANCE_MS {
+    // "stale" for ever: refuse it, naming the field. (Comments and CSAT
+    // are not versioned.)
+    let ahead = change.snapshot.updated_at.0 - chrono::Utc::now().timestamp_millis();
+    if change.source != Source::Side && ahead > FUTURE_TOLERANCE_MS {
         app.metrics.received(&connection, "invalid");
-        let path = if platform_id.is_some() {
+        let path = if change.event_id.is_some() {
             "payload.ticket.updatedAt"
         } else {
             "request.updatedAt"
@@ -294,8 +299,10 @@ pub async fn receive(
                    "message": format!("is {} minutes in the future; at most 5 are tolerated", ahead / 60_000)}),
         );
     }
-    let delivery_id =
-        platform_id.map(|id| format!("event:{}", id.chars().take(200).collect::<String>()));
+    let delivery_id = change
+        .event_id
+        .as_ref()
+        .map(|id| format!("event:{}", id.chars().take(200).collect::<String>()));
     let key = match delivery_id.or_else(|| {
         headers
             .get("webhook-id")
@@ -312,11 +319,14 @@ pub async fn receive(
                 .collect::<String>()
         ),
     };
+    let snapshot = change.snapshot;
     let item = crate::store::queue::IngestItem {
         connection: connection.clone(),
         event_key: key,
         snapshot: snapshot.clone(),
         connected_at_ms: auth.connected_at_ms,
+        source: change.source,
+        comment: change.comment,
     };
     // Answer within Thena's patience: a store that does not commit in time
     // sends the event to the spool (a late commit makes the replay a duplicate).
@@ -373,4 +383,75 @@ pub async fn receive(
             }
         }
     }
+}
+
+/// What one delivery asks for, whichever of Thena's two formats it came in.
+enum Delivery {
+    Change(Box<platform::Change>),
+    Installation(Installation),
+    Ignored(String),
+}
+
+struct Installation {
+    event_type: String,
+    org_id: Option<String>,
+    team_ids: Vec<String>,
+}
+
+/// One route, two formats: the body's shape says which. A request webhook
+/// becomes a change like a platform event's (no event id, no organisation).
+fn parse_delivery(root: &serde_json::Value) -> Result<Delivery, crate::thena::json::PayloadError> {
+    if !platform::is_platform(root) {
+        let snapshot: Snapshot = webhook::parse_value(root)?.snapshot;
+        return Ok(Delivery::Change(Box::new(platform::Change {
+            event_id: None,
+            org_id: None,
+            source: Source::Request,
+            snapshot,
+            comment: None,
+        })));
+    }
+    Ok(match platform::parse(root)? {
+        Platform::Change(c) => Delivery::Change(c),
+        Platform::Installation {
+            event_type,
+            org_id,
+            team_ids,
+        } => Delivery::Installation(Installation {
+            event_type,
+            org_id,
+            team_ids,
+        }),
+        Platform::Ignored { event_type } => Delivery::Ignored(event_type),
+    })
+}
+
+/// The webhook app was installed, changed or uninstalled: recorded on the
+/// connection (its organisation then scopes platform events), answered 200.
+async fn installation(app: &AppState, connection: &str, event: Installation) -> Response {
+    let record = crate::store::ThenaApp {
+        org_id: event.org_id,
+        team_ids: event.team_ids,
+        event: event.event_type,
+        at: chrono::Utc::now(),
+    };
+    if let Err(e) = app.store.record_thena_app(connection, &record).await {
+        tracing::error!(connection = %connection, error = %e, "could not record a Thena installation event");
+        app.metrics.received(connection, "store_error");
+        return reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "store_unavailable", "message": "the event could not be stored; retry later"}),
+        );
+    }
+    if let Some(org) = &record.org_id {
+        if let Some(a) = app.conns.write().get_mut(connection) {
+            a.thena_org = Some(org.clone());
+        }
+    }
+    tracing::info!(connection = %connection, event = %record.event, teams = record.team_ids.len(), "Thena webhook app event recorded");
+    app.metrics.received(connection, "recorded");
+    reply(
+        StatusCode::OK,
+        json!({"status": "recorded", "eventType": record.event}),
+    )
 }

@@ -4,7 +4,7 @@ use chrono::Utc;
 use salesforce::TokenSet;
 use sqlx::Row;
 
-use super::{parse_ts, ts, ConnStatus, Connection, Store, StoreError};
+use super::{parse_ts, ts, ConnStatus, Connection, Store, StoreError, ThenaApp};
 
 impl Store {
     /// Inserts or replaces a connection.
@@ -86,6 +86,7 @@ impl Store {
             provisioned_at: r
                 .try_get::<Option<String>, _>("provisioned_at")?
                 .and_then(|s| parse_ts(&s)),
+            thena_app: thena_app_of(r)?,
             name,
         })
     }
@@ -213,6 +214,19 @@ impl Store {
         Ok(())
     }
 
+    /// Records what a Thena installation event said of the webhook app.
+    pub async fn record_thena_app(&self, name: &str, app: &ThenaApp) -> Result<(), StoreError> {
+        sqlx::query("UPDATE connections SET thena_org_id = COALESCE($2, thena_org_id), thena_team_ids = $3, thena_app_event = $4, thena_app_at = $5 WHERE name = $1")
+            .bind(name)
+            .bind(&app.org_id)
+            .bind(serde_json::to_string(&app.team_ids).expect("strings serialise"))
+            .bind(&app.event)
+            .bind(ts(app.at))
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// Deletes a connection and everything kept for it (queue, states, history), in one transaction.
     pub async fn delete_connection(&self, name: &str) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
@@ -224,6 +238,7 @@ impl Store {
             "activity",
             "category_fields",
             "doctor_results",
+            "ticket_comments",
         ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE connection = $1"))
                 .bind(name)
@@ -267,4 +282,22 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+fn thena_app_of(r: &sqlx::any::AnyRow) -> Result<Option<ThenaApp>, StoreError> {
+    let Some(event) = r.try_get::<Option<String>, _>("thena_app_event")? else {
+        return Ok(None);
+    };
+    let teams: Option<String> = r.try_get("thena_team_ids")?;
+    Ok(Some(ThenaApp {
+        org_id: r.try_get("thena_org_id")?,
+        team_ids: teams
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default(),
+        event,
+        at: r
+            .try_get::<Option<String>, _>("thena_app_at")?
+            .and_then(|s| parse_ts(&s))
+            .unwrap_or_else(Utc::now),
+    }))
 }

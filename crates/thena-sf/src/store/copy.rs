@@ -38,6 +38,10 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("updated_at", Text),
             ("username", Text),
             ("password_enc", Blob),
+            ("thena_org_id", Text),
+            ("thena_team_ids", Text),
+            ("thena_app_event", Text),
+            ("thena_app_at", Text),
         ],
     ),
     (
@@ -87,6 +91,17 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("requestor_key", Text),
             ("sent_hash", Text),
             ("updated_at", Text),
+            ("created_ms", Int),
+        ],
+    ),
+    (
+        "ticket_comments",
+        &[
+            ("connection", Text),
+            ("request_id", Text),
+            ("comment_id", Text),
+            ("created_ms", Int),
+            ("comment", Text),
         ],
     ),
     (

@@ -11,6 +11,7 @@ mod copy;
 pub mod health;
 pub mod leases;
 pub mod queue;
+mod side;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -261,6 +262,26 @@ pub struct Connection {
     pub status: ConnStatus,
     pub status_reason: Option<String>,
     pub provisioned_at: Option<DateTime<Utc>>,
+    /// The Thena webhook app feeding it, as its installation events said
+    /// (kept apart from [`Store::put_connection`]: a reconnect keeps it).
+    pub thena_app: Option<ThenaApp>,
+}
+
+/// What Thena's installation events said of the webhook app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThenaApp {
+    pub org_id: Option<String>,
+    pub team_ids: Vec<String>,
+    /// The last installation event (`app:installation`, `app:uninstall`, ...).
+    pub event: String,
+    pub at: DateTime<Utc>,
+}
+
+impl ThenaApp {
+    /// Whether Thena still feeds the connection (not uninstalled).
+    pub fn feeding(&self) -> bool {
+        self.event != "app:uninstall"
+    }
 }
 
 impl Connection {

@@ -5,7 +5,8 @@ use chrono::Utc;
 use sqlx::Row;
 
 use super::{ts, Store, StoreError};
-use crate::domain::snapshot::Snapshot;
+use crate::domain::comments::CommentChange;
+use crate::domain::snapshot::{Snapshot, Source};
 
 /// What ingesting one event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +118,8 @@ impl Store {
             event_key: event_key.to_string(),
             snapshot: snap.clone(),
             connected_at_ms,
+            source: Source::Request,
+            comment: None,
         };
         Ok(self.ingest_many(std::slice::from_ref(&item)).await?[0])
     }
@@ -155,14 +158,7 @@ impl Store {
         let mut out = vec![Ingested::Duplicate; events.len()];
         for &i in order {
             let e = &events[i];
-            out[i] = ingest_in(
-                &mut tx,
-                &e.connection,
-                &e.event_key,
-                &e.snapshot,
-                e.connected_at_ms,
-            )
-            .await?;
+            out[i] = ingest_in(&mut tx, e).await?;
         }
         if self.backend() == super::Backend::Postgres {
             // Wake the replica that owns each connection (delivered at commit).
@@ -678,19 +674,23 @@ pub struct IngestItem {
     pub event_key: String,
     pub snapshot: Snapshot,
     pub connected_at_ms: i64,
+    /// How the snapshot applies (a request, a ticket, or a side change).
+    #[serde(default)]
+    pub source: Source,
+    /// A platform comment added, edited or removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<CommentChange>,
 }
 
 async fn ingest_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    connection: &str,
-    event_key: &str,
-    snap: &Snapshot,
-    connected_at_ms: i64,
+    item: &IngestItem,
 ) -> Result<Ingested, StoreError> {
+    let (connection, snap) = (item.connection.as_str(), &item.snapshot);
     let now = ts(Utc::now());
     let fresh = sqlx::query("INSERT INTO events (connection, event_key, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
         .bind(connection)
-        .bind(event_key)
+        .bind(&item.event_key)
         .bind(&now)
         .execute(&mut **tx)
         .await?
@@ -699,9 +699,12 @@ async fn ingest_in(
     if !fresh {
         return Ok(Ingested::Duplicate);
     }
+    if item.source == Source::Side {
+        return super::side::ingest_side(tx, connection, snap, item.comment.as_ref(), &now).await;
+    }
     let rid = &snap.request_id;
     let updated = snap.updated_at.0;
-    if snap.created_at.0 < connected_at_ms {
+    if snap.created_at.0 < item.connected_at_ms {
         sqlx::query(
             "INSERT INTO requests (connection, request_id, state, reason, latest_updated_ms, updated_at) VALUES ($1, $2, 'out_of_scope', 'created before the connection was made', $3, $4)
              ON CONFLICT (connection, request_id) DO UPDATE SET latest_updated_ms = CASE WHEN requests.latest_updated_ms > excluded.latest_updated_ms THEN requests.latest_updated_ms ELSE excluded.latest_updated_ms END, updated_at = excluded.updated_at",
@@ -714,19 +717,25 @@ async fn ingest_in(
         .await?;
         return Ok(Ingested::OutOfScope);
     }
+    // Comments are not versioned: a stale ticket event still keeps its comment.
+    if let Some(c) = &item.comment {
+        super::side::apply_comment(tx, connection, rid, c).await?;
+    }
     // The stale check is the upsert's own condition, so that it is decided on the
     // row as committed: on PostgreSQL a concurrent ingest of the same request (on
     // another replica) waits for this row, then sees its newest state. The row
     // stays locked until commit, which serialises the coalescing below too.
     let fresh_version = sqlx::query(
-        "INSERT INTO requests (connection, request_id, state, latest_updated_ms, updated_at) VALUES ($1, $2, 'pending', $3, $4)
-         ON CONFLICT (connection, request_id) DO UPDATE SET state = 'pending', reason = NULL, latest_updated_ms = excluded.latest_updated_ms, updated_at = excluded.updated_at
+        "INSERT INTO requests (connection, request_id, state, latest_updated_ms, updated_at, created_ms) VALUES ($1, $2, 'pending', $3, $4, $5)
+         ON CONFLICT (connection, request_id) DO UPDATE SET state = 'pending', reason = NULL, latest_updated_ms = excluded.latest_updated_ms, updated_at = excluded.updated_at,
+             created_ms = excluded.created_ms
          WHERE requests.latest_updated_ms <= excluded.latest_updated_ms",
     )
     .bind(connection)
     .bind(rid)
     .bind(updated)
     .bind(&now)
+    .bind(snap.created_at.0)
     .execute(&mut **tx)
     .await?
     .rows_affected()
@@ -734,6 +743,25 @@ async fn ingest_in(
     if !fresh_version {
         return Ok(Ingested::Stale);
     }
+    let mut snap = snap.clone();
+    if item.source == Source::Ticket {
+        // The threads are the ticket's comments as kept here (some may have
+        // arrived before the ticket did).
+        (snap.customer_thread, snap.internal_thread) =
+            super::side::threads(tx, connection, rid).await?;
+    }
+    enqueue(tx, connection, &snap).await?;
+    Ok(Ingested::Queued)
+}
+
+/// Puts a snapshot over the one pending for its request (if any): the
+/// newer fields win, a new version un-parks it and resets its tries.
+pub(super) async fn enqueue(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    connection: &str,
+    snap: &Snapshot,
+) -> Result<(), StoreError> {
+    let rid = &snap.request_id;
     let older: Option<String> = sqlx::query_scalar(
         "SELECT snapshot FROM pending WHERE connection = $1 AND request_id = $2",
     )
@@ -754,11 +782,11 @@ async fn ingest_in(
     .bind(connection)
     .bind(rid)
     .bind(&json)
-    .bind(updated)
+    .bind(merged.updated_at.0)
     .bind(now_ms())
     .execute(&mut **tx)
     .await?;
-    Ok(Ingested::Queued)
+    Ok(())
 }
 
 /// Whether a database error is a transient conflict worth retrying the transaction for

@@ -246,6 +246,7 @@ async fn render_page(
             name: name.clone(),
             instance_url: c.tokens.instance_url.clone(),
             webhook_url: app.config.webhook_url(name),
+            thena_app: c.thena_app.as_ref().map(thena_app_line),
             state: state_of(c, queued, &recent),
             connected_at: c.connected_at.format("%Y-%m-%d %H:%M UTC").to_string(),
             usage,
@@ -533,6 +534,21 @@ pub async fn disconnect(
             "Revoke the connector's access in Salesforce: Setup → Connected Apps OAuth Usage, or the user's Connections settings.",
         ),
     }
+}
+
+/// One line on the Thena webhook app feeding the connection (platform).
+fn thena_app_line(a: &crate::store::ThenaApp) -> String {
+    let when = a.at.format("%Y-%m-%d %H:%M UTC");
+    let org = a.org_id.as_deref().unwrap_or("an unnamed organisation");
+    if !a.feeding() {
+        return format!("Thena's webhook app was uninstalled at {when} (organisation {org}): no platform events arrive until it is installed again.");
+    }
+    let teams = if a.team_ids.is_empty() {
+        "no team listed".to_string()
+    } else {
+        format!("teams {}", a.team_ids.join(", "))
+    };
+    format!("Thena's webhook app feeds this connection: organisation {org}, {teams} (last event {} at {when}). Platform events of any other organisation are acknowledged and not applied.", a.event)
 }
 
 #[cfg(test)]

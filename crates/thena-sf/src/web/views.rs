@@ -197,6 +197,8 @@ pub struct ConnectionPage {
     /// Failing checks Fix cannot repair (a person must act).
     pub cannot_fix: Vec<String>,
     pub categories: Vec<(String, String)>,
+    /// What Thena's installation events said of its webhook app, if any.
+    pub thena_app: Option<String>,
     pub pager: Pager,
 }
 
