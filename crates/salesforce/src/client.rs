@@ -391,6 +391,29 @@ impl Client {
         }
     }
 
+    /// Runs a SOSL search (`FIND {...} RETURNING ...`): its `searchRecords`
+    /// (also a bare array, as old API versions answer).
+    pub async fn search(&self, sosl: &str) -> Result<Vec<Map<String, Value>>> {
+        let q: String = form_urlencoded::byte_serialize(sosl.as_bytes()).collect();
+        let v = self.get(&format!("search?q={q}")).await?;
+        let records = match v {
+            Value::Object(mut m) => m.remove("searchRecords").unwrap_or(Value::Null),
+            other => other,
+        };
+        match records {
+            Value::Array(a) => Ok(a
+                .into_iter()
+                .filter_map(|r| match r {
+                    Value::Object(m) => Some(m),
+                    _ => None,
+                })
+                .collect()),
+            _ => Err(Error::Protocol(
+                "search answer without searchRecords".into(),
+            )),
+        }
+    }
+
     /// `SELECT COUNT() ...`
     pub async fn count(&self, soql: &str) -> Result<u64> {
         let v = self.get(&query_path(soql)).await?;

@@ -35,6 +35,22 @@ fn escape_into(value: &str, out: &mut String) {
     }
 }
 
+/// A SOSL phrase: `"value"` with every character SOSL reserves escaped by
+/// a backslash, even inside the quotes (salesforce-api.md §9.5, [doc] SOSL ›
+/// FIND {SearchQuery}).
+pub fn sosl_phrase(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        if "?&|!{}[]()^~*:\\\"'+-".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
 /// `Field IN ('a','b')` for a list of values (None for an empty list, which SOQL refuses).
 pub fn in_list(field: &str, values: impl IntoIterator<Item = impl AsRef<str>>) -> Option<String> {
     let quoted: Vec<String> = values.into_iter().map(|v| quote(v.as_ref())).collect();

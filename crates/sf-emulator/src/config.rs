@@ -73,6 +73,10 @@ pub struct Seed {
     /// Org-wide settings that differ between orgs.
     #[serde(default)]
     pub org: OrgSettings,
+    /// Person accounts, made before the business accounts
+    /// (`{"FirstName", "LastName", "PersonEmail"}`; needs `org.person_accounts`).
+    #[serde(default)]
+    pub person_accounts: Vec<Map<String, Value>>,
     /// Lead records (`{"LastName": "Lee", "Company": "Acme", "Email": "ann@acme.io"}`).
     #[serde(default)]
     pub leads: Vec<Map<String, Value>>,
@@ -106,12 +110,22 @@ pub struct OrgSettings {
     /// real clients' conformance suites and headless tests can log in.
     #[serde(default = "yes")]
     pub password_flow: bool,
+    /// A query no index answers that scans more rows than this fails with
+    /// `QUERY_TIMEOUT`, as a large real org's does (§9.5); off by default.
+    #[serde(default)]
+    pub scan_timeout_rows: Option<usize>,
+    /// Person accounts enabled: `Account.IsPersonAccount`,
+    /// `Account.PersonContactId`, `Contact.IsPersonAccount` exist (§9.7).
+    #[serde(default)]
+    pub person_accounts: bool,
 }
 
 impl Default for OrgSettings {
     fn default() -> Self {
         OrgSettings {
             password_flow: true,
+            scan_timeout_rows: None,
+            person_accounts: false,
         }
     }
 }

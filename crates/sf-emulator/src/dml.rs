@@ -474,6 +474,7 @@ impl Org {
         }
         stamp(def, &mut row, caller.user_id, true);
         check_row(self, def, &row)?;
+        crate::person::check(self, def, &row)?;
         crate::duplicates::check(self, def, &row, caller.allow_save)?;
         self.table_mut(&def.name).expect("table").put(row);
         if is_permission_object(&def.name) {
@@ -513,6 +514,7 @@ impl Org {
         derive_name(def, &mut row);
         stamp(def, &mut row, caller.user_id, false);
         check_row(self, def, &row)?;
+        crate::person::check(self, def, &row)?;
         self.table_mut(&def.name).expect("table").put(row);
         if is_permission_object(&def.name) {
             self.perm_generation += 1;

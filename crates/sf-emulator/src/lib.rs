@@ -29,6 +29,7 @@ pub mod ids;
 pub mod metadata;
 pub mod oauth;
 pub mod org;
+pub mod person;
 pub mod record_page;
 pub mod rest;
 pub mod routes;

@@ -242,6 +242,19 @@ impl Emulator {
             access: &access,
             allow_save: true,
         };
+        if seed.org.person_accounts
+            && org
+                .table("Account")
+                .is_some_and(|t| t.def.slot("IsPersonAccount").is_none())
+        {
+            crate::person::enable(&mut org);
+        }
+        if !seed.person_accounts.is_empty() && !seed.org.person_accounts {
+            return Err("seed person_accounts need \"org\": {\"person_accounts\": true}".into());
+        }
+        for p in &seed.person_accounts {
+            crate::person::seed(&mut org, p)?;
+        }
         let mut account_ids: HashMap<String, String> = HashMap::new();
         for a in &seed.accounts {
             let id = org

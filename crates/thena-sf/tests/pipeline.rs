@@ -53,7 +53,9 @@ fn settings() -> Settings {
 }
 
 async fn harness(mut emu_config: EmulatorConfig) -> Harness {
-    emu_config.seed = seed();
+    if emu_config.seed.accounts.is_empty() {
+        emu_config.seed = seed();
+    }
     let emu = sf_emulator::start("127.0.0.1:0", emu_config).await.unwrap();
     let dir = std::env::temp_dir().join(format!(
         "thena-sf-pipe-{}-{}",
@@ -1284,6 +1286,123 @@ async fn thena_platform_comments_csat_and_installation() {
     assert_eq!(post(uninstalled).await.1["status"], "recorded");
     let app = h.store.connection("acme").await.unwrap().thena_app.unwrap();
     assert!(!app.feeding());
+}
+
+/// An org too large to scan by domain (`--scan-timeout-rows`) with person
+/// accounts: the emulator refuses the leading-wildcard aggregate with
+/// QUERY_TIMEOUT and a business Contact under a person account; the
+/// connector then finds domains by SOSL, remembers them across batches, and
+/// never takes a person account for a company, by domain or by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_orgs_are_searched_and_person_accounts_are_never_companies() {
+    let mut contacts = vec![
+        json!({"FirstName": "Joe", "LastName": "Ng", "Email": "joe@initech.io", "AccountName": "Initech"}),
+    ];
+    for i in 0..600 {
+        contacts.push(json!({"LastName": format!("Filler {i}"), "Email": format!("f{i}@globex.example"), "AccountName": "Globex Corporation"}));
+    }
+    let seed: Seed = serde_json::from_value(json!({
+        "org": {"person_accounts": true, "scan_timeout_rows": 500},
+        // Older than every business account: a tie at initech.io would pick it.
+        "person_accounts": [{"FirstName": "Pat", "LastName": "Lee", "PersonEmail": "pat@initech.io"}],
+        "accounts": [{"Name": "Initech"}, {"Name": "Globex Corporation"}, {"Name": "Acme Corp"}],
+        "contacts": contacts,
+    }))
+    .unwrap();
+    let h = harness(EmulatorConfig {
+        seed,
+        ..Default::default()
+    })
+    .await;
+    // The emulator refuses what a large real org refuses.
+    let e = h
+        .sf
+        .query("SELECT AccountId, COUNT(Id) n FROM Contact WHERE Email LIKE '%@initech.io' GROUP BY AccountId")
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("QUERY_TIMEOUT"), "{e}");
+    let person = &h
+        .sf
+        .query("SELECT Id FROM Account WHERE IsPersonAccount = true")
+        .await
+        .unwrap()[0];
+    let e =
+        h.sf.create(
+            "Contact",
+            &json!({"LastName": "Biz", "AccountId": person["Id"]}),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("INVALID_PERSON_ACCOUNT_OPERATION"),
+        "{e}"
+    );
+
+    let stat = |k: &str| h.emu.emulator.stats.lock().get(k).copied().unwrap_or(0);
+    let person_of = |id: &str, email: &str, team: &str| json!({"request": {"requestId": id, "requestor": {"id": id, "name": "New Person", "email": email}, "customer": {"teamName": team}}});
+    h.post(
+        &payload(
+            "BIG-1",
+            1,
+            person_of("BIG-1", "new@initech.io", "Nobody Inc"),
+        ),
+        &[],
+    )
+    .await;
+    h.post(
+        &payload(
+            "BIG-2",
+            1,
+            person_of("BIG-2", "someone@gmail.com", "Pat Lee"),
+        ),
+        &[],
+    )
+    .await;
+    h.settle(&["BIG-1".into(), "BIG-2".into()]).await;
+    let rows = h
+        .requests(
+            "RequestId__c, Account__r.Name",
+            "WHERE RequestId__c = 'BIG-1'",
+        )
+        .await;
+    assert_eq!(
+        rows[0]["Account__r"]["Name"], "Initech",
+        "by SOSL, never the older person account"
+    );
+    let states = h
+        .store
+        .request_states("acme", &["BIG-2".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        states[0].state, "skipped",
+        "the person account's name is no company"
+    );
+    let searches = stat("rest.search");
+    assert!(searches >= 1, "the timeout led to a search");
+
+    // The next batch at the same domain asks Salesforce nothing about it.
+    let queries = stat("rest.query");
+    h.post(
+        &payload(
+            "BIG-3",
+            1,
+            person_of("BIG-3", "third@initech.io", "Nobody Inc"),
+        ),
+        &[],
+    )
+    .await;
+    h.settle(&["BIG-3".into()]).await;
+    let rows = h
+        .requests("Account__r.Name", "WHERE RequestId__c = 'BIG-3'")
+        .await;
+    assert_eq!(rows[0]["Account__r"]["Name"], "Initech");
+    assert_eq!(stat("rest.search"), searches, "the domain was remembered");
+    assert_eq!(
+        stat("rest.query"),
+        queries + 2,
+        "the new requestor's email, and their name at that Account: no domain query"
+    );
 }
 
 /// Duplicate rules as a new org has them (alerting) let the connector's new

@@ -45,6 +45,10 @@ struct Args {
     /// The newest API version served.
     #[arg(long, default_value = "67.0")]
     api_version_max: String,
+    /// A query no index answers that scans more than N rows fails with
+    /// QUERY_TIMEOUT, as on a large real org (off by default).
+    #[arg(long, value_name = "N")]
+    scan_timeout_rows: Option<usize>,
 }
 
 #[tokio::main]
@@ -64,13 +68,16 @@ async fn main() -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)
         .context("--faults")?
         .unwrap_or_default();
-    let seed = args
+    let mut seed = args
         .seed
         .as_deref()
         .map(Seed::from_file)
         .transpose()
         .map_err(anyhow::Error::msg)?
         .unwrap_or_default();
+    if let Some(n) = args.scan_timeout_rows {
+        seed.org.scan_timeout_rows = Some(n);
+    }
     let config = EmulatorConfig {
         tls: args.tls,
         tls_cert_out: args.tls_cert_out,

@@ -5,6 +5,7 @@
 mod collections;
 mod describe;
 mod query;
+mod search;
 mod sobjects;
 
 use std::collections::HashMap;
@@ -148,6 +149,7 @@ fn kind(method: &Method, segs: &[String]) -> &'static str {
         ("PATCH", ["sobjects", _, _, _]) => "rest.upsert",
         ("GET", ["sobjects", _, _, _]) => "rest.retrieveByExternalId",
         (_, ["query" | "queryAll", ..]) => "rest.query",
+        (_, ["search"]) => "rest.search",
         ("POST", ["composite", "sobjects"]) => "composite.create",
         ("PATCH", ["composite", "sobjects"]) => "composite.update",
         ("DELETE", ["composite", "sobjects"]) => "composite.delete",
@@ -258,6 +260,10 @@ fn dispatch(req: &Req, segs: &[String]) -> Response {
             _ => method_not_allowed(&req.method, "GET,PATCH,HEAD"),
         },
         ["query" | "queryAll"] => query::run(req),
+        ["search"] => match m {
+            "GET" => search::run(req),
+            _ => method_not_allowed(&req.method, "GET,HEAD"),
+        },
         ["query" | "queryAll", locator] => query::more(req, locator),
         ["composite", "sobjects"] => match m {
             "POST" => collections::create(req),
@@ -281,6 +287,7 @@ fn resources(req: &Req) -> Response {
             "sobjects": format!("{b}/sobjects"),
             "query": format!("{b}/query"),
             "queryAll": format!("{b}/queryAll"),
+            "search": format!("{b}/search"),
             "limits": format!("{b}/limits"),
             "composite": format!("{b}/composite"),
         }),

@@ -61,6 +61,19 @@ pub fn run(req: &Req) -> Response {
         Err(e) => return sf_error(StatusCode::BAD_REQUEST, e.code, &e.message, &[]),
     };
     drop(org);
+    if let Some(limit) = req.em.settings.scan_timeout_rows {
+        // A large org's optimizer gives up on a scan no index narrows: a
+        // leading-wildcard LIKE on Contact.Email is one (salesforce-api.md
+        // §9.5; body text from third-party catalogues, UNVERIFIED).
+        if out.examined > limit {
+            return sf_error(
+                StatusCode::BAD_REQUEST,
+                "QUERY_TIMEOUT",
+                "Your query request was running for too long.",
+                &[],
+            );
+        }
+    }
     let size = batch_size(req);
     let total = out.total_size;
     let mut records = out.records;

@@ -12,6 +12,42 @@ pub enum SelectItem {
     Field(Path),
     /// `COUNT()`: the answer is only the number of matching rows.
     Count,
+    /// An aggregate function of a field, with its alias (else `exprN`).
+    Agg {
+        func: AggFn,
+        arg: Path,
+        alias: Option<String>,
+    },
+}
+
+/// The aggregate functions the emulator answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggFn {
+    Count,
+    CountDistinct,
+    Min,
+    Max,
+}
+
+impl AggFn {
+    pub fn from_name(name: &str) -> Option<AggFn> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "count" => AggFn::Count,
+            "count_distinct" => AggFn::CountDistinct,
+            "min" => AggFn::Min,
+            "max" => AggFn::Max,
+            _ => return None,
+        })
+    }
+}
+
+/// `HAVING agg op number`, joined by AND.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Having {
+    pub func: AggFn,
+    pub arg: Path,
+    pub op: CmpOp,
+    pub value: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +99,8 @@ pub enum CmpOp {
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderItem {
     pub path: Path,
+    /// Ordered by this aggregate of `path` (aggregate queries).
+    pub agg: Option<AggFn>,
     pub descending: bool,
     pub nulls_last: bool,
 }
@@ -73,6 +111,8 @@ pub struct Query {
     pub from: String,
     pub from_pos: usize,
     pub filter: Option<Cond>,
+    pub group_by: Vec<Path>,
+    pub having: Vec<Having>,
     pub order_by: Vec<OrderItem>,
     pub limit: Option<usize>,
     pub offset: Option<usize>,
@@ -81,5 +121,14 @@ pub struct Query {
 impl Query {
     pub fn is_count(&self) -> bool {
         self.select.iter().any(|s| matches!(s, SelectItem::Count))
+    }
+
+    /// Grouped or aggregated: answered as `AggregateResult` rows.
+    pub fn is_aggregate(&self) -> bool {
+        !self.group_by.is_empty()
+            || self
+                .select
+                .iter()
+                .any(|s| matches!(s, SelectItem::Agg { .. }))
     }
 }

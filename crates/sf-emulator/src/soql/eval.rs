@@ -18,13 +18,13 @@ use crate::value::Val;
 
 /// A field path resolved against the schema.
 #[derive(Debug, Clone)]
-struct Resolved {
+pub(super) struct Resolved {
     /// Reference hops: (object holding the lookup, slot of the lookup field, relationship name).
     hops: Vec<(String, usize, String)>,
     object: String,
     slot: usize,
-    field_name: String,
-    ftype: FieldType,
+    pub(super) field_name: String,
+    pub(super) ftype: FieldType,
 }
 
 /// A literal converted to the type of the field it is compared with.
@@ -64,9 +64,9 @@ pub struct Output {
     pub examined: usize,
 }
 
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     org: &'a Org,
-    soql: &'a str,
+    pub(super) soql: &'a str,
     access: &'a FieldAccess,
 }
 
@@ -101,6 +101,7 @@ pub fn execute(
     let order: Vec<(Resolved, bool, bool)> = q
         .order_by
         .iter()
+        .filter(|_| !q.is_aggregate())
         .map(|o| Ok((ctx.resolve(&object, &o.path)?, o.descending, o.nulls_last)))
         .collect::<Result<_, SoqlError>>()?;
 
@@ -113,6 +114,17 @@ pub fn execute(
         .into_iter()
         .filter(|r| pred.as_ref().is_none_or(|p| ctx.test(p, r)))
         .collect();
+    if q.is_aggregate() {
+        return super::aggregate::run(&ctx, q, &object, rows, examined);
+    }
+    if q.is_count() && !q.order_by.is_empty() {
+        // [doc] SOQL › COUNT(): use COUNT(fieldName) to order.
+        return Err(SoqlError::malformed(
+            soql,
+            q.order_by[0].path.pos,
+            "ORDER BY cannot be used with COUNT(); use COUNT(Id)",
+        ));
+    }
     if !order.is_empty() {
         rows.sort_by(|a, b| {
             for (field, desc, nulls_last) in &order {
@@ -173,7 +185,7 @@ pub fn execute(
     })
 }
 
-fn compare_vals(ftype: &FieldType, a: &Val, b: &Val) -> Ordering {
+pub(super) fn compare_vals(ftype: &FieldType, a: &Val, b: &Val) -> Ordering {
     match (a, b) {
         (Val::Num(x), Val::Num(y)) => x.partial_cmp(y).unwrap_or(Ordering::Equal),
         (Val::Bool(x), Val::Bool(y)) => x.cmp(y),
@@ -212,7 +224,7 @@ impl Ctx<'_> {
         )
     }
 
-    fn resolve(&self, from: &str, p: &Path) -> Result<Resolved, SoqlError> {
+    pub(super) fn resolve(&self, from: &str, p: &Path) -> Result<Resolved, SoqlError> {
         let mut parts: &[String] = &p.parts;
         if parts.len() > 1 && parts[0].eq_ignore_ascii_case(from) {
             parts = &parts[1..];
@@ -264,7 +276,7 @@ impl Ctx<'_> {
         })
     }
 
-    fn value<'r>(&'r self, field: &Resolved, row: &'r Row) -> &'r Val {
+    pub(super) fn value<'r>(&'r self, field: &Resolved, row: &'r Row) -> &'r Val {
         let mut row = row;
         for (_, slot, _) in &field.hops {
             let Some(id) = row.get(*slot).and_then(Val::as_str) else {

@@ -1,6 +1,7 @@
 //! SOQL: lexing, parsing into an AST, string-literal escapes, and evaluation
 //! against the org's tables.
 
+pub mod aggregate;
 pub mod ast;
 pub mod eval;
 pub mod lexer;

@@ -1,5 +1,6 @@
 //! A recursive-descent parser for the SOQL subset the emulator answers:
-//! `SELECT fields|COUNT() FROM obj [WHERE cond] [ORDER BY ...] [LIMIT n] [OFFSET n]`.
+//! `SELECT fields|COUNT()|agg(field) [alias] FROM obj [WHERE cond]
+//! [GROUP BY fields [HAVING agg op n]] [ORDER BY field|agg(field) ...] [LIMIT n] [OFFSET n]`.
 
 use super::ast::*;
 use super::lexer::{lex, Tok, Token};
@@ -105,11 +106,34 @@ impl<'a> Parser<'a> {
         } else {
             None
         };
+        let mut group_by = Vec::new();
+        let mut having = Vec::new();
+        if self.eat_kw("group") {
+            self.expect_kw("by")?;
+            loop {
+                group_by.push(self.path()?);
+                if self.peek().tok != Tok::Comma {
+                    break;
+                }
+                self.next();
+            }
+            if self.eat_kw("having") {
+                loop {
+                    having.push(self.having()?);
+                    if !self.eat_kw("and") {
+                        break;
+                    }
+                }
+            }
+        }
         let mut order_by = Vec::new();
         if self.eat_kw("order") {
             self.expect_kw("by")?;
             loop {
-                let path = self.path()?;
+                let (agg, path) = match self.agg_call()? {
+                    Some((f, p)) => (Some(f), p),
+                    None => (None, self.path()?),
+                };
                 let descending = if self.eat_kw("desc") {
                     true
                 } else {
@@ -126,6 +150,7 @@ impl<'a> Parser<'a> {
                 }
                 order_by.push(OrderItem {
                     path,
+                    agg,
                     descending,
                     nulls_last,
                 });
@@ -151,6 +176,8 @@ impl<'a> Parser<'a> {
             from,
             from_pos: from_tok.pos,
             filter,
+            group_by,
+            having,
             order_by,
             limit,
             offset,
@@ -169,7 +196,9 @@ impl<'a> Parser<'a> {
     }
 
     fn select_item(&mut self) -> Result<SelectItem, SoqlError> {
-        if self.is_kw("count") && self.tokens.get(self.i + 1).map(|t| &t.tok) == Some(&Tok::LParen)
+        if self.is_kw("count")
+            && self.tokens.get(self.i + 1).map(|t| &t.tok) == Some(&Tok::LParen)
+            && self.tokens.get(self.i + 2).map(|t| &t.tok) == Some(&Tok::RParen)
         {
             self.next();
             self.next();
@@ -179,7 +208,68 @@ impl<'a> Parser<'a> {
             self.next();
             return Ok(SelectItem::Count);
         }
+        if let Some((func, arg)) = self.agg_call()? {
+            let alias = match &self.peek().tok {
+                Tok::Word(w) if !RESERVED.contains(&w.to_ascii_lowercase().as_str()) => {
+                    let a = w.clone();
+                    self.next();
+                    Some(a)
+                }
+                _ => None,
+            };
+            return Ok(SelectItem::Agg { func, arg, alias });
+        }
         Ok(SelectItem::Field(self.path()?))
+    }
+
+    /// `COUNT(field)`, `MIN(field)`, ... when one starts here.
+    fn agg_call(&mut self) -> Result<Option<(AggFn, Path)>, SoqlError> {
+        let func = match &self.peek().tok {
+            Tok::Word(w) => AggFn::from_name(w),
+            _ => None,
+        };
+        let Some(func) = func else { return Ok(None) };
+        if self.tokens.get(self.i + 1).map(|t| &t.tok) != Some(&Tok::LParen) {
+            return Ok(None);
+        }
+        self.next();
+        self.next();
+        let arg = self.path()?;
+        if self.peek().tok != Tok::RParen {
+            return Err(self.unexpected());
+        }
+        self.next();
+        Ok(Some((func, arg)))
+    }
+
+    fn having(&mut self) -> Result<Having, SoqlError> {
+        let Some((func, arg)) = self.agg_call()? else {
+            return Err(self.unexpected());
+        };
+        let op = self.cmp_op()?;
+        match self.literal()? {
+            Literal::Num(value) => Ok(Having {
+                func,
+                arg,
+                op,
+                value,
+            }),
+            _ => Err(self.unexpected()),
+        }
+    }
+
+    fn cmp_op(&mut self) -> Result<CmpOp, SoqlError> {
+        let op = match self.peek().tok {
+            Tok::Op("=") => CmpOp::Eq,
+            Tok::Op("!=") => CmpOp::Ne,
+            Tok::Op("<") => CmpOp::Lt,
+            Tok::Op(">") => CmpOp::Gt,
+            Tok::Op("<=") => CmpOp::Le,
+            Tok::Op(">=") => CmpOp::Ge,
+            _ => return Err(self.unexpected()),
+        };
+        self.next();
+        Ok(op)
     }
 
     fn path(&mut self) -> Result<Path, SoqlError> {
@@ -297,16 +387,7 @@ impl<'a> Parser<'a> {
         if negated {
             return Err(self.unexpected());
         }
-        let op = match self.peek().tok {
-            Tok::Op("=") => CmpOp::Eq,
-            Tok::Op("!=") => CmpOp::Ne,
-            Tok::Op("<") => CmpOp::Lt,
-            Tok::Op(">") => CmpOp::Gt,
-            Tok::Op("<=") => CmpOp::Le,
-            Tok::Op(">=") => CmpOp::Ge,
-            _ => return Err(self.unexpected()),
-        };
-        self.next();
+        let op = self.cmp_op()?;
         let value = self.literal()?;
         Ok(Cond::Cmp { path, op, value })
     }

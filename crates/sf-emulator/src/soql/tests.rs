@@ -240,3 +240,70 @@ proptest! {
         let _ = parse(&format!("SELECT Id FROM Contact WHERE {s}"));
     }
 }
+
+fn fails(org: &Org, soql: &str) -> super::SoqlError {
+    let q = parse(soql).unwrap_or_else(|e| panic!("{soql}: {e}"));
+    match eval::execute(org, &q, soql, &FieldAccess::default(), "67.0") {
+        Ok(_) => panic!("{soql} was answered"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn aggregates_group_count_order_and_filter_as_salesforce_answers_them() {
+    let org = org_with_contacts(10);
+    let q = run(&org, "SELECT AccountId, COUNT(Id) n, MAX(Email) FROM Contact WHERE Email LIKE '%@acme.io' GROUP BY AccountId ORDER BY COUNT(Id) DESC LIMIT 5");
+    assert_eq!(q.total_size, 2, "one group with an Account, one without");
+    let top = &q.records[0];
+    assert_eq!(top["attributes"], json!({"type": "AggregateResult"}));
+    assert_eq!(top["n"], 5);
+    assert!(top["AccountId"]
+        .as_str()
+        .is_some_and(|a| a.starts_with("001")));
+    assert_eq!(top["expr0"], "p8@acme.io", "unaliased aggregates are exprN");
+    assert!(q.records[1]["AccountId"].is_null());
+    let having = run(&org, "SELECT AccountId, COUNT(Id) FROM Contact WHERE AccountId != null GROUP BY AccountId HAVING COUNT(Id) > 5");
+    assert_eq!(having.total_size, 0);
+    let all = run(
+        &org,
+        "SELECT COUNT(Id) total, COUNT_DISTINCT(AccountId) accounts FROM Contact",
+    );
+    assert_eq!(
+        (
+            all.records[0]["total"].clone(),
+            all.records[0]["accounts"].clone()
+        ),
+        (json!(10), json!(1))
+    );
+    let counted = run(&org, "SELECT COUNT() FROM Contact WHERE AccountId != null");
+    assert_eq!((counted.total_size, counted.records.len()), (5, 0));
+    for (soql, says) in [
+        (
+            "SELECT AccountId, Email, COUNT(Id) FROM Contact GROUP BY AccountId",
+            "Field must be grouped or aggregated: Email",
+        ),
+        (
+            "SELECT COUNT() FROM Contact ORDER BY Email",
+            "ORDER BY cannot be used with COUNT()",
+        ),
+        (
+            "SELECT COUNT(Id) FROM Contact LIMIT 1",
+            "LIMIT is not allowed",
+        ),
+        (
+            "SELECT AccountId, COUNT(Id) FROM Contact GROUP BY AccountId ORDER BY Email",
+            "Ordered field must be grouped",
+        ),
+    ] {
+        let e = fails(&org, soql);
+        assert_eq!(e.code, "MALFORMED_QUERY", "{soql}");
+        assert!(e.message.contains(says), "{soql}: {}", e.message);
+    }
+    let many = org_with_contacts(2500);
+    let e = fails(&many, "SELECT Email, COUNT(Id) FROM Contact GROUP BY Email");
+    assert!(
+        e.message.contains("does not support queryMore"),
+        "{}",
+        e.message
+    );
+}

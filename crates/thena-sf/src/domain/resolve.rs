@@ -246,6 +246,11 @@ pub struct Cache {
     order: VecDeque<String>,
     cap: usize,
     ttl: Duration,
+    /// The org answered the domain aggregate with `QUERY_TIMEOUT`: its
+    /// Contacts are too many to scan, so domains are searched (SOSL).
+    pub search_domains: bool,
+    /// Whether the org has person accounts (from Account's describe, once).
+    pub person_accounts: Option<bool>,
 }
 
 /// How long a requestor that matched nothing is not asked about again.
@@ -270,6 +275,33 @@ impl Cache {
             order: VecDeque::new(),
             cap,
             ttl,
+            search_domains: false,
+            person_accounts: None,
+        }
+    }
+
+    /// The Account a company domain belongs to, if asked recently:
+    /// `Some(None)` when recently it had none.
+    pub fn domain(&self, domain: &str, now: Instant) -> Option<Option<String>> {
+        let k = format!("d:{domain}");
+        if let Some((a, t)) = self.accounts.get(&k) {
+            if now.duration_since(*t) < self.ttl {
+                return Some(Some(a.clone()));
+            }
+        }
+        self.miss(&k, now).map(|_| None)
+    }
+
+    /// Remembers a domain's Account (for the cache's time), or that it had
+    /// none (briefly, as other misses).
+    pub fn remember_domain(&mut self, domain: &str, account: Option<&str>, now: Instant) {
+        let k = format!("d:{domain}");
+        match account {
+            Some(a) => {
+                self.accounts.insert(k.clone(), (a.to_string(), now));
+                self.touch(k);
+            }
+            None => self.remember_miss(k, String::new(), now),
         }
     }
 
@@ -327,6 +359,13 @@ impl Cache {
         self.len() == 0
     }
 }
+
+/// Contacts per Account per domain.
+pub type DomainCounts = HashMap<String, HashMap<String, usize>>;
+
+/// How many of the top Accounts per domain the aggregate returns (enough to
+/// see a tie).
+const DOMAIN_TOP: usize = 5;
 
 /// Resolves one batch.
 pub struct Resolver {
@@ -491,42 +530,119 @@ impl Resolver {
         Self::sorted(set)
     }
 
-    pub fn contacts_by_domain_soql(domains: &[String]) -> Option<String> {
+    /// The Accounts with the most Contacts at one domain, counted by
+    /// Salesforce (an aggregate: a few rows however many Contacts match). A
+    /// person account is never a company (salesforce-api.md §9.7).
+    pub fn domain_counts_soql(domain: &str, person_accounts: bool) -> String {
+        let person = if person_accounts {
+            " AND Account.IsPersonAccount = false"
+        } else {
+            ""
+        };
+        format!(
+            "SELECT AccountId, COUNT(Id) n FROM Contact WHERE AccountId != null{person} AND Email LIKE {} GROUP BY AccountId ORDER BY COUNT(Id) DESC LIMIT {DOMAIN_TOP}",
+            soql::like("%@", domain, "")
+        )
+    }
+
+    /// The SOSL search that stands in for the aggregate when the org's
+    /// Contacts are too many for a scan (`QUERY_TIMEOUT`): Contacts whose
+    /// email holds any of the domains; the caller keeps exact matches.
+    pub fn domain_search_sosl(domains: &[String], person_accounts: bool) -> Option<String> {
         if domains.is_empty() {
             return None;
         }
-        let likes: Vec<String> = domains
-            .iter()
-            .map(|d| format!("Email LIKE {}", soql::like("%@", d, "")))
-            .collect();
-        Some(format!("SELECT AccountId, Account.CreatedDate, Email FROM Contact WHERE AccountId != null AND ({})", likes.join(" OR ")))
+        let phrases: Vec<String> = domains.iter().map(|d| soql::sosl_phrase(d)).collect();
+        let person = if person_accounts {
+            " AND Account.IsPersonAccount = false"
+        } else {
+            ""
+        };
+        Some(format!(
+            "FIND {{{}}} IN EMAIL FIELDS RETURNING Contact(Id, AccountId, Email WHERE AccountId != null{person} LIMIT 2000)",
+            phrases.join(" OR ")
+        ))
     }
 
-    pub fn on_contacts_by_domain(&mut self, rows: &[ContactRow]) {
-        // domain → account → (count, account created)
-        let mut counts: HashMap<String, HashMap<String, (usize, String)>> = HashMap::new();
+    /// Contacts found by email text: counted per domain and Account, exact
+    /// domain matches only (a phrase also finds `x@acme.io.example`).
+    pub fn count_by_domain(rows: &[ContactRow], domains: &[String]) -> DomainCounts {
+        let mut counts: DomainCounts = HashMap::new();
         for r in rows {
             let (Some(a), Some(d)) = (&r.account_id, r.email.as_deref().and_then(domain_of)) else {
                 continue;
             };
-            let e = counts
-                .entry(d)
-                .or_default()
-                .entry(a.clone())
-                .or_insert((0, r.account_created.clone().unwrap_or_default()));
-            e.0 += 1;
+            if !domains.contains(&d) {
+                continue;
+            }
+            *counts.entry(d).or_default().entry(a.clone()).or_default() += 1;
         }
+        counts
+    }
+
+    /// The Account each domain belongs to: the most Contacts, ties to the
+    /// oldest Account (`created` by Account id; missing sorts last).
+    pub fn best_by_domain(
+        counts: &DomainCounts,
+        created: &HashMap<String, String>,
+    ) -> HashMap<String, String> {
+        let mut out = HashMap::new();
         for (domain, accounts) in counts {
-            let best = accounts
-                .into_iter()
-                .max_by(|(a_id, (a_n, a_c)), (b_id, (b_n, b_c))| {
-                    a_n.cmp(b_n).then_with(|| (b_c, b_id).cmp(&(a_c, a_id)))
-                })
-                .map(|(id, _)| id);
-            if let Some(a) = best {
-                self.domain_accounts.insert(domain, a);
+            let when = |id: &String| created.get(id).cloned().unwrap_or_else(|| "~".into());
+            let best = accounts.iter().max_by(|(a_id, a_n), (b_id, b_n)| {
+                a_n.cmp(b_n)
+                    .then_with(|| (when(b_id), *b_id).cmp(&(when(a_id), *a_id)))
+            });
+            if let Some((id, _)) = best {
+                out.insert(domain.clone(), id.clone());
             }
         }
+        out
+    }
+
+    /// Accounts that tie for the most Contacts at some domain: their
+    /// creation dates decide (one query, only when there is a tie).
+    pub fn tied_accounts(counts: &DomainCounts) -> Vec<String> {
+        let mut out = HashSet::new();
+        for accounts in counts.values() {
+            let top = accounts.values().max().copied().unwrap_or(0);
+            let tied: Vec<&String> = accounts
+                .iter()
+                .filter(|(_, n)| **n == top)
+                .map(|(a, _)| a)
+                .collect();
+            if tied.len() > 1 {
+                out.extend(tied.into_iter().cloned());
+            }
+        }
+        Self::sorted(out)
+    }
+
+    /// Contacts at the domains, as rows (the in-memory planner tests'
+    /// shortcut): counted, ties to the oldest Account.
+    pub fn on_contacts_by_domain(&mut self, rows: &[ContactRow]) {
+        let domains: Vec<String> = rows
+            .iter()
+            .filter_map(|r| r.email.as_deref().and_then(domain_of))
+            .collect();
+        let counts = Self::count_by_domain(rows, &domains);
+        let created: HashMap<String, String> = rows
+            .iter()
+            .filter_map(|r| Some((r.account_id.clone()?, r.account_created.clone()?)))
+            .collect();
+        self.on_domain_accounts(Self::best_by_domain(&counts, &created));
+    }
+
+    /// Whether a request in this batch was retried by a person (answers
+    /// remembered from earlier batches are then asked afresh).
+    pub fn any_fresh(&self) -> bool {
+        self.items.iter().any(|i| i.req.fresh)
+    }
+
+    /// Domains whose Account is known (from Salesforce or remembered); the
+    /// open requests at those domains are linked or get a new Contact there.
+    pub fn on_domain_accounts(&mut self, found: HashMap<String, String>) {
+        self.domain_accounts.extend(found);
         let mut pending: Vec<(usize, String, NewContact)> = Vec::new();
         for (idx, i) in self
             .items
@@ -608,9 +724,16 @@ impl Resolver {
         Self::sorted(set)
     }
 
-    pub fn accounts_by_name_soql(names: &[String]) -> Option<String> {
+    /// Accounts named like the workspace; never a person account (whose
+    /// Name is a person's, §9.7).
+    pub fn accounts_by_name_soql(names: &[String], person_accounts: bool) -> Option<String> {
+        let person = if person_accounts {
+            " AND IsPersonAccount = false"
+        } else {
+            ""
+        };
         soql::in_list("Name", names).map(|w| {
-            format!("SELECT Id, Name, CreatedDate FROM Account WHERE {w} ORDER BY CreatedDate, Id")
+            format!("SELECT Id, Name, CreatedDate FROM Account WHERE {w}{person} ORDER BY CreatedDate, Id")
         })
     }
 

@@ -2,6 +2,7 @@
 //! batches of up to 200 (after a short linger), resolves requestors in bulk,
 //! upserts by sObject Collections, and handles every per-record result.
 
+mod domains;
 mod resolve_io;
 mod worker;
 

@@ -12,8 +12,6 @@ use crate::domain::resolve::{
 
 /// Values per `IN (...)` list.
 const IN_CHUNK: usize = 200;
-/// Domains per query (each is an `Email LIKE` clause).
-const LIKE_CHUNK: usize = 100;
 /// URL-encoded bytes of the values of one list per query. A real org takes
 /// a request line of at most 16,384 bytes (414 past it) and recommends far
 /// less (salesforce-api.md §9.4); two such lists plus the query stay under
@@ -97,18 +95,22 @@ pub async fn resolve(
         }
     }
     r.on_contacts_by_email(&rows);
-    let domains = r.domains_to_look_up();
-    let mut rows = Vec::new();
-    for chunk in sized(&domains, LIKE_CHUNK) {
-        if let Some(q) = Resolver::contacts_by_domain_soql(&chunk) {
-            rows.extend(client.query(&q).await?.iter().map(contact_row));
-        }
-    }
-    r.on_contacts_by_domain(&rows);
+    let domains: Vec<String> = r
+        .domains_to_look_up()
+        .into_iter()
+        .filter(|d| d.chars().count() <= LONGEST_VALUE)
+        .collect();
+    let fresh = r.any_fresh();
+    r.on_domain_accounts(super::domains::accounts(client, &domains, cache, fresh).await?);
     let teams = r.team_names_to_look_up();
     let mut accounts_found = Vec::new();
+    let person = if teams.is_empty() {
+        false
+    } else {
+        super::domains::person_accounts(client, cache).await?
+    };
     for chunk in sized(&teams, IN_CHUNK) {
-        if let Some(q) = Resolver::accounts_by_name_soql(&chunk) {
+        if let Some(q) = Resolver::accounts_by_name_soql(&chunk, person) {
             accounts_found.extend(client.query(&q).await?.iter().map(|m| AccountRow {
                 id: s(m, "Id").unwrap_or_default(),
                 name: s(m, "Name").unwrap_or_default(),
@@ -241,11 +243,19 @@ mod tests {
             for chunk in sized(&values, IN_CHUNK) {
                 for q in [
                     Resolver::contacts_by_email_soql(&chunk),
-                    Resolver::contacts_by_domain_soql(&chunk),
-                    Resolver::accounts_by_name_soql(&chunk),
+                    Resolver::accounts_by_name_soql(&chunk, true),
                     Resolver::contacts_by_name_soql(&ids, &chunk),
                 ].into_iter().flatten() {
                     prop_assert!(request_line(&q) <= 16_384, "{} bytes", request_line(&q));
+                }
+                for v in chunk.iter().take(5) {
+                    let q = Resolver::domain_counts_soql(v, true);
+                    prop_assert!(request_line(&q) <= 16_384, "{} bytes", request_line(&q));
+                }
+                for part in chunk.chunks(20) {
+                    if let Some(q) = Resolver::domain_search_sosl(part, true) {
+                        prop_assert!(request_line(&q) <= 16_384, "{} bytes", request_line(&q));
+                    }
                 }
                 asked += chunk.len();
             }

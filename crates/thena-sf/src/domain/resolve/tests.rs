@@ -65,7 +65,6 @@ impl FakeOrg {
         }
         let domains = r.domains_to_look_up();
         if !domains.is_empty() {
-            assert!(Resolver::contacts_by_domain_soql(&domains).is_some());
             self.queries += 1;
             let rows: Vec<ContactRow> = self
                 .contacts
@@ -478,18 +477,22 @@ fn queries_escape_every_literal() {
         q.contains(r"'o\'brien@x.io'") && q.contains(r"'back\\slash@x.io'"),
         "{q}"
     );
-    let q =
-        Resolver::contacts_by_domain_soql(&["100%_sure.io".into(), "bücher.de".into()]).unwrap();
+    let q = Resolver::domain_counts_soql("100%_sure.io", true);
     assert!(
-        q.contains(r"Email LIKE '%@100\%\_sure.io'") && q.contains("bücher.de"),
+        q.contains(r"Email LIKE '%@100\%\_sure.io'") && q.contains("IsPersonAccount = false"),
         "{q}"
     );
-    let q = Resolver::accounts_by_name_soql(&["O'Reilly & Sons".into()]).unwrap();
+    let q = Resolver::domain_search_sosl(&["acme.io".into(), "a-b.io".into()], false).unwrap();
+    assert!(
+        q.contains(r#"FIND {"acme.io" OR "a\-b.io"} IN EMAIL FIELDS"#),
+        "{q}"
+    );
+    let q = Resolver::accounts_by_name_soql(&["O'Reilly & Sons".into()], false).unwrap();
     assert!(q.contains(r"Name IN ('O\'Reilly & Sons')"), "{q}");
     assert!(Resolver::contacts_by_email_soql(&[]).is_none());
     for q in [
         Resolver::contacts_by_email_soql(&["a'b@c.d".into()]).unwrap(),
-        Resolver::contacts_by_domain_soql(&["x'y.z".into()]).unwrap(),
+        Resolver::domain_counts_soql("x'y.z", false),
         Resolver::contacts_by_name_soql(&["001A".into()], &["O'Neil".into()]).unwrap(),
     ] {
         sf_emulator::soql::parse(&q).unwrap_or_else(|e| panic!("{q}: {e}"));
