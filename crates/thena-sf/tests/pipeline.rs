@@ -1405,6 +1405,32 @@ async fn large_orgs_are_searched_and_person_accounts_are_never_companies() {
     );
 }
 
+/// A numeric `requestId` past 64 bits reaches Salesforce with every digit
+/// (JSON numbers that large would otherwise become floating point).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numeric_request_ids_keep_their_exact_digits() {
+    let h = harness(EmulatorConfig::default()).await;
+    let created = chrono::Utc::now().timestamp_millis() + 1;
+    let body = format!(
+        r#"{{"action": "CREATE", "request": {{"requestId": 123456789012345678901234567, "createdAt": {created}, "updatedAt": {created},
+            "requestor": {{"id": "U1", "name": "Harsh Vardhan", "email": "harsh@acme.io"}}}}}}"#
+    );
+    let r = h
+        .http
+        .post(format!("{}/webhooks/thena/acme", h.app().url()))
+        .header("Authorization", TOKEN)
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let id = "123456789012345678901234567".to_string();
+    h.settle(std::slice::from_ref(&id)).await;
+    let rows = h.requests("RequestId__c", &format!("WHERE RequestId__c = '{id}'")).await;
+    assert_eq!(rows.len(), 1);
+}
+
 /// Duplicate rules as a new org has them (alerting) let the connector's new
 /// Contacts save, because it sends the allowSave header; under a Block rule
 /// a matched Contact becomes the requestor, and a match on a Lead skips the

@@ -129,3 +129,83 @@ impl<'a> Obj<'a> {
         }
     }
 }
+
+/// Keys whose numeric values are identifiers: kept as the digits sent.
+const ID_KEYS: [&str; 5] = ["requestId", "request_id", "id", "ticketId", "eventId"];
+
+/// Parses a body as JSON. A number given where an identifier goes
+/// (`"requestId": 123456789012345678901234`) is read as its text, so it
+/// keeps its exact digits: JSON numbers past 64 bits would otherwise
+/// become floating point and lose them.
+pub fn from_slice(body: &[u8]) -> Result<Value, PayloadError> {
+    let quoted = quote_numeric_ids(body);
+    serde_json::from_slice(&quoted).map_err(|e| err("$", format!("not valid JSON: {e}")))
+}
+
+/// Wraps in quotes the numeric value of every [`ID_KEYS`] key (outside
+/// strings); anything that is not well-formed is left for the parser.
+fn quote_numeric_ids(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let mut out: Option<Vec<u8>> = None;
+    let mut i = 0;
+    let mut copied = 0;
+    while i < body.len() {
+        if body[i] != b'"' {
+            i += 1;
+            continue;
+        }
+        // A string: find its end (escapes skip one byte).
+        let start = i + 1;
+        let mut j = start;
+        while j < body.len() && body[j] != b'"' {
+            j += if body[j] == b'\\' { 2 } else { 1 };
+        }
+        let key = body.get(start..j.min(body.len())).unwrap_or_default();
+        i = j + 1;
+        let mut k = i;
+        while k < body.len() && body[k].is_ascii_whitespace() {
+            k += 1;
+        }
+        if body.get(k) != Some(&b':') || !ID_KEYS.iter().any(|id| id.as_bytes() == key) {
+            continue;
+        }
+        k += 1;
+        while k < body.len() && body[k].is_ascii_whitespace() {
+            k += 1;
+        }
+        let num_start = k;
+        while k < body.len() && (body[k].is_ascii_digit() || b"-+.eE".contains(&body[k])) {
+            k += 1;
+        }
+        if k > num_start && (body[num_start] == b'-' || body[num_start].is_ascii_digit()) {
+            let o = out.get_or_insert_with(|| Vec::with_capacity(body.len() + 16));
+            o.extend_from_slice(&body[copied..num_start]);
+            o.push(b'"');
+            o.extend_from_slice(&body[num_start..k]);
+            o.push(b'"');
+            copied = k;
+        }
+        i = k;
+    }
+    match out {
+        Some(mut o) => {
+            o.extend_from_slice(&body[copied..]);
+            std::borrow::Cow::Owned(o)
+        }
+        None => std::borrow::Cow::Borrowed(body),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_ids_keep_their_exact_digits() {
+        let v = from_slice(br#"{"request": {"requestId" : 123456789012345678901234, "n": 1.5, "s": "\"requestId\": 7"}, "id": -12}"#).unwrap();
+        assert_eq!(v["request"]["requestId"], "123456789012345678901234");
+        assert_eq!(v["request"]["n"], 1.5, "other numbers stay numbers");
+        assert_eq!(v["request"]["s"], "\"requestId\": 7", "text inside strings is untouched");
+        assert_eq!(v["id"], "-12");
+        assert!(from_slice(br#"{"requestId": 12"#).is_err());
+    }
+}

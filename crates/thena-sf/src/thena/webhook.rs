@@ -197,9 +197,7 @@ fn categories(o: &Obj) -> Result<Patch<Vec<Category>>, PayloadError> {
 
 /// Parses a webhook body.
 pub fn parse(body: &[u8]) -> Result<Event, PayloadError> {
-    let root: Value =
-        serde_json::from_slice(body).map_err(|e| err("$", format!("not valid JSON: {e}")))?;
-    parse_value(&root)
+    parse_value(&super::json::from_slice(body)?)
 }
 
 /// Parses a webhook body already read as JSON.

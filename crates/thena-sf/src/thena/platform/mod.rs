@@ -230,7 +230,7 @@ fn csat_event(payload: &Obj, ctx: &Ctx) -> Result<Made, PayloadError> {
 
 /// Parses a body as JSON once, for the route that takes both formats.
 pub fn json(body: &[u8]) -> Result<Value, PayloadError> {
-    serde_json::from_slice(body).map_err(|e| err("$", format!("not valid JSON: {e}")))
+    super::json::from_slice(body)
 }
 
 #[cfg(test)]
