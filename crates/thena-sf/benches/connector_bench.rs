@@ -3,11 +3,13 @@
 //!
 //! `cargo bench -p thena-sf --bench connector_bench` runs the full sizes;
 //! without `--bench` (as `cargo test --all-targets` runs it) a quick version
-//! runs so the harness cannot rot. `BENCH_LATENCY_MS` sets the API latency.
+//! runs so the harness cannot rot. `BENCH_LATENCY_MS` sets the API latency;
+//! `BENCH_ONLY=3,5` runs only those workloads.
 //!
 //! Workloads: (1) ingest, (2) near real time at 50 events/s, (3) a burst of
 //! 10,000 requests from 2,000 requestors updated 5 times each (50,000 events),
-//! (4) draining 1,000,000 pending snapshots.
+//! (4) draining 1,000,000 pending snapshots, (5) the burst on an org of
+//! 1,000,000 Contacts whose scans time out (`--scan-timeout-rows 200000`).
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -95,6 +97,45 @@ fn seed(accounts: usize, contacts_per_account: usize) -> sf_emulator::Seed {
         .flat_map(|a| (0..contacts_per_account).map(move |c| json!({"LastName": format!("Known {a}-{c}"), "Email": format!("known{c}@c{a}.example"), "AccountName": format!("Company {a}")})))
         .collect();
     serde_json::from_value(json!({"accounts": accts, "contacts": contacts})).unwrap()
+}
+
+/// The burst's companies (as [`seed`] makes them, with their known
+/// Contacts) among `contacts` Contacts in all, the rest at 10 per small
+/// company: most of a large org's companies are small.
+fn write_large_seed(path: &Path, accounts: usize, contacts: usize) {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let small = (contacts / 10).max(1);
+    write!(f, "{{\"accounts\":[").unwrap();
+    for a in 0..accounts {
+        write!(
+            f,
+            "{}{{\"Name\":\"Company {a}\",\"Website\":\"c{a}.example\"}}",
+            if a > 0 { "," } else { "" }
+        )
+        .unwrap();
+    }
+    for a in 0..small {
+        write!(f, ",{{\"Name\":\"Small {a}\"}}").unwrap();
+    }
+    write!(f, "],\"contacts\":[").unwrap();
+    let mut first = true;
+    let mut sep = |f: &mut std::io::BufWriter<std::fs::File>| {
+        if !std::mem::take(&mut first) {
+            write!(f, ",").unwrap();
+        }
+    };
+    for a in 0..accounts {
+        for c in 0..2 {
+            sep(&mut f);
+            write!(f, "{{\"LastName\":\"Known {a}-{c}\",\"Email\":\"known{c}@c{a}.example\",\"AccountName\":\"Company {a}\"}}").unwrap();
+        }
+    }
+    for c in 0..contacts.saturating_sub(accounts * 2) {
+        sep(&mut f);
+        write!(f, "{{\"LastName\":\"Person {c}\",\"Email\":\"p{c}@s{}.example\",\"AccountName\":\"Small {}\"}}", c % small, c % small).unwrap();
+    }
+    write!(f, "]}}").unwrap();
 }
 
 struct Connector {
@@ -269,6 +310,12 @@ async fn run(s: Sizes, full: bool) {
         daily_api_limit: 1_000_000_000,
         ..Default::default()
     };
+    // `BENCH_ONLY=3,5` runs only those workloads.
+    let only = std::env::var("BENCH_ONLY").ok();
+    let want = |n: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|x| x.trim() == n))
+    };
     let mut report = Report(Vec::new());
     report.row(format!(
         "connector benchmark ({}), API latency {} ms",
@@ -283,7 +330,7 @@ async fn run(s: Sizes, full: bool) {
     report.row("|---|---|---|---|---|---|".into());
 
     // 1. Ingest.
-    {
+    if want("1") {
         let emu = sf_emulator::start("127.0.0.1:0", emu_config(seed(10, 2)))
             .await
             .unwrap();
@@ -317,7 +364,7 @@ async fn run(s: Sizes, full: bool) {
     }
 
     // 2. Near real time at 50 events per second.
-    {
+    if want("2") {
         let emu = sf_emulator::start("127.0.0.1:0", emu_config(seed(10, 2)))
             .await
             .unwrap();
@@ -387,7 +434,7 @@ async fn run(s: Sizes, full: bool) {
     // 3. Burst, and the naive integration on a sample of the same events.
     let accounts = (s.burst_requestors / 10).max(4);
     let mix = build_burst(&s, accounts);
-    {
+    if want("3") {
         let emu = sf_emulator::start("127.0.0.1:0", emu_config(seed(accounts, 2)))
             .await
             .unwrap();
@@ -450,8 +497,64 @@ async fn run(s: Sizes, full: bool) {
         ));
     }
 
+    // 5. The burst on an org of a million Contacts, too large to scan: a
+    // query no index answers fails past the scan limit (QUERY_TIMEOUT).
+    if want("5") {
+        let (contacts, timeout) = if full {
+            (1_000_000, 200_000)
+        } else {
+            (3_000, 1_000)
+        };
+        let file = std::env::temp_dir().join(format!(
+            "thena-sf-bench-million-{}.json",
+            std::process::id()
+        ));
+        write_large_seed(&file, accounts, contacts);
+        let mut big = sf_emulator::Seed::from_file(&file).unwrap();
+        let _ = std::fs::remove_file(&file);
+        big.org.scan_timeout_rows = Some(timeout);
+        let loading = Instant::now();
+        let emu = sf_emulator::start("127.0.0.1:0", emu_config(big))
+            .await
+            .unwrap();
+        let load = loading.elapsed();
+        let conn = start_connector(&emu.base_url, "million");
+        let store = open_store(&conn.data).await;
+        let before = emu.emulator.usage.lock().used(Instant::now());
+        let stats_before = emu.emulator.stats.lock().clone();
+        let t = Instant::now();
+        post_all(&conn.url, mix.events.clone(), 32).await;
+        wait_settled(&store, s.burst_requests, Duration::from_secs(900)).await;
+        let settle = t.elapsed();
+        let calls = emu.emulator.usage.lock().used(Instant::now()) - before;
+        let by_endpoint: Vec<String> = emu
+            .emulator
+            .stats
+            .lock()
+            .iter()
+            .filter(|(k, _)| !k.starts_with("oauth") && k.as_str() != "versions")
+            .map(|(k, v)| (k, v - stats_before.get(k).copied().unwrap_or(0)))
+            .filter(|(_, v)| *v > 0)
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let counts = store.counts("bench").await.unwrap();
+        drop(conn);
+        emu.shutdown().await.unwrap();
+        report.row(format!(
+            "| 5. large org | API calls and time to settle the burst ({} events) on {contacts} Contacts with a {timeout}-row scan limit | {calls} calls, {:.1} s | | {} | {}; {} synced, {} skipped, {} failed; the emulator loaded the org in {:.0} s |",
+            mix.events.len(),
+            settle.as_secs_f64(),
+            mix.lower_bound,
+            by_endpoint.join(", "),
+            counts.synced,
+            counts.skipped,
+            counts.failed,
+            load.as_secs_f64()
+        ));
+    }
+
     // 4. Scale: a backlog of pending snapshots.
-    {
+    if want("4") {
         let emu = sf_emulator::start("127.0.0.1:0", emu_config(seed(10, 2)))
             .await
             .unwrap();

@@ -1427,7 +1427,9 @@ async fn numeric_request_ids_keep_their_exact_digits() {
     assert_eq!(r.status(), 200);
     let id = "123456789012345678901234567".to_string();
     h.settle(std::slice::from_ref(&id)).await;
-    let rows = h.requests("RequestId__c", &format!("WHERE RequestId__c = '{id}'")).await;
+    let rows = h
+        .requests("RequestId__c", &format!("WHERE RequestId__c = '{id}'"))
+        .await;
     assert_eq!(rows.len(), 1);
 }
 

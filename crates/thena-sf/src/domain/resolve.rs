@@ -225,7 +225,7 @@ fn full_name(p: &Person) -> String {
     }
 }
 
-fn domain_of(email: &str) -> Option<String> {
+pub(crate) fn domain_of(email: &str) -> Option<String> {
     let (_, d) = email.rsplit_once('@')?;
     let d = d.trim().trim_end_matches('.').to_lowercase();
     (!d.is_empty() && d.contains('.')).then_some(d)
@@ -362,10 +362,6 @@ impl Cache {
 
 /// Contacts per Account per domain.
 pub type DomainCounts = HashMap<String, HashMap<String, usize>>;
-
-/// How many of the top Accounts per domain the aggregate returns (enough to
-/// see a tie).
-const DOMAIN_TOP: usize = 5;
 
 /// Resolves one batch.
 pub struct Resolver {
@@ -530,19 +526,30 @@ impl Resolver {
         Self::sorted(set)
     }
 
-    /// The Accounts with the most Contacts at one domain, counted by
-    /// Salesforce (an aggregate: a few rows however many Contacts match). A
-    /// person account is never a company (salesforce-api.md §9.7).
-    pub fn domain_counts_soql(domain: &str, person_accounts: bool) -> String {
+    /// Contacts per Account at a group of domains, counted by Salesforce
+    /// (an aggregate: one row per Account however many Contacts match). SOQL
+    /// cannot group by an email's domain, so each row also carries its
+    /// lowest and highest email: when both are at one domain the row counts
+    /// for it (an Account whose matches span two domains of the group shows
+    /// two domains and is asked again per domain). A person account is
+    /// never a company (salesforce-api.md §9.7).
+    pub fn domain_counts_soql(domains: &[String], person_accounts: bool) -> Option<String> {
+        if domains.is_empty() {
+            return None;
+        }
         let person = if person_accounts {
             " AND Account.IsPersonAccount = false"
         } else {
             ""
         };
-        format!(
-            "SELECT AccountId, COUNT(Id) n FROM Contact WHERE AccountId != null{person} AND Email LIKE {} GROUP BY AccountId ORDER BY COUNT(Id) DESC LIMIT {DOMAIN_TOP}",
-            soql::like("%@", domain, "")
-        )
+        let likes: Vec<String> = domains
+            .iter()
+            .map(|d| format!("Email LIKE {}", soql::like("%@", d, "")))
+            .collect();
+        Some(format!(
+            "SELECT AccountId, COUNT(Id) n, MIN(Email) lo, MAX(Email) hi FROM Contact WHERE AccountId != null{person} AND ({}) GROUP BY AccountId ORDER BY COUNT(Id) DESC LIMIT 2000",
+            likes.join(" OR ")
+        ))
     }
 
     /// The SOSL search that stands in for the aggregate when the org's

@@ -15,7 +15,11 @@ use std::time::Instant;
 use salesforce::{Client, Error};
 use serde_json::{Map, Value};
 
-use crate::domain::resolve::{Cache, ContactRow, DomainCounts, Resolver};
+use crate::domain::resolve::{domain_of, Cache, ContactRow, DomainCounts, Resolver};
+
+/// Domains per aggregate query (each an `Email LIKE` clause; the list is
+/// also sized to fit a real org's request line).
+const LIKE_CHUNK: usize = 100;
 
 /// Domains per SOSL search (each a quoted phrase; FIND text stays far
 /// under its 4,000-character limit, salesforce-api.md §9.4).
@@ -80,6 +84,40 @@ pub async fn accounts(
     Ok(found)
 }
 
+/// One grouped aggregate: Contacts per Account at each domain, and the
+/// domains whose rows could not be told apart (an Account with Contacts at
+/// two of them: its lowest and highest emails are at different domains).
+async fn aggregate(
+    client: &Client,
+    domains: &[String],
+    person: bool,
+) -> Result<(DomainCounts, Vec<String>), Error> {
+    let Some(q) = Resolver::domain_counts_soql(domains, person) else {
+        return Ok((DomainCounts::new(), Vec::new()));
+    };
+    let mut counts = DomainCounts::new();
+    let mut mixed = std::collections::BTreeSet::new();
+    for m in client.query(&q).await? {
+        let (Some(account), Some(n)) = (text(&m, "AccountId"), m.get("n").and_then(Value::as_u64))
+        else {
+            continue;
+        };
+        let lo = text(&m, "lo").as_deref().and_then(domain_of);
+        let hi = text(&m, "hi").as_deref().and_then(domain_of);
+        match (lo, hi) {
+            (Some(l), Some(h)) if l == h && domains.contains(&l) => {
+                *counts.entry(l).or_default().entry(account).or_default() += n as usize;
+            }
+            (Some(l), Some(h)) if l == h => {}
+            (l, h) if domains.len() > 1 => {
+                mixed.extend(l.into_iter().chain(h).filter(|d| domains.contains(d)));
+            }
+            _ => {}
+        }
+    }
+    Ok((counts, mixed.into_iter().collect()))
+}
+
 /// Contacts per Account at each domain: by aggregate queries, or by search
 /// once the org has answered an aggregate with `QUERY_TIMEOUT`.
 async fn counts(
@@ -89,44 +127,73 @@ async fn counts(
     person: bool,
 ) -> Result<DomainCounts, Error> {
     let mut counts = DomainCounts::new();
-    let mut left = domains;
-    while let Some((d, rest)) = left.split_first().filter(|_| !cache.search_domains) {
-        match client.query(&Resolver::domain_counts_soql(d, person)).await {
-            Ok(rows) => {
-                let per: HashMap<String, usize> = rows
-                    .iter()
-                    .filter_map(|m| Some((text(m, "AccountId")?, m.get("n")?.as_u64()? as usize)))
-                    .collect();
-                if !per.is_empty() {
-                    counts.insert(d.clone(), per);
+    let mut left: Vec<String> = Vec::new();
+    for chunk in super::resolve_io::sized(domains, LIKE_CHUNK) {
+        if cache.search_domains {
+            left.extend(chunk);
+            continue;
+        }
+        match aggregate(client, &chunk, person).await {
+            Ok((found, mixed)) => {
+                counts.extend(found);
+                // An Account with Contacts at two of these domains: each asked alone.
+                for d in mixed {
+                    counts.remove(&d);
+                    let (one, _) = aggregate(client, std::slice::from_ref(&d), person).await?;
+                    counts.extend(one);
                 }
-                left = rest;
             }
             Err(Error::Api(e)) if e.code == "QUERY_TIMEOUT" => {
                 tracing::info!("the org's Contacts are too many to scan by domain; searching domains with SOSL from now on");
                 cache.search_domains = true;
+                left.extend(chunk);
             }
             Err(e) => return Err(e),
         }
     }
     for chunk in left.chunks(SEARCH_CHUNK) {
-        let Some(q) = Resolver::domain_search_sosl(chunk, person) else {
-            continue;
-        };
-        let rows: Vec<ContactRow> = client
-            .search(&q)
-            .await?
-            .iter()
-            .map(|m| ContactRow {
-                id: text(m, "Id").unwrap_or_default(),
-                account_id: text(m, "AccountId"),
-                email: text(m, "Email"),
-                name: None,
-                created: String::new(),
-                account_created: None,
-            })
-            .collect();
-        counts.extend(Resolver::count_by_domain(&rows, chunk));
+        let (found, full) = search(client, chunk, person).await?;
+        counts.extend(found);
+        if full && chunk.len() > 1 {
+            // The search's 2,000 answers may have left some domains out: those are searched alone.
+            let missed: Vec<String> = chunk
+                .iter()
+                .filter(|d| !counts.contains_key(*d))
+                .cloned()
+                .collect();
+            for d in missed {
+                counts.extend(search(client, std::slice::from_ref(&d), person).await?.0);
+            }
+        }
     }
     Ok(counts)
+}
+
+/// One SOSL search over some domains: Contacts per Account at each, and
+/// whether it answered as many records as a search can (2,000).
+async fn search(
+    client: &Client,
+    domains: &[String],
+    person: bool,
+) -> Result<(DomainCounts, bool), Error> {
+    let Some(q) = Resolver::domain_search_sosl(domains, person) else {
+        return Ok((DomainCounts::new(), false));
+    };
+    let rows: Vec<ContactRow> = client
+        .search(&q)
+        .await?
+        .iter()
+        .map(|m| ContactRow {
+            id: text(m, "Id").unwrap_or_default(),
+            account_id: text(m, "AccountId"),
+            email: text(m, "Email"),
+            name: None,
+            created: String::new(),
+            account_created: None,
+        })
+        .collect();
+    Ok((
+        Resolver::count_by_domain(&rows, domains),
+        rows.len() >= 2_000,
+    ))
 }

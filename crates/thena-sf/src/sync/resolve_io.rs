@@ -39,7 +39,7 @@ fn encoded_len(s: &str) -> usize {
 
 /// Splits `values` into lists of at most `max_count` values and
 /// [`LIST_BYTES`] encoded bytes, leaving out values too long to match.
-fn sized(values: &[String], max_count: usize) -> Vec<Vec<String>> {
+pub(super) fn sized(values: &[String], max_count: usize) -> Vec<Vec<String>> {
     let mut out: Vec<Vec<String>> = Vec::new();
     let mut bytes = 0;
     for v in values.iter().filter(|v| v.chars().count() <= LONGEST_VALUE) {
@@ -248,8 +248,7 @@ mod tests {
                 ].into_iter().flatten() {
                     prop_assert!(request_line(&q) <= 16_384, "{} bytes", request_line(&q));
                 }
-                for v in chunk.iter().take(5) {
-                    let q = Resolver::domain_counts_soql(v, true);
+                if let Some(q) = Resolver::domain_counts_soql(&chunk, true) {
                     prop_assert!(request_line(&q) <= 16_384, "{} bytes", request_line(&q));
                 }
                 for part in chunk.chunks(20) {

@@ -204,7 +204,10 @@ mod tests {
         let v = from_slice(br#"{"request": {"requestId" : 123456789012345678901234, "n": 1.5, "s": "\"requestId\": 7"}, "id": -12}"#).unwrap();
         assert_eq!(v["request"]["requestId"], "123456789012345678901234");
         assert_eq!(v["request"]["n"], 1.5, "other numbers stay numbers");
-        assert_eq!(v["request"]["s"], "\"requestId\": 7", "text inside strings is untouched");
+        assert_eq!(
+            v["request"]["s"], "\"requestId\": 7",
+            "text inside strings is untouched"
+        );
         assert_eq!(v["id"], "-12");
         assert!(from_slice(br#"{"requestId": 12"#).is_err());
     }

@@ -477,7 +477,7 @@ fn queries_escape_every_literal() {
         q.contains(r"'o\'brien@x.io'") && q.contains(r"'back\\slash@x.io'"),
         "{q}"
     );
-    let q = Resolver::domain_counts_soql("100%_sure.io", true);
+    let q = Resolver::domain_counts_soql(&["100%_sure.io".into()], true).unwrap();
     assert!(
         q.contains(r"Email LIKE '%@100\%\_sure.io'") && q.contains("IsPersonAccount = false"),
         "{q}"
@@ -492,7 +492,7 @@ fn queries_escape_every_literal() {
     assert!(Resolver::contacts_by_email_soql(&[]).is_none());
     for q in [
         Resolver::contacts_by_email_soql(&["a'b@c.d".into()]).unwrap(),
-        Resolver::domain_counts_soql("x'y.z", false),
+        Resolver::domain_counts_soql(&["x'y.z".into(), "a.io".into()], false).unwrap(),
         Resolver::contacts_by_name_soql(&["001A".into()], &["O'Neil".into()]).unwrap(),
     ] {
         sf_emulator::soql::parse(&q).unwrap_or_else(|e| panic!("{q}: {e}"));
