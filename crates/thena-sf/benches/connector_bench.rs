@@ -138,6 +138,22 @@ fn write_large_seed(path: &Path, accounts: usize, contacts: usize) {
     write!(f, "]}}").unwrap();
 }
 
+/// API calls per endpoint since `before` (OAuth and the version list left out).
+fn calls_by_endpoint(
+    emu: &sf_emulator::Running,
+    before: &std::collections::BTreeMap<String, u64>,
+) -> Vec<String> {
+    emu.emulator
+        .stats
+        .lock()
+        .iter()
+        .filter(|(k, _)| !k.starts_with("oauth") && k.as_str() != "versions")
+        .map(|(k, v)| (k, v - before.get(k).copied().unwrap_or(0)))
+        .filter(|(_, v)| *v > 0)
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect()
+}
+
 struct Connector {
     child: Child,
     url: String,
@@ -447,14 +463,7 @@ async fn run(s: Sizes, full: bool) {
         wait_settled(&store, s.burst_requests, Duration::from_secs(900)).await;
         let settle = t.elapsed();
         let calls = emu.emulator.usage.lock().used(Instant::now()) - before;
-        let by_endpoint: Vec<String> = emu
-            .emulator
-            .stats
-            .lock()
-            .iter()
-            .filter(|(k, _)| !k.starts_with("oauth") && k.as_str() != "versions")
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect();
+        let by_endpoint = calls_by_endpoint(&emu, &Default::default());
         let peak = proc_mib(conn.child.id(), "VmHWM:");
         let counts = store.counts("bench").await.unwrap();
         drop(conn);
@@ -527,16 +536,7 @@ async fn run(s: Sizes, full: bool) {
         wait_settled(&store, s.burst_requests, Duration::from_secs(900)).await;
         let settle = t.elapsed();
         let calls = emu.emulator.usage.lock().used(Instant::now()) - before;
-        let by_endpoint: Vec<String> = emu
-            .emulator
-            .stats
-            .lock()
-            .iter()
-            .filter(|(k, _)| !k.starts_with("oauth") && k.as_str() != "versions")
-            .map(|(k, v)| (k, v - stats_before.get(k).copied().unwrap_or(0)))
-            .filter(|(_, v)| *v > 0)
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect();
+        let by_endpoint = calls_by_endpoint(&emu, &stats_before);
         let counts = store.counts("bench").await.unwrap();
         drop(conn);
         emu.shutdown().await.unwrap();

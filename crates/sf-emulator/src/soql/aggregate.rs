@@ -33,7 +33,7 @@ fn same_path(a: &Path, b: &Path) -> bool {
 }
 
 /// Refuses what Salesforce refuses in aggregate queries.
-fn check(ctx: &Ctx, q: &Query) -> Result<(), SoqlError> {
+pub(super) fn check(ctx: &Ctx, q: &Query) -> Result<(), SoqlError> {
     let malformed = |pos: usize, detail: &str| SoqlError::malformed(ctx.soql, pos, detail);
     if q.is_count() {
         return Err(malformed(
@@ -119,7 +119,7 @@ fn holds(op: CmpOp, a: f64, b: f64) -> bool {
     }
 }
 
-/// Answers an aggregate query over the rows its filter kept.
+/// Answers an aggregate query ([`check`]ed) over the rows its filter kept.
 pub(super) fn run(
     ctx: &Ctx,
     q: &Query,
@@ -127,7 +127,6 @@ pub(super) fn run(
     rows: Vec<&Row>,
     examined: usize,
 ) -> Result<Output, SoqlError> {
-    check(ctx, q)?;
     let keys: Vec<Resolved> = q
         .group_by
         .iter()

@@ -98,13 +98,26 @@ pub fn execute(
         .as_ref()
         .map(|c| ctx.compile(&object, c))
         .transpose()?;
-    let order: Vec<(Resolved, bool, bool)> = q
-        .order_by
-        .iter()
-        .filter(|_| !q.is_aggregate())
-        .map(|o| Ok((ctx.resolve(&object, &o.path)?, o.descending, o.nulls_last)))
-        .collect::<Result<_, SoqlError>>()?;
-
+    // What the query may not ask is refused before any row is read.
+    if q.is_aggregate() {
+        super::aggregate::check(&ctx, q)?;
+    } else if q.is_count() && !q.order_by.is_empty() {
+        // [doc] SOQL › COUNT(): use COUNT(fieldName) to order.
+        return Err(SoqlError::malformed(
+            soql,
+            q.order_by[0].path.pos,
+            "ORDER BY cannot be used with COUNT(); use COUNT(Id)",
+        ));
+    }
+    // An aggregate query orders its groups (aggregate.rs), not rows.
+    let order: Vec<(Resolved, bool, bool)> = if q.is_aggregate() {
+        Vec::new()
+    } else {
+        q.order_by
+            .iter()
+            .map(|o| Ok((ctx.resolve(&object, &o.path)?, o.descending, o.nulls_last)))
+            .collect::<Result<_, SoqlError>>()?
+    };
     let candidates: Vec<&Row> = match pred.as_ref().and_then(|p| ctx.indexed_candidates(p)) {
         Some(rows) => rows,
         None => table.iter().collect(),
@@ -116,14 +129,6 @@ pub fn execute(
         .collect();
     if q.is_aggregate() {
         return super::aggregate::run(&ctx, q, &object, rows, examined);
-    }
-    if q.is_count() && !q.order_by.is_empty() {
-        // [doc] SOQL › COUNT(): use COUNT(fieldName) to order.
-        return Err(SoqlError::malformed(
-            soql,
-            q.order_by[0].path.pos,
-            "ORDER BY cannot be used with COUNT(); use COUNT(Id)",
-        ));
     }
     if !order.is_empty() {
         rows.sort_by(|a, b| {

@@ -109,7 +109,6 @@ pub struct ContactRow {
     pub name: Option<String>,
     /// For "oldest": Salesforce's CreatedDate (ISO text sorts as time), then the id.
     pub created: String,
-    pub account_created: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -360,6 +359,16 @@ impl Cache {
     }
 }
 
+/// The filter that keeps person accounts out (`Account.` from Contact),
+/// for an org that has them: the field does not exist elsewhere (§9.7).
+fn no_person_accounts(path: &str, has_them: bool) -> String {
+    if has_them {
+        format!(" AND {path}IsPersonAccount = false")
+    } else {
+        String::new()
+    }
+}
+
 /// Contacts per Account per domain.
 pub type DomainCounts = HashMap<String, HashMap<String, usize>>;
 
@@ -537,11 +546,7 @@ impl Resolver {
         if domains.is_empty() {
             return None;
         }
-        let person = if person_accounts {
-            " AND Account.IsPersonAccount = false"
-        } else {
-            ""
-        };
+        let person = no_person_accounts("Account.", person_accounts);
         let likes: Vec<String> = domains
             .iter()
             .map(|d| format!("Email LIKE {}", soql::like("%@", d, "")))
@@ -560,11 +565,7 @@ impl Resolver {
             return None;
         }
         let phrases: Vec<String> = domains.iter().map(|d| soql::sosl_phrase(d)).collect();
-        let person = if person_accounts {
-            " AND Account.IsPersonAccount = false"
-        } else {
-            ""
-        };
+        let person = no_person_accounts("Account.", person_accounts);
         Some(format!(
             "FIND {{{}}} IN EMAIL FIELDS RETURNING Contact(Id, AccountId, Email WHERE AccountId != null{person} LIMIT 2000)",
             phrases.join(" OR ")
@@ -623,21 +624,6 @@ impl Resolver {
             }
         }
         Self::sorted(out)
-    }
-
-    /// Contacts at the domains, as rows (the in-memory planner tests'
-    /// shortcut): counted, ties to the oldest Account.
-    pub fn on_contacts_by_domain(&mut self, rows: &[ContactRow]) {
-        let domains: Vec<String> = rows
-            .iter()
-            .filter_map(|r| r.email.as_deref().and_then(domain_of))
-            .collect();
-        let counts = Self::count_by_domain(rows, &domains);
-        let created: HashMap<String, String> = rows
-            .iter()
-            .filter_map(|r| Some((r.account_id.clone()?, r.account_created.clone()?)))
-            .collect();
-        self.on_domain_accounts(Self::best_by_domain(&counts, &created));
     }
 
     /// Whether a request in this batch was retried by a person (answers
@@ -734,11 +720,7 @@ impl Resolver {
     /// Accounts named like the workspace; never a person account (whose
     /// Name is a person's, §9.7).
     pub fn accounts_by_name_soql(names: &[String], person_accounts: bool) -> Option<String> {
-        let person = if person_accounts {
-            " AND IsPersonAccount = false"
-        } else {
-            ""
-        };
+        let person = no_person_accounts("", person_accounts);
         soql::in_list("Name", names).map(|w| {
             format!("SELECT Id, Name, CreatedDate FROM Account WHERE {w}{person} ORDER BY CreatedDate, Id")
         })

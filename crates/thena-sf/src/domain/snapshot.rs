@@ -55,6 +55,17 @@ impl<T> Patch<T> {
     }
 }
 
+impl<T> Patch<Vec<T>> {
+    /// A list as a field: an empty one clears it.
+    pub fn list(v: Vec<T>) -> Patch<Vec<T>> {
+        if v.is_empty() {
+            Patch::Null
+        } else {
+            Patch::Set(v)
+        }
+    }
+}
+
 impl<T: Serialize> Serialize for Patch<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {

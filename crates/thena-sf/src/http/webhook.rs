@@ -261,9 +261,21 @@ pub async fn receive(
         Err(e) => return invalid(e),
     };
     let change = match parse_delivery(&root) {
-        Ok(Delivery::Change(c)) => c,
-        Ok(Delivery::Installation(event)) => return installation(&app, &connection, event).await,
-        Ok(Delivery::Ignored(event_type)) => {
+        Ok(Platform::Change(c)) => c,
+        Ok(Platform::Installation {
+            event_type,
+            org_id,
+            team_ids,
+        }) => {
+            let record = crate::store::ThenaApp {
+                org_id,
+                team_ids,
+                event: event_type,
+                at: chrono::Utc::now(),
+            };
+            return installation(&app, &connection, record).await;
+        }
+        Ok(Platform::Ignored { event_type }) => {
             app.metrics.received(&connection, "ignored");
             return reply(
                 StatusCode::OK,
@@ -385,56 +397,29 @@ pub async fn receive(
     }
 }
 
-/// What one delivery asks for, whichever of Thena's two formats it came in.
-enum Delivery {
-    Change(Box<platform::Change>),
-    Installation(Installation),
-    Ignored(String),
-}
-
-struct Installation {
-    event_type: String,
-    org_id: Option<String>,
-    team_ids: Vec<String>,
-}
-
 /// One route, two formats: the body's shape says which. A request webhook
 /// becomes a change like a platform event's (no event id, no organisation).
-fn parse_delivery(root: &serde_json::Value) -> Result<Delivery, crate::thena::json::PayloadError> {
-    if !platform::is_platform(root) {
-        let snapshot: Snapshot = webhook::parse_value(root)?.snapshot;
-        return Ok(Delivery::Change(Box::new(platform::Change {
-            event_id: None,
-            org_id: None,
-            source: Source::Request,
-            snapshot,
-            comment: None,
-        })));
+fn parse_delivery(root: &serde_json::Value) -> Result<Platform, crate::thena::json::PayloadError> {
+    if platform::is_platform(root) {
+        return platform::parse(root);
     }
-    Ok(match platform::parse(root)? {
-        Platform::Change(c) => Delivery::Change(c),
-        Platform::Installation {
-            event_type,
-            org_id,
-            team_ids,
-        } => Delivery::Installation(Installation {
-            event_type,
-            org_id,
-            team_ids,
-        }),
-        Platform::Ignored { event_type } => Delivery::Ignored(event_type),
-    })
+    let snapshot: Snapshot = webhook::parse_value(root)?.snapshot;
+    Ok(Platform::Change(Box::new(platform::Change {
+        event_id: None,
+        org_id: None,
+        source: Source::Request,
+        snapshot,
+        comment: None,
+    })))
 }
 
 /// The webhook app was installed, changed or uninstalled: recorded on the
 /// connection (its organisation then scopes platform events), answered 200.
-async fn installation(app: &AppState, connection: &str, event: Installation) -> Response {
-    let record = crate::store::ThenaApp {
-        org_id: event.org_id,
-        team_ids: event.team_ids,
-        event: event.event_type,
-        at: chrono::Utc::now(),
-    };
+async fn installation(
+    app: &AppState,
+    connection: &str,
+    record: crate::store::ThenaApp,
+) -> Response {
     if let Err(e) = app.store.record_thena_app(connection, &record).await {
         tracing::error!(connection = %connection, error = %e, "could not record a Thena installation event");
         app.metrics.received(connection, "store_error");

@@ -81,14 +81,7 @@ pub(super) async fn threads(
         .filter_map(|j| serde_json::from_str(&j).ok())
         .collect();
     let (customer, internal) = comments::threads(&kept);
-    let patch = |v: Vec<_>| {
-        if v.is_empty() {
-            Patch::Null
-        } else {
-            Patch::Set(v)
-        }
-    };
-    Ok((patch(customer), patch(internal)))
+    Ok((Patch::list(customer), Patch::list(internal)))
 }
 
 /// A comment or CSAT event: recorded, then, when the request is known,
@@ -101,9 +94,13 @@ pub(super) async fn ingest_side(
     now: &str,
 ) -> Result<Ingested, StoreError> {
     let rid = &snap.request_id;
-    // Locks the request's row (as ingest does) and reads what the record needs.
+    // Locks the request's row (as ingest does), reads what the record needs,
+    // and marks it pending when it can carry the change (SET sees the old row).
     let row = sqlx::query(
-        "UPDATE requests SET updated_at = $3 WHERE connection = $1 AND request_id = $2
+        "UPDATE requests SET updated_at = $3,
+             state = CASE WHEN state = 'out_of_scope' OR created_ms IS NULL THEN state ELSE 'pending' END,
+             reason = CASE WHEN state = 'out_of_scope' OR created_ms IS NULL THEN reason ELSE NULL END
+         WHERE connection = $1 AND request_id = $2
          RETURNING state, created_ms, latest_updated_ms",
     )
     .bind(connection)
@@ -131,11 +128,6 @@ pub(super) async fn ingest_side(
     };
     side.created_at = Ts(created);
     side.updated_at = Ts(r.try_get("latest_updated_ms")?);
-    sqlx::query("UPDATE requests SET state = 'pending', reason = NULL WHERE connection = $1 AND request_id = $2")
-        .bind(connection)
-        .bind(rid)
-        .execute(&mut **tx)
-        .await?;
     super::queue::enqueue(tx, connection, &side).await?;
     Ok(Ingested::Queued)
 }

@@ -1,11 +1,12 @@
 //! The company-domain step against Salesforce: which Account each email
 //! domain belongs to (the most Contacts there; ties to the oldest Account).
 //!
-//! SOQL cannot group by an email's domain, so each new domain is one
-//! aggregate query answering a few rows, however many Contacts match. On an
-//! org too large to scan (`QUERY_TIMEOUT`: a leading-wildcard LIKE uses no
-//! index, salesforce-api.md §9.5) the domains of a batch are found by one
-//! SOSL search instead, from then on. Answers are remembered across batches
+//! New domains are counted by one grouped aggregate per 100 domains (one row
+//! per Account however many Contacts match; see
+//! [`Resolver::domain_counts_soql`] for how a row is told to a domain). On
+//! an org too large to scan (`QUERY_TIMEOUT`: a leading-wildcard LIKE uses
+//! no index, salesforce-api.md §9.5) domains are found by SOSL instead, 20
+//! per search, from then on. Answers are remembered across batches
 //! (bounded, expiring); a person's retry asks afresh. Person accounts are
 //! never a company (§9.7).
 
@@ -13,8 +14,9 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use salesforce::{Client, Error};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use super::resolve_io::{contact_row, sized, text};
 use crate::domain::resolve::{domain_of, Cache, ContactRow, DomainCounts, Resolver};
 
 /// Domains per aggregate query (each an `Email LIKE` clause; the list is
@@ -24,10 +26,6 @@ const LIKE_CHUNK: usize = 100;
 /// Domains per SOSL search (each a quoted phrase; FIND text stays far
 /// under its 4,000-character limit, salesforce-api.md §9.4).
 const SEARCH_CHUNK: usize = 20;
-
-fn text(m: &Map<String, Value>, k: &str) -> Option<String> {
-    m.get(k).and_then(Value::as_str).map(str::to_string)
-}
 
 /// Whether the org has person accounts: Account's describe, once per worker.
 pub async fn person_accounts(client: &Client, cache: &mut Cache) -> Result<bool, Error> {
@@ -128,7 +126,7 @@ async fn counts(
 ) -> Result<DomainCounts, Error> {
     let mut counts = DomainCounts::new();
     let mut left: Vec<String> = Vec::new();
-    for chunk in super::resolve_io::sized(domains, LIKE_CHUNK) {
+    for chunk in sized(domains, LIKE_CHUNK) {
         if cache.search_domains {
             left.extend(chunk);
             continue;
@@ -179,19 +177,7 @@ async fn search(
     let Some(q) = Resolver::domain_search_sosl(domains, person) else {
         return Ok((DomainCounts::new(), false));
     };
-    let rows: Vec<ContactRow> = client
-        .search(&q)
-        .await?
-        .iter()
-        .map(|m| ContactRow {
-            id: text(m, "Id").unwrap_or_default(),
-            account_id: text(m, "AccountId"),
-            email: text(m, "Email"),
-            name: None,
-            created: String::new(),
-            account_created: None,
-        })
-        .collect();
+    let rows: Vec<ContactRow> = client.search(&q).await?.iter().map(contact_row).collect();
     Ok((
         Resolver::count_by_domain(&rows, domains),
         rows.len() >= 2_000,

@@ -57,22 +57,18 @@ pub(super) fn sized(values: &[String], max_count: usize) -> Vec<Vec<String>> {
     out
 }
 
-fn s(m: &Map<String, Value>, k: &str) -> Option<String> {
+/// A text field of a returned record.
+pub(super) fn text(m: &Map<String, Value>, k: &str) -> Option<String> {
     m.get(k).and_then(Value::as_str).map(str::to_string)
 }
 
-fn contact_row(m: &Map<String, Value>) -> ContactRow {
+pub(super) fn contact_row(m: &Map<String, Value>) -> ContactRow {
     ContactRow {
-        id: s(m, "Id").unwrap_or_default(),
-        account_id: s(m, "AccountId"),
-        email: s(m, "Email"),
-        name: s(m, "Name"),
-        created: s(m, "CreatedDate").unwrap_or_default(),
-        account_created: m
-            .get("Account")
-            .and_then(|a| a.get("CreatedDate"))
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        id: text(m, "Id").unwrap_or_default(),
+        account_id: text(m, "AccountId"),
+        email: text(m, "Email"),
+        name: text(m, "Name"),
+        created: text(m, "CreatedDate").unwrap_or_default(),
     }
 }
 
@@ -95,11 +91,7 @@ pub async fn resolve(
         }
     }
     r.on_contacts_by_email(&rows);
-    let domains: Vec<String> = r
-        .domains_to_look_up()
-        .into_iter()
-        .filter(|d| d.chars().count() <= LONGEST_VALUE)
-        .collect();
+    let domains = r.domains_to_look_up();
     let fresh = r.any_fresh();
     r.on_domain_accounts(super::domains::accounts(client, &domains, cache, fresh).await?);
     let teams = r.team_names_to_look_up();
@@ -112,9 +104,9 @@ pub async fn resolve(
     for chunk in sized(&teams, IN_CHUNK) {
         if let Some(q) = Resolver::accounts_by_name_soql(&chunk, person) {
             accounts_found.extend(client.query(&q).await?.iter().map(|m| AccountRow {
-                id: s(m, "Id").unwrap_or_default(),
-                name: s(m, "Name").unwrap_or_default(),
-                created: s(m, "CreatedDate").unwrap_or_default(),
+                id: text(m, "Id").unwrap_or_default(),
+                name: text(m, "Name").unwrap_or_default(),
+                created: text(m, "CreatedDate").unwrap_or_default(),
             }));
         }
     }

@@ -98,11 +98,7 @@ fn tags(o: &Obj) -> Result<Patch<Vec<String>>, PayloadError> {
                 .filter(|t| !t.is_empty())
                 .map(str::to_string)
                 .collect();
-            Ok(if v.is_empty() {
-                Patch::Null
-            } else {
-                Patch::Set(v)
-            })
+            Ok(Patch::list(v))
         }
         _ => Ok(match o.array("AI_generatedTags")? {
             Patch::Set((items, path)) => {
@@ -120,11 +116,7 @@ fn tags(o: &Obj) -> Result<Patch<Vec<String>>, PayloadError> {
                         }
                     }
                 }
-                if v.is_empty() {
-                    Patch::Null
-                } else {
-                    Patch::Set(v)
-                }
+                Patch::list(v)
             }
             Patch::Null => Patch::Null,
             Patch::Absent => Patch::Absent,

@@ -30,16 +30,12 @@ impl FakeOrg {
         name: &str,
         created: &str,
     ) {
-        let account_created = account
-            .and_then(|a| self.accounts.iter().find(|x| x.id == a))
-            .map(|a| a.created.clone());
         self.contacts.push(ContactRow {
             id: id.into(),
             account_id: account.map(str::to_string),
             email: email.map(str::to_string),
             name: Some(name.into()),
             created: created.into(),
-            account_created,
         });
     }
 
@@ -78,7 +74,13 @@ impl FakeOrg {
                 })
                 .cloned()
                 .collect();
-            r.on_contacts_by_domain(&rows);
+            let counts = Resolver::count_by_domain(&rows, &domains);
+            let created: HashMap<String, String> = self
+                .accounts
+                .iter()
+                .map(|a| (a.id.clone(), a.created.clone()))
+                .collect();
+            r.on_domain_accounts(Resolver::best_by_domain(&counts, &created));
         }
         let teams = r.team_names_to_look_up();
         if !teams.is_empty() {

@@ -102,11 +102,7 @@ pub(super) fn ticket(t: &Obj, ctx: &Ctx) -> Result<Snapshot, PayloadError> {
                 .filter(|x| !x.is_empty())
                 .map(str::to_string)
                 .collect();
-            if v.is_empty() {
-                Patch::Null
-            } else {
-                Patch::Set(v)
-            }
+            Patch::list(v)
         }
         Patch::Null => Patch::Null,
         Patch::Absent => Patch::Absent,
