@@ -492,6 +492,13 @@ fn comment_event(id: &str, comment: &str, at: i64) -> Value {
 /// request holds, keeping its created and updated times.
 async fn comments_and_side_changes(s: &Store) {
     s.put_connection(&connection("acme")).await.unwrap();
+    // A CSAT score for a ticket not seen has nothing to wait in: it is said not to apply.
+    let csat = json!({"eventId": "S0", "eventType": "ticket:csat:received", "timestamp": 6_000,
+        "payload": {"ticketId": "CT-1", "score": 5}});
+    assert_eq!(
+        s.ingest_many(&[platform_item(csat)]).await.unwrap(),
+        [Ingested::OutOfScope]
+    );
     let early = s
         .ingest_many(&[platform_item(comment_event("E0", "CM0", 6_000))])
         .await

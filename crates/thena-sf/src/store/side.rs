@@ -118,13 +118,19 @@ pub(super) async fn ingest_side(
         apply_comment(tx, connection, rid, c).await?;
         (side.customer_thread, side.internal_thread) = threads(tx, connection, rid).await?;
     }
-    // Not seen yet (or seen before the connector kept creation times): the
-    // comment waits here and the ticket's next event carries it.
-    let Some(r) = row else {
-        return Ok(Ingested::Queued);
+    // Not seen yet (or seen before the connector kept creation times): a
+    // comment waits here and the ticket's next event carries it; a CSAT
+    // score has nothing to wait in, so it is said not to apply.
+    let created = match &row {
+        Some(r) => r.try_get::<Option<i64>, _>("created_ms")?,
+        None => None,
     };
-    let Some(created) = r.try_get::<Option<i64>, _>("created_ms")? else {
-        return Ok(Ingested::Queued);
+    let (Some(r), Some(created)) = (row, created) else {
+        return Ok(if comment.is_some() {
+            Ingested::Queued
+        } else {
+            Ingested::OutOfScope
+        });
     };
     side.created_at = Ts(created);
     side.updated_at = Ts(r.try_get("latest_updated_ms")?);
