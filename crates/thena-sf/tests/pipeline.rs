@@ -1290,6 +1290,8 @@ async fn thena_platform_comments_csat_and_installation() {
 async fn large_orgs_are_searched_and_person_accounts_are_never_companies() {
     let mut contacts = vec![
         json!({"FirstName": "Joe", "LastName": "Ng", "Email": "joe@initech.io", "AccountName": "Initech"}),
+        // A hyphen is reserved in SOSL: the search must escape it.
+        json!({"FirstName": "Ida", "LastName": "Ro", "Email": "ida@init-tech.io", "AccountName": "Init Tech"}),
     ];
     for i in 0..600 {
         contacts.push(json!({"LastName": format!("Filler {i}"), "Email": format!("f{i}@globex.example"), "AccountName": "Globex Corporation"}));
@@ -1298,7 +1300,7 @@ async fn large_orgs_are_searched_and_person_accounts_are_never_companies() {
         "org": {"person_accounts": true, "scan_timeout_rows": 500},
         // Older than every business account: a tie at initech.io would pick it.
         "person_accounts": [{"FirstName": "Pat", "LastName": "Lee", "PersonEmail": "pat@initech.io"}],
-        "accounts": [{"Name": "Initech"}, {"Name": "Globex Corporation"}, {"Name": "Acme Corp"}],
+        "accounts": [{"Name": "Initech"}, {"Name": "Init Tech"}, {"Name": "Globex Corporation"}, {"Name": "Acme Corp"}],
         "contacts": contacts,
     }))
     .unwrap();
@@ -1351,7 +1353,24 @@ async fn large_orgs_are_searched_and_person_accounts_are_never_companies() {
         &[],
     )
     .await;
-    h.settle(&["BIG-1".into(), "BIG-2".into()]).await;
+    h.post(
+        &payload(
+            "BIG-4",
+            1,
+            person_of("BIG-4", "new@init-tech.io", "Nobody Inc"),
+        ),
+        &[],
+    )
+    .await;
+    h.settle(&["BIG-1".into(), "BIG-2".into(), "BIG-4".into()])
+        .await;
+    let rows = h
+        .requests("Account__r.Name", "WHERE RequestId__c = 'BIG-4'")
+        .await;
+    assert_eq!(
+        rows[0]["Account__r"]["Name"], "Init Tech",
+        "a hyphenated domain, escaped in SOSL"
+    );
     let rows = h
         .requests(
             "RequestId__c, Account__r.Name",
