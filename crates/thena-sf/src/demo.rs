@@ -342,11 +342,8 @@ pub async fn run(mut config: Config, store: Store) -> Result<Demo, Error> {
             .map_err(|e| Error::Invalid(format!("posting a sample webhook: {e}")))?;
         let status = resp.status();
         let v: Value = resp.json().await.unwrap_or(Value::Null);
-        let id = d.body["request"]["requestId"]
-            .as_str()
-            .or(d.body["payload"]["ticket"]["id"].as_str())
-            .unwrap_or("")
-            .to_string();
+        // The request the connector took it for, as its answer says.
+        let id = v["requestId"].as_str().unwrap_or("").to_string();
         results.push((
             format!("{id:<9} {}", d.note),
             format!("{} {}", status.as_u16(), v["status"].as_str().unwrap_or("")),
