@@ -529,6 +529,9 @@ async fn run(s: Sizes, full: bool) {
         let load = loading.elapsed();
         let conn = start_connector(&emu.base_url, "million");
         let store = open_store(&conn.data).await;
+        // The same burst, made now: the connection is forward-looking, and
+        // loading the org took longer than the first burst's events wait.
+        let mix = build_burst(&s, accounts);
         let before = emu.emulator.usage.lock().used(Instant::now());
         let stats_before = emu.emulator.stats.lock().clone();
         let t = Instant::now();
@@ -538,10 +541,11 @@ async fn run(s: Sizes, full: bool) {
         let calls = emu.emulator.usage.lock().used(Instant::now()) - before;
         let by_endpoint = calls_by_endpoint(&emu, &stats_before);
         let counts = store.counts("bench").await.unwrap();
+        assert_eq!(counts.out_of_scope, 0, "the burst is measured, not cut off");
         drop(conn);
         emu.shutdown().await.unwrap();
         report.row(format!(
-            "| 5. large org | API calls and time to settle the burst ({} events) on {contacts} Contacts with a {timeout}-row scan limit | {calls} calls, {:.1} s | | {} | {}; {} synced, {} skipped, {} failed; the emulator loaded the org in {:.0} s |",
+            "| 5. large org | API calls and time to settle the burst ({} events) on {contacts} Contacts with a {timeout}-row scan limit | {calls} calls, {:.1} s | | {} | {}; {} synced, {} skipped, {} failed, {} out of scope; the emulator loaded the org in {:.0} s |",
             mix.events.len(),
             settle.as_secs_f64(),
             mix.lower_bound,
@@ -549,6 +553,7 @@ async fn run(s: Sizes, full: bool) {
             counts.synced,
             counts.skipped,
             counts.failed,
+            counts.out_of_scope,
             load.as_secs_f64()
         ));
     }
