@@ -108,6 +108,16 @@ fn seed_layout(org: &mut Org, l: &crate::config::SeedLayout) -> Result<(), Strin
     Ok(())
 }
 
+/// One record written by a Collections upsert (see [`Emulator::journal`]).
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub at: Instant,
+    pub object: String,
+    /// The external id's value.
+    pub key: String,
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
 /// Everything saved by `--state FILE`.
 #[derive(Serialize, Deserialize)]
 struct Persisted {
@@ -124,6 +134,9 @@ pub struct Emulator {
     pub usage: Mutex<ApiUsage>,
     pub faults: Mutex<Faults>,
     pub stats: Mutex<BTreeMap<String, u64>>,
+    /// Every record written by a Collections upsert, with when, while
+    /// `Some` (benchmarks turn it on to time acknowledgement → written).
+    pub journal: Mutex<Option<Vec<Written>>>,
     pub cursors: Mutex<Cursors>,
     access_cache: Mutex<HashMap<String, (u64, Arc<FieldAccess>)>>,
     /// `http(s)://host:port` once the listener is bound.
@@ -170,6 +183,7 @@ impl Emulator {
             bootstrap: RwLock::new(bootstrap),
             auth: Mutex::new(auth),
             stats: Mutex::new(BTreeMap::new()),
+            journal: Mutex::new(None),
             cursors: Mutex::new(Cursors::default()),
             access_cache: Mutex::new(HashMap::new()),
             base_url: OnceLock::new(),

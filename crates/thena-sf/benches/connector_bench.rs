@@ -9,7 +9,9 @@
 //! Workloads: (1) ingest, (2) near real time at 50 events/s, (3) a burst of
 //! 10,000 requests from 2,000 requestors updated 5 times each (50,000 events),
 //! (4) draining 1,000,000 pending snapshots, (5) the burst on an org of
-//! 1,000,000 Contacts whose scans time out (`--scan-timeout-rows 200000`).
+//! 1,000,000 Contacts whose scans time out (`--scan-timeout-rows 200000`),
+//! (6) steady rates of 10, 100, 600 and 2,000 events/s for 30 s each,
+//! against the latency-bounded lower bound.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -619,6 +621,22 @@ async fn run(s: Sizes, full: bool) {
             s.scale_pending as f64 / rate.max(1.0) / 60.0
         ));
     }
+    // 6. Steady rates, within the latency budget.
+    if want("6") {
+        let (rates, secs): (&[u64], u64) = if full {
+            (&[10, 100, 600, 2_000], 30)
+        } else {
+            (&[20, 200], 2)
+        };
+        let budget = Duration::from_millis(500);
+        for &rate in rates {
+            let r = steady(rate, secs, emu_config(seed(accounts, 2)), accounts, budget).await;
+            report.row(format!(
+                "| 6. steady {} events/s | API calls for {} events over {secs} s (latency-bounded lower bound {}) | {} calls, {:.2}x the bound | | {} | acknowledgement → in Salesforce p50 {:.0} ms, p99 {:.0} ms (budget {} ms, {} versions written); {} |",
+                r.rate, r.events, r.bound, r.calls, r.calls as f64 / r.bound as f64, r.bound, r.p50, r.p99, budget.as_millis(), r.written, r.by_endpoint.join(", ")
+            ));
+        }
+    }
     if full {
         let path =
             std::env::var("BENCH_REPORT").unwrap_or_else(|_| "target/connector-bench.md".into());
@@ -823,4 +841,159 @@ async fn backlog(data: &Path, n: usize) {
         }
         tx.commit().await.unwrap();
     }
+}
+
+/// One steady-rate run's figures.
+struct Steady {
+    rate: u64,
+    events: usize,
+    calls: u64,
+    bound: u64,
+    written: usize,
+    p50: f64,
+    p99: f64,
+    by_endpoint: Vec<String>,
+}
+
+/// The requestor mix of the burst (see [`build_burst`]) for person `p`.
+fn requestor(p: usize, accounts: usize) -> (Value, String, &'static str) {
+    let a = p % accounts;
+    match p % 10 {
+        0..=3 => (
+            json!({"name": format!("Known {a}-{}", p % 2), "email": format!("known{}@c{a}.example", p % 2)}),
+            format!("Company {a}"),
+            "known",
+        ),
+        4..=6 => (
+            json!({"name": format!("New Person{p}"), "email": format!("new{p}@c{a}.example")}),
+            format!("Company {a}"),
+            "domain",
+        ),
+        7 | 8 => (
+            json!({"name": format!("Gmail Person{p}"), "email": format!("p{p}@gmail.com")}),
+            format!("Company {a}"),
+            "workspace",
+        ),
+        _ => (
+            json!({"name": format!("Lost {p}"), "email": format!("lost{p}@nowhere{p}.example")}),
+            format!("Nobody {p}"),
+            "lost",
+        ),
+    }
+}
+
+/// 6. Events at `rate` a second for `secs`: each request updated about three
+/// times (its versions 0.3 to 6 s apart), one requestor per five requests.
+/// Every write is timed by the emulator's journal, so each acknowledged
+/// version's latency is the time until Salesforce held it (or a newer one).
+async fn steady(rate: u64, secs: u64, config: sf_emulator::EmulatorConfig, accounts: usize, budget: Duration) -> Steady {
+    let emu = sf_emulator::start("127.0.0.1:0", config).await.unwrap();
+    let conn = start_connector(&emu.base_url, &format!("steady{rate}"));
+    let store = open_store(&conn.data).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(rate);
+    let created = chrono::Utc::now().timestamp_millis() + 1000;
+    let requests = ((rate * secs) as usize / 3).max(1);
+    // (seconds from the start, request, version)
+    let mut plan: Vec<(f64, usize, i64)> = Vec::with_capacity(requests * 3);
+    for j in 0..requests {
+        let t = j as f64 * 3.0 / rate as f64;
+        let t2 = t + rng.gen_range(0.3..3.0);
+        let t3 = t2 + rng.gen_range(0.3..3.0);
+        plan.extend([(t, j, 1), (t2, j, 2), (t3, j, 3)]);
+    }
+    plan.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let people: Vec<_> = (0..requests.div_ceil(5)).map(|p| requestor(p, accounts)).collect();
+    *emu.emulator.journal.lock() = Some(Vec::new());
+    let before = emu.emulator.usage.lock().used(Instant::now());
+    let stats_before = emu.emulator.stats.lock().clone();
+    let http = reqwest::Client::new();
+    let url = format!("{}/webhooks/thena/bench", conn.url);
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(plan.len());
+    for (t, j, v) in &plan {
+        tokio::time::sleep_until((started + Duration::from_secs_f64(*t)).into()).await;
+        let (who, team, _) = &people[j / 5];
+        let body = event(&format!("S{rate}-{j}"), created, *v, who, team);
+        let (http, url, j, v) = (http.clone(), url.clone(), *j, *v);
+        tasks.push(tokio::spawn(async move {
+            let r = http.post(&url).header("Authorization", TOKEN).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            (j, v, Instant::now())
+        }));
+    }
+    let mut acks = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        acks.push(t.await.unwrap());
+    }
+    wait_settled(&store, requests, Duration::from_secs(300)).await;
+    let calls = emu.emulator.usage.lock().used(Instant::now()) - before;
+    let by_endpoint = calls_by_endpoint(&emu, &stats_before);
+    let journal = emu.emulator.journal.lock().take().unwrap_or_default();
+    drop(conn);
+    emu.shutdown().await.unwrap();
+
+    // Each request's writes: (when, the version Salesforce then held).
+    let prefix = format!("S{rate}-");
+    let mut writes: std::collections::HashMap<usize, Vec<(Instant, i64)>> = Default::default();
+    for w in journal.iter().filter(|w| w.object == "Request__c") {
+        let Some(j) = w.key.strip_prefix(&prefix).and_then(|j| j.parse().ok()) else { continue };
+        let at = w.fields.get("requestUpdatedAt__c").and_then(Value::as_str).and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
+        let Some(at) = at else { continue };
+        let v = (at.timestamp_millis() - created + 999).div_euclid(1000);
+        writes.entry(j).or_default().push((w.at, v));
+    }
+    let mut lat: Vec<Duration> = acks
+        .iter()
+        .filter_map(|(j, v, ack)| {
+            let w = writes.get(j)?.iter().find(|(_, held)| held >= v)?;
+            Some(w.0.saturating_duration_since(*ack))
+        })
+        .collect();
+    lat.sort();
+    Steady {
+        rate,
+        events: plan.len(),
+        calls,
+        bound: steady_bound(&plan, &people, budget),
+        written: lat.len(),
+        p50: pct(&lat, 0.5),
+        p99: pct(&lat, 0.99),
+        by_endpoint,
+    }
+}
+
+/// The latency-bounded lower bound: every record written within the budget
+/// of its acknowledgement, so one upsert per 200 distinct requests that
+/// arrived in each budget window; one query per resolution step per 200
+/// distinct values (100 domains); the Contacts created in calls of 200; the
+/// describe.
+fn steady_bound(plan: &[(f64, usize, i64)], people: &[(Value, String, &str)], budget: Duration) -> u64 {
+    let c = |n: usize, per: usize| n.div_ceil(per) as u64;
+    let kind = |j: usize| people[j / 5].2;
+    let mut windows: std::collections::BTreeMap<u64, HashSet<usize>> = Default::default();
+    for (t, j, _) in plan.iter().filter(|(_, j, _)| kind(*j) != "lost") {
+        windows.entry((t / budget.as_secs_f64()) as u64).or_default().insert(*j);
+    }
+    let upserts: u64 = windows.values().map(|w| c(w.len(), 200)).sum();
+    let (mut emails, mut domains, mut teams, mut new) = (HashSet::new(), HashSet::new(), HashSet::new(), 0);
+    for (who, team, k) in people {
+        let email = who["email"].as_str().unwrap_or_default();
+        emails.insert(email);
+        match *k {
+            "domain" => {
+                domains.insert(email.rsplit('@').next().unwrap_or_default());
+                new += 1;
+            }
+            "workspace" => {
+                teams.insert(team.as_str());
+                new += 1;
+            }
+            "lost" => {
+                domains.insert(email.rsplit('@').next().unwrap_or_default());
+                teams.insert(team.as_str());
+            }
+            _ => {}
+        }
+    }
+    upserts + c(emails.len(), 200) + c(domains.len(), 100) + c(teams.len(), 200) + 1 + c(new, 200) + 1
 }

@@ -46,6 +46,10 @@ pub struct Config {
     /// (false: the org's alert rules stop the connector too; a Block rule
     /// always does, and the request is skipped with the rule's name).
     pub allow_duplicate_save: bool,
+    /// Acknowledgement to written in Salesforce, at most, in milliseconds:
+    /// within it the connector waits for calls to fill (fewer API calls at
+    /// everyday rates). A flood, which no budget can hold, is coalesced.
+    pub latency_budget_ms: u64,
     /// What one client, and all of them, may hold of the server.
     pub limits: Limits,
     /// Set at start when `public_url` was empty and is the listen address:
@@ -155,6 +159,7 @@ impl Default for Config {
             metrics_token: None,
             metrics_listen: None,
             allow_duplicate_save: true,
+            latency_budget_ms: 500,
             limits: Limits::default(),
             public_url_derived: false,
         }
@@ -209,6 +214,12 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "api_budget_share must be between 0 and 1, not {}",
                 c.api_budget_share
+            )));
+        }
+        if !(10..=60_000).contains(&c.latency_budget_ms) {
+            return Err(ConfigError::Invalid(format!(
+                "latency_budget_ms must be between 10 and 60000, not {}",
+                c.latency_budget_ms
             )));
         }
         if let Ok(v) = std::env::var("THENA_SF_DATABASE_URL") {

@@ -44,7 +44,7 @@ fn seed() -> Seed {
 
 fn settings() -> Settings {
     Settings {
-        linger: Duration::from_millis(20),
+        latency_budget: Duration::from_millis(100),
         backoff_base: Duration::from_millis(20),
         backoff_cap: Duration::from_millis(200),
         pause_recheck: Duration::from_millis(100),

@@ -385,7 +385,16 @@ pub fn upsert(req: &Req, obj: &str, field: &str) -> Response {
             .and_then(|rows| rows.first().map(|r| (*r).clone()));
         let mut body = body_without_attributes(r);
         body.retain(|k, _| !k.eq_ignore_ascii_case(&field_name));
-        match org.upsert(&name, &field_name, &key, &body, caller, false)? {
+        let upserted = org.upsert(&name, &field_name, &key, &body, caller, false)?;
+        if let Some(j) = req.em.journal.lock().as_mut() {
+            j.push(crate::state::Written {
+                at: std::time::Instant::now(),
+                object: name.clone(),
+                key: key.clone(),
+                fields: body,
+            });
+        }
+        match upserted {
             Upserted::Created(id) => {
                 undo.push(Undo::Remove {
                     object: name.clone(),

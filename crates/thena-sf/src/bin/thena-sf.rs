@@ -409,6 +409,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 max_categories_per_event: app.config.limits.max_categories_per_event,
                 max_category_fields: app.config.limits.max_category_fields,
                 allow_duplicate_save: app.config.allow_duplicate_save,
+                latency_budget: std::time::Duration::from_millis(app.config.latency_budget_ms),
                 ..Default::default()
             };
             let running = thena_sf::app::App::start(config, app.store.clone(), settings).await?;

@@ -216,6 +216,12 @@ pub fn split_name(p: &Person) -> (Option<String>, String) {
     }
 }
 
+/// A request's workspace, trimmed and lowercased (the lookup key).
+fn team_of(req: &Request) -> Option<String> {
+    let t = req.team_name.as_deref()?.trim();
+    (!t.is_empty()).then(|| t.to_lowercase())
+}
+
 fn full_name(p: &Person) -> String {
     let (f, l) = split_name(p);
     match f {
@@ -279,29 +285,66 @@ impl Cache {
         }
     }
 
-    /// The Account a company domain belongs to, if asked recently:
-    /// `Some(None)` when recently it had none.
-    pub fn domain(&self, domain: &str, now: Instant) -> Option<Option<String>> {
-        let k = format!("d:{domain}");
-        if let Some((a, t)) = self.accounts.get(&k) {
+    /// A remembered answer (an Account or Contact id) under `key`: `Some(None)`
+    /// when recently there was none.
+    fn answer(&self, key: &str, now: Instant) -> Option<Option<String>> {
+        if let Some((a, t)) = self.accounts.get(key) {
             if now.duration_since(*t) < self.ttl {
                 return Some(Some(a.clone()));
             }
         }
-        self.miss(&k, now).map(|_| None)
+        self.miss(key, now).map(|_| None)
     }
 
-    /// Remembers a domain's Account (for the cache's time), or that it had
-    /// none (briefly, as other misses).
-    pub fn remember_domain(&mut self, domain: &str, account: Option<&str>, now: Instant) {
-        let k = format!("d:{domain}");
-        match account {
+    /// Remembers an answer (for the cache's time), or that there was none
+    /// (briefly, as other misses).
+    fn remember_answer(&mut self, key: String, id: Option<&str>, now: Instant) {
+        match id {
             Some(a) => {
-                self.accounts.insert(k.clone(), (a.to_string(), now));
-                self.touch(k);
+                self.accounts.insert(key.clone(), (a.to_string(), now));
+                self.touch(key);
             }
-            None => self.remember_miss(k, String::new(), now),
+            None => self.remember_miss(key, String::new(), now),
         }
+    }
+
+    /// The Account a company domain belongs to, if asked recently:
+    /// `Some(None)` when recently it had none.
+    pub fn domain(&self, domain: &str, now: Instant) -> Option<Option<String>> {
+        self.answer(&format!("d:{domain}"), now)
+    }
+
+    /// Remembers a domain's Account, or that it had none.
+    pub fn remember_domain(&mut self, domain: &str, account: Option<&str>, now: Instant) {
+        self.remember_answer(format!("d:{domain}"), account, now);
+    }
+
+    /// The Account named like a workspace, if asked recently.
+    pub fn team(&self, team: &str, now: Instant) -> Option<Option<String>> {
+        self.answer(&format!("t:{}", team.trim().to_lowercase()), now)
+    }
+
+    pub fn remember_team(&mut self, team: &str, account: Option<&str>, now: Instant) {
+        self.remember_answer(format!("t:{}", team.trim().to_lowercase()), account, now);
+    }
+
+    /// The Contact of a name on an Account (found or created there), if recent.
+    pub fn named(&self, account: &str, name: &str, now: Instant) -> Option<String> {
+        let key = format!("n:{account}:{}", name.trim().to_lowercase());
+        self.answer(&key, now).flatten()
+    }
+
+    pub fn remember_named(&mut self, account: &str, name: &str, contact: &str, now: Instant) {
+        let key = format!("n:{account}:{}", name.trim().to_lowercase());
+        self.remember_answer(key, Some(contact), now);
+    }
+
+    /// Forgets everything that points at a Contact or Account that is gone.
+    pub fn forget_links(&mut self, links: &Links) {
+        let gone = |id: &str| id == links.contact || id == links.account;
+        self.map
+            .retain(|_, (l, _)| !gone(&l.contact) && !gone(&l.account));
+        self.accounts.retain(|_, (id, _)| !gone(id));
     }
 
     fn touch(&mut self, key: String) {
@@ -378,7 +421,14 @@ pub struct Resolver {
     public: PublicDomains,
     domain_accounts: HashMap<String, String>,
     team_accounts: HashMap<String, String>,
+    /// Workspaces (lowercased) the cache says have no Account.
+    teams_without: HashSet<String>,
+    /// Workspaces a retry on demand asks about afresh.
+    fresh_teams: HashSet<String>,
+    /// Workspaces asked about in this batch (remembered at the end).
+    asked_teams: Vec<String>,
     new_contacts: Vec<NewContact>,
+    now: Instant,
 }
 
 impl Resolver {
@@ -434,12 +484,38 @@ impl Resolver {
                 item
             })
             .collect();
-        Resolver {
+        let mut r = Resolver {
             items,
             public,
             domain_accounts: HashMap::new(),
             team_accounts: HashMap::new(),
+            teams_without: HashSet::new(),
+            fresh_teams: HashSet::new(),
+            asked_teams: Vec::new(),
             new_contacts: Vec::new(),
+            now,
+        };
+        r.recall_teams(cache);
+        r
+    }
+
+    /// What the cache knows of the open requests' workspaces.
+    fn recall_teams(&mut self, cache: &Cache) {
+        for i in self.items.iter().filter(|i| i.outcome.is_none()) {
+            let Some(t) = team_of(&i.req) else { continue };
+            if i.req.fresh {
+                self.fresh_teams.insert(t);
+                continue;
+            }
+            match cache.team(&t, self.now) {
+                Some(Some(a)) => {
+                    self.team_accounts.insert(t, a);
+                }
+                Some(None) => {
+                    self.teams_without.insert(t);
+                }
+                None => {}
+            }
         }
     }
 
@@ -707,14 +783,20 @@ impl Resolver {
                 .filter(|t| !t.is_empty())
             {
                 Some(t) => {
-                    set.insert(t.to_string());
+                    let k = t.to_lowercase();
+                    let known = self.team_accounts.contains_key(&k) || self.teams_without.contains(&k);
+                    if !known || self.fresh_teams.contains(&k) {
+                        set.insert(t.to_string());
+                    }
                 }
                 None => i
                     .tried
                     .push("the request names no customer workspace".into()),
             }
         }
-        Self::sorted(set)
+        let asked = Self::sorted(set);
+        self.asked_teams = asked.iter().map(|t| t.to_lowercase()).collect();
+        asked
     }
 
     /// Accounts named like the workspace; never a person account (whose
@@ -760,19 +842,32 @@ impl Resolver {
     }
 
     fn team_account(&self, i: &Item) -> Option<String> {
-        let t = i.req.team_name.as_deref()?.trim().to_lowercase();
-        self.team_accounts.get(&t).cloned()
+        self.team_accounts.get(&team_of(&i.req)?).cloned()
     }
 
-    /// Contacts of the requestors' names on the workspace Accounts: (accounts, names).
-    pub fn names_to_look_up(&self) -> (Vec<String>, Vec<String>) {
+    /// Contacts of the requestors' names on the workspace Accounts: (accounts,
+    /// names). People the cache knows there are linked without a query.
+    pub fn names_to_look_up(&mut self, cache: &Cache) -> (Vec<String>, Vec<String>) {
         let mut accounts = HashSet::new();
         let mut names = HashSet::new();
-        for i in self.open() {
-            if let (Some(a), Some(p)) = (self.team_account(i), &i.req.requestor) {
-                accounts.insert(a);
-                names.insert(full_name(p));
+        for idx in 0..self.items.len() {
+            let i = &self.items[idx];
+            if i.outcome.is_some() || i.waiting.is_some() {
+                continue;
             }
+            let (Some(a), Some(p)) = (self.team_account(i), &i.req.requestor) else {
+                continue;
+            };
+            let name = full_name(p);
+            if i.email_contact.is_none() && !i.req.fresh {
+                if let Some(c) = cache.named(&a, &name, self.now) {
+                    let links = Links { contact: c, account: a };
+                    self.items[idx].outcome = Some(Outcome::Linked(links, How::Cached));
+                    continue;
+                }
+            }
+            accounts.insert(a);
+            names.insert(name);
         }
         (Self::sorted(accounts), Self::sorted(names))
     }
@@ -888,6 +983,9 @@ impl Resolver {
 
     /// Every request's outcome; remembers resolved requestors in the cache.
     pub fn finish(self, cache: &mut Cache, now: Instant) -> Vec<(String, Outcome)> {
+        for t in &self.asked_teams {
+            cache.remember_team(t, self.team_accounts.get(t).map(String::as_str), now);
+        }
         self.items
             .into_iter()
             .map(|i| {
@@ -904,6 +1002,11 @@ impl Resolver {
                     if *how != How::Cached {
                         cache.remember_person(e, l.clone(), now);
                     }
+                }
+                if let (Outcome::Linked(l, How::WorkspaceContact | How::WorkspaceNewContact), Some(p)) =
+                    (&outcome, &i.req.requestor)
+                {
+                    cache.remember_named(&l.account, &full_name(p), &l.contact, now);
                 }
                 // A requestor that matched nothing (not a failed creation) is not asked about again for a while.
                 if let Outcome::Skipped(why) = &outcome {

@@ -16,7 +16,7 @@ use std::time::Instant;
 use salesforce::{Client, Error};
 use serde_json::Value;
 
-use super::resolve_io::{contact_row, sized, text};
+use super::resolve_io::{contact_row, sized, text, ListKind};
 use crate::domain::resolve::{domain_of, Cache, ContactRow, DomainCounts, Resolver};
 
 /// Domains per aggregate query (each an `Email LIKE` clause; the list is
@@ -126,7 +126,7 @@ async fn counts(
 ) -> Result<DomainCounts, Error> {
     let mut counts = DomainCounts::new();
     let mut left: Vec<String> = Vec::new();
-    for chunk in sized(domains, LIKE_CHUNK) {
+    for chunk in sized(domains, LIKE_CHUNK, ListKind::Like) {
         if cache.search_domains {
             left.extend(chunk);
             continue;

@@ -1,8 +1,10 @@
 //! The sync: one worker per connection drains its pending snapshots in
-//! batches of up to 200 (after a short linger), resolves requestors in bulk,
+//! batches of up to 200 (paced by the arrival rate within the latency
+//! budget, `pace`), resolves requestors in bulk,
 //! upserts by sObject Collections, and handles every per-record result.
 
 mod domains;
+mod pace;
 mod resolve_io;
 mod worker;
 

@@ -12,46 +12,69 @@ use crate::domain::resolve::{
 
 /// Values per `IN (...)` list.
 const IN_CHUNK: usize = 200;
-/// URL-encoded bytes of the values of one list per query. A real org takes
-/// a request line of at most 16,384 bytes (414 past it) and recommends far
-/// less (salesforce-api.md §9.4); two such lists plus the query stay under
-/// 9 KB whatever script the values are in.
-const LIST_BYTES: usize = 4_000;
+/// SOQL characters of one list's values. A real org may refuse a WHERE
+/// clause over 4,000 characters (salesforce-api.md §9.4: the SOQL guide's
+/// "strings in WHERE clauses", read strictly as Salesforce's own packaging
+/// library does); the rest of the clause fits in the remainder.
+const WHERE_CHARS: usize = 3_800;
+/// URL-encoded bytes of one list's values. A real org takes a request line
+/// of at most 16,384 bytes (414 past it, §9.4): two such lists and the
+/// query stay under 15 KB whatever script the values are in.
+const LIST_BYTES: usize = 7_000;
 /// A value longer than this matches no field the lookups read (Contact
 /// Email 80, Name 121, Account Name 255): it is not looked up at all.
 const LONGEST_VALUE: usize = 255;
 
-/// How many bytes `s` takes in a query string, quoted and separated.
-fn encoded_len(s: &str) -> usize {
-    let bytes: usize = s
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"*-._ ".contains(&b) {
-                1
-            } else {
-                3
-            }
-        })
-        .sum();
-    // Quotes, escapes and the separator: `'...',` and an `Email LIKE` at most.
-    bytes + 24
+/// How a value sits in its query: in an `IN ('a','b')` list, or as one
+/// `Email LIKE '%@d' OR` term.
+#[derive(Clone, Copy)]
+pub(super) enum ListKind {
+    In,
+    Like,
 }
 
-/// Splits `values` into lists of at most `max_count` values and
-/// [`LIST_BYTES`] encoded bytes, leaving out values too long to match.
-pub(super) fn sized(values: &[String], max_count: usize) -> Vec<Vec<String>> {
+/// A value's weight in a query: (SOQL characters, URL-encoded bytes), its
+/// quotes, escapes and separator included.
+fn weight(v: &str, kind: ListKind) -> (usize, usize) {
+    let (mut chars, mut bytes) = match kind {
+        // `'v',` → `%27v%27%2C`
+        ListKind::In => (3, 9),
+        // `Email LIKE '%@v' OR ` → `Email+LIKE+%27%25%40v%27+OR+`
+        ListKind::Like => (20, 30),
+    };
+    for c in v.chars() {
+        let escaped = matches!(c, '\\' | '\'') || matches!((kind, c), (ListKind::Like, '%' | '_'));
+        if escaped {
+            chars += 1;
+            bytes += 3;
+        }
+        chars += 1;
+        bytes += if c.is_ascii_alphanumeric() || "*-._ ".contains(c) {
+            1
+        } else {
+            3 * c.len_utf8()
+        };
+    }
+    (chars, bytes)
+}
+
+/// Splits `values` into lists of at most `max_count` values, [`WHERE_CHARS`]
+/// characters and [`LIST_BYTES`] encoded bytes, leaving out values too long
+/// to match.
+pub(super) fn sized(values: &[String], max_count: usize, kind: ListKind) -> Vec<Vec<String>> {
     let mut out: Vec<Vec<String>> = Vec::new();
-    let mut bytes = 0;
+    let (mut chars, mut bytes) = (0, 0);
     for v in values.iter().filter(|v| v.chars().count() <= LONGEST_VALUE) {
-        let n = encoded_len(v);
-        let full = out
-            .last()
-            .is_none_or(|c| c.len() >= max_count || bytes + n > LIST_BYTES);
+        let (c, b) = weight(v, kind);
+        let full = out.last().is_none_or(|l| {
+            l.len() >= max_count || chars + c > WHERE_CHARS || bytes + b > LIST_BYTES
+        });
         if full {
             out.push(Vec::new());
-            bytes = 0;
+            (chars, bytes) = (0, 0);
         }
-        bytes += n;
+        chars += c;
+        bytes += b;
         out.last_mut().expect("pushed").push(v.clone());
     }
     out
@@ -85,7 +108,7 @@ pub async fn resolve(
     // Each step is one query per IN_CHUNK distinct values, however many requests share them.
     let emails = r.emails_to_look_up();
     let mut rows = Vec::new();
-    for chunk in sized(&emails, IN_CHUNK) {
+    for chunk in sized(&emails, IN_CHUNK, ListKind::In) {
         if let Some(q) = Resolver::contacts_by_email_soql(&chunk) {
             rows.extend(client.query(&q).await?.iter().map(contact_row));
         }
@@ -101,7 +124,7 @@ pub async fn resolve(
     } else {
         super::domains::person_accounts(client, cache).await?
     };
-    for chunk in sized(&teams, IN_CHUNK) {
+    for chunk in sized(&teams, IN_CHUNK, ListKind::In) {
         if let Some(q) = Resolver::accounts_by_name_soql(&chunk, person) {
             accounts_found.extend(client.query(&q).await?.iter().map(|m| AccountRow {
                 id: text(m, "Id").unwrap_or_default(),
@@ -111,11 +134,11 @@ pub async fn resolve(
         }
     }
     r.on_accounts_by_name(&accounts_found);
-    let (accounts, names) = r.names_to_look_up();
+    let (accounts, names) = r.names_to_look_up(cache);
     let mut rows = Vec::new();
-    for a in accounts.chunks(IN_CHUNK) {
-        for n in sized(&names, IN_CHUNK) {
-            if let Some(q) = Resolver::contacts_by_name_soql(a, &n) {
+    for a in sized(&accounts, IN_CHUNK, ListKind::In) {
+        for n in sized(&names, IN_CHUNK, ListKind::In) {
+            if let Some(q) = Resolver::contacts_by_name_soql(&a, &n) {
                 rows.extend(client.query(&q).await?.iter().map(contact_row));
             }
         }
@@ -224,6 +247,28 @@ mod tests {
         "GET /services/data/v67.0/query?q= HTTP/1.1".len() + q.len()
     }
 
+    /// The characters of a query's WHERE clause.
+    fn where_chars(soql: &str) -> usize {
+        let w = soql.split_once(" WHERE ").map_or("", |(_, w)| w);
+        let end = [" GROUP BY ", " ORDER BY "]
+            .iter()
+            .filter_map(|k| w.find(k))
+            .min()
+            .unwrap_or(w.len());
+        w[..end].chars().count()
+    }
+
+    /// Lists are cut by their real length: 200 short emails are one query.
+    #[test]
+    fn everyday_emails_fill_a_whole_list() {
+        let emails: Vec<String> = (0..200)
+            .map(|i| format!("firstname.lastname{i}@company{i}.example.com"))
+            .collect();
+        assert_eq!(sized(&emails, IN_CHUNK, ListKind::In).len(), 3, "9,000 characters");
+        let short: Vec<String> = (0..200).map(|i| format!("p{i}@acme{i}.io")).collect();
+        assert_eq!(sized(&short, IN_CHUNK, ListKind::In).len(), 1);
+    }
+
     proptest! {
         /// Whatever the values (any script, any length), every query the
         /// resolver makes fits a real org's request line, and every value
@@ -231,24 +276,30 @@ mod tests {
         #[test]
         fn every_query_fits_the_front_door(values in proptest::collection::vec(".{0,300}", 0..400)) {
             let ids: Vec<String> = (0..200).map(|i| format!("001Em{i:013}")).collect();
+            let ids = sized(&ids, IN_CHUNK, ListKind::In).remove(0);
             let mut asked = 0;
-            for chunk in sized(&values, IN_CHUNK) {
+            for chunk in sized(&values, IN_CHUNK, ListKind::In) {
                 for q in [
                     Resolver::contacts_by_email_soql(&chunk),
                     Resolver::accounts_by_name_soql(&chunk, true),
-                    Resolver::contacts_by_name_soql(&ids, &chunk),
                 ].into_iter().flatten() {
                     prop_assert!(request_line(&q) <= 16_384, "{} bytes", request_line(&q));
+                    prop_assert!(where_chars(&q) <= 4_000, "{} characters", where_chars(&q));
                 }
+                let q = Resolver::contacts_by_name_soql(&ids, &chunk).expect("two lists");
+                prop_assert!(request_line(&q) <= 16_384, "{} bytes", request_line(&q));
+                asked += chunk.len();
+            }
+            for chunk in sized(&values, IN_CHUNK, ListKind::Like) {
                 if let Some(q) = Resolver::domain_counts_soql(&chunk, true) {
                     prop_assert!(request_line(&q) <= 16_384, "{} bytes", request_line(&q));
+                    prop_assert!(where_chars(&q) <= 4_000, "{} characters", where_chars(&q));
                 }
                 for part in chunk.chunks(20) {
                     if let Some(q) = Resolver::domain_search_sosl(part, true) {
                         prop_assert!(request_line(&q) <= 16_384, "{} bytes", request_line(&q));
                     }
                 }
-                asked += chunk.len();
             }
             prop_assert_eq!(asked, values.iter().filter(|v| v.chars().count() <= LONGEST_VALUE).count());
         }

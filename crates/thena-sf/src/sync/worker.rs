@@ -1,8 +1,9 @@
 //! One connection's worker.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use salesforce::{Action, Client};
 use serde_json::{json, Value};
@@ -17,6 +18,7 @@ use crate::provision::{self, schema};
 use crate::store::queue::Claimed;
 use crate::store::{ConnStatus, Store};
 
+use super::pace::{Decision, Pace};
 use super::resolve_io;
 
 /// How a worker batches and backs off.
@@ -26,9 +28,10 @@ pub struct Settings {
     /// How many waiting snapshots are resolved together when the queue is deep
     /// (resolution queries cost one per 200 distinct values, not one per batch).
     pub claim: usize,
-    /// How long the oldest snapshot may wait for a batch to fill.
-    pub linger: Duration,
-    /// The longest a deep queue waits for a fast burst to finish arriving.
+    /// Acknowledgement to written in Salesforce, at most (config
+    /// `latency_budget_ms`): the worker waits within it for calls to fill.
+    pub latency_budget: Duration,
+    /// The longest a flood is waited out before its records are sent.
     pub burst_linger: Duration,
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
@@ -63,7 +66,7 @@ impl Default for Settings {
         Settings {
             batch: 200,
             claim: 2000,
-            linger: Duration::from_millis(50),
+            latency_budget: Duration::from_millis(500),
             burst_linger: Duration::from_secs(10),
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(300),
@@ -101,6 +104,7 @@ pub struct Worker {
     config: crate::config::Config,
     /// API calls of clients replaced after a reconnect.
     calls_before: u64,
+    pace: Pace,
 }
 
 fn hash(v: &Value) -> String {
@@ -179,12 +183,13 @@ impl Worker {
             user_id,
             notify,
             metrics,
-            settings,
+            settings: settings.clone(),
             cache: Cache::new(50_000, Duration::from_secs(3600)),
             shutdown,
             arrivals,
             config,
             calls_before: 0,
+            pace: Pace::new(settings.latency_budget, settings.batch),
         };
         (w, handle)
     }
@@ -275,13 +280,18 @@ impl Worker {
                 }
                 continue;
             }
-            let age = now - oldest.unwrap_or(now);
-            let linger = self.settings.linger.as_millis() as i64;
-            if (n as usize) < self.settings.batch && age < linger {
-                // Let a burst fill the batch; a lone event still goes out within the linger.
-                tokio::time::sleep(Duration::from_millis((linger - age) as u64)).await;
-            } else if n as usize >= self.settings.batch {
-                self.let_burst_land().await;
+            self.pace
+                .arrivals(self.arrivals.load(Ordering::Relaxed), Instant::now());
+            let age = Duration::from_millis((now - oldest.unwrap_or(now)).max(0) as u64);
+            match self.pace.decide(n as usize, age) {
+                Decision::Send => {}
+                Decision::Wait(d) => {
+                    if !self.wait_for_arrivals(d, self.pace.to_fill(n as usize)).await {
+                        break;
+                    }
+                    continue;
+                }
+                Decision::Flood => self.let_flood_pass().await,
             }
             let batch = match self
                 .store
@@ -300,9 +310,11 @@ impl Worker {
             if batch.is_empty() {
                 continue;
             }
+            let started = Instant::now();
             if let Err(e) = self.process(&batch).await {
                 self.on_call_error(&batch, e).await;
             }
+            self.pace.step_took(started.elapsed());
             self.metrics
                 .set_api_calls(&self.name, self.calls_before + self.client.calls());
             if let Some(u) = self.client.api_usage() {
@@ -327,21 +339,42 @@ impl Worker {
         }
     }
 
-    /// While a burst is still arriving fast, wait (a linger at a time, at most
-    /// `burst_linger`) so that each request's versions coalesce into one write.
-    async fn let_burst_land(&mut self) {
-        use std::sync::atomic::Ordering;
-        let started = std::time::Instant::now();
-        // More than `batch / 4` events a linger (1,000 a second by default) is a flood.
-        let fast = (self.settings.batch / 4) as u64;
-        let mut seen = self.arrivals.load(Ordering::Relaxed);
+    /// Waits up to `d` for `want` more events (a call's worth), or shutdown.
+    /// Returns false on shutdown. Polls the arrival counter rather than
+    /// waking on every event.
+    async fn wait_for_arrivals(&mut self, d: Duration, want: usize) -> bool {
+        let start = self.arrivals.load(Ordering::Relaxed);
+        let until = Instant::now() + d;
+        loop {
+            if *self.shutdown.borrow() {
+                return false;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(left.min(Duration::from_millis(20))) => {}
+                _ = self.shutdown.changed() => return false,
+            }
+            if self.arrivals.load(Ordering::Relaxed) - start >= want as u64 {
+                return true;
+            }
+        }
+    }
+
+    /// While a flood is still arriving (at most `burst_linger`), wait, so
+    /// that each request's versions coalesce into one write.
+    async fn let_flood_pass(&mut self) {
+        let started = Instant::now();
+        info!(connection = %self.name, rate = self.pace.rate() as u64, "events arrive faster than they can be written: waiting for the flood to pass");
         while started.elapsed() < self.settings.burst_linger && !*self.shutdown.borrow() {
-            tokio::time::sleep(self.settings.linger).await;
-            let now = self.arrivals.load(Ordering::Relaxed);
-            if now - seen < fast {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            self.pace
+                .arrivals(self.arrivals.load(Ordering::Relaxed), Instant::now());
+            if !self.pace.flooding() {
                 return;
             }
-            seen = now;
         }
     }
 
@@ -648,11 +681,13 @@ impl Worker {
                 .drain(..rest.len().min(salesforce::COLLECTION_LIMIT))
                 .collect();
             let records: Vec<Value> = chunk.iter().map(|t| t.3.clone()).collect();
-            match self
+            let call = Instant::now();
+            let answer = self
                 .client
                 .upsert_many(schema::OBJECT, schema::EXTERNAL_ID, &records)
-                .await
-            {
+                .await;
+            self.pace.call_took(call.elapsed(), records.len());
+            match answer {
                 Ok(results) => sent.extend(chunk.into_iter().zip(results)),
                 Err(e) => {
                     let stop = matches!(e.action(), Action::Reconnect | Action::PauseForDay);
@@ -726,6 +761,7 @@ impl Worker {
                 if let Some(e) = c.snapshot.requestor.set().and_then(|p| p.email.clone()) {
                     self.cache.forget_person(&e);
                 }
+                self.cache.forget_links(&links);
                 let _ = self.store.forget_link(&self.name, &c.request_id).await;
                 self.store.retry_later(&self.name, c, 0, &text).await
             } else {

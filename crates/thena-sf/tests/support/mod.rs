@@ -90,7 +90,7 @@ pub async fn site(opts: Options) -> Site {
         ..Config::default()
     };
     let settings = Settings {
-        linger: Duration::from_millis(20),
+        latency_budget: Duration::from_millis(100),
         backoff_base: Duration::from_millis(20),
         backoff_cap: Duration::from_millis(200),
         ..Settings::default()

@@ -93,7 +93,7 @@ impl FakeOrg {
                 .collect();
             r.on_accounts_by_name(&rows);
         }
-        let (accounts, names) = r.names_to_look_up();
+        let (accounts, names) = r.names_to_look_up(cache);
         if !accounts.is_empty() {
             self.queries += 1;
             let rows: Vec<ContactRow> = self
@@ -601,4 +601,46 @@ fn emails_salesforce_would_refuse_and_names_cut_in_utf16_units() {
     });
     assert_eq!(first.unwrap().encode_utf16().count(), 40);
     assert_eq!(last.encode_utf16().count(), 80);
+}
+
+#[test]
+fn a_workspace_and_the_contacts_made_there_are_remembered_across_batches() {
+    let mut o = org();
+    let mut c = cache();
+    let first = o.resolve(
+        vec![req("R1", Some(person("Sam Lee", None)), Some("Acme Corp"))],
+        &mut c,
+    );
+    let (contact, account, how) = linked(&first[0].1);
+    assert_eq!((account, how), ("001OLD", How::WorkspaceNewContact));
+    let contact = contact.to_string();
+    let asked = o.queries;
+    // The same person again, and a new person at the same workspace: the
+    // workspace's Account is not asked about again, nor the person.
+    let out = o.resolve(
+        vec![
+            req("R2", Some(person("Sam Lee", None)), Some("acme corp")),
+            req("R3", Some(person("Kim Park", None)), Some("Acme Corp")),
+        ],
+        &mut c,
+    );
+    assert_eq!(linked(&out[0].1), (contact.as_str(), "001OLD", How::Cached));
+    assert_eq!(linked(&out[1].1).2, How::WorkspaceNewContact);
+    assert_eq!(o.queries - asked, 2, "the name lookup and the creation only");
+    // A workspace with no Account is not asked about again for a while.
+    let asked = o.queries;
+    o.resolve(vec![req("R4", Some(person("A B", None)), Some("Nowhere"))], &mut c);
+    o.resolve(vec![req("R5", Some(person("C D", None)), Some("Nowhere"))], &mut c);
+    assert_eq!(o.queries - asked, 1);
+    // A retry on demand asks afresh; a Contact that is gone is forgotten.
+    let mut fresh = req("R6", Some(person("Sam Lee", None)), Some("Acme Corp"));
+    fresh.fresh = true;
+    let asked = o.queries;
+    o.resolve(vec![fresh], &mut c);
+    assert_eq!(o.queries - asked, 2, "the workspace and the name");
+    c.forget_links(&Links {
+        contact: contact.clone(),
+        account: "001OLD".into(),
+    });
+    assert_eq!(c.team("Acme Corp", Instant::now()), None);
 }

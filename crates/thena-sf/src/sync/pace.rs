@@ -1,0 +1,213 @@
+//! When to send: the wait chosen from the arrival rate and the latency budget.
+//!
+//! Every record must be in Salesforce within the budget of its
+//! acknowledgement (default 500 ms). Within that, the fewer calls the
+//! better: a call carries up to 200 records, so the worker waits as long as
+//! the budget allows when more events are expected in the meantime, and
+//! sends at once when they are not (a trickle) or when a call is full.
+//! When events arrive faster than the connection can write them (a flood),
+//! the budget cannot be held anyway: the worker then waits for the flood to
+//! pass, so that each request's versions coalesce into one write.
+//!
+//! Pure: the worker feeds it the arrival counter, the duration of each step
+//! and of each write call, and asks it what to do.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// What the worker does next.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Decision {
+    /// Claim and send now.
+    Send,
+    /// Wait at most this long (sooner if a call's worth arrives), then ask again.
+    Wait(Duration),
+    /// Arrivals outpace what the connection can write: wait for the flood to pass.
+    Flood,
+}
+
+/// How quickly the arrival rate forgets (seconds).
+const RATE_TAU: f64 = 0.5;
+/// Steps remembered for the step-time estimate.
+const STEPS: usize = 16;
+/// Above this share of the connection's time spent writing, it is a flood.
+const FLOOD_UTILISATION: f64 = 0.75;
+
+#[derive(Debug)]
+pub struct Pace {
+    budget: Duration,
+    batch: usize,
+    /// Events per second, smoothed.
+    rate: f64,
+    last: Option<(Instant, u64)>,
+    /// How long recent steps took (claim to recorded), newest last.
+    steps: VecDeque<Duration>,
+    /// Seconds per write call, smoothed.
+    call_secs: f64,
+}
+
+impl Pace {
+    pub fn new(budget: Duration, batch: usize) -> Pace {
+        Pace {
+            budget,
+            batch: batch.max(1),
+            rate: 0.0,
+            last: None,
+            steps: VecDeque::with_capacity(STEPS),
+            call_secs: 0.05,
+        }
+    }
+
+    /// Events accepted so far (a counter that only grows), read at `now`.
+    pub fn arrivals(&mut self, total: u64, now: Instant) {
+        if let Some((t, n)) = self.last {
+            let dt = now.duration_since(t).as_secs_f64();
+            if dt < 0.005 {
+                return;
+            }
+            let inst = total.saturating_sub(n) as f64 / dt;
+            let a = 1.0 - (-dt / RATE_TAU).exp();
+            self.rate += a * (inst - self.rate);
+        }
+        self.last = Some((now, total));
+    }
+
+    /// A step took this long, from claim to its results recorded.
+    pub fn step_took(&mut self, d: Duration) {
+        if self.steps.len() == STEPS {
+            self.steps.pop_front();
+        }
+        self.steps.push_back(d);
+    }
+
+    /// One write call of `records` records took this long.
+    pub fn call_took(&mut self, d: Duration, records: usize) {
+        if records * 2 < self.batch {
+            // Small calls say little about a full one's time.
+            return;
+        }
+        self.call_secs += 0.3 * (d.as_secs_f64() - self.call_secs);
+    }
+
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// The share of the connection's time full write calls would take at the
+    /// current arrival rate.
+    pub fn utilisation(&self) -> f64 {
+        self.rate * self.call_secs / self.batch as f64
+    }
+
+    /// Whether a flood is still on (with hysteresis: half the threshold).
+    pub fn flooding(&self) -> bool {
+        self.utilisation() >= FLOOD_UTILISATION / 2.0
+    }
+
+    /// A step's time to allow for: the slowest of the recent ones.
+    fn step_estimate(&self) -> Duration {
+        self.steps
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or(Duration::from_millis(100))
+    }
+
+    /// What to do with `queued` records waiting, the oldest for `oldest_age`.
+    pub fn decide(&self, queued: usize, oldest_age: Duration) -> Decision {
+        if queued == 0 {
+            return Decision::Wait(Duration::from_secs(30));
+        }
+        if self.utilisation() >= FLOOD_UTILISATION && queued >= self.batch {
+            return Decision::Flood;
+        }
+        if queued >= self.batch {
+            return Decision::Send;
+        }
+        let margin = self.budget / 10;
+        let slack = self
+            .budget
+            .saturating_sub(self.step_estimate() + margin);
+        let Some(room) = slack.checked_sub(oldest_age).filter(|r| !r.is_zero()) else {
+            return Decision::Send;
+        };
+        // Waiting pays only if another event is likely before it ends.
+        if self.rate * room.as_secs_f64() < 1.0 {
+            return Decision::Send;
+        }
+        Decision::Wait(room)
+    }
+
+    /// How many more events fill a call.
+    pub fn to_fill(&self, queued: usize) -> usize {
+        self.batch.saturating_sub(queued)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at_rate(rate: u64, budget_ms: u64) -> Pace {
+        let mut p = Pace::new(Duration::from_millis(budget_ms), 200);
+        let t0 = Instant::now();
+        for i in 0..=40u64 {
+            p.arrivals(rate * i / 10, t0 + Duration::from_millis(100 * i));
+        }
+        p
+    }
+
+    #[test]
+    fn a_trickle_is_sent_at_once() {
+        // The worker reads the counter when an event wakes it.
+        let mut p = Pace::new(Duration::from_millis(500), 200);
+        let t0 = Instant::now();
+        for i in 0..10u64 {
+            p.arrivals(i, t0 + Duration::from_secs(i));
+        }
+        assert!(p.rate() > 0.5 && p.rate() < 1.5, "{}", p.rate());
+        assert_eq!(p.decide(1, Duration::ZERO), Decision::Send);
+    }
+
+    #[test]
+    fn a_steady_rate_waits_within_the_budget() {
+        let mut p = at_rate(100, 500);
+        p.step_took(Duration::from_millis(150));
+        match p.decide(3, Duration::from_millis(20)) {
+            // 500 - 150 - 50 (margin) - 20 already waited.
+            Decision::Wait(d) => assert_eq!(d, Duration::from_millis(280)),
+            other => panic!("{other:?}"),
+        }
+        // Once the oldest record has used its slack, it goes.
+        assert_eq!(p.decide(30, Duration::from_millis(300)), Decision::Send);
+        // A full call goes at once.
+        assert_eq!(p.decide(200, Duration::ZERO), Decision::Send);
+    }
+
+    #[test]
+    fn slow_steps_shorten_the_wait_and_never_overrun_it() {
+        let mut p = at_rate(100, 500);
+        p.step_took(Duration::from_millis(600));
+        assert_eq!(p.decide(3, Duration::ZERO), Decision::Send);
+    }
+
+    #[test]
+    fn a_flood_waits_and_a_steady_high_rate_does_not() {
+        let mut p = at_rate(5_000, 500);
+        p.call_took(Duration::from_millis(50), 200);
+        assert!(p.utilisation() > 1.0, "{}", p.utilisation());
+        assert_eq!(p.decide(400, Duration::ZERO), Decision::Flood);
+        assert!(p.flooding());
+        let mut p = at_rate(2_000, 500);
+        p.call_took(Duration::from_millis(50), 200);
+        assert_eq!(p.decide(400, Duration::ZERO), Decision::Send);
+    }
+
+    #[test]
+    fn the_rate_forgets_a_past_burst() {
+        let mut p = at_rate(5_000, 500);
+        let t = Instant::now() + Duration::from_secs(10);
+        p.arrivals(20_000, t);
+        assert!(p.rate() < 10.0, "{}", p.rate());
+    }
+}
