@@ -882,11 +882,17 @@ fn requestor(p: usize, accounts: usize) -> (Value, String, &'static str) {
     }
 }
 
-/// 6. Events at `rate` a second for `secs`: each request updated about three
-/// times (its versions 0.3 to 6 s apart), one requestor per five requests.
-/// Every write is timed by the emulator's journal, so each acknowledged
+/// Workload 6: events at `rate` a second for `secs`, each request updated
+/// about three times (its versions 0.3 to 6 s apart), one requestor per five
+/// requests. Every write is timed by the emulator's journal, so each acknowledged
 /// version's latency is the time until Salesforce held it (or a newer one).
-async fn steady(rate: u64, secs: u64, config: sf_emulator::EmulatorConfig, accounts: usize, budget: Duration) -> Steady {
+async fn steady(
+    rate: u64,
+    secs: u64,
+    config: sf_emulator::EmulatorConfig,
+    accounts: usize,
+    budget: Duration,
+) -> Steady {
     let emu = sf_emulator::start("127.0.0.1:0", config).await.unwrap();
     let conn = start_connector(&emu.base_url, &format!("steady{rate}"));
     let store = open_store(&conn.data).await;
@@ -902,7 +908,9 @@ async fn steady(rate: u64, secs: u64, config: sf_emulator::EmulatorConfig, accou
         plan.extend([(t, j, 1), (t2, j, 2), (t3, j, 3)]);
     }
     plan.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let people: Vec<_> = (0..requests.div_ceil(5)).map(|p| requestor(p, accounts)).collect();
+    let people: Vec<_> = (0..requests.div_ceil(5))
+        .map(|p| requestor(p, accounts))
+        .collect();
     *emu.emulator.journal.lock() = Some(Vec::new());
     let before = emu.emulator.usage.lock().used(Instant::now());
     let stats_before = emu.emulator.stats.lock().clone();
@@ -916,7 +924,13 @@ async fn steady(rate: u64, secs: u64, config: sf_emulator::EmulatorConfig, accou
         let body = event(&format!("S{rate}-{j}"), created, *v, who, team);
         let (http, url, j, v) = (http.clone(), url.clone(), *j, *v);
         tasks.push(tokio::spawn(async move {
-            let r = http.post(&url).header("Authorization", TOKEN).json(&body).send().await.unwrap();
+            let r = http
+                .post(&url)
+                .header("Authorization", TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), 200);
             (j, v, Instant::now())
         }));
@@ -936,8 +950,14 @@ async fn steady(rate: u64, secs: u64, config: sf_emulator::EmulatorConfig, accou
     let prefix = format!("S{rate}-");
     let mut writes: std::collections::HashMap<usize, Vec<(Instant, i64)>> = Default::default();
     for w in journal.iter().filter(|w| w.object == "Request__c") {
-        let Some(j) = w.key.strip_prefix(&prefix).and_then(|j| j.parse().ok()) else { continue };
-        let at = w.fields.get("requestUpdatedAt__c").and_then(Value::as_str).and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
+        let Some(j) = w.key.strip_prefix(&prefix).and_then(|j| j.parse().ok()) else {
+            continue;
+        };
+        let at = w
+            .fields
+            .get("requestUpdatedAt__c")
+            .and_then(Value::as_str)
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
         let Some(at) = at else { continue };
         let v = (at.timestamp_millis() - created + 999).div_euclid(1000);
         writes.entry(j).or_default().push((w.at, v));
@@ -967,15 +987,23 @@ async fn steady(rate: u64, secs: u64, config: sf_emulator::EmulatorConfig, accou
 /// arrived in each budget window; one query per resolution step per 200
 /// distinct values (100 domains); the Contacts created in calls of 200; the
 /// describe.
-fn steady_bound(plan: &[(f64, usize, i64)], people: &[(Value, String, &str)], budget: Duration) -> u64 {
+fn steady_bound(
+    plan: &[(f64, usize, i64)],
+    people: &[(Value, String, &str)],
+    budget: Duration,
+) -> u64 {
     let c = |n: usize, per: usize| n.div_ceil(per) as u64;
     let kind = |j: usize| people[j / 5].2;
     let mut windows: std::collections::BTreeMap<u64, HashSet<usize>> = Default::default();
     for (t, j, _) in plan.iter().filter(|(_, j, _)| kind(*j) != "lost") {
-        windows.entry((t / budget.as_secs_f64()) as u64).or_default().insert(*j);
+        windows
+            .entry((t / budget.as_secs_f64()) as u64)
+            .or_default()
+            .insert(*j);
     }
     let upserts: u64 = windows.values().map(|w| c(w.len(), 200)).sum();
-    let (mut emails, mut domains, mut teams, mut new) = (HashSet::new(), HashSet::new(), HashSet::new(), 0);
+    let (mut emails, mut domains, mut teams, mut new) =
+        (HashSet::new(), HashSet::new(), HashSet::new(), 0);
     for (who, team, k) in people {
         let email = who["email"].as_str().unwrap_or_default();
         emails.insert(email);
@@ -995,5 +1023,11 @@ fn steady_bound(plan: &[(f64, usize, i64)], people: &[(Value, String, &str)], bu
             _ => {}
         }
     }
-    upserts + c(emails.len(), 200) + c(domains.len(), 100) + c(teams.len(), 200) + 1 + c(new, 200) + 1
+    upserts
+        + c(emails.len(), 200)
+        + c(domains.len(), 100)
+        + c(teams.len(), 200)
+        + 1
+        + c(new, 200)
+        + 1
 }

@@ -50,6 +50,10 @@ pub struct Config {
     /// within it the connector waits for calls to fill (fewer API calls at
     /// everyday rates). A flood, which no budget can hold, is coalesced.
     pub latency_budget_ms: u64,
+    /// From this many events a second, arrivals are a flood (a backlog
+    /// replayed, an import): each request's versions are coalesced into one
+    /// write (waiting up to 20 s) instead of being held to the budget.
+    pub flood_events_per_second: u32,
     /// What one client, and all of them, may hold of the server.
     pub limits: Limits,
     /// Set at start when `public_url` was empty and is the listen address:
@@ -160,6 +164,7 @@ impl Default for Config {
             metrics_listen: None,
             allow_duplicate_save: true,
             latency_budget_ms: 500,
+            flood_events_per_second: 1_500,
             limits: Limits::default(),
             public_url_derived: false,
         }

@@ -410,6 +410,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 max_category_fields: app.config.limits.max_category_fields,
                 allow_duplicate_save: app.config.allow_duplicate_save,
                 latency_budget: std::time::Duration::from_millis(app.config.latency_budget_ms),
+                flood_rate: f64::from(app.config.flood_events_per_second.max(1)),
                 ..Default::default()
             };
             let running = thena_sf::app::App::start(config, app.store.clone(), settings).await?;

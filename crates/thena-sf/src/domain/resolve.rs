@@ -784,7 +784,8 @@ impl Resolver {
             {
                 Some(t) => {
                     let k = t.to_lowercase();
-                    let known = self.team_accounts.contains_key(&k) || self.teams_without.contains(&k);
+                    let known =
+                        self.team_accounts.contains_key(&k) || self.teams_without.contains(&k);
                     if !known || self.fresh_teams.contains(&k) {
                         set.insert(t.to_string());
                     }
@@ -861,7 +862,10 @@ impl Resolver {
             let name = full_name(p);
             if i.email_contact.is_none() && !i.req.fresh {
                 if let Some(c) = cache.named(&a, &name, self.now) {
-                    let links = Links { contact: c, account: a };
+                    let links = Links {
+                        contact: c,
+                        account: a,
+                    };
                     self.items[idx].outcome = Some(Outcome::Linked(links, How::Cached));
                     continue;
                 }
@@ -1003,8 +1007,10 @@ impl Resolver {
                         cache.remember_person(e, l.clone(), now);
                     }
                 }
-                if let (Outcome::Linked(l, How::WorkspaceContact | How::WorkspaceNewContact), Some(p)) =
-                    (&outcome, &i.req.requestor)
+                if let (
+                    Outcome::Linked(l, How::WorkspaceContact | How::WorkspaceNewContact),
+                    Some(p),
+                ) = (&outcome, &i.req.requestor)
                 {
                     cache.remember_named(&l.account, &full_name(p), &l.contact, now);
                 }

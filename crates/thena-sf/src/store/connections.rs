@@ -229,7 +229,7 @@ impl Store {
 
     /// Deletes a connection and everything kept for it (queue, states, history), in one transaction.
     pub async fn delete_connection(&self, name: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         for table in [
             "events",
             "pending",

@@ -159,6 +159,20 @@ impl Store {
         })
     }
 
+    /// A transaction that will write. On SQLite it takes the write lock at
+    /// its start (`BEGIN IMMEDIATE`, waiting up to the busy timeout): a
+    /// deferred transaction that reads first and then writes fails at once
+    /// with SQLITE_BUSY when another connection wrote in between, which the
+    /// busy timeout does not cover (an admin's Retry answered 500 under load).
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool().begin().await,
+        }
+    }
+
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }

@@ -154,7 +154,7 @@ impl Store {
         events: &[IngestItem],
         order: &[usize],
     ) -> Result<Vec<Ingested>, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut out = vec![Ingested::Duplicate; events.len()];
         for &i in order {
             let e = &events[i];
@@ -280,7 +280,7 @@ impl Store {
         if items.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         self.fence_check(&mut tx, connection).await?;
         let now = ts(Utc::now());
         // Rows in request order, as ingest locks them: no deadlock between the two.
@@ -341,7 +341,7 @@ impl Store {
         claimed: &Claimed,
         reason: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         self.fence_check(&mut tx, connection).await?;
         let now = ts(Utc::now());
         sqlx::query("UPDATE requests SET state = 'skipped', reason = $3, updated_at = $4 WHERE connection = $1 AND request_id = $2")
@@ -400,7 +400,7 @@ impl Store {
         message: &str,
         fields: &[String],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         self.fence_check(&mut tx, connection).await?;
         let now = ts(Utc::now());
         let snap = serde_json::to_string(&claimed.snapshot).expect("snapshots serialise");
@@ -498,7 +498,7 @@ impl Store {
 
     /// Puts a dead letter (or all) back in the queue; returns how many.
     pub async fn retry_dead(&self, connection: &str, id: Option<i64>) -> Result<u64, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let rows = sqlx::query("SELECT id, request_id, snapshot FROM dead_letters WHERE connection = $1 AND ($2 < 0 OR id = $2) ORDER BY id")
             .bind(connection)
             .bind(id.unwrap_or(-1))

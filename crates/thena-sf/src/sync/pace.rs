@@ -5,12 +5,13 @@
 //! better: a call carries up to 200 records, so the worker waits as long as
 //! the budget allows when more events are expected in the meantime, and
 //! sends at once when they are not (a trickle) or when a call is full.
-//! When events arrive faster than the connection can write them (a flood),
-//! the budget cannot be held anyway: the worker then waits for the flood to
+//! Above the flood rate (config `flood_events_per_second`, 1,500 by
+//! default: a backlog replayed, an import) holding the budget would write
+//! each request once per version: the worker then waits for the flood to
 //! pass, so that each request's versions coalesce into one write.
 //!
-//! Pure: the worker feeds it the arrival counter, the duration of each step
-//! and of each write call, and asks it what to do.
+//! Pure: the worker feeds it the arrival counter and the duration of each
+//! step, and asks it what to do.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -30,8 +31,6 @@ pub enum Decision {
 const RATE_TAU: f64 = 0.5;
 /// Steps remembered for the step-time estimate.
 const STEPS: usize = 16;
-/// Above this share of the connection's time spent writing, it is a flood.
-const FLOOD_UTILISATION: f64 = 0.75;
 
 #[derive(Debug)]
 pub struct Pace {
@@ -42,19 +41,19 @@ pub struct Pace {
     last: Option<(Instant, u64)>,
     /// How long recent steps took (claim to recorded), newest last.
     steps: VecDeque<Duration>,
-    /// Seconds per write call, smoothed.
-    call_secs: f64,
+    /// Events per second from which it is a flood.
+    flood_rate: f64,
 }
 
 impl Pace {
-    pub fn new(budget: Duration, batch: usize) -> Pace {
+    pub fn new(budget: Duration, batch: usize, flood_rate: f64) -> Pace {
         Pace {
             budget,
             batch: batch.max(1),
             rate: 0.0,
             last: None,
             steps: VecDeque::with_capacity(STEPS),
-            call_secs: 0.05,
+            flood_rate,
         }
     }
 
@@ -80,28 +79,13 @@ impl Pace {
         self.steps.push_back(d);
     }
 
-    /// One write call of `records` records took this long.
-    pub fn call_took(&mut self, d: Duration, records: usize) {
-        if records * 2 < self.batch {
-            // Small calls say little about a full one's time.
-            return;
-        }
-        self.call_secs += 0.3 * (d.as_secs_f64() - self.call_secs);
-    }
-
     pub fn rate(&self) -> f64 {
         self.rate
     }
 
-    /// The share of the connection's time full write calls would take at the
-    /// current arrival rate.
-    pub fn utilisation(&self) -> f64 {
-        self.rate * self.call_secs / self.batch as f64
-    }
-
-    /// Whether a flood is still on (with hysteresis: half the threshold).
+    /// Whether a flood is still on (with some hysteresis).
     pub fn flooding(&self) -> bool {
-        self.utilisation() >= FLOOD_UTILISATION / 2.0
+        self.rate >= self.flood_rate * 0.5
     }
 
     /// A step's time to allow for: the slowest of the recent ones.
@@ -118,16 +102,14 @@ impl Pace {
         if queued == 0 {
             return Decision::Wait(Duration::from_secs(30));
         }
-        if self.utilisation() >= FLOOD_UTILISATION && queued >= self.batch {
+        if self.rate >= self.flood_rate && queued >= self.batch {
             return Decision::Flood;
         }
         if queued >= self.batch {
             return Decision::Send;
         }
-        let margin = self.budget / 10;
-        let slack = self
-            .budget
-            .saturating_sub(self.step_estimate() + margin);
+        let margin = self.budget / 5;
+        let slack = self.budget.saturating_sub(self.step_estimate() + margin);
         let Some(room) = slack.checked_sub(oldest_age).filter(|r| !r.is_zero()) else {
             return Decision::Send;
         };
@@ -149,7 +131,7 @@ mod tests {
     use super::*;
 
     fn at_rate(rate: u64, budget_ms: u64) -> Pace {
-        let mut p = Pace::new(Duration::from_millis(budget_ms), 200);
+        let mut p = Pace::new(Duration::from_millis(budget_ms), 200, 1_500.0);
         let t0 = Instant::now();
         for i in 0..=40u64 {
             p.arrivals(rate * i / 10, t0 + Duration::from_millis(100 * i));
@@ -160,7 +142,7 @@ mod tests {
     #[test]
     fn a_trickle_is_sent_at_once() {
         // The worker reads the counter when an event wakes it.
-        let mut p = Pace::new(Duration::from_millis(500), 200);
+        let mut p = Pace::new(Duration::from_millis(500), 200, 1_500.0);
         let t0 = Instant::now();
         for i in 0..10u64 {
             p.arrivals(i, t0 + Duration::from_secs(i));
@@ -174,8 +156,8 @@ mod tests {
         let mut p = at_rate(100, 500);
         p.step_took(Duration::from_millis(150));
         match p.decide(3, Duration::from_millis(20)) {
-            // 500 - 150 - 50 (margin) - 20 already waited.
-            Decision::Wait(d) => assert_eq!(d, Duration::from_millis(280)),
+            // 500 - 150 - 100 (margin) - 20 already waited.
+            Decision::Wait(d) => assert_eq!(d, Duration::from_millis(230)),
             other => panic!("{other:?}"),
         }
         // Once the oldest record has used its slack, it goes.
@@ -193,14 +175,14 @@ mod tests {
 
     #[test]
     fn a_flood_waits_and_a_steady_high_rate_does_not() {
-        let mut p = at_rate(5_000, 500);
-        p.call_took(Duration::from_millis(50), 200);
-        assert!(p.utilisation() > 1.0, "{}", p.utilisation());
+        let p = at_rate(4_000, 500);
         assert_eq!(p.decide(400, Duration::ZERO), Decision::Flood);
         assert!(p.flooding());
-        let mut p = at_rate(2_000, 500);
-        p.call_took(Duration::from_millis(50), 200);
+        // Below the flood rate a full call goes at once...
+        let p = at_rate(1_000, 500);
         assert_eq!(p.decide(400, Duration::ZERO), Decision::Send);
+        // ...and a flood ends below half of it.
+        assert!(!at_rate(500, 500).flooding());
     }
 
     #[test]

@@ -264,7 +264,11 @@ mod tests {
         let emails: Vec<String> = (0..200)
             .map(|i| format!("firstname.lastname{i}@company{i}.example.com"))
             .collect();
-        assert_eq!(sized(&emails, IN_CHUNK, ListKind::In).len(), 3, "9,000 characters");
+        assert_eq!(
+            sized(&emails, IN_CHUNK, ListKind::In).len(),
+            3,
+            "9,000 characters"
+        );
         let short: Vec<String> = (0..200).map(|i| format!("p{i}@acme{i}.io")).collect();
         assert_eq!(sized(&short, IN_CHUNK, ListKind::In).len(), 1);
     }

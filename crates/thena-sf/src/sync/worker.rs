@@ -15,7 +15,7 @@ use crate::domain::mapping::{self, Lengths, Links};
 use crate::domain::resolve::{Cache, How, Outcome, PublicDomains, Request};
 use crate::metrics::Metrics;
 use crate::provision::{self, schema};
-use crate::store::queue::Claimed;
+use crate::store::queue::{Claimed, RequestState};
 use crate::store::{ConnStatus, Store};
 
 use super::pace::{Decision, Pace};
@@ -33,6 +33,9 @@ pub struct Settings {
     pub latency_budget: Duration,
     /// The longest a flood is waited out before its records are sent.
     pub burst_linger: Duration,
+    /// Events per second from which arrivals are a flood (config
+    /// `flood_events_per_second`): coalesced rather than held to the budget.
+    pub flood_rate: f64,
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
     /// Pause above this share of the org's daily API limit.
@@ -57,6 +60,10 @@ pub struct Settings {
 /// to the dead letters.
 const PERMANENT_CALL_TRIES: i64 = 5;
 
+/// Write calls of one step in flight at once (Salesforce limits only
+/// long-running concurrent calls, those over 20 s, to 25 per org).
+const PARALLEL_CALLS: usize = 4;
+
 /// Half the smallest per-object custom field limit of a real org (500):
 /// the connector never takes more of `Request__c` for categories.
 pub const CATEGORY_FIELDS_CEILING: usize = 250;
@@ -67,7 +74,8 @@ impl Default for Settings {
             batch: 200,
             claim: 2000,
             latency_budget: Duration::from_millis(500),
-            burst_linger: Duration::from_secs(10),
+            burst_linger: Duration::from_secs(20),
+            flood_rate: 1_500.0,
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(300),
             budget_share: 0.9,
@@ -105,6 +113,8 @@ pub struct Worker {
     /// API calls of clients replaced after a reconnect.
     calls_before: u64,
     pace: Pace,
+    /// The arrival count when the queue's requestors were last resolved ahead.
+    warmed_at: Option<u64>,
 }
 
 fn hash(v: &Value) -> String {
@@ -116,6 +126,35 @@ fn hash(v: &Value) -> String {
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+/// A record to upsert: its claim, links, how they were found, the record
+/// and its content hash.
+type ToSend<'a> = (&'a Claimed, Links, How, Value, String);
+
+/// What the resolver needs of each claimed request.
+fn requests_of(batch: &[Claimed], states: &HashMap<String, RequestState>) -> Vec<Request> {
+    batch
+        .iter()
+        .map(|c| {
+            let previous = states.get(&c.request_id).and_then(|s| {
+                Some((
+                    s.requestor_key.clone()?,
+                    Links {
+                        contact: s.contact_id.clone()?,
+                        account: s.account_id.clone()?,
+                    },
+                ))
+            });
+            Request {
+                request_id: c.request_id.clone(),
+                requestor: c.snapshot.requestor.set().cloned(),
+                team_name: c.snapshot.team_name.set().cloned(),
+                previous,
+                fresh: c.attempts < 0,
+            }
+        })
+        .collect()
 }
 
 /// "; 3 categories not mapped (over the limit on category fields): a, b, c".
@@ -189,7 +228,8 @@ impl Worker {
             arrivals,
             config,
             calls_before: 0,
-            pace: Pace::new(settings.latency_budget, settings.batch),
+            pace: Pace::new(settings.latency_budget, settings.batch, settings.flood_rate),
+            warmed_at: None,
         };
         (w, handle)
     }
@@ -286,7 +326,13 @@ impl Worker {
             match self.pace.decide(n as usize, age) {
                 Decision::Send => {}
                 Decision::Wait(d) => {
-                    if !self.wait_for_arrivals(d, self.pace.to_fill(n as usize)).await {
+                    let warming = Instant::now();
+                    self.warm().await;
+                    let d = d.saturating_sub(warming.elapsed());
+                    if !self
+                        .wait_for_arrivals(d, self.pace.to_fill(n as usize))
+                        .await
+                    {
                         break;
                     }
                     continue;
@@ -570,38 +616,93 @@ impl Worker {
         Ok((categories, unmapped))
     }
 
-    async fn process(&mut self, batch: &[Claimed]) -> Result<(), salesforce::Error> {
+    /// Upserts each chunk (at most [`PARALLEL_CALLS`] calls in flight);
+    /// the answers in the chunks' order.
+    async fn upsert_chunks(
+        &mut self,
+        chunks: &[Vec<ToSend<'_>>],
+    ) -> Vec<Result<Vec<salesforce::RecordResult>, salesforce::Error>> {
+        let mut answers: Vec<Option<_>> = (0..chunks.len()).map(|_| None).collect();
+        let mut calls = tokio::task::JoinSet::new();
+        for (i, chunk) in chunks.iter().enumerate() {
+            if calls.len() >= PARALLEL_CALLS {
+                if let Some(Ok((j, a))) = calls.join_next().await {
+                    answers[j] = Some(a);
+                }
+            }
+            let records: Vec<Value> = chunk.iter().map(|t| t.3.clone()).collect();
+            let client = self.client.clone();
+            calls.spawn(async move {
+                let a = client
+                    .upsert_many(schema::OBJECT, schema::EXTERNAL_ID, &records)
+                    .await;
+                (i, a)
+            });
+        }
+        while let Some(joined) = calls.join_next().await {
+            if let Ok((j, a)) = joined {
+                answers[j] = Some(a);
+            }
+        }
+        answers
+            .into_iter()
+            .map(|a| {
+                a.unwrap_or_else(|| {
+                    Err(salesforce::Error::Protocol("the call's task ended".into()))
+                })
+            })
+            .collect()
+    }
+
+    /// The stored state of each claimed request.
+    async fn states(
+        &self,
+        batch: &[Claimed],
+    ) -> Result<HashMap<String, RequestState>, salesforce::Error> {
         let ids: Vec<String> = batch.iter().map(|c| c.request_id.clone()).collect();
-        let states: HashMap<String, _> = self
+        Ok(self
             .store
             .request_states(&self.name, &ids)
             .await
             .map_err(|e| salesforce::Error::Protocol(e.to_string()))?
             .into_iter()
             .map(|s| (s.request_id.clone(), s))
-            .collect();
-        let requests: Vec<Request> = batch
-            .iter()
-            .map(|c| {
-                let st = states.get(&c.request_id);
-                let previous = st.and_then(|s| {
-                    Some((
-                        s.requestor_key.clone()?,
-                        Links {
-                            contact: s.contact_id.clone()?,
-                            account: s.account_id.clone()?,
-                        },
-                    ))
-                });
-                Request {
-                    request_id: c.request_id.clone(),
-                    requestor: c.snapshot.requestor.set().cloned(),
-                    team_name: c.snapshot.team_name.set().cloned(),
-                    previous,
-                    fresh: c.attempts < 0,
-                }
-            })
-            .collect();
+            .collect())
+    }
+
+    /// While the budget lets the queue wait, its new requestors are resolved
+    /// (looked up, their Contacts created): the step that sends them then
+    /// finds them in the resolver's memory and makes only its upserts, so
+    /// its time, which the wait must leave room for, stays one call's.
+    async fn warm(&mut self) {
+        let seen = self.arrivals.load(Ordering::Relaxed);
+        if self.warmed_at == Some(seen) {
+            return;
+        }
+        self.warmed_at = Some(seen);
+        let Ok(batch) = self.store.due(&self.name, self.settings.claim as i64).await else {
+            return;
+        };
+        // A retry on demand asks afresh in its own step, once.
+        let batch: Vec<Claimed> = batch.into_iter().filter(|c| c.attempts >= 0).collect();
+        let Ok(states) = self.states(&batch).await else {
+            return;
+        };
+        let requests = requests_of(&batch, &states);
+        // An error here meets the step again, which handles it.
+        let _ = resolve_io::resolve(
+            &self.client,
+            requests,
+            self.settings.public_domains.clone(),
+            &mut self.cache,
+            self.settings.allow_duplicate_save,
+        )
+        .await;
+    }
+
+    async fn process(&mut self, batch: &[Claimed]) -> Result<(), salesforce::Error> {
+        let states = self.states(batch).await?;
+        let requests = requests_of(batch, &states);
         let outcomes: HashMap<String, Outcome> = resolve_io::resolve(
             &self.client,
             requests,
@@ -623,7 +724,7 @@ impl Worker {
                 .collect(),
         );
 
-        let mut to_send: Vec<(&Claimed, Links, How, Value, String)> = Vec::new();
+        let mut to_send: Vec<ToSend> = Vec::new();
         for c in batch {
             match outcomes.get(&c.request_id) {
                 Some(Outcome::Linked(links, how)) => {
@@ -673,29 +774,24 @@ impl Worker {
         if to_send.is_empty() {
             return Ok(());
         }
-        // One Collections call per 200 records; a failed call affects only its own records.
+        // One Collections call per 200 records, a few at once; a failed
+        // call affects only its own records.
         let mut sent = Vec::with_capacity(to_send.len());
+        let mut chunks: Vec<Vec<_>> = Vec::new();
         let mut rest = to_send;
         while !rest.is_empty() {
-            let chunk: Vec<_> = rest
-                .drain(..rest.len().min(salesforce::COLLECTION_LIMIT))
-                .collect();
-            let records: Vec<Value> = chunk.iter().map(|t| t.3.clone()).collect();
-            let call = Instant::now();
-            let answer = self
-                .client
-                .upsert_many(schema::OBJECT, schema::EXTERNAL_ID, &records)
-                .await;
-            self.pace.call_took(call.elapsed(), records.len());
+            chunks.push(
+                rest.drain(..rest.len().min(salesforce::COLLECTION_LIMIT))
+                    .collect(),
+            );
+        }
+        let answers = self.upsert_chunks(&chunks).await;
+        for (chunk, answer) in chunks.into_iter().zip(answers) {
             match answer {
                 Ok(results) => sent.extend(chunk.into_iter().zip(results)),
                 Err(e) => {
-                    let stop = matches!(e.action(), Action::Reconnect | Action::PauseForDay);
                     let claimed: Vec<Claimed> = chunk.iter().map(|t| t.0.clone()).collect();
                     self.on_call_error(&claimed, e).await;
-                    if stop {
-                        break;
-                    }
                 }
             }
         }

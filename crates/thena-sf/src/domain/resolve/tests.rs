@@ -626,11 +626,21 @@ fn a_workspace_and_the_contacts_made_there_are_remembered_across_batches() {
     );
     assert_eq!(linked(&out[0].1), (contact.as_str(), "001OLD", How::Cached));
     assert_eq!(linked(&out[1].1).2, How::WorkspaceNewContact);
-    assert_eq!(o.queries - asked, 2, "the name lookup and the creation only");
+    assert_eq!(
+        o.queries - asked,
+        2,
+        "the name lookup and the creation only"
+    );
     // A workspace with no Account is not asked about again for a while.
     let asked = o.queries;
-    o.resolve(vec![req("R4", Some(person("A B", None)), Some("Nowhere"))], &mut c);
-    o.resolve(vec![req("R5", Some(person("C D", None)), Some("Nowhere"))], &mut c);
+    o.resolve(
+        vec![req("R4", Some(person("A B", None)), Some("Nowhere"))],
+        &mut c,
+    );
+    o.resolve(
+        vec![req("R5", Some(person("C D", None)), Some("Nowhere"))],
+        &mut c,
+    );
     assert_eq!(o.queries - asked, 1);
     // A retry on demand asks afresh; a Contact that is gone is forgotten.
     let mut fresh = req("R6", Some(person("Sam Lee", None)), Some("Acme Corp"));
