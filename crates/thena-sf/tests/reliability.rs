@@ -77,6 +77,9 @@ async fn env_on(orgs: Vec<EmulatorConfig>, api_timeout_secs: u64, postgres: bool
         running.push(emu);
     }
     let settings = Settings {
+        // Short, so that the streams below take many calls (the daily limit
+        // test runs an org out of them mid-stream).
+        latency_budget: Duration::from_millis(60),
         backoff_base: Duration::from_millis(20),
         backoff_cap: Duration::from_millis(500),
         pause_recheck: Duration::from_millis(100),
