@@ -255,6 +255,18 @@ fn event(id: &str, created_ms: i64, version: i64, requestor: &Value, team: &str)
     })
 }
 
+/// Delivers one webhook; the connector must accept it.
+async fn deliver(http: &reqwest::Client, url: &str, body: &Value) {
+    let r = http
+        .post(url)
+        .header("Authorization", TOKEN)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 /// Posts events with `concurrency` clients; returns each acknowledgement's latency and its time.
 async fn post_all(url: &str, events: Vec<Value>, concurrency: usize) -> Vec<(Duration, Instant)> {
     let http = reqwest::Client::builder()
@@ -276,14 +288,7 @@ async fn post_all(url: &str, events: Vec<Value>, concurrency: usize) -> Vec<(Dur
             loop {
                 let Some(e) = events.lock().pop() else { break };
                 let t = Instant::now();
-                let r = http
-                    .post(&url)
-                    .header("Authorization", TOKEN)
-                    .json(&e)
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 200);
+                deliver(&http, &url, &e).await;
                 lat.push((t.elapsed(), Instant::now()));
             }
             lat
@@ -924,14 +929,7 @@ async fn steady(
         let body = event(&format!("S{rate}-{j}"), created, *v, who, team);
         let (http, url, j, v) = (http.clone(), url.clone(), *j, *v);
         tasks.push(tokio::spawn(async move {
-            let r = http
-                .post(&url)
-                .header("Authorization", TOKEN)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
+            deliver(&http, &url, &body).await;
             (j, v, Instant::now())
         }));
     }
