@@ -395,6 +395,52 @@ async fn concurrent_ingest_keeps_the_newest(a: &Store, b: &Store) {
     }
 }
 
+/// Transactions that read and then write (retrying dead letters, the
+/// fenced acknowledgements) succeed while another replica writes at the
+/// same time. On SQLite a deferred transaction failed at once with
+/// "database is locked" when another connection wrote between its read and
+/// its write (an admin's Retry answered 500 under load).
+async fn read_then_write_while_others_write(a: &Store, b: &Store) {
+    a.put_connection(&connection("acme")).await.unwrap();
+    let item = |r: usize, v: i64| IngestItem {
+        connection: "acme".into(),
+        event_key: format!("W{r}-v{v}"),
+        snapshot: snap(&format!("W{r}"), 10_000 + v, "t"),
+        connected_at_ms: 1_000,
+        source: Default::default(),
+        comment: None,
+    };
+    let first: Vec<IngestItem> = (0..60).map(|r| item(r, 0)).collect();
+    a.ingest_many(&first).await.unwrap();
+    for c in a.due("acme", 100).await.unwrap() {
+        a.dead_letter("acme", &c, "X", "refused", &[])
+            .await
+            .unwrap();
+    }
+    let ids: Vec<i64> = a
+        .dead_letters("acme", 100, 0)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(ids.len(), 60);
+    let writer = {
+        let b = b.clone();
+        tokio::spawn(async move {
+            for v in 1..=60i64 {
+                let items: Vec<IngestItem> = (100..130).map(|r| item(r, v)).collect();
+                b.ingest_many(&items).await.unwrap();
+            }
+        })
+    };
+    for id in ids {
+        a.retry_dead("acme", Some(id)).await.unwrap();
+    }
+    writer.await.unwrap();
+    assert_eq!(a.dead_letters("acme", 100, 0).await.unwrap().len(), 0);
+}
+
 /// A SQLite store copied into PostgreSQL keeps everything, secrets included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_copies_into_postgres() {
@@ -610,6 +656,12 @@ macro_rules! suite {
             async fn comments_and_side_changes() {
                 let (s, _, _guard) = stores(stringify!($backend)).await;
                 super::comments_and_side_changes(&s).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn read_then_write_while_others_write() {
+                let (a, b, _guard) = stores(stringify!($backend)).await;
+                super::read_then_write_while_others_write(&a, &b).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
