@@ -395,6 +395,50 @@ async fn concurrent_ingest_keeps_the_newest(a: &Store, b: &Store) {
     }
 }
 
+/// One group decides each event as if it came alone, in arrival order:
+/// duplicates, a stale version within the group, versions coalesced (SQLite
+/// takes such a group in a few multi-row statements; PostgreSQL one event at
+/// a time).
+async fn a_group_decides_as_events_one_by_one(s: &Store) {
+    s.put_connection(&connection("acme")).await.unwrap();
+    let item = |key: &str, rid: &str, updated: i64, title: &str| IngestItem {
+        connection: "acme".into(),
+        event_key: key.into(),
+        snapshot: snap(rid, updated, title),
+        connected_at_ms: 1_000,
+        source: Default::default(),
+        comment: None,
+    };
+    let got = s
+        .ingest_many(&[
+            item("a", "G1", 10_002, "two"),
+            item("b", "G1", 10_001, "one"),
+            item("a", "G1", 10_002, "two again"),
+            item("c", "G2", 10_001, "g2"),
+            item("d", "G1", 10_003, "three"),
+        ])
+        .await
+        .unwrap();
+    use thena_sf::store::queue::Ingested::*;
+    assert_eq!(got, vec![Queued, Stale, Duplicate, Queued, Queued]);
+    let got = s
+        .ingest_many(&[
+            item("e", "G2", 10_000, "older"),
+            item("c", "G2", 10_001, "g2"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(got, vec![Stale, Duplicate]);
+    let due = s.due("acme", 10).await.unwrap();
+    assert_eq!(due.len(), 2);
+    let g1 = due.iter().find(|d| d.request_id == "G1").unwrap();
+    assert_eq!(g1.snapshot.updated_at.0, 10_003_000);
+    assert_eq!(
+        g1.snapshot.title,
+        thena_sf::domain::snapshot::Patch::Set("three".into())
+    );
+}
+
 /// Transactions that read and then write (retrying dead letters, the
 /// fenced acknowledgements) succeed while another replica writes at the
 /// same time. On SQLite a deferred transaction failed at once with
@@ -656,6 +700,12 @@ macro_rules! suite {
             async fn comments_and_side_changes() {
                 let (s, _, _guard) = stores(stringify!($backend)).await;
                 super::comments_and_side_changes(&s).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_group_decides_as_events_one_by_one() {
+                let (s, _, _guard) = stores(stringify!($backend)).await;
+                super::a_group_decides_as_events_one_by_one(&s).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

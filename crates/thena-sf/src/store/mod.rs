@@ -6,6 +6,7 @@
 //! driver, with a migration directory per backend.
 
 mod admin;
+mod batch;
 mod connections;
 mod copy;
 pub mod health;

@@ -155,11 +155,16 @@ impl Store {
         order: &[usize],
     ) -> Result<Vec<Ingested>, StoreError> {
         let mut tx = self.begin_write().await?;
-        let mut out = vec![Ingested::Duplicate; events.len()];
-        for &i in order {
-            let e = &events[i];
-            out[i] = ingest_in(&mut tx, e).await?;
-        }
+        let sqlite = self.backend() == super::Backend::Sqlite;
+        let out = if sqlite && events.iter().all(super::batch::plain) {
+            super::batch::ingest_plain(&mut tx, events, order, &ts(Utc::now()), now_ms()).await?
+        } else {
+            let mut out = vec![Ingested::Duplicate; events.len()];
+            for &i in order {
+                out[i] = ingest_in(&mut tx, &events[i]).await?;
+            }
+            out
+        };
         if self.backend() == super::Backend::Postgres {
             // Wake the replica that owns each connection (delivered at commit).
             let mut conns: Vec<&str> = events.iter().map(|e| e.connection.as_str()).collect();
