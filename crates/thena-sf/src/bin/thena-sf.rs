@@ -12,6 +12,12 @@ use thena_sf::crypto::SecretBox;
 use thena_sf::provision;
 use thena_sf::store::Store;
 
+/// The accept path allocates for every event (parse, merge, serialise);
+/// mimalloc spends less CPU on that than the system allocator
+/// (docs/benchmarks.md, ingest profile).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "thena-sf",
