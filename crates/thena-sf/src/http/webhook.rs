@@ -12,7 +12,7 @@ use axum::Json;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde_json::json;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use super::{AppState, ConnAuth};
 use crate::crypto;
@@ -323,13 +323,7 @@ pub async fn receive(
             .map(|id| format!("id:{}", id.chars().take(200).collect::<String>()))
     }) {
         Some(k) => k,
-        None => format!(
-            "sha256:{}",
-            Sha256::digest(&body)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        ),
+        None => format!("sha256:{}", crate::crypto::sha256_hex(&body)),
     };
     let snapshot = change.snapshot;
     let item = crate::store::queue::IngestItem {

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use salesforce::{Action, Client};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use tokio::sync::{watch, Notify};
 use tracing::{info, warn};
 
@@ -118,10 +117,7 @@ pub struct Worker {
 }
 
 fn hash(v: &Value) -> String {
-    Sha256::digest(v.to_string().as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::crypto::sha256_hex(v.to_string().as_bytes())
 }
 
 fn now_ms() -> i64 {
