@@ -6,6 +6,7 @@
 mod domains;
 mod pace;
 mod resolve_io;
+mod results;
 mod worker;
 
 pub use worker::{Settings, Worker, WorkerHandle};

@@ -19,6 +19,7 @@ use crate::store::{ConnStatus, Store};
 
 use super::pace::{Decision, Pace};
 use super::resolve_io;
+use super::results::{self, Verdict};
 
 /// How a worker batches and backs off.
 #[derive(Debug, Clone)]
@@ -151,45 +152,6 @@ fn requests_of(batch: &[Claimed], states: &HashMap<String, RequestState>) -> Vec
             }
         })
         .collect()
-}
-
-/// "; 3 categories not mapped (over the limit on category fields): a, b, c".
-fn not_mapped(names: &[String]) -> String {
-    let shown: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
-    let more = names.len().saturating_sub(shown.len());
-    format!(
-        "; {} categor{} not mapped (over the limit on category fields): {}{}",
-        names.len(),
-        if names.len() == 1 { "y" } else { "ies" },
-        shown.join(", "),
-        if more > 0 {
-            format!(" and {more} more")
-        } else {
-            String::new()
-        }
-    )
-}
-
-fn how_text(h: How) -> &'static str {
-    match h {
-        How::Reused => "linked as before",
-        How::Cached => "known requestor",
-        How::ContactByEmail => "Contact found by email",
-        How::DomainNewContact => "new Contact on the Account of the email's company domain",
-        How::WorkspaceContact => "Contact of that name on the Account named like the workspace",
-        How::WorkspaceNewContact => "new Contact on the Account named like the workspace",
-    }
-}
-
-/// Whether a record error says a linked Contact or Account is gone.
-fn stale_link(fields: &[String], code: &str) -> bool {
-    matches!(
-        code,
-        "INVALID_CROSS_REFERENCE_KEY" | "ENTITY_IS_DELETED" | "FIELD_INTEGRITY_EXCEPTION"
-    ) && (fields.is_empty()
-        || fields
-            .iter()
-            .any(|f| f == "Requestor__c" || f == "Account__c"))
 }
 
 impl Worker {
@@ -794,96 +756,72 @@ impl Worker {
         let mut reprovision = false;
         let mut synced = Vec::with_capacity(sent.len());
         for ((c, links, how, _, h), res) in sent {
-            if res.success {
-                let key = c
-                    .snapshot
-                    .requestor
-                    .set()
-                    .map(|p| p.key())
-                    .or_else(|| {
-                        states
-                            .get(&c.request_id)
-                            .and_then(|s| s.requestor_key.clone())
-                    })
-                    .unwrap_or_default();
-                let mut detail = format!(
-                    "{} ({})",
-                    if res.created == Some(true) {
-                        "created"
-                    } else {
-                        "updated"
-                    },
-                    how_text(how)
-                );
-                if let Some(over) = unmapped.get(&c.request_id) {
-                    detail.push_str(&not_mapped(over));
-                }
-                let bad_links = mapping::rejected_links(&c.snapshot);
-                if !bad_links.is_empty() {
-                    detail.push_str(&format!(
-                        "; {} left empty: not an http(s) URL",
-                        bad_links.join(", ")
-                    ));
-                }
-                synced.push(crate::store::queue::Synced {
-                    claimed: c.clone(),
-                    sf_id: res.id.clone().unwrap_or_default(),
-                    contact: links.contact.clone(),
-                    account: links.account.clone(),
-                    requestor_key: key,
-                    sent_hash: h,
-                    detail,
-                });
-                continue;
-            }
-            let first = res
-                .errors
-                .first()
-                .cloned()
-                .unwrap_or(salesforce::RecordError {
-                    status_code: "UNKNOWN".into(),
-                    message: "no error given".into(),
-                    fields: vec![],
-                });
+            let (verdict, first) = results::verdict(&res, c.attempts, self.settings.max_attempts);
             let text = format!("{}: {}", first.status_code, first.message);
-            let action = res.action().unwrap_or(Action::GiveUp);
-            let exhausted = c.attempts + 1 >= self.settings.max_attempts;
-            let result = if stale_link(&first.fields, &first.status_code) && !exhausted {
-                // The linked Contact or Account is gone: forget it and resolve again.
-                if let Some(e) = c.snapshot.requestor.set().and_then(|p| p.email.clone()) {
-                    self.cache.forget_person(&e);
+            let done = match verdict {
+                Verdict::Synced { created } => {
+                    let key = c
+                        .snapshot
+                        .requestor
+                        .set()
+                        .map(|p| p.key())
+                        .or_else(|| {
+                            states
+                                .get(&c.request_id)
+                                .and_then(|s| s.requestor_key.clone())
+                        })
+                        .unwrap_or_default();
+                    let detail = results::synced_detail(
+                        created,
+                        how,
+                        unmapped.get(&c.request_id).map(Vec::as_slice),
+                        &mapping::rejected_links(&c.snapshot),
+                    );
+                    synced.push(crate::store::queue::Synced {
+                        claimed: c.clone(),
+                        sf_id: res.id.clone().unwrap_or_default(),
+                        contact: links.contact.clone(),
+                        account: links.account.clone(),
+                        requestor_key: key,
+                        sent_hash: h,
+                        detail,
+                    });
+                    continue;
                 }
-                self.cache.forget_links(&links);
-                let _ = self.store.forget_link(&self.name, &c.request_id).await;
-                self.store.retry_later(&self.name, c, 0, &text).await
-            } else {
-                match action {
-                    Action::Retry | Action::RefreshAuth if !exhausted => {
-                        self.store
-                            .retry_later(&self.name, c, self.backoff(c.attempts), &text)
-                            .await
+                Verdict::Relink => {
+                    // The linked Contact or Account is gone: forget it and resolve again.
+                    if let Some(e) = c.snapshot.requestor.set().and_then(|p| p.email.clone()) {
+                        self.cache.forget_person(&e);
                     }
-                    Action::FixSchema if !exhausted => {
-                        reprovision = true;
-                        self.store
-                            .retry_later(&self.name, c, self.backoff(c.attempts.min(2)), &text)
-                            .await
-                    }
-                    _ => {
-                        self.metrics.outcome(&self.name, "failed", 1);
-                        self.store
-                            .dead_letter(
-                                &self.name,
-                                c,
-                                &first.status_code,
-                                &first.message,
-                                &first.fields,
-                            )
-                            .await
-                    }
+                    self.cache.forget_links(&links);
+                    let _ = self.store.forget_link(&self.name, &c.request_id).await;
+                    self.store.retry_later(&self.name, c, 0, &text).await
+                }
+                Verdict::Retry => {
+                    self.store
+                        .retry_later(&self.name, c, self.backoff(c.attempts), &text)
+                        .await
+                }
+                Verdict::Reprovision => {
+                    reprovision = true;
+                    self.store
+                        .retry_later(&self.name, c, self.backoff(c.attempts.min(2)), &text)
+                        .await
+                }
+                Verdict::DeadLetter => {
+                    self.metrics.outcome(&self.name, "failed", 1);
+                    self.store
+                        .dead_letter(
+                            &self.name,
+                            c,
+                            &first.status_code,
+                            &first.message,
+                            &first.fields,
+                        )
+                        .await
                 }
             };
-            result.map_err(|e| salesforce::Error::Protocol(e.to_string()))?;
+            done.map_err(|e| salesforce::Error::Protocol(e.to_string()))?;
         }
         // One transaction for every record of the window that Salesforce took.
         self.store
