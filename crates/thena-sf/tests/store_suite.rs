@@ -77,6 +77,18 @@ fn snap(id: &str, updated: i64, title: &str) -> Snapshot {
         .snapshot
 }
 
+/// A request event for connection "acme" (connected at 1 s), delivery `key`.
+fn item(key: &str, rid: &str, updated: i64, title: &str) -> IngestItem {
+    IngestItem {
+        connection: "acme".into(),
+        event_key: key.into(),
+        snapshot: snap(rid, updated, title),
+        connected_at_ms: 1_000,
+        source: Default::default(),
+        comment: None,
+    }
+}
+
 fn synced(c: &Claimed) -> Synced {
     Synced {
         claimed: c.clone(),
@@ -362,17 +374,14 @@ async fn concurrent_ingest_keeps_the_newest(a: &Store, b: &Store) {
         for v in 0..20i64 {
             let items: Vec<IngestItem> = (0..50)
                 .rev()
-                .map(|r| IngestItem {
-                    connection: "acme".into(),
-                    event_key: format!("R{r}-v{}", v * 2 + parity),
-                    snapshot: snap(
+                .map(|r| {
+                    let n = v * 2 + parity;
+                    item(
+                        &format!("R{r}-v{n}"),
                         &format!("R{r}"),
-                        10_000 + v * 2 + parity,
-                        &format!("v{}", v * 2 + parity),
-                    ),
-                    connected_at_ms: 1_000,
-                    source: Default::default(),
-                    comment: None,
+                        10_000 + n,
+                        &format!("v{n}"),
+                    )
                 })
                 .collect();
             s.ingest_many(&items).await.unwrap();
@@ -401,14 +410,6 @@ async fn concurrent_ingest_keeps_the_newest(a: &Store, b: &Store) {
 /// a time).
 async fn a_group_decides_as_events_one_by_one(s: &Store) {
     s.put_connection(&connection("acme")).await.unwrap();
-    let item = |key: &str, rid: &str, updated: i64, title: &str| IngestItem {
-        connection: "acme".into(),
-        event_key: key.into(),
-        snapshot: snap(rid, updated, title),
-        connected_at_ms: 1_000,
-        source: Default::default(),
-        comment: None,
-    };
     let got = s
         .ingest_many(&[
             item("a", "G1", 10_002, "two"),
@@ -446,14 +447,7 @@ async fn a_group_decides_as_events_one_by_one(s: &Store) {
 /// its write (an admin's Retry answered 500 under load).
 async fn read_then_write_while_others_write(a: &Store, b: &Store) {
     a.put_connection(&connection("acme")).await.unwrap();
-    let item = |r: usize, v: i64| IngestItem {
-        connection: "acme".into(),
-        event_key: format!("W{r}-v{v}"),
-        snapshot: snap(&format!("W{r}"), 10_000 + v, "t"),
-        connected_at_ms: 1_000,
-        source: Default::default(),
-        comment: None,
-    };
+    let item = |r: usize, v: i64| item(&format!("W{r}-v{v}"), &format!("W{r}"), 10_000 + v, "t");
     let first: Vec<IngestItem> = (0..60).map(|r| item(r, 0)).collect();
     a.ingest_many(&first).await.unwrap();
     for c in a.due("acme", 100).await.unwrap() {

@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::{Any, Row, Transaction};
 
-use super::queue::{IngestItem, Ingested};
+use super::queue::{IngestItem, Ingested, PENDING_OVER, REQUEST_NEWER};
 use super::StoreError;
 use crate::domain::snapshot::{Snapshot, Source};
 
@@ -177,10 +177,7 @@ async fn write_requests(
     let rows: Vec<_> = written.iter().collect();
     for chunk in rows.chunks(ROWS) {
         let sql = format!(
-            "INSERT INTO requests (connection, request_id, state, latest_updated_ms, updated_at, created_ms) VALUES {}
-             ON CONFLICT (connection, request_id) DO UPDATE SET state = 'pending', reason = NULL, latest_updated_ms = excluded.latest_updated_ms,
-                 updated_at = excluded.updated_at, created_ms = excluded.created_ms
-             WHERE requests.latest_updated_ms <= excluded.latest_updated_ms",
+            "INSERT INTO requests (connection, request_id, state, latest_updated_ms, updated_at, created_ms) VALUES {} {REQUEST_NEWER}",
             placeholders(chunk.len(), 6)
         );
         let mut q = sqlx::query(&sql);
@@ -198,8 +195,7 @@ async fn write_requests(
     Ok(())
 }
 
-/// The merged snapshots over the pending ones (a new version un-parks a
-/// request and resets its tries, as `enqueue` does).
+/// The merged snapshots over the pending ones (as `enqueue` does).
 async fn write_pending(
     tx: &mut Transaction<'_, Any>,
     merged: &HashMap<Key, Snapshot>,
@@ -208,9 +204,7 @@ async fn write_pending(
     let rows: Vec<_> = merged.iter().collect();
     for chunk in rows.chunks(ROWS) {
         let sql = format!(
-            "INSERT INTO pending (connection, request_id, snapshot, updated_at_ms, version, enqueued_at_ms) VALUES {}
-             ON CONFLICT (connection, request_id) DO UPDATE SET snapshot = excluded.snapshot, updated_at_ms = excluded.updated_at_ms,
-                 version = pending.version + 1, parked = 0, not_before_ms = 0, attempts = 0, last_error = NULL",
+            "INSERT INTO pending (connection, request_id, snapshot, updated_at_ms, version, enqueued_at_ms) VALUES {} {PENDING_OVER}",
             placeholders(chunk.len(), 6)
         );
         let mut q = sqlx::query(&sql);

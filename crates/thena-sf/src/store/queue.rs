@@ -687,6 +687,18 @@ pub struct IngestItem {
     pub comment: Option<CommentChange>,
 }
 
+/// A request's newer version makes it pending again; an older one changes
+/// nothing (the stale check, decided on the row as committed). Shared with
+/// the SQLite group path (`batch.rs`).
+pub(super) const REQUEST_NEWER: &str = "ON CONFLICT (connection, request_id) DO UPDATE SET state = 'pending', reason = NULL,
+    latest_updated_ms = excluded.latest_updated_ms, updated_at = excluded.updated_at, created_ms = excluded.created_ms
+    WHERE requests.latest_updated_ms <= excluded.latest_updated_ms";
+
+/// A snapshot over the one pending: a new version un-parks the request and
+/// resets its tries. Shared with `batch.rs`.
+pub(super) const PENDING_OVER: &str = "ON CONFLICT (connection, request_id) DO UPDATE SET snapshot = excluded.snapshot,
+    updated_at_ms = excluded.updated_at_ms, version = pending.version + 1, parked = 0, not_before_ms = 0, attempts = 0, last_error = NULL";
+
 async fn ingest_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     item: &IngestItem,
@@ -731,10 +743,7 @@ async fn ingest_in(
     // another replica) waits for this row, then sees its newest state. The row
     // stays locked until commit, which serialises the coalescing below too.
     let fresh_version = sqlx::query(
-        "INSERT INTO requests (connection, request_id, state, latest_updated_ms, updated_at, created_ms) VALUES ($1, $2, 'pending', $3, $4, $5)
-         ON CONFLICT (connection, request_id) DO UPDATE SET state = 'pending', reason = NULL, latest_updated_ms = excluded.latest_updated_ms, updated_at = excluded.updated_at,
-             created_ms = excluded.created_ms
-         WHERE requests.latest_updated_ms <= excluded.latest_updated_ms",
+        &format!("INSERT INTO requests (connection, request_id, state, latest_updated_ms, updated_at, created_ms) VALUES ($1, $2, 'pending', $3, $4, $5) {REQUEST_NEWER}"),
     )
     .bind(connection)
     .bind(rid)
@@ -779,11 +788,9 @@ pub(super) async fn enqueue(
         None => snap.clone(),
     };
     let json = serde_json::to_string(&merged).expect("snapshots serialise");
-    sqlx::query(
-        "INSERT INTO pending (connection, request_id, snapshot, updated_at_ms, version, enqueued_at_ms) VALUES ($1, $2, $3, $4, 1, $5)
-         ON CONFLICT (connection, request_id) DO UPDATE SET snapshot = excluded.snapshot, updated_at_ms = excluded.updated_at_ms,
-             version = pending.version + 1, parked = 0, not_before_ms = 0, attempts = 0, last_error = NULL",
-    )
+    sqlx::query(&format!(
+        "INSERT INTO pending (connection, request_id, snapshot, updated_at_ms, version, enqueued_at_ms) VALUES ($1, $2, $3, $4, 1, $5) {PENDING_OVER}"
+    ))
     .bind(connection)
     .bind(rid)
     .bind(&json)

@@ -744,14 +744,24 @@ impl Worker {
             );
         }
         let answers = self.upsert_chunks(&chunks).await;
+        // Failed calls are handled once per kind of failure, not once per
+        // call: chunks sent together often fail together (a schema error
+        // re-provisions once, an expired session pauses once).
+        let mut failed: Vec<(Action, salesforce::Error, Vec<Claimed>)> = Vec::new();
         for (chunk, answer) in chunks.into_iter().zip(answers) {
             match answer {
                 Ok(results) => sent.extend(chunk.into_iter().zip(results)),
                 Err(e) => {
-                    let claimed: Vec<Claimed> = chunk.iter().map(|t| t.0.clone()).collect();
-                    self.on_call_error(&claimed, e).await;
+                    let claimed = chunk.iter().map(|t| t.0.clone());
+                    match failed.iter_mut().find(|f| f.0 == e.action()) {
+                        Some(f) => f.2.extend(claimed),
+                        None => failed.push((e.action(), e, claimed.collect())),
+                    }
                 }
             }
+        }
+        for (_, e, claimed) in failed {
+            self.on_call_error(&claimed, e).await;
         }
         let mut reprovision = false;
         let mut synced = Vec::with_capacity(sent.len());
