@@ -777,3 +777,27 @@ async fn connect_names_each_layout_and_a_blocked_password_flow_explains_itself()
         assert!(t.contains(part), "{part}: {t}");
     }
 }
+
+#[test]
+fn version_names_the_build_commit() {
+    let out = Command::new(env!("CARGO_BIN_EXE_thena-sf"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        v.starts_with(&format!("thena-sf {} (commit ", env!("CARGO_PKG_VERSION"))),
+        "{v}"
+    );
+    // Built from this checkout: the commit is the one git names.
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    assert!(
+        !head.is_empty() && v.ends_with(&format!("(commit {head})")),
+        "{v} vs {head}"
+    );
+}

@@ -18,10 +18,18 @@ use thena_sf::store::Store;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `thena-sf --version`: the crate's version and the commit it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("THENA_SF_COMMIT"),
+    ")"
+);
+
 #[derive(Parser)]
 #[command(
     name = "thena-sf",
-    version,
+    version = VERSION,
     about = "Syncs Thena requests into Salesforce"
 )]
 struct Cli {
