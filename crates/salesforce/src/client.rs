@@ -15,7 +15,8 @@ use reqwest::Method;
 use serde_json::{json, Map, Value};
 
 use crate::error::{ApiError, Error, Result};
-use crate::oauth::{now_ms, redact, OAuthApp, TokenSet};
+use crate::oauth::{now_ms, OAuthApp, TokenSet};
+use crate::transport::{redact, Transport};
 use crate::types::{ApiUsage, Describe, RecordResult};
 use crate::Secret;
 
@@ -58,6 +59,8 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Lifetime assumed for an access token when the token response has no `expires_in`.
     pub assumed_token_lifetime: Duration,
+    /// Extra trusted CAs and a proxy.
+    pub transport: Transport,
 }
 
 impl Default for ClientConfig {
@@ -66,6 +69,7 @@ impl Default for ClientConfig {
             api_version: "67.0".into(),
             timeout: Duration::from_secs(60),
             assumed_token_lifetime: Duration::from_secs(2 * 3600),
+            transport: Transport::default(),
         }
     }
 }
@@ -105,15 +109,9 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// An HTTP client that never follows redirects (an API answer is never a redirect we trust).
+/// An HTTP client with the default transport (see [`Transport::http_client`]).
 pub fn http_client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(8)
-        .build()
-        .expect("a TLS backend is compiled in")
+    Transport::default().http_client(timeout)
 }
 
 impl Client {
@@ -124,7 +122,13 @@ impl Client {
         sink: Option<Arc<dyn TokenSink>>,
         config: ClientConfig,
     ) -> Client {
-        Client::with_http(http_client(config.timeout), tokens, app, sink, config)
+        Client::with_http(
+            config.transport.http_client(config.timeout),
+            tokens,
+            app,
+            sink,
+            config,
+        )
     }
 
     pub fn with_http(

@@ -12,6 +12,7 @@ pub mod metadata;
 pub mod oauth;
 pub mod secret;
 pub mod soql;
+pub mod transport;
 pub mod types;
 pub mod xml;
 
@@ -19,4 +20,5 @@ pub use client::{Client, ClientConfig, TokenSink, COLLECTION_LIMIT};
 pub use error::{Action, ApiError, Error, Result};
 pub use oauth::{LoginEnv, OAuthApp, Pkce, TokenSet};
 pub use secret::Secret;
+pub use transport::Transport;
 pub use types::{ApiUsage, Describe, FieldInfo, RecordError, RecordResult};

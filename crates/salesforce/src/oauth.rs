@@ -7,6 +7,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::transport::redact;
 use crate::Secret;
 
 /// Where users log in.
@@ -242,22 +243,4 @@ pub(crate) fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-/// A transport error's text without its URL (which may carry a query with a secret).
-pub(crate) fn redact(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_body() || e.is_decode() {
-        "the answer was cut off"
-    } else {
-        "the request failed"
-    };
-    let host = e
-        .url()
-        .and_then(|u| u.host_str().map(str::to_string))
-        .unwrap_or_default();
-    format!("{kind} ({host})")
 }

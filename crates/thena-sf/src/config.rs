@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use salesforce::Secret;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -56,6 +57,18 @@ pub struct Config {
     pub flood_events_per_second: u32,
     /// What one client, and all of them, may hold of the server.
     pub limits: Limits,
+    /// A PEM file of certificate authorities to trust for Salesforce calls,
+    /// besides the system's (and `SSL_CERT_FILE` / `SSL_CERT_DIR`) and the
+    /// built-in roots: a TLS-inspecting proxy's CA, or a private CA.
+    pub ca_file: Option<PathBuf>,
+    /// Send Salesforce calls through this proxy (`http://[user:pass@]host:port`);
+    /// unset, `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` and `NO_PROXY` apply.
+    pub proxy: Option<Secret>,
+    /// Hosts the `proxy` key does not apply to (comma-separated, as `NO_PROXY`).
+    pub no_proxy: Option<String>,
+    /// How Salesforce is reached, built from `ca_file`, `proxy` and `no_proxy`.
+    #[serde(skip)]
+    pub transport: salesforce::Transport,
     /// Set at start when `public_url` was empty and is the listen address:
     /// then (only) the Host header tells which origin a form comes from.
     #[serde(skip)]
@@ -166,6 +179,10 @@ impl Default for Config {
             latency_budget_ms: 500,
             flood_events_per_second: 1_500,
             limits: Limits::default(),
+            ca_file: None,
+            proxy: None,
+            no_proxy: None,
+            transport: salesforce::Transport::default(),
             public_url_derived: false,
         }
     }
@@ -268,6 +285,7 @@ impl Config {
             )));
         }
         c.public_url = c.public_url.trim_end_matches('/').to_string();
+        c.transport = c.transport()?;
         for d in &c.connections {
             if let Some(t) = &d.webhook_token {
                 if t.trim().chars().count() < 32 {
@@ -279,6 +297,40 @@ impl Config {
             }
         }
         Ok(c)
+    }
+
+    /// `ca_file`, `proxy` and `no_proxy` (each overridden by `THENA_SF_CA_FILE`,
+    /// `THENA_SF_PROXY`, `THENA_SF_NO_PROXY`), checked and built.
+    fn transport(&mut self) -> Result<salesforce::Transport, ConfigError> {
+        if let Ok(v) = std::env::var("THENA_SF_CA_FILE") {
+            self.ca_file = Some(PathBuf::from(v));
+        }
+        if let Ok(v) = std::env::var("THENA_SF_PROXY") {
+            self.proxy = Some(Secret::new(v));
+        }
+        if let Ok(v) = std::env::var("THENA_SF_NO_PROXY") {
+            self.no_proxy = Some(v);
+        }
+        let mut t = salesforce::Transport::default();
+        if let Some(path) = &self.ca_file {
+            let pem = std::fs::read(path).map_err(|e| {
+                ConfigError::Invalid(format!("ca_file {}: cannot read it: {e}", path.display()))
+            })?;
+            t = t
+                .with_ca_pem(&pem)
+                .map_err(|e| ConfigError::Invalid(format!("ca_file {}: {e}", path.display())))?;
+        }
+        if let Some(p) = &self.proxy {
+            t = t
+                .with_proxy(p.expose(), self.no_proxy.as_deref())
+                .map_err(|e| ConfigError::Invalid(format!("proxy: {e}")))?;
+        }
+        Ok(t)
+    }
+
+    /// An HTTP client for Salesforce calls, with this config's trust and proxy.
+    pub fn http_client(&self, timeout: std::time::Duration) -> reqwest::Client {
+        self.transport.http_client(timeout)
     }
 
     /// The URL this server is reached at: `public_url`, or the listen address.

@@ -177,6 +177,7 @@ pub fn client_for(store: &Store, conn: &Connection, config: &Config) -> Client {
         ClientConfig {
             api_version: config.api_version.clone(),
             timeout: std::time::Duration::from_secs(config.api_timeout_secs.max(1)),
+            transport: config.transport.clone(),
             ..Default::default()
         },
     );
@@ -245,7 +246,7 @@ pub async fn connect_observed(
         client_secret: req.client_secret.clone(),
         redirect_uri: String::new(),
     };
-    let http = salesforce::client::http_client(std::time::Duration::from_secs(30));
+    let http = config.http_client(std::time::Duration::from_secs(30));
     let mut password_login = None;
     let tokens = match req.credentials {
         Credentials::Password { username, password } => {

@@ -324,7 +324,11 @@ pub async fn run(mut config: Config, store: Store) -> Result<Demo, Error> {
     let conn = store.connection(CONNECTION).await?;
     app.add_connection(&conn);
 
-    let http = reqwest::Client::new();
+    // Its own server on this machine: never through a proxy the environment names.
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(|e| Error::Invalid(format!("cannot build the demo's HTTP client: {e}")))?;
     let url = format!("{}/webhooks/thena/{CONNECTION}", app.url());
     let mut results = Vec::new();
     let mut ids: Vec<String> = Vec::new();

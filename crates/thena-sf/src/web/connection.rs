@@ -517,7 +517,7 @@ pub async fn disconnect(
     app.remove_connection(&name);
     let _ = app.store.release_lease(&name).await;
     // Revoking the refresh token ends every session issued from it.
-    let http = salesforce::client::http_client(std::time::Duration::from_secs(20));
+    let http = app.config.http_client(std::time::Duration::from_secs(20));
     let token = c
         .tokens
         .refresh_token

@@ -449,7 +449,7 @@ pub async fn callback(
             "The config no longer names the app this connection was started with.",
         );
     };
-    let http = salesforce::client::http_client(std::time::Duration::from_secs(30));
+    let http = app.config.http_client(std::time::Duration::from_secs(30));
     let tokens = match oauth.exchange_code(&http, &code, &flow.verifier).await {
         Ok(t) => t,
         Err(e) => {

@@ -23,23 +23,7 @@ pub fn thena(data: &Path) -> Command {
 
 /// `connect <name>` to the emulator at `base` as its admin, with `token`; panics on failure.
 pub fn connect(data: &Path, name: &str, base: &str, token: &str, extra: &[&str]) -> Output {
-    let out = thena(data)
-        .args([
-            "connect",
-            name,
-            "--login-url",
-            base,
-            "--client-id",
-            "local-client",
-            "--client-secret",
-            "local-secret",
-            "--username",
-            "admin@example.com",
-            "--password",
-            "emulator",
-            "--webhook-token",
-            token,
-        ])
+    let out = connect_command(data, name, base, token)
         .args(extra)
         .output()
         .unwrap();
@@ -51,12 +35,41 @@ pub fn connect(data: &Path, name: &str, base: &str, token: &str, extra: &[&str])
     out
 }
 
+/// The command [`connect`] runs, to add to it or to expect it to fail.
+pub fn connect_command(data: &Path, name: &str, base: &str, token: &str) -> Command {
+    let mut c = thena(data);
+    c.args([
+        "connect",
+        name,
+        "--login-url",
+        base,
+        "--client-id",
+        "local-client",
+        "--client-secret",
+        "local-secret",
+        "--username",
+        "admin@example.com",
+        "--password",
+        "emulator",
+        "--webhook-token",
+        token,
+    ]);
+    c
+}
+
 /// Starts `serve` on a free port; the process and its URL.
 pub fn serve(data: &Path) -> (Child, String) {
-    let mut child = thena(data)
+    let mut c = thena(data);
+    c.stderr(Stdio::null());
+    serve_command(c)
+}
+
+/// Starts `serve` on a free port from a prepared command (environment,
+/// stderr); the process and its URL.
+pub fn serve_command(mut command: Command) -> (Child, String) {
+    let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());

@@ -1,0 +1,320 @@
+//! Running where companies run it: Salesforce reached through the company's
+//! CA (the emulator's `--tls` CA given by `SSL_CERT_FILE`, `SSL_CERT_DIR` or
+//! `ca_file`) and through its proxy (`HTTPS_PROXY` or the `proxy` key, a
+//! CONNECT proxy started here that counts what passed), for `connect` and
+//! `serve` run as processes.
+
+#[path = "support/process.rs"]
+mod process;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde_json::json;
+use sf_emulator::EmulatorConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const TOKEN: &str = "ops-token-0123456789abcdef0123456789abcdef";
+
+struct Dir(PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn dir(tag: &str) -> Dir {
+    let d = std::env::temp_dir().join(format!("thena-sf-ops-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    config(&d, "");
+    Dir(d)
+}
+
+/// Writes `<data>/c.toml`: the store under `data`, then `extra`.
+fn config(data: &Path, extra: &str) {
+    let text = format!("data_dir = {:?}\n{extra}", data.display().to_string());
+    std::fs::write(data.join("c.toml"), text).unwrap();
+}
+
+/// An emulator serving HTTPS with a CA of its own, seeded with one Contact.
+async fn tls_emulator() -> sf_emulator::Running {
+    let seed: sf_emulator::Seed = serde_json::from_value(json!({
+        "users": [{"username": "admin@example.com", "password": "emulator", "last_name": "Admin"}],
+        "accounts": [{"Name": "Acme Corp"}],
+        "contacts": [{"LastName": "Harsh", "Email": "harsh@acme.io", "AccountName": "Acme Corp"}]
+    }))
+    .unwrap();
+    sf_emulator::start(
+        "127.0.0.1:0",
+        EmulatorConfig {
+            seed,
+            tls: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// Runs a prepared command to its end off the async runtime.
+async fn run(mut c: Command) -> Output {
+    tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn requests_in(emu: &sf_emulator::Running) -> usize {
+    emu.emulator
+        .org
+        .read()
+        .table("Request__c")
+        .map_or(0, |t| t.len())
+}
+
+/// Serves with `env`, posts one webhook for `id`, and waits until the
+/// emulator holds `expect` requests.
+async fn serve_and_sync(
+    data: &Path,
+    env: &[(&str, &str)],
+    emu: &sf_emulator::Running,
+    id: &str,
+    expect: usize,
+) {
+    let mut c = process::thena(data);
+    c.envs(env.iter().copied())
+        .stderr(if std::env::var_os("OPS_DEBUG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        });
+    let (mut child, url) = process::serve_command(c);
+    let now = chrono::Utc::now().timestamp_millis();
+    let body = json!({"action": "UPDATE", "request": {"requestId": id, "createdAt": now + 10, "updatedAt": now + 20, "requestor": {"name": "Harsh", "email": "harsh@acme.io"}}});
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let r = http
+        .post(format!("{url}/webhooks/thena/acme"))
+        .header("Authorization", TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while requests_in(emu) < expect {
+        assert!(
+            Instant::now() < deadline,
+            "{id} never reached the org through {env:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_and_serve_trust_the_ca_given_each_way() {
+    let emu = tls_emulator().await;
+    let base = emu.base_url.clone();
+    let d = dir("ca");
+    let certs = d.0.join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let ca = certs.join("emulator-ca.pem");
+    std::fs::write(&ca, emu.ca_pem.as_ref().unwrap()).unwrap();
+
+    // Untrusted: the error says so and names the settings.
+    let mut c = process::connect_command(&d.0, "acme", &base, TOKEN);
+    c.env_remove("SSL_CERT_FILE").env_remove("SSL_CERT_DIR");
+    let out = run(c).await;
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(said.contains("is not trusted"), "{said}");
+    assert!(
+        said.contains("ca_file") && said.contains("SSL_CERT_FILE"),
+        "{said}"
+    );
+
+    // Each way of giving the CA: connect, then serve and sync one request.
+    let ca_s = ca.display().to_string();
+    let certs_s = certs.display().to_string();
+    let ways: [(&str, Vec<(&str, &str)>); 3] = [
+        ("ssl-cert-file", vec![("SSL_CERT_FILE", ca_s.as_str())]),
+        ("ssl-cert-dir", vec![("SSL_CERT_DIR", certs_s.as_str())]),
+        ("ca-file", vec![("THENA_SF_CA_FILE", ca_s.as_str())]),
+    ];
+    for (n, (way, env)) in ways.iter().enumerate() {
+        let data = d.0.join(way);
+        std::fs::create_dir_all(&data).unwrap();
+        // The config key itself (THENA_SF_CA_FILE is its variable).
+        let extra = if *way == "ca-file" {
+            format!("ca_file = {:?}\n", ca_s)
+        } else {
+            String::new()
+        };
+        config(&data, &extra);
+        let env: Vec<(&str, &str)> = if *way == "ca-file" {
+            vec![]
+        } else {
+            env.clone()
+        };
+        let mut c = process::connect_command(&data, "acme", &base, TOKEN);
+        c.envs(env.iter().copied());
+        let out = run(c).await;
+        assert!(out.status.success(), "{way}: {}", text(&out));
+        serve_and_sync(&data, &env, &emu, &format!("CA-{way}"), n + 1).await;
+    }
+    emu.shutdown().await.unwrap();
+}
+
+/// Each tunnel's target and the `Proxy-Authorization` it came with.
+type Tunnels = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+/// A CONNECT proxy on 127.0.0.1 that records each tunnel's target and the
+/// `Proxy-Authorization` it was asked with; with `require` set, it answers
+/// 407 to any other.
+struct Proxy {
+    url: String,
+    tunnels: Tunnels,
+}
+
+async fn proxy(require: Option<&'static str>) -> Proxy {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let tunnels = Arc::new(Mutex::new(Vec::new()));
+    let seen = tunnels.clone();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            tokio::spawn(tunnel(sock, seen.clone(), require));
+        }
+    });
+    Proxy { url, tunnels }
+}
+
+async fn tunnel(
+    mut client: TcpStream,
+    seen: Tunnels,
+    require: Option<&'static str>,
+) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+        match client.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    let mut lines = head.split("\r\n");
+    let first: Vec<&str> = lines.next().unwrap_or("").split(' ').collect();
+    let auth = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.eq_ignore_ascii_case("proxy-authorization"))
+        .map(|(_, v)| v.trim().to_string());
+    if first.first() != Some(&"CONNECT") || first.len() < 2 {
+        let _ = client
+            .write_all(b"HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n")
+            .await;
+        return;
+    }
+    let target = first[1].to_string();
+    seen.lock().push((target.clone(), auth.clone()));
+    if require.is_some() && auth.as_deref() != require {
+        let _ = client
+            .write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\nproxy-authenticate: Basic realm=\"test\"\r\ncontent-length: 0\r\n\r\n")
+            .await;
+        return;
+    }
+    let Ok(mut upstream) = TcpStream::connect(&target).await else {
+        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+        return;
+    };
+    if client
+        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        .await
+        .is_ok()
+    {
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn salesforce_calls_go_through_the_proxy_named() {
+    let emu = tls_emulator().await;
+    let base = emu.base_url.clone();
+    let target = base.trim_start_matches("https://").to_string();
+    let d = dir("proxy");
+    let ca = d.0.join("ca.pem");
+    std::fs::write(&ca, emu.ca_pem.as_ref().unwrap()).unwrap();
+    let ca_s = ca.display().to_string();
+    let open = proxy(None).await;
+
+    // HTTPS_PROXY: connect and serve tunnel through it, to the org only.
+    let env = [
+        ("SSL_CERT_FILE", ca_s.as_str()),
+        ("HTTPS_PROXY", open.url.as_str()),
+        ("NO_PROXY", ""),
+    ];
+    let mut c = process::connect_command(&d.0, "acme", &base, TOKEN);
+    c.envs(env);
+    let out = run(c).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let after_connect = open.tunnels.lock().len();
+    assert!(after_connect > 0, "connect did not use HTTPS_PROXY");
+    serve_and_sync(&d.0, &env, &emu, "PX-1", 1).await;
+    let all = open.tunnels.lock().clone();
+    assert!(all.len() > after_connect, "serve did not use HTTPS_PROXY");
+    assert!(all.iter().all(|(t, _)| *t == target), "{all:?}");
+
+    // NO_PROXY names the org: nothing passes through the proxy.
+    let before = open.tunnels.lock().len();
+    let bypass = [
+        ("SSL_CERT_FILE", ca_s.as_str()),
+        ("HTTPS_PROXY", open.url.as_str()),
+        ("NO_PROXY", "127.0.0.1"),
+    ];
+    serve_and_sync(&d.0, &bypass, &emu, "PX-2", 2).await;
+    assert_eq!(open.tunnels.lock().len(), before, "NO_PROXY was ignored");
+
+    // The `proxy` key, with credentials, wins over HTTPS_PROXY; the
+    // credentials reach the proxy and nothing the connector prints.
+    let guarded = proxy(Some("Basic dXNlcjpwcm94eS1zM2NyZXQ=")).await;
+    let keyed = guarded.url.replace("http://", "http://user:proxy-s3cret@");
+    config(&d.0, &format!("proxy = {keyed:?}\nca_file = {ca_s:?}\n"));
+    let before = open.tunnels.lock().len();
+    let mut c = process::thena(&d.0);
+    c.env("HTTPS_PROXY", &open.url)
+        .env("RUST_LOG", "debug")
+        .args(["doctor", "acme"]);
+    let out = run(c).await;
+    let used = guarded.tunnels.lock().clone();
+    assert!(out.status.success(), "{}\n{used:?}", text(&out));
+    assert!(!text(&out).contains("proxy-s3cret"), "{}", text(&out));
+    assert_eq!(open.tunnels.lock().len(), before);
+    let used = guarded.tunnels.lock().clone();
+    assert!(!used.is_empty() && used.iter().all(|(t, a)| *t == target && a.is_some()));
+
+    // A proxy that refuses the tunnel is named as the reason.
+    config(
+        &d.0,
+        &format!("proxy = {:?}\nca_file = {ca_s:?}\n", guarded.url),
+    );
+    let mut c = process::thena(&d.0);
+    c.args(["doctor", "acme"]);
+    let out = run(c).await;
+    assert!(!out.status.success());
+    assert!(text(&out).contains("proxy refused"), "{}", text(&out));
+    emu.shutdown().await.unwrap();
+}
