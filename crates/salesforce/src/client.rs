@@ -301,6 +301,38 @@ impl Client {
         }
     }
 
+    /// One HTTP exchange with the org: counted, its usage header read, in a
+    /// `salesforce` span (method and path; never the query, which holds SOQL).
+    async fn exchange(
+        &self,
+        req: reqwest::RequestBuilder,
+        method: &Method,
+        path: &str,
+    ) -> Result<(u16, bytes::Bytes)> {
+        use tracing::Instrument;
+        let path = path.split('?').next().unwrap_or("");
+        let span = tracing::info_span!(
+            "salesforce",
+            method = %method,
+            path = %path,
+            status = tracing::field::Empty
+        );
+        async {
+            self.inner.calls.fetch_add(1, Ordering::Relaxed);
+            let resp = req.send().await.map_err(|e| Error::Transport(redact(&e)))?;
+            let status = resp.status().as_u16();
+            tracing::Span::current().record("status", status);
+            self.note_usage(resp.headers());
+            let bytes = resp
+                .bytes()
+                .await
+                .map_err(|e| Error::Transport(redact(&e)))?;
+            Ok((status, bytes))
+        }
+        .instrument(span)
+        .await
+    }
+
     /// Sends one request; refreshes once and retries on INVALID_SESSION_ID.
     /// Returns the status and the body (JSON `null` for an empty body).
     pub async fn send(
@@ -331,14 +363,7 @@ impl Client {
             if let Some(b) = body {
                 req = req.json(b);
             }
-            self.inner.calls.fetch_add(1, Ordering::Relaxed);
-            let resp = req.send().await.map_err(|e| Error::Transport(redact(&e)))?;
-            let status = resp.status().as_u16();
-            self.note_usage(resp.headers());
-            let bytes = resp
-                .bytes()
-                .await
-                .map_err(|e| Error::Transport(redact(&e)))?;
+            let (status, bytes) = self.exchange(req, &method, path).await?;
             let value: Value = if bytes.is_empty() {
                 Value::Null
             } else {
@@ -577,23 +602,16 @@ impl Client {
                 "/services/Soap/m/{}",
                 self.inner.config.api_version
             ));
-            self.inner.calls.fetch_add(1, Ordering::Relaxed);
-            let resp = self
+            let req = self
                 .inner
                 .http
                 .post(url)
                 .header("content-type", "text/xml; charset=UTF-8")
                 .header("SOAPAction", "\"\"")
-                .body(envelope)
-                .send()
-                .await
-                .map_err(|e| Error::Transport(redact(&e)))?;
-            let status = resp.status().as_u16();
-            self.note_usage(resp.headers());
-            let bytes = resp
-                .bytes()
-                .await
-                .map_err(|e| Error::Transport(redact(&e)))?;
+                .body(envelope);
+            let (status, bytes) = self
+                .exchange(req, &Method::POST, "/services/Soap/m")
+                .await?;
             let doc = match crate::xml::parse(&bytes) {
                 Ok(d) => d,
                 // An outage answers with whatever body it has: a 5xx is retryable whatever it says.

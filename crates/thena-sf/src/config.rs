@@ -66,6 +66,14 @@ pub struct Config {
     pub proxy: Option<Secret>,
     /// Hosts the `proxy` key does not apply to (comma-separated, as `NO_PROXY`).
     pub no_proxy: Option<String>,
+    /// Log filter: `info` (one line per meaningful event), `debug`, or a
+    /// `RUST_LOG`-style list; `RUST_LOG` itself wins when set.
+    pub log_level: String,
+    /// `text` for people, `json` (one object per line) for log collectors.
+    pub log_format: crate::telemetry::LogFormat,
+    /// Export traces over OTLP/HTTP to this collector (`http://host:4318`);
+    /// off when unset. `OTEL_EXPORTER_OTLP_ENDPOINT` sets it too.
+    pub otlp_endpoint: Option<String>,
     /// How Salesforce is reached, built from `ca_file`, `proxy` and `no_proxy`.
     #[serde(skip)]
     pub transport: salesforce::Transport,
@@ -182,6 +190,9 @@ impl Default for Config {
             ca_file: None,
             proxy: None,
             no_proxy: None,
+            log_level: "info".into(),
+            log_format: crate::telemetry::LogFormat::Text,
+            otlp_endpoint: None,
             transport: salesforce::Transport::default(),
             public_url_derived: false,
         }
@@ -286,6 +297,7 @@ impl Config {
         }
         c.public_url = c.public_url.trim_end_matches('/').to_string();
         c.transport = c.transport()?;
+        c.telemetry_from_env()?;
         for d in &c.connections {
             if let Some(t) = &d.webhook_token {
                 if t.trim().chars().count() < 32 {
@@ -326,6 +338,36 @@ impl Config {
                 .map_err(|e| ConfigError::Invalid(format!("proxy: {e}")))?;
         }
         Ok(t)
+    }
+
+    /// `THENA_SF_LOG_LEVEL`, `THENA_SF_LOG_FORMAT`, and the standard
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    fn telemetry_from_env(&mut self) -> Result<(), ConfigError> {
+        if let Ok(v) = std::env::var("THENA_SF_LOG_LEVEL") {
+            self.log_level = v;
+        }
+        if let Ok(v) = std::env::var("THENA_SF_LOG_FORMAT") {
+            self.log_format = v.parse().map_err(ConfigError::Invalid)?;
+        }
+        for var in [
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+        ] {
+            if let Ok(v) = std::env::var(var) {
+                if !v.is_empty() {
+                    self.otlp_endpoint = Some(v);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = &self.otlp_endpoint {
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                return Err(ConfigError::Invalid(format!(
+                    "otlp_endpoint must be an http:// or https:// URL, not {e}"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// An HTTP client for Salesforce calls, with this config's trust and proxy.

@@ -318,6 +318,13 @@ pub async fn connect_observed(
     let categories = store.category_fields(&conn.name).await?;
     let report = provision_with_retries(&client, &categories, &user).await?;
     store.mark_provisioned(&conn.name).await?;
+    tracing::info!(
+        connection = %conn.name,
+        instance = %conn.tokens.instance_url,
+        reconnected = existing.is_some(),
+        changes = report.changes.len(),
+        "connected"
+    );
     Ok(Connected {
         webhook_url: config.webhook_url(&conn.name),
         webhook_token: new_token.map(Secret::new),

@@ -22,6 +22,7 @@ pub mod provision;
 pub mod spool;
 pub mod store;
 pub mod sync;
+pub mod telemetry;
 pub mod thena;
 pub mod web;
 

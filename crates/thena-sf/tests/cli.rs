@@ -525,6 +525,8 @@ async fn no_secret_in_logs_metrics_errors_or_pages_after_a_full_run() {
         .arg(&data)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "trace")
+        // The JSON lines carry every span's fields: they are grepped too.
+        .env("THENA_SF_LOG_FORMAT", "json")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -203,11 +203,7 @@ async fn proxy(require: Option<&'static str>) -> Proxy {
     Proxy { url, tunnels }
 }
 
-async fn tunnel(
-    mut client: TcpStream,
-    seen: Tunnels,
-    require: Option<&'static str>,
-) {
+async fn tunnel(mut client: TcpStream, seen: Tunnels, require: Option<&'static str>) {
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
@@ -316,5 +312,209 @@ async fn salesforce_calls_go_through_the_proxy_named() {
     let out = run(c).await;
     assert!(!out.status.success());
     assert!(text(&out).contains("proxy refused"), "{}", text(&out));
+    emu.shutdown().await.unwrap();
+}
+
+/// Sends SIGTERM and waits for the process to end.
+fn stop(mut child: std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+/// A plain emulator with one Contact, connected as `acme` in a fresh store.
+async fn connected(tag: &str, extra_config: &str) -> (sf_emulator::Running, Dir) {
+    let seed: sf_emulator::Seed = serde_json::from_value(json!({
+        "users": [{"username": "admin@example.com", "password": "emulator", "last_name": "Admin"}],
+        "accounts": [{"Name": "Acme Corp"}],
+        "contacts": [{"LastName": "Harsh", "Email": "harsh@acme.io", "AccountName": "Acme Corp"}]
+    }))
+    .unwrap();
+    let emu = sf_emulator::start(
+        "127.0.0.1:0",
+        EmulatorConfig {
+            seed,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let d = dir(tag);
+    config(&d.0, extra_config);
+    let out = run(process::connect_command(&d.0, "acme", &emu.base_url, TOKEN)).await;
+    assert!(out.status.success(), "{}", text(&out));
+    (emu, d)
+}
+
+/// Posts one webhook for `id` (and one with a wrong token), then waits until
+/// the emulator holds `expect` requests.
+async fn deliver(url: &str, emu: &sf_emulator::Running, id: &str, expect: usize) {
+    let now = chrono::Utc::now().timestamp_millis();
+    let body = json!({"action": "UPDATE", "request": {"requestId": id, "createdAt": now + 10, "updatedAt": now + 20, "requestor": {"name": "Harsh", "email": "harsh@acme.io"}}});
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    for (token, want) in [("not-the-token", 401), (TOKEN, 200)] {
+        let r = http
+            .post(format!("{url}/webhooks/thena/acme"))
+            .header("Authorization", token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), want);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while requests_in(emu) < expect {
+        assert!(Instant::now() < deadline, "{id} never reached the org");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_say_what_happened_one_line_per_event_without_secrets() {
+    use std::io::Read;
+    let (emu, d) = connected("logs", "log_format = \"json\"\n").await;
+    let mut c = process::thena(&d.0);
+    c.env_remove("RUST_LOG").stderr(Stdio::piped());
+    let (mut child, url) = process::serve_command(c);
+    let mut stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    deliver(&url, &emu, "LOG-1", 1).await;
+    // A stop finishes the batch in flight, its log line included.
+    tokio::task::spawn_blocking(move || stop(child))
+        .await
+        .unwrap();
+    let log = log.join().unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let find = |msg: &str| {
+        lines
+            .iter()
+            .find(|l| l["fields"]["message"] == msg)
+            .unwrap_or_else(|| panic!("no {msg:?} line at the default level in:\n{log}"))
+    };
+    let started = find("worker started");
+    assert_eq!(started["level"], "INFO");
+    assert_eq!(started["fields"]["connection"], "acme");
+    let batch = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "batch done" && l["fields"]["synced"] == 1)
+        .unwrap_or_else(|| panic!("no batch line with a synced record in:\n{log}"));
+    assert_eq!(batch["fields"]["connection"], "acme");
+    assert!(batch["fields"]["calls"].as_u64().unwrap() >= 1, "{batch}");
+    assert!(batch["fields"]["ms"].is_u64(), "{batch}");
+    let refused = find("request refused");
+    assert_eq!(refused["fields"]["status"], 401);
+    assert_eq!(refused["span"]["path"], "/webhooks/thena/acme");
+    assert_eq!(refused["span"]["connection"], "acme");
+    assert!(refused["fields"]["latency_ms"].is_u64());
+    // A successful delivery is not logged at the default level.
+    assert!(!lines
+        .iter()
+        .any(|l| l["fields"]["message"] == "request answered"));
+    for secret in [TOKEN, "emulator", "local-secret"] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+    emu.shutdown().await.unwrap();
+}
+
+/// An OTLP/HTTP collector in this process: every span it receives.
+struct Collector {
+    url: String,
+    spans: Arc<Mutex<Vec<opentelemetry_proto::tonic::trace::v1::Span>>>,
+    raw: Arc<Mutex<Vec<u8>>>,
+}
+
+async fn collector() -> Collector {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+    let spans = Arc::new(Mutex::new(Vec::new()));
+    let raw = Arc::new(Mutex::new(Vec::new()));
+    let (s, r) = (spans.clone(), raw.clone());
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let (s, r) = (s.clone(), r.clone());
+            async move {
+                r.lock().extend_from_slice(&body);
+                let req = ExportTraceServiceRequest::decode(body).unwrap();
+                for rs in req.resource_spans {
+                    for ss in rs.scope_spans {
+                        s.lock().extend(ss.spans);
+                    }
+                }
+                ""
+            }
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Collector { url, spans, raw }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_follow_a_webhook_to_its_commit_and_a_batch_to_salesforce() {
+    let (emu, d) = connected("traces", "").await;
+    let otel = collector().await;
+    let mut c = process::thena(&d.0);
+    c.env("OTEL_EXPORTER_OTLP_ENDPOINT", &otel.url)
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .stderr(Stdio::null());
+    let (child, url) = process::serve_command(c);
+    deliver(&url, &emu, "TRACE-1", 1).await;
+    // Stopping flushes what the exporter still holds.
+    tokio::task::spawn_blocking(move || stop(child))
+        .await
+        .unwrap();
+    let spans = otel.spans.lock().clone();
+    let named = |n: &'static str| spans.iter().filter(move |s| s.name == n);
+    let attr = |s: &opentelemetry_proto::tonic::trace::v1::Span, k: &str| {
+        s.attributes
+            .iter()
+            .find(|a| a.key == k)
+            .and_then(|a| a.value.clone())
+            .and_then(|v| v.value)
+            .map(|v| format!("{v:?}"))
+            .unwrap_or_default()
+    };
+    let webhook = named("request")
+        .find(|s| {
+            attr(s, "path").contains("/webhooks/thena/acme") && attr(s, "status").contains("200")
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no webhook request span in {:?}",
+                spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+            )
+        });
+    assert!(
+        named("commit")
+            .any(|s| s.parent_span_id == webhook.span_id && s.trace_id == webhook.trace_id),
+        "no commit span under the webhook's"
+    );
+    let batch = named("batch")
+        .find(|s| attr(s, "connection").contains("acme"))
+        .expect("a batch span");
+    let calls: Vec<_> = named("salesforce")
+        .filter(|s| s.trace_id == batch.trace_id)
+        .collect();
+    assert!(!calls.is_empty(), "no Salesforce call span under the batch");
+    assert!(
+        calls
+            .iter()
+            .any(|s| attr(s, "path").contains("composite/sobjects")),
+        "{calls:?}"
+    );
+    let raw = String::from_utf8_lossy(&otel.raw.lock()).to_string();
+    for secret in [TOKEN, "emulator\"", "local-secret", "SELECT"] {
+        assert!(!raw.contains(secret), "{secret} exported in a span");
+    }
     emu.shutdown().await.unwrap();
 }

@@ -166,8 +166,7 @@ struct App {
     store: Store,
 }
 
-async fn open(cli: &Cli) -> anyhow::Result<App> {
-    let mut config = Config::load(cli.config.as_deref())?;
+async fn open(cli: &Cli, mut config: Config) -> anyhow::Result<App> {
     if let Some(d) = &cli.data_dir {
         config.data_dir = d.clone();
     }
@@ -180,27 +179,40 @@ async fn open(cli: &Cli) -> anyhow::Result<App> {
     let secrets = SecretBox::load(&config.data_dir)?;
     let store = Store::open_config(&config, secrets).await?;
     for c in connect::connect_declared(&store, &config).await? {
-        eprintln!("connected {} from the config file", c.name);
+        tracing::info!(connection = %c.name, "connected {} from the config file", c.name);
     }
     Ok(App { config, store })
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
+    match start(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Reads the config, sets up logs and traces (before the runtime: the OTLP
+/// exporter sends from a thread of its own), runs the command, then flushes
+/// the spans still held.
+fn start(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = Config::load(cli.config.as_deref())?;
+    // The demo tells its own story on stdout: its logs stay at warnings
+    // unless asked for.
+    let level = match &cli.command {
+        Command::Demo { .. } if config.log_level == "info" => "warn",
+        _ => config.log_level.as_str(),
+    };
+    let telemetry =
+        thena_sf::telemetry::init(level, config.log_format, config.otlp_endpoint.as_deref())?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let result = runtime.block_on(run(cli, config));
+    drop(runtime);
+    telemetry.shutdown();
+    result
 }
 
 async fn shutdown_signal() {
@@ -228,8 +240,12 @@ fn one_or_all<T>(one: Option<T>, all: bool, what: &str) -> anyhow::Result<Option
     }
 }
 
-async fn demo(cli: &Cli, listen: String, exit: bool) -> anyhow::Result<ExitCode> {
-    let mut config = Config::load(cli.config.as_deref())?;
+async fn demo(
+    cli: &Cli,
+    mut config: Config,
+    listen: String,
+    exit: bool,
+) -> anyhow::Result<ExitCode> {
     config.listen = listen;
     let fresh = cli.data_dir.is_none();
     config.data_dir = match &cli.data_dir {
@@ -275,11 +291,11 @@ async fn demo(cli: &Cli, listen: String, exit: bool) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
     if let Command::Demo { listen, exit } = &cli.command {
-        return demo(&cli, listen.clone(), *exit).await;
+        return demo(&cli, config, listen.clone(), *exit).await;
     }
-    let app = open(&cli).await?;
+    let app = open(&cli, config).await?;
     match cli.command {
         Command::Connect {
             name,
@@ -444,7 +460,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ));
             }
             shutdown_signal().await;
-            eprintln!("thena-sf: shutting down (finishing the batches in flight)");
+            tracing::info!("shutting down: finishing the batches in flight");
             running.shutdown().await;
             Ok(ExitCode::SUCCESS)
         }

@@ -2,6 +2,7 @@
 
 mod ingest;
 pub mod serve;
+mod trace;
 mod webhook;
 
 pub use ingest::Ingestor;
@@ -67,6 +68,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             std::time::Duration::from_secs(state.config.limits.request_timeout_secs.max(1)),
             serve::request_deadline,
         ))
+        .layer(trace::layer())
         .with_state(state)
 }
 

@@ -336,7 +336,12 @@ pub async fn receive(
     };
     // Answer within Thena's patience: a store that does not commit in time
     // sends the event to the spool (a late commit makes the replay a duplicate).
-    let submitted = tokio::time::timeout(STORE_WAIT, app.ingestor.submit(item.clone())).await;
+    // The `commit` span: from handing the event over to its group commit.
+    let commit = tracing::Instrument::instrument(
+        app.ingestor.submit(item.clone()),
+        tracing::info_span!("commit"),
+    );
+    let submitted = tokio::time::timeout(STORE_WAIT, commit).await;
     let submitted = match submitted {
         Ok(r) => r,
         Err(_) => Err(format!(

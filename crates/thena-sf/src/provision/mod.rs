@@ -276,6 +276,12 @@ pub async fn provision(
     if !report.is_noop() {
         client.invalidate_describes();
     }
+    for c in &report.changes {
+        tracing::info!(change = %c, "provisioned");
+    }
+    for w in &report.warnings {
+        tracing::warn!(warning = %w, "provisioning left something undone");
+    }
     Ok(report)
 }
 

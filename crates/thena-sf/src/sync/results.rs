@@ -114,6 +114,24 @@ fn stale_link(fields: &[String], code: &str) -> bool {
             .any(|f| f == "Requestor__c" || f == "Account__c"))
 }
 
+/// What one step did with its records, for its log line and span.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    pub synced: u64,
+    /// Linked and unchanged since the last write: not sent again.
+    pub unchanged: u64,
+    pub skipped: u64,
+    /// Dead letters.
+    pub failed: u64,
+}
+
+impl Tally {
+    /// Records left queued for a later step (retries, relinks).
+    pub fn retried(&self, claimed: usize) -> u64 {
+        (claimed as u64).saturating_sub(self.synced + self.unchanged + self.skipped + self.failed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

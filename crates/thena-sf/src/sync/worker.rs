@@ -115,6 +115,8 @@ pub struct Worker {
     pace: Pace,
     /// The arrival count when the queue's requestors were last resolved ahead.
     warmed_at: Option<u64>,
+    /// What the current step did with its records.
+    tally: results::Tally,
 }
 
 fn hash(v: &Value) -> String {
@@ -188,6 +190,7 @@ impl Worker {
             calls_before: 0,
             pace: Pace::new(settings.latency_budget, settings.batch, settings.flood_rate),
             warmed_at: None,
+            tally: results::Tally::default(),
         };
         (w, handle)
     }
@@ -314,11 +317,7 @@ impl Worker {
             if batch.is_empty() {
                 continue;
             }
-            let started = Instant::now();
-            if let Err(e) = self.process(&batch).await {
-                self.on_call_error(&batch, e).await;
-            }
-            self.pace.step_took(started.elapsed());
+            self.step(&batch).await;
             self.metrics
                 .set_api_calls(&self.name, self.calls_before + self.client.calls());
             if let Some(u) = self.client.api_usage() {
@@ -327,6 +326,50 @@ impl Worker {
             self.check_budget().await;
         }
         info!(connection = %self.name, "worker stopped");
+    }
+
+    /// Sends one claimed batch, within a `batch` span, and logs what came of it.
+    async fn step(&mut self, batch: &[Claimed]) {
+        use tracing::Instrument;
+        let started = Instant::now();
+        let calls = self.client.calls();
+        self.tally = results::Tally::default();
+        let span = tracing::info_span!("batch", connection = %self.name, records = batch.len());
+        async {
+            if let Err(e) = self.process(batch).await {
+                self.on_call_error(batch, e).await;
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        let took = started.elapsed();
+        self.pace.step_took(took);
+        let t = self.tally;
+        span.in_scope(|| {
+            info!(
+                connection = %self.name,
+                records = batch.len(),
+                synced = t.synced,
+                unchanged = t.unchanged,
+                skipped = t.skipped,
+                failed = t.failed,
+                retried = t.retried(batch.len()),
+                calls = self.client.calls() - calls,
+                ms = took.as_millis() as u64,
+                "batch done"
+            )
+        });
+    }
+
+    /// Counts `n` records of a step's `outcome` ("synced", "skipped", "failed").
+    fn count(&mut self, outcome: &str, n: u64) {
+        match outcome {
+            "synced" => self.tally.synced += n,
+            "skipped" => self.tally.skipped += n,
+            "failed" => self.tally.failed += n,
+            _ => {}
+        }
+        self.metrics.outcome(&self.name, outcome, n);
     }
 
     /// Uses the stored credentials when they are not the ones this worker's client holds.
@@ -433,23 +476,24 @@ impl Worker {
     /// A whole call failed: pause, wait for a reconnect, repair the schema or back off.
     async fn on_call_error(&mut self, batch: &[Claimed], e: salesforce::Error) {
         let text = e.to_string();
+        let code = e.code().unwrap_or("");
         match e.action() {
             Action::Reconnect => {
-                warn!(connection = %self.name, error = %text, "reconnect needed; the queue waits");
+                warn!(connection = %self.name, code, error = %text, "reconnect needed; the queue waits");
                 let _ = self
                     .store
                     .set_status(&self.name, ConnStatus::ReconnectNeeded, Some(&text))
                     .await;
             }
             Action::PauseForDay => {
-                warn!(connection = %self.name, error = %text, "daily API limit reached; pausing");
+                warn!(connection = %self.name, code, error = %text, "daily API limit reached; pausing");
                 let _ = self
                     .store
                     .set_status(&self.name, ConnStatus::Paused, Some(&text))
                     .await;
             }
             Action::FixSchema => {
-                warn!(connection = %self.name, error = %text, "schema problem; provisioning again");
+                warn!(connection = %self.name, code, error = %text, "schema problem; provisioning again");
                 self.reprovision().await;
                 for c in batch {
                     let _ = self
@@ -469,10 +513,18 @@ impl Worker {
                 } else {
                     i64::MAX
                 };
+                warn!(
+                    connection = %self.name,
+                    code,
+                    error = %text,
+                    records = batch.len(),
+                    action = ?action,
+                    "a Salesforce call failed"
+                );
                 let code = e.code().unwrap_or("CALL_FAILED").to_string();
                 for c in batch {
                     if c.attempts + 1 >= limit {
-                        self.metrics.outcome(&self.name, "failed", 1);
+                        self.count("failed", 1);
                         let _ = self
                             .store
                             .dead_letter(&self.name, c, &code, &text, &[])
@@ -590,12 +642,14 @@ impl Worker {
             }
             let records: Vec<Value> = chunk.iter().map(|t| t.3.clone()).collect();
             let client = self.client.clone();
-            calls.spawn(async move {
+            // Spawned calls stay inside the step's `batch` span.
+            let call = async move {
                 let a = client
                     .upsert_many(schema::OBJECT, schema::EXTERNAL_ID, &records)
                     .await;
                 (i, a)
-            });
+            };
+            calls.spawn(tracing::Instrument::in_current_span(call));
         }
         while let Some(joined) = calls.join_next().await {
             if let Ok((j, a)) = joined {
@@ -715,6 +769,7 @@ impl Worker {
                             )
                             .await
                             .map_err(|e| salesforce::Error::Protocol(e.to_string()))?;
+                        self.tally.unchanged += 1;
                         continue;
                     }
                     to_send.push((c, links.clone(), *how, value, h));
@@ -724,7 +779,7 @@ impl Worker {
                         .mark_skipped(&self.name, c, reason)
                         .await
                         .map_err(|e| salesforce::Error::Protocol(e.to_string()))?;
-                    self.metrics.outcome(&self.name, "skipped", 1);
+                    self.count("skipped", 1);
                 }
                 None => {}
             }
@@ -819,7 +874,14 @@ impl Worker {
                         .await
                 }
                 Verdict::DeadLetter => {
-                    self.metrics.outcome(&self.name, "failed", 1);
+                    warn!(
+                        connection = %self.name,
+                        request = %c.request_id,
+                        code = %first.status_code,
+                        error = %first.message,
+                        "Salesforce refused a record for good: dead letter"
+                    );
+                    self.count("failed", 1);
                     self.store
                         .dead_letter(
                             &self.name,
@@ -838,8 +900,7 @@ impl Worker {
             .mark_synced_many(&self.name, &synced)
             .await
             .map_err(|e| salesforce::Error::Protocol(e.to_string()))?;
-        self.metrics
-            .outcome(&self.name, "synced", synced.len() as u64);
+        self.count("synced", synced.len() as u64);
         for s in &synced {
             self.metrics
                 .latency((now_ms() - s.claimed.enqueued_at_ms).max(0) as u64);

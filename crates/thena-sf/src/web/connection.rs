@@ -516,6 +516,7 @@ pub async fn disconnect(
     }
     app.remove_connection(&name);
     let _ = app.store.release_lease(&name).await;
+    tracing::info!(connection = %name, "disconnected from the admin page");
     // Revoking the refresh token ends every session issued from it.
     let http = app.config.http_client(std::time::Duration::from_secs(20));
     let token = c
