@@ -13,3 +13,5 @@ if [ -z "${THENA_SF_TEST_PG:-}" ]; then
 fi
 echo "PostgreSQL for the tests: $THENA_SF_TEST_PG" >&2
 cargo test --workspace --all-targets --locked "$@"
+# The container image: built and run where a container engine works here.
+scripts/container.sh

@@ -119,11 +119,8 @@ async fn metrics(State(app): State<Arc<AppState>>, headers: axum::http::HeaderMa
         }
     }
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(&depth, &failed) + &format!(
-            "# HELP thena_sf_spool_events Accepted events waiting in this replica's local spool for the store.\n# TYPE thena_sf_spool_events gauge\nthena_sf_spool_events {}\n",
-            app.spool.len()
-        ),
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        app.metrics.render(&depth, &failed, app.spool.len()),
     )
         .into_response()
 }
