@@ -5,8 +5,9 @@
 
 mod domains;
 mod pace;
+mod plan;
 mod resolve_io;
 mod results;
 mod worker;
 
-pub use worker::{Settings, Worker, WorkerHandle};
+pub use worker::{Settings, SyncError, Worker, WorkerHandle};

@@ -5,21 +5,34 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use salesforce::{Action, Client};
-use serde_json::{json, Value};
+use salesforce::{Action, Client, RecordResult};
+use serde_json::Value;
 use tokio::sync::{watch, Notify};
 use tracing::{info, warn};
 
 use crate::domain::mapping::{self, Lengths, Links};
-use crate::domain::resolve::{Cache, How, Outcome, PublicDomains, Request};
+use crate::domain::resolve::{Cache, Outcome, PublicDomains, Request};
 use crate::metrics::Metrics;
 use crate::provision::{self, schema};
-use crate::store::queue::{Claimed, RequestState};
-use crate::store::{ConnStatus, Store};
+use crate::store::queue::{Claimed, RequestState, Synced};
+use crate::store::{ConnStatus, Store, StoreError};
 
 use super::pace::{Decision, Pace};
+use super::plan::{self, ToSend};
 use super::resolve_io;
 use super::results::{self, Verdict};
+
+/// Why a sync step stopped before its end, by the layer that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Salesforce(#[from] salesforce::Error),
+    #[error("the store failed: {0}")]
+    Store(#[from] StoreError),
+    /// Category fields could not be set up for a reason not Salesforce's.
+    #[error("setting up category fields failed: {0}")]
+    Setup(String),
+}
 
 /// How a worker batches and backs off.
 #[derive(Debug, Clone)]
@@ -119,17 +132,9 @@ pub struct Worker {
     tally: results::Tally,
 }
 
-fn hash(v: &Value) -> String {
-    crate::crypto::sha256_hex(v.to_string().as_bytes())
-}
-
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
-
-/// A record to upsert: its claim, links, how they were found, the record
-/// and its content hash.
-type ToSend<'a> = (&'a Claimed, Links, How, Value, String);
 
 /// What the resolver needs of each claimed request.
 fn requests_of(batch: &[Claimed], states: &HashMap<String, RequestState>) -> Vec<Request> {
@@ -336,8 +341,19 @@ impl Worker {
         self.tally = results::Tally::default();
         let span = tracing::info_span!("batch", connection = %self.name, records = batch.len());
         async {
-            if let Err(e) = self.process(batch).await {
-                self.on_call_error(batch, e).await;
+            match self.process(batch).await {
+                Ok(()) => {}
+                Err(SyncError::Salesforce(e)) => self.on_call_error(batch, e).await,
+                // Its records stay queued as they are: the next step reads them again.
+                Err(SyncError::Store(e)) => {
+                    warn!(connection = %self.name, error = %e, "the store failed during a step; its records stay queued");
+                    self.wait(Duration::from_secs(1)).await;
+                }
+                // As a call that cannot succeed: retried a few times, then dead letters.
+                Err(SyncError::Setup(text)) => {
+                    self.on_call_error(batch, salesforce::Error::Protocol(text))
+                        .await
+                }
             }
         }
         .instrument(span.clone())
@@ -572,7 +588,7 @@ impl Worker {
         &mut self,
         batch: &[Claimed],
         outcomes: &HashMap<String, Outcome>,
-    ) -> Result<(HashMap<String, String>, HashMap<String, Vec<String>>), salesforce::Error> {
+    ) -> Result<(HashMap<String, String>, HashMap<String, Vec<String>>), SyncError> {
         let per_event = self.settings.max_categories_per_event;
         let sent = |c: &&Claimed| matches!(outcomes.get(&c.request_id), Some(Outcome::Linked(..)));
         let mut names: Vec<String> = batch
@@ -600,13 +616,14 @@ impl Worker {
             .await
             {
                 Ok(m) => m.into_iter().collect(),
-                Err(crate::Error::Salesforce(e)) => return Err(e),
+                Err(crate::Error::Salesforce(e)) => return Err(e.into()),
                 Err(crate::Error::Provision(provision::ProvisionError::Salesforce(e))) => {
-                    return Err(e)
+                    return Err(e.into())
                 }
+                Err(crate::Error::Store(e)) => return Err(e.into()),
                 Err(e) => {
                     warn!(connection = %self.name, error = %e, "category fields could not be created");
-                    return Err(salesforce::Error::Protocol(e.to_string()));
+                    return Err(SyncError::Setup(e.to_string()));
                 }
             }
         };
@@ -640,7 +657,7 @@ impl Worker {
                     answers[j] = Some(a);
                 }
             }
-            let records: Vec<Value> = chunk.iter().map(|t| t.3.clone()).collect();
+            let records: Vec<Value> = chunk.iter().map(|t| t.record.clone()).collect();
             let client = self.client.clone();
             // Spawned calls stay inside the step's `batch` span.
             let call = async move {
@@ -667,16 +684,12 @@ impl Worker {
     }
 
     /// The stored state of each claimed request.
-    async fn states(
-        &self,
-        batch: &[Claimed],
-    ) -> Result<HashMap<String, RequestState>, salesforce::Error> {
+    async fn states(&self, batch: &[Claimed]) -> Result<HashMap<String, RequestState>, StoreError> {
         let ids: Vec<String> = batch.iter().map(|c| c.request_id.clone()).collect();
         Ok(self
             .store
             .request_states(&self.name, &ids)
-            .await
-            .map_err(|e| salesforce::Error::Protocol(e.to_string()))?
+            .await?
             .into_iter()
             .map(|s| (s.request_id.clone(), s))
             .collect())
@@ -712,12 +725,12 @@ impl Worker {
         .await;
     }
 
-    async fn process(&mut self, batch: &[Claimed]) -> Result<(), salesforce::Error> {
+    /// One step: read the requests' state, resolve, plan, send, record.
+    async fn process(&mut self, batch: &[Claimed]) -> Result<(), SyncError> {
         let states = self.states(batch).await?;
-        let requests = requests_of(batch, &states);
         let outcomes: HashMap<String, Outcome> = resolve_io::resolve(
             &self.client,
-            requests,
+            requests_of(batch, &states),
             self.settings.public_domains.clone(),
             &mut self.cache,
             self.settings.allow_duplicate_save,
@@ -726,70 +739,43 @@ impl Worker {
         .into_iter()
         .collect();
         let (categories, unmapped) = self.category_fields(batch, &outcomes).await?;
+        let lengths = self.lengths().await?;
+        let plan = plan::plan(batch, &outcomes, &states, &categories, &lengths);
+        // Nothing changed since the last write: no call.
+        self.store
+            .mark_synced_many(&self.name, &plan.unchanged)
+            .await?;
+        self.tally.unchanged += plan.unchanged.len() as u64;
+        for (c, reason) in &plan.skipped {
+            self.store.mark_skipped(&self.name, c, reason).await?;
+            self.count("skipped", 1);
+        }
+        if plan.send.is_empty() {
+            return Ok(());
+        }
+        let sent = self.send(plan.send).await;
+        self.record(sent, &states, &unmapped).await
+    }
+
+    /// The length of each text field of `Request__c`, from its (cached) describe.
+    async fn lengths(&self) -> Result<Lengths, salesforce::Error> {
         let describe = self.client.describe(schema::OBJECT).await?;
-        let lengths = Lengths(
+        Ok(Lengths(
             describe
                 .fields
                 .iter()
                 .filter(|f| f.field_type != "reference" && f.field_type != "picklist")
                 .map(|f| (f.name.clone(), f.length))
                 .collect(),
-        );
+        ))
+    }
 
-        let mut to_send: Vec<ToSend> = Vec::new();
-        for c in batch {
-            match outcomes.get(&c.request_id) {
-                Some(Outcome::Linked(links, how)) => {
-                    let mut rec = mapping::record(&c.snapshot, links, &categories, &lengths);
-                    rec.insert("attributes".into(), json!({"type": schema::OBJECT}));
-                    let value = Value::Object(rec);
-                    let h = hash(&value);
-                    let st = states.get(&c.request_id);
-                    if st.is_some_and(|s| {
-                        s.sent_hash.as_deref() == Some(h.as_str()) && s.sf_id.is_some()
-                    }) {
-                        // Nothing changed since the last write: no call.
-                        let s = st.expect("checked");
-                        let key = c
-                            .snapshot
-                            .requestor
-                            .set()
-                            .map(|p| p.key())
-                            .unwrap_or_else(|| s.requestor_key.clone().unwrap_or_default());
-                        self.store
-                            .mark_synced(
-                                &self.name,
-                                c,
-                                s.sf_id.as_deref().unwrap_or(""),
-                                &links.contact,
-                                &links.account,
-                                &key,
-                                &h,
-                                "unchanged: not sent again",
-                            )
-                            .await
-                            .map_err(|e| salesforce::Error::Protocol(e.to_string()))?;
-                        self.tally.unchanged += 1;
-                        continue;
-                    }
-                    to_send.push((c, links.clone(), *how, value, h));
-                }
-                Some(Outcome::Skipped(reason)) => {
-                    self.store
-                        .mark_skipped(&self.name, c, reason)
-                        .await
-                        .map_err(|e| salesforce::Error::Protocol(e.to_string()))?;
-                    self.count("skipped", 1);
-                }
-                None => {}
-            }
-        }
-        if to_send.is_empty() {
-            return Ok(());
-        }
-        // One Collections call per 200 records, a few at once; a failed
-        // call affects only its own records.
-        let mut sent = Vec::with_capacity(to_send.len());
+    /// One Collections call per 200 records, a few at once; a failed call
+    /// affects only its own records. Failed calls are handled once per kind
+    /// of failure, not once per call: chunks sent together often fail
+    /// together (a schema error re-provisions once, an expired session
+    /// pauses once). The records Salesforce answered for, with the answers.
+    async fn send<'a>(&mut self, to_send: Vec<ToSend<'a>>) -> Vec<(ToSend<'a>, RecordResult)> {
         let mut chunks: Vec<Vec<_>> = Vec::new();
         let mut rest = to_send;
         while !rest.is_empty() {
@@ -799,15 +785,13 @@ impl Worker {
             );
         }
         let answers = self.upsert_chunks(&chunks).await;
-        // Failed calls are handled once per kind of failure, not once per
-        // call: chunks sent together often fail together (a schema error
-        // re-provisions once, an expired session pauses once).
+        let mut sent = Vec::new();
         let mut failed: Vec<(Action, salesforce::Error, Vec<Claimed>)> = Vec::new();
         for (chunk, answer) in chunks.into_iter().zip(answers) {
             match answer {
                 Ok(results) => sent.extend(chunk.into_iter().zip(results)),
                 Err(e) => {
-                    let claimed = chunk.iter().map(|t| t.0.clone());
+                    let claimed = chunk.iter().map(|t| t.claimed.clone());
                     match failed.iter_mut().find(|f| f.0 == e.action()) {
                         Some(f) => f.2.extend(claimed),
                         None => failed.push((e.action(), e, claimed.collect())),
@@ -818,60 +802,54 @@ impl Worker {
         for (_, e, claimed) in failed {
             self.on_call_error(&claimed, e).await;
         }
+        sent
+    }
+
+    /// Acts on each record's answer; the synced ones are stored in one transaction.
+    async fn record(
+        &mut self,
+        sent: Vec<(ToSend<'_>, RecordResult)>,
+        states: &HashMap<String, RequestState>,
+        unmapped: &HashMap<String, Vec<String>>,
+    ) -> Result<(), SyncError> {
         let mut reprovision = false;
         let mut synced = Vec::with_capacity(sent.len());
-        for ((c, links, how, _, h), res) in sent {
+        for (t, res) in sent {
+            let c = t.claimed;
             let (verdict, first) = results::verdict(&res, c.attempts, self.settings.max_attempts);
             let text = format!("{}: {}", first.status_code, first.message);
-            let done = match verdict {
-                Verdict::Synced { created } => {
-                    let key = c
-                        .snapshot
-                        .requestor
-                        .set()
-                        .map(|p| p.key())
-                        .or_else(|| {
-                            states
-                                .get(&c.request_id)
-                                .and_then(|s| s.requestor_key.clone())
-                        })
-                        .unwrap_or_default();
-                    let detail = results::synced_detail(
+            match verdict {
+                Verdict::Synced { created } => synced.push(Synced {
+                    claimed: c.clone(),
+                    sf_id: res.id.clone().unwrap_or_default(),
+                    contact: t.links.contact.clone(),
+                    account: t.links.account.clone(),
+                    requestor_key: plan::requestor_key(c, states),
+                    sent_hash: t.hash,
+                    detail: results::synced_detail(
                         created,
-                        how,
+                        t.how,
                         unmapped.get(&c.request_id).map(Vec::as_slice),
                         &mapping::rejected_links(&c.snapshot),
-                    );
-                    synced.push(crate::store::queue::Synced {
-                        claimed: c.clone(),
-                        sf_id: res.id.clone().unwrap_or_default(),
-                        contact: links.contact.clone(),
-                        account: links.account.clone(),
-                        requestor_key: key,
-                        sent_hash: h,
-                        detail,
-                    });
-                    continue;
-                }
+                    ),
+                }),
                 Verdict::Relink => {
                     // The linked Contact or Account is gone: forget it and resolve again.
                     if let Some(e) = c.snapshot.requestor.set().and_then(|p| p.email.clone()) {
                         self.cache.forget_person(&e);
                     }
-                    self.cache.forget_links(&links);
+                    self.cache.forget_links(&t.links);
                     let _ = self.store.forget_link(&self.name, &c.request_id).await;
-                    self.store.retry_later(&self.name, c, 0, &text).await
+                    self.store.retry_later(&self.name, c, 0, &text).await?
                 }
                 Verdict::Retry => {
-                    self.store
-                        .retry_later(&self.name, c, self.backoff(c.attempts), &text)
-                        .await
+                    let after = self.backoff(c.attempts);
+                    self.store.retry_later(&self.name, c, after, &text).await?
                 }
                 Verdict::Reprovision => {
                     reprovision = true;
-                    self.store
-                        .retry_later(&self.name, c, self.backoff(c.attempts.min(2)), &text)
-                        .await
+                    let after = self.backoff(c.attempts.min(2));
+                    self.store.retry_later(&self.name, c, after, &text).await?
                 }
                 Verdict::DeadLetter => {
                     warn!(
@@ -890,16 +868,11 @@ impl Worker {
                             &first.message,
                             &first.fields,
                         )
-                        .await
+                        .await?
                 }
-            };
-            done.map_err(|e| salesforce::Error::Protocol(e.to_string()))?;
+            }
         }
-        // One transaction for every record of the window that Salesforce took.
-        self.store
-            .mark_synced_many(&self.name, &synced)
-            .await
-            .map_err(|e| salesforce::Error::Protocol(e.to_string()))?;
+        self.store.mark_synced_many(&self.name, &synced).await?;
         self.count("synced", synced.len() as u64);
         for s in &synced {
             self.metrics
