@@ -46,36 +46,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Connect an org, set it up, and print the webhook URL and token for Thena.
-    Connect {
-        name: String,
-        /// https://login.salesforce.com, https://test.salesforce.com, a My Domain, or the emulator's URL.
-        #[arg(long)]
-        login_url: String,
-        #[arg(long)]
-        client_id: String,
-        #[arg(long, env = "THENA_SF_CLIENT_SECRET", hide_env_values = true)]
-        client_secret: Option<String>,
-        /// Password grant (developer orgs and the emulator), with --password.
-        #[arg(long, requires = "password", conflicts_with = "refresh_token")]
-        username: Option<String>,
-        #[arg(long, env = "THENA_SF_PASSWORD", hide_env_values = true)]
-        password: Option<String>,
-        #[arg(long, env = "THENA_SF_REFRESH_TOKEN", hide_env_values = true)]
-        refresh_token: Option<String>,
-        /// Use this webhook token instead of generating one.
-        #[arg(long, env = "THENA_SF_WEBHOOK_TOKEN", hide_env_values = true)]
-        webhook_token: Option<String>,
-        /// Require Standard Webhooks signatures with this secret (`whsec_...`); repeat for rotation.
-        #[arg(
-            long = "signing-secret",
-            env = "THENA_SF_SIGNING_SECRET",
-            hide_env_values = true
-        )]
-        signing_secrets: Vec<String>,
-        /// Print the result as one JSON object.
-        #[arg(long)]
-        json: bool,
-    },
+    Connect(ConnectArgs),
     /// Create or repair the Request__c object, its fields, access and the Account layout.
     Provision { name: String },
     /// Check the org's setup; exit 0 only when every check passes.
@@ -124,6 +95,38 @@ enum Command {
         #[command(subcommand)]
         action: SkippedAction,
     },
+}
+
+#[derive(clap::Args)]
+struct ConnectArgs {
+    name: String,
+    /// https://login.salesforce.com, https://test.salesforce.com, a My Domain, or the emulator's URL.
+    #[arg(long)]
+    login_url: String,
+    #[arg(long)]
+    client_id: String,
+    #[arg(long, env = "THENA_SF_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: Option<String>,
+    /// Password grant (developer orgs and the emulator), with --password.
+    #[arg(long, requires = "password", conflicts_with = "refresh_token")]
+    username: Option<String>,
+    #[arg(long, env = "THENA_SF_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    #[arg(long, env = "THENA_SF_REFRESH_TOKEN", hide_env_values = true)]
+    refresh_token: Option<String>,
+    /// Use this webhook token instead of generating one.
+    #[arg(long, env = "THENA_SF_WEBHOOK_TOKEN", hide_env_values = true)]
+    webhook_token: Option<String>,
+    /// Require Standard Webhooks signatures with this secret (`whsec_...`); repeat for rotation.
+    #[arg(
+        long = "signing-secret",
+        env = "THENA_SF_SIGNING_SECRET",
+        hide_env_values = true
+    )]
+    signing_secrets: Vec<String>,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -297,351 +300,373 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
     }
     let app = open(&cli, config).await?;
     match cli.command {
-        Command::Connect {
-            name,
-            login_url,
-            client_id,
-            client_secret,
-            username,
-            password,
-            refresh_token,
-            webhook_token,
-            signing_secrets,
-            json,
-        } => {
-            let credentials = match (username, password, refresh_token) {
-                (Some(u), Some(p), None) => Credentials::Password {
-                    username: u,
-                    password: Secret::new(p),
-                },
-                (None, _, Some(rt)) => Credentials::RefreshToken(Secret::new(rt)),
-                _ => anyhow::bail!("give either --username and --password, or --refresh-token"),
-            };
-            let req = ConnectRequest {
-                name,
-                login_url,
-                client_id,
-                client_secret: client_secret.map(Secret::new),
-                credentials,
-                webhook_token,
-                signing_secrets,
-            };
-            let c = connect::connect(&app.store, &app.config, req)
-                .await
-                .context("connecting")?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "name": c.name,
-                        "webhook_url": c.webhook_url,
-                        "webhook_token": c.webhook_token.as_ref().map(|t| t.expose()),
-                        "reconnected": c.reconnected,
-                        "instance_url": c.instance_url,
-                        "connected_at": thena_sf::store::ts(c.connected_at),
-                        "provisioned": c.provision.changes,
-                        "warnings": c.provision.warnings,
-                    })
-                );
-            } else {
-                println!(
-                    "{} {} ({}).",
-                    if c.reconnected {
-                        "Reconnected"
-                    } else {
-                        "Connected"
-                    },
-                    c.name,
-                    c.instance_url
-                );
-                print!("{}", c.provision);
-                println!(
-                    "Requests created from {} on are synced.",
-                    thena_sf::store::ts(c.connected_at)
-                );
-                println!();
-                match &c.webhook_token {
-                    Some(t) => {
-                        println!("Paste these into Thena's webhook settings (the token is shown only now):");
-                        println!("  Webhook URL:   {}", c.webhook_url);
-                        println!("  Authorization: {}", t.expose());
-                    }
-                    None => println!("The webhook URL and token are unchanged: {}", c.webhook_url),
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Provision { name } => {
-            let conn = app.store.connection(&name).await?;
-            let client = connect::client_for(&app.store, &conn, &app.config);
-            let categories = app.store.category_fields(&name).await?;
-            let report =
-                provision::provision(&client, &categories, &connect::user_id(&client.tokens())?)
-                    .await?;
-            app.store.mark_provisioned(&name).await?;
-            print!("{report}");
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Doctor { name, fix } => {
-            let conn = app.store.connection(&name).await?;
-            let client = connect::client_for(&app.store, &conn, &app.config);
-            let categories = app.store.category_fields(&name).await?;
-            let share = app.config.api_budget_share;
-            let mut checks =
-                provision::check_and_record(&client, &app.store, &name, &categories, share)
-                    .await?
-                    .checks;
-            if fix && checks.iter().any(|c| !c.ok && c.fixable) {
-                let report = provision::provision(
-                    &client,
-                    &categories,
-                    &connect::user_id(&client.tokens())?,
-                )
-                .await?;
-                println!("Fixed:");
-                print!("{report}");
-                checks =
-                    provision::check_and_record(&client, &app.store, &name, &categories, share)
-                        .await?
-                        .checks;
-            }
-            for c in &checks {
-                println!(
-                    "{} {:<34} {}",
-                    if c.ok { "ok  " } else { "FAIL" },
-                    c.name,
-                    c.detail
-                );
-                if let Some(h) = &c.hint {
-                    let label = if c.fixable {
-                        "fix:"
-                    } else {
-                        "to do (--fix cannot):"
-                    };
-                    println!("     {:<34} {label} {h}", "");
-                }
-            }
-            let failed = checks.iter().filter(|c| !c.ok).count();
-            println!("{} checks, {failed} failed", checks.len());
-            Ok(if failed == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
-        Command::Serve { listen } => {
-            let mut config = app.config.clone();
-            if let Some(l) = listen {
-                config.listen = l;
-            }
-            let settings = thena_sf::sync::Settings {
-                budget_share: app.config.api_budget_share,
-                max_categories_per_event: app.config.limits.max_categories_per_event,
-                max_category_fields: app.config.limits.max_category_fields,
-                allow_duplicate_save: app.config.allow_duplicate_save,
-                latency_budget: std::time::Duration::from_millis(app.config.latency_budget_ms),
-                flood_rate: f64::from(app.config.flood_events_per_second.max(1)),
-                ..Default::default()
-            };
-            let running = thena_sf::app::App::start(config, app.store.clone(), settings).await?;
-            say(&format!("thena-sf listening on {}", running.url()));
-            if let Some(m) = running.metrics_addr {
-                say(&format!("metrics on http://{m}/metrics"));
-            }
-            say(&format!(
-                "  admin page: {}/",
-                running.state.config.base_url()
-            ));
-            let first = running.state.config.data_dir.join("initial-admin-password");
-            if first.exists() {
-                say(&format!(
-                    "  its password is in {} (`thena-sf admin-password` sets your own)",
-                    first.display()
-                ));
-            }
-            shutdown_signal().await;
-            tracing::info!("shutting down: finishing the batches in flight");
-            running.shutdown().await;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Connect(args) => connect_cmd(&app, args).await,
+        Command::Provision { name } => provision_cmd(&app, name).await,
+        Command::Doctor { name, fix } => doctor(&app, name, fix).await,
+        Command::Serve { listen } => serve(&app, listen).await,
         Command::Demo { .. } => unreachable!("handled above"),
-        Command::CopyStore { to } => {
-            let secrets = SecretBox::load(&app.config.data_dir)?;
-            let target = Store::open_postgres(&to, secrets).await?;
-            for (table, n) in app.store.copy_into(&target).await? {
-                say(&format!("  {table:<16} {n} rows"));
-            }
-            say(&format!(
-                "copied into {}; now set database_url to it (and keep the same secret key) on every replica",
-                thena_sf::store::redact_url(&to)
-            ));
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::AdminPassword { hash_only } => {
-            let password = match std::env::var("THENA_SF_ADMIN_PASSWORD") {
-                Ok(p) => p,
-                Err(_) => {
-                    let mut line = String::new();
-                    std::io::stdin().read_line(&mut line)?;
-                    line.trim_end_matches(['\r', '\n']).to_string()
-                }
-            };
-            if password.chars().count() < 12 {
-                anyhow::bail!("the admin password must have at least 12 characters");
-            }
-            let hash = thena_sf::web::hash_password(&password)?;
-            if hash_only {
-                println!("{hash}");
-                return Ok(ExitCode::SUCCESS);
-            }
-            std::fs::create_dir_all(&app.config.data_dir)?;
-            let path = app.config.data_dir.join("admin-password.hash");
-            let tmp = path.with_extension("hash.tmp");
-            let _ = std::fs::remove_file(&tmp);
-            thena_sf::crypto::write_private(&tmp, hash.as_bytes())?;
-            std::fs::rename(&tmp, &path)?;
-            // A new password ends every session, here and on every replica.
-            let ended = app.store.delete_all_sessions().await?;
-            if ended > 0 {
-                say(&format!(
-                    "ended {ended} admin session(s) made with the old password"
-                ));
-            }
-            let _ = std::fs::remove_file(app.config.data_dir.join("initial-admin-password"));
-            if app.config.admin_password_hash.is_some() {
-                eprintln!(
-                    "note: admin_password_hash in the config takes precedence over {}",
-                    path.display()
-                );
-            }
-            say(&format!(
-                "the admin password was set ({}); restart `thena-sf serve` to use it",
-                path.display()
-            ));
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Status { name } => {
-            let conns = app.store.connections().await?;
-            let mut shown = 0;
-            for c in conns
-                .iter()
-                .filter(|c| name.as_deref().is_none_or(|n| n == c.name))
-            {
-                shown += 1;
-                let counts = app.store.counts(&c.name).await?;
-                let (queued, _, _) = app.store.queue_shape(&c.name).await?;
-                let dead = app.store.dead_letter_count(&c.name).await?;
-                println!("{} ({})", c.name, c.tokens.instance_url);
-                let recent = app
-                    .store
-                    .recent_failures(&c.name, chrono::Utc::now())
-                    .await?;
-                let degraded = c.status == thena_sf::store::ConnStatus::Healthy && recent.count > 0;
-                println!(
-                    "  state:        {}{}",
-                    if degraded {
-                        "degraded"
-                    } else {
-                        c.status.as_str()
-                    },
-                    c.status_reason
-                        .as_deref()
-                        .map(|r| format!(" ({r})"))
-                        .unwrap_or_default()
-                );
-                println!(
-                    "  connected:    {} (requests created before are not synced)",
-                    thena_sf::store::ts(c.connected_at)
-                );
-                println!("  queue:        {queued} waiting");
-                println!(
-                    "  requests:     {} synced, {} skipped, {} failed, {} pending, {} out of scope",
-                    counts.synced,
-                    counts.skipped,
-                    counts.failed,
-                    counts.pending,
-                    counts.out_of_scope
-                );
-                println!("  dead letters: {dead}");
-                if degraded {
-                    println!(
-                        "  degraded:     {} records failed in the last hour; the latest: {}",
-                        recent.count,
-                        recent.latest.as_deref().unwrap_or("unknown")
-                    );
-                }
-            }
-            if shown == 0 {
-                anyhow::bail!(
-                    "no connection{}",
-                    name.map(|n| format!(" named '{n}'")).unwrap_or_default()
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Dlq { action } => match action {
-            DlqAction::List { name } => {
-                app.store.connection(&name).await?;
-                let dead = app.store.dead_letters(&name, 1000, 0).await?;
-                for d in &dead {
-                    let fields = if d.fields.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (fields: {})", d.fields)
-                    };
-                    println!(
-                        "{:>6}  {}  {}  {}: {}{fields}",
-                        d.id, d.failed_at, d.request_id, d.code, d.message
-                    );
-                }
-                println!("{} dead letters", dead.len());
-                Ok(ExitCode::SUCCESS)
-            }
-            DlqAction::Retry { name, id, all } => {
-                let id = one_or_all(id, all, "dead letter id")?;
-                let n = app.store.retry_dead(&name, id).await?;
-                println!(
-                    "{n} dead letters put back in the queue (a running `serve` picks them up)"
-                );
-                Ok(ExitCode::SUCCESS)
-            }
-            DlqAction::Discard { name, id, all } => {
-                let id = one_or_all(id, all, "dead letter id")?;
-                let n = app.store.discard_dead(&name, id).await?;
-                println!("{n} dead letters discarded");
-                Ok(ExitCode::SUCCESS)
-            }
+        Command::CopyStore { to } => copy_store(&app, to).await,
+        Command::AdminPassword { hash_only } => admin_password(&app, hash_only).await,
+        Command::Status { name } => status(&app, name).await,
+        Command::Dlq { action } => dlq(&app, action).await,
+        Command::Skipped { action } => skipped(&app, action).await,
+    }
+}
+
+/// Connects an org, sets it up, and prints the webhook URL and token.
+async fn connect_cmd(app: &App, args: ConnectArgs) -> anyhow::Result<ExitCode> {
+    let ConnectArgs {
+        name,
+        login_url,
+        client_id,
+        client_secret,
+        username,
+        password,
+        refresh_token,
+        webhook_token,
+        signing_secrets,
+        json,
+    } = args;
+    let credentials = match (username, password, refresh_token) {
+        (Some(u), Some(p), None) => Credentials::Password {
+            username: u,
+            password: Secret::new(p),
         },
-        Command::Skipped { action } => {
-            match action {
-                SkippedAction::List { name } => {
-                    app.store.connection(&name).await?;
-                    let rows = app
-                        .store
-                        .requests_in_state(&name, "skipped", 1000, 0)
-                        .await?;
-                    for r in &rows {
-                        println!(
-                            "{}  {}  {}",
-                            r.updated_at,
-                            r.request_id,
-                            r.reason.as_deref().unwrap_or("")
-                        );
-                    }
-                    println!("{} skipped", rows.len());
-                    Ok(ExitCode::SUCCESS)
-                }
-                SkippedAction::Retry {
-                    name,
-                    request_id,
-                    all,
-                } => {
-                    let id = one_or_all(request_id, all, "request id")?;
-                    let n = app.store.retry_skipped(&name, id.as_deref()).await?;
-                    println!("{n} skipped requests put back in the queue (a running `serve` picks them up)");
-                    Ok(ExitCode::SUCCESS)
-                }
+        (None, _, Some(rt)) => Credentials::RefreshToken(Secret::new(rt)),
+        _ => anyhow::bail!("give either --username and --password, or --refresh-token"),
+    };
+    let req = ConnectRequest {
+        name,
+        login_url,
+        client_id,
+        client_secret: client_secret.map(Secret::new),
+        credentials,
+        webhook_token,
+        signing_secrets,
+    };
+    let c = connect::connect(&app.store, &app.config, req)
+        .await
+        .context("connecting")?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "name": c.name,
+                "webhook_url": c.webhook_url,
+                "webhook_token": c.webhook_token.as_ref().map(|t| t.expose()),
+                "reconnected": c.reconnected,
+                "instance_url": c.instance_url,
+                "connected_at": thena_sf::store::ts(c.connected_at),
+                "provisioned": c.provision.changes,
+                "warnings": c.provision.warnings,
+            })
+        );
+    } else {
+        println!(
+            "{} {} ({}).",
+            if c.reconnected {
+                "Reconnected"
+            } else {
+                "Connected"
+            },
+            c.name,
+            c.instance_url
+        );
+        print!("{}", c.provision);
+        println!(
+            "Requests created from {} on are synced.",
+            thena_sf::store::ts(c.connected_at)
+        );
+        println!();
+        match &c.webhook_token {
+            Some(t) => {
+                println!(
+                    "Paste these into Thena's webhook settings (the token is shown only now):"
+                );
+                println!("  Webhook URL:   {}", c.webhook_url);
+                println!("  Authorization: {}", t.expose());
             }
+            None => println!("The webhook URL and token are unchanged: {}", c.webhook_url),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Create or repair the org's setup; prints what changed.
+async fn provision_cmd(app: &App, name: String) -> anyhow::Result<ExitCode> {
+    let conn = app.store.connection(&name).await?;
+    let client = connect::client_for(&app.store, &conn, &app.config);
+    let categories = app.store.category_fields(&name).await?;
+    let report =
+        provision::provision(&client, &categories, &connect::user_id(&client.tokens())?).await?;
+    app.store.mark_provisioned(&name).await?;
+    print!("{report}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Checks the org's setup (and repairs it with `--fix`); exit 0 only when all pass.
+async fn doctor(app: &App, name: String, fix: bool) -> anyhow::Result<ExitCode> {
+    let conn = app.store.connection(&name).await?;
+    let client = connect::client_for(&app.store, &conn, &app.config);
+    let categories = app.store.category_fields(&name).await?;
+    let share = app.config.api_budget_share;
+    let mut checks = provision::check_and_record(&client, &app.store, &name, &categories, share)
+        .await?
+        .checks;
+    if fix && checks.iter().any(|c| !c.ok && c.fixable) {
+        let report =
+            provision::provision(&client, &categories, &connect::user_id(&client.tokens())?)
+                .await?;
+        println!("Fixed:");
+        print!("{report}");
+        checks = provision::check_and_record(&client, &app.store, &name, &categories, share)
+            .await?
+            .checks;
+    }
+    for c in &checks {
+        println!(
+            "{} {:<34} {}",
+            if c.ok { "ok  " } else { "FAIL" },
+            c.name,
+            c.detail
+        );
+        if let Some(h) = &c.hint {
+            let label = if c.fixable {
+                "fix:"
+            } else {
+                "to do (--fix cannot):"
+            };
+            println!("     {:<34} {label} {h}", "");
+        }
+    }
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    println!("{} checks, {failed} failed", checks.len());
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Serves webhooks and the admin page, and syncs, until SIGINT or SIGTERM.
+async fn serve(app: &App, listen: Option<String>) -> anyhow::Result<ExitCode> {
+    let mut config = app.config.clone();
+    if let Some(l) = listen {
+        config.listen = l;
+    }
+    let settings = thena_sf::sync::Settings {
+        budget_share: app.config.api_budget_share,
+        max_categories_per_event: app.config.limits.max_categories_per_event,
+        max_category_fields: app.config.limits.max_category_fields,
+        allow_duplicate_save: app.config.allow_duplicate_save,
+        latency_budget: std::time::Duration::from_millis(app.config.latency_budget_ms),
+        flood_rate: f64::from(app.config.flood_events_per_second.max(1)),
+        ..Default::default()
+    };
+    let running = thena_sf::app::App::start(config, app.store.clone(), settings).await?;
+    say(&format!("thena-sf listening on {}", running.url()));
+    if let Some(m) = running.metrics_addr {
+        say(&format!("metrics on http://{m}/metrics"));
+    }
+    say(&format!(
+        "  admin page: {}/",
+        running.state.config.base_url()
+    ));
+    let first = running.state.config.data_dir.join("initial-admin-password");
+    if first.exists() {
+        say(&format!(
+            "  its password is in {} (`thena-sf admin-password` sets your own)",
+            first.display()
+        ));
+    }
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing the batches in flight");
+    running.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Copies this store into an empty PostgreSQL database.
+async fn copy_store(app: &App, to: String) -> anyhow::Result<ExitCode> {
+    let secrets = SecretBox::load(&app.config.data_dir)?;
+    let target = Store::open_postgres(&to, secrets).await?;
+    for (table, n) in app.store.copy_into(&target).await? {
+        say(&format!("  {table:<16} {n} rows"));
+    }
+    say(&format!(
+        "copied into {}; now set database_url to it (and keep the same secret key) on every replica",
+        thena_sf::store::redact_url(&to)
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sets the admin page's password (or prints its hash).
+async fn admin_password(app: &App, hash_only: bool) -> anyhow::Result<ExitCode> {
+    let password = match std::env::var("THENA_SF_ADMIN_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    if password.chars().count() < 12 {
+        anyhow::bail!("the admin password must have at least 12 characters");
+    }
+    let hash = thena_sf::web::hash_password(&password)?;
+    if hash_only {
+        println!("{hash}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    std::fs::create_dir_all(&app.config.data_dir)?;
+    let path = app.config.data_dir.join("admin-password.hash");
+    let tmp = path.with_extension("hash.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    thena_sf::crypto::write_private(&tmp, hash.as_bytes())?;
+    std::fs::rename(&tmp, &path)?;
+    // A new password ends every session, here and on every replica.
+    let ended = app.store.delete_all_sessions().await?;
+    if ended > 0 {
+        say(&format!(
+            "ended {ended} admin session(s) made with the old password"
+        ));
+    }
+    let _ = std::fs::remove_file(app.config.data_dir.join("initial-admin-password"));
+    if app.config.admin_password_hash.is_some() {
+        eprintln!(
+            "note: admin_password_hash in the config takes precedence over {}",
+            path.display()
+        );
+    }
+    say(&format!(
+        "the admin password was set ({}); restart `thena-sf serve` to use it",
+        path.display()
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Each connection's state, queue and counts.
+async fn status(app: &App, name: Option<String>) -> anyhow::Result<ExitCode> {
+    let conns = app.store.connections().await?;
+    let mut shown = 0;
+    for c in conns
+        .iter()
+        .filter(|c| name.as_deref().is_none_or(|n| n == c.name))
+    {
+        shown += 1;
+        let counts = app.store.counts(&c.name).await?;
+        let (queued, _, _) = app.store.queue_shape(&c.name).await?;
+        let dead = app.store.dead_letter_count(&c.name).await?;
+        println!("{} ({})", c.name, c.tokens.instance_url);
+        let recent = app
+            .store
+            .recent_failures(&c.name, chrono::Utc::now())
+            .await?;
+        let degraded = c.status == thena_sf::store::ConnStatus::Healthy && recent.count > 0;
+        println!(
+            "  state:        {}{}",
+            if degraded {
+                "degraded"
+            } else {
+                c.status.as_str()
+            },
+            c.status_reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        );
+        println!(
+            "  connected:    {} (requests created before are not synced)",
+            thena_sf::store::ts(c.connected_at)
+        );
+        println!("  queue:        {queued} waiting");
+        println!(
+            "  requests:     {} synced, {} skipped, {} failed, {} pending, {} out of scope",
+            counts.synced, counts.skipped, counts.failed, counts.pending, counts.out_of_scope
+        );
+        println!("  dead letters: {dead}");
+        if degraded {
+            println!(
+                "  degraded:     {} records failed in the last hour; the latest: {}",
+                recent.count,
+                recent.latest.as_deref().unwrap_or("unknown")
+            );
+        }
+    }
+    if shown == 0 {
+        anyhow::bail!(
+            "no connection{}",
+            name.map(|n| format!(" named '{n}'")).unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Lists skipped requests or puts them back in the queue.
+async fn skipped(app: &App, action: SkippedAction) -> anyhow::Result<ExitCode> {
+    match action {
+        SkippedAction::List { name } => {
+            app.store.connection(&name).await?;
+            let rows = app
+                .store
+                .requests_in_state(&name, "skipped", 1000, 0)
+                .await?;
+            for r in &rows {
+                println!(
+                    "{}  {}  {}",
+                    r.updated_at,
+                    r.request_id,
+                    r.reason.as_deref().unwrap_or("")
+                );
+            }
+            println!("{} skipped", rows.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        SkippedAction::Retry {
+            name,
+            request_id,
+            all,
+        } => {
+            let id = one_or_all(request_id, all, "request id")?;
+            let n = app.store.retry_skipped(&name, id.as_deref()).await?;
+            println!(
+                "{n} skipped requests put back in the queue (a running `serve` picks them up)"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Lists dead letters, or retries or discards them.
+async fn dlq(app: &App, action: DlqAction) -> anyhow::Result<ExitCode> {
+    match action {
+        DlqAction::List { name } => {
+            app.store.connection(&name).await?;
+            let dead = app.store.dead_letters(&name, 1000, 0).await?;
+            for d in &dead {
+                let fields = if d.fields.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (fields: {})", d.fields)
+                };
+                println!(
+                    "{:>6}  {}  {}  {}: {}{fields}",
+                    d.id, d.failed_at, d.request_id, d.code, d.message
+                );
+            }
+            println!("{} dead letters", dead.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        DlqAction::Retry { name, id, all } => {
+            let id = one_or_all(id, all, "dead letter id")?;
+            let n = app.store.retry_dead(&name, id).await?;
+            println!("{n} dead letters put back in the queue (a running `serve` picks them up)");
+            Ok(ExitCode::SUCCESS)
+        }
+        DlqAction::Discard { name, id, all } => {
+            let id = one_or_all(id, all, "dead letter id")?;
+            let n = app.store.discard_dead(&name, id).await?;
+            println!("{n} dead letters discarded");
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
