@@ -183,6 +183,8 @@ fn query_token(query: Option<&str>) -> Option<String> {
     })
 }
 
+/// Authenticates, reads and parses a delivery, then ingests it: durable
+/// (committed, or in the spool) before the answer.
 pub async fn receive(
     State(app): State<Arc<AppState>>,
     Path(connection): Path<String>,
@@ -192,48 +194,10 @@ pub async fn receive(
 ) -> Response {
     // Everything that can be decided from the headers is, before one byte of
     // the body is read: who it is for, and whether the caller may send it.
-    let known = app.conns.read().get(&connection).cloned();
-    let auth = match known {
-        Some(a) => Some(a),
-        // Made on another replica since this one last looked: ask the store once.
-        None if crate::connect::valid_name(&connection) => {
-            match app.store.connection(&connection).await {
-                Ok(c) => {
-                    let a = crate::app::auth_of(&c);
-                    app.conns.write().insert(c.name.clone(), a.clone());
-                    Some(a)
-                }
-                Err(_) => None,
-            }
-        }
-        None => None,
+    let auth = match authenticate(&app, &connection, query.as_deref(), &headers).await {
+        Ok(a) => a,
+        Err(r) => return r,
     };
-    let Some(auth) = auth else {
-        app.metrics
-            .received(UNKNOWN_CONNECTION, "unknown_connection");
-        return reply(
-            StatusCode::NOT_FOUND,
-            json!({"error": "unknown_connection", "message": format!("no connection named '{}'", connection.chars().take(64).collect::<String>())}),
-        );
-    };
-    let from_query = query_token(query.as_deref());
-    match presented_token(&headers).or(from_query.as_deref()) {
-        Some(t) if crypto::token_matches(t, &auth.token_hash) => {}
-        Some(_) => {
-            app.metrics.received(&connection, "unauthorized");
-            return unauthorized("the Authorization token is wrong");
-        }
-        None => {
-            app.metrics.received(&connection, "unauthorized");
-            return unauthorized("the Authorization header is missing");
-        }
-    }
-    if !auth.signing_secrets.is_empty() {
-        if let Err(why) = check_signature_headers(&headers) {
-            app.metrics.received(&connection, "unauthorized");
-            return unauthorized(why);
-        }
-    }
     let body = match read_body(&app, &headers, body).await {
         Ok(b) => b,
         Err((status, error, message)) => {
@@ -249,16 +213,92 @@ pub async fn receive(
             return unauthorized(why);
         }
     }
+    let change = match change_of(&app, &connection, &auth, &body).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let item = crate::store::queue::IngestItem {
+        connection: connection.clone(),
+        event_key: event_key(&change, &headers, &body),
+        snapshot: change.snapshot,
+        connected_at_ms: auth.connected_at_ms,
+        source: change.source,
+        comment: change.comment,
+    };
+    ingest(&app, item).await
+}
+
+/// The connection's credentials, once the caller has shown its token (and,
+/// where signatures are required, their headers); else the answer to give.
+async fn authenticate(
+    app: &AppState,
+    connection: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<ConnAuth, Response> {
+    let known = app.conns.read().get(connection).cloned();
+    let auth = match known {
+        Some(a) => Some(a),
+        // Made on another replica since this one last looked: ask the store once.
+        None if crate::connect::valid_name(connection) => {
+            match app.store.connection(connection).await {
+                Ok(c) => {
+                    let a = crate::app::auth_of(&c);
+                    app.conns.write().insert(c.name.clone(), a.clone());
+                    Some(a)
+                }
+                Err(_) => None,
+            }
+        }
+        None => None,
+    };
+    let Some(auth) = auth else {
+        app.metrics
+            .received(UNKNOWN_CONNECTION, "unknown_connection");
+        return Err(reply(
+            StatusCode::NOT_FOUND,
+            json!({"error": "unknown_connection", "message": format!("no connection named '{}'", connection.chars().take(64).collect::<String>())}),
+        ));
+    };
+    let from_query = query_token(query);
+    match presented_token(headers).or(from_query.as_deref()) {
+        Some(t) if crypto::token_matches(t, &auth.token_hash) => {}
+        Some(_) => {
+            app.metrics.received(connection, "unauthorized");
+            return Err(unauthorized("the Authorization token is wrong"));
+        }
+        None => {
+            app.metrics.received(connection, "unauthorized");
+            return Err(unauthorized("the Authorization header is missing"));
+        }
+    }
+    if !auth.signing_secrets.is_empty() {
+        if let Err(why) = check_signature_headers(headers) {
+            app.metrics.received(connection, "unauthorized");
+            return Err(unauthorized(why));
+        }
+    }
+    Ok(auth)
+}
+
+/// The delivery as a change to a request; else the answer to give (an
+/// installation recorded, an event ignored or out of scope, a bad payload).
+async fn change_of(
+    app: &AppState,
+    connection: &str,
+    auth: &ConnAuth,
+    body: &[u8],
+) -> Result<Box<platform::Change>, Response> {
     let invalid = |e: crate::thena::json::PayloadError| {
-        app.metrics.received(&connection, "invalid");
+        app.metrics.received(connection, "invalid");
         reply(
             StatusCode::BAD_REQUEST,
             json!({"error": "invalid_payload", "path": e.path, "message": e.message}),
         )
     };
-    let root = match platform::json(&body) {
+    let root = match platform::json(body) {
         Ok(v) => v,
-        Err(e) => return invalid(e),
+        Err(e) => return Err(invalid(e)),
     };
     let change = match parse_delivery(&root) {
         Ok(Platform::Change(c)) => c,
@@ -273,25 +313,25 @@ pub async fn receive(
                 event: event_type,
                 at: chrono::Utc::now(),
             };
-            return installation(&app, &connection, record).await;
+            return Err(installation(app, connection, record).await);
         }
         Ok(Platform::Ignored { event_type }) => {
-            app.metrics.received(&connection, "ignored");
-            return reply(
+            app.metrics.received(connection, "ignored");
+            return Err(reply(
                 StatusCode::OK,
                 json!({"status": "ignored", "eventType": event_type.chars().take(80).collect::<String>()}),
-            );
+            ));
         }
-        Err(e) => return invalid(e),
+        Err(e) => return Err(invalid(e)),
     };
     if let (Some(theirs), Some(ours)) = (&change.org_id, &auth.thena_org) {
         if theirs != ours {
-            app.metrics.received(&connection, "out_of_scope");
-            return reply(
+            app.metrics.received(connection, "out_of_scope");
+            return Err(reply(
                 StatusCode::OK,
                 json!({"status": "out_of_scope", "requestId": change.snapshot.request_id,
                        "message": "the event's orgId is not the Thena organisation this connection was installed for"}),
-            );
+            ));
         }
     }
     // One timestamp far in the future would make every later real update
@@ -299,23 +339,29 @@ pub async fn receive(
     // are not versioned.)
     let ahead = change.snapshot.updated_at.0 - chrono::Utc::now().timestamp_millis();
     if change.source != Source::Side && ahead > FUTURE_TOLERANCE_MS {
-        app.metrics.received(&connection, "invalid");
+        app.metrics.received(connection, "invalid");
         let path = if change.event_id.is_some() {
             "payload.ticket.updatedAt"
         } else {
             "request.updatedAt"
         };
-        return reply(
+        return Err(reply(
             StatusCode::BAD_REQUEST,
             json!({"error": "invalid_payload", "path": path,
                    "message": format!("is {} minutes in the future; at most 5 are tolerated", ahead / 60_000)}),
-        );
+        ));
     }
+    Ok(change)
+}
+
+/// What makes a delivery a duplicate: the platform event's id, else the
+/// Standard Webhooks `webhook-id`, else the body's hash.
+fn event_key(change: &platform::Change, headers: &HeaderMap, body: &[u8]) -> String {
     let delivery_id = change
         .event_id
         .as_ref()
         .map(|id| format!("event:{}", id.chars().take(200).collect::<String>()));
-    let key = match delivery_id.or_else(|| {
+    match delivery_id.or_else(|| {
         headers
             .get("webhook-id")
             .and_then(|v| v.to_str().ok())
@@ -323,17 +369,15 @@ pub async fn receive(
             .map(|id| format!("id:{}", id.chars().take(200).collect::<String>()))
     }) {
         Some(k) => k,
-        None => format!("sha256:{}", crate::crypto::sha256_hex(&body)),
-    };
-    let snapshot = change.snapshot;
-    let item = crate::store::queue::IngestItem {
-        connection: connection.clone(),
-        event_key: key,
-        snapshot: snapshot.clone(),
-        connected_at_ms: auth.connected_at_ms,
-        source: change.source,
-        comment: change.comment,
-    };
+        None => format!("sha256:{}", crate::crypto::sha256_hex(body)),
+    }
+}
+
+/// Hands the event to the group commit; a store that does not commit in
+/// time sends it to the spool instead. Answers once it is durable.
+async fn ingest(app: &AppState, item: crate::store::queue::IngestItem) -> Response {
+    let connection = item.connection.clone();
+    let request_id = item.snapshot.request_id.clone();
     // Answer within Thena's patience: a store that does not commit in time
     // sends the event to the spool (a late commit makes the replay a duplicate).
     // The `commit` span: from handing the event over to its group commit.
@@ -361,7 +405,7 @@ pub async fn receive(
             }
             reply(
                 StatusCode::OK,
-                json!({"status": result.as_str(), "requestId": snapshot.request_id}),
+                json!({"status": result.as_str(), "requestId": request_id}),
             )
         }
         Err(e) => {
@@ -373,7 +417,7 @@ pub async fn receive(
                     app.metrics.received(&connection, "spooled");
                     reply(
                         StatusCode::OK,
-                        json!({"status": "spooled", "requestId": snapshot.request_id}),
+                        json!({"status": "spooled", "requestId": request_id}),
                     )
                 }
                 Ok(Err(se)) => {
