@@ -9,7 +9,9 @@ FROM docker.io/library/rust:1.95-slim-bookworm AS build
 WORKDIR /src
 # The build has no .git: the commit `thena-sf --version` names comes from here.
 ARG THENA_SF_GIT_COMMIT=unknown
-ENV THENA_SF_GIT_COMMIT=${THENA_SF_GIT_COMMIT}
+ENV THENA_SF_GIT_COMMIT=${THENA_SF_GIT_COMMIT} \
+    CARGO_PROFILE_RELEASE_DEBUG=0 \
+    CARGO_PROFILE_RELEASE_STRIP=symbols
 COPY . .
 RUN cargo build --release --locked -p thena-sf --bin thena-sf \
  && mkdir -p /out/data \

@@ -11,11 +11,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
-use crate::connect;
-use crate::http::{self, AppState, ConnAuth};
+use crate::http;
+use crate::ingest::Ingestor;
 use crate::metrics::Metrics;
+use crate::runtime::{AppState, Runtime, WorkerTask};
 use crate::store::{Connection, Store};
-use crate::sync::{Settings, Worker};
+use crate::sync::Settings;
 use crate::web;
 use crate::Error;
 
@@ -28,40 +29,6 @@ pub struct App {
     server: JoinHandle<()>,
     leases: JoinHandle<()>,
     listener: Option<JoinHandle<()>>,
-}
-
-/// A running worker's task and its stop switch.
-pub type WorkerTask = (JoinHandle<()>, watch::Sender<bool>);
-
-/// What starting and stopping workers needs; kept in [`AppState`] so that the
-/// admin page and the lease loop can start and stop them too.
-pub struct Runtime {
-    pub settings: Settings,
-    pub shutdown: watch::Receiver<bool>,
-    /// Each running worker's task and its stop switch.
-    pub tasks: parking_lot::Mutex<HashMap<String, WorkerTask>>,
-    /// Wakes the lease loop (a connection was added here).
-    pub lease_wake: tokio::sync::Notify,
-    /// Connections whose worker is being stopped (lease lost or given back).
-    pub stopping: parking_lot::Mutex<std::collections::HashSet<String>>,
-}
-
-pub(crate) fn auth_of(c: &Connection) -> ConnAuth {
-    ConnAuth {
-        token_hash: c.webhook_token_hash.clone(),
-        signing_secrets: c
-            .signing_secret
-            .as_ref()
-            .map(|s| {
-                s.expose()
-                    .split_whitespace()
-                    .map(salesforce::Secret::new)
-                    .collect()
-            })
-            .unwrap_or_default(),
-        connected_at_ms: c.connected_at.timestamp_millis(),
-        thena_org: c.thena_app.as_ref().and_then(|a| a.org_id.clone()),
-    }
 }
 
 /// Replays the spool into the store: once at start (a crashed process may
@@ -105,7 +72,7 @@ impl App {
             config.public_url_derived = true;
         }
         let admin = web::Admin::load(&config)?;
-        let ingestor = http::Ingestor::start(store.clone());
+        let ingestor = Ingestor::start(store.clone());
         let (tx, rx) = watch::channel(false);
         // A SQLite store belongs to this process alone: leases of an earlier run
         // (killed before it could give them back) are void.
@@ -131,7 +98,6 @@ impl App {
             conns: RwLock::new(HashMap::new()),
             workers: RwLock::new(HashMap::new()),
             ingestor,
-            admin,
             runtime: Runtime {
                 settings,
                 shutdown: rx.clone(),
@@ -144,7 +110,10 @@ impl App {
         // first request can arrive: a webhook for a stored connection must never meet
         // "unknown connection" during a restart.
         crate::leases::try_round(&state).await?;
-        let router = http::router(state.clone());
+        let router = http::around(
+            http::routes(state.clone()).merge(web::router(state.clone(), admin)),
+            &state.config,
+        );
         let srx = rx.clone();
         let metrics_addr = match &state.config.metrics_listen {
             Some(addr) => {
@@ -215,65 +184,5 @@ impl App {
             let _ = self.state.store.release_lease(&name).await;
         }
         let _ = self.state.store.leave().await;
-    }
-}
-
-impl AppState {
-    /// Serves a (new or changed) connection: webhook auth now; its worker once
-    /// this replica holds its lease (at once, unless another replica does).
-    pub fn add_connection(&self, c: &Connection) {
-        self.conns.write().insert(c.name.clone(), auth_of(c));
-        if let Some(w) = self.workers.read().get(&c.name) {
-            w.notify.notify_one();
-            return;
-        }
-        self.runtime.lease_wake.notify_one();
-    }
-
-    /// Starts the worker of a connection whose lease this replica holds.
-    pub fn start_worker(&self, c: &Connection) {
-        if self.workers.read().contains_key(&c.name) {
-            return;
-        }
-        let client = connect::client_for(&self.store, c, &self.config);
-        let user = connect::user_id(&c.tokens).unwrap_or_default();
-        let (stop, stop_rx) = watch::channel(false);
-        let (worker, handle) = Worker::new(
-            c.name.clone(),
-            self.store.clone(),
-            client,
-            user,
-            self.metrics.clone(),
-            self.runtime.settings.clone(),
-            stop_rx,
-            self.config.clone(),
-        );
-        self.workers.write().insert(c.name.clone(), handle);
-        let task = tokio::spawn(worker.run());
-        self.runtime
-            .tasks
-            .lock()
-            .insert(c.name.clone(), (task, stop));
-    }
-
-    /// Stops a connection's worker; resolves when its batch in flight is done.
-    pub fn stop_worker(&self, name: &str) -> Option<JoinHandle<()>> {
-        self.workers.write().remove(name);
-        let (task, stop) = self.runtime.tasks.lock().remove(name)?;
-        let _ = stop.send(true);
-        Some(task)
-    }
-
-    /// Stops serving a connection that was deleted: webhooks get 404, its worker stops.
-    pub fn remove_connection(&self, name: &str) {
-        self.conns.write().remove(name);
-        self.stop_worker(name);
-    }
-
-    /// Wakes a connection's worker (after a retry or a reconnect).
-    pub fn wake(&self, connection: &str) {
-        if let Some(w) = self.workers.read().get(connection) {
-            w.notify.notify_one();
-        }
     }
 }

@@ -262,7 +262,7 @@ impl Config {
             if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
                 return Err(ConfigError::Invalid(format!(
                     "database_url must be a postgres:// URL, not {}",
-                    crate::store::redact_url(u)
+                    redact_url(u)
                 )));
             }
         }
@@ -456,6 +456,18 @@ impl DeclaredConnection {
             &self.webhook_token_env,
             "webhook_token",
         )
+    }
+}
+
+/// A database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_string(),
     }
 }
 

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use crate::app::auth_of;
-use crate::http::AppState;
+use crate::runtime::auth_of;
+use crate::runtime::AppState;
 use crate::store::{Backend, StoreError};
 
 type App = Arc<AppState>;

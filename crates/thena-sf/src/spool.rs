@@ -20,7 +20,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::http::Ingestor;
+use crate::ingest::Ingestor;
 use crate::store::queue::IngestItem;
 
 /// How much the spool holds at most.

@@ -1,13 +1,9 @@
 //! The HTTP server: Thena webhooks, health, readiness and metrics.
 
-mod ingest;
 pub mod serve;
 mod trace;
 mod webhook;
 
-pub use ingest::Ingestor;
-
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
@@ -15,45 +11,15 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use parking_lot::RwLock;
-use salesforce::Secret;
 
 use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::store::Store;
-use crate::sync::WorkerHandle;
+use crate::runtime::AppState;
 
 /// The largest webhook body accepted.
 pub const MAX_BODY: usize = 1024 * 1024;
 
-/// What the webhook handler needs of a connection, kept in memory.
-#[derive(Clone)]
-pub struct ConnAuth {
-    pub token_hash: String,
-    pub signing_secrets: Vec<Secret>,
-    pub connected_at_ms: i64,
-    /// The Thena organisation its installation events named: platform
-    /// events of another organisation are acknowledged, not applied.
-    pub thena_org: Option<String>,
-}
-
-pub struct AppState {
-    pub store: Store,
-    pub config: Config,
-    pub metrics: Arc<Metrics>,
-    pub conns: RwLock<HashMap<String, ConnAuth>>,
-    pub workers: RwLock<HashMap<String, WorkerHandle>>,
-    pub ingestor: Ingestor,
-    /// The admin page's password and its flows under way.
-    pub admin: crate::web::Admin,
-    pub runtime: crate::app::Runtime,
-    /// Where accepted events wait while the store cannot commit.
-    pub spool: Arc<crate::spool::Spool>,
-    /// Slots for webhook bodies being read at once (`limits.max_bodies_in_flight`).
-    pub bodies: tokio::sync::Semaphore,
-}
-
-pub fn router(state: Arc<AppState>) -> Router {
+/// The webhook, health, readiness and (unless served apart) metrics routes.
+pub fn routes(state: Arc<AppState>) -> Router {
     let mut r = Router::new()
         .route("/webhooks/thena/{connection}", post(webhook::receive))
         .route("/healthz", get(|| async { "ok" }))
@@ -62,14 +28,18 @@ pub fn router(state: Arc<AppState>) -> Router {
     if state.config.metrics_listen.is_none() {
         r = r.route("/metrics", get(metrics));
     }
-    r.layer(DefaultBodyLimit::max(MAX_BODY))
-        .merge(crate::web::routes(crate::web::csp(&state.config)))
+    r.layer(DefaultBodyLimit::max(MAX_BODY)).with_state(state)
+}
+
+/// What every request of the server goes through, whichever routes served
+/// it: its deadline and its span.
+pub fn around(router: Router, config: &Config) -> Router {
+    router
         .layer(axum::middleware::from_fn_with_state(
-            std::time::Duration::from_secs(state.config.limits.request_timeout_secs.max(1)),
+            std::time::Duration::from_secs(config.limits.request_timeout_secs.max(1)),
             serve::request_deadline,
         ))
         .layer(trace::layer())
-        .with_state(state)
 }
 
 async fn ready(State(app): State<Arc<AppState>>) -> Response {

@@ -14,9 +14,9 @@ use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
 
-use super::{AppState, ConnAuth};
 use crate::crypto;
 use crate::domain::snapshot::{Snapshot, Source};
+use crate::runtime::{AppState, ConnAuth};
 use crate::thena::platform::{self, Platform};
 use crate::thena::webhook;
 
@@ -243,7 +243,7 @@ async fn authenticate(
         None if crate::connect::valid_name(connection) => {
             match app.store.connection(connection).await {
                 Ok(c) => {
-                    let a = crate::app::auth_of(&c);
+                    let a = crate::runtime::auth_of(&c);
                     app.conns.write().insert(c.name.clone(), a.clone());
                     Some(a)
                 }

@@ -22,9 +22,23 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::http::AppState;
+use crate::runtime::AppState;
 
-type App = Arc<AppState>;
+/// What the admin page's handlers hold: the runtime state, and the admin
+/// page's own (its password, login brakes, setups under way).
+pub struct Web {
+    pub app: Arc<AppState>,
+    pub admin: Admin,
+}
+
+impl std::ops::Deref for Web {
+    type Target = AppState;
+    fn deref(&self) -> &AppState {
+        &self.app
+    }
+}
+
+type App = Arc<Web>;
 
 /// The admin page's routes.
 /// The pages' Content-Security-Policy: nothing but our own files, and forms
@@ -41,7 +55,12 @@ pub fn csp(config: &crate::config::Config) -> String {
     format!("default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action {form}")
 }
 
-pub fn routes(csp: String) -> Router<App> {
+pub fn router(app: Arc<AppState>, admin: Admin) -> Router {
+    let csp = csp(&app.config);
+    routes(csp).with_state(Arc::new(Web { app, admin }))
+}
+
+fn routes(csp: String) -> Router<App> {
     let csp: std::sync::Arc<str> = csp.into();
     Router::new()
         .route("/", get(|| async { Redirect::to("/integrations") }))
