@@ -5,7 +5,7 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::queue::{IngestItem, Ingested};
+use crate::store::ingest::{IngestItem, Ingested};
 use crate::store::Store;
 
 /// The most events committed together.

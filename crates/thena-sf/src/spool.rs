@@ -21,7 +21,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::ingest::Ingestor;
-use crate::store::queue::IngestItem;
+use crate::store::ingest::IngestItem;
 
 /// How much the spool holds at most.
 #[derive(Debug, Clone, Copy)]

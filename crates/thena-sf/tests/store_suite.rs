@@ -11,7 +11,8 @@ use salesforce::{Secret, TokenSet};
 use serde_json::{json, Value};
 use thena_sf::crypto::SecretBox;
 use thena_sf::domain::snapshot::Snapshot;
-use thena_sf::store::queue::{Claimed, IngestItem, Ingested, Synced};
+use thena_sf::store::ingest::{IngestItem, Ingested};
+use thena_sf::store::queue::{Claimed, Synced};
 use thena_sf::store::{ConnStatus, Connection, FlowTaken, OAuthFlow, Store, StoreError};
 
 const KEY: [u8; 32] = [3u8; 32];
@@ -420,7 +421,7 @@ async fn a_group_decides_as_events_one_by_one(s: &Store) {
         ])
         .await
         .unwrap();
-    use thena_sf::store::queue::Ingested::*;
+    use thena_sf::store::ingest::Ingested::*;
     assert_eq!(got, vec![Queued, Stale, Duplicate, Queued, Queued]);
     let got = s
         .ingest_many(&[

@@ -217,7 +217,7 @@ pub async fn receive(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let item = crate::store::queue::IngestItem {
+    let item = crate::store::ingest::IngestItem {
         connection: connection.clone(),
         event_key: event_key(&change, &headers, &body),
         snapshot: change.snapshot,
@@ -375,7 +375,7 @@ fn event_key(change: &platform::Change, headers: &HeaderMap, body: &[u8]) -> Str
 
 /// Hands the event to the group commit; a store that does not commit in
 /// time sends it to the spool instead. Answers once it is durable.
-async fn ingest(app: &AppState, item: crate::store::queue::IngestItem) -> Response {
+async fn ingest(app: &AppState, item: crate::store::ingest::IngestItem) -> Response {
     let connection = item.connection.clone();
     let request_id = item.snapshot.request_id.clone();
     // Answer within Thena's patience: a store that does not commit in time
@@ -396,7 +396,7 @@ async fn ingest(app: &AppState, item: crate::store::queue::IngestItem) -> Respon
     match submitted {
         Ok(result) => {
             app.metrics.received(&connection, result.as_str());
-            if result == crate::store::queue::Ingested::Queued {
+            if result == crate::store::ingest::Ingested::Queued {
                 if let Some(w) = app.workers.read().get(&connection) {
                     w.arrivals
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -6,13 +6,13 @@
 //! driver, with a migration directory per backend.
 
 mod admin;
-mod batch;
 mod connections;
 mod copy;
 pub mod health;
+pub mod ingest;
 pub mod leases;
 pub mod queue;
-mod side;
+pub mod review;
 
 use std::path::Path;
 use std::sync::Arc;

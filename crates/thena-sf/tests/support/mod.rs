@@ -12,7 +12,7 @@ use sf_emulator::{EmulatorConfig, Seed};
 use thena_sf::app::App;
 use thena_sf::config::{Config, EmulatorLogin};
 use thena_sf::crypto::SecretBox;
-use thena_sf::store::queue::Counts;
+use thena_sf::store::review::Counts;
 use thena_sf::store::Store;
 use thena_sf::sync::Settings;
 

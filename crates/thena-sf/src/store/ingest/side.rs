@@ -5,7 +5,7 @@
 
 use sqlx::Row;
 
-use super::queue::Ingested;
+use super::Ingested;
 use super::StoreError;
 use crate::domain::comments::{self, Comment, CommentChange};
 use crate::domain::snapshot::{Message, Patch, Snapshot};
@@ -134,6 +134,6 @@ pub(super) async fn ingest_side(
     };
     side.created_at = Ts(created);
     side.updated_at = Ts(r.try_get("latest_updated_ms")?);
-    super::queue::enqueue(tx, connection, &side).await?;
+    super::enqueue(tx, connection, &side).await?;
     Ok(Ingested::Queued)
 }

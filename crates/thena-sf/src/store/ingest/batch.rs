@@ -18,8 +18,8 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::{Any, Row, Transaction};
 
-use super::queue::{IngestItem, Ingested, PENDING_OVER, REQUEST_NEWER};
 use super::StoreError;
+use super::{IngestItem, Ingested, PENDING_OVER, REQUEST_NEWER};
 use crate::domain::snapshot::{Snapshot, Source};
 
 /// Rows per multi-row statement (well under SQLite's bound variables).

@@ -1,0 +1,208 @@
+//! Review: what people look at and act on: counts, skipped requests,
+//! dead letters (retry, discard), the activity log, and pruning.
+
+use chrono::Utc;
+use sqlx::Row;
+
+use super::queue::{now_ms, row_state, RequestState};
+use super::{ts, Store, StoreError};
+use crate::domain::snapshot::Snapshot;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub request_id: String,
+    pub code: String,
+    pub message: String,
+    pub fields: String,
+    pub failed_at: String,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Activity {
+    pub id: i64,
+    pub request_id: String,
+    pub outcome: String,
+    pub detail: Option<String>,
+    pub sf_id: Option<String>,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub pending: i64,
+    pub synced: i64,
+    pub skipped: i64,
+    pub failed: i64,
+    pub out_of_scope: i64,
+}
+
+const ACTIVITY_KEEP: i64 = 10_000;
+
+impl Store {
+    /// Puts skipped requests back in the queue (all, or one).
+    pub async fn retry_skipped(
+        &self,
+        connection: &str,
+        request_id: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let sql = match request_id {
+            // attempts = -1 marks a retry on demand: resolve afresh, whatever the worker's cache remembers.
+            Some(_) => "UPDATE pending SET parked = 0, not_before_ms = 0, attempts = -1, enqueued_at_ms = $3 WHERE connection = $1 AND parked = 1 AND request_id = $2",
+            None => "UPDATE pending SET parked = 0, not_before_ms = 0, attempts = -1, enqueued_at_ms = $3 WHERE connection = $1 AND parked = 1 AND $2 = $2",
+        };
+        let done = sqlx::query(sql)
+            .bind(connection)
+            .bind(request_id.unwrap_or(""))
+            .bind(now_ms())
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn dead_letters(
+        &self,
+        connection: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        Ok(sqlx::query_as::<_, DeadLetter>("SELECT id, request_id, code, message, fields, failed_at FROM dead_letters WHERE connection = $1 ORDER BY id DESC LIMIT $2 OFFSET $3")
+            .bind(connection)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    pub async fn dead_letter_count(&self, connection: &str) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters WHERE connection = $1")
+                .bind(connection)
+                .fetch_one(self.pool())
+                .await?,
+        )
+    }
+
+    /// Puts a dead letter (or all) back in the queue; returns how many.
+    pub async fn retry_dead(&self, connection: &str, id: Option<i64>) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query("SELECT id, request_id, snapshot FROM dead_letters WHERE connection = $1 AND ($2 < 0 OR id = $2) ORDER BY id")
+            .bind(connection)
+            .bind(id.unwrap_or(-1))
+            .fetch_all(&mut *tx)
+            .await?;
+        for r in &rows {
+            let snap: String = r.try_get("snapshot")?;
+            let rid: String = r.try_get("request_id")?;
+            let updated: i64 = serde_json::from_str::<Snapshot>(&snap)
+                .map(|s| s.updated_at.0)
+                .unwrap_or(0);
+            sqlx::query(
+                "INSERT INTO pending (connection, request_id, snapshot, updated_at_ms, enqueued_at_ms) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (connection, request_id) DO NOTHING",
+            )
+            .bind(connection)
+            .bind(&rid)
+            .bind(&snap)
+            .bind(updated)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE requests SET state = 'pending', reason = NULL WHERE connection = $1 AND request_id = $2").bind(connection).bind(&rid).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM dead_letters WHERE id = $1")
+                .bind(r.try_get::<i64, _>("id")?)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(rows.len() as u64)
+    }
+
+    pub async fn discard_dead(&self, connection: &str, id: Option<i64>) -> Result<u64, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM dead_letters WHERE connection = $1 AND ($2 < 0 OR id = $2)")
+                .bind(connection)
+                .bind(id.unwrap_or(-1))
+                .execute(self.pool())
+                .await?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn requests_in_state(
+        &self,
+        connection: &str,
+        state: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<RequestState>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM requests WHERE connection = $1 AND state = $2 ORDER BY updated_at DESC, request_id LIMIT $3 OFFSET $4")
+            .bind(connection)
+            .bind(state)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(row_state).collect()
+    }
+
+    pub async fn request_state(
+        &self,
+        connection: &str,
+        request_id: &str,
+    ) -> Result<Option<RequestState>, StoreError> {
+        Ok(self
+            .request_states(connection, &[request_id.to_string()])
+            .await?
+            .pop())
+    }
+
+    pub async fn counts(&self, connection: &str) -> Result<Counts, StoreError> {
+        let rows = sqlx::query(
+            "SELECT state, COUNT(*) AS n FROM requests WHERE connection = $1 GROUP BY state",
+        )
+        .bind(connection)
+        .fetch_all(self.pool())
+        .await?;
+        let mut c = Counts::default();
+        for r in rows {
+            let n: i64 = r.try_get("n")?;
+            match r.try_get::<String, _>("state")?.as_str() {
+                "pending" => c.pending = n,
+                "synced" => c.synced = n,
+                "skipped" => c.skipped = n,
+                "failed" => c.failed = n,
+                "out_of_scope" => c.out_of_scope = n,
+                _ => {}
+            }
+        }
+        Ok(c)
+    }
+
+    pub async fn activity(
+        &self,
+        connection: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<Activity>, StoreError> {
+        Ok(sqlx::query_as::<_, Activity>("SELECT id, request_id, outcome, detail, sf_id, at FROM activity WHERE connection = $1 ORDER BY id DESC LIMIT $2 OFFSET $3")
+            .bind(connection)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    /// Forgets the delivery ids older than `days` (dedup needs only the recent ones).
+    pub async fn prune(&self, days: i64) -> Result<(), StoreError> {
+        let cutoff = ts(Utc::now() - chrono::Duration::days(days));
+        sqlx::query("DELETE FROM events WHERE received_at < $1")
+            .bind(cutoff)
+            .execute(self.pool())
+            .await?;
+        sqlx::query("DELETE FROM activity WHERE id <= (SELECT MAX(id) FROM activity) - $1")
+            .bind(ACTIVITY_KEEP)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}
