@@ -19,7 +19,7 @@ pub fn cut_text(s: &str, max: usize) -> String {
     if max == 0 {
         return String::new();
     }
-    let mut out = crate::domain::resolve::take_utf16(s, max - 1);
+    let mut out = take_utf16(s, max - 1);
     out.push('…');
     out
 }
@@ -115,6 +115,18 @@ pub fn cut_html(html: &str, max: usize) -> String {
         out.push_str(&format!("</{n}>"));
     }
     out
+}
+
+/// The longest prefix of `s` within `units` UTF-16 code units, never
+/// splitting a character (a surrogate pair counts two).
+pub fn take_utf16(s: &str, units: usize) -> String {
+    let mut n = 0;
+    s.chars()
+        .take_while(|c| {
+            n += c.len_utf16();
+            n <= units
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! within a batch, and the email and name lookups run before any creation, so
 //! a Contact created before a crash is found rather than created again.
 
+use super::html::take_utf16;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -161,19 +162,6 @@ struct Item {
     from_cache: bool,
 }
 
-/// Splits a name into FirstName and LastName (the last word); no name → the Slack id.
-/// The longest prefix of `s` within `units` UTF-16 code units, never
-/// splitting a character (a surrogate pair counts two).
-pub fn take_utf16(s: &str, units: usize) -> String {
-    let mut n = 0;
-    s.chars()
-        .take_while(|c| {
-            n += c.len_utf16();
-            n <= units
-        })
-        .collect()
-}
-
 /// Whether Salesforce would take `e` as a Contact's Email: at most 80
 /// UTF-16 units, one `@` with something before it, and a dotted domain of
 /// non-empty labels (`fig@pig` is refused, `fig@pig.c` taken; §9.6, the
@@ -190,6 +178,7 @@ pub fn valid_email(e: &str) -> bool {
         && domain.split('.').all(|l| !l.is_empty())
 }
 
+/// Splits a name into FirstName and LastName (the last word); no name → the Slack id.
 pub fn split_name(p: &Person) -> (Option<String>, String) {
     let name = p.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
     match name {

@@ -16,7 +16,7 @@ use std::time::Instant;
 use salesforce::{Client, Error};
 use serde_json::Value;
 
-use super::resolve_io::{contact_row, sized, text, ListKind};
+use super::lookup::{contact_row, sized, text, ListKind};
 use crate::domain::resolve::{domain_of, Cache, ContactRow, DomainCounts, Resolver};
 
 /// Domains per aggregate query (each an `Email LIKE` clause; the list is

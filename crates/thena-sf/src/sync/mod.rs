@@ -4,6 +4,7 @@
 //! upserts by sObject Collections, and handles every per-record result.
 
 mod domains;
+mod lookup;
 mod pace;
 mod plan;
 mod resolve_io;
