@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -16,7 +15,6 @@ use axum::Form;
 use parking_lot::Mutex;
 use serde::Deserialize;
 
-use super::flow::SetupJob;
 use super::views::{Chrome, LoginPage};
 use super::{render, App};
 use crate::config::Config;
@@ -45,7 +43,6 @@ pub struct Admin {
     bucket: Mutex<(f64, Instant)>,
     logins_per_minute: f64,
     verifying: tokio::sync::Semaphore,
-    pub(super) setups: Mutex<HashMap<String, Arc<Mutex<SetupJob>>>>,
 }
 
 /// Hashes a password as an Argon2id PHC string.
@@ -108,7 +105,6 @@ impl Admin {
             bucket: Mutex::new((per_minute, Instant::now())),
             logins_per_minute: per_minute,
             verifying: tokio::sync::Semaphore::new(VERIFYING_AT_ONCE),
-            setups: Mutex::new(HashMap::new()),
         })
     }
 
@@ -197,7 +193,7 @@ pub async fn session(app: &App, headers: &HeaderMap) -> Result<Session, Response
     {
         Ok(Some(stored)) if crypto::token_matches(&csrf, &stored) => Ok(Session { id_hash, csrf }),
         Ok(_) => Err(Redirect::to("/login").into_response()),
-        Err(e) => Err(super::pages::failure(&e.to_string())),
+        Err(e) => Err(super::errors::failure(&e.to_string())),
     }
 }
 
@@ -218,7 +214,7 @@ pub async fn form_session(app: &App, headers: &HeaderMap, csrf: &str) -> Result<
 }
 
 fn forbidden(why: &str) -> Response {
-    super::pages::error_page(
+    super::errors::error_page(
         StatusCode::FORBIDDEN,
         None,
         "Refused",
@@ -336,7 +332,7 @@ pub async fn login(
         )
         .await
     {
-        return super::pages::failure(&e.to_string());
+        return super::errors::failure(&e.to_string());
     }
     (
         StatusCode::SEE_OTHER,

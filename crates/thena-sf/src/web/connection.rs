@@ -9,7 +9,8 @@ use axum::Form;
 use serde::Deserialize;
 
 use super::auth::{form_session, session, Session};
-use super::pages::{error_page, failure, state_of};
+use super::errors::{error_page, failure, missing};
+use super::pages::state_of;
 use super::views::{
     ActivityRow, CheckRow, ConnectionPage, DeadRow, DisconnectPage, Pager, SkippedRow, Tab,
     TokenPage,
@@ -21,20 +22,6 @@ use crate::store::{Connection, StoreError};
 
 /// Rows per page of every list.
 pub const PAGE: i64 = 50;
-
-/// The answer when a named connection is not there (or the store failed).
-pub fn missing(s: &Session, e: &StoreError) -> Response {
-    match e {
-        StoreError::NoConnection(n) => error_page(
-            StatusCode::NOT_FOUND,
-            Some(s.chrome()),
-            "No such connection",
-            &format!("There is no connection named '{n}'."),
-            "Open Integrations to see the connections there are.",
-        ),
-        other => failure(&other.to_string()),
-    }
-}
 
 #[derive(Deserialize, Default)]
 pub struct PageQuery {
@@ -92,7 +79,7 @@ pub async fn page(
     };
     let c = match app.store.connection(&name).await {
         Ok(c) => c,
-        Err(e) => return missing(&s, &e),
+        Err(e) => return missing(s.chrome(), &e),
     };
     match render_page(&app, &s, &c, &q).await {
         Ok(r) => r,
@@ -300,7 +287,7 @@ async fn action(
     let s = form_session(app, headers, csrf).await?;
     match app.store.connection(name).await {
         Ok(c) => Ok((s, c)),
-        Err(e) => Err(missing(&s, &e)),
+        Err(e) => Err(missing(s.chrome(), &e)),
     }
 }
 
@@ -483,7 +470,7 @@ pub async fn disconnect_page(
         Err(r) => return r,
     };
     if let Err(e) = app.store.connection(&name).await {
-        return missing(&s, &e);
+        return missing(s.chrome(), &e);
     }
     let (queued, _, _) = app
         .store

@@ -13,7 +13,7 @@ use salesforce::{OAuthApp, Pkce, Secret};
 use serde::Deserialize;
 
 use super::auth::{form_session, session, Session};
-use super::pages::{error_page, failure};
+use super::errors::{error_page, failure};
 use super::views::{ConnectPage, Place, SetupPage, StepView};
 use super::{render, App};
 use crate::connect::{self, ConnectRequest, Credentials, Step};
@@ -355,7 +355,7 @@ pub async fn reconnect(
     };
     match app.store.connection(&name).await {
         Ok(c) => begin(&app, &s, &c.name, &c.login_url).await,
-        Err(e) => super::connection::missing(&s, &e),
+        Err(e) => super::errors::missing(s.chrome(), &e),
     }
 }
 
@@ -481,7 +481,7 @@ pub async fn callback(
         reconnected: false,
         error: None,
     }));
-    app.admin.setups.lock().insert(job_id.clone(), job.clone());
+    app.setups.lock().insert(job_id.clone(), job.clone());
     let req = ConnectRequest {
         name: flow.connection.clone(),
         login_url: flow.login_url.clone(),
@@ -566,7 +566,7 @@ pub async fn setup_page(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let job = app.admin.setups.lock().get(&job_id).cloned();
+    let job = app.setups.lock().get(&job_id).cloned();
     let Some(job) = job.filter(|j| j.lock().session_hash == s.id_hash) else {
         return error_page(
             StatusCode::NOT_FOUND,

@@ -9,6 +9,7 @@
 
 mod auth;
 mod connection;
+mod errors;
 mod flow;
 mod pages;
 mod views;
@@ -29,6 +30,10 @@ use crate::runtime::AppState;
 pub struct Web {
     pub app: Arc<AppState>,
     pub admin: Admin,
+    /// Setups under way (connect, then provision), by job id.
+    pub setups: parking_lot::Mutex<
+        std::collections::HashMap<String, Arc<parking_lot::Mutex<flow::SetupJob>>>,
+    >,
 }
 
 impl std::ops::Deref for Web {
@@ -57,7 +62,11 @@ pub fn csp(config: &crate::config::Config) -> String {
 
 pub fn router(app: Arc<AppState>, admin: Admin) -> Router {
     let csp = csp(&app.config);
-    routes(csp).with_state(Arc::new(Web { app, admin }))
+    routes(csp).with_state(Arc::new(Web {
+        app,
+        admin,
+        setups: Default::default(),
+    }))
 }
 
 fn routes(csp: String) -> Router<App> {

@@ -5,42 +5,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use super::auth::session;
-use super::views::{Chrome, ConnRow, ErrorPage, IntegrationsPage, State};
+use super::errors::failure;
+use super::views::{ConnRow, IntegrationsPage, State};
 use super::{render, App};
 use crate::store::health::RecentFailures;
 use crate::store::{ConnStatus, Connection};
-
-/// A page that says what happened and what to do.
-pub fn error_page(
-    status: StatusCode,
-    chrome: Option<Chrome>,
-    title: &str,
-    what: &str,
-    todo: &str,
-) -> Response {
-    render(
-        status,
-        &ErrorPage {
-            chrome: chrome.unwrap_or_default(),
-            title: title.into(),
-            what: what.into(),
-            todo: todo.into(),
-            back: "/integrations".into(),
-        },
-    )
-}
-
-/// The page for a failure of our own (the store): what failed, no internals beyond its message.
-pub fn failure(message: &str) -> Response {
-    tracing::error!(error = %message, "the admin page failed");
-    error_page(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        None,
-        "Something failed on our side",
-        message,
-        "Try again in a moment. If it keeps failing, check the connector's log.",
-    )
-}
 
 /// A connection's state as a badge: the stored status, records refused
 /// lately, and whether work is waiting.

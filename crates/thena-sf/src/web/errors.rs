@@ -1,0 +1,55 @@
+//! The admin page's error answers: a page that says what happened and what
+//! to do, for every handler.
+
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::render;
+use super::views::{Chrome, ErrorPage};
+use crate::store::StoreError;
+
+/// A page that says what happened and what to do.
+pub fn error_page(
+    status: StatusCode,
+    chrome: Option<Chrome>,
+    title: &str,
+    what: &str,
+    todo: &str,
+) -> Response {
+    render(
+        status,
+        &ErrorPage {
+            chrome: chrome.unwrap_or_default(),
+            title: title.into(),
+            what: what.into(),
+            todo: todo.into(),
+            back: "/integrations".into(),
+        },
+    )
+}
+
+/// The page for a failure of our own (the store): what failed, no internals beyond its message.
+pub fn failure(message: &str) -> Response {
+    tracing::error!(error = %message, "the admin page failed");
+    error_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        None,
+        "Something failed on our side",
+        message,
+        "Try again in a moment. If it keeps failing, check the connector's log.",
+    )
+}
+
+/// The answer when a named connection is not there (or the store failed).
+pub fn missing(chrome: Chrome, e: &StoreError) -> Response {
+    match e {
+        StoreError::NoConnection(n) => error_page(
+            StatusCode::NOT_FOUND,
+            Some(chrome),
+            "No such connection",
+            &format!("There is no connection named '{n}'."),
+            "Open Integrations to see the connections there are.",
+        ),
+        other => failure(&other.to_string()),
+    }
+}
