@@ -34,14 +34,16 @@ run() {
   case "$engine" in
     docker|podman) "$engine" run --rm "$tag" "$@" ;;
     buildah)
-      ctr=$(buildah from "$tag")
+      ctr=$(buildah from --pull=never "$tag")
       trap 'buildah rm "$ctr" >/dev/null' RETURN
-      buildah run "$ctr" -- /usr/local/bin/thena-sf "$@" ;;
+      buildah run --isolation chroot "$ctr" -- /usr/local/bin/thena-sf "$@" ;;
   esac
 }
 
 case "$engine" in
-  buildah) buildah bud --layers --build-arg "THENA_SF_GIT_COMMIT=$commit" -t "$tag" . ;;
+  # chroot isolation: runs inside an unprivileged container too (the OCI
+  # runtime needs cgroups such a machine may not delegate).
+  buildah) buildah bud --isolation chroot --build-arg "THENA_SF_GIT_COMMIT=$commit" -t "$tag" . ;;
   *) "$engine" build --build-arg "THENA_SF_GIT_COMMIT=$commit" -t "$tag" . ;;
 esac
 version=$(run --version)
