@@ -39,6 +39,7 @@ pub struct ConnectRequest {
 impl ConnectRequest {
     /// Connects to an emulator as its default admin through its default connected
     /// app (the demo, tests and benchmarks).
+    #[cfg(feature = "demo")]
     pub fn emulator_admin(
         name: &str,
         login_url: &str,

@@ -13,6 +13,7 @@ pub mod app;
 pub mod config;
 pub mod connect;
 pub mod crypto;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod domain;
 pub mod http;

@@ -63,6 +63,7 @@ enum Command {
         listen: Option<String>,
     },
     /// Run the whole product on the built-in emulator with sample requests.
+    #[cfg(feature = "demo")]
     Demo {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
@@ -206,6 +207,7 @@ fn start(cli: Cli) -> anyhow::Result<ExitCode> {
     // The demo tells its own story on stdout: its logs stay at warnings
     // unless asked for.
     let level = match &cli.command {
+        #[cfg(feature = "demo")]
         Command::Demo { .. } if config.log_level == "info" => "warn",
         _ => config.log_level.as_str(),
     };
@@ -243,6 +245,7 @@ fn one_or_all<T>(one: Option<T>, all: bool, what: &str) -> anyhow::Result<Option
     }
 }
 
+#[cfg(feature = "demo")]
 async fn demo(
     cli: &Cli,
     mut config: Config,
@@ -295,6 +298,7 @@ async fn demo(
 }
 
 async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
+    #[cfg(feature = "demo")]
     if let Command::Demo { listen, exit } = &cli.command {
         return demo(&cli, config, listen.clone(), *exit).await;
     }
@@ -304,6 +308,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         Command::Provision { name } => provision_cmd(&app, name).await,
         Command::Doctor { name, fix } => doctor(&app, name, fix).await,
         Command::Serve { listen } => serve(&app, listen).await,
+        #[cfg(feature = "demo")]
         Command::Demo { .. } => unreachable!("handled above"),
         Command::CopyStore { to } => copy_store(&app, to).await,
         Command::AdminPassword { hash_only } => admin_password(&app, hash_only).await,
