@@ -34,6 +34,18 @@ pub enum SyncError {
     Setup(String),
 }
 
+/// What one turn of a worker's loop does.
+enum Turn {
+    /// The worker ends (shutdown, the connection deleted).
+    Stop,
+    /// Look again at once.
+    Again,
+    /// Wait this long (or until woken), then look again.
+    Sleep(Duration),
+    /// Claim the due snapshots and send them.
+    Send,
+}
+
 /// How a worker batches and backs off.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -227,110 +239,115 @@ impl Worker {
             if *self.shutdown.borrow() || self.store.lease_lost(&self.name) {
                 break;
             }
-            let status = match self.store.connection_state(&self.name).await {
-                Ok((status, issued_at_ms)) => {
-                    // Newer tokens than ours that we did not make ourselves: a reconnect.
-                    if issued_at_ms > self.client.tokens().issued_at_ms as i64 {
-                        self.take_new_credentials().await;
-                    }
-                    status
-                }
-                Err(crate::store::StoreError::NoConnection(_)) => {
-                    info!(connection = %self.name, "the connection was deleted");
-                    break;
-                }
-                Err(e) => {
-                    warn!(connection = %self.name, error = %e, "cannot read the connection");
-                    if !self.wait(Duration::from_secs(1)).await {
-                        break;
-                    }
-                    continue;
+            let go_on = match self.turn().await {
+                Turn::Stop => false,
+                Turn::Again => true,
+                Turn::Sleep(d) => self.wait(d).await,
+                Turn::Send => {
+                    self.send_due().await;
+                    true
                 }
             };
-            match status {
-                ConnStatus::ReconnectNeeded => {
-                    if !self.wait(Duration::from_secs(30)).await {
-                        break;
-                    }
-                    continue;
-                }
-                ConnStatus::Paused => {
-                    let recheck = self.settings.pause_recheck;
-                    if !self.try_resume().await && !self.wait(recheck).await {
-                        break;
-                    }
-                    continue;
-                }
-                ConnStatus::Healthy => {}
+            if !go_on {
+                break;
             }
-            let (n, oldest, soonest) = match self.store.queue_shape(&self.name).await {
-                Ok(s) => s,
-                Err(e) => {
-                    warn!(connection = %self.name, error = %e, "cannot read the queue");
-                    if !self.wait(Duration::from_secs(1)).await {
-                        break;
-                    }
-                    continue;
-                }
-            };
-            if n == 0 {
-                if !self.wait(Duration::from_secs(30)).await {
-                    break;
-                }
-                continue;
-            }
-            let now = now_ms();
-            if let Some(s) = soonest.filter(|s| *s > now) {
-                if !self.wait(Duration::from_millis((s - now) as u64)).await {
-                    break;
-                }
-                continue;
-            }
-            self.pace
-                .arrivals(self.arrivals.load(Ordering::Relaxed), Instant::now());
-            let age = Duration::from_millis((now - oldest.unwrap_or(now)).max(0) as u64);
-            match self.pace.decide(n as usize, age) {
-                Decision::Send => {}
-                Decision::Wait(d) => {
-                    let warming = Instant::now();
-                    self.warm().await;
-                    let d = d.saturating_sub(warming.elapsed());
-                    if !self
-                        .wait_for_arrivals(d, self.pace.to_fill(n as usize))
-                        .await
-                    {
-                        break;
-                    }
-                    continue;
-                }
-                Decision::Flood => self.let_flood_pass().await,
-            }
-            let batch = match self
-                .store
-                .due(
-                    &self.name,
-                    self.settings.claim.max(self.settings.batch) as i64,
-                )
-                .await
-            {
-                Ok(b) => b,
-                Err(e) => {
-                    warn!(connection = %self.name, error = %e, "cannot claim a batch");
-                    continue;
-                }
-            };
-            if batch.is_empty() {
-                continue;
-            }
-            self.step(&batch).await;
-            self.metrics
-                .set_api_calls(&self.name, self.calls_before + self.client.calls());
-            if let Some(u) = self.client.api_usage() {
-                self.metrics.set_usage(&self.name, u.used, u.max);
-            }
-            self.check_budget().await;
         }
         info!(connection = %self.name, "worker stopped");
+    }
+
+    /// What this turn of the loop does, from the connection's state, the
+    /// queue's shape and the pace.
+    async fn turn(&mut self) -> Turn {
+        if let Some(t) = self.connection_turn().await {
+            return t;
+        }
+        let (n, oldest, soonest) = match self.store.queue_shape(&self.name).await {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(connection = %self.name, error = %e, "cannot read the queue");
+                return Turn::Sleep(Duration::from_secs(1));
+            }
+        };
+        if n == 0 {
+            return Turn::Sleep(Duration::from_secs(30));
+        }
+        let now = now_ms();
+        if let Some(s) = soonest.filter(|s| *s > now) {
+            return Turn::Sleep(Duration::from_millis((s - now) as u64));
+        }
+        self.pace
+            .arrivals(self.arrivals.load(Ordering::Relaxed), Instant::now());
+        let age = Duration::from_millis((now - oldest.unwrap_or(now)).max(0) as u64);
+        match self.pace.decide(n as usize, age) {
+            Decision::Send => Turn::Send,
+            Decision::Wait(d) => {
+                let warming = Instant::now();
+                self.warm().await;
+                let d = d.saturating_sub(warming.elapsed());
+                if self
+                    .wait_for_arrivals(d, self.pace.to_fill(n as usize))
+                    .await
+                {
+                    Turn::Again
+                } else {
+                    Turn::Stop
+                }
+            }
+            Decision::Flood => {
+                self.let_flood_pass().await;
+                Turn::Send
+            }
+        }
+    }
+
+    /// The turn the connection's state decides (deleted, unreadable, waiting
+    /// for a reconnect, paused); `None` when it is healthy. Takes credentials
+    /// newer than this worker's (a reconnect made elsewhere).
+    async fn connection_turn(&mut self) -> Option<Turn> {
+        let status = match self.store.connection_state(&self.name).await {
+            Ok((status, issued_at_ms)) => {
+                if issued_at_ms > self.client.tokens().issued_at_ms as i64 {
+                    self.take_new_credentials().await;
+                }
+                status
+            }
+            Err(StoreError::NoConnection(_)) => {
+                info!(connection = %self.name, "the connection was deleted");
+                return Some(Turn::Stop);
+            }
+            Err(e) => {
+                warn!(connection = %self.name, error = %e, "cannot read the connection");
+                return Some(Turn::Sleep(Duration::from_secs(1)));
+            }
+        };
+        match status {
+            ConnStatus::ReconnectNeeded => Some(Turn::Sleep(Duration::from_secs(30))),
+            ConnStatus::Paused if self.try_resume().await => Some(Turn::Again),
+            ConnStatus::Paused => Some(Turn::Sleep(self.settings.pause_recheck)),
+            ConnStatus::Healthy => None,
+        }
+    }
+
+    /// Claims the due snapshots and sends them; then the API usage and budget.
+    async fn send_due(&mut self) {
+        let limit = self.settings.claim.max(self.settings.batch) as i64;
+        let batch = match self.store.due(&self.name, limit).await {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(connection = %self.name, error = %e, "cannot claim a batch");
+                return;
+            }
+        };
+        if batch.is_empty() {
+            return;
+        }
+        self.step(&batch).await;
+        self.metrics
+            .set_api_calls(&self.name, self.calls_before + self.client.calls());
+        if let Some(u) = self.client.api_usage() {
+            self.metrics.set_usage(&self.name, u.used, u.max);
+        }
+        self.check_budget().await;
     }
 
     /// Sends one claimed batch, within a `batch` span, and logs what came of it.
