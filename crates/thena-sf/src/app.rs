@@ -31,6 +31,67 @@ pub struct App {
     listener: Option<JoinHandle<()>>,
 }
 
+/// The runtime state over `store`: this replica named, its spool opened,
+/// the group committer started, no connection known yet.
+async fn runtime_state(
+    config: Config,
+    store: Store,
+    settings: Settings,
+    shutdown: watch::Receiver<bool>,
+) -> Result<AppState, Error> {
+    // A SQLite store belongs to this process alone: leases of an earlier run
+    // (killed before it could give them back) are void.
+    if store.backend() == crate::store::Backend::Sqlite {
+        store.reset_leases().await?;
+    }
+    let replica = crate::leases::replica_id();
+    store.set_replica(&replica);
+    let spool =
+        crate::spool::Spool::open(&config.data_dir, &replica, Default::default()).map_err(|e| {
+            Error::Invalid(format!(
+                "cannot open the spool under {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
+    Ok(AppState {
+        spool: Arc::new(spool),
+        bodies: tokio::sync::Semaphore::new(config.limits.max_bodies_in_flight.max(1)),
+        ingestor: Ingestor::start(store.clone()),
+        store,
+        config,
+        metrics: Arc::new(Metrics::default()),
+        conns: RwLock::new(HashMap::new()),
+        workers: RwLock::new(HashMap::new()),
+        runtime: Runtime {
+            settings,
+            shutdown,
+            tasks: parking_lot::Mutex::new(HashMap::new()),
+            lease_wake: tokio::sync::Notify::new(),
+            stopping: parking_lot::Mutex::new(Default::default()),
+        },
+    })
+}
+
+/// Serves `/metrics` alone on `addr` (`metrics_listen`), until the shutdown signal.
+async fn serve_metrics_apart(
+    state: &Arc<AppState>,
+    addr: &str,
+    shutdown: watch::Receiver<bool>,
+) -> Result<SocketAddr, Error> {
+    let l = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Invalid(format!("cannot listen on {addr} (metrics_listen): {e}")))?;
+    let bound = l.local_addr().map_err(|e| Error::Invalid(e.to_string()))?;
+    let (router, limits) = (
+        http::metrics_router(state.clone()),
+        state.config.limits.clone(),
+    );
+    tokio::spawn(async move {
+        http::serve::serve(l, router, &limits, shutdown, Duration::from_secs(1)).await;
+    });
+    Ok(bound)
+}
+
 /// Replays the spool into the store: once at start (a crashed process may
 /// have left one), then whenever it holds events, until shutdown.
 async fn replay_spool(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
@@ -72,40 +133,8 @@ impl App {
             config.public_url_derived = true;
         }
         let admin = web::Admin::load(&config)?;
-        let ingestor = Ingestor::start(store.clone());
         let (tx, rx) = watch::channel(false);
-        // A SQLite store belongs to this process alone: leases of an earlier run
-        // (killed before it could give them back) are void.
-        if store.backend() == crate::store::Backend::Sqlite {
-            store.reset_leases().await?;
-        }
-        let replica = crate::leases::replica_id();
-        store.set_replica(&replica);
-        let spool = crate::spool::Spool::open(&config.data_dir, &replica, Default::default())
-            .map_err(|e| {
-                Error::Invalid(format!(
-                    "cannot open the spool under {}: {e}",
-                    config.data_dir.display()
-                ))
-            })?;
-        let bodies = tokio::sync::Semaphore::new(config.limits.max_bodies_in_flight.max(1));
-        let state = Arc::new(AppState {
-            spool: Arc::new(spool),
-            bodies,
-            store,
-            config,
-            metrics: Arc::new(Metrics::default()),
-            conns: RwLock::new(HashMap::new()),
-            workers: RwLock::new(HashMap::new()),
-            ingestor,
-            runtime: Runtime {
-                settings,
-                shutdown: rx.clone(),
-                tasks: parking_lot::Mutex::new(HashMap::new()),
-                lease_wake: tokio::sync::Notify::new(),
-                stopping: parking_lot::Mutex::new(Default::default()),
-            },
-        });
+        let state = Arc::new(runtime_state(config, store, settings, rx.clone()).await?);
         // Know every connection (and take this replica's share of them) before the
         // first request can arrive: a webhook for a stored connection must never meet
         // "unknown connection" during a restart.
@@ -114,27 +143,11 @@ impl App {
             http::routes(state.clone()).merge(web::router(state.clone(), admin)),
             &state.config,
         );
-        let srx = rx.clone();
         let metrics_addr = match &state.config.metrics_listen {
-            Some(addr) => {
-                let l = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-                    Error::Invalid(format!("cannot listen on {addr} (metrics_listen): {e}"))
-                })?;
-                let bound = l.local_addr().map_err(|e| Error::Invalid(e.to_string()))?;
-                let (router, limits, rx) = (
-                    http::metrics_router(state.clone()),
-                    state.config.limits.clone(),
-                    rx.clone(),
-                );
-                // Ends with the shutdown signal, like the main server.
-                tokio::spawn(async move {
-                    http::serve::serve(l, router, &limits, rx, Duration::from_secs(1)).await;
-                });
-                Some(bound)
-            }
+            Some(addr) => Some(serve_metrics_apart(&state, addr, rx.clone()).await?),
             None => None,
         };
-        let limits = state.config.limits.clone();
+        let (limits, srx) = (state.config.limits.clone(), rx.clone());
         let server = tokio::spawn(async move {
             http::serve::serve(listener, router, &limits, srx, Duration::from_secs(10)).await;
         });
