@@ -223,53 +223,14 @@ pub async fn connect_observed(
     req: ConnectRequest,
     on_step: &(dyn Fn(Step) + Send + Sync),
 ) -> Result<Connected, Error> {
-    if !valid_name(&req.name) {
-        return Err(Error::Invalid(format!(
-            "connection name '{}' must be 1 to 64 letters, digits, '-' or '_'",
-            req.name
-        )));
-    }
-    if let Some(t) = &req.webhook_token {
-        check_webhook_token(t)?;
-    }
-    let login_url = req.login_url.trim_end_matches('/').to_string();
-    if !(login_url.starts_with("https://")
-        || login_url.starts_with("http://127.")
-        || login_url.starts_with("http://localhost"))
-    {
-        return Err(Error::Invalid(format!(
-            "login URL {login_url} must be https (plain http only on this machine)"
-        )));
-    }
+    let login_url = check_request(&req)?;
     let app = OAuthApp {
         login_url: login_url.clone(),
         client_id: req.client_id.clone(),
         client_secret: req.client_secret.clone(),
         redirect_uri: String::new(),
     };
-    let http = config.http_client(std::time::Duration::from_secs(30));
-    let mut password_login = None;
-    let tokens = match req.credentials {
-        Credentials::Password { username, password } => {
-            let t = app
-                .password(&http, &username, &password)
-                .await
-                .map_err(|e| explain_login(e, true))?;
-            password_login = Some((username, password));
-            t
-        }
-        Credentials::RefreshToken(rt) => {
-            let mut t = app
-                .refresh(&http, &rt)
-                .await
-                .map_err(|e| explain_login(e, false))?;
-            if t.refresh_token.is_none() {
-                t.refresh_token = Some(rt);
-            }
-            t
-        }
-        Credentials::Tokens(t) => t,
-    };
+    let (tokens, password_login) = log_in(config, &app, req.credentials).await?;
     let user = user_id(&tokens)?;
     on_step(Step::Storing);
     // Connecting an existing name is a reconnect: the forward-looking cut-off,
@@ -294,10 +255,6 @@ pub async fn connect_observed(
     } else {
         Some(Secret::new(req.signing_secrets.join(" ")))
     };
-    let connected_at = existing
-        .as_ref()
-        .map(|e| e.connected_at)
-        .unwrap_or_else(Utc::now);
     let conn = Connection {
         name: req.name.clone(),
         login_url,
@@ -307,7 +264,7 @@ pub async fn connect_observed(
         webhook_token_hash,
         signing_secret,
         password_login,
-        connected_at,
+        connected_at: existing.as_ref().map_or_else(Utc::now, |e| e.connected_at),
         status: ConnStatus::Healthy,
         status_reason: None,
         provisioned_at: None,
@@ -315,10 +272,7 @@ pub async fn connect_observed(
     };
     store.put_connection(&conn).await?;
     on_step(Step::Provisioning);
-    let client = client_for(store, &conn, config);
-    let categories = store.category_fields(&conn.name).await?;
-    let report = provision_with_retries(&client, &categories, &user).await?;
-    store.mark_provisioned(&conn.name).await?;
+    let report = set_up(store, config, &conn, &user).await?;
     tracing::info!(
         connection = %conn.name,
         instance = %conn.tokens.instance_url,
@@ -331,10 +285,78 @@ pub async fn connect_observed(
         webhook_token: new_token.map(Secret::new),
         reconnected: existing.is_some(),
         instance_url: conn.tokens.instance_url.clone(),
-        connected_at,
+        connected_at: conn.connected_at,
         provision: report,
         name: conn.name,
     })
+}
+
+/// Refuses a bad name, a guessable webhook token or a plain-http login URL
+/// (off this machine); the login URL without its trailing slash.
+fn check_request(req: &ConnectRequest) -> Result<String, Error> {
+    if !valid_name(&req.name) {
+        return Err(Error::Invalid(format!(
+            "connection name '{}' must be 1 to 64 letters, digits, '-' or '_'",
+            req.name
+        )));
+    }
+    if let Some(t) = &req.webhook_token {
+        check_webhook_token(t)?;
+    }
+    let login_url = req.login_url.trim_end_matches('/').to_string();
+    if !(login_url.starts_with("https://")
+        || login_url.starts_with("http://127.")
+        || login_url.starts_with("http://localhost"))
+    {
+        return Err(Error::Invalid(format!(
+            "login URL {login_url} must be https (plain http only on this machine)"
+        )));
+    }
+    Ok(login_url)
+}
+
+/// Tokens from the credentials given, and the password login to keep (a
+/// password-grant session renews itself by logging in again).
+async fn log_in(
+    config: &Config,
+    app: &OAuthApp,
+    credentials: Credentials,
+) -> Result<(TokenSet, Option<(String, Secret)>), Error> {
+    let http = config.http_client(std::time::Duration::from_secs(30));
+    Ok(match credentials {
+        Credentials::Password { username, password } => {
+            let t = app
+                .password(&http, &username, &password)
+                .await
+                .map_err(|e| explain_login(e, true))?;
+            (t, Some((username, password)))
+        }
+        Credentials::RefreshToken(rt) => {
+            let mut t = app
+                .refresh(&http, &rt)
+                .await
+                .map_err(|e| explain_login(e, false))?;
+            if t.refresh_token.is_none() {
+                t.refresh_token = Some(rt);
+            }
+            (t, None)
+        }
+        Credentials::Tokens(t) => (t, None),
+    })
+}
+
+/// Provisions a stored connection's org and marks it provisioned.
+async fn set_up(
+    store: &Store,
+    config: &Config,
+    conn: &Connection,
+    user: &str,
+) -> Result<provision::Report, Error> {
+    let client = client_for(store, conn, config);
+    let categories = store.category_fields(&conn.name).await?;
+    let report = provision_with_retries(&client, &categories, user).await?;
+    store.mark_provisioned(&conn.name).await?;
+    Ok(report)
 }
 
 /// The shortest webhook token accepted from a person (config, flag or
