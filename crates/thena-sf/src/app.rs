@@ -44,7 +44,7 @@ async fn runtime_state(
     if store.backend() == crate::store::Backend::Sqlite {
         store.reset_leases().await?;
     }
-    let replica = crate::leases::replica_id();
+    let replica = crate::leases::replica_id(config.replica_id.as_deref());
     store.set_replica(&replica);
     let spool =
         crate::spool::Spool::open(&config.data_dir, &replica, Default::default()).map_err(|e| {

@@ -18,7 +18,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `postgres://user@host:port/db`: keep the store in PostgreSQL (several replicas
     /// may share it) instead of SQLite under `data_dir`.
-    pub database_url: Option<String>,
+    pub database_url: Option<Secret>,
     /// The Salesforce API version used.
     pub api_version: String,
     /// Pause a connection above this share of its org's daily API limit.
@@ -39,7 +39,7 @@ pub struct Config {
     pub emulator: Option<EmulatorLogin>,
     /// `/metrics` wants `Authorization: Bearer <this>` when set (else it is open,
     /// for local use; or serve it on `metrics_listen` only).
-    pub metrics_token: Option<String>,
+    pub metrics_token: Option<Secret>,
     /// Serve `/metrics` on this address instead of the main one.
     pub metrics_listen: Option<String>,
     /// Send `Sforce-Duplicate-Rule-Header: allowSave=true` when creating
@@ -74,6 +74,13 @@ pub struct Config {
     /// Export traces over OTLP/HTTP to this collector (`http://host:4318`);
     /// off when unset. `OTEL_EXPORTER_OTLP_ENDPOINT` sets it too.
     pub otlp_endpoint: Option<String>,
+    /// This replica's name in the lease table (`THENA_SF_REPLICA_ID`); unset,
+    /// `<hostname>-<pid>-<random>`. A stable one lets a restart resume its leases.
+    pub replica_id: Option<String>,
+    /// The key that seals secrets at rest, base64 of 32 bytes: only from
+    /// `THENA_SF_SECRET_KEY` (never the file); unset, `<data_dir>/secret.key`.
+    #[serde(skip)]
+    pub secret_key: Option<Secret>,
     /// How Salesforce is reached, built from `ca_file`, `proxy` and `no_proxy`.
     #[serde(skip)]
     pub transport: salesforce::Transport,
@@ -127,7 +134,7 @@ impl Default for Limits {
 #[serde(deny_unknown_fields)]
 pub struct OAuthClient {
     pub client_id: String,
-    pub client_secret: Option<String>,
+    pub client_secret: Option<Secret>,
     pub client_secret_env: Option<String>,
 }
 
@@ -158,11 +165,11 @@ pub struct DeclaredConnection {
     pub login_url: String,
     pub client_id: String,
     /// The secret itself, or `client_secret_env` naming a variable that holds it.
-    pub client_secret: Option<String>,
+    pub client_secret: Option<Secret>,
     pub client_secret_env: Option<String>,
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<Secret>,
     pub refresh_token_env: Option<String>,
-    pub webhook_token: Option<String>,
+    pub webhook_token: Option<Secret>,
     pub webhook_token_env: Option<String>,
 }
 
@@ -190,6 +197,8 @@ impl Default for Config {
             ca_file: None,
             proxy: None,
             no_proxy: None,
+            replica_id: None,
+            secret_key: None,
             log_level: "info".into(),
             log_format: crate::telemetry::LogFormat::Text,
             otlp_endpoint: None,
@@ -256,9 +265,9 @@ impl Config {
             )));
         }
         if let Ok(v) = std::env::var("THENA_SF_DATABASE_URL") {
-            c.database_url = Some(v);
+            c.database_url = Some(Secret::new(v));
         }
-        if let Some(u) = &c.database_url {
+        if let Some(u) = c.database_url.as_ref().map(Secret::expose) {
             if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
                 return Err(ConfigError::Invalid(format!(
                     "database_url must be a postgres:// URL, not {}",
@@ -266,8 +275,12 @@ impl Config {
                 )));
             }
         }
+        if let Ok(v) = std::env::var("THENA_SF_REPLICA_ID") {
+            c.replica_id = Some(v).filter(|v| !v.trim().is_empty());
+        }
+        c.secret_key = std::env::var(crate::crypto::KEY_ENV).ok().map(Secret::new);
         if let Ok(v) = std::env::var("THENA_SF_METRICS_TOKEN") {
-            c.metrics_token = Some(v);
+            c.metrics_token = Some(Secret::new(v));
         }
         if let Ok(v) = std::env::var("THENA_SF_ADMIN_PASSWORD_HASH") {
             c.admin_password_hash = Some(v);
@@ -300,7 +313,7 @@ impl Config {
         c.telemetry_from_env()?;
         for d in &c.connections {
             if let Some(t) = &d.webhook_token {
-                if t.trim().chars().count() < 32 {
+                if t.expose().trim().chars().count() < 32 {
                     return Err(ConfigError::Invalid(format!(
                         "connection {}: webhook_token needs at least 32 characters",
                         d.name
@@ -370,6 +383,12 @@ impl Config {
         Ok(())
     }
 
+    /// The box that seals secrets: `THENA_SF_SECRET_KEY`, else the key file
+    /// under `data_dir`.
+    pub fn secrets(&self) -> Result<crate::crypto::SecretBox, crate::crypto::CryptoError> {
+        crate::crypto::SecretBox::with_key(&self.data_dir, self.secret_key.as_ref())
+    }
+
     /// An HTTP client for Salesforce calls, with this config's trust and proxy.
     pub fn http_client(&self, timeout: std::time::Duration) -> reqwest::Client {
         self.transport.http_client(timeout)
@@ -402,7 +421,7 @@ impl Config {
 impl OAuthClient {
     pub fn secret(&self) -> Result<Option<String>, ConfigError> {
         match (&self.client_secret, &self.client_secret_env) {
-            (Some(v), _) => Ok(Some(v.clone())),
+            (Some(v), _) => Ok(Some(v.expose().to_string())),
             (None, Some(var)) => Ok(std::env::var(var).ok()),
             (None, None) => Ok(None),
         }
@@ -412,12 +431,12 @@ impl OAuthClient {
 impl DeclaredConnection {
     fn pick(
         &self,
-        direct: &Option<String>,
+        direct: &Option<Secret>,
         env: &Option<String>,
         what: &str,
     ) -> Result<Option<String>, ConfigError> {
         match (direct, env) {
-            (Some(v), _) => Ok(Some(v.clone())),
+            (Some(v), _) => Ok(Some(v.expose().to_string())),
             (None, Some(var)) => std::env::var(var).map(Some).map_err(|_| {
                 ConfigError::Invalid(format!(
                     "connection {}: {what}_env names {var}, which is not set",

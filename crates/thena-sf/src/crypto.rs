@@ -46,11 +46,23 @@ impl SecretBox {
         }
     }
 
-    /// The key from the environment, else from `<data_dir>/secret.key`, made if missing.
+    /// The key from `THENA_SF_SECRET_KEY`, else from `<data_dir>/secret.key`,
+    /// made if missing: for tools and tests that have no [`Config`](crate::config::Config)
+    /// (the product opens its box with [`Config::secrets`](crate::config::Config::secrets)).
     pub fn load(data_dir: &Path) -> Result<SecretBox, CryptoError> {
-        if let Ok(b64) = std::env::var(KEY_ENV) {
+        let key = std::env::var(KEY_ENV).ok().map(salesforce::Secret::new);
+        SecretBox::with_key(data_dir, key.as_ref())
+    }
+
+    /// The box for `key` (base64 of 32 bytes, the config's `THENA_SF_SECRET_KEY`),
+    /// else for the key file under `data_dir`, made if missing.
+    pub fn with_key(
+        data_dir: &Path,
+        key: Option<&salesforce::Secret>,
+    ) -> Result<SecretBox, CryptoError> {
+        if let Some(b64) = key {
             let bytes = base64::engine::general_purpose::STANDARD
-                .decode(b64.trim())
+                .decode(b64.expose().trim())
                 .map_err(|_| CryptoError::BadKey)?;
             let key: [u8; 32] = bytes.try_into().map_err(|_| CryptoError::BadKey)?;
             return Ok(SecretBox::from_key(&key));

@@ -316,7 +316,12 @@ pub async fn run(mut config: Config, store: Store) -> Result<Demo, Error> {
     if config.admin_password_hash.is_none() {
         config.admin_password_hash = Some(crate::web::hash_password(&admin_password)?);
     }
-    let app = App::start(config.clone(), store.clone(), Settings::default()).await?;
+    let app = App::start(
+        config.clone(),
+        store.clone(),
+        Settings::from_config(&config),
+    )
+    .await?;
     config.public_url = app.url();
     let token = crypto::new_token();
     let req = ConnectRequest::emulator_admin(CONNECTION, &emulator.base_url, Some(token.clone()));

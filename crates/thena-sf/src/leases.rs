@@ -26,11 +26,8 @@ type App = Arc<AppState>;
 /// A name for this process: `THENA_SF_REPLICA_ID` when set (a stable name, such
 /// as a StatefulSet pod's, lets a restarted replica resume its leases at once;
 /// it must be unique among live replicas), else one unique per start.
-pub fn replica_id() -> String {
-    if let Some(id) = std::env::var("THENA_SF_REPLICA_ID")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-    {
+pub fn replica_id(configured: Option<&str>) -> String {
+    if let Some(id) = configured.filter(|v| !v.trim().is_empty()) {
         return id.trim().to_string();
     }
     let host = std::env::var("HOSTNAME")

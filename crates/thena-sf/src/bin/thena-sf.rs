@@ -8,7 +8,6 @@ use clap::{Parser, Subcommand};
 use salesforce::Secret;
 use thena_sf::config::Config;
 use thena_sf::connect::{self, ConnectRequest, Credentials};
-use thena_sf::crypto::SecretBox;
 use thena_sf::provision;
 use thena_sf::store::Store;
 
@@ -175,12 +174,12 @@ async fn open(cli: &Cli, mut config: Config) -> anyhow::Result<App> {
         config.data_dir = d.clone();
     }
     if config.database_url.is_some()
-        && std::env::var_os("THENA_SF_SECRET_KEY").is_none()
+        && config.secret_key.is_none()
         && !config.data_dir.join("secret.key").exists()
     {
         anyhow::bail!("a PostgreSQL store is shared by replicas: set THENA_SF_SECRET_KEY (base64 of 32 bytes), the same on every replica");
     }
-    let secrets = SecretBox::load(&config.data_dir)?;
+    let secrets = config.secrets()?;
     let store = Store::open_config(&config, secrets).await?;
     for c in connect::connect_declared(&store, &config).await? {
         tracing::info!(connection = %c.name, "connected {} from the config file", c.name);
@@ -258,7 +257,7 @@ async fn demo(
         Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!("thena-sf-demo-{}", std::process::id())),
     };
-    let store = Store::open(&config.data_dir, SecretBox::load(&config.data_dir)?).await?;
+    let store = Store::open(&config.data_dir, config.secrets()?).await?;
     let d = thena_sf::demo::run(config.clone(), store)
         .await
         .context("running the demo")?;
@@ -459,15 +458,7 @@ async fn serve(app: &App, listen: Option<String>) -> anyhow::Result<ExitCode> {
     if let Some(l) = listen {
         config.listen = l;
     }
-    let settings = thena_sf::sync::Settings {
-        budget_share: app.config.api_budget_share,
-        max_categories_per_event: app.config.limits.max_categories_per_event,
-        max_category_fields: app.config.limits.max_category_fields,
-        allow_duplicate_save: app.config.allow_duplicate_save,
-        latency_budget: std::time::Duration::from_millis(app.config.latency_budget_ms),
-        flood_rate: f64::from(app.config.flood_events_per_second.max(1)),
-        ..Default::default()
-    };
+    let settings = thena_sf::sync::Settings::from_config(&config);
     let running = thena_sf::app::App::start(config, app.store.clone(), settings).await?;
     say(&format!("thena-sf listening on {}", running.url()));
     if let Some(m) = running.metrics_addr {
@@ -492,7 +483,7 @@ async fn serve(app: &App, listen: Option<String>) -> anyhow::Result<ExitCode> {
 
 /// Copies this store into an empty PostgreSQL database.
 async fn copy_store(app: &App, to: String) -> anyhow::Result<ExitCode> {
-    let secrets = SecretBox::load(&app.config.data_dir)?;
+    let secrets = app.config.secrets()?;
     let target = Store::open_postgres(&to, secrets).await?;
     for (table, n) in app.store.copy_into(&target).await? {
         say(&format!("  {table:<16} {n} rows"));

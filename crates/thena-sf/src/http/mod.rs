@@ -67,7 +67,8 @@ async fn metrics(State(app): State<Arc<AppState>>, headers: axum::http::HeaderMa
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
-        let ok: bool = subtle::ConstantTimeEq::ct_eq(given.as_bytes(), want.as_bytes()).into();
+        let ok: bool =
+            subtle::ConstantTimeEq::ct_eq(given.as_bytes(), want.expose().as_bytes()).into();
         if !ok {
             return (
                 StatusCode::UNAUTHORIZED,

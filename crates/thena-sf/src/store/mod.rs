@@ -107,7 +107,7 @@ impl Store {
         secrets: SecretBox,
     ) -> Result<Store, StoreError> {
         match &config.database_url {
-            Some(url) => Store::open_postgres(url, secrets).await,
+            Some(url) => Store::open_postgres(url.expose(), secrets).await,
             None => Store::open(&config.data_dir, secrets).await,
         }
     }

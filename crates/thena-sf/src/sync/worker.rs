@@ -93,6 +93,21 @@ const PARALLEL_CALLS: usize = 4;
 /// the connector never takes more of `Request__c` for categories.
 pub const CATEGORY_FIELDS_CEILING: usize = 250;
 
+impl Settings {
+    /// The settings the config gives (the rest as their defaults).
+    pub fn from_config(c: &crate::config::Config) -> Settings {
+        Settings {
+            budget_share: c.api_budget_share,
+            max_categories_per_event: c.limits.max_categories_per_event,
+            max_category_fields: c.limits.max_category_fields,
+            allow_duplicate_save: c.allow_duplicate_save,
+            latency_budget: Duration::from_millis(c.latency_budget_ms),
+            flood_rate: f64::from(c.flood_events_per_second.max(1)),
+            ..Default::default()
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
