@@ -622,8 +622,26 @@ async fn the_whole_flow_and_the_actions_over_http() {
         )
         .await;
     assert_eq!(p.status, 303);
+    // The notice is the server's (a flash): shown once, never read from the URL.
+    assert_eq!(p.location(), "/connections/acme?tab=skipped");
     let notice = a.get(&p.location()).await;
     assert!(notice.body.contains("1 skipped request put back"));
+    assert!(!a.get(&p.location()).await.body.contains("put back"));
+    let forged = a
+        .get("/connections/acme?tab=skipped&notice=retried-skipped&n=999999")
+        .await;
+    assert!(!forged.body.contains("999999"), "a notice from the URL");
+    // A malformed query string gets the page; an unknown path our 404 page;
+    // an unreadable callback a page that says what to do.
+    let odd = a.get("/connections/acme?page=abc&tab=%ZZ").await;
+    assert_eq!(odd.status, 200, "{}", odd.body);
+    assert!(odd.body.contains("<html"), "{}", odd.body);
+    let lost = a.get("/no/such/page").await;
+    assert_eq!(lost.status, 404);
+    assert!(lost.body.contains("No such page"), "{}", lost.body);
+    let cb = a.get("/oauth/callback?state=a&state=b").await;
+    assert_eq!(cb.status, 400);
+    assert!(cb.body.contains("Start again"), "{}", cb.body);
     let p = a
         .post(
             "/connections/acme/dead/retry",

@@ -72,6 +72,34 @@ impl Store {
             .rows_affected())
     }
 
+    /// Keeps a notice for the session's next page.
+    pub async fn set_flash(&self, id_hash: &str, text: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE admin_sessions SET flash = $2 WHERE id_hash = $1")
+            .bind(id_hash)
+            .bind(text)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The session's notice, once: it is cleared as it is read.
+    pub async fn take_flash(&self, id_hash: &str) -> Result<Option<String>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query("SELECT flash FROM admin_sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let flash: Option<String> = row.map(|r| r.try_get("flash")).transpose()?.flatten();
+        if flash.is_some() {
+            sqlx::query("UPDATE admin_sessions SET flash = NULL WHERE id_hash = $1")
+                .bind(id_hash)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(flash)
+    }
+
     pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM admin_sessions WHERE id_hash = $1")
             .bind(id_hash)

@@ -27,8 +27,6 @@ pub const PAGE: i64 = 50;
 pub struct PageQuery {
     tab: Option<String>,
     page: Option<i64>,
-    notice: Option<String>,
-    n: Option<u64>,
 }
 
 /// A stored RFC 3339 time as people read it: `2026-11-26 16:40:29`.
@@ -50,10 +48,10 @@ fn record_link(instance_url: &str, object: &str, id: &str) -> Option<String> {
     })
 }
 
-fn notice_text(q: &PageQuery) -> Option<String> {
-    let n = q.n.unwrap_or(0);
+/// What an action did, for the page it leads back to.
+fn notice_text(notice: &str, n: u64) -> Option<String> {
     let s = if n == 1 { "" } else { "s" };
-    Some(match q.notice.as_deref()? {
+    Some(match notice {
         "retried-skipped" => {
             format!("{n} skipped request{s} put back in the queue: they are resolved afresh now.")
         }
@@ -70,9 +68,11 @@ fn notice_text(q: &PageQuery) -> Option<String> {
 pub async fn page(
     AxState(app): AxState<App>,
     Path(name): Path<String>,
-    Query(q): Query<PageQuery>,
+    q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
+    // A malformed query string shows the page as it is by default.
+    let q = q.map(|Query(q)| q).unwrap_or_default();
     let s = match session(&app, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
@@ -242,7 +242,7 @@ async fn render_page(
             synced: counts.synced,
             skipped: counts.skipped,
             failed: dead_total,
-            notice: notice_text(q),
+            notice: store.take_flash(&s.id_hash).await?,
             tabs,
             tab,
             activity,
@@ -270,11 +270,15 @@ pub struct ActionForm {
     id: Option<i64>,
 }
 
-fn back(name: &str, tab: &str, notice: &str, n: u64) -> Response {
-    Redirect::to(&format!(
-        "/connections/{name}?tab={tab}&notice={notice}&n={n}"
-    ))
-    .into_response()
+/// Back to the connection's tab, with what the action did kept for the
+/// session's next page (a flash: the URL says nothing of it).
+async fn back(app: &App, s: &Session, name: &str, tab: &str, notice: &str, n: u64) -> Response {
+    if let Some(text) = notice_text(notice, n) {
+        if let Err(e) = app.store.set_flash(&s.id_hash, &text).await {
+            tracing::warn!(error = %e, "the notice for the next page was not kept");
+        }
+    }
+    Redirect::to(&format!("/connections/{name}?tab={tab}")).into_response()
 }
 
 /// Checks the form and that the connection exists.
@@ -293,8 +297,9 @@ async fn action(
 
 /// Answers a queue action: back to its tab, saying how many it touched; the
 /// worker is woken when there is new work for it.
-fn after(
+async fn after(
     app: &App,
+    s: &Session,
     name: &str,
     done: Result<u64, StoreError>,
     tab: &str,
@@ -306,7 +311,7 @@ fn after(
             if wake {
                 app.wake(name);
             }
-            back(name, tab, notice, n)
+            back(app, s, name, tab, notice, n).await
         }
         Err(e) => failure(&e.to_string()),
     }
@@ -318,12 +323,13 @@ pub async fn retry_skipped(
     headers: HeaderMap,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    if let Err(r) = action(&app, &headers, &name, &f.csrf).await {
-        return r;
-    }
+    let s = match action(&app, &headers, &name, &f.csrf).await {
+        Ok((s, _)) => s,
+        Err(r) => return r,
+    };
     let one = f.request_id.as_deref().filter(|r| !r.is_empty());
     let done = app.store.retry_skipped(&name, one).await;
-    after(&app, &name, done, "skipped", "retried-skipped", true)
+    after(&app, &s, &name, done, "skipped", "retried-skipped", true).await
 }
 
 pub async fn retry_dead(
@@ -332,11 +338,12 @@ pub async fn retry_dead(
     headers: HeaderMap,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    if let Err(r) = action(&app, &headers, &name, &f.csrf).await {
-        return r;
-    }
+    let s = match action(&app, &headers, &name, &f.csrf).await {
+        Ok((s, _)) => s,
+        Err(r) => return r,
+    };
     let done = app.store.retry_dead(&name, f.id).await;
-    after(&app, &name, done, "failed", "retried-dead", true)
+    after(&app, &s, &name, done, "failed", "retried-dead", true).await
 }
 
 pub async fn discard_dead(
@@ -345,11 +352,12 @@ pub async fn discard_dead(
     headers: HeaderMap,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    if let Err(r) = action(&app, &headers, &name, &f.csrf).await {
-        return r;
-    }
+    let s = match action(&app, &headers, &name, &f.csrf).await {
+        Ok((s, _)) => s,
+        Err(r) => return r,
+    };
     let done = app.store.discard_dead(&name, f.id).await;
-    after(&app, &name, done, "failed", "discarded", false)
+    after(&app, &s, &name, done, "failed", "discarded", false).await
 }
 
 pub async fn fix(
@@ -382,7 +390,15 @@ pub async fn fix(
     match result {
         Ok(report) => {
             app.wake(&name);
-            back(&name, "setup", "fixed", report.changes.len() as u64)
+            back(
+                &app,
+                &s,
+                &name,
+                "setup",
+                "fixed",
+                report.changes.len() as u64,
+            )
+            .await
         }
         Err(e) => {
             let x = super::flow::explain(&e);
@@ -398,8 +414,8 @@ pub async fn check(
     headers: HeaderMap,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    let c = match action(&app, &headers, &name, &f.csrf).await {
-        Ok((_, c)) => c,
+    let (s, c) = match action(&app, &headers, &name, &f.csrf).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let client = connect::client_for(&app.store, &c, &app.config);
@@ -421,7 +437,7 @@ pub async fn check(
     match result {
         Ok(r) => {
             let failed = r.checks.iter().filter(|c| !c.ok).count() as u64;
-            back(&name, "setup", "checked", failed)
+            back(&app, &s, &name, "setup", "checked", failed).await
         }
         Err(e) => failure(&e.to_string()),
     }

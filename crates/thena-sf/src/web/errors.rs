@@ -53,3 +53,14 @@ pub fn missing(chrome: Chrome, e: &StoreError) -> Response {
         other => failure(&other.to_string()),
     }
 }
+
+/// Any path no route serves: our page, not a bare 404.
+pub async fn not_found() -> Response {
+    error_page(
+        StatusCode::NOT_FOUND,
+        None,
+        "No such page",
+        "There is no page at this address.",
+        "Open Integrations to find your way from there.",
+    )
+}

@@ -359,7 +359,7 @@ pub async fn reconnect(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub struct Callback {
     code: Option<String>,
     state: Option<String>,
@@ -380,8 +380,10 @@ fn start_again(s: Option<&Session>, title: &str, what: &str) -> Response {
 pub async fn callback(
     State(app): State<App>,
     headers: HeaderMap,
-    Query(q): Query<Callback>,
+    q: Result<Query<Callback>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
+    // A query string that cannot be read carries no state either.
+    let q = q.map(|Query(q)| q).unwrap_or_default();
     let s = match session(&app, &headers).await {
         Ok(s) => s,
         Err(_) => {

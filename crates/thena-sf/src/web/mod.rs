@@ -105,6 +105,7 @@ fn routes(csp: String) -> Router<App> {
         )
         .route("/connections/{name}/fix", post(connection::fix))
         .route("/connections/{name}/check", post(connection::check))
+        .fallback(errors::not_found)
         // The admin page's forms are small; a large body is refused unread.
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .layer(axum::middleware::map_response_with_state(
