@@ -542,6 +542,32 @@ async fn the_whole_flow_and_the_actions_over_http() {
     // The token is shown once: the setup page no longer has it.
     let conn = s.store.connection("acme").await.unwrap();
     assert!(conn.provisioned_at.is_some());
+    // Nothing from Thena yet: the page says so and where to point Thena,
+    // not "healthy"; zero counts are not coloured.
+    let fresh = a.get("/connections/acme").await;
+    assert_eq!(
+        text_of(&fresh.body, "state").as_deref(),
+        Some("waiting for the first webhook")
+    );
+    assert!(fresh
+        .body
+        .contains(&format!("{}/webhooks/thena/acme", s.app.url())));
+    assert_eq!(
+        text_of(&fresh.body, "last-webhook").as_deref(),
+        Some("none yet")
+    );
+    assert_eq!(
+        text_of(&fresh.body, "last-written").as_deref(),
+        Some("none yet")
+    );
+    assert!(fresh
+        .body
+        .contains("<span class=\"value\" id=\"failed\">0</span>"));
+    assert!(a
+        .get("/integrations")
+        .await
+        .body
+        .contains("waiting for the first webhook"));
 
     let base = s.app.url();
     let post = |id: &str, email: &str, team: &str, status: &str| {
@@ -593,6 +619,10 @@ async fn the_whole_flow_and_the_actions_over_http() {
     );
     assert!(page.body.contains("/lightning/r/Request__c/"));
     assert_eq!(text_of(&page.body, "synced").as_deref(), Some("1"));
+    for id in ["last-webhook", "last-written"] {
+        let when = text_of(&page.body, id).unwrap();
+        assert!(when.ends_with("(just now)"), "{id}: {when}");
+    }
     let csrf = page.csrf();
     let skipped = a.get("/connections/acme?tab=skipped").await;
     assert!(skipped.body.contains("R-SKIP"));

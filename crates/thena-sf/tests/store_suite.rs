@@ -151,6 +151,7 @@ async fn connections_and_secrets(s: &Store) {
 
 async fn queue_rules(s: &Store) {
     s.put_connection(&connection("acme")).await.unwrap();
+    assert_eq!(s.last_seen("acme").await.unwrap().webhook_ms, None);
     let at = 1_000; // connected_at
     assert_eq!(
         s.ingest("acme", "e1", &snap("R1", 6_000, "v1"), at)
@@ -164,6 +165,8 @@ async fn queue_rules(s: &Store) {
             .unwrap(),
         Ingested::Duplicate
     );
+    let heard = s.last_seen("acme").await.unwrap().webhook_ms;
+    assert!(heard.is_some_and(|ms| ms > 1_700_000_000_000), "{heard:?}");
     assert_eq!(
         s.ingest("acme", "e2", &snap("R1", 7_000, "v2"), at)
             .await
@@ -273,6 +276,13 @@ async fn sessions_and_flows(s: &Store) {
         None,
         "made with another password"
     );
+    // A flash is shown once.
+    s.set_flash("h1", "3 dead letters discarded.").await.unwrap();
+    assert_eq!(
+        s.take_flash("h1").await.unwrap().as_deref(),
+        Some("3 dead letters discarded.")
+    );
+    assert_eq!(s.take_flash("h1").await.unwrap(), None);
     s.delete_session("h1").await.unwrap();
     assert_eq!(s.session_csrf("h1", "pw1").await.unwrap(), None);
     s.create_session("h2", "csrf2", "pw1", far).await.unwrap();

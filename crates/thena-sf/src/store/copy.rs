@@ -42,6 +42,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("thena_team_ids", Text),
             ("thena_app_event", Text),
             ("thena_app_at", Text),
+            ("last_event_ms", Int),
         ],
     ),
     (

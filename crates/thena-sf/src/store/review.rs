@@ -39,7 +39,37 @@ pub struct Counts {
 
 const ACTIVITY_KEEP: i64 = 10_000;
 
+/// When a connection last heard from Thena and last wrote a record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LastSeen {
+    /// A webhook's arrival (ms since the epoch); None: none yet.
+    pub webhook_ms: Option<i64>,
+    /// The last record written to Salesforce (RFC 3339).
+    pub written_at: Option<String>,
+}
+
 impl Store {
+    /// When `connection` last heard from Thena and last wrote a record.
+    pub async fn last_seen(&self, connection: &str) -> Result<LastSeen, StoreError> {
+        let webhook_ms = sqlx::query("SELECT last_event_ms FROM connections WHERE name = $1")
+            .bind(connection)
+            .fetch_optional(self.pool())
+            .await?
+            .map(|r| r.try_get::<Option<i64>, _>("last_event_ms"))
+            .transpose()?
+            .flatten();
+        let written_at = sqlx::query("SELECT at FROM activity WHERE connection = $1 AND outcome = 'synced' ORDER BY id DESC LIMIT 1")
+            .bind(connection)
+            .fetch_optional(self.pool())
+            .await?
+            .map(|r| r.try_get::<String, _>("at"))
+            .transpose()?;
+        Ok(LastSeen {
+            webhook_ms,
+            written_at,
+        })
+    }
+
     /// Puts skipped requests back in the queue (all, or one).
     pub async fn retry_skipped(
         &self,

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::auth::{form_session, session, Session};
 use super::errors::{error_page, failure, missing};
-use super::pages::state_of;
+use super::pages::{last_webhook, last_written, state_of};
 use super::views::{
     ActivityRow, CheckRow, ConnectionPage, DeadRow, DisconnectPage, Pager, SkippedRow, Tab,
     TokenPage,
@@ -221,6 +221,7 @@ async fn render_page(
     };
     let checks_ok = checks.iter().all(|k| k.ok);
     let recent = store.recent_failures(name, chrono::Utc::now()).await?;
+    let last = store.last_seen(name).await?;
     let cannot_fix = checks
         .iter()
         .filter(|k| !k.ok && !k.fixable)
@@ -234,7 +235,9 @@ async fn render_page(
             instance_url: c.tokens.instance_url.clone(),
             webhook_url: app.config.webhook_url(name),
             thena_app: c.thena_app.as_ref().map(thena_app_line),
-            state: state_of(c, queued, &recent),
+            state: state_of(c, queued, &recent, &last, &app.config.webhook_url(name)),
+            last_webhook: last_webhook(&last),
+            last_written: last_written(&last),
             connected_at: c.connected_at.format("%Y-%m-%d %H:%M UTC").to_string(),
             usage,
             usage_pct,

@@ -9,11 +9,49 @@ use super::errors::failure;
 use super::views::{ConnRow, IntegrationsPage, State};
 use super::{render, App};
 use crate::store::health::RecentFailures;
+use crate::store::review::LastSeen;
 use crate::store::{ConnStatus, Connection};
+
+/// When the last webhook arrived, as people read it, or "none yet".
+pub fn last_webhook(last: &LastSeen) -> String {
+    match last
+        .webhook_ms
+        .and_then(chrono::DateTime::from_timestamp_millis)
+    {
+        Some(t) => ago(t),
+        None => "none yet".into(),
+    }
+}
+
+/// When the last record was written, as people read it, or "none yet".
+pub fn last_written(last: &LastSeen) -> String {
+    match last.written_at.as_deref().and_then(crate::store::parse_ts) {
+        Some(t) => ago(t),
+        None => "none yet".into(),
+    }
+}
+
+/// `2026-12-03 07:52 UTC (3 min ago)`.
+fn ago(t: chrono::DateTime<chrono::Utc>) -> String {
+    let secs = (chrono::Utc::now() - t).num_seconds().max(0);
+    let rel = match secs {
+        0..=59 => "just now".to_string(),
+        60..=3599 => format!("{} min ago", secs / 60),
+        3600..=86_399 => format!("{} h ago", secs / 3600),
+        _ => format!("{} days ago", secs / 86_400),
+    };
+    format!("{} ({rel})", t.format("%Y-%m-%d %H:%M UTC"))
+}
 
 /// A connection's state as a badge: the stored status, records refused
 /// lately, and whether work is waiting.
-pub fn state_of(c: &Connection, queued: i64, recent: &RecentFailures) -> State {
+pub fn state_of(
+    c: &Connection,
+    queued: i64,
+    recent: &RecentFailures,
+    last: &LastSeen,
+    webhook_url: &str,
+) -> State {
     match c.status {
         ConnStatus::ReconnectNeeded => State {
             label: "reconnect needed".into(),
@@ -34,6 +72,13 @@ pub fn state_of(c: &Connection, queued: i64, recent: &RecentFailures) -> State {
             label: "degraded".into(),
             tone: "bad",
             reason: Some(degraded_reason(recent)),
+        },
+        ConnStatus::Healthy if queued == 0 && last.webhook_ms.is_none() => State {
+            label: "waiting for the first webhook".into(),
+            tone: "busy",
+            reason: Some(format!(
+                "Nothing has arrived from Thena yet: paste the webhook URL {webhook_url} and its token into Thena's webhook settings."
+            )),
         },
         ConnStatus::Healthy if queued > 0 => State {
             label: "syncing".into(),
@@ -80,8 +125,10 @@ pub async fn integrations(AxState(app): AxState<App>, headers: HeaderMap) -> Res
             .recent_failures(&c.name, chrono::Utc::now())
             .await
             .unwrap_or_default();
+        let last = app.store.last_seen(&c.name).await.unwrap_or_default();
         rows.push(ConnRow {
-            state: state_of(&c, queued, &recent),
+            state: state_of(&c, queued, &recent, &last, &app.config.webhook_url(&c.name)),
+            last_webhook: last_webhook(&last),
             name: c.name,
             instance_url: c.tokens.instance_url,
             queued,

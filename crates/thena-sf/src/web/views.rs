@@ -42,6 +42,8 @@ pub struct ConnRow {
     pub name: String,
     pub instance_url: String,
     pub state: State,
+    /// When the last webhook arrived ("none yet").
+    pub last_webhook: String,
     pub queued: i64,
     pub synced: i64,
     pub skipped: i64,
@@ -176,6 +178,9 @@ pub struct ConnectionPage {
     pub webhook_url: String,
     pub state: State,
     pub connected_at: String,
+    /// When the last webhook arrived, and the last record was written.
+    pub last_webhook: String,
+    pub last_written: String,
     pub usage: String,
     pub usage_pct: u64,
     pub queued: i64,
