@@ -269,6 +269,7 @@ pub async fn connect_observed(
         status_reason: None,
         provisioned_at: None,
         thena_app: None,
+        previous_token: None,
     };
     store.put_connection(&conn).await?;
     on_step(Step::Provisioning);

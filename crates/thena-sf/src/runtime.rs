@@ -27,6 +27,8 @@ pub struct ConnAuth {
     /// The Thena organisation its installation events named: platform
     /// events of another organisation are acknowledged, not applied.
     pub thena_org: Option<String>,
+    /// A rolled token's hash, accepted until its grace ends (ms since the epoch).
+    pub previous_token: Option<(String, i64)>,
 }
 
 pub struct AppState {
@@ -74,6 +76,7 @@ pub(crate) fn auth_of(c: &Connection) -> ConnAuth {
             .unwrap_or_default(),
         connected_at_ms: c.connected_at.timestamp_millis(),
         thena_org: c.thena_app.as_ref().and_then(|a| a.org_id.clone()),
+        previous_token: c.previous_token.clone(),
     }
 }
 

@@ -815,6 +815,70 @@ async fn the_whole_flow_and_the_actions_over_http() {
     assert_ne!(new_token, token);
     assert_eq!(post("R-2", "harsh@acme.io", "Acme Corp", "OPEN").await, 401);
 
+    // A roll asks first, and may keep the old token working for a while:
+    // both work until the grace ends, or until the old one is revoked.
+    let roll = a.get("/connections/acme/webhook-token").await;
+    assert!(
+        roll.body.contains("id=\"confirm-new-token\""),
+        "{}",
+        roll.body
+    );
+    let p = a
+        .post(
+            "/connections/acme/webhook-token",
+            &[("csrf", &csrf), ("grace_hours", "24")],
+        )
+        .await;
+    assert_eq!(p.status, 200);
+    assert!(
+        p.body.contains("The old token keeps working until"),
+        "{}",
+        p.body
+    );
+    let newest = text_of(&p.body, "webhook-token").unwrap();
+    let with = |t: &str, id: &str| {
+        let body = support::webhook(id, "Zed Doe", "harsh@acme.io", "Acme Corp", "OPEN");
+        let (base, t) = (base.clone(), t.to_string());
+        async move { support::post(&base, &t, &body).await }
+    };
+    assert_eq!(
+        with(&new_token, "R-3").await,
+        200,
+        "the old token, in its grace"
+    );
+    assert_eq!(with(&newest, "R-4").await, 200);
+    let setup = a.get("/connections/acme?tab=setup").await;
+    assert!(
+        setup.body.contains("id=\"previous-token\""),
+        "{}",
+        setup.body
+    );
+    let p = a
+        .post(
+            "/connections/acme/webhook-token/revoke-old",
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(p.status, 303);
+    assert!(a
+        .get(&p.location())
+        .await
+        .body
+        .contains("The previous webhook token no longer works"));
+    assert_eq!(with(&new_token, "R-5").await, 401, "revoked");
+    assert_eq!(with(&newest, "R-6").await, 200);
+    // A grace that has ended lets the old token in no more.
+    let last = thena_sf::crypto::new_token();
+    let ended = chrono::Utc::now().timestamp_millis() - 1;
+    s.store
+        .roll_webhook_token("acme", &thena_sf::crypto::token_hash(&last), Some(ended))
+        .await
+        .unwrap();
+    s.app
+        .add_connection(&s.store.connection("acme").await.unwrap());
+    assert_eq!(with(&newest, "R-7").await, 401, "its grace is over");
+    assert_eq!(with(&last, "R-8").await, 200);
+
     // No page shows a Salesforce token, the webhook token, or the session.
     let conn = s.store.connection("acme").await.unwrap();
     let secrets = [
@@ -827,6 +891,8 @@ async fn the_whole_flow_and_the_actions_over_http() {
             .to_string(),
         token.clone(),
         new_token.clone(),
+        newest.clone(),
+        last.clone(),
         a.cookie.clone().unwrap(),
     ];
     for path in [

@@ -66,6 +66,7 @@ fn connection(name: &str) -> Connection {
         status_reason: None,
         provisioned_at: None,
         thena_app: None,
+        previous_token: None,
     }
 }
 
@@ -104,6 +105,18 @@ fn synced(c: &Claimed) -> Synced {
 
 async fn connections_and_secrets(s: &Store) {
     s.put_connection(&connection("acme")).await.unwrap();
+    // A token roll with a grace keeps the replaced hash until then; one
+    // without, or a revoke, keeps nothing.
+    let before = s.connection("acme").await.unwrap().webhook_token_hash;
+    s.roll_webhook_token("acme", "h-new", Some(42)).await.unwrap();
+    let c = s.connection("acme").await.unwrap();
+    assert_eq!(c.webhook_token_hash, "h-new");
+    assert_eq!(c.previous_token, Some((before, 42)));
+    s.revoke_previous_token("acme").await.unwrap();
+    assert_eq!(s.connection("acme").await.unwrap().previous_token, None);
+    s.roll_webhook_token("acme", "h-newer", Some(43)).await.unwrap();
+    s.roll_webhook_token("acme", "h-last", None).await.unwrap();
+    assert_eq!(s.connection("acme").await.unwrap().previous_token, None);
     let c = s.connection("acme").await.unwrap();
     assert_eq!(c.tokens.access_token.expose(), "access-token-zz92");
     assert_eq!(c.client_secret.unwrap().expose(), "client-secret-zz91");
@@ -277,7 +290,9 @@ async fn sessions_and_flows(s: &Store) {
         "made with another password"
     );
     // A flash is shown once.
-    s.set_flash("h1", "3 dead letters discarded.").await.unwrap();
+    s.set_flash("h1", "3 dead letters discarded.")
+        .await
+        .unwrap();
     assert_eq!(
         s.take_flash("h1").await.unwrap().as_deref(),
         Some("3 dead letters discarded.")

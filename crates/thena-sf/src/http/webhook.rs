@@ -263,6 +263,11 @@ async fn authenticate(
     let from_query = query_token(query);
     match presented_token(headers).or(from_query.as_deref()) {
         Some(t) if crypto::token_matches(t, &auth.token_hash) => {}
+        // The token a roll replaced, within the grace the admin gave it.
+        Some(t)
+            if auth.previous_token.as_ref().is_some_and(|(h, until)| {
+                chrono::Utc::now().timestamp_millis() < *until && crypto::token_matches(t, h)
+            }) => {}
         Some(_) => {
             app.metrics.received(connection, "unauthorized");
             return Err(unauthorized("the Authorization token is wrong"));

@@ -87,6 +87,13 @@ impl Store {
                 .try_get::<Option<String>, _>("provisioned_at")?
                 .and_then(|s| parse_ts(&s)),
             thena_app: thena_app_of(r)?,
+            previous_token: match (
+                r.try_get::<Option<String>, _>("previous_token_hash")?,
+                r.try_get::<Option<i64>, _>("previous_token_until_ms")?,
+            ) {
+                (Some(h), Some(until)) => Some((h, until)),
+                _ => None,
+            },
             name,
         })
     }
@@ -191,12 +198,25 @@ impl Store {
 
     /// Replaces a connection's webhook token (kept as its hash).
     pub async fn set_webhook_token_hash(&self, name: &str, hash: &str) -> Result<(), StoreError> {
+        self.roll_webhook_token(name, hash, None).await
+    }
+
+    /// Replaces a connection's webhook token; with `grace_until_ms`, the one
+    /// replaced stays valid until then (else it ends now, as does any earlier one).
+    pub async fn roll_webhook_token(
+        &self,
+        name: &str,
+        hash: &str,
+        grace_until_ms: Option<i64>,
+    ) -> Result<(), StoreError> {
         let done = sqlx::query(
-            "UPDATE connections SET webhook_token_hash = $2, updated_at = $3 WHERE name = $1",
+            "UPDATE connections SET previous_token_hash = CASE WHEN $4 IS NULL THEN NULL ELSE webhook_token_hash END,
+                previous_token_until_ms = $4, webhook_token_hash = $2, updated_at = $3 WHERE name = $1",
         )
         .bind(name)
         .bind(hash)
         .bind(ts(Utc::now()))
+        .bind(grace_until_ms)
         .execute(self.pool())
         .await?;
         if done.rows_affected() == 0 {
@@ -278,6 +298,17 @@ impl Store {
             .bind(category)
             .bind(field)
             .bind(ts(Utc::now()))
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Ends a rolled token's grace now.
+    pub async fn revoke_previous_token(&self, name: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE connections SET previous_token_hash = NULL, previous_token_until_ms = NULL WHERE name = $1")
+            .bind(name)
             .execute(self.pool())
             .await?;
         Ok(())

@@ -43,6 +43,8 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("thena_app_event", Text),
             ("thena_app_at", Text),
             ("last_event_ms", Int),
+            ("previous_token_hash", Text),
+            ("previous_token_until_ms", Int),
         ],
     ),
     (

@@ -270,6 +270,10 @@ pub struct Connection {
     /// The Thena webhook app feeding it, as its installation events said
     /// (kept apart from [`Store::put_connection`]: a reconnect keeps it).
     pub thena_app: Option<ThenaApp>,
+    /// The webhook token a roll replaced, still accepted until then (its hash
+    /// and the end of its grace, ms since the epoch); kept apart from
+    /// [`Store::put_connection`] as `thena_app` is.
+    pub previous_token: Option<(String, i64)>,
 }
 
 /// What Thena's installation events said of the webhook app.

@@ -13,7 +13,7 @@ use super::errors::{error_page, failure, missing};
 use super::pages::{last_webhook, last_written, state_of};
 use super::views::{
     ActivityRow, CheckRow, ConnectionPage, DeadRow, DisconnectPage, Pager, SkippedRow, Tab,
-    TokenPage,
+    TokenPage, TokenRollPage,
 };
 use super::{render, App};
 use crate::connect;
@@ -61,6 +61,7 @@ fn notice_text(notice: &str, n: u64) -> Option<String> {
         "fixed" => format!("The org's setup was repaired: {n} change{s} made."),
         "checked" if n == 0 => "The doctor ran: every check passes.".into(),
         "checked" => format!("The doctor ran: {n} check{s} fail."),
+        "revoked-old-token" => "The previous webhook token no longer works.".into(),
         _ => return None,
     })
 }
@@ -238,6 +239,11 @@ async fn render_page(
             state: state_of(c, queued, &recent, &last, &app.config.webhook_url(name)),
             last_webhook: last_webhook(&last),
             last_written: last_written(&last),
+            previous_token_until: c
+                .previous_token
+                .as_ref()
+                .filter(|(_, u)| *u > chrono::Utc::now().timestamp_millis())
+                .map(|(_, u)| until(*u)),
             connected_at: c.connected_at.format("%Y-%m-%d %H:%M UTC").to_string(),
             usage,
             usage_pct,
@@ -446,28 +452,81 @@ pub async fn check(
     }
 }
 
+/// The grace periods a roll offers, in hours (0: the old token stops at once).
+const GRACE_HOURS: [i64; 4] = [0, 1, 24, 168];
+
+/// A time to come, as people read it.
+fn until(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
+}
+
+#[derive(Deserialize)]
+pub struct RollForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    grace_hours: i64,
+}
+
+/// "New webhook token": asks first, with how long the old one keeps working.
+pub async fn roll_token_page(
+    AxState(app): AxState<App>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let s = match session(&app, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Err(e) = app.store.connection(&name).await {
+        return missing(s.chrome(), &e);
+    }
+    render(
+        StatusCode::OK,
+        &TokenRollPage {
+            chrome: s.chrome(),
+            name,
+        },
+    )
+}
+
+/// Makes a new webhook token, shown once; the old one keeps working for
+/// the grace picked.
 pub async fn rotate_token(
     AxState(app): AxState<App>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    Form(f): Form<ActionForm>,
+    Form(f): Form<RollForm>,
 ) -> Response {
     let (s, _) = match action(&app, &headers, &name, &f.csrf).await {
         Ok(x) => x,
         Err(r) => return r,
     };
+    if !GRACE_HOURS.contains(&f.grace_hours) {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            Some(s.chrome()),
+            "No such grace period",
+            &format!("{} hours is not one of the choices.", f.grace_hours),
+            "Go back and pick one of the choices offered.",
+        );
+    }
+    let grace_until = (f.grace_hours > 0)
+        .then(|| chrono::Utc::now().timestamp_millis() + f.grace_hours * 3_600_000);
     let token = crypto::new_token();
-    if let Err(e) = app
+    let rolled = app
         .store
-        .set_webhook_token_hash(&name, &crypto::token_hash(&token))
-        .await
-    {
+        .roll_webhook_token(&name, &crypto::token_hash(&token), grace_until)
+        .await;
+    if let Err(e) = rolled {
         return failure(&e.to_string());
     }
-    match app.store.connection(&name).await {
-        Ok(c) => app.add_connection(&c),
-        Err(e) => return failure(&e.to_string()),
+    if let Err(r) = serve_anew(&app, &name).await {
+        return r;
     }
+    tracing::info!(connection = %name, grace_hours = f.grace_hours, "webhook token rolled");
     render(
         StatusCode::OK,
         &TokenPage {
@@ -475,8 +534,41 @@ pub async fn rotate_token(
             webhook_url: app.config.webhook_url(&name),
             connection: name,
             token,
+            old_until: grace_until.map(until),
         },
     )
+}
+
+/// "Revoke old token now": the token a roll replaced stops working at once.
+pub async fn revoke_old_token(
+    AxState(app): AxState<App>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    let s = match action(&app, &headers, &name, &f.csrf).await {
+        Ok((s, _)) => s,
+        Err(r) => return r,
+    };
+    if let Err(e) = app.store.revoke_previous_token(&name).await {
+        return failure(&e.to_string());
+    }
+    if let Err(r) = serve_anew(&app, &name).await {
+        return r;
+    }
+    tracing::info!(connection = %name, "the previous webhook token was revoked");
+    back(&app, &s, &name, "setup", "revoked-old-token", 1).await
+}
+
+/// Serves the connection as now stored (its webhook credentials changed).
+async fn serve_anew(app: &App, name: &str) -> Result<(), Response> {
+    match app.store.connection(name).await {
+        Ok(c) => {
+            app.add_connection(&c);
+            Ok(())
+        }
+        Err(e) => Err(failure(&e.to_string())),
+    }
 }
 
 pub async fn disconnect_page(

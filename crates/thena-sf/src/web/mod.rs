@@ -89,7 +89,11 @@ fn routes(csp: String) -> Router<App> {
         )
         .route(
             "/connections/{name}/webhook-token",
-            post(connection::rotate_token),
+            get(connection::roll_token_page).post(connection::rotate_token),
+        )
+        .route(
+            "/connections/{name}/webhook-token/revoke-old",
+            post(connection::revoke_old_token),
         )
         .route(
             "/connections/{name}/skipped/retry",

@@ -120,6 +120,16 @@ pub struct TokenPage {
     pub connection: String,
     pub webhook_url: String,
     pub token: String,
+    /// When the replaced token stops working; None: it already has.
+    pub old_until: Option<String>,
+}
+
+/// "New webhook token": how long the old one keeps working.
+#[derive(Template)]
+#[template(path = "token_roll.html")]
+pub struct TokenRollPage {
+    pub chrome: Chrome,
+    pub name: String,
 }
 
 /// A tab of the connection page.
@@ -181,6 +191,8 @@ pub struct ConnectionPage {
     /// When the last webhook arrived, and the last record was written.
     pub last_webhook: String,
     pub last_written: String,
+    /// When the token a roll replaced stops working, while it still works.
+    pub previous_token_until: Option<String>,
     pub usage: String,
     pub usage_pct: u64,
     pub queued: i64,
