@@ -438,6 +438,12 @@ async fn errors_on_the_way_end_on_a_page_that_says_what_to_do() {
     assert!(page
         .body
         .contains("id=\"place-production\" value=\"production\" disabled"));
+    // With only the emulator offered, the name offered is not "production".
+    assert!(
+        page.body.contains("name=\"name\" value=\"emulator\""),
+        "{}",
+        page.body
+    );
     let csrf = page.csrf();
     let p = a
         .post(

@@ -108,13 +108,17 @@ async fn connections_and_secrets(s: &Store) {
     // A token roll with a grace keeps the replaced hash until then; one
     // without, or a revoke, keeps nothing.
     let before = s.connection("acme").await.unwrap().webhook_token_hash;
-    s.roll_webhook_token("acme", "h-new", Some(42)).await.unwrap();
+    s.roll_webhook_token("acme", "h-new", Some(42))
+        .await
+        .unwrap();
     let c = s.connection("acme").await.unwrap();
     assert_eq!(c.webhook_token_hash, "h-new");
     assert_eq!(c.previous_token, Some((before, 42)));
     s.revoke_previous_token("acme").await.unwrap();
     assert_eq!(s.connection("acme").await.unwrap().previous_token, None);
-    s.roll_webhook_token("acme", "h-newer", Some(43)).await.unwrap();
+    s.roll_webhook_token("acme", "h-newer", Some(43))
+        .await
+        .unwrap();
     s.roll_webhook_token("acme", "h-last", None).await.unwrap();
     assert_eq!(s.connection("acme").await.unwrap().previous_token, None);
     let c = s.connection("acme").await.unwrap();

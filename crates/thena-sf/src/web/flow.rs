@@ -247,10 +247,12 @@ fn connect_form(app: &App, s: &Session, f: &ConnectForm, error: Option<String>) 
         &ConnectPage {
             chrome: s.chrome(),
             places,
-            name: if f.name.is_empty() {
-                "production".into()
-            } else {
-                f.name.clone()
+            // A first name that matches where it connects to (not
+            // "production" when only the emulator is offered).
+            name: match (f.name.is_empty(), place.as_str()) {
+                (false, _) => f.name.clone(),
+                (true, "custom") => "my-domain".into(),
+                (true, p) => p.to_string(),
             },
             place,
             domain: f.domain.clone(),
