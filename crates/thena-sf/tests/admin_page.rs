@@ -234,8 +234,15 @@ async fn pages_need_a_login_and_the_cookie_is_guarded() {
 async fn wrong_passwords_are_braked() {
     let s = site(Options::default()).await;
     let mut a = Agent::new(&s.app.url());
-    for _ in 0..5 {
-        assert_eq!(a.post("/login", &[("password", "guess")]).await.status, 401);
+    for i in 0..5 {
+        let p = a.post("/login", &[("password", "guess")]).await;
+        assert_eq!(p.status, 401);
+        // The last try ahead of the brake says so.
+        assert_eq!(
+            p.body.contains("One more wrong password"),
+            i == 3,
+            "try {i}"
+        );
     }
     let p = a.post("/login", &[("password", ADMIN_PASSWORD)]).await;
     assert_eq!(

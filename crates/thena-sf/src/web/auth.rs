@@ -126,7 +126,7 @@ impl Admin {
     /// Counts an attempt from `ip` before its password is verified (so that
     /// concurrent attempts cannot slip past the brake), or says how many
     /// seconds it must wait.
-    fn reserve(&self, ip: IpAddr) -> Result<(), u64> {
+    fn reserve(&self, ip: IpAddr) -> Result<u32, u64> {
         let mut f = self.failures.lock();
         let e = f.entry(ip).or_insert((0, Instant::now()));
         if e.1.elapsed() >= BRAKE_WINDOW {
@@ -136,7 +136,7 @@ impl Admin {
             return Err((BRAKE_WINDOW - e.1.elapsed()).as_secs() + 1);
         }
         e.0 += 1;
-        Ok(())
+        Ok(BRAKE_TRIES - e.0)
     }
 
     /// A right password clears the address's count.
@@ -282,12 +282,15 @@ pub async fn login(
             &LoginPage::new(Some(message)),
         )
     };
-    if let Err(wait) = app.admin.reserve(peer.ip()) {
-        return too_many(format!(
-            "Too many wrong passwords from your address. Try again in {} minutes.",
-            wait.div_ceil(60)
-        ));
-    }
+    let left = match app.admin.reserve(peer.ip()) {
+        Ok(left) => left,
+        Err(wait) => {
+            return too_many(format!(
+                "Too many wrong passwords from your address. Try again in {} minutes.",
+                wait.div_ceil(60)
+            ))
+        }
+    };
     if !app.admin.take_global() {
         return too_many(
             "Too many logins are being tried right now. Try again in a minute.".into(),
@@ -313,10 +316,13 @@ pub async fn login(
     .unwrap_or(false);
     if !ok {
         tracing::warn!(peer = %peer.ip(), "a wrong admin password");
-        return render(
-            StatusCode::UNAUTHORIZED,
-            &LoginPage::new(Some("That password is not right.".into())),
-        );
+        let minutes = BRAKE_WINDOW.as_secs() / 60;
+        let message = match left {
+            0 => format!("That password is not right. Logins from your address now wait {minutes} minutes."),
+            1 => format!("That password is not right. One more wrong password, and logins from your address wait {minutes} minutes."),
+            _ => "That password is not right.".into(),
+        };
+        return render(StatusCode::UNAUTHORIZED, &LoginPage::new(Some(message)));
     }
     app.admin.succeeded(peer.ip());
     let id = crypto::new_token();
