@@ -197,6 +197,19 @@ pub async fn session(app: &App, headers: &HeaderMap) -> Result<Session, Response
     }
 }
 
+/// A page's admin session as an extractor: without one, the browser goes
+/// to the login page.
+impl axum::extract::FromRequestParts<App> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &App,
+    ) -> Result<Session, Response> {
+        session(app, &parts.headers).await
+    }
+}
+
 /// Checks a form: the session, the origin, and the CSRF token it carries.
 pub async fn form_session(app: &App, headers: &HeaderMap, csrf: &str) -> Result<Session, Response> {
     if !same_origin(app, headers) {

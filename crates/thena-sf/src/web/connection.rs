@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
 
-use super::auth::{form_session, session, Session};
+use super::auth::{form_session, Session};
 use super::errors::{error_page, failure, missing};
 use super::pages::{last_webhook, last_written, state_of};
 use super::views::{
@@ -70,14 +70,10 @@ pub async fn page(
     AxState(app): AxState<App>,
     Path(name): Path<String>,
     q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
-    headers: HeaderMap,
+    s: Session,
 ) -> Response {
     // A malformed query string shows the page as it is by default.
     let q = q.map(|Query(q)| q).unwrap_or_default();
-    let s = match session(&app, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let c = match app.store.connection(&name).await {
         Ok(c) => c,
         Err(e) => return missing(s.chrome(), &e),
@@ -474,12 +470,8 @@ pub struct RollForm {
 pub async fn roll_token_page(
     AxState(app): AxState<App>,
     Path(name): Path<String>,
-    headers: HeaderMap,
+    s: Session,
 ) -> Response {
-    let s = match session(&app, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     if let Err(e) = app.store.connection(&name).await {
         return missing(s.chrome(), &e);
     }
@@ -574,12 +566,8 @@ async fn serve_anew(app: &App, name: &str) -> Result<(), Response> {
 pub async fn disconnect_page(
     AxState(app): AxState<App>,
     Path(name): Path<String>,
-    headers: HeaderMap,
+    s: Session,
 ) -> Response {
-    let s = match session(&app, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     if let Err(e) = app.store.connection(&name).await {
         return missing(s.chrome(), &e);
     }

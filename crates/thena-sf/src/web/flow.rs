@@ -564,12 +564,8 @@ async fn run_setup(app: App, job: Arc<Mutex<SetupJob>>, req: ConnectRequest) {
 pub async fn setup_page(
     State(app): State<App>,
     Path(job_id): Path<String>,
-    headers: HeaderMap,
+    s: Session,
 ) -> Response {
-    let s = match session(&app, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let job = app.setups.lock().get(&job_id).cloned();
     let Some(job) = job.filter(|j| j.lock().session_hash == s.id_hash) else {
         return error_page(

@@ -1,10 +1,10 @@
 //! The Integrations page, the error page, and what they share.
 
 use axum::extract::State as AxState;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::auth::session;
+use super::auth::Session;
 use super::errors::failure;
 use super::views::{ConnRow, IntegrationsPage, State};
 use super::{render, App};
@@ -103,11 +103,7 @@ pub fn degraded_reason(recent: &RecentFailures) -> String {
     )
 }
 
-pub async fn integrations(AxState(app): AxState<App>, headers: HeaderMap) -> Response {
-    let s = match session(&app, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+pub async fn integrations(AxState(app): AxState<App>, s: Session) -> Response {
     let conns = match app.store.connections().await {
         Ok(c) => c,
         Err(e) => return failure(&e.to_string()),
