@@ -102,84 +102,15 @@ async fn render_page(
         .to_string();
     let page = q.page.unwrap_or(1).max(1);
     let offset = (page - 1) * PAGE;
-    let (mut activity, mut skipped_rows, mut dead_rows, mut checks) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut doctor = None;
-    let mut categories = Vec::new();
-    let shown: i64;
-    let total: Option<i64>;
-    match tab.as_str() {
-        "skipped" => {
-            for r in store
-                .requests_in_state(name, "skipped", PAGE, offset)
-                .await?
-            {
-                skipped_rows.push(SkippedRow {
-                    request_id: r.request_id,
-                    reason: r.reason.unwrap_or_default(),
-                    at: when(&r.updated_at),
-                });
-            }
-            shown = skipped_rows.len() as i64;
-            total = Some(counts.skipped);
-        }
-        "failed" => {
-            for d in store.dead_letters(name, PAGE, offset).await? {
-                dead_rows.push(DeadRow {
-                    id: d.id,
-                    request_id: d.request_id,
-                    code: d.code,
-                    message: d.message,
-                    fields: d.fields,
-                    at: when(&d.failed_at),
-                });
-            }
-            shown = dead_rows.len() as i64;
-            total = Some(dead_total);
-        }
-        "setup" => {
-            categories = store.category_fields(name).await?;
-            // The last stored result: viewing the page costs no API call.
-            doctor = crate::provision::last_result(store, name).await?;
-            for k in doctor.iter().flat_map(|d| d.checks.iter().cloned()) {
-                checks.push(CheckRow {
-                    name: k.name,
-                    ok: k.ok,
-                    detail: k.detail,
-                    fixable: !k.ok && k.fixable,
-                    hint: k.hint.filter(|_| !k.fixable).unwrap_or_default(),
-                });
-            }
-            shown = 0;
-            total = Some(0);
-        }
-        _ => {
-            for a in store.activity(name, PAGE, offset).await? {
-                let tone = match a.outcome.as_str() {
-                    "synced" => "ok",
-                    "skipped" => "warn",
-                    "failed" | "dead_letter" => "bad",
-                    _ => "busy",
-                };
-                activity.push(ActivityRow {
-                    link: a
-                        .sf_id
-                        .as_deref()
-                        .and_then(|id| record_link(&c.tokens.instance_url, "Request__c", id)),
-                    at: when(&a.at),
-                    request_id: a.request_id,
-                    outcome: a.outcome,
-                    tone,
-                    detail: a.detail.unwrap_or_default(),
-                });
-            }
-            shown = activity.len() as i64;
-            total = None;
-        }
-    }
-    let more = match total {
-        Some(t) => offset + shown < t,
-        None => shown == PAGE,
+    let rows = match tab.as_str() {
+        "skipped" => skipped_tab(app, name, offset, counts.skipped).await?,
+        "failed" => failed_tab(app, name, offset, dead_total).await?,
+        "setup" => setup_tab(app, name).await?,
+        _ => activity_tab(app, c, offset).await?,
+    };
+    let more = match rows.total {
+        Some(t) => offset + rows.shown < t,
+        None => rows.shown == PAGE,
     };
     let link = |p: i64| format!("/connections/{name}?tab={tab}&page={p}");
     let pager = Pager {
@@ -187,43 +118,10 @@ async fn render_page(
         prev: (page > 1).then(|| link(page - 1)),
         next: more.then(|| link(page + 1)),
     };
-    let tabs = vec![
-        Tab {
-            key: "activity",
-            label: "Activity".into(),
-            active: tab == "activity",
-        },
-        Tab {
-            key: "skipped",
-            label: format!("Skipped ({})", counts.skipped),
-            active: tab == "skipped",
-        },
-        Tab {
-            key: "failed",
-            label: format!("Failed ({dead_total})"),
-            active: tab == "failed",
-        },
-        Tab {
-            key: "setup",
-            label: "Setup & doctor".into(),
-            active: tab == "setup",
-        },
-    ];
-    let (usage, usage_pct) = match app.metrics.usage(name) {
-        Some((used, max)) if max > 0 => (
-            format!("{used} of {max} calls in the last 24 h"),
-            (used * 100 / max).min(100),
-        ),
-        _ => ("not known yet (shown after the first sync)".into(), 0),
-    };
-    let checks_ok = checks.iter().all(|k| k.ok);
+    let (usage, usage_pct) = usage_of(app, name);
     let recent = store.recent_failures(name, chrono::Utc::now()).await?;
     let last = store.last_seen(name).await?;
-    let cannot_fix = checks
-        .iter()
-        .filter(|k| !k.ok && !k.fixable)
-        .map(|k| k.name.clone())
-        .collect();
+    let doctor = rows.doctor;
     Ok(render(
         StatusCode::OK,
         &ConnectionPage {
@@ -248,22 +146,169 @@ async fn render_page(
             skipped: counts.skipped,
             failed: dead_total,
             notice: store.take_flash(&s.id_hash).await?,
-            tabs,
+            tabs: tabs(&tab, counts.skipped, dead_total),
             tab,
-            activity,
-            skipped_rows,
-            dead_rows,
-            checks,
-            checks_ok,
+            checks_ok: rows.checks.iter().all(|k| k.ok),
+            cannot_fix: rows
+                .checks
+                .iter()
+                .filter(|k| !k.ok && !k.fixable)
+                .map(|k| k.name.clone())
+                .collect(),
+            activity: rows.activity,
+            skipped_rows: rows.skipped,
+            dead_rows: rows.dead,
+            checks: rows.checks,
             checked_at: doctor
                 .as_ref()
                 .map(|d| d.checked_at.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
             fix_helps: doctor.as_ref().is_some_and(|d| d.fix_helps()),
-            cannot_fix,
-            categories,
+            categories: rows.categories,
             pager,
         },
     ))
+}
+
+/// What the open tab shows, and how many rows (for the pager: `total`
+/// when known, else a full page means there may be more).
+#[derive(Default)]
+struct TabRows {
+    activity: Vec<ActivityRow>,
+    skipped: Vec<SkippedRow>,
+    dead: Vec<DeadRow>,
+    checks: Vec<CheckRow>,
+    doctor: Option<crate::provision::DoctorResult>,
+    categories: Vec<(String, String)>,
+    shown: i64,
+    total: Option<i64>,
+}
+
+async fn skipped_tab(
+    app: &App,
+    name: &str,
+    offset: i64,
+    total: i64,
+) -> Result<TabRows, StoreError> {
+    let skipped: Vec<SkippedRow> = app
+        .store
+        .requests_in_state(name, "skipped", PAGE, offset)
+        .await?
+        .into_iter()
+        .map(|r| SkippedRow {
+            request_id: r.request_id,
+            reason: r.reason.unwrap_or_default(),
+            at: when(&r.updated_at),
+        })
+        .collect();
+    Ok(TabRows {
+        shown: skipped.len() as i64,
+        total: Some(total),
+        skipped,
+        ..Default::default()
+    })
+}
+
+async fn failed_tab(app: &App, name: &str, offset: i64, total: i64) -> Result<TabRows, StoreError> {
+    let dead: Vec<DeadRow> = app
+        .store
+        .dead_letters(name, PAGE, offset)
+        .await?
+        .into_iter()
+        .map(|d| DeadRow {
+            id: d.id,
+            request_id: d.request_id,
+            code: d.code,
+            message: d.message,
+            fields: d.fields,
+            at: when(&d.failed_at),
+        })
+        .collect();
+    Ok(TabRows {
+        shown: dead.len() as i64,
+        total: Some(total),
+        dead,
+        ..Default::default()
+    })
+}
+
+async fn setup_tab(app: &App, name: &str) -> Result<TabRows, StoreError> {
+    // The last stored result: viewing the page costs no API call.
+    let doctor = crate::provision::last_result(&app.store, name).await?;
+    let checks = doctor
+        .iter()
+        .flat_map(|d| d.checks.iter().cloned())
+        .map(|k| CheckRow {
+            name: k.name,
+            ok: k.ok,
+            detail: k.detail,
+            fixable: !k.ok && k.fixable,
+            hint: k.hint.filter(|_| !k.fixable).unwrap_or_default(),
+        })
+        .collect();
+    Ok(TabRows {
+        categories: app.store.category_fields(name).await?,
+        checks,
+        doctor,
+        total: Some(0),
+        ..Default::default()
+    })
+}
+
+async fn activity_tab(app: &App, c: &Connection, offset: i64) -> Result<TabRows, StoreError> {
+    let activity: Vec<ActivityRow> = app
+        .store
+        .activity(&c.name, PAGE, offset)
+        .await?
+        .into_iter()
+        .map(|a| ActivityRow {
+            link: a
+                .sf_id
+                .as_deref()
+                .and_then(|id| record_link(&c.tokens.instance_url, "Request__c", id)),
+            at: when(&a.at),
+            tone: match a.outcome.as_str() {
+                "synced" => "ok",
+                "skipped" => "warn",
+                "failed" | "dead_letter" => "bad",
+                _ => "busy",
+            },
+            request_id: a.request_id,
+            outcome: a.outcome,
+            detail: a.detail.unwrap_or_default(),
+        })
+        .collect();
+    Ok(TabRows {
+        shown: activity.len() as i64,
+        activity,
+        ..Default::default()
+    })
+}
+
+fn tabs(open: &str, skipped: i64, failed: i64) -> Vec<Tab> {
+    [
+        ("activity", "Activity".to_string()),
+        ("skipped", format!("Skipped ({skipped})")),
+        ("failed", format!("Failed ({failed})")),
+        ("setup", "Setup & doctor".to_string()),
+    ]
+    .into_iter()
+    .map(|(key, label)| Tab {
+        key,
+        label,
+        active: open == key,
+    })
+    .collect()
+}
+
+/// The org's API usage last seen, as text and as a percentage.
+fn usage_of(app: &App, name: &str) -> (String, u64) {
+    match app.metrics.usage(name) {
+        Some((used, max)) if max > 0 => (
+            format!("{used} of {max} calls in the last 24 h"),
+            (used * 100 / max).min(100),
+        ),
+        _ => ("not known yet (shown after the first sync)".into(), 0),
+    }
 }
 
 #[derive(Deserialize)]
