@@ -226,102 +226,115 @@ impl Config {
     /// `THENA_SF_DATA_DIR` and `THENA_SF_API_BUDGET_SHARE`.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
         let mut c = match file {
-            Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                    path: p.display().to_string(),
-                    source,
-                })?;
-                toml::from_str(&text).map_err(|e| ConfigError::Parse {
-                    path: p.display().to_string(),
-                    message: e.to_string(),
-                })?
-            }
+            Some(p) => Config::from_file(p)?,
             None => Config::default(),
         };
-        if let Ok(v) = std::env::var("THENA_SF_LISTEN") {
-            c.listen = v;
+        c.apply_env()?;
+        c.transport = c.transport()?;
+        c.telemetry_from_env()?;
+        c.check()?;
+        c.public_url = c.public_url.trim_end_matches('/').to_string();
+        Ok(c)
+    }
+
+    fn from_file(p: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+            path: p.display().to_string(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: p.display().to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The `THENA_SF_*` variables over the file's values.
+    fn apply_env(&mut self) -> Result<(), ConfigError> {
+        let var = |k: &str| std::env::var(k).ok();
+        if let Some(v) = var("THENA_SF_LISTEN") {
+            self.listen = v;
         }
-        if let Ok(v) = std::env::var("THENA_SF_PUBLIC_URL") {
-            c.public_url = v;
+        if let Some(v) = var("THENA_SF_PUBLIC_URL") {
+            self.public_url = v;
         }
-        if let Ok(v) = std::env::var("THENA_SF_DATA_DIR") {
-            c.data_dir = PathBuf::from(v);
+        if let Some(v) = var("THENA_SF_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
         }
-        if let Ok(v) = std::env::var("THENA_SF_API_BUDGET_SHARE") {
-            c.api_budget_share = v.parse().map_err(|_| {
+        if let Some(v) = var("THENA_SF_API_BUDGET_SHARE") {
+            self.api_budget_share = v.parse().map_err(|_| {
                 ConfigError::Invalid(format!("THENA_SF_API_BUDGET_SHARE={v} is not a number"))
             })?;
         }
-        if !(0.0..=1.0).contains(&c.api_budget_share) {
-            return Err(ConfigError::Invalid(format!(
-                "api_budget_share must be between 0 and 1, not {}",
-                c.api_budget_share
-            )));
+        if let Some(v) = var("THENA_SF_DATABASE_URL") {
+            self.database_url = Some(Secret::new(v));
         }
-        if !(10..=60_000).contains(&c.latency_budget_ms) {
-            return Err(ConfigError::Invalid(format!(
-                "latency_budget_ms must be between 10 and 60000, not {}",
-                c.latency_budget_ms
-            )));
+        if let Some(v) = var("THENA_SF_REPLICA_ID") {
+            self.replica_id = Some(v).filter(|v| !v.trim().is_empty());
         }
-        if let Ok(v) = std::env::var("THENA_SF_DATABASE_URL") {
-            c.database_url = Some(Secret::new(v));
+        self.secret_key = var(crate::crypto::KEY_ENV).map(Secret::new);
+        if let Some(v) = var("THENA_SF_METRICS_TOKEN") {
+            self.metrics_token = Some(Secret::new(v));
         }
-        if let Some(u) = c.database_url.as_ref().map(Secret::expose) {
-            if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
-                return Err(ConfigError::Invalid(format!(
-                    "database_url must be a postgres:// URL, not {}",
-                    redact_url(u)
-                )));
-            }
+        if let Some(v) = var("THENA_SF_ADMIN_PASSWORD_HASH") {
+            self.admin_password_hash = Some(v);
         }
-        if let Ok(v) = std::env::var("THENA_SF_REPLICA_ID") {
-            c.replica_id = Some(v).filter(|v| !v.trim().is_empty());
-        }
-        c.secret_key = std::env::var(crate::crypto::KEY_ENV).ok().map(Secret::new);
-        if let Ok(v) = std::env::var("THENA_SF_METRICS_TOKEN") {
-            c.metrics_token = Some(Secret::new(v));
-        }
-        if let Ok(v) = std::env::var("THENA_SF_ADMIN_PASSWORD_HASH") {
-            c.admin_password_hash = Some(v);
-        }
-        if let Ok(id) = std::env::var("THENA_SF_OAUTH_CLIENT_ID") {
-            c.oauth = Some(OAuthClient {
+        if let Some(id) = var("THENA_SF_OAUTH_CLIENT_ID") {
+            self.oauth = Some(OAuthClient {
                 client_id: id,
                 client_secret: None,
                 client_secret_env: Some("THENA_SF_OAUTH_CLIENT_SECRET".into()),
             });
         }
-        if let Ok(url) = std::env::var("THENA_SF_EMULATOR_URL") {
-            c.emulator = Some(EmulatorLogin {
+        if let Some(url) = var("THENA_SF_EMULATOR_URL") {
+            self.emulator = Some(EmulatorLogin {
                 login_url: url,
                 client_id: default_emulator_client(),
                 client_secret: default_emulator_secret(),
             });
         }
-        if !(c.public_url.is_empty()
-            || c.public_url.starts_with("https://")
-            || c.public_url.starts_with("http://"))
-        {
-            return Err(ConfigError::Invalid(format!(
-                "public_url must start with https:// or http://, not {}",
-                c.public_url
-            )));
+        Ok(())
+    }
+
+    /// Refuses values out of range, with the key and the value.
+    fn check(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if !(0.0..=1.0).contains(&self.api_budget_share) {
+            return bad(format!(
+                "api_budget_share must be between 0 and 1, not {}",
+                self.api_budget_share
+            ));
         }
-        c.public_url = c.public_url.trim_end_matches('/').to_string();
-        c.transport = c.transport()?;
-        c.telemetry_from_env()?;
-        for d in &c.connections {
+        if !(10..=60_000).contains(&self.latency_budget_ms) {
+            return bad(format!(
+                "latency_budget_ms must be between 10 and 60000, not {}",
+                self.latency_budget_ms
+            ));
+        }
+        if let Some(u) = self.database_url.as_ref().map(Secret::expose) {
+            if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                return bad(format!(
+                    "database_url must be a postgres:// URL, not {}",
+                    redact_url(u)
+                ));
+            }
+        }
+        let url = &self.public_url;
+        if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
+            return bad(format!(
+                "public_url must start with https:// or http://, not {url}"
+            ));
+        }
+        for d in &self.connections {
             if let Some(t) = &d.webhook_token {
                 if t.expose().trim().chars().count() < 32 {
-                    return Err(ConfigError::Invalid(format!(
+                    return bad(format!(
                         "connection {}: webhook_token needs at least 32 characters",
                         d.name
-                    )));
+                    ));
                 }
             }
         }
-        Ok(c)
+        Ok(())
     }
 
     /// `ca_file`, `proxy` and `no_proxy` (each overridden by `THENA_SF_CA_FILE`,
