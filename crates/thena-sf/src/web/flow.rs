@@ -392,52 +392,12 @@ pub async fn callback(
             return start_again(None, "You are not logged in", "Salesforce sent you back here, but this browser has no admin session (it may have expired). Log in first.")
         }
     };
-    let Some(state) = q.state.filter(|st| !st.is_empty()) else {
-        return start_again(Some(&s), "This sign-in cannot be trusted", "Salesforce's answer carried no state, so it cannot be matched to a connection you started.");
+    let flow = match taken_flow(&app, &s, q.state.as_deref()).await {
+        Ok(f) => f,
+        Err(r) => return r,
     };
-    let flow = match app.store.take_oauth_flow(&crypto::token_hash(&state), &s.id_hash).await {
-        Ok(crate::store::FlowTaken::Taken(f)) => f,
-        // Not consumed: the session that started it can still finish it.
-        Ok(crate::store::FlowTaken::OtherSession) => {
-            return start_again(Some(&s), "This sign-in cannot be trusted", "It was started from another session.")
-        }
-        Ok(crate::store::FlowTaken::Unknown) => {
-            return start_again(Some(&s), "This sign-in cannot be trusted", "Its state is unknown or was already used: each connection attempt can come back only once.")
-        }
-        Err(e) => return failure(&e.to_string()),
-    };
-    if chrono::Utc::now().timestamp_millis() - flow.created_at_ms > FLOW_LIFETIME_MS {
-        return start_again(
-            Some(&s),
-            "This sign-in took too long",
-            "More than 10 minutes passed between starting and approving.",
-        );
-    }
     if let Some(err) = q.error {
-        let desc = q.error_description.unwrap_or_default();
-        if err == "access_denied" {
-            return error_page(
-                StatusCode::BAD_REQUEST,
-                Some(s.chrome()),
-                "Access was denied",
-                "Salesforce's page was answered with Deny, so the connector got no access and nothing was connected.",
-                "Start again and choose Allow. If your org's admin blocks the app, ask them to approve it (Setup → Connected Apps OAuth Usage).",
-            );
-        }
-        if let Some((title, todo)) = refusal_cause(&err, &desc) {
-            return error_page(
-                StatusCode::BAD_REQUEST,
-                Some(s.chrome()),
-                title,
-                &format!("Salesforce said {err}: {desc}. Nothing was connected."),
-                todo,
-            );
-        }
-        return start_again(
-            Some(&s),
-            "Salesforce did not grant access",
-            &format!("Salesforce said {err}: {desc}"),
-        );
+        return refused(&s, &err, &q.error_description.unwrap_or_default());
     }
     let Some(code) = q.code.filter(|c| !c.is_empty()) else {
         return start_again(
@@ -454,19 +414,84 @@ pub async fn callback(
         );
     };
     let http = app.config.http_client(std::time::Duration::from_secs(30));
-    let tokens = match oauth.exchange_code(&http, &code, &flow.verifier).await {
-        Ok(t) => t,
+    match oauth.exchange_code(&http, &code, &flow.verifier).await {
+        Ok(tokens) => start_setup(&app, &s, &flow, &oauth, tokens),
         Err(e) => {
             let x = explain(&crate::Error::Salesforce(e));
-            return error_page(
+            error_page(
                 StatusCode::BAD_REQUEST,
                 Some(s.chrome()),
                 &x.title,
                 &x.what,
                 &x.todo,
-            );
+            )
         }
+    }
+}
+
+/// The flow this session started with `state`: single use, same session,
+/// under 10 minutes old; else the page that says why not.
+async fn taken_flow(app: &App, s: &Session, state: Option<&str>) -> Result<OAuthFlow, Response> {
+    let Some(state) = state.filter(|st| !st.is_empty()) else {
+        return Err(start_again(Some(s), "This sign-in cannot be trusted", "Salesforce's answer carried no state, so it cannot be matched to a connection you started."));
     };
+    let flow = match app.store.take_oauth_flow(&crypto::token_hash(state), &s.id_hash).await {
+        Ok(crate::store::FlowTaken::Taken(f)) => f,
+        // Not consumed: the session that started it can still finish it.
+        Ok(crate::store::FlowTaken::OtherSession) => {
+            return Err(start_again(Some(s), "This sign-in cannot be trusted", "It was started from another session."))
+        }
+        Ok(crate::store::FlowTaken::Unknown) => {
+            return Err(start_again(Some(s), "This sign-in cannot be trusted", "Its state is unknown or was already used: each connection attempt can come back only once."))
+        }
+        Err(e) => return Err(failure(&e.to_string())),
+    };
+    if chrono::Utc::now().timestamp_millis() - flow.created_at_ms > FLOW_LIFETIME_MS {
+        return Err(start_again(
+            Some(s),
+            "This sign-in took too long",
+            "More than 10 minutes passed between starting and approving.",
+        ));
+    }
+    Ok(flow)
+}
+
+/// Salesforce answered with an error instead of a code: what it means.
+fn refused(s: &Session, err: &str, desc: &str) -> Response {
+    if err == "access_denied" {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            Some(s.chrome()),
+            "Access was denied",
+            "Salesforce's page was answered with Deny, so the connector got no access and nothing was connected.",
+            "Start again and choose Allow. If your org's admin blocks the app, ask them to approve it (Setup → Connected Apps OAuth Usage).",
+        );
+    }
+    if let Some((title, todo)) = refusal_cause(err, desc) {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            Some(s.chrome()),
+            title,
+            &format!("Salesforce said {err}: {desc}. Nothing was connected."),
+            todo,
+        );
+    }
+    start_again(
+        Some(s),
+        "Salesforce did not grant access",
+        &format!("Salesforce said {err}: {desc}"),
+    )
+}
+
+/// Starts the setup job (store, provision, start syncing) and sends the
+/// browser to its page, which shows the steps as they run.
+fn start_setup(
+    app: &App,
+    s: &Session,
+    flow: &OAuthFlow,
+    oauth: &OAuthApp,
+    tokens: salesforce::TokenSet,
+) -> Response {
     let job_id = crypto::new_token();
     let job = Arc::new(Mutex::new(SetupJob {
         session_hash: s.id_hash.clone(),
