@@ -166,8 +166,51 @@ pub async fn provision(
 ) -> Result<Report, ProvisionError> {
     let mut report = Report::default();
     let wanted = wanted_fields(categories);
-
     // 1. The object and its fields.
+    let existing = object_and_fields(client, &wanted, &mut report).await?;
+    // 2. Access for the connected user: a permission set, merged, assigned.
+    // Required fields take no field-level security (everyone sees them).
+    let fields: Vec<String> = wanted
+        .iter()
+        .filter(|f| {
+            !existing
+                .get(&f.name.to_ascii_lowercase())
+                .is_some_and(|e| e.required)
+        })
+        .map(field_key)
+        .collect();
+    grant_permission_set(client, &fields, &mut report).await?;
+    assign_permission_set(client, user_id, &mut report).await?;
+    // 3. Access for System Administrator (the Account and Requestor fields
+    // included), from the profiles read once for this and the layouts.
+    let (profiles, account_layouts) = Profiles::read(client).await?;
+    grant_admin_profile(client, &profiles, &fields, &mut report).await?;
+    // 4. The Requests related list on every Account layout a profile sees.
+    related_lists(
+        client,
+        profiles.account_layouts(account_layouts),
+        &mut report,
+    )
+    .await?;
+    if !report.is_noop() {
+        client.invalidate_describes();
+    }
+    for c in &report.changes {
+        tracing::info!(change = %c, "provisioned");
+    }
+    for w in &report.warnings {
+        tracing::warn!(warning = %w, "provisioning left something undone");
+    }
+    Ok(report)
+}
+
+/// Creates `Request__c` if it is missing, and each wanted field that is
+/// missing or wrong; the fields as they were before.
+async fn object_and_fields(
+    client: &Client,
+    wanted: &[FieldSpec],
+    report: &mut Report,
+) -> Result<HashMap<String, Existing>, ProvisionError> {
     let object = client
         .metadata_read("CustomObject", &[OBJECT])
         .await?
@@ -193,7 +236,7 @@ pub async fn provision(
     }
     let existing = object.as_ref().map(existing_fields).unwrap_or_default();
     let mut to_save = Vec::new();
-    for f in &wanted {
+    for f in wanted {
         if let Some(problem) = field_problem(f, existing.get(&f.name.to_ascii_lowercase())) {
             report.changes.push(if problem == "missing" {
                 format!(
@@ -218,42 +261,42 @@ pub async fn provision(
         let r = client.metadata_save(Save::Upsert, &to_save).await?;
         check_saved(&r, "the field")?;
     }
+    Ok(existing)
+}
 
-    // 2. Access for the connected user: a permission set, merged, assigned.
-    // Required fields take no field-level security (everyone sees them).
-    let fields: Vec<String> = wanted
-        .iter()
-        .filter(|f| {
-            !existing
-                .get(&f.name.to_ascii_lowercase())
-                .is_some_and(|e| e.required)
-        })
-        .map(field_key)
-        .collect();
-    grant_permission_set(client, &fields, &mut report).await?;
-    assign_permission_set(client, user_id, &mut report).await?;
-
-    // 3. Access for System Administrator (the Account and Requestor fields
-    // included), from the profiles read once for this and the layouts.
-    let (profiles, account_layouts) = Profiles::read(client).await?;
-    let missing = permissions::missing_from(profiles.get(ADMIN_PROFILE), &fields);
-    if !missing.is_empty() {
-        let grant: Vec<(String, bool)> = missing.iter().map(|f| (f.clone(), true)).collect();
-        let r = client
-            .metadata_save(
-                Save::Upsert,
-                &[metadata::profile(ADMIN_PROFILE, &grant, &[])],
-            )
-            .await?;
-        check_saved(&r, "the profile")?;
-        report.changes.push(format!(
-            "granted read and edit on {} to System Administrator",
-            names(&missing)
-        ));
+/// Read and edit on `fields` for System Administrator, where it lacks them.
+async fn grant_admin_profile(
+    client: &Client,
+    profiles: &Profiles,
+    fields: &[String],
+    report: &mut Report,
+) -> Result<(), ProvisionError> {
+    let missing = permissions::missing_from(profiles.get(ADMIN_PROFILE), fields);
+    if missing.is_empty() {
+        return Ok(());
     }
+    let grant: Vec<(String, bool)> = missing.iter().map(|f| (f.clone(), true)).collect();
+    let r = client
+        .metadata_save(
+            Save::Upsert,
+            &[metadata::profile(ADMIN_PROFILE, &grant, &[])],
+        )
+        .await?;
+    check_saved(&r, "the profile")?;
+    report.changes.push(format!(
+        "granted read and edit on {} to System Administrator",
+        names(&missing)
+    ));
+    Ok(())
+}
 
-    // 4. The Requests related list on every Account layout a profile sees.
-    let found = profiles.account_layouts(account_layouts);
+/// The Requests related list on each Account layout a profile sees; a
+/// layout Salesforce will not change is a warning.
+async fn related_lists(
+    client: &Client,
+    found: layouts::AccountLayouts,
+    report: &mut Report,
+) -> Result<(), ProvisionError> {
     if found.assigned.is_empty() {
         report.warnings.push(format!(
             "no Account layout is assigned to a profile (found: {}): add the Requests related list to your Account layout by hand",
@@ -273,16 +316,7 @@ pub async fn provision(
             )),
         }
     }
-    if !report.is_noop() {
-        client.invalidate_describes();
-    }
-    for c in &report.changes {
-        tracing::info!(change = %c, "provisioned");
-    }
-    for w in &report.warnings {
-        tracing::warn!(warning = %w, "provisioning left something undone");
-    }
-    Ok(report)
+    Ok(())
 }
 
 /// A layout's full name as people read it (`%28` → `(`).
