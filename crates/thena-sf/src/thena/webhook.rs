@@ -201,78 +201,19 @@ pub fn parse_value(root: &Value) -> Result<Event, PayloadError> {
         map,
         path: String::new(),
     };
-    // Any action: CREATE is a create; everything else (UPDATE, ESCALATE,
-    // values never seen before) is an update of the same upsert.
-    let action = match top.raw("action") {
-        Some(Value::String(s)) => match s.trim().to_ascii_uppercase().as_str() {
-            "CREATE" => Action::Create,
-            "ESCALATE" => Action::Escalate,
-            _ => Action::Update,
-        },
-        None | Some(Value::Null) => return Err(err("action", "is required")),
-        Some(other) => {
-            return Err(err(
-                "action",
-                format!("expected a string, got {}", kind(other)),
-            ))
-        }
-    };
+    let action = action_of(&top)?;
     let req = match top.obj("request")? {
         Patch::Set(r) => r,
         _ => return Err(err("request", "is required")),
     };
-    let id_key = req.alias(&["requestId", "request_id", "id"]);
-    let id_path = req.at(id_key);
-    let request_id = match req.raw(id_key) {
-        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 255 => s.trim().to_string(),
-        Some(Value::String(s)) if s.len() > 255 => {
-            return Err(err(&id_path, "is longer than 255 characters"))
-        }
-        // A number keeps its exact digits (no float round trip).
-        Some(Value::Number(n)) => n.to_string(),
-        None | Some(Value::Null) => return Err(err("request.requestId", "is required")),
-        Some(Value::String(_)) => return Err(err(&id_path, "is empty")),
-        Some(other) => {
-            return Err(err(
-                &id_path,
-                format!("expected a string or a number, got {}", kind(other)),
-            ))
-        }
-    };
-    let requestor = match req.obj("requestor")? {
-        Patch::Set(p) => Patch::Set(person(&p)?),
-        Patch::Null => Patch::Null,
-        // Thena v3 names the message's author instead.
-        Patch::Absent if req.has(&["original_message_user_id", "original_message_user_name"]) => {
-            Patch::Set(Person {
-                id: req.opt_text("original_message_user_id")?,
-                name: req.opt_text("original_message_user_name")?,
-                email: None,
-            })
-        }
-        Patch::Absent => Patch::Absent,
-    };
+    let request_id = request_id_of(&req)?;
+    let requestor = requestor_of(&req)?;
     let team_name = match req.obj("customer")? {
         Patch::Set(c) => c.text(c.alias(&["teamName", "team_name"]))?,
         Patch::Null => Patch::Null,
         Patch::Absent => Patch::Absent,
     };
-    let csat = match req.obj("csat")? {
-        Patch::Set(c) => {
-            let score = match c.raw("score") {
-                Some(Value::Number(n)) => Some(n.to_string()),
-                _ => c.opt_text("score")?,
-            };
-            let feedback = c.opt_text("feedback")?;
-            if score.is_none() && feedback.is_none() {
-                Patch::Null
-            } else {
-                Patch::Set(Csat { score, feedback })
-            }
-        }
-        Patch::Null => Patch::Null,
-        Patch::Absent => Patch::Absent,
-    };
+    let csat = csat_of(&req)?;
     // `closedAt` / `closedBy` inside `request` win; the top level is the fallback.
     let closed = |keys: &[&'static str]| if req.has(keys) { &req } else { &top };
     let closed_at_keys = &["closedAt", "closed_at"];
@@ -315,6 +256,86 @@ pub fn parse_value(root: &Value) -> Result<Event, PayloadError> {
         },
     };
     Ok(Event { action, snapshot })
+}
+
+/// The event's action: CREATE, ESCALATE, or (anything else) an update.
+fn action_of(top: &Obj<'_>) -> Result<Action, PayloadError> {
+    // Any action: CREATE is a create; everything else (UPDATE, ESCALATE,
+    // values never seen before) is an update of the same upsert.
+    Ok(match top.raw("action") {
+        Some(Value::String(s)) => match s.trim().to_ascii_uppercase().as_str() {
+            "CREATE" => Action::Create,
+            "ESCALATE" => Action::Escalate,
+            _ => Action::Update,
+        },
+        None | Some(Value::Null) => return Err(err("action", "is required")),
+        Some(other) => {
+            return Err(err(
+                "action",
+                format!("expected a string, got {}", kind(other)),
+            ))
+        }
+    })
+}
+
+/// `request.requestId` (or its other spellings): a non-empty string of at
+/// most 255 characters, or a number kept with its exact digits.
+fn request_id_of(req: &Obj<'_>) -> Result<String, PayloadError> {
+    let id_key = req.alias(&["requestId", "request_id", "id"]);
+    let id_path = req.at(id_key);
+    Ok(match req.raw(id_key) {
+        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 255 => s.trim().to_string(),
+        Some(Value::String(s)) if s.len() > 255 => {
+            return Err(err(&id_path, "is longer than 255 characters"))
+        }
+        // A number keeps its exact digits (no float round trip).
+        Some(Value::Number(n)) => n.to_string(),
+        None | Some(Value::Null) => return Err(err("request.requestId", "is required")),
+        Some(Value::String(_)) => return Err(err(&id_path, "is empty")),
+        Some(other) => {
+            return Err(err(
+                &id_path,
+                format!("expected a string or a number, got {}", kind(other)),
+            ))
+        }
+    })
+}
+
+/// The requestor, or (Thena v3) the message's author.
+fn requestor_of(req: &Obj<'_>) -> Result<Patch<Person>, PayloadError> {
+    Ok(match req.obj("requestor")? {
+        Patch::Set(p) => Patch::Set(person(&p)?),
+        Patch::Null => Patch::Null,
+        // Thena v3 names the message's author instead.
+        Patch::Absent if req.has(&["original_message_user_id", "original_message_user_name"]) => {
+            Patch::Set(Person {
+                id: req.opt_text("original_message_user_id")?,
+                name: req.opt_text("original_message_user_name")?,
+                email: None,
+            })
+        }
+        Patch::Absent => Patch::Absent,
+    })
+}
+
+/// The CSAT score and feedback; neither given clears it.
+fn csat_of(req: &Obj<'_>) -> Result<Patch<Csat>, PayloadError> {
+    Ok(match req.obj("csat")? {
+        Patch::Set(c) => {
+            let score = match c.raw("score") {
+                Some(Value::Number(n)) => Some(n.to_string()),
+                _ => c.opt_text("score")?,
+            };
+            let feedback = c.opt_text("feedback")?;
+            if score.is_none() && feedback.is_none() {
+                Patch::Null
+            } else {
+                Patch::Set(Csat { score, feedback })
+            }
+        }
+        Patch::Null => Patch::Null,
+        Patch::Absent => Patch::Absent,
+    })
 }
 
 #[cfg(test)]
