@@ -6,7 +6,9 @@ use std::time::Instant;
 use salesforce::Client;
 use serde_json::{json, Value};
 
-use crate::domain::resolve::{AccountRow, Cache, Outcome, PublicDomains, Request, Resolver};
+use crate::domain::resolve::{
+    AccountRow, Cache, NewContact, Outcome, PublicDomains, Request, Resolver,
+};
 
 use super::lookup::{contact_row, sized, text, ListKind, IN_CHUNK};
 /// Resolves a batch: at most one query per step and one collection create.
@@ -60,56 +62,66 @@ pub async fn resolve(
     r.on_contacts_by_name(&rows);
     let new = r.contacts_to_create().to_vec();
     if !new.is_empty() {
-        let records: Vec<Value> = new
-            .iter()
-            .map(|c| {
-                let mut v = json!({"attributes": {"type": "Contact"}, "LastName": c.last_name, "AccountId": c.account_id});
-                if let Some(f) = &c.first_name {
-                    v["FirstName"] = json!(f);
-                }
-                if let Some(e) = &c.email {
-                    v["Email"] = json!(e);
-                }
-                v
-            })
-            .collect();
-        // New orgs have the standard duplicate rules on, alerting: without
-        // the header an API create that resembles any Contact or Lead fails.
-        let headers: &[(&str, &str)] = if allow_duplicate_save {
-            &[salesforce::client::ALLOW_DUPLICATE_SAVE]
-        } else {
-            &[]
-        };
-        let results = client.create_many_with(&records, false, headers).await?;
-        let mut by_key = HashMap::new();
-        for ((c, record), res) in new.iter().zip(&records).zip(results) {
-            let v = match (res.success, res.id) {
-                (true, Some(id)) => Ok(id),
-                _ if res
-                    .errors
-                    .iter()
-                    .any(|e| e.status_code == "DUPLICATES_DETECTED") =>
-                {
-                    duplicate(
-                        client,
-                        record,
-                        headers,
-                        c.email.as_deref().unwrap_or(&c.last_name),
-                    )
-                    .await?
-                }
-                _ => Err(res
-                    .errors
-                    .iter()
-                    .map(|e| format!("{}: {}", e.status_code, e.message))
-                    .collect::<Vec<_>>()
-                    .join("; ")),
-            };
-            by_key.insert(c.key.clone(), v);
-        }
-        r.on_created(&by_key);
+        r.on_created(&create_contacts(client, &new, allow_duplicate_save).await?);
     }
     Ok(r.finish(cache, now))
+}
+
+/// Creates the Contacts the resolver asked for, in calls of 200: each one's
+/// new id, or why Salesforce refused it, by the resolver's key.
+async fn create_contacts(
+    client: &Client,
+    new: &[NewContact],
+    allow_duplicate_save: bool,
+) -> Result<HashMap<String, Result<String, String>>, salesforce::Error> {
+    let records: Vec<Value> = new
+        .iter()
+        .map(|c| {
+            let mut v = json!({"attributes": {"type": "Contact"}, "LastName": c.last_name, "AccountId": c.account_id});
+            if let Some(f) = &c.first_name {
+                v["FirstName"] = json!(f);
+            }
+            if let Some(e) = &c.email {
+                v["Email"] = json!(e);
+            }
+            v
+        })
+        .collect();
+    // New orgs have the standard duplicate rules on, alerting: without
+    // the header an API create that resembles any Contact or Lead fails.
+    let headers: &[(&str, &str)] = if allow_duplicate_save {
+        &[salesforce::client::ALLOW_DUPLICATE_SAVE]
+    } else {
+        &[]
+    };
+    let results = client.create_many_with(&records, false, headers).await?;
+    let mut by_key = HashMap::new();
+    for ((c, record), res) in new.iter().zip(&records).zip(results) {
+        let v = match (res.success, res.id) {
+            (true, Some(id)) => Ok(id),
+            _ if res
+                .errors
+                .iter()
+                .any(|e| e.status_code == "DUPLICATES_DETECTED") =>
+            {
+                duplicate(
+                    client,
+                    record,
+                    headers,
+                    c.email.as_deref().unwrap_or(&c.last_name),
+                )
+                .await?
+            }
+            _ => Err(res
+                .errors
+                .iter()
+                .map(|e| format!("{}: {}", e.status_code, e.message))
+                .collect::<Vec<_>>()
+                .join("; ")),
+        };
+        by_key.insert(c.key.clone(), v);
+    }
+    Ok(by_key)
 }
 
 /// A Contact a duplicate rule refused: Collections says no more than that,
