@@ -314,20 +314,7 @@ pub async fn login(
     else {
         return too_many("The server is busy checking other logins. Try again in a moment.".into());
     };
-    let hash = app.admin.password_hash.clone();
-    let password = form.password;
-    let ok = tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash)
-            .map(|h| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &h)
-                    .is_ok()
-            })
-            .unwrap_or(false)
-    })
-    .await
-    .unwrap_or(false);
-    if !ok {
+    if !verify(app.admin.password_hash.clone(), form.password).await {
         tracing::warn!(peer = %peer.ip(), "a wrong admin password");
         let minutes = BRAKE_WINDOW.as_secs() / 60;
         let message = match left {
@@ -338,6 +325,26 @@ pub async fn login(
         return render(StatusCode::UNAUTHORIZED, &LoginPage::new(Some(message)));
     }
     app.admin.succeeded(peer.ip());
+    start_session(&app).await
+}
+
+/// Checks a password against the Argon2 hash, off the async threads.
+async fn verify(hash: String, password: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// A new admin session: stored (as hashes), its cookie set, on to Integrations.
+async fn start_session(app: &App) -> Response {
     let id = crypto::new_token();
     let csrf_hash = crypto::token_hash(&csrf_for(&id));
     let expires = chrono::Utc::now().timestamp_millis() + SESSION_LIFETIME.as_millis() as i64;
@@ -358,7 +365,7 @@ pub async fn login(
         [
             (
                 header::SET_COOKIE,
-                session_cookie(&app, &id, SESSION_LIFETIME.as_secs()),
+                session_cookie(app, &id, SESSION_LIFETIME.as_secs()),
             ),
             (header::LOCATION, "/integrations".to_string()),
         ],
