@@ -160,25 +160,8 @@ pub async fn doctor(
     };
     let admin = profiles.get(ADMIN_PROFILE).map(granted).unwrap_or_default();
     for f in wanted_fields(categories) {
-        let name = format!("field {}", f.name);
         let have = existing.get(&f.name.to_ascii_lowercase());
-        if let Some(problem) = field_problem(&f, have) {
-            checks.push(fixable(name, problem));
-            continue;
-        }
-        let required = have.is_some_and(|e| e.required);
-        let user_ok = described
-            .as_ref()
-            .and_then(|d| d.field(&f.name))
-            .is_some_and(|d| d.updateable);
-        let admin_ok = required
-            || admin.get(&format!("{OBJECT}.{}", f.name).to_ascii_lowercase()) == Some(&true);
-        let ty = schema::metadata_type(&f.kind);
-        checks.push(match (user_ok, admin_ok) {
-            (true, true) => pass(name, format!("{ty}, visible and editable to the connected user and System Administrator")),
-            (false, _) => fixable(name, format!("{ty}, but not visible and editable to the connected user")),
-            (true, false) => fixable(name, format!("{ty}, but System Administrator cannot see and edit it (\"I can't see the Requestor or Account fields\")")),
-        });
+        checks.push(field_check(&f, have, described.as_deref(), &admin));
     }
     checks.push(required_check(&existing));
     checks.push(match existing.get(&EXTERNAL_ID.to_ascii_lowercase()) {
@@ -195,6 +178,32 @@ pub async fn doctor(
     let found = profiles.account_layouts(account_layouts);
     checks.extend(layout_checks(client, &found.assigned, &found.all).await);
     checks
+}
+
+/// One wanted field: present and right, and visible and editable to the
+/// connected user (its describe) and to System Administrator (`admin`).
+fn field_check(
+    f: &super::schema::FieldSpec,
+    have: Option<&Existing>,
+    described: Option<&salesforce::Describe>,
+    admin: &std::collections::HashMap<String, bool>,
+) -> Check {
+    let name = format!("field {}", f.name);
+    if let Some(problem) = field_problem(f, have) {
+        return fixable(name, problem);
+    }
+    let required = have.is_some_and(|e| e.required);
+    let user_ok = described
+        .and_then(|d| d.field(&f.name))
+        .is_some_and(|d| d.updateable);
+    let admin_ok =
+        required || admin.get(&format!("{OBJECT}.{}", f.name).to_ascii_lowercase()) == Some(&true);
+    let ty = schema::metadata_type(&f.kind);
+    match (user_ok, admin_ok) {
+        (true, true) => pass(name, format!("{ty}, visible and editable to the connected user and System Administrator")),
+        (false, _) => fixable(name, format!("{ty}, but not visible and editable to the connected user")),
+        (true, false) => fixable(name, format!("{ty}, but System Administrator cannot see and edit it (\"I can't see the Requestor or Account fields\")")),
+    }
 }
 
 fn usage_check(limits: &serde_json::Value, headroom_share: f64) -> Check {
