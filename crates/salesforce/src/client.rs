@@ -109,11 +109,6 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// An HTTP client with the default transport (see [`Transport::http_client`]).
-pub fn http_client(timeout: Duration) -> reqwest::Client {
-    Transport::default().http_client(timeout)
-}
-
 impl Client {
     /// A client over an existing session. Without `app` it cannot refresh.
     pub fn new(

@@ -477,9 +477,10 @@ async fn connections_and_tokens_changed_on_one_replica_reach_the_others() {
     apps[0]
         .state
         .store
-        .set_webhook_token_hash(
+        .roll_webhook_token(
             "late",
             &thena_sf::crypto::token_hash("tok-new-0123456789abcdef0123456789"),
+            None,
         )
         .await
         .unwrap();

@@ -196,11 +196,6 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces a connection's webhook token (kept as its hash).
-    pub async fn set_webhook_token_hash(&self, name: &str, hash: &str) -> Result<(), StoreError> {
-        self.roll_webhook_token(name, hash, None).await
-    }
-
     /// Replaces a connection's webhook token; with `grace_until_ms`, the one
     /// replaced stays valid until then (else it ends now, as does any earlier one).
     pub async fn roll_webhook_token(

@@ -122,15 +122,16 @@ async fn render_page(
     let recent = store.recent_failures(name, chrono::Utc::now()).await?;
     let last = store.last_seen(name).await?;
     let doctor = rows.doctor;
+    let webhook_url = app.config.webhook_url(name);
     Ok(render(
         StatusCode::OK,
         &ConnectionPage {
             chrome: s.chrome(),
             name: name.clone(),
             instance_url: c.tokens.instance_url.clone(),
-            webhook_url: app.config.webhook_url(name),
             thena_app: c.thena_app.as_ref().map(thena_app_line),
-            state: state_of(c, queued, &recent, &last, &app.config.webhook_url(name)),
+            state: state_of(c, queued, &recent, &last, &webhook_url),
+            webhook_url,
             last_webhook: last_webhook(&last),
             last_written: last_written(&last),
             previous_token_until: c

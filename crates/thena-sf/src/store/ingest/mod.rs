@@ -102,12 +102,13 @@ impl Store {
             }
             out
         };
-        // When each connection last heard from Thena (for its page): one
-        // write a second at most, so replicas do not queue on its row.
-        let now = now_ms();
         let mut heard: Vec<&str> = events.iter().map(|e| e.connection.as_str()).collect();
         heard.sort_unstable();
         heard.dedup();
+        // When each connection last heard from Thena (for its page): one
+        // write a second at most, so replicas do not queue on its row.
+        let now = now_ms();
+        let postgres = self.backend() == crate::store::Backend::Postgres;
         for c in heard {
             sqlx::query("UPDATE connections SET last_event_ms = $1 WHERE name = $2 AND (last_event_ms IS NULL OR last_event_ms < $3)")
                 .bind(now)
@@ -115,13 +116,8 @@ impl Store {
                 .bind(now - 1000)
                 .execute(&mut *tx)
                 .await?;
-        }
-        if self.backend() == crate::store::Backend::Postgres {
-            // Wake the replica that owns each connection (delivered at commit).
-            let mut conns: Vec<&str> = events.iter().map(|e| e.connection.as_str()).collect();
-            conns.sort_unstable();
-            conns.dedup();
-            for c in conns {
+            if postgres {
+                // Wake the replica that owns the connection (delivered at commit).
                 sqlx::query("SELECT 1 FROM (SELECT pg_notify('thena_sf_wake', $1)) AS n")
                     .bind(c)
                     .execute(&mut *tx)
