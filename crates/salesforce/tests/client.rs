@@ -15,9 +15,8 @@ use sf_emulator::{ConnectedApp, EmulatorConfig, Seed};
 fn app(base: &str) -> OAuthApp {
     OAuthApp {
         login_url: LoginEnv::Custom(base.to_string()).url(),
-        client_id: "local-client".into(),
-        client_secret: Some(Secret::new("local-secret")),
         redirect_uri: "http://127.0.0.1:9/callback".into(),
+        ..test_support::emulator::oauth_app(base)
     }
 }
 
@@ -60,8 +59,8 @@ async fn web_login(app: &OAuthApp) -> TokenSet {
         form.push((name.into(), value));
     }
     form.extend([
-        ("username".into(), "admin@example.com".into()),
-        ("password".into(), "emulator".into()),
+        ("username".into(), test_support::emulator::ADMIN.into()),
+        ("password".into(), test_support::emulator::PASSWORD.into()),
         ("action".into(), "approve".into()),
     ]);
     let r = http
@@ -83,20 +82,9 @@ async fn web_login(app: &OAuthApp) -> TokenSet {
 
 #[tokio::test]
 async fn connect_by_password_and_query_with_paging() {
-    let emu = sf_emulator::start("127.0.0.1:0", EmulatorConfig::default())
-        .await
-        .unwrap();
-    let app = app(&emu.base_url);
-    let tokens = app
-        .password(
-            &reqwest::Client::new(),
-            "admin@example.com",
-            &Secret::new("emulator"),
-        )
-        .await
-        .unwrap();
-    assert!(tokens.org_and_user().unwrap().0.starts_with("00D"));
-    let client = Client::new(tokens, Some(app), None, ClientConfig::default());
+    let emu = test_support::emulator::start(Default::default()).await;
+    let client = test_support::emulator::org_client(&emu.base_url).await;
+    assert!(client.tokens().org_and_user().unwrap().0.starts_with("00D"));
     let records: Vec<Value> = (0..450).map(|i| json!({"attributes": {"type": "Contact"}, "LastName": format!("P{i}"), "Email": format!("p{i}@x.io")})).collect();
     let results = client.create_many(&records, true).await.unwrap();
     assert_eq!(results.len(), 450);
@@ -121,9 +109,7 @@ async fn connect_by_password_and_query_with_paging() {
 
 #[tokio::test]
 async fn web_flow_then_transparent_single_flight_refresh() {
-    let emu = sf_emulator::start("127.0.0.1:0", EmulatorConfig::default())
-        .await
-        .unwrap();
+    let emu = test_support::emulator::start(Default::default()).await;
     let app = app(&emu.base_url);
     let tokens = web_login(&app).await;
     assert!(tokens.refresh_token.is_some());
@@ -178,15 +164,7 @@ async fn rotated_refresh_tokens_are_persisted_and_a_revoked_grant_means_reconnec
         }],
         ..Default::default()
     };
-    let emu = sf_emulator::start(
-        "127.0.0.1:0",
-        EmulatorConfig {
-            seed,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let emu = test_support::emulator::start_with(seed).await;
     let app = app(&emu.base_url);
     let tokens = web_login(&app).await;
     let first_rt = tokens.refresh_token.clone().unwrap();
@@ -222,25 +200,12 @@ async fn rotated_refresh_tokens_are_persisted_and_a_revoked_grant_means_reconnec
 
 #[tokio::test]
 async fn faults_and_limits_are_classified() {
-    let emu = sf_emulator::start(
-        "127.0.0.1:0",
-        EmulatorConfig {
-            daily_api_limit: 2,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let app = app(&emu.base_url);
-    let tokens = app
-        .password(
-            &reqwest::Client::new(),
-            "admin@example.com",
-            &Secret::new("emulator"),
-        )
-        .await
-        .unwrap();
-    let client = Client::new(tokens, Some(app), None, ClientConfig::default());
+    let emu = test_support::emulator::start(EmulatorConfig {
+        daily_api_limit: 2,
+        ..Default::default()
+    })
+    .await;
+    let client = test_support::emulator::org_client(&emu.base_url).await;
     emu.emulator
         .faults
         .lock()
@@ -282,19 +247,8 @@ async fn faults_and_limits_are_classified() {
 
 #[tokio::test]
 async fn metadata_objects_fields_and_access_then_upsert_by_collection() {
-    let emu = sf_emulator::start("127.0.0.1:0", EmulatorConfig::default())
-        .await
-        .unwrap();
-    let app = app(&emu.base_url);
-    let tokens = app
-        .password(
-            &reqwest::Client::new(),
-            "admin@example.com",
-            &Secret::new("emulator"),
-        )
-        .await
-        .unwrap();
-    let client = Client::new(tokens, Some(app), None, ClientConfig::default());
+    let emu = test_support::emulator::start(Default::default()).await;
+    let client = test_support::emulator::org_client(&emu.base_url).await;
     let obj = metadata::custom_object(
         "Request__c",
         "Request",
@@ -380,9 +334,7 @@ async fn metadata_objects_fields_and_access_then_upsert_by_collection() {
 
 #[tokio::test]
 async fn without_expires_in_the_token_is_refreshed_before_it_expires() {
-    let emu = sf_emulator::start("127.0.0.1:0", EmulatorConfig::default())
-        .await
-        .unwrap();
+    let emu = test_support::emulator::start(Default::default()).await;
     let app = app(&emu.base_url);
     let mut tokens = web_login(&app).await;
     assert_eq!(

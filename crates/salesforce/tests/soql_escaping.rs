@@ -60,24 +60,8 @@ proptest! {
 /// End to end over HTTP: names that break naive escaping find exactly their record.
 #[tokio::test]
 async fn nasty_names_round_trip_through_a_live_org() {
-    let emu = sf_emulator::start("127.0.0.1:0", sf_emulator::EmulatorConfig::default())
-        .await
-        .unwrap();
-    let app = salesforce::OAuthApp {
-        login_url: emu.base_url.clone(),
-        client_id: "local-client".into(),
-        client_secret: Some("local-secret".into()),
-        redirect_uri: String::new(),
-    };
-    let tokens = app
-        .password(
-            &reqwest::Client::new(),
-            "admin@example.com",
-            &"emulator".into(),
-        )
-        .await
-        .unwrap();
-    let client = salesforce::Client::new(tokens, None, None, Default::default());
+    let emu = test_support::emulator::start(Default::default()).await;
+    let client = test_support::emulator::org_client(&emu.base_url).await;
     let names = [
         "O'Brien",
         r"back\slash",

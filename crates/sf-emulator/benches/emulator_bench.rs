@@ -6,12 +6,14 @@
 //! `cargo test --all-targets` runs it) it runs a quick smoke version, so the
 //! harness cannot rot. `EMULATOR_BENCH_CONTACTS=N` overrides the org size.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use test_support::emulator;
+use test_support::process::spawn_listening;
 
 struct Sizes {
     contacts: usize,
@@ -83,32 +85,23 @@ impl Drop for Emulator {
 
 fn start_emulator(seed: &std::path::Path) -> (Emulator, Duration) {
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sf-emulator"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--daily-api-limit",
-            "1000000000",
-            "--seed",
-        ])
-        .arg(seed)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start sf-emulator");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("first line");
-    let url = line.trim().rsplit(' ').next().expect("url").to_string();
-    assert!(url.starts_with("http://"), "unexpected first line: {line}");
+    let (child, url) = spawn_listening(
+        Command::new(env!("CARGO_BIN_EXE_sf-emulator"))
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--daily-api-limit",
+                "1000000000",
+                "--seed",
+            ])
+            .arg(seed)
+            .stderr(Stdio::inherit()),
+    );
     (Emulator { child, url }, started.elapsed())
 }
 
 async fn soap(http: &reqwest::Client, url: &str, token: &str, op: &str) {
-    let env = format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Header xmlns="http://soap.sforce.com/2006/04/metadata"><SessionHeader><sessionId>{token}</sessionId></SessionHeader></soapenv:Header><soapenv:Body xmlns="http://soap.sforce.com/2006/04/metadata">{op}</soapenv:Body></soapenv:Envelope>"#
-    );
+    let env = emulator::metadata_envelope(token, op);
     let body = http
         .post(format!("{url}/services/Soap/m/67.0"))
         .header("content-type", "text/xml")
@@ -153,13 +146,10 @@ async fn run(s: Sizes, full: bool) {
         .unwrap();
     let tok: Value = http
         .post(format!("{}/services/oauth2/token", emu.url))
-        .form(&[
-            ("grant_type", "password"),
-            ("client_id", "local-client"),
-            ("client_secret", "local-secret"),
-            ("username", "admin@example.com"),
-            ("password", "emulator"),
-        ])
+        .form(&emulator::password_form(
+            emulator::ADMIN,
+            emulator::PASSWORD,
+        ))
         .send()
         .await
         .unwrap()

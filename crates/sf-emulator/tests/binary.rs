@@ -1,11 +1,12 @@
 //! The `sf-emulator` binary: its first line, its seed, and a clean shutdown on
 //! SIGTERM that saves `--state`.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use test_support::emulator::password_form;
+use test_support::process::{first_line, url_in};
 
 #[test]
 fn prints_its_address_serves_the_seed_and_saves_state_on_sigterm() {
@@ -29,26 +30,17 @@ fn prints_its_address_serves_the_seed_and_saves_state_on_sigterm() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let line = first_line(&mut child);
     assert!(
         line.starts_with("sf-emulator listening on http://127.0.0.1:"),
         "{line}"
     );
-    let base = line.trim().rsplit(' ').next().unwrap().to_string();
+    let base = url_in(&line);
 
     let http = reqwest::blocking::Client::new();
     let t: Value = http
         .post(format!("{base}/services/oauth2/token"))
-        .form(&[
-            ("grant_type", "password"),
-            ("client_id", "local-client"),
-            ("client_secret", "local-secret"),
-            ("username", "ops@example.com"),
-            ("password", "pw"),
-        ])
+        .form(&password_form("ops@example.com", "pw"))
         .send()
         .unwrap()
         .json()

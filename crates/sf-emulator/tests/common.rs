@@ -16,9 +16,7 @@ pub struct Org {
 
 impl Org {
     pub async fn start(config: EmulatorConfig) -> Org {
-        let emu = sf_emulator::start("127.0.0.1:0", config)
-            .await
-            .expect("emulator starts");
+        let emu = test_support::emulator::start(config).await;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
             .build()
@@ -44,13 +42,10 @@ impl Org {
         let r = self
             .http
             .post(self.url("/services/oauth2/token"))
-            .form(&[
-                ("grant_type", "password"),
-                ("client_id", "local-client"),
-                ("client_secret", "local-secret"),
-                ("username", "admin@example.com"),
-                ("password", "emulator"),
-            ])
+            .form(&test_support::emulator::password_form(
+                test_support::emulator::ADMIN,
+                test_support::emulator::PASSWORD,
+            ))
             .send()
             .await
             .unwrap();
@@ -138,9 +133,7 @@ impl Org {
     }
 
     pub async fn soap(&self, session: &str, op_xml: &str) -> (u16, String) {
-        let env = format!(
-            r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Header xmlns="http://soap.sforce.com/2006/04/metadata"><SessionHeader><sessionId>{session}</sessionId></SessionHeader></soapenv:Header><soapenv:Body xmlns="http://soap.sforce.com/2006/04/metadata">{op_xml}</soapenv:Body></soapenv:Envelope>"#
-        );
+        let env = test_support::emulator::metadata_envelope(session, op_xml);
         let r = self
             .http
             .post(self.url(&format!("/services/Soap/m/{V}")))

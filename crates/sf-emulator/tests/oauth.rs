@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use serde_json::Value;
 use sf_emulator::{ConnectedApp, EmulatorConfig, Seed};
+use test_support::emulator::{authorization_code, password_form, start_seeded, ADMIN, PASSWORD};
 
 fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
@@ -270,27 +271,7 @@ async fn grants_and_their_errors() {
         ..Default::default()
     })
     .await;
-    let http = no_redirects();
-    let r = http
-        .post(org.url("/services/oauth2/authorize"))
-        .form(&[
-            ("response_type", "code"),
-            ("client_id", "rot"),
-            ("redirect_uri", "https://app.example/cb"),
-            ("scope", "refresh_token api"),
-            ("username", "admin@example.com"),
-            ("password", "emulator"),
-            ("action", "approve"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let loc = r.headers()["location"].to_str().unwrap().to_string();
-    let code: String = form_urlencoded::parse(loc.split_once('?').unwrap().1.as_bytes())
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    let code = authorization_code(&org.emu.base_url, "rot", "https://app.example/cb").await;
     let (s, e) = token(
         &org,
         &[
@@ -306,26 +287,7 @@ async fn grants_and_their_errors() {
         (401, Some("invalid_client")),
         "this app requires its secret"
     );
-    let r = http
-        .post(org.url("/services/oauth2/authorize"))
-        .form(&[
-            ("response_type", "code"),
-            ("client_id", "rot"),
-            ("redirect_uri", "https://app.example/cb"),
-            ("scope", "refresh_token api"),
-            ("username", "admin@example.com"),
-            ("password", "emulator"),
-            ("action", "approve"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let loc = r.headers()["location"].to_str().unwrap().to_string();
-    let code: String = form_urlencoded::parse(loc.split_once('?').unwrap().1.as_bytes())
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    let code = authorization_code(&org.emu.base_url, "rot", "https://app.example/cb").await;
     let (s, t) = token(
         &org,
         &[
@@ -460,27 +422,11 @@ async fn admin_approved_apps_and_a_blocked_password_flow() {
         "other apps are open"
     );
 
-    let seed: Seed =
-        serde_json::from_value(serde_json::json!({"org": {"password_flow": false}})).unwrap();
-    let blocked = sf_emulator::start(
-        "127.0.0.1:0",
-        EmulatorConfig {
-            seed,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let blocked = start_seeded(serde_json::json!({"org": {"password_flow": false}})).await;
     let r = org
         .http
         .post(format!("{}/services/oauth2/token", blocked.base_url))
-        .form(&[
-            ("grant_type", "password"),
-            ("client_id", "local-client"),
-            ("client_secret", "local-secret"),
-            ("username", "admin@example.com"),
-            ("password", "emulator"),
-        ])
+        .form(&password_form(ADMIN, PASSWORD))
         .send()
         .await
         .unwrap();

@@ -14,16 +14,16 @@
 //! against the latency-bounded lower bound.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use salesforce::{Client, OAuthApp, Secret};
+use salesforce::{Client, Secret};
 use serde_json::{json, Value};
+use test_support::{cli, TempDir};
 
 struct Sizes {
     ingest_events: usize,
@@ -159,69 +159,34 @@ fn calls_by_endpoint(
 struct Connector {
     child: Child,
     url: String,
-    data: PathBuf,
+    data: TempDir,
 }
 
 impl Drop for Connector {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data);
     }
 }
 
-fn thena(data: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_thena-sf"));
-    c.arg("--data-dir").arg(data).env_remove("THENA_SF_CONFIG");
-    c
+/// A fresh data folder with a connection `bench` to the emulator at `emulator`.
+fn connected(emulator: &str, tag: &str) -> TempDir {
+    let data = TempDir::new(&format!("thena-sf-bench-{tag}"));
+    let cli = cli!(&data);
+    cli.write_config("");
+    cli.connect("bench", emulator, TOKEN, &["--json"]);
+    data
 }
 
 /// Connects a fresh store to the emulator and starts `thena-sf serve`.
 fn start_connector(emulator: &str, tag: &str) -> Connector {
-    let data = std::env::temp_dir().join(format!("thena-sf-bench-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data);
-    let out = thena(&data)
-        .args([
-            "connect",
-            "bench",
-            "--login-url",
-            emulator,
-            "--client-id",
-            "local-client",
-            "--client-secret",
-            "local-secret",
-            "--username",
-            "admin@example.com",
-            "--password",
-            "emulator",
-            "--webhook-token",
-            TOKEN,
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "connect: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut child = thena(&data)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_string();
-    assert!(url.starts_with("http://"), "{line}");
+    let data = connected(emulator, tag);
+    let (child, url) = cli!(&data).serve();
     Connector { child, url, data }
 }
 
 async fn open_store(data: &Path) -> thena_sf::store::Store {
-    let secrets = thena_sf::crypto::SecretBox::load(data).unwrap();
+    let secrets = thena_sf::crypto::SecretBox::from_key(&test_support::connector::key());
     thena_sf::store::Store::open(data, secrets).await.unwrap()
 }
 
@@ -354,9 +319,7 @@ async fn run(s: Sizes, full: bool) {
 
     // 1. Ingest.
     if want("1") {
-        let emu = sf_emulator::start("127.0.0.1:0", emu_config(seed(10, 2)))
-            .await
-            .unwrap();
+        let emu = test_support::emulator::start(emu_config(seed(10, 2))).await;
         let conn = start_connector(&emu.base_url, "ingest");
         let now = chrono::Utc::now().timestamp_millis() + 1000;
         let requestor = json!({"name": "Known", "email": "known0@c0.example"});
@@ -388,9 +351,7 @@ async fn run(s: Sizes, full: bool) {
 
     // 2. Near real time at 50 events per second.
     if want("2") {
-        let emu = sf_emulator::start("127.0.0.1:0", emu_config(seed(10, 2)))
-            .await
-            .unwrap();
+        let emu = test_support::emulator::start(emu_config(seed(10, 2))).await;
         let conn = start_connector(&emu.base_url, "nrt");
         let store = open_store(&conn.data).await;
         let http = reqwest::Client::new();
@@ -426,24 +387,7 @@ async fn run(s: Sizes, full: bool) {
             .collect();
         lat.sort();
         // Visible by SOQL: every record is there.
-        let app = OAuthApp {
-            login_url: emu.base_url.clone(),
-            client_id: "local-client".into(),
-            client_secret: Some(Secret::new("local-secret")),
-            redirect_uri: String::new(),
-        };
-        let client = Client::new(
-            app.password(
-                &reqwest::Client::new(),
-                "admin@example.com",
-                &Secret::new("emulator"),
-            )
-            .await
-            .unwrap(),
-            Some(app),
-            None,
-            Default::default(),
-        );
+        let client = test_support::emulator::org_client(&emu.base_url).await;
         let visible = client
             .count("SELECT COUNT() FROM Request__c WHERE RequestId__c LIKE 'N-%'")
             .await
@@ -458,9 +402,7 @@ async fn run(s: Sizes, full: bool) {
     let accounts = (s.burst_requestors / 10).max(4);
     let mix = build_burst(&s, accounts);
     if want("3") {
-        let emu = sf_emulator::start("127.0.0.1:0", emu_config(seed(accounts, 2)))
-            .await
-            .unwrap();
+        let emu = test_support::emulator::start(emu_config(seed(accounts, 2))).await;
         let conn = start_connector(&emu.base_url, "burst");
         let store = open_store(&conn.data).await;
         let before = emu.emulator.usage.lock().used(Instant::now());
@@ -477,9 +419,7 @@ async fn run(s: Sizes, full: bool) {
         emu.shutdown().await.unwrap();
 
         // The naive integration, on a sample of the same events in the same order.
-        let emu = sf_emulator::start("127.0.0.1:0", emu_config(seed(accounts, 2)))
-            .await
-            .unwrap();
+        let emu = test_support::emulator::start(emu_config(seed(accounts, 2))).await;
         let (naive_calls, naive_time) =
             naive(&emu, &mix.events[..s.naive_sample.min(mix.events.len())]).await;
         emu.shutdown().await.unwrap();
@@ -530,9 +470,7 @@ async fn run(s: Sizes, full: bool) {
         let _ = std::fs::remove_file(&file);
         big.org.scan_timeout_rows = Some(timeout);
         let loading = Instant::now();
-        let emu = sf_emulator::start("127.0.0.1:0", emu_config(big))
-            .await
-            .unwrap();
+        let emu = test_support::emulator::start(emu_config(big)).await;
         let load = loading.elapsed();
         let conn = start_connector(&emu.base_url, "million");
         let store = open_store(&conn.data).await;
@@ -567,46 +505,13 @@ async fn run(s: Sizes, full: bool) {
 
     // 4. Scale: a backlog of pending snapshots.
     if want("4") {
-        let emu = sf_emulator::start("127.0.0.1:0", emu_config(seed(10, 2)))
-            .await
-            .unwrap();
-        let data =
-            std::env::temp_dir().join(format!("thena-sf-bench-scale-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&data);
-        let out = thena(&data)
-            .args([
-                "connect",
-                "bench",
-                "--login-url",
-                &emu.base_url,
-                "--client-id",
-                "local-client",
-                "--client-secret",
-                "local-secret",
-                "--username",
-                "admin@example.com",
-                "--password",
-                "emulator",
-                "--webhook-token",
-                TOKEN,
-            ])
-            .output()
-            .unwrap();
-        assert!(out.status.success());
+        let emu = test_support::emulator::start(emu_config(seed(10, 2))).await;
+        let data = connected(&emu.base_url, "scale");
         let fill = Instant::now();
         backlog(&data, s.scale_pending).await;
         let fill = fill.elapsed();
         let store = open_store(&data).await;
-        let mut child = thena(&data)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let (mut child, _) = cli!(&data).serve();
         let t = Instant::now();
         tokio::time::sleep(s.scale_window).await;
         let synced = store.counts("bench").await.unwrap().synced;
@@ -614,7 +519,6 @@ async fn run(s: Sizes, full: bool) {
         let peak = proc_mib(child.id(), "VmHWM:");
         let _ = child.kill();
         let _ = child.wait();
-        let _ = std::fs::remove_dir_all(&data);
         emu.shutdown().await.unwrap();
         report.row(format!(
             "| 4. scale | draining {} pending snapshots | {rate:.0} records/s over {:.0} s ({synced} synced); {peak:.0} MiB peak | | {:.0} records/s ({} ms per 200-record call) | backlog written in {:.0} s; at this rate it drains in {:.0} min |",
@@ -726,17 +630,12 @@ fn build_burst(s: &Sizes, accounts: usize) -> Burst {
 /// What a customer would write: per event, look the contact up, look the domain
 /// up if needed, create the contact if needed, upsert the request. One call at a time.
 async fn naive(emu: &sf_emulator::Running, events: &[Value]) -> (u64, Duration) {
-    let app = OAuthApp {
-        login_url: emu.base_url.clone(),
-        client_id: "local-client".into(),
-        client_secret: Some(Secret::new("local-secret")),
-        redirect_uri: String::new(),
-    };
+    let app = test_support::emulator::oauth_app(&emu.base_url);
     let tokens = app
         .password(
             &reqwest::Client::new(),
-            "admin@example.com",
-            &Secret::new("emulator"),
+            test_support::emulator::ADMIN,
+            &Secret::new(test_support::emulator::PASSWORD),
         )
         .await
         .unwrap();
@@ -898,7 +797,7 @@ async fn steady(
     accounts: usize,
     budget: Duration,
 ) -> Steady {
-    let emu = sf_emulator::start("127.0.0.1:0", config).await.unwrap();
+    let emu = test_support::emulator::start(config).await;
     let conn = start_connector(&emu.base_url, &format!("steady{rate}"));
     let store = open_store(&conn.data).await;
     let mut rng = rand::rngs::StdRng::seed_from_u64(rate);

@@ -9,22 +9,21 @@
 #[path = "../tests/pg/mod.rs"]
 mod pg;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use rand::seq::SliceRandom;
 use serde_json::{json, Value};
+use test_support::cli;
+use test_support::connector::{key, terminate};
+use test_support::process::spawn_listening;
 use thena_sf::config::Config;
 use thena_sf::connect::{self, ConnectRequest};
 use thena_sf::crypto::SecretBox;
 use thena_sf::store::Store;
-
-const KEY: [u8; 32] = [12u8; 32];
 
 struct Sizes {
     connections: usize,
@@ -36,41 +35,18 @@ struct Proc(Child, String);
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
+        terminate(&mut self.0);
     }
 }
 
 fn serve(dir: &Path, database_url: Option<&str>) -> Proc {
-    std::fs::create_dir_all(dir).unwrap();
-    let cfg = dir.join("c.toml");
-    let mut text = format!(
-        "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nlease_ttl_secs = 3\n",
-        dir.display()
-    );
+    let cli = cli!(dir);
+    let mut config = "listen = \"127.0.0.1:0\"\nlease_ttl_secs = 3\n".to_string();
     if let Some(u) = database_url {
-        text += &format!("database_url = \"{u}\"\n");
+        config += &format!("database_url = \"{u}\"\n");
     }
-    std::fs::write(&cfg, text).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_thena-sf"))
-        .arg("--config")
-        .arg(&cfg)
-        .arg("serve")
-        .env(
-            "THENA_SF_SECRET_KEY",
-            base64::engine::general_purpose::STANDARD.encode(KEY),
-        )
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+    cli.write_config(&config);
+    let (child, url) = spawn_listening(cli.command().arg("serve").env("RUST_LOG", "error"));
     Proc(child, url)
 }
 
@@ -105,22 +81,17 @@ async fn measure(s: &Sizes, replicas: usize, postgres: bool, latency: Duration) 
     )
     .await
     .unwrap();
-    let root = std::env::temp_dir().join(format!(
-        "thena-sf-rbench-{}-{}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    let _cleanup = pg::TempDir(root.clone());
+    let root = test_support::TempDir::new("thena-sf-rbench");
     let db = if postgres {
         Some(pg::TempDb::create().await)
     } else {
         None
     };
     let store = match &db {
-        Some(d) => Store::open_postgres(&d.url, SecretBox::from_key(&KEY))
+        Some(d) => Store::open_postgres(&d.url, SecretBox::from_key(&key()))
             .await
             .unwrap(),
-        None => Store::open(&root.join("r0"), SecretBox::from_key(&KEY))
+        None => Store::open(&root.join("r0"), SecretBox::from_key(&key()))
             .await
             .unwrap(),
     };
@@ -216,10 +187,10 @@ async fn measure(s: &Sizes, replicas: usize, postgres: bool, latency: Duration) 
     let p99 = lat[(lat.len() * 99 / 100).min(lat.len() - 1)];
     // Synced: every request's latest version in Salesforce (read from the store's states).
     let check = match &db {
-        Some(d) => Store::open_postgres(&d.url, SecretBox::from_key(&KEY))
+        Some(d) => Store::open_postgres(&d.url, SecretBox::from_key(&key()))
             .await
             .unwrap(),
-        None => Store::open(&root.join("r0"), SecretBox::from_key(&KEY))
+        None => Store::open(&root.join("r0"), SecretBox::from_key(&key()))
             .await
             .unwrap(),
     };

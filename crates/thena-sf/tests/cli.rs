@@ -2,81 +2,60 @@
 //! output), provision, doctor with and without --fix, a shared --data-dir, and
 //! connections declared in the config file.
 
-use std::path::{Path, PathBuf};
+use std::ffi::OsStr;
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
 use sf_emulator::EmulatorConfig;
+use test_support::emulator::{self, connect_args};
+use test_support::process::{first_line, spawn_listening, text, url_in};
+use test_support::TempDir;
 
-struct Dir(PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+fn dir(tag: &str) -> TempDir {
+    TempDir::new(&format!("thena-sf-cli-{tag}"))
 }
 
-fn dir(tag: &str) -> Dir {
-    let d = std::env::temp_dir().join(format!("thena-sf-cli-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    Dir(d)
-}
-
-fn thena(data: &Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_thena-sf"))
-        .arg("--data-dir")
+/// `thena-sf --data-dir <data> <args>`, without a key or config from the environment.
+fn command(data: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_thena-sf"));
+    c.arg("--data-dir")
         .arg(data)
-        .args(args)
         .env_remove("THENA_SF_SECRET_KEY")
-        .env_remove("THENA_SF_CONFIG")
-        .output()
-        .unwrap();
-    out
+        .env_remove("THENA_SF_CONFIG");
+    c
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+fn thena<S: AsRef<OsStr>>(data: &Path, args: impl IntoIterator<Item = S>) -> Output {
+    command(data).args(args).output().unwrap()
+}
+
+/// `connect <name>` to the emulator at `base` as its admin, plus `extra`, off the runtime's threads.
+async fn connect_cli(data: &Path, name: &str, base: &str, extra: &[&str]) -> Output {
+    let data = data.to_path_buf();
+    let mut args = connect_args(name, base);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    tokio::task::spawn_blocking(move || thena(&data, args))
+        .await
+        .unwrap()
+}
+
+/// `thena-sf <args>` off the runtime's threads.
+async fn thena_async(data: &Path, args: &[&str]) -> Output {
+    let data = data.to_path_buf();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || thena(&data, args))
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_provision_doctor_fix() {
-    let emu = sf_emulator::start("127.0.0.1:0", EmulatorConfig::default())
-        .await
-        .unwrap();
+    let emu = emulator::start(EmulatorConfig::default()).await;
     let base = emu.base_url.clone();
     let d = dir("main");
-    let data = d.0.clone();
-    let out = tokio::task::spawn_blocking({
-        let data = data.clone();
-        let base = base.clone();
-        move || {
-            thena(
-                &data,
-                &[
-                    "connect",
-                    "acme",
-                    "--login-url",
-                    &base,
-                    "--client-id",
-                    "local-client",
-                    "--client-secret",
-                    "local-secret",
-                    "--username",
-                    "admin@example.com",
-                    "--password",
-                    "emulator",
-                    "--json",
-                ],
-            )
-        }
-    })
-    .await
-    .unwrap();
+    let data = d.to_path_buf();
+    let out = connect_cli(&data, "acme", &base, &["--json"]).await;
     assert!(out.status.success(), "{}", text(&out));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
@@ -91,26 +70,19 @@ async fn connect_provision_doctor_fix() {
         "a key file was made"
     );
 
-    let out = tokio::task::spawn_blocking({
-        let data = data.clone();
-        move || thena(&data, &["provision", "acme"])
-    })
-    .await
-    .unwrap();
+    let out = thena_async(&data, &["provision", "acme"]).await;
     assert!(out.status.success());
     assert!(text(&out).contains("nothing to change"), "{}", text(&out));
 
     let doctor = |fix: bool| {
-        let data = data.clone();
-        tokio::task::spawn_blocking(move || {
-            if fix {
-                thena(&data, &["doctor", "acme", "--fix"])
-            } else {
-                thena(&data, &["doctor", "acme"])
-            }
-        })
+        let args: &[&str] = if fix {
+            &["doctor", "acme", "--fix"]
+        } else {
+            &["doctor", "acme"]
+        };
+        thena_async(&data, args)
     };
-    let out = doctor(false).await.unwrap();
+    let out = doctor(false).await;
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains(", 0 failed"), "{}", text(&out));
 
@@ -122,14 +94,14 @@ async fn connect_provision_doctor_fix() {
             "<relatedList>RelatedNoteList</relatedList>",
         );
     });
-    let out = doctor(false).await.unwrap();
+    let out = doctor(false).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains("I can't see requests in the Account view"),
         "{}",
         text(&out)
     );
-    let out = doctor(true).await.unwrap();
+    let out = doctor(true).await;
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         text(&out).contains("added the Requests related list"),
@@ -145,37 +117,11 @@ async fn connect_provision_doctor_fix() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_by_refresh_token_and_from_the_config_file() {
-    let emu = sf_emulator::start("127.0.0.1:0", EmulatorConfig::default())
-        .await
-        .unwrap();
+    let emu = emulator::start(EmulatorConfig::default()).await;
     let base = emu.base_url.clone();
     // A refresh token from the web flow.
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let r = http
-        .post(format!("{base}/services/oauth2/authorize"))
-        .form(&[
-            ("response_type", "code"),
-            ("client_id", "local-client"),
-            ("redirect_uri", "http://127.0.0.1:9/cb"),
-            ("scope", "api refresh_token"),
-            ("username", "admin@example.com"),
-            ("password", "emulator"),
-            ("action", "approve"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let loc = reqwest::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
-    let code = loc
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
-    let t: Value = http
+    let code = emulator::authorization_code(&base, "local-client", "http://127.0.0.1:9/cb").await;
+    let t: Value = reqwest::Client::new()
         .post(format!("{base}/services/oauth2/token"))
         .form(&[
             ("grant_type", "authorization_code"),
@@ -193,31 +139,25 @@ async fn connect_by_refresh_token_and_from_the_config_file() {
     let rt = t["refresh_token"].as_str().unwrap().to_string();
 
     let d = dir("rt");
-    let data = d.0.clone();
-    let out = tokio::task::spawn_blocking({
-        let (data, base, rt) = (data.clone(), base.clone(), rt.clone());
-        move || {
-            thena(
-                &data,
-                &[
-                    "connect",
-                    "globex",
-                    "--login-url",
-                    &base,
-                    "--client-id",
-                    "local-client",
-                    "--client-secret",
-                    "local-secret",
-                    "--refresh-token",
-                    &rt,
-                    "--webhook-token",
-                    "my-token-0123456789abcdef0123456789",
-                ],
-            )
-        }
-    })
-    .await
-    .unwrap();
+    let data = d.to_path_buf();
+    let out = thena_async(
+        &data,
+        &[
+            "connect",
+            "globex",
+            "--login-url",
+            &base,
+            "--client-id",
+            emulator::CLIENT_ID,
+            "--client-secret",
+            emulator::CLIENT_SECRET,
+            "--refresh-token",
+            &rt,
+            "--webhook-token",
+            "my-token-0123456789abcdef0123456789",
+        ],
+    )
+    .await;
     assert!(out.status.success(), "{}", text(&out));
     let t = text(&out);
     assert!(
@@ -229,10 +169,10 @@ async fn connect_by_refresh_token_and_from_the_config_file() {
 
     // A connection declared in the config file is connected on first use.
     let d2 = dir("cfg");
-    let cfg = d2.0.join("thena-sf.toml");
+    let cfg = d2.join("thena-sf.toml");
     std::fs::write(&cfg, format!("public_url = \"https://sync.example\"\n[[connections]]\nname = \"initech\"\nlogin_url = \"{base}\"\nclient_id = \"local-client\"\nclient_secret = \"local-secret\"\nrefresh_token_env = \"INITECH_RT\"\n")).unwrap();
     let out = tokio::task::spawn_blocking({
-        let (data, cfg, rt) = (d2.0.join("data"), cfg.clone(), rt.clone());
+        let (data, cfg, rt) = (d2.join("data"), cfg.clone(), rt.clone());
         move || {
             Command::new(env!("CARGO_BIN_EXE_thena-sf"))
                 .arg("--config")
@@ -254,12 +194,7 @@ async fn connect_by_refresh_token_and_from_the_config_file() {
         text(&out)
     );
 
-    let out = tokio::task::spawn_blocking({
-        let data = data.clone();
-        move || thena(&data, &["doctor", "nope"])
-    })
-    .await
-    .unwrap();
+    let out = thena_async(&data, &["doctor", "nope"]).await;
     assert!(!out.status.success());
     assert!(
         text(&out).contains("no connection named 'nope'"),
@@ -278,8 +213,8 @@ fn bad_input_is_refused_with_a_reason() {
         (Some("abc"), None),
         (None, Some("short-token")),
     ] {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_thena-sf"));
-        cmd.arg("--data-dir").arg(&d.0).args([
+        let mut cmd = command(&d);
+        cmd.args([
             "connect",
             "ok",
             "--login-url",
@@ -295,7 +230,7 @@ fn bad_input_is_refused_with_a_reason() {
         if let Some(e) = env {
             cmd.env("THENA_SF_WEBHOOK_TOKEN", e);
         }
-        let out = cmd.env_remove("THENA_SF_SECRET_KEY").output().unwrap();
+        let out = cmd.output().unwrap();
         assert!(!out.status.success());
         assert!(
             text(&out).contains("needs at least 32"),
@@ -304,8 +239,8 @@ fn bad_input_is_refused_with_a_reason() {
         );
     }
     let out = thena(
-        &d.0,
-        &[
+        &d,
+        [
             "connect",
             "bad name!",
             "--login-url",
@@ -323,8 +258,8 @@ fn bad_input_is_refused_with_a_reason() {
         text(&out)
     );
     let out = thena(
-        &d.0,
-        &[
+        &d,
+        [
             "connect",
             "ok",
             "--login-url",
@@ -337,8 +272,8 @@ fn bad_input_is_refused_with_a_reason() {
     );
     assert!(text(&out).contains("must be https"), "{}", text(&out));
     let out = thena(
-        &d.0,
-        &[
+        &d,
+        [
             "connect",
             "ok",
             "--login-url",
@@ -356,59 +291,33 @@ fn bad_input_is_refused_with_a_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_syncs_and_stops_cleanly_on_sigterm() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
-
-    let emu = sf_emulator::start("127.0.0.1:0", EmulatorConfig::default())
-        .await
-        .unwrap();
+    let emu = emulator::start(EmulatorConfig::default()).await;
     let base = emu.base_url.clone();
     let d = dir("serve");
-    let data = d.0.clone();
-    let out = tokio::task::spawn_blocking({
-        let (data, base) = (data.clone(), base.clone());
-        move || {
-            thena(
-                &data,
-                &[
-                    "connect",
-                    "acme",
-                    "--login-url",
-                    &base,
-                    "--client-id",
-                    "local-client",
-                    "--client-secret",
-                    "local-secret",
-                    "--username",
-                    "admin@example.com",
-                    "--password",
-                    "emulator",
-                    "--webhook-token",
-                    "tok-0123456789abcdef0123456789-cli",
-                    "--json",
-                ],
-            )
-        }
-    })
-    .await
-    .unwrap();
+    let data = d.to_path_buf();
+    let out = connect_cli(
+        &data,
+        "acme",
+        &base,
+        &[
+            "--webhook-token",
+            "tok-0123456789abcdef0123456789-cli",
+            "--json",
+        ],
+    )
+    .await;
     assert!(out.status.success(), "{}", text(&out));
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_thena-sf"))
-        .arg("--data-dir")
-        .arg(&data)
+    let mut child = command(&data)
         .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let line = first_line(&mut child);
     assert!(
         line.starts_with("thena-sf listening on http://127.0.0.1:"),
         "{line}"
     );
-    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+    let url = url_in(&line);
     let now = chrono::Utc::now().timestamp_millis();
     let body = serde_json::json!({"action": "CREATE", "request": {"requestId": "SRV-1", "createdAt": now + 10, "updatedAt": now + 20,
         "requestor": {"name": "Someone New", "email": "someone@gmail.com"}, "customer": {"teamName": "Nobody"}}});
@@ -430,12 +339,7 @@ async fn serve_syncs_and_stops_cleanly_on_sigterm() {
     // It is skipped (public mail, no workspace match): `status` and `skipped list` say so.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let out = tokio::task::spawn_blocking({
-            let data = data.clone();
-            move || thena(&data, &["skipped", "list", "acme"])
-        })
-        .await
-        .unwrap();
+        let out = thena_async(&data, &["skipped", "list", "acme"]).await;
         if text(&out).contains("SRV-1") {
             assert!(
                 text(&out).contains("gmail.com is a public mail domain"),
@@ -451,12 +355,7 @@ async fn serve_syncs_and_stops_cleanly_on_sigterm() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let out = tokio::task::spawn_blocking({
-        let data = data.clone();
-        move || thena(&data, &["status", "acme"])
-    })
-    .await
-    .unwrap();
+    let out = thena_async(&data, &["status", "acme"]).await;
     assert!(text(&out).contains("0 synced, 1 skipped"), "{}", text(&out));
     let pid = child.id().to_string();
     assert!(std::process::Command::new("kill")
@@ -473,45 +372,22 @@ async fn serve_syncs_and_stops_cleanly_on_sigterm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_in_logs_metrics_errors_or_pages_after_a_full_run() {
-    use std::io::{BufRead, BufReader, Read};
+    use std::io::Read;
     use std::process::Stdio;
 
-    let seed: sf_emulator::Seed = serde_json::from_value(serde_json::json!({"users": [{"username": "admin@example.com", "password": "pw-9f8e7d6c-secret", "last_name": "Admin"}], "accounts": [{"Name": "Acme Corp"}], "contacts": [{"LastName": "Harsh", "Email": "harsh@acme.io", "AccountName": "Acme Corp"}]})).unwrap();
-    let emu = sf_emulator::start(
-        "127.0.0.1:0",
-        EmulatorConfig {
-            seed,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let emu = emulator::start_seeded(serde_json::json!({"users": [{"username": "admin@example.com", "password": "pw-9f8e7d6c-secret", "last_name": "Admin"}], "accounts": [{"Name": "Acme Corp"}], "contacts": [{"LastName": "Harsh", "Email": "harsh@acme.io", "AccountName": "Acme Corp"}]})).await;
     let base = emu.base_url.clone();
     let d = dir("secrets");
-    let data = d.0.clone();
+    let data = d.to_path_buf();
     let token = "whk-secret-7c1f0a9d-0123456789abcdef0123456789";
+    let mut connect = connect_args("acme", &base);
+    connect[11] = "pw-9f8e7d6c-secret".into();
+    connect.extend(["--webhook-token".into(), token.into()]);
     let out = tokio::task::spawn_blocking({
-        let (data, base) = (data.clone(), base.clone());
+        let data = data.clone();
         move || {
-            Command::new(env!("CARGO_BIN_EXE_thena-sf"))
-                .arg("--data-dir")
-                .arg(&data)
-                .args([
-                    "connect",
-                    "acme",
-                    "--login-url",
-                    &base,
-                    "--client-id",
-                    "local-client",
-                    "--client-secret",
-                    "local-secret",
-                    "--username",
-                    "admin@example.com",
-                    "--password",
-                    "pw-9f8e7d6c-secret",
-                    "--webhook-token",
-                    token,
-                ])
+            command(&data)
+                .args(connect)
                 .env("RUST_LOG", "trace")
                 .output()
                 .unwrap()
@@ -520,22 +396,14 @@ async fn no_secret_in_logs_metrics_errors_or_pages_after_a_full_run() {
     .await
     .unwrap();
     assert!(out.status.success());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_thena-sf"))
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "trace")
-        // The JSON lines carry every span's fields: they are grepped too.
-        .env("THENA_SF_LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+    let (mut child, url) = spawn_listening(
+        command(&data)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "trace")
+            // The JSON lines carry every span's fields: they are grepped too.
+            .env("THENA_SF_LOG_FORMAT", "json")
+            .stderr(Stdio::piped()),
+    );
     let mut stderr = child.stderr.take().unwrap();
     let log = std::thread::spawn(move || {
         let mut s = String::new();
@@ -692,54 +560,20 @@ async fn no_secret_in_logs_metrics_errors_or_pages_after_a_full_run() {
     emu.shutdown().await.unwrap();
 }
 
-async fn connect_cli(data: &Path, base: &str, extra: &[&str]) -> Output {
-    let (data, base) = (data.to_path_buf(), base.to_string());
-    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let mut args = vec![
-            "connect",
-            "acme",
-            "--login-url",
-            &base,
-            "--client-id",
-            "local-client",
-            "--client-secret",
-            "local-secret",
-            "--username",
-            "admin@example.com",
-            "--password",
-            "emulator",
-        ];
-        args.extend(extra.iter().map(String::as_str));
-        thena(&data, &args)
-    })
-    .await
-    .unwrap()
-}
-
 /// Against an org with three Account layouts over three profiles, `connect`
 /// names each layout it changed; against an org that blocks the
 /// username-password flow, `--password` explains what that answer means.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_names_each_layout_and_a_blocked_password_flow_explains_itself() {
-    let seed = serde_json::from_value(serde_json::json!({
+    let emu = emulator::start_seeded(serde_json::json!({
         "layouts": [
             {"object": "Account", "name": "Support Layout", "profiles": ["Standard User"]},
             {"object": "Account", "name": "Partner Layout", "profiles": ["Partner Manager"]}
         ]
     }))
-    .unwrap();
-    let emu = sf_emulator::start(
-        "127.0.0.1:0",
-        EmulatorConfig {
-            seed,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    .await;
     let d = dir("layouts");
-    let out = connect_cli(&d.0, &emu.base_url, &[]).await;
+    let out = connect_cli(&d, "acme", &emu.base_url, &[]).await;
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     for l in [
@@ -755,19 +589,10 @@ async fn connect_names_each_layout_and_a_blocked_password_flow_explains_itself()
         );
     }
 
-    let seed =
-        serde_json::from_value(serde_json::json!({"org": {"password_flow": false}})).unwrap();
-    let blocked = sf_emulator::start(
-        "127.0.0.1:0",
-        EmulatorConfig {
-            seed,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let blocked =
+        emulator::start_seeded(serde_json::json!({"org": {"password_flow": false}})).await;
     let d = dir("blocked");
-    let out = connect_cli(&d.0, &blocked.base_url, &[]).await;
+    let out = connect_cli(&d, "acme", &blocked.base_url, &[]).await;
     let t = text(&out);
     assert!(!out.status.success());
     for part in [

@@ -7,8 +7,7 @@
 mod pg;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,38 +15,24 @@ use parking_lot::Mutex;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
+use test_support::process::spawn_listening;
+use test_support::{cli, TempDir};
 
 const TOKEN: &str = "crash-token-0123456789-0123456789abcdef0123456789";
 const REQUESTS: usize = 1000;
 const VERSIONS: i64 = 5;
 const KILLS: usize = 10;
 
-const KEY_B64: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-
-/// `thena-sf --config <data>/c.toml`, with the shared secret key.
-fn thena_sf(data: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_thena-sf"));
-    c.arg("--config")
-        .arg(data.join("c.toml"))
-        .env("THENA_SF_SECRET_KEY", KEY_B64);
-    c
-}
-
 fn serve(data: &std::path::Path, port: u16) -> Child {
     // A stable replica name (as a StatefulSet gives): each restart resumes the
     // lease at once, so kills land mid-batch on PostgreSQL too.
-    let mut child = thena_sf(data)
-        .env("THENA_SF_REPLICA_ID", "crash-replica")
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("listening"), "{line}");
+    let (child, _) = spawn_listening(
+        cli!(data)
+            .command()
+            .env("THENA_SF_REPLICA_ID", "crash-replica")
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stderr(Stdio::null()),
+    );
     child
 }
 
@@ -78,42 +63,14 @@ async fn crash(database_url: Option<&str>) {
     )
     .await
     .unwrap();
-    let data = std::env::temp_dir().join(format!(
-        "thena-sf-crash-{}-{}",
-        std::process::id(),
-        database_url.is_some()
-    ));
-    let _ = std::fs::remove_dir_all(&data);
-    std::fs::create_dir_all(&data).unwrap();
-    let mut config = format!("data_dir = \"{}\"\n", data.display());
-    if let Some(u) = database_url {
-        config += &format!("database_url = \"{u}\"\nlease_ttl_secs = 2\n");
-    }
-    std::fs::write(data.join("c.toml"), config).unwrap();
-    let out = thena_sf(&data)
-        .args([
-            "connect",
-            "acme",
-            "--login-url",
-            &emu.base_url,
-            "--client-id",
-            "local-client",
-            "--client-secret",
-            "local-secret",
-            "--username",
-            "admin@example.com",
-            "--password",
-            "emulator",
-            "--webhook-token",
-            TOKEN,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let dir = TempDir::new(&format!("thena-sf-crash-{}", database_url.is_some()));
+    let data = dir.to_path_buf();
+    let cli = cli!(&data);
+    cli.write_config(&match database_url {
+        Some(u) => format!("database_url = \"{u}\"\nlease_ttl_secs = 2\n"),
+        None => String::new(),
+    });
+    cli.connect("acme", &emu.base_url, TOKEN, &[]);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -201,7 +158,7 @@ async fn crash(database_url: Option<&str>) {
     assert_eq!(acked.lock().len(), REQUESTS);
 
     // Let the last process settle, then check Salesforce.
-    let key: [u8; 32] = *b"0123456789abcdef0123456789abcdef";
+    let key = test_support::connector::key();
     let secrets = thena_sf::crypto::SecretBox::from_key(&key);
     let store = match database_url {
         Some(u) => thena_sf::store::Store::open_postgres(u, secrets).await,
@@ -259,5 +216,4 @@ async fn crash(database_url: Option<&str>) {
     let mut c = child.lock().take().unwrap();
     c.kill().unwrap();
     c.wait().unwrap();
-    let _ = std::fs::remove_dir_all(&data);
 }

@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-#[path = "support/process.rs"]
-mod process;
+use test_support::{cli, emulator};
 
 const TOKEN: &str = "hardening-token-0123456789abcdef0123456789";
 const PASSWORD: &str = "correct horse battery staple";
@@ -40,29 +39,14 @@ async fn served(tag: &str, extra: &str) -> Served {
         "contacts": [{"LastName": "Known", "Email": "known@acme.io", "AccountName": "Acme Corp"}]
     }))
     .unwrap();
-    let emu = sf_emulator::start(
-        "127.0.0.1:0",
-        sf_emulator::EmulatorConfig {
-            seed,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let emu = test_support::emulator::start_with(seed).await;
     let data = std::env::temp_dir().join(format!("thena-sf-hard-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    std::fs::create_dir_all(&data).unwrap();
     let hash = thena_sf::web::hash_password(PASSWORD).unwrap();
-    std::fs::write(
-        data.join("c.toml"),
-        format!(
-            "data_dir = \"{}\"\nadmin_password_hash = \"{hash}\"\n{extra}\n",
-            data.display()
-        ),
-    )
-    .unwrap();
-    process::connect(&data, "acme", &emu.base_url, TOKEN, &[]);
-    let (child, url) = process::serve(&data);
+    let cli = cli!(&data);
+    cli.write_config(&format!("admin_password_hash = \"{hash}\"\n{extra}\n"));
+    cli.connect("acme", &emu.base_url, TOKEN, &[]);
+    let (child, url) = cli.serve();
     Served {
         child,
         url,
@@ -284,7 +268,7 @@ async fn a_category_flood_creates_only_capped_fields_for_sent_records() {
         }
     };
     let describe_count = || async {
-        let sf = process::org_client(&s.emu.base_url).await;
+        let sf = emulator::org_client(&s.emu.base_url).await;
         sf.invalidate_describes();
         sf.describe("Request__c").await.unwrap().fields.len()
     };
@@ -335,11 +319,7 @@ async fn a_category_flood_creates_only_capped_fields_for_sent_records() {
 }
 
 async fn open_store(data: &Path) -> thena_sf::store::Store {
-    use base64::Engine;
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(process::KEY_B64)
-        .unwrap();
-    let key: [u8; 32] = key.try_into().unwrap();
+    let key = test_support::connector::key();
     thena_sf::store::Store::open(data, thena_sf::crypto::SecretBox::from_key(&key))
         .await
         .unwrap()
@@ -412,7 +392,8 @@ async fn sessions_files_origins_and_signatures() {
     );
 
     // 6: a new password ends every session.
-    let out = process::thena(&s.data)
+    let out = cli!(&s.data)
+        .command()
         .arg("admin-password")
         .env("THENA_SF_ADMIN_PASSWORD", "another long password 42")
         .output()
@@ -439,7 +420,7 @@ async fn sessions_files_origins_and_signatures() {
         format!("public_url = \"https://thena-sf.example.com\"\n{config}"),
     )
     .unwrap();
-    (s.child, s.url) = process::serve(&s.data);
+    (s.child, s.url) = cli!(&s.data).serve();
     assert_eq!(mode(&s.data), 0o700, "repaired at start");
     assert_eq!(mode(&db), 0o600, "repaired at start");
     let (status, _) = login(&s.url, Some(&s.url)).await;
@@ -452,8 +433,7 @@ async fn sessions_files_origins_and_signatures() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_extreme_signature_timestamp_is_refused() {
     let s = served("sig", "").await;
-    process::connect(
-        &s.data,
+    cli!(&s.data).connect(
         "signed",
         &s.emu.base_url,
         TOKEN,

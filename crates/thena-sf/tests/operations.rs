@@ -4,10 +4,7 @@
 //! CONNECT proxy started here that counts what passed), for `connect` and
 //! `serve` run as processes.
 
-#[path = "support/process.rs"]
-mod process;
-
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,41 +12,36 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde_json::json;
 use sf_emulator::EmulatorConfig;
+use test_support::process::spawn_listening;
+use test_support::{cli, emulator, TempDir};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const TOKEN: &str = "ops-token-0123456789abcdef0123456789abcdef";
 
-struct Dir(PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn dir(tag: &str) -> Dir {
-    let d = std::env::temp_dir().join(format!("thena-sf-ops-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
+fn dir(tag: &str) -> TempDir {
+    let d = TempDir::new(&format!("thena-sf-ops-{tag}"));
     config(&d, "");
-    Dir(d)
+    d
 }
 
 /// Writes `<data>/c.toml`: the store under `data`, then `extra`.
 fn config(data: &Path, extra: &str) {
-    let text = format!("data_dir = {:?}\n{extra}", data.display().to_string());
-    std::fs::write(data.join("c.toml"), text).unwrap();
+    cli!(data).write_config(extra);
+}
+
+/// The seed: the admin, one Account and one Contact at it.
+fn one_contact() -> serde_json::Value {
+    json!({
+        "users": [{"username": "admin@example.com", "password": "emulator", "last_name": "Admin"}],
+        "accounts": [{"Name": "Acme Corp"}],
+        "contacts": [{"LastName": "Harsh", "Email": "harsh@acme.io", "AccountName": "Acme Corp"}]
+    })
 }
 
 /// An emulator serving HTTPS with a CA of its own, seeded with one Contact.
 async fn tls_emulator() -> sf_emulator::Running {
-    let seed: sf_emulator::Seed = serde_json::from_value(json!({
-        "users": [{"username": "admin@example.com", "password": "emulator", "last_name": "Admin"}],
-        "accounts": [{"Name": "Acme Corp"}],
-        "contacts": [{"LastName": "Harsh", "Email": "harsh@acme.io", "AccountName": "Acme Corp"}]
-    }))
-    .unwrap();
+    let seed = emulator::seed_of(one_contact());
     sf_emulator::start(
         "127.0.0.1:0",
         EmulatorConfig {
@@ -94,14 +86,14 @@ async fn serve_and_sync(
     id: &str,
     expect: usize,
 ) {
-    let mut c = process::thena(data);
+    let mut c = cli!(data).serve_command();
     c.envs(env.iter().copied())
         .stderr(if std::env::var_os("OPS_DEBUG").is_some() {
             Stdio::inherit()
         } else {
             Stdio::null()
         });
-    let (mut child, url) = process::serve_command(c);
+    let (mut child, url) = spawn_listening(&mut c);
     let now = chrono::Utc::now().timestamp_millis();
     let body = json!({"action": "UPDATE", "request": {"requestId": id, "createdAt": now + 10, "updatedAt": now + 20, "requestor": {"name": "Harsh", "email": "harsh@acme.io"}}});
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
@@ -130,13 +122,13 @@ async fn connect_and_serve_trust_the_ca_given_each_way() {
     let emu = tls_emulator().await;
     let base = emu.base_url.clone();
     let d = dir("ca");
-    let certs = d.0.join("certs");
+    let certs = d.join("certs");
     std::fs::create_dir_all(&certs).unwrap();
     let ca = certs.join("emulator-ca.pem");
     std::fs::write(&ca, emu.ca_pem.as_ref().unwrap()).unwrap();
 
     // Untrusted: the error says so and names the settings.
-    let mut c = process::connect_command(&d.0, "acme", &base, TOKEN);
+    let mut c = cli!(&d).connect_command("acme", &base, TOKEN);
     c.env_remove("SSL_CERT_FILE").env_remove("SSL_CERT_DIR");
     let out = run(c).await;
     assert!(!out.status.success());
@@ -156,7 +148,7 @@ async fn connect_and_serve_trust_the_ca_given_each_way() {
         ("ca-file", vec![("THENA_SF_CA_FILE", ca_s.as_str())]),
     ];
     for (n, (way, env)) in ways.iter().enumerate() {
-        let data = d.0.join(way);
+        let data = d.join(way);
         std::fs::create_dir_all(&data).unwrap();
         // The config key itself (THENA_SF_CA_FILE is its variable).
         let extra = if *way == "ca-file" {
@@ -170,7 +162,7 @@ async fn connect_and_serve_trust_the_ca_given_each_way() {
         } else {
             env.clone()
         };
-        let mut c = process::connect_command(&data, "acme", &base, TOKEN);
+        let mut c = cli!(&data).connect_command("acme", &base, TOKEN);
         c.envs(env.iter().copied());
         let out = run(c).await;
         assert!(out.status.success(), "{way}: {}", text(&out));
@@ -252,7 +244,7 @@ async fn salesforce_calls_go_through_the_proxy_named() {
     let base = emu.base_url.clone();
     let target = base.trim_start_matches("https://").to_string();
     let d = dir("proxy");
-    let ca = d.0.join("ca.pem");
+    let ca = d.join("ca.pem");
     std::fs::write(&ca, emu.ca_pem.as_ref().unwrap()).unwrap();
     let ca_s = ca.display().to_string();
     let open = proxy(None).await;
@@ -263,13 +255,13 @@ async fn salesforce_calls_go_through_the_proxy_named() {
         ("HTTPS_PROXY", open.url.as_str()),
         ("NO_PROXY", ""),
     ];
-    let mut c = process::connect_command(&d.0, "acme", &base, TOKEN);
+    let mut c = cli!(&d).connect_command("acme", &base, TOKEN);
     c.envs(env);
     let out = run(c).await;
     assert!(out.status.success(), "{}", text(&out));
     let after_connect = open.tunnels.lock().len();
     assert!(after_connect > 0, "connect did not use HTTPS_PROXY");
-    serve_and_sync(&d.0, &env, &emu, "PX-1", 1).await;
+    serve_and_sync(&d, &env, &emu, "PX-1", 1).await;
     let all = open.tunnels.lock().clone();
     assert!(all.len() > after_connect, "serve did not use HTTPS_PROXY");
     assert!(all.iter().all(|(t, _)| *t == target), "{all:?}");
@@ -281,16 +273,16 @@ async fn salesforce_calls_go_through_the_proxy_named() {
         ("HTTPS_PROXY", open.url.as_str()),
         ("NO_PROXY", "127.0.0.1"),
     ];
-    serve_and_sync(&d.0, &bypass, &emu, "PX-2", 2).await;
+    serve_and_sync(&d, &bypass, &emu, "PX-2", 2).await;
     assert_eq!(open.tunnels.lock().len(), before, "NO_PROXY was ignored");
 
     // The `proxy` key, with credentials, wins over HTTPS_PROXY; the
     // credentials reach the proxy and nothing the connector prints.
     let guarded = proxy(Some("Basic dXNlcjpwcm94eS1zM2NyZXQ=")).await;
     let keyed = guarded.url.replace("http://", "http://user:proxy-s3cret@");
-    config(&d.0, &format!("proxy = {keyed:?}\nca_file = {ca_s:?}\n"));
+    config(&d, &format!("proxy = {keyed:?}\nca_file = {ca_s:?}\n"));
     let before = open.tunnels.lock().len();
-    let mut c = process::thena(&d.0);
+    let mut c = cli!(&d).command();
     c.env("HTTPS_PROXY", &open.url)
         .env("RUST_LOG", "debug")
         .args(["doctor", "acme"]);
@@ -304,10 +296,10 @@ async fn salesforce_calls_go_through_the_proxy_named() {
 
     // A proxy that refuses the tunnel is named as the reason.
     config(
-        &d.0,
+        &d,
         &format!("proxy = {:?}\nca_file = {ca_s:?}\n", guarded.url),
     );
-    let mut c = process::thena(&d.0);
+    let mut c = cli!(&d).command();
     c.args(["doctor", "acme"]);
     let out = run(c).await;
     assert!(!out.status.success());
@@ -324,25 +316,11 @@ fn stop(mut child: std::process::Child) {
 }
 
 /// A plain emulator with one Contact, connected as `acme` in a fresh store.
-async fn connected(tag: &str, extra_config: &str) -> (sf_emulator::Running, Dir) {
-    let seed: sf_emulator::Seed = serde_json::from_value(json!({
-        "users": [{"username": "admin@example.com", "password": "emulator", "last_name": "Admin"}],
-        "accounts": [{"Name": "Acme Corp"}],
-        "contacts": [{"LastName": "Harsh", "Email": "harsh@acme.io", "AccountName": "Acme Corp"}]
-    }))
-    .unwrap();
-    let emu = sf_emulator::start(
-        "127.0.0.1:0",
-        EmulatorConfig {
-            seed,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+async fn connected(tag: &str, extra_config: &str) -> (sf_emulator::Running, TempDir) {
+    let emu = emulator::start_seeded(one_contact()).await;
     let d = dir(tag);
-    config(&d.0, extra_config);
-    let out = run(process::connect_command(&d.0, "acme", &emu.base_url, TOKEN)).await;
+    config(&d, extra_config);
+    let out = run(cli!(&d).connect_command("acme", &emu.base_url, TOKEN)).await;
     assert!(out.status.success(), "{}", text(&out));
     (emu, d)
 }
@@ -374,9 +352,9 @@ async fn deliver(url: &str, emu: &sf_emulator::Running, id: &str, expect: usize)
 async fn json_logs_say_what_happened_one_line_per_event_without_secrets() {
     use std::io::Read;
     let (emu, d) = connected("logs", "log_format = \"json\"\n").await;
-    let mut c = process::thena(&d.0);
+    let mut c = cli!(&d).serve_command();
     c.env_remove("RUST_LOG").stderr(Stdio::piped());
-    let (mut child, url) = process::serve_command(c);
+    let (mut child, url) = spawn_listening(&mut c);
     let mut stderr = child.stderr.take().unwrap();
     let log = std::thread::spawn(move || {
         let mut s = String::new();
@@ -463,11 +441,11 @@ async fn collector() -> Collector {
 async fn traces_follow_a_webhook_to_its_commit_and_a_batch_to_salesforce() {
     let (emu, d) = connected("traces", "").await;
     let otel = collector().await;
-    let mut c = process::thena(&d.0);
+    let mut c = cli!(&d).serve_command();
     c.env("OTEL_EXPORTER_OTLP_ENDPOINT", &otel.url)
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")
         .stderr(Stdio::null());
-    let (child, url) = process::serve_command(c);
+    let (child, url) = spawn_listening(&mut c);
     deliver(&url, &emu, "TRACE-1", 1).await;
     // Stopping flushes what the exporter still holds.
     tokio::task::spawn_blocking(move || stop(child))

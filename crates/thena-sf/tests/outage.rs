@@ -6,15 +6,13 @@
 //! reaches Salesforce exactly once with its newest state.
 
 mod pg;
-#[path = "support/process.rs"]
-mod process;
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use test_support::{cli, emulator, TempDir};
 use tokio::net::{TcpListener, TcpStream};
 
 const TOKEN: &str = "outage-token-0123456789abcdef0123456789";
@@ -74,18 +72,9 @@ impl Proxy {
     }
 }
 
-fn data_dir(tag: &str, db: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("thena-sf-outage-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    std::fs::write(
-        d.join("c.toml"),
-        format!(
-            "data_dir = \"{}\"\ndatabase_url = \"{db}\"\nlease_ttl_secs = 2\n",
-            d.display()
-        ),
-    )
-    .unwrap();
+fn data_dir(tag: &str, db: &str) -> TempDir {
+    let d = TempDir::new(&format!("thena-sf-outage-{tag}"));
+    cli!(&d).write_config(&format!("database_url = \"{db}\"\nlease_ttl_secs = 2\n"));
     d
 }
 
@@ -113,24 +102,15 @@ async fn a_database_outage_is_ridden_out_by_the_spool_and_nothing_is_lost() {
         server.rsplit_once('@').unwrap().0,
         proxy.port
     );
-    let seed: sf_emulator::Seed = serde_json::from_value(json!({
+    let emu = emulator::start_seeded(json!({
         "accounts": [{"Name": "Acme Corp"}],
         "contacts": [{"LastName": "Known", "Email": "known@acme.io", "AccountName": "Acme Corp"}]
     }))
-    .unwrap();
-    let emu = sf_emulator::start(
-        "127.0.0.1:0",
-        sf_emulator::EmulatorConfig {
-            seed,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    .await;
     let (da, db_dir) = (data_dir("a", &via_proxy), data_dir("b", &via_proxy));
-    process::connect(&da, "acme", &emu.base_url, TOKEN, &[]);
-    let (mut a, url_a) = process::serve(&da);
-    let (mut b, mut url_b) = process::serve(&db_dir);
+    cli!(&da).connect("acme", &emu.base_url, TOKEN, &[]);
+    let (mut a, url_a) = cli!(&da).serve();
+    let (mut b, mut url_b) = cli!(&db_dir).serve();
 
     let created = chrono::Utc::now().timestamp_millis() + 1000;
     let http = reqwest::Client::builder()
@@ -203,7 +183,7 @@ async fn a_database_outage_is_ridden_out_by_the_spool_and_nothing_is_lost() {
 
     // The database is back; B starts again and replays what its predecessor spooled.
     proxy.cut(false);
-    let restarted = process::serve(&db_dir);
+    let restarted = cli!(&db_dir).serve();
     b = restarted.0;
     url_b = restarted.1;
     for _ in 0..20 {
@@ -217,7 +197,7 @@ async fn a_database_outage_is_ridden_out_by_the_spool_and_nothing_is_lost() {
     }
 
     // Every request once in Salesforce, with its newest acknowledged state.
-    let sf = process::org_client(&emu.base_url).await;
+    let sf = emulator::org_client(&emu.base_url).await;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let rows = sf
@@ -267,6 +247,4 @@ async fn a_database_outage_is_ridden_out_by_the_spool_and_nothing_is_lost() {
     let _ = b.kill();
     let _ = a.wait();
     let _ = b.wait();
-    let _ = std::fs::remove_dir_all(&da);
-    let _ = std::fs::remove_dir_all(&db_dir);
 }

@@ -962,15 +962,7 @@ async fn the_demo_settles_every_sample() {
 async fn one_failing_org_never_slows_another() {
     let h = harness(EmulatorConfig::default()).await;
     // A second org whose every API call fails.
-    let broken = sf_emulator::start(
-        "127.0.0.1:0",
-        EmulatorConfig {
-            seed: seed(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let broken = test_support::emulator::start_with(seed()).await;
     let req = password_connect("broken", &broken.base_url, "emulator", Some(TOKEN));
     connect::connect(&h.store, &h.config, req).await.unwrap();
     h.app()

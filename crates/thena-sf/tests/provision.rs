@@ -2,6 +2,7 @@
 
 use salesforce::Secret;
 use sf_emulator::{EmulatorConfig, FaultSpec};
+use test_support::TempDir;
 use thena_sf::config::Config;
 use thena_sf::connect::{self, ConnectRequest, Connected, Credentials};
 use thena_sf::crypto::SecretBox;
@@ -15,45 +16,22 @@ struct Env {
     _dir: TempDir,
 }
 
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 async fn env(config: EmulatorConfig) -> Env {
-    let emu = sf_emulator::start("127.0.0.1:0", config).await.unwrap();
-    let dir = std::env::temp_dir().join(format!(
-        "thena-sf-test-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    ));
+    let emu = test_support::emulator::start(config).await;
+    let dir = TempDir::new("thena-sf-test");
     let store = Store::open(&dir, SecretBox::from_key(&[3u8; 32]))
         .await
         .unwrap();
     let config = Config {
-        data_dir: dir.clone(),
+        data_dir: dir.to_path_buf(),
         ..Config::default()
     };
     Env {
         emu,
         store,
         config,
-        _dir: TempDir(dir),
+        _dir: dir,
     }
-}
-
-fn rand_suffix() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::Relaxed) * 1000
-        + std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos() as u64
-            % 1000
 }
 
 async fn connect_password(e: &Env) -> Connected {

@@ -8,7 +8,6 @@ mod pg;
 
 use salesforce::{OAuthApp, Pkce, Secret};
 use serde_json::json;
-use sf_emulator::EmulatorConfig;
 use thena_sf::config::Config;
 use thena_sf::connect::{self, ConnectRequest, Credentials};
 use thena_sf::crypto::SecretBox;
@@ -23,15 +22,7 @@ async fn race(a: Store, b: Store) {
         "accounts": [{"Name": "Acme"}]
     }))
     .unwrap();
-    let emu = sf_emulator::start(
-        "127.0.0.1:0",
-        EmulatorConfig {
-            seed,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let emu = test_support::emulator::start_with(seed).await;
     // The web flow, answered over HTTP, for a first refresh token.
     let app = OAuthApp {
         login_url: emu.base_url.clone(),
@@ -127,17 +118,9 @@ async fn race(a: Store, b: Store) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_refresh_at_a_time_across_replicas_sqlite() {
-    let dir = pg::TempDir(std::env::temp_dir().join(format!(
-        "thena-sf-race-{}-{}",
-        std::process::id(),
-        rand::random::<u64>()
-    )));
-    let a = Store::open(&dir.0, SecretBox::from_key(&KEY))
-        .await
-        .unwrap();
-    let b = Store::open(&dir.0, SecretBox::from_key(&KEY))
-        .await
-        .unwrap();
+    let dir = test_support::TempDir::new("thena-sf-race");
+    let a = Store::open(&dir, SecretBox::from_key(&KEY)).await.unwrap();
+    let b = Store::open(&dir, SecretBox::from_key(&KEY)).await.unwrap();
     race(a, b).await;
 }
 

@@ -7,18 +7,18 @@
 mod pg;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use rand::seq::SliceRandom;
-use salesforce::{Client, ClientConfig, OAuthApp, Secret};
 use serde_json::{json, Value};
 use sf_emulator::{EmulatorConfig, Seed};
+use test_support::connector::key;
+use test_support::process::spawn_listening;
+use test_support::{cli, TempDir};
 use thena_sf::config::Config;
 use thena_sf::connect::{self, ConnectRequest};
 use thena_sf::crypto::SecretBox;
@@ -27,7 +27,6 @@ use thena_sf::store::Store;
 const CONNECTIONS: usize = 50;
 const REQUESTS: usize = 100;
 const VERSIONS: usize = 4;
-const KEY: [u8; 32] = [11u8; 32];
 
 struct Replica {
     child: Child,
@@ -41,43 +40,23 @@ impl Drop for Replica {
     }
 }
 
-fn config_file(dir: &Path, db: &str) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    let p = dir.join("thena-sf.toml");
-    std::fs::write(
-        &p,
-        format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\ndatabase_url = \"{db}\"\nlease_ttl_secs = 2\n",
-            dir.display()
-        ),
-    )
-    .unwrap();
-    p
+/// A replica's data folder with its config: the shared database `db`.
+fn replica_dir(dir: &Path, db: &str) -> PathBuf {
+    cli!(dir).write_config(&format!(
+        "listen = \"127.0.0.1:0\"\ndatabase_url = \"{db}\"\nlease_ttl_secs = 2\n"
+    ));
+    dir.to_path_buf()
 }
 
-fn start(config: &Path) -> Replica {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_thena-sf"))
-        .arg("--config")
-        .arg(config)
-        .arg("serve")
-        .env(
-            "THENA_SF_SECRET_KEY",
-            base64::engine::general_purpose::STANDARD.encode(KEY),
-        )
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("listening"), "{line}");
-    Replica {
-        url: line.trim().rsplit(' ').next().unwrap().to_string(),
-        child,
-    }
+fn start(dir: &Path) -> Replica {
+    let (child, url) = spawn_listening(
+        cli!(dir)
+            .command()
+            .arg("serve")
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::inherit()),
+    );
+    Replica { url, child }
 }
 
 fn seed() -> Seed {
@@ -135,15 +114,10 @@ async fn three_replicas_fifty_orgs_one_killed_nothing_lost_or_doubled() {
     )
     .await
     .unwrap();
-    let root = std::env::temp_dir().join(format!(
-        "thena-sf-replicas-{}-{}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    let _cleanup = pg::TempDir(root.clone());
+    let root = TempDir::new("thena-sf-replicas");
 
     // 50 connections (each an org), made once into the shared store.
-    let store = Store::open_postgres(&db.url, SecretBox::from_key(&KEY))
+    let store = Store::open_postgres(&db.url, SecretBox::from_key(&key()))
         .await
         .unwrap();
     let cfg = Config {
@@ -170,7 +144,7 @@ async fn three_replicas_fifty_orgs_one_killed_nothing_lost_or_doubled() {
         + 1_000;
 
     let configs: Vec<PathBuf> = (0..3)
-        .map(|i| config_file(&root.join(format!("r{i}")), &db.url))
+        .map(|i| replica_dir(&root.join(format!("r{i}")), &db.url))
         .collect();
     let mut replicas: Vec<Replica> = configs.iter().map(|c| start(c)).collect();
     let urls: Arc<parking_lot::RwLock<Vec<String>>> = Arc::new(parking_lot::RwLock::new(
@@ -313,23 +287,7 @@ async fn three_replicas_fifty_orgs_one_killed_nothing_lost_or_doubled() {
         .collect();
 
     // Salesforce holds each request exactly once, with its latest state.
-    let sf = {
-        let app = OAuthApp {
-            login_url: emu.base_url.clone(),
-            client_id: "local-client".into(),
-            client_secret: Some(Secret::new("local-secret")),
-            redirect_uri: String::new(),
-        };
-        let t = app
-            .password(
-                &reqwest::Client::new(),
-                "admin@example.com",
-                &Secret::new("emulator"),
-            )
-            .await
-            .unwrap();
-        Client::new(t, Some(app), None, ClientConfig::default())
-    };
+    let sf = { test_support::emulator::org_client(&emu.base_url).await };
     let rows = sf
         .query("SELECT RequestId__c, Title__c, Status__c FROM Request__c")
         .await
@@ -419,24 +377,11 @@ fn unsafe_kill(child: &mut Child) {
 async fn connections_and_tokens_changed_on_one_replica_reach_the_others() {
     use thena_sf::app::App;
     let db = pg::TempDb::create().await;
-    let emu = sf_emulator::start(
-        "127.0.0.1:0",
-        EmulatorConfig {
-            seed: seed(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let root = std::env::temp_dir().join(format!(
-        "thena-sf-replicas2-{}-{}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    let _cleanup = pg::TempDir(root.clone());
+    let emu = test_support::emulator::start_with(seed()).await;
+    let root = TempDir::new("thena-sf-replicas2");
     let mut apps = Vec::new();
     for i in 0..2 {
-        let store = Store::open_postgres(&db.url, SecretBox::from_key(&KEY))
+        let store = Store::open_postgres(&db.url, SecretBox::from_key(&key()))
             .await
             .unwrap();
         let config = Config {

@@ -22,14 +22,10 @@ const KEY: [u8; 32] = [3u8; 32];
 async fn stores(backend: &str) -> (Store, Store, Box<dyn std::any::Any>) {
     match backend {
         "sqlite" => {
-            let dir = std::env::temp_dir().join(format!(
-                "thena-sf-suite-{}-{}",
-                std::process::id(),
-                rand::random::<u64>()
-            ));
+            let dir = test_support::TempDir::new("thena-sf-suite");
             let a = Store::open(&dir, SecretBox::from_key(&KEY)).await.unwrap();
             let b = Store::open(&dir, SecretBox::from_key(&KEY)).await.unwrap();
-            (a, b, Box::new(pg::TempDir(dir)))
+            (a, b, Box::new(dir))
         }
         _ => {
             let db = pg::TempDb::create().await;

@@ -379,16 +379,14 @@ pub struct CsrfForm {
     pub csrf: String,
 }
 
-pub async fn logout(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Form(form): Form<CsrfForm>,
-) -> Response {
-    let s = match form_session(&app, &headers, &form.csrf).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let _ = app.store.delete_session(&s.id_hash).await;
+impl super::form::Csrf for CsrfForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+pub async fn logout(State(app): State<App>, posted: super::form::Posted<CsrfForm>) -> Response {
+    let _ = app.store.delete_session(&posted.session.id_hash).await;
     (
         StatusCode::SEE_OTHER,
         [

@@ -3,13 +3,13 @@
 //! doctor with Fix; the category map; a new webhook token; Disconnect.
 
 use axum::extract::{Path, Query, State as AxState};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use serde::Deserialize;
 
-use super::auth::{form_session, Session};
-use super::errors::{error_page, failure, missing};
+use super::auth::Session;
+use super::errors::{error_page, failure, missing, AdminError, AdminResult};
+use super::form::{ConnPosted, Csrf};
 use super::pages::{last_webhook, last_written, state_of};
 use super::views::{
     ActivityRow, CheckRow, ConnectionPage, DeadRow, DisconnectPage, Pager, SkippedRow, Tab,
@@ -321,6 +321,18 @@ pub struct ActionForm {
     id: Option<i64>,
 }
 
+impl Csrf for ActionForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+impl Csrf for RollForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// Back to the connection's tab, with what the action did kept for the
 /// session's next page (a flash: the URL says nothing of it).
 async fn back(app: &App, s: &Session, name: &str, tab: &str, notice: &str, n: u64) -> Response {
@@ -332,105 +344,43 @@ async fn back(app: &App, s: &Session, name: &str, tab: &str, notice: &str, n: u6
     Redirect::to(&format!("/connections/{name}?tab={tab}")).into_response()
 }
 
-/// Checks the form and that the connection exists.
-async fn action(
-    app: &App,
-    headers: &HeaderMap,
-    name: &str,
-    csrf: &str,
-) -> Result<(Session, Connection), Response> {
-    let s = form_session(app, headers, csrf).await?;
-    match app.store.connection(name).await {
-        Ok(c) => Ok((s, c)),
-        Err(e) => Err(missing(s.chrome(), &e)),
-    }
-}
-
 /// Answers a queue action: back to its tab, saying how many it touched; the
 /// worker is woken when there is new work for it.
-async fn after(
-    app: &App,
-    s: &Session,
-    name: &str,
-    done: Result<u64, StoreError>,
-    tab: &str,
-    notice: &str,
-    wake: bool,
-) -> Response {
-    match done {
-        Ok(n) => {
-            if wake {
-                app.wake(name);
-            }
-            back(app, s, name, tab, notice, n).await
-        }
-        Err(e) => failure(&e.to_string()),
+async fn after(app: &App, f: &ConnPosted<ActionForm>, n: u64, tab: &str, notice: &str) -> Response {
+    if notice != "discarded" {
+        app.wake(&f.conn.name);
     }
+    back(app, &f.session, &f.conn.name, tab, notice, n).await
 }
 
-pub async fn retry_skipped(
-    AxState(app): AxState<App>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    Form(f): Form<ActionForm>,
-) -> Response {
-    let s = match action(&app, &headers, &name, &f.csrf).await {
-        Ok((s, _)) => s,
-        Err(r) => return r,
-    };
-    let one = f.request_id.as_deref().filter(|r| !r.is_empty());
-    let done = app.store.retry_skipped(&name, one).await;
-    after(&app, &s, &name, done, "skipped", "retried-skipped", true).await
+pub async fn retry_skipped(AxState(app): AxState<App>, f: ConnPosted<ActionForm>) -> AdminResult {
+    let one = f.form.request_id.as_deref().filter(|r| !r.is_empty());
+    let n = app.store.retry_skipped(&f.conn.name, one).await?;
+    Ok(after(&app, &f, n, "skipped", "retried-skipped").await)
 }
 
-pub async fn retry_dead(
-    AxState(app): AxState<App>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    Form(f): Form<ActionForm>,
-) -> Response {
-    let s = match action(&app, &headers, &name, &f.csrf).await {
-        Ok((s, _)) => s,
-        Err(r) => return r,
-    };
-    let done = app.store.retry_dead(&name, f.id).await;
-    after(&app, &s, &name, done, "failed", "retried-dead", true).await
+pub async fn retry_dead(AxState(app): AxState<App>, f: ConnPosted<ActionForm>) -> AdminResult {
+    let n = app.store.retry_dead(&f.conn.name, f.form.id).await?;
+    Ok(after(&app, &f, n, "failed", "retried-dead").await)
 }
 
-pub async fn discard_dead(
-    AxState(app): AxState<App>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    Form(f): Form<ActionForm>,
-) -> Response {
-    let s = match action(&app, &headers, &name, &f.csrf).await {
-        Ok((s, _)) => s,
-        Err(r) => return r,
-    };
-    let done = app.store.discard_dead(&name, f.id).await;
-    after(&app, &s, &name, done, "failed", "discarded", false).await
+pub async fn discard_dead(AxState(app): AxState<App>, f: ConnPosted<ActionForm>) -> AdminResult {
+    let n = app.store.discard_dead(&f.conn.name, f.form.id).await?;
+    Ok(after(&app, &f, n, "failed", "discarded").await)
 }
 
-pub async fn fix(
-    AxState(app): AxState<App>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    Form(f): Form<ActionForm>,
-) -> Response {
-    let (s, c) = match action(&app, &headers, &name, &f.csrf).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let client = connect::client_for(&app.store, &c, &app.config);
+pub async fn fix(AxState(app): AxState<App>, f: ConnPosted<ActionForm>) -> Response {
+    let (s, c, name) = (&f.session, &f.conn, &f.conn.name);
+    let client = connect::client_for(&app.store, c, &app.config);
     let result = async {
         let user = connect::user_id(&c.tokens)?;
-        let categories = app.store.category_fields(&name).await?;
+        let categories = app.store.category_fields(name).await?;
         let report = connect::provision_with_retries(&client, &categories, &user).await?;
-        app.store.mark_provisioned(&name).await?;
+        app.store.mark_provisioned(name).await?;
         crate::provision::check_and_record(
             &client,
             &app.store,
-            &name,
+            name,
             &categories,
             app.config.api_budget_share,
         )
@@ -440,16 +390,9 @@ pub async fn fix(
     .await;
     match result {
         Ok(report) => {
-            app.wake(&name);
-            back(
-                &app,
-                &s,
-                &name,
-                "setup",
-                "fixed",
-                report.changes.len() as u64,
-            )
-            .await
+            app.wake(name);
+            let n = report.changes.len() as u64;
+            back(&app, s, name, "setup", "fixed", n).await
         }
         Err(e) => {
             let x = super::flow::explain(&e);
@@ -459,39 +402,23 @@ pub async fn fix(
 }
 
 /// "Check now": runs the doctor and keeps its result.
-pub async fn check(
-    AxState(app): AxState<App>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    Form(f): Form<ActionForm>,
-) -> Response {
-    let (s, c) = match action(&app, &headers, &name, &f.csrf).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let client = connect::client_for(&app.store, &c, &app.config);
-    let result = async {
-        let categories = app.store.category_fields(&name).await?;
-        crate::provision::check_and_record(
-            &client,
-            &app.store,
-            &name,
-            &categories,
-            app.config.api_budget_share,
-        )
-        .await
-    }
+pub async fn check(AxState(app): AxState<App>, f: ConnPosted<ActionForm>) -> AdminResult {
+    let name = &f.conn.name;
+    let client = connect::client_for(&app.store, &f.conn, &app.config);
+    let categories = app.store.category_fields(name).await?;
+    let result = crate::provision::check_and_record(
+        &client,
+        &app.store,
+        name,
+        &categories,
+        app.config.api_budget_share,
+    )
     .await;
     if let Some(u) = client.api_usage() {
-        app.metrics.set_usage(&name, u.used, u.max);
+        app.metrics.set_usage(name, u.used, u.max);
     }
-    match result {
-        Ok(r) => {
-            let failed = r.checks.iter().filter(|c| !c.ok).count() as u64;
-            back(&app, &s, &name, "setup", "checked", failed).await
-        }
-        Err(e) => failure(&e.to_string()),
-    }
+    let failed = result?.checks.iter().filter(|c| !c.ok).count() as u64;
+    Ok(back(&app, &f.session, name, "setup", "checked", failed).await)
 }
 
 /// The grace periods a roll offers, in hours (0: the old token stops at once).
@@ -532,40 +459,27 @@ pub async fn roll_token_page(
 
 /// Makes a new webhook token, shown once; the old one keeps working for
 /// the grace picked.
-pub async fn rotate_token(
-    AxState(app): AxState<App>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    Form(f): Form<RollForm>,
-) -> Response {
-    let (s, _) = match action(&app, &headers, &name, &f.csrf).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    if !GRACE_HOURS.contains(&f.grace_hours) {
-        return error_page(
+pub async fn rotate_token(AxState(app): AxState<App>, f: ConnPosted<RollForm>) -> AdminResult {
+    let (s, name, hours) = (&f.session, f.conn.name.clone(), f.form.grace_hours);
+    if !GRACE_HOURS.contains(&hours) {
+        return Ok(error_page(
             StatusCode::BAD_REQUEST,
             Some(s.chrome()),
             "No such grace period",
-            &format!("{} hours is not one of the choices.", f.grace_hours),
+            &format!("{hours} hours is not one of the choices."),
             "Go back and pick one of the choices offered.",
-        );
+        ));
     }
-    let grace_until = (f.grace_hours > 0)
-        .then(|| chrono::Utc::now().timestamp_millis() + f.grace_hours * 3_600_000);
+    let grace_until =
+        (hours > 0).then(|| chrono::Utc::now().timestamp_millis() + hours * 3_600_000);
     let token = crypto::new_token();
-    let rolled = app
-        .store
-        .roll_webhook_token(&name, &crypto::token_hash(&token), grace_until)
-        .await;
-    if let Err(e) = rolled {
-        return failure(&e.to_string());
-    }
-    if let Err(r) = serve_anew(&app, &name).await {
-        return r;
-    }
-    tracing::info!(connection = %name, grace_hours = f.grace_hours, "webhook token rolled");
-    render(
+    let hash = crypto::token_hash(&token);
+    app.store
+        .roll_webhook_token(&name, &hash, grace_until)
+        .await?;
+    serve_anew(&app, &name).await?;
+    tracing::info!(connection = %name, grace_hours = hours, "webhook token rolled");
+    Ok(render(
         StatusCode::OK,
         &TokenPage {
             chrome: s.chrome(),
@@ -574,39 +488,26 @@ pub async fn rotate_token(
             token,
             old_until: grace_until.map(until),
         },
-    )
+    ))
 }
 
 /// "Revoke old token now": the token a roll replaced stops working at once.
 pub async fn revoke_old_token(
     AxState(app): AxState<App>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    Form(f): Form<ActionForm>,
-) -> Response {
-    let s = match action(&app, &headers, &name, &f.csrf).await {
-        Ok((s, _)) => s,
-        Err(r) => return r,
-    };
-    if let Err(e) = app.store.revoke_previous_token(&name).await {
-        return failure(&e.to_string());
-    }
-    if let Err(r) = serve_anew(&app, &name).await {
-        return r;
-    }
+    f: ConnPosted<ActionForm>,
+) -> AdminResult {
+    let name = &f.conn.name;
+    app.store.revoke_previous_token(name).await?;
+    serve_anew(&app, name).await?;
     tracing::info!(connection = %name, "the previous webhook token was revoked");
-    back(&app, &s, &name, "setup", "revoked-old-token", 1).await
+    Ok(back(&app, &f.session, name, "setup", "revoked-old-token", 1).await)
 }
 
 /// Serves the connection as now stored (its webhook credentials changed).
-async fn serve_anew(app: &App, name: &str) -> Result<(), Response> {
-    match app.store.connection(name).await {
-        Ok(c) => {
-            app.add_connection(&c);
-            Ok(())
-        }
-        Err(e) => Err(failure(&e.to_string())),
-    }
+async fn serve_anew(app: &App, name: &str) -> Result<(), AdminError> {
+    let c = app.store.connection(name).await?;
+    app.add_connection(&c);
+    Ok(())
 }
 
 pub async fn disconnect_page(
@@ -632,22 +533,12 @@ pub async fn disconnect_page(
     )
 }
 
-pub async fn disconnect(
-    AxState(app): AxState<App>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    Form(f): Form<ActionForm>,
-) -> Response {
-    let (s, c) = match action(&app, &headers, &name, &f.csrf).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+pub async fn disconnect(AxState(app): AxState<App>, f: ConnPosted<ActionForm>) -> AdminResult {
+    let (s, c, name) = (&f.session, &f.conn, &f.conn.name);
     // Deleted from the store first, so that no replica learns it again from there.
-    if let Err(e) = app.store.delete_connection(&name).await {
-        return failure(&e.to_string());
-    }
-    app.remove_connection(&name);
-    let _ = app.store.release_lease(&name).await;
+    app.store.delete_connection(name).await?;
+    app.remove_connection(name);
+    let _ = app.store.release_lease(name).await;
     tracing::info!(connection = %name, "disconnected from the admin page");
     // Revoking the refresh token ends every session issued from it.
     let http = app.config.http_client(std::time::Duration::from_secs(20));
@@ -657,7 +548,7 @@ pub async fn disconnect(
         .clone()
         .unwrap_or_else(|| c.tokens.access_token.clone());
     let revoked = c.oauth_app("").revoke(&http, &token).await;
-    match revoked {
+    Ok(match revoked {
         Ok(()) => Redirect::to("/integrations").into_response(),
         Err(e) => error_page(
             StatusCode::OK,
@@ -666,7 +557,7 @@ pub async fn disconnect(
             &format!("The connection was removed here, but Salesforce's revoke call failed: {e}"),
             "Revoke the connector's access in Salesforce: Setup → Connected Apps OAuth Usage, or the user's Connections settings.",
         ),
-    }
+    })
 }
 
 /// One line on the Thena webhook app feeding the connection (platform).

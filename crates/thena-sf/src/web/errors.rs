@@ -2,7 +2,7 @@
 //! to do, for every handler.
 
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use super::render;
 use super::views::{Chrome, ErrorPage};
@@ -64,3 +64,34 @@ pub async fn not_found() -> Response {
         "Open Integrations to find your way from there.",
     )
 }
+
+/// Why an admin action could not finish, for handlers that use `?`: the
+/// store failed (our page for it), or the answer is made already.
+pub enum AdminError {
+    Store(StoreError),
+    Answered(Response),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        AdminError::Store(e)
+    }
+}
+
+impl From<Response> for AdminError {
+    fn from(r: Response) -> Self {
+        AdminError::Answered(r)
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        match self {
+            AdminError::Store(e) => failure(&e.to_string()),
+            AdminError::Answered(r) => r,
+        }
+    }
+}
+
+/// What an admin handler answers.
+pub type AdminResult = Result<Response, AdminError>;

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use parking_lot::Mutex;
 use salesforce::{OAuthApp, Pkce, Secret};
 use serde::Deserialize;
 
-use super::auth::{form_session, session, Session};
+use super::auth::{session, Session};
 use super::errors::{error_page, failure};
+use super::form::{ConnPosted, Csrf, Posted};
 use super::views::{ConnectPage, Place, SetupPage, StepView};
 use super::{render, App};
 use crate::connect::{self, ConnectRequest, Credentials, Step};
@@ -270,15 +270,11 @@ pub async fn connect_page(State(app): State<App>, headers: HeaderMap) -> Respons
     }
 }
 
-pub async fn start(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Form(f): Form<ConnectForm>,
-) -> Response {
-    let s = match form_session(&app, &headers, &f.csrf).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+pub async fn start(State(app): State<App>, posted: Posted<ConnectForm>) -> Response {
+    let Posted {
+        session: s,
+        form: f,
+    } = posted;
     let name = f.name.trim().to_string();
     if !connect::valid_name(&name) {
         return connect_form(&app, &s, &f, Some("The name must be 1 to 64 letters, digits, '-' or '_' (it becomes part of the webhook URL).".into()));
@@ -345,20 +341,20 @@ pub struct NameForm {
     csrf: String,
 }
 
-pub async fn reconnect(
-    State(app): State<App>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    Form(f): Form<NameForm>,
-) -> Response {
-    let s = match form_session(&app, &headers, &f.csrf).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    match app.store.connection(&name).await {
-        Ok(c) => begin(&app, &s, &c.name, &c.login_url).await,
-        Err(e) => super::errors::missing(s.chrome(), &e),
+impl Csrf for NameForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
     }
+}
+
+impl Csrf for ConnectForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+pub async fn reconnect(State(app): State<App>, f: ConnPosted<NameForm>) -> Response {
+    begin(&app, &f.session, &f.conn.name, &f.conn.login_url).await
 }
 
 #[derive(Deserialize, Default)]

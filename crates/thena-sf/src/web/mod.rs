@@ -11,6 +11,7 @@ mod auth;
 mod connection;
 mod errors;
 mod flow;
+mod form;
 mod pages;
 mod views;
 

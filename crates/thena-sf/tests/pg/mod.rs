@@ -62,12 +62,3 @@ impl Drop for TempDb {
         .join();
     }
 }
-
-/// A temporary directory, removed afterwards.
-pub struct TempDir(pub std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}

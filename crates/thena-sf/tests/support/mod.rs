@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use salesforce::{Client, ClientConfig, OAuthApp, Secret};
 use serde_json::{json, Value};
-use sf_emulator::{EmulatorConfig, Seed};
+use sf_emulator::Seed;
 use thena_sf::app::App;
 use thena_sf::config::{Config, EmulatorLogin};
 use thena_sf::crypto::SecretBox;
@@ -55,15 +55,7 @@ pub struct Options {
 }
 
 pub async fn site(opts: Options) -> Site {
-    let emu = sf_emulator::start(
-        "127.0.0.1:0",
-        EmulatorConfig {
-            seed: seed(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let emu = test_support::emulator::start_with(seed()).await;
     let dir = std::env::temp_dir().join(format!(
         "thena-sf-web-{}-{}",
         std::process::id(),
