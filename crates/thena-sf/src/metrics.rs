@@ -44,6 +44,13 @@ fn conn(c: &str) -> Conn {
     }
 }
 
+fn outcome_of(connection: &str, outcome: &str) -> Outcome {
+    Outcome {
+        connection: connection.to_string(),
+        outcome: outcome.to_string(),
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
     received: Family<Received, Counter>,
@@ -77,48 +84,22 @@ impl Default for Metrics {
             usage: Mutex::default(),
             scrape: Mutex::default(),
         };
-        let r = &mut m.registry;
         // Counters get their `_total` suffix from the library.
-        r.register(
-            "thena_sf_events_received",
-            "Webhook events received, by result",
-            m.received.clone(),
-        );
-        r.register(
-            "thena_sf_requests",
-            "Requests synced, skipped or failed",
-            m.outcomes.clone(),
-        );
-        r.register(
-            "thena_sf_salesforce_api_calls",
-            "Salesforce API calls made",
-            m.api_calls.clone(),
-        );
-        r.register(
-            "thena_sf_org_api_usage_ratio",
-            "The org's API calls in the last 24 h over its daily limit",
-            m.usage_ratio.clone(),
-        );
-        r.register(
-            "thena_sf_queue_depth",
-            "Snapshots waiting to be sent",
-            m.queue_depth.clone(),
-        );
-        r.register(
-            "thena_sf_records_failed_last_hour",
-            "Records Salesforce refused in the last hour (the connection shows as degraded while above 0)",
-            m.failed_last_hour.clone(),
-        );
-        r.register(
-            "thena_sf_spool_events",
-            "Accepted events waiting in this replica's local spool for the store",
-            m.spool.clone(),
-        );
-        r.register(
-            "thena_sf_end_to_end_seconds",
-            "From acknowledging an event to its record in Salesforce",
-            m.end_to_end.clone(),
-        );
+        macro_rules! register {
+            ($($name:literal, $help:literal, $metric:expr;)*) => {
+                $(m.registry.register($name, $help, $metric.clone());)*
+            };
+        }
+        register! {
+            "thena_sf_events_received", "Webhook events received, by result", m.received;
+            "thena_sf_requests", "Requests synced, skipped or failed", m.outcomes;
+            "thena_sf_salesforce_api_calls", "Salesforce API calls made", m.api_calls;
+            "thena_sf_org_api_usage_ratio", "The org's API calls in the last 24 h over its daily limit", m.usage_ratio;
+            "thena_sf_queue_depth", "Snapshots waiting to be sent", m.queue_depth;
+            "thena_sf_records_failed_last_hour", "Records Salesforce refused in the last hour (the connection shows as degraded while above 0)", m.failed_last_hour;
+            "thena_sf_spool_events", "Accepted events waiting in this replica's local spool for the store", m.spool;
+            "thena_sf_end_to_end_seconds", "From acknowledging an event to its record in Salesforce", m.end_to_end;
+        }
         m
     }
 }
@@ -135,10 +116,7 @@ impl Metrics {
 
     pub fn outcome(&self, connection: &str, outcome: &str, n: u64) {
         self.outcomes
-            .get_or_create(&Outcome {
-                connection: connection.to_string(),
-                outcome: outcome.to_string(),
-            })
+            .get_or_create(&outcome_of(connection, outcome))
             .inc_by(n);
     }
 
@@ -173,10 +151,7 @@ impl Metrics {
 
     pub fn outcome_count(&self, connection: &str, outcome: &str) -> u64 {
         self.outcomes
-            .get_or_create(&Outcome {
-                connection: connection.to_string(),
-                outcome: outcome.to_string(),
-            })
+            .get_or_create(&outcome_of(connection, outcome))
             .get()
     }
 

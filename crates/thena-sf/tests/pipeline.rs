@@ -1327,33 +1327,14 @@ async fn large_orgs_are_searched_and_person_accounts_are_never_companies() {
 
     let stat = |k: &str| h.emu.emulator.stats.lock().get(k).copied().unwrap_or(0);
     let person_of = |id: &str, email: &str, team: &str| json!({"request": {"requestId": id, "requestor": {"id": id, "name": "New Person", "email": email}, "customer": {"teamName": team}}});
-    h.post(
-        &payload(
-            "BIG-1",
-            1,
-            person_of("BIG-1", "new@initech.io", "Nobody Inc"),
-        ),
-        &[],
-    )
-    .await;
-    h.post(
-        &payload(
-            "BIG-2",
-            1,
-            person_of("BIG-2", "someone@gmail.com", "Pat Lee"),
-        ),
-        &[],
-    )
-    .await;
-    h.post(
-        &payload(
-            "BIG-4",
-            1,
-            person_of("BIG-4", "new@init-tech.io", "Nobody Inc"),
-        ),
-        &[],
-    )
-    .await;
+    for (id, email, team) in [
+        ("BIG-1", "new@initech.io", "Nobody Inc"),
+        ("BIG-2", "someone@gmail.com", "Pat Lee"),
+        ("BIG-4", "new@init-tech.io", "Nobody Inc"),
+    ] {
+        h.post(&payload(id, 1, person_of(id, email, team)), &[])
+            .await;
+    }
     h.settle(&["BIG-1".into(), "BIG-2".into(), "BIG-4".into()])
         .await;
     let rows = h

@@ -128,6 +128,37 @@ impl<'a> Obj<'a> {
             )),
         }
     }
+
+    /// Each element of the array at `key` through `f` (given the element
+    /// and its JSON path), keeping what `f` keeps; absent and null as sent.
+    pub fn each<T>(
+        &self,
+        key: &str,
+        mut f: impl FnMut(&'a Value, String) -> Result<Option<T>, PayloadError>,
+    ) -> Result<Patch<Vec<T>>, PayloadError> {
+        Ok(match self.array(key)? {
+            Patch::Set((items, path)) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    out.extend(f(item, format!("{path}[{i}]"))?);
+                }
+                Patch::Set(out)
+            }
+            Patch::Null => Patch::Null,
+            Patch::Absent => Patch::Absent,
+        })
+    }
+
+    /// `value`, found at `path`, as an object.
+    pub fn of(value: &'a Value, path: String) -> Result<Obj<'a>, PayloadError> {
+        match value {
+            Value::Object(map) => Ok(Obj { map, path }),
+            other => Err(err(
+                &path,
+                format!("expected an object, got {}", kind(other)),
+            )),
+        }
+    }
 }
 
 /// Keys whose numeric values are identifiers: kept as the digits sent.

@@ -54,137 +54,101 @@ pub(super) fn name_of(o: &Obj, keys: &[&'static str]) -> Result<Patch<String>, P
 }
 
 fn thread(o: &Obj, keys: &[&'static str]) -> Result<Patch<Vec<Message>>, PayloadError> {
-    Ok(match o.array(o.alias(keys))? {
-        Patch::Set((items, path)) => {
-            let mut out = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                let here = format!("{path}[{i}]");
-                let Value::Object(m) = item else {
-                    return Err(err(
-                        &here,
-                        format!("expected an object, got {}", kind(item)),
-                    ));
-                };
-                let msg = Obj { map: m, path: here };
-                let user = match msg.obj("user")? {
-                    Patch::Set(u) => (u.opt_text("id")?, u.opt_text("name")?),
-                    _ => (None, None),
-                };
-                let ts = match msg.raw("ts") {
-                    Some(Value::String(s)) => time::slack_ts(s).or_else(|| time::parse_str(s)),
-                    Some(v @ Value::Number(_)) => time::parse(v).ok(),
-                    _ => None,
-                };
-                out.push(Message {
-                    user_id: user.0,
-                    user_name: user.1,
-                    text: msg.opt_text("text")?.unwrap_or_default(),
-                    ts,
-                });
-            }
-            Patch::Set(out)
-        }
-        Patch::Null => Patch::Null,
-        Patch::Absent => Patch::Absent,
+    o.each(o.alias(keys), |item, here| {
+        let msg = Obj::of(item, here)?;
+        let user = match msg.obj("user")? {
+            Patch::Set(u) => (u.opt_text("id")?, u.opt_text("name")?),
+            _ => (None, None),
+        };
+        let ts = match msg.raw("ts") {
+            Some(Value::String(s)) => time::slack_ts(s).or_else(|| time::parse_str(s)),
+            Some(v @ Value::Number(_)) => time::parse(v).ok(),
+            _ => None,
+        };
+        Ok(Some(Message {
+            user_id: user.0,
+            user_name: user.1,
+            text: msg.opt_text("text")?.unwrap_or_default(),
+            ts,
+        }))
     })
 }
 
 fn tags(o: &Obj) -> Result<Patch<Vec<String>>, PayloadError> {
-    match o.raw("AI_generatedTags") {
-        Some(Value::String(s)) => {
-            let v: Vec<String> = s
-                .split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(str::to_string)
-                .collect();
-            Ok(Patch::list(v))
-        }
-        _ => Ok(match o.array("AI_generatedTags")? {
-            Patch::Set((items, path)) => {
-                let mut v = Vec::new();
-                for (i, t) in items.iter().enumerate() {
-                    match t {
-                        Value::String(s) if !s.trim().is_empty() => v.push(s.trim().to_string()),
-                        Value::String(_) | Value::Null => {}
-                        Value::Number(n) => v.push(n.to_string()),
-                        other => {
-                            return Err(err(
-                                &format!("{path}[{i}]"),
-                                format!("expected a string, got {}", kind(other)),
-                            ))
-                        }
-                    }
-                }
-                Patch::list(v)
-            }
-            Patch::Null => Patch::Null,
-            Patch::Absent => Patch::Absent,
-        }),
+    if let Some(Value::String(s)) = o.raw("AI_generatedTags") {
+        let v: Vec<String> = s
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect();
+        return Ok(Patch::list(v));
     }
+    let tags = o.each("AI_generatedTags", |t, here| match t {
+        Value::String(s) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
+        Value::String(_) | Value::Null => Ok(None),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        other => Err(err(
+            &here,
+            format!("expected a string, got {}", kind(other)),
+        )),
+    })?;
+    Ok(match tags {
+        Patch::Set(v) => Patch::list(v),
+        other => other,
+    })
+}
+
+/// One custom field's values: objects with a `name` (or `value`), or strings.
+fn category_values(c: &Obj) -> Result<Vec<String>, PayloadError> {
+    let values = c.each("values", |v, here| match v {
+        Value::Object(_) => {
+            let vo = Obj::of(v, here)?;
+            Ok(vo.opt_text("name")?.or(vo.opt_text("value")?))
+        }
+        Value::String(s) if !s.trim().is_empty() => Ok(Some(s.clone())),
+        Value::Null | Value::String(_) => Ok(None),
+        other => Err(err(
+            &here,
+            format!("expected an object or a string, got {}", kind(other)),
+        )),
+    })?;
+    Ok(match values {
+        Patch::Set(v) => v,
+        _ => Vec::new(),
+    })
 }
 
 fn categories(o: &Obj) -> Result<Patch<Vec<Category>>, PayloadError> {
-    Ok(
-        match o.array(o.alias(&["customFields", "custom_fields"]))? {
-            Patch::Set((items, path)) => {
-                let mut out: Vec<Category> = Vec::new();
-                for (i, item) in items.iter().enumerate() {
-                    let here = format!("{path}[{i}]");
-                    let Value::Object(m) = item else {
-                        return Err(err(
-                            &here,
-                            format!("expected an object, got {}", kind(item)),
-                        ));
-                    };
-                    let c = Obj { map: m, path: here };
-                    let name_key = c.alias(&["category_name", "categoryName"]);
-                    let Some(name) = c
-                        .opt_text(name_key)?
-                        .map(|n| n.trim().to_string())
-                        .filter(|n| !n.is_empty())
-                    else {
-                        return Err(err(&c.at(name_key), "is required for each custom field"));
-                    };
-                    let mut values = Vec::new();
-                    if let Patch::Set((vals, vpath)) = c.array("values")? {
-                        for (j, v) in vals.iter().enumerate() {
-                            match v {
-                                Value::Object(vm) => {
-                                    let vo = Obj {
-                                        map: vm,
-                                        path: format!("{vpath}[{j}]"),
-                                    };
-                                    if let Some(n) = vo.opt_text("name")?.or(vo.opt_text("value")?)
-                                    {
-                                        values.push(n);
-                                    }
-                                }
-                                Value::String(s) if !s.trim().is_empty() => values.push(s.clone()),
-                                Value::Null | Value::String(_) => {}
-                                other => {
-                                    return Err(err(
-                                        &format!("{vpath}[{j}]"),
-                                        format!(
-                                            "expected an object or a string, got {}",
-                                            kind(other)
-                                        ),
-                                    ))
-                                }
-                            }
-                        }
-                    }
-                    match out.iter_mut().find(|x| x.name == name) {
-                        Some(existing) => existing.values.extend(values),
-                        None => out.push(Category { name, values }),
-                    }
+    let found = o.each(o.alias(&["customFields", "custom_fields"]), |item, here| {
+        let c = Obj::of(item, here)?;
+        let name_key = c.alias(&["category_name", "categoryName"]);
+        let Some(name) = c
+            .opt_text(name_key)?
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+        else {
+            return Err(err(&c.at(name_key), "is required for each custom field"));
+        };
+        Ok(Some(Category {
+            name,
+            values: category_values(&c)?,
+        }))
+    })?;
+    // The same category twice: one field with the values of both.
+    Ok(match found {
+        Patch::Set(list) => {
+            let mut out: Vec<Category> = Vec::new();
+            for c in list {
+                match out.iter_mut().find(|x| x.name == c.name) {
+                    Some(existing) => existing.values.extend(c.values),
+                    None => out.push(c),
                 }
-                Patch::Set(out)
             }
-            Patch::Null => Patch::Null,
-            Patch::Absent => Patch::Absent,
-        },
-    )
+            Patch::Set(out)
+        }
+        other => other,
+    })
 }
 
 /// Parses a webhook body.
