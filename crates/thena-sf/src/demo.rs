@@ -107,8 +107,7 @@ pub fn deliveries(connected: DateTime<Utc>) -> Vec<Delivery> {
     full["request"]["createdAt"] = json!(at(t, 1));
     full["request"]["updatedAt"] = json!(at(t, 2));
     full["request"]["requestLink"] = json!("https://app.thena.ai/requests/REQ-1001");
-    let person = |name: &str, email: Option<&str>| json!({"id": format!("U{}", name.len()), "name": name, "email": email});
-    vec![
+    let mut all = vec![
         Delivery {
             note: "known Contact by email (and the Product category's field)",
             webhook_id: Some("evt-1001"),
@@ -119,127 +118,95 @@ pub fn deliveries(connected: DateTime<Utc>) -> Vec<Delivery> {
             webhook_id: Some("evt-1001"),
             body: full,
         },
-        Delivery {
-            note: "new Contact on the Account of its company domain",
-            webhook_id: None,
-            body: request(
-                "REQ-1002",
-                &at(t, 1),
-                &at(t, 2),
-                "OPEN",
-                person("Maya Patel", Some("maya@acme.io")),
-                "Acme Corp",
-                "Cannot export invoices",
-                json!({}),
-            ),
-        },
-        Delivery {
-            note: "public mail, matched by workspace name",
-            webhook_id: None,
-            body: request(
-                "REQ-1003",
-                &at(t, 1),
-                &at(t, 2),
-                "ASSIGNED",
-                person("Liam O'Brien", Some("liam.obrien@gmail.com")),
-                "  globex corporation ",
-                "SSO login loops",
-                json!({}),
-            ),
-        },
-        Delivery {
-            note: "no Contact, no Account: skipped",
-            webhook_id: None,
-            body: request(
-                "REQ-1004",
-                &at(t, 1),
-                &at(t, 2),
-                "OPEN",
-                person("Zed Null", Some("zed@nowhere.example")),
-                "Unknown Co",
-                "Where is my data?",
-                json!({}),
-            ),
-        },
-        Delivery {
-            note: "public mail, no workspace match: skipped",
-            webhook_id: None,
-            body: request(
-                "REQ-1005",
-                &at(t, 1),
-                &at(t, 2),
-                "OPEN",
-                person("Pat Solo", Some("pat@outlook.com")),
-                "Solo Consulting",
-                "Billing question",
-                json!({}),
-            ),
-        },
-        Delivery {
-            note: "newest update first...",
-            webhook_id: None,
-            body: request(
-                "REQ-1006",
-                &at(t, 1),
-                &at(t, 4),
-                "CLOSED",
-                person("Harsh Vardhan", Some("harsh@acme.io")),
-                "Acme Corp",
-                "Dashboard slow (fixed)",
-                json!({"closedAt": at(t, 4), "closedBy": {"name": "Priya"}}),
-            ),
-        },
-        Delivery {
-            note: "...then an older one, out of order: stale",
-            webhook_id: None,
-            body: request(
-                "REQ-1006",
-                &at(t, 1),
-                &at(t, 3),
-                "IN_PROGRESS",
-                person("Harsh Vardhan", Some("harsh@acme.io")),
-                "Acme Corp",
-                "Dashboard slow",
-                json!({}),
-            ),
-        },
-        Delivery {
-            note: "a new custom category (Region)",
-            webhook_id: None,
-            body: request(
-                "REQ-1007",
-                &at(t, 1),
-                &at(t, 2),
-                "ON_HOLD",
-                person("Dana Whitfield", Some("dana@acme.io")),
-                "Acme Corp",
-                "EU data residency",
-                json!({"customFields": [{"category_name": "Region", "values": [{"name": "EMEA", "value": "EMEA"}]}]}),
-            ),
-        },
+    ];
+    all.extend(request_deliveries(t));
+    all.extend(platform_deliveries(t));
+    all.push(Delivery {
+        note: "created before the connection: out of scope",
+        webhook_id: None,
+        body: request(
+            "REQ-0999",
+            "2025-01-01T00:00:00Z",
+            &at(t, 2),
+            "OPEN",
+            person("Harsh Vardhan", "harsh@acme.io"),
+            "Acme Corp",
+            "An old request",
+            json!({}),
+        ),
+    });
+    all
+}
+
+/// A requestor as Thena sends one.
+fn person(name: &str, email: &str) -> Value {
+    json!({"id": format!("U{}", name.len()), "name": name, "email": email})
+}
+
+/// One request webhook of the feed: what it shows, the request, its update
+/// second, status, requestor, e-mail, workspace, title, and other fields.
+type Sample = (
+    &'static str,
+    &'static str,
+    i64,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    Value,
+);
+
+/// The request webhooks of the feed, one a resolution rule or ordering case.
+fn request_deliveries(t: DateTime<Utc>) -> Vec<Delivery> {
+    #[rustfmt::skip]
+    let rows: [Sample; 7] = [
+        ("new Contact on the Account of its company domain", "REQ-1002", 2, "OPEN", "Maya Patel", "maya@acme.io", "Acme Corp", "Cannot export invoices", json!({})),
+        ("public mail, matched by workspace name", "REQ-1003", 2, "ASSIGNED", "Liam O'Brien", "liam.obrien@gmail.com", "  globex corporation ", "SSO login loops", json!({})),
+        ("no Contact, no Account: skipped", "REQ-1004", 2, "OPEN", "Zed Null", "zed@nowhere.example", "Unknown Co", "Where is my data?", json!({})),
+        ("public mail, no workspace match: skipped", "REQ-1005", 2, "OPEN", "Pat Solo", "pat@outlook.com", "Solo Consulting", "Billing question", json!({})),
+        ("newest update first...", "REQ-1006", 4, "CLOSED", "Harsh Vardhan", "harsh@acme.io", "Acme Corp", "Dashboard slow (fixed)", json!({"closedAt": at(t, 4), "closedBy": {"name": "Priya"}})),
+        ("...then an older one, out of order: stale", "REQ-1006", 3, "IN_PROGRESS", "Harsh Vardhan", "harsh@acme.io", "Acme Corp", "Dashboard slow", json!({})),
+        ("a new custom category (Region)", "REQ-1007", 2, "ON_HOLD", "Dana Whitfield", "dana@acme.io", "Acme Corp", "EU data residency", json!({"customFields": [{"category_name": "Region", "values": [{"name": "EMEA", "value": "EMEA"}]}]})),
+    ];
+    rows.into_iter()
+        .map(
+            |(note, id, updated, status, name, email, team, title, extra)| {
+                let who = person(name, email);
+                let body = request(
+                    id,
+                    &at(t, 1),
+                    &at(t, updated),
+                    status,
+                    who,
+                    team,
+                    title,
+                    extra,
+                );
+                Delivery {
+                    note,
+                    webhook_id: None,
+                    body,
+                }
+            },
+        )
+        .collect()
+}
+
+/// Thena platform events: a ticket created and updated, a reply, and an
+/// event type the connector does not use.
+fn platform_deliveries(t: DateTime<Utc>) -> Vec<Delivery> {
+    let title = "Webhook retries pile up";
+    vec![
         Delivery {
             note: "Thena platform: ticket:created",
             webhook_id: None,
-            body: ticket_event(
-                "ev-t1",
-                "ticket:created",
-                t,
-                2,
-                "Open",
-                "Webhook retries pile up",
-            ),
+            body: ticket_event("ev-t1", "ticket:created", t, 2, "Open", title),
         },
         Delivery {
             note: "Thena platform: ticket:updated (now In Progress)",
             webhook_id: None,
-            body: ticket_event(
-                "ev-t2",
-                "ticket:updated",
-                t,
-                3,
-                "In Progress",
-                "Webhook retries pile up",
-            ),
+            body: ticket_event("ev-t2", "ticket:updated", t, 3, "In Progress", title),
         },
         Delivery {
             note: "Thena platform: an agent's reply (into Customer_Thread__c)",
@@ -253,20 +220,6 @@ pub fn deliveries(connected: DateTime<Utc>) -> Vec<Delivery> {
             note: "Thena platform: an event type not used (acknowledged)",
             webhook_id: None,
             body: json!({"eventId": "ev-a1", "eventType": "account:updated", "timestamp": at(t, 3), "payload": {}}),
-        },
-        Delivery {
-            note: "created before the connection: out of scope",
-            webhook_id: None,
-            body: request(
-                "REQ-0999",
-                "2025-01-01T00:00:00Z",
-                &at(t, 2),
-                "OPEN",
-                person("Harsh Vardhan", Some("harsh@acme.io")),
-                "Acme Corp",
-                "An old request",
-                json!({}),
-            ),
         },
     ]
 }

@@ -150,38 +150,13 @@ fn inline(text: &str, names: &HashMap<String, String>) -> String {
                     && (starts_with(&chars[i..], "http://")
                         || starts_with(&chars[i..], "https://")) =>
             {
-                let mut e = i;
-                while e < chars.len() && !chars[e].is_whitespace() && chars[e] != '<' {
-                    e += 1;
-                }
-                while e > i
-                    && matches!(
-                        chars[e - 1],
-                        '.' | ',' | ';' | ':' | '!' | '?' | ')' | '\'' | '"'
-                    )
-                {
-                    e -= 1;
-                }
-                let url: String = chars[i..e].iter().collect();
-                match safe_url(&url) {
-                    Some(u) => out.push_str(&link(&u, &u)),
-                    None => out.push_str(&escape(&unslack(&url))),
-                }
-                i = e;
+                let (html, end) = bare_url(&chars, i);
+                out.push_str(&html);
+                i = end;
                 continue;
             }
             '&' => {
-                // Slack's own entities stand for one character each.
-                let rest: String = chars[i..chars.len().min(i + 5)].iter().collect();
-                let (lit, skip) = if rest.starts_with("&amp;") {
-                    ("&amp;", 5)
-                } else if rest.starts_with("&lt;") {
-                    ("&lt;", 4)
-                } else if rest.starts_with("&gt;") {
-                    ("&gt;", 4)
-                } else {
-                    ("&amp;", 1)
-                };
+                let (lit, skip) = entity(&chars[i..chars.len().min(i + 5)]);
                 out.push_str(lit);
                 i += skip;
                 continue;
@@ -191,6 +166,44 @@ fn inline(text: &str, names: &HashMap<String, String>) -> String {
         i += 1;
     }
     out
+}
+
+/// A bare URL starting at `i`, up to white space or `<`, without trailing
+/// punctuation: its link (or its text, if unsafe) and where it ends.
+fn bare_url(chars: &[char], i: usize) -> (String, usize) {
+    let mut e = i;
+    while e < chars.len() && !chars[e].is_whitespace() && chars[e] != '<' {
+        e += 1;
+    }
+    while e > i
+        && matches!(
+            chars[e - 1],
+            '.' | ',' | ';' | ':' | '!' | '?' | ')' | '\'' | '"'
+        )
+    {
+        e -= 1;
+    }
+    let url: String = chars[i..e].iter().collect();
+    let html = match safe_url(&url) {
+        Some(u) => link(&u, &u),
+        None => escape(&unslack(&url)),
+    };
+    (html, e)
+}
+
+/// Slack's own entities stand for one character each: the HTML for the
+/// `&` that starts `rest`, and how many characters it takes.
+fn entity(rest: &[char]) -> (&'static str, usize) {
+    let rest: String = rest.iter().collect();
+    if rest.starts_with("&amp;") {
+        ("&amp;", 5)
+    } else if rest.starts_with("&lt;") {
+        ("&lt;", 4)
+    } else if rest.starts_with("&gt;") {
+        ("&gt;", 4)
+    } else {
+        ("&amp;", 1)
+    }
 }
 
 fn starts_with(chars: &[char], prefix: &str) -> bool {

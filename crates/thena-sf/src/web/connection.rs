@@ -108,16 +108,7 @@ async fn render_page(
         "setup" => setup_tab(app, name).await?,
         _ => activity_tab(app, c, offset).await?,
     };
-    let more = match rows.total {
-        Some(t) => offset + rows.shown < t,
-        None => rows.shown == PAGE,
-    };
-    let link = |p: i64| format!("/connections/{name}?tab={tab}&page={p}");
-    let pager = Pager {
-        page,
-        prev: (page > 1).then(|| link(page - 1)),
-        next: more.then(|| link(page + 1)),
-    };
+    let pager = pager(name, &tab, page, &rows);
     let (usage, usage_pct) = usage_of(app, name);
     let recent = store.recent_failures(name, chrono::Utc::now()).await?;
     let last = store.last_seen(name).await?;
@@ -168,6 +159,21 @@ async fn render_page(
             pager,
         },
     ))
+}
+
+/// The links to the pages before and after `page` of a tab.
+fn pager(name: &str, tab: &str, page: i64, rows: &TabRows) -> Pager {
+    let offset = (page - 1) * PAGE;
+    let more = match rows.total {
+        Some(t) => offset + rows.shown < t,
+        None => rows.shown == PAGE,
+    };
+    let link = |p: i64| format!("/connections/{name}?tab={tab}&page={p}");
+    Pager {
+        page,
+        prev: (page > 1).then(|| link(page - 1)),
+        next: more.then(|| link(page + 1)),
+    }
 }
 
 /// What the open tab shows, and how many rows (for the pager: `total`

@@ -39,6 +39,54 @@ impl FakeOrg {
         });
     }
 
+    /// The best Account of each of `domains`, as the domain query finds it.
+    fn domain_accounts(&self, domains: &[String]) -> HashMap<String, String> {
+        let rows: Vec<ContactRow> = self
+            .contacts
+            .iter()
+            .filter(|c| {
+                c.account_id.is_some()
+                    && c.email
+                        .as_deref()
+                        .and_then(domain_of)
+                        .is_some_and(|d| domains.contains(&d))
+            })
+            .cloned()
+            .collect();
+        let counts = Resolver::count_by_domain(&rows, domains);
+        let created: HashMap<String, String> = self
+            .accounts
+            .iter()
+            .map(|a| (a.id.clone(), a.created.clone()))
+            .collect();
+        Resolver::best_by_domain(&counts, &created)
+    }
+
+    /// Creates `new` Contacts (one call for all): their ids by key.
+    fn create(&mut self, new: Vec<NewContact>) -> HashMap<String, Result<String, String>> {
+        let mut results = HashMap::new();
+        if !new.is_empty() {
+            self.queries += 1;
+        }
+        for n in new {
+            self.created += 1;
+            let id = format!("003NEW{}", self.contacts.len());
+            let name = match &n.first_name {
+                Some(f) => format!("{f} {}", n.last_name),
+                None => n.last_name.clone(),
+            };
+            self.contact(
+                &id,
+                Some(&n.account_id),
+                n.email.as_deref(),
+                &name,
+                "2026-12-01",
+            );
+            results.insert(n.key, Ok(id));
+        }
+        results
+    }
+
     /// Runs a batch the way the pipeline does, answering each query from memory.
     fn resolve(&mut self, requests: Vec<Request>, cache: &mut Cache) -> Vec<(String, Outcome)> {
         let now = Instant::now();
@@ -62,25 +110,7 @@ impl FakeOrg {
         let domains = r.domains_to_look_up();
         if !domains.is_empty() {
             self.queries += 1;
-            let rows: Vec<ContactRow> = self
-                .contacts
-                .iter()
-                .filter(|c| {
-                    c.account_id.is_some()
-                        && c.email
-                            .as_deref()
-                            .and_then(domain_of)
-                            .is_some_and(|d| domains.contains(&d))
-                })
-                .cloned()
-                .collect();
-            let counts = Resolver::count_by_domain(&rows, &domains);
-            let created: HashMap<String, String> = self
-                .accounts
-                .iter()
-                .map(|a| (a.id.clone(), a.created.clone()))
-                .collect();
-            r.on_domain_accounts(Resolver::best_by_domain(&counts, &created));
+            r.on_domain_accounts(self.domain_accounts(&domains));
         }
         let teams = r.team_names_to_look_up();
         if !teams.is_empty() {
@@ -109,27 +139,7 @@ impl FakeOrg {
                 .collect();
             r.on_contacts_by_name(&rows);
         }
-        let mut results = HashMap::new();
-        let new = r.contacts_to_create().to_vec();
-        if !new.is_empty() {
-            self.queries += 1;
-        }
-        for n in new {
-            self.created += 1;
-            let id = format!("003NEW{}", self.contacts.len());
-            let name = match &n.first_name {
-                Some(f) => format!("{f} {}", n.last_name),
-                None => n.last_name.clone(),
-            };
-            self.contact(
-                &id,
-                Some(&n.account_id),
-                n.email.as_deref(),
-                &name,
-                "2026-12-01",
-            );
-            results.insert(n.key, Ok(id));
-        }
+        let results = self.create(r.contacts_to_create().to_vec());
         r.on_created(&results);
         r.finish(cache, now)
     }
