@@ -426,3 +426,41 @@ pub fn render(rows: &[Row]) -> String {
     }
     out
 }
+
+/// A `curl` command that sends one more webhook to the running demo: a new
+/// request from the known Contact, stamped `now` (so it is in scope and the
+/// newest version).
+pub fn example_curl(base_url: &str, token: &str, now: DateTime<Utc>) -> String {
+    let ms = now.timestamp_millis();
+    let body = json!({
+        "action": "CREATE",
+        "request": {"requestId": "REQ-2001", "createdAt": ms, "updatedAt": ms, "status": "OPEN",
+                    "requestor": {"id": "U1", "name": "Harsh Vardhan", "email": "harsh@acme.io"},
+                    "customer": {"teamName": "Acme Corp"}},
+        "AI_requestTitle": "Sent by hand with curl"
+    });
+    format!(
+        "curl -sS -X POST '{base_url}/webhooks/thena/{CONNECTION}' -H 'Authorization: {token}' -H 'Content-Type: application/json' -d '{body}'"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The printed command carries a body the webhook parser accepts, in
+    /// single quotes a shell keeps whole.
+    #[test]
+    fn the_example_curl_sends_a_valid_webhook() {
+        let cmd = example_curl("http://127.0.0.1:8080", "tsf_abc", Utc::now());
+        let body = cmd.rsplit_once(" -d '").unwrap().1.trim_end_matches('\'');
+        assert!(!body.contains('\''));
+        let e = crate::thena::webhook::parse(body.as_bytes()).unwrap();
+        assert_eq!(e.snapshot.request_id, "REQ-2001");
+        assert!(
+            cmd.contains("'http://127.0.0.1:8080/webhooks/thena/demo'"),
+            "{cmd}"
+        );
+        assert!(cmd.contains("'Authorization: tsf_abc'"), "{cmd}");
+    }
+}

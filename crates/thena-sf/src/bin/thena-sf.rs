@@ -275,6 +275,15 @@ async fn demo(
             thena_sf::demo::CONNECTION
         ));
         say(&format!("  Authorization: {}", d.webhook_token.expose()));
+        say("  send one more webhook:");
+        say(&format!(
+            "    {}",
+            thena_sf::demo::example_curl(
+                &d.app.url(),
+                d.webhook_token.expose(),
+                chrono::Utc::now()
+            )
+        ));
         say(&format!("  metrics:       {}/metrics", d.app.url()));
         say(&format!(
             "  admin page:    {}/ (password: {}, for this demo only)",
