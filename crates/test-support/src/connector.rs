@@ -34,11 +34,6 @@ impl Cli {
         }
     }
 
-    /// The data folder.
-    pub fn data(&self) -> &Path {
-        &self.data
-    }
-
     /// A command to add arguments to; `THENA_SF_CONFIG` from the test's
     /// environment is removed.
     pub fn command(&self) -> Command {

@@ -16,10 +16,6 @@ impl TempDir {
         std::fs::create_dir_all(&path).expect("a temporary folder");
         TempDir(path)
     }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
 }
 
 impl Deref for TempDir {

@@ -1,9 +1,8 @@
 //! What the workspace's tests and benchmarks share, so that each of them says
 //! only what it checks: a temporary folder that cleans up after itself
 //! ([`TempDir`]), the emulator and its admin login ([`emulator`]), a process
-//! that prints its address on its first line ([`process`]), waiting for a
-//! condition instead of sleeping ([`wait`]), and the connector's command line
-//! ([`connector`], [`cli!`]).
+//! that prints its address on its first line ([`process`]), and the
+//! connector's command line ([`connector`], [`cli!`]).
 //!
 //! A dev-dependency of every crate in the workspace; it depends on the
 //! emulator and the Salesforce client (libraries, never on a test's own
@@ -13,6 +12,5 @@ pub mod connector;
 mod dir;
 pub mod emulator;
 pub mod process;
-pub mod wait;
 
 pub use dir::TempDir;

@@ -379,11 +379,7 @@ pub struct CsrfForm {
     pub csrf: String,
 }
 
-impl super::form::Csrf for CsrfForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
+super::form::csrf_field!(CsrfForm);
 
 pub async fn logout(State(app): State<App>, posted: super::form::Posted<CsrfForm>) -> Response {
     let _ = app.store.delete_session(&posted.session.id_hash).await;

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::auth::Session;
 use super::errors::{error_page, failure, missing, AdminError, AdminResult};
-use super::form::{ConnPosted, Csrf};
+use super::form::{csrf_field, ConnPosted};
 use super::pages::{last_webhook, last_written, state_of};
 use super::views::{
     ActivityRow, CheckRow, ConnectionPage, DeadRow, DisconnectPage, Pager, SkippedRow, Tab,
@@ -327,17 +327,7 @@ pub struct ActionForm {
     id: Option<i64>,
 }
 
-impl Csrf for ActionForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
-impl Csrf for RollForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
+csrf_field!(ActionForm, RollForm);
 
 /// Back to the connection's tab, with what the action did kept for the
 /// session's next page (a flash: the URL says nothing of it).
@@ -352,8 +342,14 @@ async fn back(app: &App, s: &Session, name: &str, tab: &str, notice: &str, n: u6
 
 /// Answers a queue action: back to its tab, saying how many it touched; the
 /// worker is woken when there is new work for it.
-async fn after(app: &App, f: &ConnPosted<ActionForm>, n: u64, tab: &str, notice: &str) -> Response {
-    if notice != "discarded" {
+async fn after(
+    app: &App,
+    f: &ConnPosted<ActionForm>,
+    n: u64,
+    (tab, notice): (&str, &str),
+    wake: bool,
+) -> Response {
+    if wake {
         app.wake(&f.conn.name);
     }
     back(app, &f.session, &f.conn.name, tab, notice, n).await
@@ -362,17 +358,17 @@ async fn after(app: &App, f: &ConnPosted<ActionForm>, n: u64, tab: &str, notice:
 pub async fn retry_skipped(AxState(app): AxState<App>, f: ConnPosted<ActionForm>) -> AdminResult {
     let one = f.form.request_id.as_deref().filter(|r| !r.is_empty());
     let n = app.store.retry_skipped(&f.conn.name, one).await?;
-    Ok(after(&app, &f, n, "skipped", "retried-skipped").await)
+    Ok(after(&app, &f, n, ("skipped", "retried-skipped"), true).await)
 }
 
 pub async fn retry_dead(AxState(app): AxState<App>, f: ConnPosted<ActionForm>) -> AdminResult {
     let n = app.store.retry_dead(&f.conn.name, f.form.id).await?;
-    Ok(after(&app, &f, n, "failed", "retried-dead").await)
+    Ok(after(&app, &f, n, ("failed", "retried-dead"), true).await)
 }
 
 pub async fn discard_dead(AxState(app): AxState<App>, f: ConnPosted<ActionForm>) -> AdminResult {
     let n = app.store.discard_dead(&f.conn.name, f.form.id).await?;
-    Ok(after(&app, &f, n, "failed", "discarded").await)
+    Ok(after(&app, &f, n, ("failed", "discarded"), false).await)
 }
 
 pub async fn fix(AxState(app): AxState<App>, f: ConnPosted<ActionForm>) -> Response {

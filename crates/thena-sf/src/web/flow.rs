@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::auth::{session, Session};
 use super::errors::{error_page, failure};
-use super::form::{ConnPosted, Csrf, Posted};
+use super::form::{csrf_field, ConnPosted, Posted};
 use super::views::{ConnectPage, Place, SetupPage, StepView};
 use super::{render, App};
 use crate::connect::{self, ConnectRequest, Credentials, Step};
@@ -335,25 +335,9 @@ async fn begin(app: &App, s: &Session, name: &str, login_url: &str) -> Response 
     Redirect::to(&oauth.authorize_url(&state, &pkce, SCOPE)).into_response()
 }
 
-#[derive(Deserialize)]
-pub struct NameForm {
-    #[serde(default)]
-    csrf: String,
-}
+csrf_field!(ConnectForm);
 
-impl Csrf for NameForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
-impl Csrf for ConnectForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
-pub async fn reconnect(State(app): State<App>, f: ConnPosted<NameForm>) -> Response {
+pub async fn reconnect(State(app): State<App>, f: ConnPosted<super::auth::CsrfForm>) -> Response {
     begin(&app, &f.session, &f.conn.name, &f.conn.login_url).await
 }
 

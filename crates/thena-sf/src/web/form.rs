@@ -18,6 +18,18 @@ pub trait Csrf {
     fn csrf(&self) -> &str;
 }
 
+/// `Csrf` for forms whose token is their `csrf` field.
+macro_rules! csrf_field {
+    ($($form:ty),+) => {
+        $(impl $crate::web::form::Csrf for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        })+
+    };
+}
+pub(crate) use csrf_field;
+
 /// A form whose session, origin and CSRF token were checked.
 pub struct Posted<F> {
     pub session: Session,
