@@ -60,26 +60,52 @@ pub enum FieldKind {
     },
 }
 
-/// A custom object with an auto-number name.
-pub fn custom_object(
-    full_name: &str,
-    label: &str,
-    plural: &str,
-    name_label: &str,
-    display_format: &str,
-) -> Component {
+/// How a custom object's records are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameField<'a> {
+    /// Given by whoever creates the record, at most 80 characters; required
+    /// on create.
+    Text { label: &'a str },
+    /// Set by the org from a display format such as `REQ-{000000}`; refused
+    /// as input.
+    AutoNumber {
+        label: &'a str,
+        display_format: &'a str,
+    },
+}
+
+impl NameField<'_> {
+    fn xml(&self) -> String {
+        match self {
+            NameField::Text { label } => {
+                format!(
+                    "<nameField>{}{}</nameField>",
+                    tag("label", label),
+                    tag("type", "Text")
+                )
+            }
+            NameField::AutoNumber {
+                label,
+                display_format,
+            } => format!(
+                "<nameField>{}{}{}</nameField>",
+                tag("displayFormat", display_format),
+                tag("label", label),
+                tag("type", "AutoNumber")
+            ),
+        }
+    }
+}
+
+/// A custom object, named as `name` says.
+pub fn custom_object(full_name: &str, label: &str, plural: &str, name: NameField) -> Component {
     Component {
         kind: "CustomObject",
         full_name: full_name.into(),
         body: [
             tag("deploymentStatus", "Deployed"),
             tag("label", label),
-            format!(
-                "<nameField>{}{}{}</nameField>",
-                tag("displayFormat", display_format),
-                tag("label", name_label),
-                tag("type", "AutoNumber")
-            ),
+            name.xml(),
             tag("pluralLabel", plural),
             tag("sharingModel", "ReadWrite"),
         ]

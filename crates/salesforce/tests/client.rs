@@ -253,8 +253,10 @@ async fn metadata_objects_fields_and_access_then_upsert_by_collection() {
         "Request__c",
         "Request",
         "Requests",
-        "Request Number",
-        "REQ-{000000}",
+        metadata::NameField::AutoNumber {
+            label: "Request Number",
+            display_format: "REQ-{000000}",
+        },
     );
     let r = client.metadata_save(Save::Upsert, &[obj]).await.unwrap();
     assert!(r[0].success && r[0].created);

@@ -970,7 +970,7 @@ async fn permission_sets_replace_profiles_overlay_and_required_fields_are_requir
         .find(|f| f["name"] == "Must__c")
         .expect("required fields are visible without FLS");
     assert_eq!(must["nillable"], false);
-    let (s, body) = org.post("/sobjects/Req__c", json!({"Name": "x"})).await;
+    let (s, body) = org.post("/sobjects/Req__c", json!({"A__c": "x"})).await;
     assert_eq!(s, 400);
     assert_eq!(body[0]["errorCode"], "REQUIRED_FIELD_MISSING", "{body}");
 }
@@ -1219,4 +1219,96 @@ async fn lengths_in_utf16_units_and_email_addresses() {
         (400, Some("STRING_TOO_LONG")),
         "81 characters: {v}"
     );
+}
+
+#[tokio::test]
+async fn a_text_name_is_required_and_an_auto_number_name_can_become_text() {
+    let org = Org::start(EmulatorConfig::default()).await;
+    let object = |name_field: &str| {
+        format!(
+            r#"<upsertMetadata><metadata xsi:type="CustomObject"><fullName>Ticket__c</fullName><deploymentStatus>Deployed</deploymentStatus><label>Ticket</label>{name_field}<pluralLabel>Tickets</pluralLabel><sharingModel>ReadWrite</sharingModel></metadata></upsertMetadata>"#
+        )
+    };
+    let auto = "<nameField><displayFormat>T-{0000}</displayFormat><label>Number</label><type>AutoNumber</type></nameField>";
+    let (s, body) = org.soap(&org.token, &object(auto)).await;
+    assert!(
+        s == 200 && body.contains("<success>true</success>"),
+        "{body}"
+    );
+    let (s, body) = org
+        .soap(&org.token, r#"<upsertMetadata><metadata xsi:type="CustomField"><fullName>Ticket__c.Key__c</fullName><label>Key</label><length>40</length><type>Text</type></metadata></upsertMetadata>"#)
+        .await;
+    assert!(
+        s == 200 && body.contains("<success>true</success>"),
+        "{body}"
+    );
+    let (s, body) = org
+        .soap(&org.token, r#"<upsertMetadata><metadata xsi:type="Profile"><fullName>Admin</fullName><fieldPermissions><editable>true</editable><field>Ticket__c.Key__c</field><readable>true</readable></fieldPermissions></metadata></upsertMetadata>"#)
+        .await;
+    assert!(
+        s == 200 && body.contains("<success>true</success>"),
+        "{body}"
+    );
+
+    // Auto-number: the org names the record and refuses a name given.
+    let (s, made) = org
+        .post("/sobjects/Ticket__c/", json!({"Key__c": "a"}))
+        .await;
+    assert_eq!(s, 201, "{made}");
+    let first = made["id"].as_str().unwrap().to_string();
+    let (s, body) = org
+        .post(
+            "/sobjects/Ticket__c/",
+            json!({"Name": "REQ-1", "Key__c": "b"}),
+        )
+        .await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(body[0]["errorCode"], "INVALID_FIELD_FOR_INSERT_UPDATE");
+    let (_, d) = org.get("/sobjects/Ticket__c/describe").await;
+    let name = |d: &Value| {
+        d["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "Name")
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(name(&d)["autoNumber"], true);
+    assert_eq!(name(&d)["createable"], false);
+
+    // The same object upserted with a Text name: its fields and names stay.
+    let text = "<nameField><label>Ticket ID</label><type>Text</type></nameField>";
+    let (s, body) = org.soap(&org.token, &object(text)).await;
+    assert!(
+        s == 200 && body.contains("<success>true</success>"),
+        "{body}"
+    );
+    let (_, d) = org.get("/sobjects/Ticket__c/describe").await;
+    assert_eq!(name(&d)["autoNumber"], false);
+    assert_eq!(name(&d)["createable"], true);
+    assert_eq!(name(&d)["nillable"], false);
+    assert!(d["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["name"] == "Key__c"));
+    let (_, rec) = org.get(&format!("/sobjects/Ticket__c/{first}")).await;
+    assert_eq!(rec["Name"], "T-0001");
+    assert_eq!(rec["Key__c"], "a");
+
+    // A Text name is required on create, as a real org's is.
+    let (s, body) = org
+        .post("/sobjects/Ticket__c/", json!({"Key__c": "c"}))
+        .await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(body[0]["errorCode"], "REQUIRED_FIELD_MISSING");
+    assert_eq!(body[0]["fields"], json!(["Name"]));
+    let (s, body) = org
+        .post(
+            "/sobjects/Ticket__c/",
+            json!({"Name": "REQ-2", "Key__c": "c"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
 }

@@ -146,7 +146,7 @@ impl Org {
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
-    /// Creates `Obj__c` with the given `<fields>` XML and grants the admin FLS on them.
+    /// Creates `Obj__c` (auto-number name) with the given `<fields>` XML and grants the admin FLS on them.
     pub async fn custom_object(&self, name: &str, fields: &[(&str, &str)]) {
         let fields_xml: String = fields
             .iter()
@@ -156,7 +156,7 @@ impl Org {
             .soap(
                 &self.token,
                 &format!(
-                    r#"<createMetadata><metadata xsi:type="CustomObject"><fullName>{name}</fullName><deploymentStatus>Deployed</deploymentStatus><label>{name}</label><nameField><label>Name</label><type>Text</type></nameField><pluralLabel>{name}s</pluralLabel><sharingModel>ReadWrite</sharingModel>{fields_xml}</metadata></createMetadata>"#
+                    r#"<createMetadata><metadata xsi:type="CustomObject"><fullName>{name}</fullName><deploymentStatus>Deployed</deploymentStatus><label>{name}</label><nameField><displayFormat>N-{{0000}}</displayFormat><label>Number</label><type>AutoNumber</type></nameField><pluralLabel>{name}s</pluralLabel><sharingModel>ReadWrite</sharingModel>{fields_xml}</metadata></createMetadata>"#
                 ),
             )
             .await;

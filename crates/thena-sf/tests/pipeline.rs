@@ -318,9 +318,12 @@ async fn many_updates_coalesce_into_one_upsert_and_newest_wins() {
         .unwrap_or(0)
         - upserts_before;
     assert_eq!(upserts, 1, "twelve events, one write");
-    let rows = h.requests("Title__c", "WHERE RequestId__c = 'REQ-C'").await;
+    let rows = h
+        .requests("Name, Title__c", "WHERE RequestId__c = 'REQ-C'")
+        .await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["Title__c"], "Title REQ-C v11000");
+    assert_eq!(rows[0]["Name"], "REQ-C", "named by its request id");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -124,12 +124,30 @@ async fn provision_on_an_empty_org_then_a_second_run_changes_nothing() {
         "the other related lists are kept"
     );
 
-    // A record can be upserted with every field.
+    // A record can be upserted with every field; it is named by its request
+    // id, which a Text name requires.
+    let name = d.field("Name").unwrap();
+    assert!(
+        name.createable,
+        "records are named by us, not by an auto-number"
+    );
     let res = client
-        .upsert_many("Request__c", "RequestId__c", &[serde_json::json!({"attributes": {"type": "Request__c"}, "RequestId__c": "REQ-1", "Title__c": "t", "Status__c": "In Progress", "Summary__c": "<p>x</p>"})])
+        .upsert_many("Request__c", "RequestId__c", &[serde_json::json!({"attributes": {"type": "Request__c"}, "RequestId__c": "REQ-1", "Name": "REQ-1", "Title__c": "t", "Status__c": "In Progress", "Summary__c": "<p>x</p>"})])
         .await
         .unwrap();
     assert!(res[0].success, "{res:?}");
+    let res = client
+        .upsert_many(
+            "Request__c",
+            "RequestId__c",
+            &[serde_json::json!({"attributes": {"type": "Request__c"}, "RequestId__c": "REQ-2"})],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        res[0].errors[0].status_code, "REQUIRED_FIELD_MISSING",
+        "{res:?}"
+    );
 
     let calls_before = client.calls();
     let again = provision::provision(&client, &[], &connect::user_id(&client.tokens()).unwrap())
@@ -569,4 +587,54 @@ async fn the_doctor_names_required_fields_and_the_permission_set_assignment() {
         ["required fields"],
         "Fix repairs what it can: {after:#?}"
     );
+}
+
+/// An org set up by an earlier version has an auto-number Name (`REQ-000001`):
+/// provisioning switches it to Text so records are named by their request
+/// id, keeps the records and fields, and the doctor says so before and after.
+#[tokio::test]
+async fn an_auto_number_name_from_an_earlier_version_becomes_the_request_id() {
+    let e = env(EmulatorConfig::default()).await;
+    let admin = test_support::emulator::org_client(&e.emu.base_url).await;
+    let old = salesforce::metadata::custom_object(
+        "Request__c",
+        "Request",
+        "Requests",
+        salesforce::metadata::NameField::AutoNumber {
+            label: "Request Number",
+            display_format: "REQ-{000000}",
+        },
+    );
+    let r = admin
+        .metadata_save(salesforce::metadata::Save::Create, &[old])
+        .await
+        .unwrap();
+    assert!(r[0].success, "{r:?}");
+    let made = admin
+        .create("Request__c", &serde_json::json!({}))
+        .await
+        .unwrap();
+
+    let c = connect_password(&e).await;
+    let said = c.provision.to_string();
+    assert!(said.contains("named by their request id"), "{said}");
+    let conn = e.store.connection("acme").await.unwrap();
+    let client = connect::client_for(&e.store, &conn, &e.config);
+    let d = client.describe(schema::OBJECT).await.unwrap();
+    assert!(d.field("Name").unwrap().createable);
+    let kept = client
+        .query(&format!("SELECT Name FROM Request__c WHERE Id = '{made}'"))
+        .await
+        .unwrap();
+    assert_eq!(
+        kept[0]["Name"], "REQ-000001",
+        "existing records keep their name until their next sync"
+    );
+    let checks = provision::doctor(&client, &[], 0.9).await;
+    let names = checks.iter().find(|c| c.name == "record names").unwrap();
+    assert!(names.ok, "{names:?}");
+    assert!(checks.iter().all(|c| c.ok), "{checks:#?}");
+    let user = connect::user_id(&client.tokens()).unwrap();
+    let again = provision::provision(&client, &[], &user).await.unwrap();
+    assert!(again.is_noop(), "{again}");
 }

@@ -196,8 +196,13 @@ fn name_field_def(nf: &El) -> Result<FieldDef, MdError> {
             ))
         }
     };
+    // A Text name is required on create (a real org answers
+    // REQUIRED_FIELD_MISSING without it; describe says nillable false); an
+    // auto-number is set by the org and refused as input.
+    let required = matches!(ftype, FieldType::Text { .. });
     let mut f = FieldDef::new("Name", &label, ftype);
     f.custom = false;
+    f.required = required;
     Ok(f)
 }
 

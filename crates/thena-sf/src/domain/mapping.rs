@@ -16,6 +16,12 @@ use super::snapshot::{Csat, Message, Patch, Snapshot};
 pub struct Lengths(pub HashMap<String, u32>);
 
 impl Lengths {
+    /// Whether records take a name from us: describe lists `Name` here only
+    /// when it is createable (a Text name, not an auto-number the org sets).
+    pub fn names_records(&self) -> bool {
+        self.0.contains_key("Name")
+    }
+
     fn max(&self, field: &str) -> Option<usize> {
         self.0.get(field).map(|l| *l as usize).filter(|l| *l > 0)
     }
@@ -180,6 +186,11 @@ pub fn record(
         lengths,
     };
     o.m.insert("RequestId__c".into(), Value::String(s.request_id.clone()));
+    if lengths.names_records() {
+        // A Text name is required on create; the request id is what the
+        // record is known by in Thena (80 characters at most).
+        o.text("Name", Patch::Set(s.request_id.clone()));
+    }
     o.text("Title__c", s.title.clone());
     o.html("Summary__c", s.summary.clone().map(|x| plain(&x)));
     o.text("Urgency__c", s.urgency.clone());
@@ -337,6 +348,25 @@ mod tests {
         assert_eq!(s("Account__c"), "001A");
         assert_eq!(s("Product__c"), "Request Management; Marketing Automation");
         assert_eq!(s("Region__c"), "EMEA");
+    }
+
+    #[test]
+    fn records_are_named_by_request_id_only_where_the_org_takes_a_name() {
+        let auto_number = record(&sample(), &links(), &HashMap::new(), &Lengths::default());
+        assert!(
+            !auto_number.contains_key("Name"),
+            "an auto-number is the org's"
+        );
+        let mut snap = sample();
+        snap.request_id = format!("REQ-{}", "9".repeat(100));
+        let text = Lengths(HashMap::from([("Name".to_string(), 80)]));
+        let r = record(&snap, &links(), &HashMap::new(), &text);
+        let name = r["Name"].as_str().unwrap();
+        assert!(
+            name.starts_with("REQ-999") && name.chars().count() <= 80,
+            "{name}"
+        );
+        assert_eq!(r["RequestId__c"], snap.request_id.as_str());
     }
 
     #[test]

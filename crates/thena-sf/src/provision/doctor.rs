@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use super::layouts::{self, Profiles};
 use super::schema::{self, ADMIN_PROFILE, EXTERNAL_ID, OBJECT, PERMISSION_SET};
-use super::{decoded, existing_fields, field_problem, granted, wanted_fields, Existing};
+use super::{
+    decoded, existing_fields, field_problem, granted, name_is_auto_number, wanted_fields, Existing,
+};
 
 /// One check's outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,6 +153,7 @@ pub async fn doctor(
     let existing = existing_fields(&object);
     client.invalidate_describes();
     let described = client.describe(OBJECT).await.ok();
+    checks.push(name_check(&object));
     let (profiles, account_layouts) = match Profiles::read(client).await {
         Ok(p) => p,
         Err(e) => {
@@ -203,6 +206,21 @@ fn field_check(
         (true, true) => pass(name, format!("{ty}, visible and editable to the connected user and System Administrator")),
         (false, _) => fixable(name, format!("{ty}, but not visible and editable to the connected user")),
         (true, false) => fixable(name, format!("{ty}, but System Administrator cannot see and edit it (\"I can't see the Requestor or Account fields\")")),
+    }
+}
+
+/// Records named by their request id, not by an auto-number.
+fn name_check(object: &salesforce::xml::El) -> Check {
+    if name_is_auto_number(object) {
+        fixable(
+            "record names",
+            "an auto-number (REQ-000123) that reads like another id: records are not named by their Thena request id",
+        )
+    } else {
+        pass(
+            "record names",
+            "each record is named by its Thena request id",
+        )
     }
 }
 

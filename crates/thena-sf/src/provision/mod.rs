@@ -99,6 +99,46 @@ pub(crate) fn existing_fields(object: &El) -> HashMap<String, Existing> {
         .collect()
 }
 
+/// Whether the object's records are named by an auto-number (`REQ-000123`,
+/// which reads like another id), as this connector made it before naming
+/// records by their request id.
+pub(crate) fn name_is_auto_number(object: &El) -> bool {
+    object.child("nameField").and_then(|n| n.text_of("type")) == Some("AutoNumber")
+}
+
+/// Switches an auto-number Name to Text, keeping the object's labels, so
+/// that each record is named by its request id from its next sync on.
+/// Salesforce allows this change of the standard Name field (Setup: Edit on
+/// the Name field); through the Metadata API an update of the CustomObject
+/// carries it, and fields not named in the update stay [UNVERIFIED: that a
+/// real org applies the nameField change through updateMetadata; the doctor
+/// reads it back, and the sync names records only once describe says Name is
+/// createable].
+async fn name_by_request_id(
+    client: &Client,
+    object: &El,
+    report: &mut Report,
+) -> Result<(), ProvisionError> {
+    let label = object.text_of("label").unwrap_or("Request");
+    let plural = object.text_of("pluralLabel").unwrap_or("Requests");
+    let r = client
+        .metadata_save(
+            Save::Update,
+            &[metadata::custom_object(
+                OBJECT,
+                label,
+                plural,
+                schema::NAME_FIELD,
+            )],
+        )
+        .await?;
+    check_saved(&r, "naming records by request id on")?;
+    report.changes.push(format!(
+        "{OBJECT} records are named by their request id (the Name field was an auto-number; each record takes its id at its next sync)"
+    ));
+    Ok(())
+}
+
 /// What is wrong with an existing field, if anything.
 pub(crate) fn field_problem(want: &FieldSpec, have: Option<&Existing>) -> Option<String> {
     let Some(have) = have else {
@@ -224,8 +264,7 @@ async fn object_and_fields(
                     OBJECT,
                     "Request",
                     "Requests",
-                    "Request Number",
-                    "REQ-{000000}",
+                    schema::NAME_FIELD,
                 )],
             )
             .await?;
@@ -233,6 +272,9 @@ async fn object_and_fields(
         report
             .changes
             .push(format!("created the object {OBJECT} (Request, Requests)"));
+    }
+    if let Some(o) = object.as_ref().filter(|o| name_is_auto_number(o)) {
+        name_by_request_id(client, o, report).await?;
     }
     let existing = object.as_ref().map(existing_fields).unwrap_or_default();
     let mut to_save = Vec::new();

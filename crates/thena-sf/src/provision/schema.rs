@@ -1,7 +1,7 @@
 //! The `Request__c` object and fields the connector needs, exactly as the
 //! field table of the Thena contract names them.
 
-use salesforce::metadata::FieldKind;
+use salesforce::metadata::{FieldKind, NameField};
 
 pub const OBJECT: &str = "Request__c";
 pub const EXTERNAL_ID: &str = "RequestId__c";
@@ -9,6 +9,13 @@ pub const PERMISSION_SET: &str = "Thena_Request_Sync";
 pub const ADMIN_PROFILE: &str = "Admin";
 /// The related list of Requests on Accounts: child object and lookup field.
 pub const RELATED_LIST: &str = "Request__c.Account__c";
+
+/// Records are named by their Thena request id, set by the sync: a Text
+/// name (Salesforce's default label for it, not `Request ID`, which is
+/// RequestId__c's), never an auto-number that reads like another id.
+pub const NAME_FIELD: NameField<'static> = NameField::Text {
+    label: "Request Name",
+};
 
 pub const STATUS_VALUES: [&str; 4] = ["Open", "In Progress", "On Hold", "Closed"];
 

@@ -37,6 +37,7 @@ pub struct Counts {
     pub out_of_scope: i64,
 }
 
+/// Rows of activity and of the delivery log kept (each).
 const ACTIVITY_KEEP: i64 = 10_000;
 
 /// When a connection last heard from Thena and last wrote a record.
@@ -229,10 +230,14 @@ impl Store {
             .bind(cutoff)
             .execute(self.pool())
             .await?;
-        sqlx::query("DELETE FROM activity WHERE id <= (SELECT MAX(id) FROM activity) - $1")
+        for table in ["activity", "deliveries"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE id <= (SELECT MAX(id) FROM {table}) - $1"
+            ))
             .bind(ACTIVITY_KEEP)
             .execute(self.pool())
             .await?;
+        }
         Ok(())
     }
 }

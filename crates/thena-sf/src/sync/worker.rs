@@ -797,6 +797,8 @@ impl Worker {
                 .fields
                 .iter()
                 .filter(|f| f.field_type != "reference" && f.field_type != "picklist")
+                // An auto-number Name is the org's to set (Lengths::names_records).
+                .filter(|f| f.name != "Name" || f.createable)
                 .map(|f| (f.name.clone(), f.length))
                 .collect(),
         ))

@@ -18,6 +18,7 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::{Any, Row, Transaction};
 
+use super::history::{placeholders, About};
 use super::StoreError;
 use super::{IngestItem, Ingested, PENDING_OVER, REQUEST_NEWER};
 use crate::domain::snapshot::{Snapshot, Source};
@@ -93,7 +94,7 @@ pub(super) async fn ingest_plain(
         merged.insert(k, snap);
         out[i] = Ingested::Queued;
     }
-    write_requests(tx, &written, now).await?;
+    write_requests(tx, &written, &merged, now).await?;
     write_pending(tx, &merged, now_ms).await?;
     Ok(out)
 }
@@ -128,19 +129,6 @@ async fn first_deliveries(
     Ok(fresh)
 }
 
-/// `($1, $2, $3), ($4, $5, $6), ...`
-fn placeholders(rows: usize, per_row: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let cols: Vec<String> = (1..=per_row)
-                .map(|c| format!("${}", r * per_row + c))
-                .collect();
-            format!("({})", cols.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// `select` (whose rows have connection, request_id and `v`) for these keys.
 async fn read_pairs<T>(
     tx: &mut Transaction<'_, Any>,
@@ -168,27 +156,33 @@ async fn read_pairs<T>(
     Ok(out)
 }
 
-/// Each request's newest version: pending again.
+/// Each request's newest version: pending again, described by its merged
+/// snapshot.
 async fn write_requests(
     tx: &mut Transaction<'_, Any>,
     written: &HashMap<Key, (i64, i64)>,
+    merged: &HashMap<Key, Snapshot>,
     now: &str,
 ) -> Result<(), StoreError> {
     let rows: Vec<_> = written.iter().collect();
     for chunk in rows.chunks(ROWS) {
         let sql = format!(
-            "INSERT INTO requests (connection, request_id, state, latest_updated_ms, updated_at, created_ms) VALUES {} {REQUEST_NEWER}",
-            placeholders(chunk.len(), 6)
+            "INSERT INTO requests (connection, request_id, state, latest_updated_ms, updated_at, created_ms, title, requestor, web_link) VALUES {} {REQUEST_NEWER}",
+            placeholders(chunk.len(), 9)
         );
         let mut q = sqlx::query(&sql);
-        for ((c, r), (updated, created)) in chunk {
+        for (k, (updated, created)) in chunk {
+            let about = merged.get(*k).map(About::of).unwrap_or_default();
             q = q
-                .bind(c)
-                .bind(r)
+                .bind(&k.0)
+                .bind(&k.1)
                 .bind("pending")
                 .bind(*updated)
                 .bind(now)
-                .bind(*created);
+                .bind(*created)
+                .bind(about.title)
+                .bind(about.requestor)
+                .bind(about.web_link);
         }
         q.execute(&mut **tx).await?;
     }

@@ -4,6 +4,7 @@
 //! SQLite group path, `side.rs` the ticket's side changes (comments, CSAT).
 
 mod batch;
+mod history;
 mod side;
 
 use chrono::Utc;
@@ -102,6 +103,7 @@ impl Store {
             }
             out
         };
+        history::log_deliveries(&mut tx, events, &out, now_ms()).await?;
         let mut heard: Vec<&str> = events.iter().map(|e| e.connection.as_str()).collect();
         heard.sort_unstable();
         heard.dedup();
@@ -148,7 +150,9 @@ pub struct IngestItem {
 /// nothing (the stale check, decided on the row as committed). Shared with
 /// the SQLite group path (`batch.rs`).
 pub(super) const REQUEST_NEWER: &str = "ON CONFLICT (connection, request_id) DO UPDATE SET state = 'pending', reason = NULL,
-    latest_updated_ms = excluded.latest_updated_ms, updated_at = excluded.updated_at, created_ms = excluded.created_ms
+    latest_updated_ms = excluded.latest_updated_ms, updated_at = excluded.updated_at, created_ms = excluded.created_ms,
+    title = COALESCE(excluded.title, requests.title), requestor = COALESCE(excluded.requestor, requests.requestor),
+    web_link = COALESCE(excluded.web_link, requests.web_link)
     WHERE requests.latest_updated_ms <= excluded.latest_updated_ms";
 
 /// A snapshot over the one pending: a new version un-parks the request and
@@ -199,14 +203,18 @@ async fn ingest_in(
     // row as committed: on PostgreSQL a concurrent ingest of the same request (on
     // another replica) waits for this row, then sees its newest state. The row
     // stays locked until commit, which serialises the coalescing below too.
+    let about = history::About::of(snap);
     let fresh_version = sqlx::query(
-        &format!("INSERT INTO requests (connection, request_id, state, latest_updated_ms, updated_at, created_ms) VALUES ($1, $2, 'pending', $3, $4, $5) {REQUEST_NEWER}"),
+        &format!("INSERT INTO requests (connection, request_id, state, latest_updated_ms, updated_at, created_ms, title, requestor, web_link) VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8) {REQUEST_NEWER}"),
     )
     .bind(connection)
     .bind(rid)
     .bind(updated)
     .bind(&now)
     .bind(snap.created_at.0)
+    .bind(about.title)
+    .bind(about.requestor)
+    .bind(about.web_link)
     .execute(&mut **tx)
     .await?
     .rows_affected()
