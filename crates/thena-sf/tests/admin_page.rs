@@ -631,6 +631,17 @@ async fn the_whole_flow_and_the_actions_over_http() {
         "{metrics}"
     );
     assert!(page.body.contains("/lightning/r/Request__c/"));
+    // Each row says what the request is and where it landed, and leads to
+    // its own page.
+    for want in [
+        "Request R-OK",
+        "harsh@acme.io",
+        "/lightning/r/Contact/",
+        "/lightning/r/Account/",
+        "href=\"/connections/acme/requests/R%2DOK\"",
+    ] {
+        assert!(page.body.contains(want), "{want}: {}", page.body);
+    }
     assert_eq!(text_of(&page.body, "synced").as_deref(), Some("1"));
     for id in ["last-webhook", "last-written"] {
         let when = text_of(&page.body, id).unwrap();
@@ -693,6 +704,35 @@ async fn the_whole_flow_and_the_actions_over_http() {
         .await;
     assert_eq!(p.status, 303);
     support::wait_for(&s.store, |c| c.synced == 3).await;
+
+    // Search by requestor, by title, and a wildcard taken literally.
+    let found = a.get("/connections/acme/requests?q=HARSH%40acme").await;
+    assert!(
+        found.body.contains("R-OK")
+            && found.body.contains("R-DEAD")
+            && !found.body.contains("R-SKIP"),
+        "{}",
+        found.body
+    );
+    let found = a.get("/connections/acme/requests?q=request+r-skip").await;
+    assert!(found.body.contains("R-SKIP"), "{}", found.body);
+    let none = a.get("/connections/acme/requests?q=%25").await;
+    assert!(none.body.contains("id=\"no-match\""), "{}", none.body);
+    // A request's page: each delivery and each step of its sync, with why.
+    let story = a.get("/connections/acme/requests/R-DEAD").await;
+    assert_eq!(story.status, 200, "{}", story.body);
+    for want in [
+        "request update (IN_PROGRESS)",
+        "queued for Salesforce",
+        "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+        "synced",
+        "Request R-DEAD",
+    ] {
+        assert!(story.body.contains(want), "{want}: {}", story.body);
+    }
+    let unknown = a.get("/connections/acme/requests/NOPE-1").await;
+    assert_eq!(unknown.status, 404);
+    assert!(unknown.body.contains("No such request"), "{}", unknown.body);
 
     assert_ne!(
         text_of(&a.get("/connections/acme").await.body, "state").as_deref(),

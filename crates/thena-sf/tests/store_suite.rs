@@ -464,6 +464,25 @@ async fn a_group_decides_as_events_one_by_one(s: &Store) {
         g1.snapshot.title,
         thena_sf::domain::snapshot::Patch::Set("three".into())
     );
+    // Every delivery is logged with what ingest made of it, in arrival order,
+    // and the request is described by its newest version.
+    let log = s.deliveries_of("acme", "G1", 10).await.unwrap();
+    let results: Vec<&str> = log.iter().rev().map(|d| d.result.as_str()).collect();
+    assert_eq!(results, ["queued", "stale", "duplicate", "queued"]);
+    assert!(log.iter().all(|d| d.action == "request update"), "{log:?}");
+    let found = s.search_requests("acme", "THREE", 10).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].request_id, "G1");
+    assert_eq!(found[0].title.as_deref(), Some("three"));
+    assert_eq!(found[0].requestor.as_deref(), Some("ann@acme.io"));
+    let by_requestor = s.search_requests("acme", "ANN@acme", 10).await.unwrap();
+    assert_eq!(by_requestor.len(), 2);
+    assert_eq!(
+        s.search_requests("acme", "G2", 10).await.unwrap()[0].request_id,
+        "G2"
+    );
+    assert!(s.search_requests("acme", "%", 10).await.unwrap().is_empty());
+    assert!(s.search_requests("acme", "_", 10).await.unwrap().is_empty());
 }
 
 /// Transactions that read and then write (retrying dead letters, the

@@ -9,6 +9,7 @@ mod admin;
 mod connections;
 mod copy;
 pub mod health;
+pub mod history;
 pub mod ingest;
 pub mod leases;
 pub mod queue;

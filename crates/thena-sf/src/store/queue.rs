@@ -40,6 +40,11 @@ pub struct RequestState {
     pub requestor_key: Option<String>,
     pub sent_hash: Option<String>,
     pub updated_at: String,
+    /// From its newest version, for people: title, requestor (email, else
+    /// name) and its page in Thena.
+    pub title: Option<String>,
+    pub requestor: Option<String>,
+    pub web_link: Option<String>,
 }
 
 pub(super) fn now_ms() -> i64 {
@@ -336,6 +341,9 @@ pub(super) fn row_state(r: &sqlx::any::AnyRow) -> Result<RequestState, StoreErro
         requestor_key: r.try_get("requestor_key")?,
         sent_hash: r.try_get("sent_hash")?,
         updated_at: r.try_get("updated_at")?,
+        title: r.try_get("title")?,
+        requestor: r.try_get("requestor")?,
+        web_link: r.try_get("web_link")?,
     })
 }
 

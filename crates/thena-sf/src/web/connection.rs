@@ -11,6 +11,7 @@ use super::auth::Session;
 use super::errors::{error_page, failure, missing, AdminError, AdminResult};
 use super::form::{csrf_field, ConnPosted};
 use super::pages::{last_webhook, last_written, state_of};
+use super::requests::{cell, known, when};
 use super::views::{
     ActivityRow, CheckRow, ConnectionPage, DeadRow, DisconnectPage, Pager, SkippedRow, Tab,
     TokenPage, TokenRollPage,
@@ -27,25 +28,6 @@ pub const PAGE: i64 = 50;
 pub struct PageQuery {
     tab: Option<String>,
     page: Option<i64>,
-}
-
-/// A stored RFC 3339 time as people read it: `2026-11-26 16:40:29`.
-fn when(rfc3339: &str) -> String {
-    match crate::store::parse_ts(rfc3339) {
-        Some(t) => t.format("%Y-%m-%d %H:%M:%S").to_string(),
-        None => rfc3339.to_string(),
-    }
-}
-
-/// The record's page in Salesforce's Lightning UI.
-fn record_link(instance_url: &str, object: &str, id: &str) -> Option<String> {
-    let safe = !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric());
-    (safe && instance_url.starts_with("http")).then(|| {
-        format!(
-            "{}/lightning/r/{object}/{id}/view",
-            instance_url.trim_end_matches('/')
-        )
-    })
 }
 
 /// What an action did, for the page it leads back to.
@@ -103,8 +85,8 @@ async fn render_page(
     let page = q.page.unwrap_or(1).max(1);
     let offset = (page - 1) * PAGE;
     let rows = match tab.as_str() {
-        "skipped" => skipped_tab(app, name, offset, counts.skipped).await?,
-        "failed" => failed_tab(app, name, offset, dead_total).await?,
+        "skipped" => skipped_tab(app, c, offset, counts.skipped).await?,
+        "failed" => failed_tab(app, c, offset, dead_total).await?,
         "setup" => setup_tab(app, name).await?,
         _ => activity_tab(app, c, offset).await?,
     };
@@ -157,6 +139,7 @@ async fn render_page(
             fix_helps: doctor.as_ref().is_some_and(|d| d.fix_helps()),
             categories: rows.categories,
             pager,
+            q: String::new(),
         },
     ))
 }
@@ -192,17 +175,17 @@ struct TabRows {
 
 async fn skipped_tab(
     app: &App,
-    name: &str,
+    c: &Connection,
     offset: i64,
     total: i64,
 ) -> Result<TabRows, StoreError> {
     let skipped: Vec<SkippedRow> = app
         .store
-        .requests_in_state(name, "skipped", PAGE, offset)
+        .requests_in_state(&c.name, "skipped", PAGE, offset)
         .await?
         .into_iter()
         .map(|r| SkippedRow {
-            request_id: r.request_id,
+            req: cell(c, &r.request_id, Some(&r), None),
             reason: r.reason.unwrap_or_default(),
             at: when(&r.updated_at),
         })
@@ -215,15 +198,19 @@ async fn skipped_tab(
     })
 }
 
-async fn failed_tab(app: &App, name: &str, offset: i64, total: i64) -> Result<TabRows, StoreError> {
-    let dead: Vec<DeadRow> = app
-        .store
-        .dead_letters(name, PAGE, offset)
-        .await?
+async fn failed_tab(
+    app: &App,
+    c: &Connection,
+    offset: i64,
+    total: i64,
+) -> Result<TabRows, StoreError> {
+    let letters = app.store.dead_letters(&c.name, PAGE, offset).await?;
+    let known = known(app, &c.name, letters.iter().map(|d| d.request_id.clone())).await?;
+    let dead: Vec<DeadRow> = letters
         .into_iter()
         .map(|d| DeadRow {
             id: d.id,
-            request_id: d.request_id,
+            req: cell(c, &d.request_id, known.get(&d.request_id), None),
             code: d.code,
             message: d.message,
             fields: d.fields,
@@ -261,25 +248,30 @@ async fn setup_tab(app: &App, name: &str) -> Result<TabRows, StoreError> {
     })
 }
 
+/// The badge colour of an activity's outcome.
+pub fn tone_of(outcome: &str) -> &'static str {
+    match outcome {
+        "synced" => "ok",
+        "skipped" => "warn",
+        "failed" | "dead_letter" => "bad",
+        _ => "busy",
+    }
+}
+
 async fn activity_tab(app: &App, c: &Connection, offset: i64) -> Result<TabRows, StoreError> {
-    let activity: Vec<ActivityRow> = app
-        .store
-        .activity(&c.name, PAGE, offset)
-        .await?
+    let rows = app.store.activity(&c.name, PAGE, offset).await?;
+    let known = known(app, &c.name, rows.iter().map(|a| a.request_id.clone())).await?;
+    let activity: Vec<ActivityRow> = rows
         .into_iter()
         .map(|a| ActivityRow {
-            link: a
-                .sf_id
-                .as_deref()
-                .and_then(|id| record_link(&c.tokens.instance_url, "Request__c", id)),
+            req: cell(
+                c,
+                &a.request_id,
+                known.get(&a.request_id),
+                a.sf_id.as_deref(),
+            ),
             at: when(&a.at),
-            tone: match a.outcome.as_str() {
-                "synced" => "ok",
-                "skipped" => "warn",
-                "failed" | "dead_letter" => "bad",
-                _ => "busy",
-            },
-            request_id: a.request_id,
+            tone: tone_of(&a.outcome),
             outcome: a.outcome,
             detail: a.detail.unwrap_or_default(),
         })
@@ -575,30 +567,4 @@ fn thena_app_line(a: &crate::store::ThenaApp) -> String {
         format!("teams {}", a.team_ids.join(", "))
     };
     format!("Thena's webhook app feeds this connection: organisation {org}, {teams} (last event {} at {when}). Platform events of any other organisation are acknowledged and not applied.", a.event)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::record_link;
-
-    #[test]
-    fn record_links_only_for_plain_ids() {
-        assert_eq!(
-            record_link(
-                "https://acme.my.salesforce.com/",
-                "Request__c",
-                "a00Em0000000001AAA"
-            )
-            .as_deref(),
-            Some("https://acme.my.salesforce.com/lightning/r/Request__c/a00Em0000000001AAA/view")
-        );
-        assert_eq!(
-            record_link("https://x", "Request__c", "a0\"><script>"),
-            None
-        );
-        assert_eq!(
-            record_link("javascript:alert(1)", "Request__c", "a00"),
-            None
-        );
-    }
 }

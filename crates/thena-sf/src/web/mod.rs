@@ -13,6 +13,7 @@ mod errors;
 mod flow;
 mod form;
 mod pages;
+mod requests;
 mod views;
 
 pub use auth::{hash_password, Admin};
@@ -108,6 +109,8 @@ fn routes(csp: String) -> Router<App> {
             "/connections/{name}/dead/discard",
             post(connection::discard_dead),
         )
+        .route("/connections/{name}/requests", get(requests::search))
+        .route("/connections/{name}/requests/{id}", get(requests::history))
         .route("/connections/{name}/fix", post(connection::fix))
         .route("/connections/{name}/check", post(connection::check))
         .fallback(errors::not_found)

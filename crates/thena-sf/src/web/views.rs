@@ -139,24 +139,37 @@ pub struct Tab {
     pub active: bool,
 }
 
+/// A request wherever a list shows one (`templates/request_cell.html`).
+pub struct RequestCell {
+    pub id: String,
+    /// Its history page here.
+    pub href: String,
+    pub title: String,
+    pub requestor: String,
+    /// Its record, Contact and Account in Salesforce, and its page in Thena.
+    pub record: Option<String>,
+    pub contact: Option<String>,
+    pub account: Option<String>,
+    pub thena: Option<String>,
+}
+
 pub struct ActivityRow {
     pub at: String,
-    pub request_id: String,
+    pub req: RequestCell,
     pub outcome: String,
     pub tone: &'static str,
     pub detail: String,
-    pub link: Option<String>,
 }
 
 pub struct SkippedRow {
-    pub request_id: String,
+    pub req: RequestCell,
     pub reason: String,
     pub at: String,
 }
 
 pub struct DeadRow {
     pub id: i64,
-    pub request_id: String,
+    pub req: RequestCell,
     pub code: String,
     pub message: String,
     pub fields: String,
@@ -217,6 +230,8 @@ pub struct ConnectionPage {
     /// What Thena's installation events said of its webhook app, if any.
     pub thena_app: Option<String>,
     pub pager: Pager,
+    /// The search box's text (empty on this page).
+    pub q: String,
 }
 
 #[derive(Template)]
@@ -225,4 +240,42 @@ pub struct DisconnectPage {
     pub chrome: Chrome,
     pub name: String,
     pub queued: i64,
+}
+
+/// Requests found by id, title or requestor.
+#[derive(Template)]
+#[template(path = "search.html")]
+pub struct SearchPage {
+    pub chrome: Chrome,
+    pub name: String,
+    pub q: String,
+    /// Each request found, with its state.
+    pub rows: Vec<(RequestCell, String)>,
+}
+
+pub struct DeliveryRow {
+    pub at: String,
+    pub action: String,
+    pub result: String,
+}
+
+pub struct HistoryRow {
+    pub at: String,
+    pub outcome: String,
+    pub tone: &'static str,
+    pub detail: String,
+}
+
+/// One request's page: what it is, each delivery, each sync step.
+#[derive(Template)]
+#[template(path = "request.html")]
+pub struct RequestPage {
+    pub chrome: Chrome,
+    pub name: String,
+    pub req: RequestCell,
+    /// Its state now ("" when only duplicates or out-of-scope deliveries came).
+    pub state: String,
+    pub reason: String,
+    pub deliveries: Vec<DeliveryRow>,
+    pub history: Vec<HistoryRow>,
 }
