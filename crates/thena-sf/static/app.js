@@ -23,3 +23,52 @@ function select(el) {
   s.removeAllRanges();
   s.addRange(r);
 }
+
+// A connection's page refreshes its figures in place (state, queue, counts,
+// last webhook and record, API usage): every 2 s while work is in flight,
+// every 15 s otherwise. Same origin only, as the CSP asks.
+(function () {
+  var root = document.getElementById("live");
+  if (!root || !window.fetch) return;
+  var url = root.dataset.live;
+  function set(id, text) {
+    var el = document.getElementById(id);
+    if (el && el.textContent !== String(text)) el.textContent = text;
+  }
+  function tone(id, cls, on) {
+    var el = document.getElementById(id);
+    if (el) el.className = "value" + (on ? " " + cls : "");
+  }
+  function apply(d) {
+    var state = document.getElementById("state");
+    if (state) { state.textContent = d.state; state.className = "badge " + d.tone; }
+    var why = document.getElementById("state-reason");
+    if (why) {
+      why.hidden = !d.reason;
+      why.textContent = d.reason || "";
+      why.className = "alert " + d.tone;
+    }
+    set("queued", d.queued);
+    set("synced", d.synced); tone("synced", "ok", d.synced > 0);
+    set("skipped", d.skipped); tone("skipped", "warn", d.skipped > 0);
+    set("failed", d.failed); tone("failed", "bad", d.failed > 0);
+    set("last-webhook", d.last_webhook);
+    set("last-written", d.last_written);
+    set("usage", d.usage);
+    var bar = document.getElementById("usage-bar");
+    if (bar) {
+      bar.value = d.usage_pct;
+      bar.setAttribute("aria-label", "API usage: " + d.usage_pct + "% of the org's daily limit");
+    }
+    set("tab-skipped", "Skipped (" + d.skipped + ")");
+    set("tab-failed", "Failed (" + d.failed + ")");
+    root.dataset.refreshed = String(Date.now());
+  }
+  function tick() {
+    fetch(url, { credentials: "same-origin", headers: { accept: "application/json" } })
+      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+      .then(function (d) { apply(d); setTimeout(tick, d.busy ? 2000 : 15000); })
+      .catch(function () { setTimeout(tick, 30000); });
+  }
+  setTimeout(tick, 2000);
+})();

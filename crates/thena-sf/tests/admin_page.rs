@@ -680,6 +680,22 @@ async fn the_whole_flow_and_the_actions_over_http() {
     assert_eq!(p.location(), "/connections/acme?tab=skipped");
     let notice = a.get(&p.location()).await;
     assert!(notice.body.contains("1 skipped request put back"));
+    // Retried: it leaves the skipped list and counts once (queued or synced),
+    // on the page and in the figures the page refreshes itself from.
+    assert!(
+        !notice.body.contains("data-request=\"R-SKIP\""),
+        "{}",
+        notice.body
+    );
+    let live: serde_json::Value =
+        serde_json::from_str(&a.get("/connections/acme/live").await.body).unwrap();
+    assert_eq!(live["skipped"], 0, "{live}");
+    assert_eq!(live["failed"], 1, "{live}");
+    assert_eq!(
+        live["queued"].as_i64().unwrap() + live["synced"].as_i64().unwrap(),
+        2,
+        "{live}"
+    );
     assert!(!a.get(&p.location()).await.body.contains("put back"));
     let forged = a
         .get("/connections/acme?tab=skipped&notice=retried-skipped&n=999999")

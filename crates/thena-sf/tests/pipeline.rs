@@ -659,6 +659,21 @@ async fn a_connection_over_budget_pauses_and_resumes() {
         "pending",
         "paused: waits"
     );
+    // It says when it looks at the usage again (for the page).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while h
+        .store
+        .last_seen("acme")
+        .await
+        .unwrap()
+        .recheck_ms
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "never said when it looks again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let at = h.store.last_seen("acme").await.unwrap().recheck_ms.unwrap();
+    assert!(at > chrono::Utc::now().timestamp_millis() - 1_000);
     h.emu.emulator.usage.lock().set_used(0, Instant::now());
     h.settle(&["BUD-2".into()]).await;
     assert_eq!(

@@ -254,6 +254,14 @@ async fn queue_rules(s: &Store) {
         Some("no Account named 'X'")
     );
     assert_eq!(s.retry_skipped("acme", Some("R2")).await.unwrap(), 1);
+    // Retried: queued again, no longer counted as skipped (it counted twice).
+    let c = s.counts("acme").await.unwrap();
+    assert_eq!((c.pending, c.skipped), (1, 0), "{c:?}");
+    assert!(s
+        .requests_in_state("acme", "skipped", 10, 0)
+        .await
+        .unwrap()
+        .is_empty());
     let dead = s.dead_letters("acme", 10, 0).await.unwrap();
     assert_eq!((dead.len(), dead[0].code.as_str()), (1, "BAD"));
     assert_eq!(s.retry_dead("acme", Some(dead[0].id)).await.unwrap(), 1);

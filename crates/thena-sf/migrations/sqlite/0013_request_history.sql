@@ -16,3 +16,7 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_request ON deliveries (connection, request_id, id);
 CREATE INDEX activity_request ON activity (connection, request_id, id);
+
+-- When a connection paused for the API budget next looks at the org's usage
+-- again (written by its worker as it waits; the page says so).
+ALTER TABLE connections ADD COLUMN recheck_at_ms INTEGER;

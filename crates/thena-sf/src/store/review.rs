@@ -47,18 +47,26 @@ pub struct LastSeen {
     pub webhook_ms: Option<i64>,
     /// The last record written to Salesforce (RFC 3339).
     pub written_at: Option<String>,
+    /// When a paused worker next looks at the org's usage (ms since the epoch).
+    pub recheck_ms: Option<i64>,
 }
 
 impl Store {
     /// When `connection` last heard from Thena and last wrote a record.
     pub async fn last_seen(&self, connection: &str) -> Result<LastSeen, StoreError> {
-        let webhook_ms = sqlx::query("SELECT last_event_ms FROM connections WHERE name = $1")
-            .bind(connection)
-            .fetch_optional(self.pool())
-            .await?
-            .map(|r| r.try_get::<Option<i64>, _>("last_event_ms"))
-            .transpose()?
-            .flatten();
+        let row =
+            sqlx::query("SELECT last_event_ms, recheck_at_ms FROM connections WHERE name = $1")
+                .bind(connection)
+                .fetch_optional(self.pool())
+                .await?;
+        let column = |name: &str| -> Result<Option<i64>, StoreError> {
+            Ok(row
+                .as_ref()
+                .map(|r| r.try_get::<Option<i64>, _>(name))
+                .transpose()?
+                .flatten())
+        };
+        let (webhook_ms, recheck_ms) = (column("last_event_ms")?, column("recheck_at_ms")?);
         let written_at = sqlx::query("SELECT at FROM activity WHERE connection = $1 AND outcome = 'synced' ORDER BY id DESC LIMIT 1")
             .bind(connection)
             .fetch_optional(self.pool())
@@ -68,26 +76,44 @@ impl Store {
         Ok(LastSeen {
             webhook_ms,
             written_at,
+            recheck_ms,
         })
     }
 
-    /// Puts skipped requests back in the queue (all, or one).
+    /// When a paused connection's worker looks at the org's usage again.
+    pub async fn set_recheck(&self, connection: &str, at_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE connections SET recheck_at_ms = $2 WHERE name = $1")
+            .bind(connection)
+            .bind(at_ms)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Puts skipped requests back in the queue (all, or one): queued again,
+    /// so that they leave the skipped list and count once.
     pub async fn retry_skipped(
         &self,
         connection: &str,
         request_id: Option<&str>,
     ) -> Result<u64, StoreError> {
-        let sql = match request_id {
-            // attempts = -1 marks a retry on demand: resolve afresh, whatever the worker's cache remembers.
-            Some(_) => "UPDATE pending SET parked = 0, not_before_ms = 0, attempts = -1, enqueued_at_ms = $3 WHERE connection = $1 AND parked = 1 AND request_id = $2",
-            None => "UPDATE pending SET parked = 0, not_before_ms = 0, attempts = -1, enqueued_at_ms = $3 WHERE connection = $1 AND parked = 1 AND $2 = $2",
-        };
-        let done = sqlx::query(sql)
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE requests SET state = 'pending', reason = NULL WHERE connection = $1 AND state = 'skipped' AND ($2 = '' OR request_id = $2)
+             AND EXISTS (SELECT 1 FROM pending p WHERE p.connection = requests.connection AND p.request_id = requests.request_id AND p.parked = 1)",
+        )
+        .bind(connection)
+        .bind(request_id.unwrap_or(""))
+        .execute(&mut *tx)
+        .await?;
+        // attempts = -1 marks a retry on demand: resolve afresh, whatever the worker's cache remembers.
+        let done = sqlx::query("UPDATE pending SET parked = 0, not_before_ms = 0, attempts = -1, enqueued_at_ms = $3 WHERE connection = $1 AND parked = 1 AND ($2 = '' OR request_id = $2)")
             .bind(connection)
             .bind(request_id.unwrap_or(""))
             .bind(now_ms())
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(done.rows_affected())
     }
 

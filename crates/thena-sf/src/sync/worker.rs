@@ -338,7 +338,15 @@ impl Worker {
         match status {
             ConnStatus::ReconnectNeeded => Some(Turn::Sleep(Duration::from_secs(30))),
             ConnStatus::Paused if self.try_resume().await => Some(Turn::Again),
-            ConnStatus::Paused => Some(Turn::Sleep(self.settings.pause_recheck)),
+            ConnStatus::Paused => {
+                let at = chrono::Utc::now() + self.settings.pause_recheck;
+                // For the page: when this connection looks again.
+                let _ = self
+                    .store
+                    .set_recheck(&self.name, at.timestamp_millis())
+                    .await;
+                Some(Turn::Sleep(self.settings.pause_recheck))
+            }
             ConnStatus::Healthy => None,
         }
     }

@@ -10,7 +10,6 @@ use serde::Deserialize;
 use super::auth::Session;
 use super::errors::{error_page, failure, missing, AdminError, AdminResult};
 use super::form::{csrf_field, ConnPosted};
-use super::pages::{last_webhook, last_written, state_of};
 use super::requests::{cell, known, when};
 use super::views::{
     ActivityRow, CheckRow, ConnectionPage, DeadRow, DisconnectPage, Pager, SkippedRow, Tab,
@@ -74,9 +73,7 @@ async fn render_page(
 ) -> Result<Response, StoreError> {
     let name = &c.name;
     let store = &app.store;
-    let (queued, _, _) = store.queue_shape(name).await?;
-    let counts = store.counts(name).await?;
-    let dead_total = store.dead_letter_count(name).await?;
+    let h = super::live::health(app, c).await?;
     let tab = ["skipped", "failed", "setup"]
         .into_iter()
         .find(|t| q.tab.as_deref() == Some(*t))
@@ -85,15 +82,12 @@ async fn render_page(
     let page = q.page.unwrap_or(1).max(1);
     let offset = (page - 1) * PAGE;
     let rows = match tab.as_str() {
-        "skipped" => skipped_tab(app, c, offset, counts.skipped).await?,
-        "failed" => failed_tab(app, c, offset, dead_total).await?,
+        "skipped" => skipped_tab(app, c, offset, h.skipped).await?,
+        "failed" => failed_tab(app, c, offset, h.failed).await?,
         "setup" => setup_tab(app, name).await?,
         _ => activity_tab(app, c, offset).await?,
     };
     let pager = pager(name, &tab, page, &rows);
-    let (usage, usage_pct) = usage_of(app, name);
-    let recent = store.recent_failures(name, chrono::Utc::now()).await?;
-    let last = store.last_seen(name).await?;
     let doctor = rows.doctor;
     let webhook_url = app.config.webhook_url(name);
     Ok(render(
@@ -103,24 +97,24 @@ async fn render_page(
             name: name.clone(),
             instance_url: c.tokens.instance_url.clone(),
             thena_app: c.thena_app.as_ref().map(thena_app_line),
-            state: state_of(c, queued, &recent, &last, &webhook_url),
+            state: h.state,
             webhook_url,
-            last_webhook: last_webhook(&last),
-            last_written: last_written(&last),
+            last_webhook: h.last_webhook,
+            last_written: h.last_written,
             previous_token_until: c
                 .previous_token
                 .as_ref()
                 .filter(|(_, u)| *u > chrono::Utc::now().timestamp_millis())
                 .map(|(_, u)| until(*u)),
             connected_at: c.connected_at.format("%Y-%m-%d %H:%M UTC").to_string(),
-            usage,
-            usage_pct,
-            queued,
-            synced: counts.synced,
-            skipped: counts.skipped,
-            failed: dead_total,
+            usage: h.usage,
+            usage_pct: h.usage_pct,
+            queued: h.queued,
+            synced: h.synced,
+            skipped: h.skipped,
+            failed: h.failed,
             notice: store.take_flash(&s.id_hash).await?,
-            tabs: tabs(&tab, counts.skipped, dead_total),
+            tabs: tabs(&tab, h.skipped, h.failed),
             tab,
             checks_ok: rows.checks.iter().all(|k| k.ok),
             cannot_fix: rows
@@ -297,17 +291,6 @@ fn tabs(open: &str, skipped: i64, failed: i64) -> Vec<Tab> {
         active: open == key,
     })
     .collect()
-}
-
-/// The org's API usage last seen, as text and as a percentage.
-fn usage_of(app: &App, name: &str) -> (String, u64) {
-    match app.metrics.usage(name) {
-        Some((used, max)) if max > 0 => (
-            format!("{used} of {max} calls in the last 24 h"),
-            (used * 100 / max).min(100),
-        ),
-        _ => ("not known yet (shown after the first sync)".into(), 0),
-    }
 }
 
 #[derive(Deserialize)]

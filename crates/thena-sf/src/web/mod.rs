@@ -12,6 +12,7 @@ mod connection;
 mod errors;
 mod flow;
 mod form;
+mod live;
 mod pages;
 mod requests;
 mod views;
@@ -59,7 +60,7 @@ pub fn csp(config: &crate::config::Config) -> String {
         form.push(' ');
         form.push_str(e.login_url.trim_end_matches('/'));
     }
-    format!("default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action {form}")
+    format!("default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action {form}")
 }
 
 pub fn router(app: Arc<AppState>, admin: Admin) -> Router {
@@ -109,6 +110,7 @@ fn routes(csp: String) -> Router<App> {
             "/connections/{name}/dead/discard",
             post(connection::discard_dead),
         )
+        .route("/connections/{name}/live", get(live::live))
         .route("/connections/{name}/requests", get(requests::search))
         .route("/connections/{name}/requests/{id}", get(requests::history))
         .route("/connections/{name}/fix", post(connection::fix))

@@ -61,7 +61,7 @@ pub fn state_of(
         ConnStatus::Paused => State {
             label: "paused for API budget".into(),
             tone: "warn",
-            reason: c.status_reason.clone(),
+            reason: Some(paused_reason(c.status_reason.as_deref(), last.recheck_ms)),
         },
         ConnStatus::Healthy if c.provisioned_at.is_none() => State {
             label: "setting up".into(),
@@ -90,6 +90,25 @@ pub fn state_of(
             tone: "ok",
             reason: None,
         },
+    }
+}
+
+/// Why it paused, and when it looks at the org's usage again (it resumes by
+/// itself once there is headroom).
+fn paused_reason(why: Option<&str>, recheck_ms: Option<i64>) -> String {
+    let why = why
+        .unwrap_or("The org's API usage is near its daily limit")
+        .trim_end_matches('.');
+    let now = chrono::Utc::now().timestamp_millis();
+    match recheck_ms.filter(|at| *at >= now - 5_000) {
+        Some(at) => format!(
+            "{why}. It looks at the usage again at {} UTC (in {}s) and resumes by itself when there is headroom.",
+            chrono::DateTime::from_timestamp_millis(at)
+                .map(|t| t.format("%H:%M:%S").to_string())
+                .unwrap_or_default(),
+            ((at - now).max(0) + 999) / 1000
+        ),
+        None => format!("{why}. It looks at the usage again every minute and resumes by itself when there is headroom."),
     }
 }
 
@@ -141,4 +160,28 @@ pub async fn integrations(AxState(app): AxState<App>, s: Session) -> Response {
             spooled: app.spool.len(),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::paused_reason;
+
+    #[test]
+    fn a_paused_connection_says_when_it_looks_again() {
+        let soon = chrono::Utc::now().timestamp_millis() + 30_000;
+        let said = paused_reason(
+            Some("API usage 950/1000 is above 90% of the daily limit."),
+            Some(soon),
+        );
+        assert!(
+            said.starts_with("API usage 950/1000 is above 90% of the daily limit. It looks"),
+            "{said}"
+        );
+        assert!(
+            said.contains("(in 30s)") || said.contains("(in 29s)"),
+            "{said}"
+        );
+        let unknown = paused_reason(None, None);
+        assert!(unknown.contains("every minute"), "{unknown}");
+    }
 }

@@ -1,0 +1,104 @@
+//! A connection's health in one place: the figures its page shows at the top
+//! (state, queue, counts, last webhook and last record, API usage), for the
+//! page and for `GET /connections/{name}/live`, which the page's script
+//! reads to refresh them in place while work is in flight.
+
+use axum::extract::{Path, State as AxState};
+use axum::response::IntoResponse;
+use serde::Serialize;
+
+use super::auth::Session;
+use super::errors::{missing, AdminResult};
+use super::pages::{last_webhook, last_written, state_of};
+use super::views::State;
+use super::App;
+use crate::store::{Connection, StoreError};
+
+/// What the top of a connection's page shows.
+pub struct Health {
+    pub state: State,
+    pub queued: i64,
+    pub synced: i64,
+    pub skipped: i64,
+    /// Dead letters.
+    pub failed: i64,
+    pub last_webhook: String,
+    pub last_written: String,
+    pub usage: String,
+    pub usage_pct: u64,
+}
+
+pub async fn health(app: &App, c: &Connection) -> Result<Health, StoreError> {
+    let name = &c.name;
+    let (queued, _, _) = app.store.queue_shape(name).await?;
+    let counts = app.store.counts(name).await?;
+    let failed = app.store.dead_letter_count(name).await?;
+    let recent = app.store.recent_failures(name, chrono::Utc::now()).await?;
+    let last = app.store.last_seen(name).await?;
+    let webhook_url = app.config.webhook_url(name);
+    let (usage, usage_pct) = usage_of(app, name);
+    Ok(Health {
+        state: state_of(c, queued, &recent, &last, &webhook_url),
+        queued,
+        synced: counts.synced,
+        skipped: counts.skipped,
+        failed,
+        last_webhook: last_webhook(&last),
+        last_written: last_written(&last),
+        usage,
+        usage_pct,
+    })
+}
+
+/// The org's API usage last seen, as text and as a percentage.
+fn usage_of(app: &App, name: &str) -> (String, u64) {
+    match app.metrics.usage(name) {
+        Some((used, max)) if max > 0 => (
+            format!("{used} of {max} calls in the last 24 h"),
+            (used * 100 / max).min(100),
+        ),
+        _ => ("not known yet (shown after the first sync)".into(), 0),
+    }
+}
+
+#[derive(Serialize)]
+struct Live {
+    state: String,
+    tone: &'static str,
+    reason: Option<String>,
+    queued: i64,
+    synced: i64,
+    skipped: i64,
+    failed: i64,
+    last_webhook: String,
+    last_written: String,
+    usage: String,
+    usage_pct: u64,
+    /// Whether work is in flight (the script looks again soon).
+    busy: bool,
+}
+
+/// `GET /connections/{name}/live`: the figures as JSON.
+pub async fn live(AxState(app): AxState<App>, Path(name): Path<String>, s: Session) -> AdminResult {
+    let c = app
+        .store
+        .connection(&name)
+        .await
+        .map_err(|e| missing(s.chrome(), &e))?;
+    let h = health(&app, &c).await?;
+    Ok(axum::Json(Live {
+        busy: h.queued > 0,
+        state: h.state.label,
+        tone: h.state.tone,
+        reason: h.state.reason,
+        queued: h.queued,
+        synced: h.synced,
+        skipped: h.skipped,
+        failed: h.failed,
+        last_webhook: h.last_webhook,
+        last_written: h.last_written,
+        usage: h.usage,
+        usage_pct: h.usage_pct,
+    })
+    .into_response())
+}
