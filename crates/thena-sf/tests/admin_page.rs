@@ -372,6 +372,13 @@ async fn errors_on_the_way_end_on_a_page_that_says_what_to_do() {
     assert_eq!(p.status, 400);
     assert!(p.body.contains("Access was denied"));
     assert!(p.body.contains("choose Allow"));
+    // Its button does what it says: start again, on the Connect form.
+    assert!(
+        p.body
+            .contains("<a class=\"button\" id=\"error-action\" href=\"/connect\">Start again</a>"),
+        "{}",
+        p.body
+    );
 
     // An expired (or forged) authorization code.
     let authorize = a.start_connect("acme").await;
@@ -1099,4 +1106,78 @@ async fn reconnect_keeps_the_webhook_and_takes_new_tokens() {
     );
     assert_eq!(support::post(&s.app.url(), &token, &body).await, 200);
     support::wait_for(&s.store, |c| c.synced == 1).await;
+}
+
+/// Connecting an org that already has a connection warns first and connects
+/// nothing (the sign-in is given back); ticking "connect it again anyway"
+/// connects it. A reconnect of the same connection is not a second one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_connection_to_the_same_org_warns_first() {
+    let s = site(Options::default()).await;
+    let mut a = Agent::new(&s.app.url());
+    a.login().await;
+    connect_via_page(&s, &mut a, "acme").await;
+
+    let authorize = a.start_connect("acme-again").await;
+    let callback = a.consent(&authorize, "admin@example.com", "approve").await;
+    let warned = a.get(&callback).await;
+    assert_eq!(warned.status, 400, "{}", warned.body);
+    assert!(
+        warned
+            .body
+            .contains("is already connected as &#39;acme&#39;")
+            || warned.body.contains("is already connected as 'acme'"),
+        "{}",
+        warned.body
+    );
+    assert!(
+        warned.body.contains("id=\"same-org-ok\""),
+        "{}",
+        warned.body
+    );
+    assert!(
+        warned.body.contains("value=\"acme-again\""),
+        "{}",
+        warned.body
+    );
+    assert!(
+        s.store.connection("acme-again").await.is_err(),
+        "nothing is connected before the admin confirms"
+    );
+
+    let csrf = warned.csrf();
+    let p = a
+        .post(
+            "/connect",
+            &[
+                ("csrf", csrf.as_str()),
+                ("name", "acme-again"),
+                ("place", "emulator"),
+                ("same_org_ok", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let callback = a
+        .consent(&p.location(), "admin@example.com", "approve")
+        .await;
+    let p = a.get(&callback).await;
+    assert_eq!(p.status, 303, "confirmed: {}", p.body);
+    let done = a.finish_setup(&p.location()).await;
+    assert!(done.body.contains("id=\"setup-done\""), "{}", done.body);
+    assert!(s.store.connection("acme-again").await.is_ok());
+
+    // Reconnecting acme (same org, same connection) is not a second one.
+    let page = a.get("/connections/acme").await;
+    let p = a
+        .post(
+            "/connections/acme/reconnect",
+            &[("csrf", page.csrf().as_str())],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let callback = a
+        .consent(&p.location(), "admin@example.com", "approve")
+        .await;
+    assert_eq!(a.get(&callback).await.status, 303);
 }

@@ -318,6 +318,7 @@ async fn sessions_and_flows(s: &Store) {
         client_id: "cid".into(),
         verifier: Secret::new("verifier-zz94"),
         created_at_ms: chrono::Utc::now().timestamp_millis(),
+        same_org_ok: true,
     };
     s.put_oauth_flow("state-hash", &flow).await.unwrap();
     assert!(
@@ -331,6 +332,7 @@ async fn sessions_and_flows(s: &Store) {
         panic!("the owner takes it")
     };
     assert_eq!(got.verifier.expose(), "verifier-zz94");
+    assert!(got.same_org_ok);
     assert!(
         matches!(
             s.take_oauth_flow("state-hash", "h").await.unwrap(),

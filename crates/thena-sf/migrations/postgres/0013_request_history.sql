@@ -20,3 +20,7 @@ CREATE INDEX activity_request ON activity (connection, request_id, id);
 -- When a connection paused for the API budget next looks at the org's usage
 -- again (written by its worker as it waits; the page says so).
 ALTER TABLE connections ADD COLUMN recheck_at_ms BIGINT;
+
+-- A Connect started with "connect it again anyway": the org may already have
+-- a connection (else the callback warns first and connects nothing).
+ALTER TABLE oauth_states ADD COLUMN same_org_ok INTEGER NOT NULL DEFAULT 0;

@@ -134,7 +134,8 @@ pub struct NewContact {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum How {
     Reused,
-    Cached,
+    /// Found by the requestor's email (asked now, or remembered from an
+    /// earlier batch: one wording for one situation).
     ContactByEmail,
     DomainNewContact,
     WorkspaceContact,
@@ -158,7 +159,8 @@ struct Item {
     /// Waiting for a created Contact: (new-contact key, account, how).
     waiting: Option<(String, String, How)>,
     tried: Vec<String>,
-    /// The outcome came from the cache (not remembered again).
+    /// The outcome came from the cache (not remembered again, so that what
+    /// is remembered is asked afresh once its time is up).
     from_cache: bool,
 }
 
@@ -464,7 +466,8 @@ impl Resolver {
                 }
                 if item.outcome.is_none() && !item.req.fresh {
                     if let Some(l) = item.email.as_deref().and_then(|e| cache.person(e, now)) {
-                        item.outcome = Some(Outcome::Linked(l, How::Cached));
+                        item.outcome = Some(Outcome::Linked(l, How::ContactByEmail));
+                        item.from_cache = true;
                     } else if let Some(why) = cache.miss(&miss_key(&item.req), now) {
                         item.outcome = Some(Outcome::Skipped(why));
                         item.from_cache = true;
@@ -855,7 +858,8 @@ impl Resolver {
                         contact: c,
                         account: a,
                     };
-                    self.items[idx].outcome = Some(Outcome::Linked(links, How::Cached));
+                    self.items[idx].outcome = Some(Outcome::Linked(links, How::WorkspaceContact));
+                    self.items[idx].from_cache = true;
                     continue;
                 }
             }
@@ -991,15 +995,15 @@ impl Resolver {
                         why.join(", ")
                     })
                 });
-                if let (Outcome::Linked(l, how), Some(e)) = (&outcome, &i.email) {
-                    if *how != How::Cached {
-                        cache.remember_person(e, l.clone(), now);
-                    }
+                if let (Outcome::Linked(l, _), Some(e), false) = (&outcome, &i.email, i.from_cache)
+                {
+                    cache.remember_person(e, l.clone(), now);
                 }
                 if let (
                     Outcome::Linked(l, How::WorkspaceContact | How::WorkspaceNewContact),
                     Some(p),
-                ) = (&outcome, &i.req.requestor)
+                    false,
+                ) = (&outcome, &i.req.requestor, i.from_cache)
                 {
                     cache.remember_named(&l.account, &full_name(p), &l.contact, now);
                 }

@@ -15,6 +15,8 @@ pub struct OAuthFlow {
     pub client_id: String,
     pub verifier: Secret,
     pub created_at_ms: i64,
+    /// The admin chose to connect an org that already has a connection.
+    pub same_org_ok: bool,
 }
 
 fn now_ms() -> i64 {
@@ -115,8 +117,8 @@ impl Store {
             .execute(self.pool())
             .await?;
         sqlx::query(
-            "INSERT INTO oauth_states (state_hash, session_hash, connection, login_url, client_id, verifier_enc, created_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO oauth_states (state_hash, session_hash, connection, login_url, client_id, verifier_enc, created_at_ms, same_org_ok)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(state_hash)
         .bind(&f.session_hash)
@@ -125,6 +127,7 @@ impl Store {
         .bind(&f.client_id)
         .bind(self.seal("oauth-state", state_hash, f.verifier.expose()))
         .bind(f.created_at_ms)
+        .bind(i64::from(f.same_org_ok))
         .execute(self.pool())
         .await?;
         Ok(())
@@ -152,7 +155,7 @@ impl Store {
     ) -> Result<FlowTaken, StoreError> {
         let row = sqlx::query(
             "DELETE FROM oauth_states WHERE state_hash = $1 AND session_hash = $2
-             RETURNING session_hash, connection, login_url, client_id, verifier_enc, created_at_ms",
+             RETURNING session_hash, connection, login_url, client_id, verifier_enc, created_at_ms, same_org_ok",
         )
         .bind(state_hash)
         .bind(session_hash)
@@ -177,6 +180,7 @@ impl Store {
             client_id: r.try_get("client_id")?,
             verifier: self.open_secret("oauth-state", state_hash, &sealed)?,
             created_at_ms: r.try_get("created_at_ms")?,
+            same_org_ok: r.try_get::<i64, _>("same_org_ok")? != 0,
         }))
     }
 }

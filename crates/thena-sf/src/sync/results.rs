@@ -95,7 +95,6 @@ fn not_mapped(names: &[String]) -> String {
 fn how_text(h: How) -> &'static str {
     match h {
         How::Reused => "linked as before",
-        How::Cached => "known requestor",
         How::ContactByEmail => "Contact found by email",
         How::DomainNewContact => "new Contact on the Account of the email's company domain",
         How::WorkspaceContact => "Contact of that name on the Account named like the workspace",
@@ -185,7 +184,7 @@ mod tests {
     #[test]
     fn the_activity_says_how_and_what_was_left_out() {
         let names: Vec<String> = (0..7).map(|i| format!("c{i}")).collect();
-        let d = synced_detail(false, How::Cached, Some(&names), &["Link__c"]);
-        assert_eq!(d, "updated (known requestor); 7 categories not mapped (over the limit on category fields): c0, c1, c2, c3, c4 and 2 more; Link__c left empty: not an http(s) URL");
+        let d = synced_detail(false, How::ContactByEmail, Some(&names), &["Link__c"]);
+        assert_eq!(d, "updated (Contact found by email); 7 categories not mapped (over the limit on category fields): c0, c1, c2, c3, c4 and 2 more; Link__c left empty: not an http(s) URL");
     }
 }

@@ -8,13 +8,33 @@ use super::render;
 use super::views::{Chrome, ErrorPage};
 use crate::store::StoreError;
 
-/// A page that says what happened and what to do.
+/// A page that says what happened and what to do, with a way back to
+/// Integrations.
 pub fn error_page(
     status: StatusCode,
     chrome: Option<Chrome>,
     title: &str,
     what: &str,
     todo: &str,
+) -> Response {
+    error_page_to(
+        status,
+        chrome,
+        title,
+        what,
+        todo,
+        ("Back to Integrations", "/integrations"),
+    )
+}
+
+/// An error page whose button does what its text says: `(label, href)`.
+pub fn error_page_to(
+    status: StatusCode,
+    chrome: Option<Chrome>,
+    title: &str,
+    what: &str,
+    todo: &str,
+    (label, href): (&str, &str),
 ) -> Response {
     render(
         status,
@@ -23,7 +43,8 @@ pub fn error_page(
             title: title.into(),
             what: what.into(),
             todo: todo.into(),
-            back: "/integrations".into(),
+            back: href.into(),
+            back_label: label.into(),
         },
     )
 }

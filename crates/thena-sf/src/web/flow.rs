@@ -12,7 +12,7 @@ use salesforce::{OAuthApp, Pkce, Secret};
 use serde::Deserialize;
 
 use super::auth::{session, Session};
-use super::errors::{error_page, failure};
+use super::errors::{error_page, error_page_to, failure};
 use super::form::{csrf_field, ConnPosted, Posted};
 use super::views::{ConnectPage, Place, SetupPage, StepView};
 use super::{render, App};
@@ -225,6 +225,14 @@ pub struct ConnectForm {
     place: String,
     #[serde(default)]
     domain: String,
+    /// "Connect it again anyway": ticked after the warning that the org
+    /// already has a connection.
+    #[serde(default)]
+    same_org_ok: Option<String>,
+    /// Set by us, never read from the form: the connection the org already
+    /// has (the form then warns and offers the box above).
+    #[serde(skip)]
+    same_org_as: Option<String>,
 }
 
 fn connect_form(app: &App, s: &Session, f: &ConnectForm, error: Option<String>) -> Response {
@@ -259,6 +267,7 @@ fn connect_form(app: &App, s: &Session, f: &ConnectForm, error: Option<String>) 
             error,
             callback_url: app.config.oauth_callback_url(),
             oauth_configured: app.config.oauth.is_some(),
+            same_org_as: f.same_org_as.clone(),
         },
     )
 }
@@ -301,11 +310,11 @@ pub async fn start(State(app): State<App>, posted: Posted<ConnectForm>) -> Respo
         },
         _ => return connect_form(&app, &s, &f, Some("Choose where to connect: Production, Sandbox or My Domain.".into())),
     };
-    begin(&app, &s, &name, &login_url).await
+    begin(&app, &s, &name, &login_url, f.same_org_ok.is_some()).await
 }
 
 /// Records a flow (state, PKCE verifier) and sends the browser to Salesforce's consent page.
-async fn begin(app: &App, s: &Session, name: &str, login_url: &str) -> Response {
+async fn begin(app: &App, s: &Session, name: &str, login_url: &str, same_org_ok: bool) -> Response {
     let Some(oauth) = oauth_app(app, login_url) else {
         return error_page(
             StatusCode::BAD_REQUEST,
@@ -324,6 +333,7 @@ async fn begin(app: &App, s: &Session, name: &str, login_url: &str) -> Response 
         client_id: oauth.client_id.clone(),
         verifier: pkce.verifier.clone(),
         created_at_ms: chrono::Utc::now().timestamp_millis(),
+        same_org_ok,
     };
     if let Err(e) = app
         .store
@@ -338,7 +348,7 @@ async fn begin(app: &App, s: &Session, name: &str, login_url: &str) -> Response 
 csrf_field!(ConnectForm);
 
 pub async fn reconnect(State(app): State<App>, f: ConnPosted<super::auth::CsrfForm>) -> Response {
-    begin(&app, &f.session, &f.conn.name, &f.conn.login_url).await
+    begin(&app, &f.session, &f.conn.name, &f.conn.login_url, false).await
 }
 
 #[derive(Deserialize, Default)]
@@ -350,12 +360,13 @@ pub struct Callback {
 }
 
 fn start_again(s: Option<&Session>, title: &str, what: &str) -> Response {
-    error_page(
+    error_page_to(
         StatusCode::BAD_REQUEST,
         s.map(Session::chrome),
         title,
         what,
         "Nothing was connected. Start again from Integrations → Set up.",
+        ("Start again", "/connect"),
     )
 }
 
@@ -395,7 +406,16 @@ pub async fn callback(
     };
     let http = app.config.http_client(std::time::Duration::from_secs(30));
     match oauth.exchange_code(&http, &code, &flow.verifier).await {
-        Ok(tokens) => start_setup(&app, &s, &flow, &oauth, tokens),
+        Ok(tokens) => match same_org(&app, &flow, &tokens).await {
+            Some(other) => {
+                // Nothing is kept of this sign-in: its grant is given back.
+                if let Some(t) = tokens.refresh_token.as_ref() {
+                    let _ = oauth.revoke(&http, t).await;
+                }
+                warn_same_org(&app, &s, &flow, &tokens, other)
+            }
+            None => start_setup(&app, &s, &flow, &oauth, tokens),
+        },
         Err(e) => {
             let x = explain(&crate::Error::Salesforce(e));
             error_page(
@@ -406,6 +426,66 @@ pub async fn callback(
                 &x.todo,
             )
         }
+    }
+}
+
+/// Another connection to the org these tokens are for, unless the admin
+/// chose to connect it again (a reconnect of the same connection is not
+/// another). Two connections to one org write each request to it twice.
+async fn same_org(app: &App, flow: &OAuthFlow, tokens: &salesforce::TokenSet) -> Option<String> {
+    if flow.same_org_ok {
+        return None;
+    }
+    let (org, _) = tokens.org_and_user()?;
+    let conns = app.store.connections().await.ok()?;
+    if conns.iter().any(|c| c.name == flow.connection) {
+        return None; // a reconnect
+    }
+    conns
+        .into_iter()
+        .find(|c| c.tokens.org_and_user().is_some_and(|(o, _)| o == org))
+        .map(|c| c.name)
+}
+
+/// The Connect form again, as it was filled, saying which connection the
+/// org already has, with the box to connect it again anyway.
+fn warn_same_org(
+    app: &App,
+    s: &Session,
+    flow: &OAuthFlow,
+    tokens: &salesforce::TokenSet,
+    other: String,
+) -> Response {
+    let (place, domain) = place_of(app, &flow.login_url);
+    let form = ConnectForm {
+        name: flow.connection.clone(),
+        place,
+        domain,
+        same_org_as: Some(other.clone()),
+        ..Default::default()
+    };
+    let msg = format!(
+        "This Salesforce org ({}) is already connected as '{other}'. A second connection would write each request to it twice. Nothing was connected: open '{other}' and use Reconnect, or tick the box below and connect again.",
+        tokens.instance_url
+    );
+    connect_form(app, s, &form, Some(msg))
+}
+
+/// The Connect form's choice for a login URL: (place, My Domain).
+fn place_of(app: &App, login_url: &str) -> (String, String) {
+    let emulator = app
+        .config
+        .emulator
+        .as_ref()
+        .map(|e| e.login_url.trim_end_matches('/'));
+    match login_url {
+        "https://login.salesforce.com" => ("production".into(), String::new()),
+        "https://test.salesforce.com" => ("sandbox".into(), String::new()),
+        u if Some(u) == emulator => ("emulator".into(), String::new()),
+        u => (
+            "custom".into(),
+            u.trim_start_matches("https://").to_string(),
+        ),
     }
 }
 
@@ -439,12 +519,13 @@ async fn taken_flow(app: &App, s: &Session, state: Option<&str>) -> Result<OAuth
 /// Salesforce answered with an error instead of a code: what it means.
 fn refused(s: &Session, err: &str, desc: &str) -> Response {
     if err == "access_denied" {
-        return error_page(
+        return error_page_to(
             StatusCode::BAD_REQUEST,
             Some(s.chrome()),
             "Access was denied",
             "Salesforce's page was answered with Deny, so the connector got no access and nothing was connected.",
             "Start again and choose Allow. If your org's admin blocks the app, ask them to approve it (Setup → Connected Apps OAuth Usage).",
+            ("Start again", "/connect"),
         );
     }
     if let Some((title, todo)) = refusal_cause(err, desc) {

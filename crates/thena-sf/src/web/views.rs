@@ -34,7 +34,9 @@ pub struct ErrorPage {
     pub title: String,
     pub what: String,
     pub todo: String,
+    /// The page's one button: where it goes and what it says.
     pub back: String,
+    pub back_label: String,
 }
 
 /// A connection as the Integrations page lists it.
@@ -87,6 +89,8 @@ pub struct ConnectPage {
     pub callback_url: String,
     /// Whether an app for real orgs is configured (the steps are folded then).
     pub oauth_configured: bool,
+    /// The connection the org already has, after the callback found one.
+    pub same_org_as: Option<String>,
 }
 
 /// One step of a setup, as shown while it runs.

@@ -429,7 +429,7 @@ fn earlier_links_and_the_cache_cost_no_query() {
     assert_eq!(o.queries, 1);
     r.previous = None;
     let out = o.resolve(vec![r], &mut c);
-    assert_eq!(linked(&out[0].1), ("003B", "001GLX", How::Cached));
+    assert_eq!(linked(&out[0].1), ("003B", "001GLX", How::ContactByEmail));
     assert_eq!(o.queries, 1, "a known requestor costs no query");
 }
 
@@ -634,7 +634,11 @@ fn a_workspace_and_the_contacts_made_there_are_remembered_across_batches() {
         ],
         &mut c,
     );
-    assert_eq!(linked(&out[0].1), (contact.as_str(), "001OLD", How::Cached));
+    assert_eq!(
+        linked(&out[0].1),
+        (contact.as_str(), "001OLD", How::WorkspaceContact),
+        "the Contact made earlier is now the one of that name: one wording"
+    );
     assert_eq!(linked(&out[1].1).2, How::WorkspaceNewContact);
     assert_eq!(
         o.queries - asked,
