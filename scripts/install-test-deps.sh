@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the pinned real Salesforce clients the conformance tests drive:
+# Installs the pinned real Salesforce clients the conformance tests drive
+# (and axe-core and Chromium for the admin page's browser test):
 # jsforce (npm, conformance/jsforce/package-lock.json) and simple-salesforce
 # (PyPI, conformance/simple_salesforce/requirements.txt, in target/conformance-venv).
 # Quick when they are already installed.
@@ -11,6 +12,14 @@ if [ ! -f "$js/node_modules/.installed" ] || [ "$js/package-lock.json" -nt "$js/
   echo "installing jsforce (pinned) in $js" >&2
   (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
   touch "$js/node_modules/.installed"
+fi
+
+# axe-core, which the admin page's browser test runs on every page (pinned).
+axe=crates/thena-sf/tests/axe
+if [ ! -f "$axe/node_modules/.installed" ] || [ "$axe/package-lock.json" -nt "$axe/node_modules/.installed" ]; then
+  echo "installing axe-core (pinned) in $axe" >&2
+  (cd "$axe" && npm ci --no-audit --no-fund --loglevel=error)
+  touch "$axe/node_modules/.installed"
 fi
 
 venv=target/conformance-venv

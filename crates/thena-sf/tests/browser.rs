@@ -3,8 +3,13 @@
 //! through WebDriver. It logs in, connects the emulator by approving on its
 //! consent page, watches the setup finish, posts webhooks with the token it
 //! was shown, opens a synced record's link, retries a skipped request after
-//! adding its Account, and retries a dead letter. Screenshots of each page go
-//! to `target/browser-artifacts/`.
+//! adding its Account (the page's counts follow on their own), retries a dead
+//! letter, opens a request's history, finds a request, and rolls the webhook
+//! token with a grace period (both tokens work until it is revoked). Then it
+//! walks every page at 1280 and at 390 pixels wide (a phone, emulated): a
+//! screenshot of each, nothing scrolling sideways on the phone, and axe-core
+//! (pinned in tests/axe) finding no serious or critical violation.
+//! Screenshots go to `target/browser-artifacts/`.
 
 mod support;
 
@@ -71,19 +76,23 @@ async fn start_driver() -> (Driver, String) {
     (driver, url)
 }
 
-async fn browser(driver_url: &str, profile: &std::path::Path) -> Client {
-    let caps = json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": CHROMIUM,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1366,900",
-                format!("--user-data-dir={}", profile.display()),
-            ]
-        }
+/// A Chromium session; `phone`: a 390 px wide screen, emulated.
+async fn browser(driver_url: &str, profile: &std::path::Path, phone: bool) -> Client {
+    let mut options = json!({
+        "binary": CHROMIUM,
+        "args": [
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--disable-dev-shm-usage", "--window-size=1280,900",
+            format!("--user-data-dir={}", profile.display()),
+        ]
     });
+    if phone {
+        options["mobileEmulation"] = json!({
+            "deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 1.0, "touch": true}
+        });
+    }
+    let caps = json!({"browserName": "chrome", "goog:chromeOptions": options});
     let Value::Object(caps) = caps else {
         unreachable!()
     };
@@ -137,12 +146,82 @@ async fn text(c: &Client, sel: &str) -> String {
     css(c, sel).await.text().await.unwrap()
 }
 
+/// Waits until `sel`'s text is `want` (the page changes it on its own).
+async fn until_text(c: &Client, sel: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = text(c, sel).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{sel} says {got:?}, never {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// axe-core's source (tests/axe, pinned; scripts/install-test-deps.sh installs it).
+fn axe_source() -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/axe/node_modules/axe-core/axe.min.js");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}: run scripts/install-test-deps.sh", path.display()))
+}
+
+/// Opens `url`, screenshots it, checks that nothing scrolls sideways, and
+/// runs axe-core on it: no serious or critical violation.
+async fn look(c: &Client, shots: &mut Shots, axe: &str, name: &str, url: &str) {
+    c.goto(url).await.unwrap();
+    css(c, "main").await;
+    shots.take(c, name).await;
+    let widths = c
+        .execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let (scroll, inner) = (widths[0].as_i64().unwrap(), widths[1].as_i64().unwrap());
+    assert!(
+        scroll <= inner,
+        "{name} scrolls sideways at {inner} px: {scroll} px wide"
+    );
+    c.execute(axe, vec![]).await.unwrap();
+    let found = c
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+               axe.run(document, {resultTypes: ["violations"]}).then(
+                 r => done(r.violations
+                   .filter(v => v.impact === "serious" || v.impact === "critical")
+                   .map(v => v.id + " (" + v.impact + "): " + v.help + " at " + v.nodes.map(n => n.target.join(" ")).join(", "))),
+                 e => done(["axe failed: " + e]));"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(found, json!([]), "axe-core on {name} ({inner} px)");
+}
+
+/// Logs in on the login page.
+async fn log_in(c: &Client, base: &str) {
+    c.goto(&format!("{base}/integrations")).await.unwrap();
+    css(c, "#password")
+        .await
+        .send_keys(ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    css(c, "#login").await.click().await.unwrap();
+    css(c, "#setup").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_connects_and_fixes_things_in_a_real_browser() {
     let s = site(Options::default()).await;
     let (_driver, driver_url) = start_driver().await;
     let profile = s.dir.join("chromium-profile");
-    let c = browser(&driver_url, &profile).await;
+    let c = browser(&driver_url, &profile, false).await;
     let mut shots = Shots::new();
     let base = s.app.url();
 
@@ -259,6 +338,16 @@ async fn an_admin_connects_and_fixes_things_in_a_real_browser() {
     assert!(text(&c, "#notice")
         .await
         .contains("1 skipped request put back"));
+    // The retried row has left the list and counts once; the page follows
+    // the sync on its own, without a reload.
+    assert!(c
+        .find_all(Locator::Css("button.retry-skipped[data-request=R-SKIP]"))
+        .await
+        .unwrap()
+        .is_empty());
+    until_text(&c, "#tab-skipped", "Skipped (0)").await;
+    until_text(&c, "#synced", "2").await;
+    shots.take(&c, "skipped-retried").await;
     support::wait_for(&s.store, |c| {
         (c.pending, c.synced, c.skipped, c.failed) == (0, 2, 0, 1)
     })
@@ -288,14 +377,47 @@ async fn an_admin_connects_and_fixes_things_in_a_real_browser() {
     css(&c, "#tab-activity").await.click().await.unwrap();
     assert_eq!(text(&c, "#synced").await, "3");
     assert_eq!(text(&c, "#failed").await, "0");
-    assert_eq!(
-        c.find_all(Locator::Css("a.record-link"))
-            .await
-            .unwrap()
-            .len(),
-        3
-    );
+    let mut records = std::collections::BTreeSet::new();
+    for a in c.find_all(Locator::Css("a.record-link")).await.unwrap() {
+        records.insert(a.attr("href").await.unwrap().unwrap());
+    }
+    assert_eq!(records.len(), 3, "each request links to its own record");
     shots.take(&c, "connection-all-synced").await;
+
+    // A request's own page: each delivery and each step of its sync.
+    css(&c, "#activity a.req-id[href$='R%2DDEAD']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let deliveries = text(&c, "#request-deliveries").await;
+    assert!(
+        deliveries.contains("request update (IN_PROGRESS)")
+            && deliveries.contains("queued for Salesforce"),
+        "{deliveries}"
+    );
+    let history = text(&c, "#request-history").await;
+    assert!(
+        history.contains("failed") && history.contains("synced"),
+        "{history}"
+    );
+    shots.take(&c, "request-history").await;
+    let history_url = c.current_url().await.unwrap().to_string();
+    c.back().await.unwrap();
+    // Search by the requestor's email.
+    css(&c, "#search-q")
+        .await
+        .send_keys("harsh@acme.io")
+        .await
+        .unwrap();
+    css(&c, "#search-go").await.click().await.unwrap();
+    let found = text(&c, "#search-results").await;
+    assert!(
+        found.contains("R-OK") && found.contains("R-DEAD") && !found.contains("R-SKIP"),
+        "{found}"
+    );
+    let search_url = c.current_url().await.unwrap().to_string();
+    c.back().await.unwrap();
     assert_ne!(text(&c, "#state").await, "degraded");
     css(&c, "#tab-setup").await.click().await.unwrap();
     css(&c, "#doctor-ok").await;
@@ -306,6 +428,43 @@ async fn an_admin_connects_and_fixes_things_in_a_real_browser() {
     assert!(text(&c, "#notice").await.contains("every check passes"));
     assert_ne!(text(&c, "#checked-at").await, first, "checked again");
     shots.take(&c, "doctor").await;
+
+    // A new webhook token, with the old one kept for an hour: both work
+    // until the old one is revoked.
+    css(&c, "#new-token").await.click().await.unwrap();
+    let roll_url = c.current_url().await.unwrap().to_string();
+    css(&c, "#grace option[value='1']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    shots.take(&c, "token-roll").await;
+    css(&c, "#confirm-new-token").await.click().await.unwrap();
+    assert!(text(&c, "#old-token").await.contains("keeps working until"));
+    let new_token = text(&c, "#webhook-token").await;
+    assert!(new_token.starts_with("tsf_") && new_token != token);
+    shots.take(&c, "token-new").await;
+    let body = support::webhook("R-OK", "Zed Doe", "harsh@acme.io", "Acme Corp", "OPEN");
+    assert_eq!(
+        support::post(&base, &token, &body).await,
+        200,
+        "the old token, in its grace"
+    );
+    assert_eq!(
+        support::post(&base, &new_token, &body).await,
+        200,
+        "the new token"
+    );
+    c.goto(&format!("{base}/connections/acme?tab=setup"))
+        .await
+        .unwrap();
+    assert!(text(&c, "#previous-token")
+        .await
+        .contains("also works until"));
+    css(&c, "#revoke-old-token").await.click().await.unwrap();
+    assert!(text(&c, "#notice").await.contains("no longer works"));
+    assert_eq!(support::post(&base, &token, &body).await, 401, "revoked");
+    assert_eq!(support::post(&base, &new_token, &body).await, 200);
     c.goto(&format!("{base}/integrations")).await.unwrap();
     assert!(text(&c, "#connections").await.contains("healthy"));
     shots.take(&c, "integrations").await;
@@ -353,6 +512,48 @@ async fn an_admin_connects_and_fixes_things_in_a_real_browser() {
             ("R-SKIP".into(), "Open".into(), "Newco".into()),
         ]
     );
+    // Every page at 1280 px and on a phone (390 px): screenshots, nothing
+    // scrolling sideways, and axe-core.
+    let pages = [
+        ("integrations", format!("{base}/integrations")),
+        ("connect", format!("{base}/connect")),
+        ("activity", format!("{base}/connections/acme")),
+        ("skipped", format!("{base}/connections/acme?tab=skipped")),
+        ("failed", format!("{base}/connections/acme?tab=failed")),
+        ("setup", format!("{base}/connections/acme?tab=setup")),
+        ("search", search_url),
+        ("request", history_url),
+        ("token-roll", roll_url),
+        ("disconnect", format!("{base}/connections/acme/disconnect")),
+        ("not-found", format!("{base}/no/such/page")),
+    ];
+    let axe = axe_source();
+    for (name, url) in &pages {
+        look(&c, &mut shots, &axe, &format!("{name}-1280"), url).await;
+    }
+    c.goto(&format!("{base}/integrations")).await.unwrap();
+    css(&c, "button.link").await.click().await.unwrap();
+    look(&c, &mut shots, &axe, "login-1280", &format!("{base}/login")).await;
     c.close().await.unwrap();
-    assert!(shots.n >= 14);
+
+    let phone = browser(&driver_url, &s.dir.join("chromium-phone"), true).await;
+    look(
+        &phone,
+        &mut shots,
+        &axe,
+        "login-390",
+        &format!("{base}/login"),
+    )
+    .await;
+    log_in(&phone, &base).await;
+    let width = phone
+        .execute("return window.innerWidth;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(width, 390, "a phone's width");
+    for (name, url) in &pages {
+        look(&phone, &mut shots, &axe, &format!("{name}-390"), url).await;
+    }
+    phone.close().await.unwrap();
+    assert!(shots.n >= 40);
 }
