@@ -699,7 +699,7 @@ async fn naive(emu: &sf_emulator::Running, events: &[Value]) -> (u64, Duration) 
         }
         if let Some(c) = found.first() {
             let rid = e["request"]["requestId"].as_str().unwrap();
-            let body = json!({"Title__c": e["AI_requestTitle"], "Requestor__c": c["Id"], "Account__c": c["AccountId"]});
+            let body = json!({"Name": rid, "Title__c": e["AI_requestTitle"], "Requestor__c": c["Id"], "Account__c": c["AccountId"]});
             client
                 .send(
                     reqwest::Method::PATCH,

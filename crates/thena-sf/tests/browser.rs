@@ -170,10 +170,15 @@ fn axe_source() -> String {
         .unwrap_or_else(|e| panic!("{}: {e}: run scripts/install-test-deps.sh", path.display()))
 }
 
-/// Opens `url`, screenshots it, checks that nothing scrolls sideways, and
-/// runs axe-core on it: no serious or critical violation.
+/// Opens `url` and audits it (see [`audit`]).
 async fn look(c: &Client, shots: &mut Shots, axe: &str, name: &str, url: &str) {
     c.goto(url).await.unwrap();
+    audit(c, shots, axe, name).await;
+}
+
+/// Screenshots the page shown, checks that nothing scrolls sideways, and
+/// runs axe-core on it: no serious or critical violation.
+async fn audit(c: &Client, shots: &mut Shots, axe: &str, name: &str) {
     css(c, "main").await;
     shots.take(c, name).await;
     let widths = c
@@ -266,7 +271,9 @@ async fn an_admin_connects_and_fixes_things_in_a_real_browser() {
     css(&c, "#steps").await;
     shots.take(&c, "setup-progress").await;
     css(&c, "#setup-done").await;
-    shots.take(&c, "setup-done").await;
+    let axe = axe_source();
+    audit(&c, &mut shots, &axe, "setup-done").await;
+    let setup_url = c.current_url().await.unwrap().to_string();
     let token = text(&c, "#webhook-token").await;
     let webhook_url = text(&c, "#webhook-url").await;
     assert_eq!(webhook_url, format!("{base}/webhooks/thena/acme"));
@@ -443,7 +450,7 @@ async fn an_admin_connects_and_fixes_things_in_a_real_browser() {
     assert!(text(&c, "#old-token").await.contains("keeps working until"));
     let new_token = text(&c, "#webhook-token").await;
     assert!(new_token.starts_with("tsf_") && new_token != token);
-    shots.take(&c, "token-new").await;
+    audit(&c, &mut shots, &axe, "token-new").await;
     let body = support::webhook("R-OK", "Zed Doe", "harsh@acme.io", "Acme Corp", "OPEN");
     assert_eq!(
         support::post(&base, &token, &body).await,
@@ -484,7 +491,8 @@ async fn an_admin_connects_and_fixes_things_in_a_real_browser() {
     css(&c, "#deny").await.click().await.unwrap();
     assert_eq!(text(&c, "#error-title").await, "Access was denied");
     assert!(text(&c, "#error-todo").await.contains("choose Allow"));
-    shots.take(&c, "error-denied").await;
+    assert_eq!(text(&c, "#error-action").await, "Start again");
+    audit(&c, &mut shots, &axe, "error-denied").await;
     assert!(s.store.connection("beta").await.is_err());
 
     // What Salesforce holds: each request once, with its latest state.
@@ -517,6 +525,7 @@ async fn an_admin_connects_and_fixes_things_in_a_real_browser() {
     let pages = [
         ("integrations", format!("{base}/integrations")),
         ("connect", format!("{base}/connect")),
+        ("setup-done", setup_url),
         ("activity", format!("{base}/connections/acme")),
         ("skipped", format!("{base}/connections/acme?tab=skipped")),
         ("failed", format!("{base}/connections/acme?tab=failed")),
@@ -527,7 +536,6 @@ async fn an_admin_connects_and_fixes_things_in_a_real_browser() {
         ("disconnect", format!("{base}/connections/acme/disconnect")),
         ("not-found", format!("{base}/no/such/page")),
     ];
-    let axe = axe_source();
     for (name, url) in &pages {
         look(&c, &mut shots, &axe, &format!("{name}-1280"), url).await;
     }
@@ -554,6 +562,18 @@ async fn an_admin_connects_and_fixes_things_in_a_real_browser() {
     for (name, url) in &pages {
         look(&phone, &mut shots, &axe, &format!("{name}-390"), url).await;
     }
+    // A token rolled on the phone: its pages fit too.
+    phone
+        .goto(&format!("{base}/connections/acme?tab=setup"))
+        .await
+        .unwrap();
+    css(&phone, "#new-token").await.click().await.unwrap();
+    css(&phone, "#confirm-new-token")
+        .await
+        .click()
+        .await
+        .unwrap();
+    audit(&phone, &mut shots, &axe, "token-new-390").await;
     phone.close().await.unwrap();
     assert!(shots.n >= 40);
 }
