@@ -20,6 +20,7 @@ pub mod http;
 pub mod ingest;
 pub mod leases;
 pub mod metrics;
+pub mod operations;
 pub mod provision;
 pub mod runtime;
 pub mod spool;

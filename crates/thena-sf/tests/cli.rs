@@ -357,6 +357,60 @@ async fn serve_syncs_and_stops_cleanly_on_sigterm() {
     }
     let out = thena_async(&data, &["status", "acme"]).await;
     assert!(text(&out).contains("0 synced, 1 skipped"), "{}", text(&out));
+    assert!(text(&out).contains("last webhook: 20"), "{}", text(&out));
+
+    // A new token from the command line: the running server takes it (from
+    // the store, on its next lease tick) and keeps the old one for the grace.
+    let out = thena_async(&data, &["roll-token", "acme", "--grace-hours", "1"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let new = text(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("webhook token: "))
+        .expect("the new token is printed")
+        .trim()
+        .to_string();
+    assert!(
+        text(&out).contains("The old token keeps working until"),
+        "{}",
+        text(&out)
+    );
+    let post = |token: String, id: &'static str| {
+        let url = url.clone();
+        async move {
+            let now = chrono::Utc::now().timestamp_millis();
+            let body = serde_json::json!({"action": "CREATE", "request": {"requestId": id, "createdAt": now + 10, "updatedAt": now + 20,
+                "requestor": {"name": "Someone New", "email": "someone@gmail.com"}, "customer": {"teamName": "Nobody"}}});
+            reqwest::Client::new()
+                .post(format!("{url}/webhooks/thena/acme"))
+                .header("Authorization", token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while post(new.clone(), "SRV-2").await != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never took the new token"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        post("tok-0123456789abcdef0123456789-cli".into(), "SRV-3").await,
+        200,
+        "the old one, in its grace"
+    );
+    let out = thena_async(&data, &["roll-token", "acme", "--grace-hours", "5"]).await;
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("not a grace period offered"),
+        "{}",
+        text(&out)
+    );
     let pid = child.id().to_string();
     assert!(std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -367,6 +421,21 @@ async fn serve_syncs_and_stops_cleanly_on_sigterm() {
         .await
         .unwrap();
     assert!(status.success(), "clean exit: {status}");
+    // Disconnect from the command line: gone here, its token revoked there.
+    let out = thena_async(&data, &["disconnect", "acme"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("its refresh token was revoked"),
+        "{}",
+        text(&out)
+    );
+    let out = thena_async(&data, &["status", "acme"]).await;
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("no connection named 'acme'"),
+        "{}",
+        text(&out)
+    );
     emu.shutdown().await.unwrap();
 }
 

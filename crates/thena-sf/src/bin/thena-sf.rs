@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use salesforce::Secret;
 use thena_sf::config::Config;
 use thena_sf::connect::{self, ConnectRequest, Credentials};
+use thena_sf::operations;
 use thena_sf::provision;
 use thena_sf::store::Store;
 
@@ -72,6 +73,15 @@ enum Command {
     },
     /// Show each connection's state, queue and counts.
     Status { name: Option<String> },
+    /// Remove a connection and revoke its refresh token.
+    Disconnect { name: String },
+    /// Make a new webhook token for Thena (printed once).
+    RollToken {
+        name: String,
+        /// Hours the old token keeps working: 0, 1, 24 or 168.
+        #[arg(long, default_value_t = 24)]
+        grace_hours: i64,
+    },
     /// Copy this store (SQLite) into an empty PostgreSQL database, to run several replicas.
     /// Stop the connector first; use the same THENA_SF_SECRET_KEY (or secret.key) afterwards.
     CopyStore {
@@ -321,6 +331,8 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         Command::CopyStore { to } => copy_store(&app, to).await,
         Command::AdminPassword { hash_only } => admin_password(&app, hash_only).await,
         Command::Status { name } => status(&app, name).await,
+        Command::Disconnect { name } => disconnect(&app, name).await,
+        Command::RollToken { name, grace_hours } => roll_token(&app, name, grace_hours).await,
         Command::Dlq { action } => dlq(&app, action).await,
         Command::Skipped { action } => skipped(&app, action).await,
     }
@@ -558,50 +570,77 @@ async fn status(app: &App, name: Option<String>) -> anyhow::Result<ExitCode> {
         .filter(|c| name.as_deref().is_none_or(|n| n == c.name))
     {
         shown += 1;
-        let counts = app.store.counts(&c.name).await?;
-        let (queued, _, _) = app.store.queue_shape(&c.name).await?;
-        let dead = app.store.dead_letter_count(&c.name).await?;
+        let h = operations::health(&app.store, c, &app.config.webhook_url(&c.name)).await?;
         println!("{} ({})", c.name, c.tokens.instance_url);
-        let recent = app
-            .store
-            .recent_failures(&c.name, chrono::Utc::now())
-            .await?;
-        let degraded = c.status == thena_sf::store::ConnStatus::Healthy && recent.count > 0;
-        println!(
-            "  state:        {}{}",
-            if degraded {
-                "degraded"
-            } else {
-                c.status.as_str()
-            },
-            c.status_reason
-                .as_deref()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default()
-        );
+        println!("  state:        {}", h.state.label);
+        if let Some(why) = &h.state.reason {
+            println!("                {why}");
+        }
         println!(
             "  connected:    {} (requests created before are not synced)",
             thena_sf::store::ts(c.connected_at)
         );
-        println!("  queue:        {queued} waiting");
         println!(
-            "  requests:     {} synced, {} skipped, {} failed, {} pending, {} out of scope",
-            counts.synced, counts.skipped, counts.failed, counts.pending, counts.out_of_scope
+            "  last webhook: {}",
+            operations::health::last_webhook(&h.last)
         );
-        println!("  dead letters: {dead}");
-        if degraded {
-            println!(
-                "  degraded:     {} records failed in the last hour; the latest: {}",
-                recent.count,
-                recent.latest.as_deref().unwrap_or("unknown")
-            );
-        }
+        println!(
+            "  last written: {}",
+            operations::health::last_written(&h.last)
+        );
+        println!("  queue:        {} waiting", h.queued);
+        println!(
+            "  requests:     {} synced, {} skipped, {} pending, {} out of scope",
+            h.synced,
+            h.skipped,
+            h.pending(),
+            h.out_of_scope
+        );
+        println!("  dead letters: {}", h.failed);
     }
     if shown == 0 {
         anyhow::bail!(
             "no connection{}",
             name.map(|n| format!(" named '{n}'")).unwrap_or_default()
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Removes a connection and revokes its refresh token.
+async fn disconnect(app: &App, name: String) -> anyhow::Result<ExitCode> {
+    let c = app.store.connection(&name).await?;
+    match operations::disconnect(&app.store, &app.config, &c).await? {
+        Ok(()) => {
+            say(&format!(
+                "'{name}' disconnected; its refresh token was revoked."
+            ));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            say(&format!(
+                "'{name}' disconnected here, but Salesforce's revoke call failed: {e}"
+            ));
+            say("Revoke the connector's access in Salesforce: Setup → Connected Apps OAuth Usage.");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// A new webhook token for Thena, printed once; the old one works for the grace.
+async fn roll_token(app: &App, name: String, grace_hours: i64) -> anyhow::Result<ExitCode> {
+    let rolled = operations::roll_token(&app.store, &name, grace_hours).await?;
+    println!("webhook URL:   {}", app.config.webhook_url(&name));
+    println!("webhook token: {}", rolled.token);
+    match rolled
+        .old_until_ms
+        .and_then(chrono::DateTime::from_timestamp_millis)
+    {
+        Some(t) => say(&format!(
+            "The old token keeps working until {} UTC: put the new one in Thena before then.",
+            t.format("%Y-%m-%d %H:%M")
+        )),
+        None => say("The old token no longer works: put the new one in Thena now."),
     }
     Ok(ExitCode::SUCCESS)
 }

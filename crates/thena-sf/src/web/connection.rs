@@ -17,7 +17,7 @@ use super::views::{
 };
 use super::{render, App};
 use crate::connect;
-use crate::crypto;
+use crate::operations::{self, OperationError};
 use crate::store::{Connection, StoreError};
 
 /// Rows per page of every list.
@@ -399,8 +399,6 @@ pub async fn check(AxState(app): AxState<App>, f: ConnPosted<ActionForm>) -> Adm
 }
 
 /// The grace periods a roll offers, in hours (0: the old token stops at once).
-const GRACE_HOURS: [i64; 4] = [0, 1, 24, 168];
-
 /// A time to come, as people read it.
 fn until(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
@@ -438,32 +436,28 @@ pub async fn roll_token_page(
 /// the grace picked.
 pub async fn rotate_token(AxState(app): AxState<App>, f: ConnPosted<RollForm>) -> AdminResult {
     let (s, name, hours) = (&f.session, f.conn.name.clone(), f.form.grace_hours);
-    if !GRACE_HOURS.contains(&hours) {
-        return Ok(error_page(
-            StatusCode::BAD_REQUEST,
-            Some(s.chrome()),
-            "No such grace period",
-            &format!("{hours} hours is not one of the choices."),
-            "Go back and pick one of the choices offered.",
-        ));
-    }
-    let grace_until =
-        (hours > 0).then(|| chrono::Utc::now().timestamp_millis() + hours * 3_600_000);
-    let token = crypto::new_token();
-    let hash = crypto::token_hash(&token);
-    app.store
-        .roll_webhook_token(&name, &hash, grace_until)
-        .await?;
+    let rolled = match operations::roll_token(&app.store, &name, hours).await {
+        Ok(r) => r,
+        Err(OperationError::Store(e)) => return Err(e.into()),
+        Err(e @ OperationError::Grace(_)) => {
+            return Ok(error_page(
+                StatusCode::BAD_REQUEST,
+                Some(s.chrome()),
+                "No such grace period",
+                &e.to_string(),
+                "Go back and pick one of the choices offered.",
+            ))
+        }
+    };
     serve_anew(&app, &name).await?;
-    tracing::info!(connection = %name, grace_hours = hours, "webhook token rolled");
     Ok(render(
         StatusCode::OK,
         &TokenPage {
             chrome: s.chrome(),
             webhook_url: app.config.webhook_url(&name),
             connection: name,
-            token,
-            old_until: grace_until.map(until),
+            token: rolled.token,
+            old_until: rolled.old_until_ms.map(until),
         },
     ))
 }
@@ -511,20 +505,9 @@ pub async fn disconnect_page(
 }
 
 pub async fn disconnect(AxState(app): AxState<App>, f: ConnPosted<ActionForm>) -> AdminResult {
-    let (s, c, name) = (&f.session, &f.conn, &f.conn.name);
-    // Deleted from the store first, so that no replica learns it again from there.
-    app.store.delete_connection(name).await?;
-    app.remove_connection(name);
-    let _ = app.store.release_lease(name).await;
-    tracing::info!(connection = %name, "disconnected from the admin page");
-    // Revoking the refresh token ends every session issued from it.
-    let http = app.config.http_client(std::time::Duration::from_secs(20));
-    let token = c
-        .tokens
-        .refresh_token
-        .clone()
-        .unwrap_or_else(|| c.tokens.access_token.clone());
-    let revoked = c.oauth_app("").revoke(&http, &token).await;
+    let (s, c) = (&f.session, &f.conn);
+    let revoked = operations::disconnect(&app.store, &app.config, c).await?;
+    app.remove_connection(&c.name);
     Ok(match revoked {
         Ok(()) => Redirect::to("/integrations").into_response(),
         Err(e) => error_page(

@@ -9,9 +9,9 @@ use serde::Serialize;
 
 use super::auth::Session;
 use super::errors::{missing, AdminResult};
-use super::pages::{last_webhook, last_written, state_of};
 use super::views::State;
 use super::App;
+use crate::operations::health::{last_webhook, last_written};
 use crate::store::{Connection, StoreError};
 
 /// What the top of a connection's page shows.
@@ -29,22 +29,16 @@ pub struct Health {
 }
 
 pub async fn health(app: &App, c: &Connection) -> Result<Health, StoreError> {
-    let name = &c.name;
-    let (queued, _, _) = app.store.queue_shape(name).await?;
-    let counts = app.store.counts(name).await?;
-    let failed = app.store.dead_letter_count(name).await?;
-    let recent = app.store.recent_failures(name, chrono::Utc::now()).await?;
-    let last = app.store.last_seen(name).await?;
-    let webhook_url = app.config.webhook_url(name);
-    let (usage, usage_pct) = usage_of(app, name);
+    let h = crate::operations::health(&app.store, c, &app.config.webhook_url(&c.name)).await?;
+    let (usage, usage_pct) = usage_of(app, &c.name);
     Ok(Health {
-        state: state_of(c, queued, &recent, &last, &webhook_url),
-        queued,
-        synced: counts.synced,
-        skipped: counts.skipped,
-        failed,
-        last_webhook: last_webhook(&last),
-        last_written: last_written(&last),
+        last_webhook: last_webhook(&h.last),
+        last_written: last_written(&h.last),
+        state: h.state,
+        queued: h.queued,
+        synced: h.synced,
+        skipped: h.skipped,
+        failed: h.failed,
         usage,
         usage_pct,
     })

@@ -52,13 +52,8 @@ pub struct ConnRow {
     pub failed: i64,
 }
 
-/// A connection's state, as a badge.
-pub struct State {
-    pub label: String,
-    /// CSS class: ok, busy, warn, bad.
-    pub tone: &'static str,
-    pub reason: Option<String>,
-}
+/// A connection's state, as a badge (its tone is the CSS class).
+pub use crate::operations::State;
 
 #[derive(Template)]
 #[template(path = "integrations.html")]
