@@ -256,7 +256,7 @@ fn same_origin(app: &App, headers: &HeaderMap) -> bool {
     origin == format!("http://{host}") || origin == format!("https://{host}")
 }
 
-fn session_cookie(app: &App, value: &str, max_age: u64) -> String {
+pub(super) fn session_cookie(app: &App, value: &str, max_age: u64) -> String {
     format!(
         "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
         if app.config.is_https() {
@@ -368,26 +368,6 @@ async fn start_session(app: &App) -> Response {
                 session_cookie(app, &id, SESSION_LIFETIME.as_secs()),
             ),
             (header::LOCATION, "/integrations".to_string()),
-        ],
-    )
-        .into_response()
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    pub csrf: String,
-}
-
-super::form::csrf_field!(CsrfForm);
-
-pub async fn logout(State(app): State<App>, posted: super::form::Posted<CsrfForm>) -> Response {
-    let _ = app.store.delete_session(&posted.session.id_hash).await;
-    (
-        StatusCode::SEE_OTHER,
-        [
-            (header::SET_COOKIE, session_cookie(&app, "", 0)),
-            (header::LOCATION, "/login".to_string()),
         ],
     )
         .into_response()

@@ -10,18 +10,16 @@ use serde::Deserialize;
 use super::auth::Session;
 use super::errors::{error_page, failure, missing, AdminError, AdminResult};
 use super::form::{csrf_field, ConnPosted};
-use super::requests::{cell, known, when};
+use super::requests::{cell, known, tone_of, when};
 use super::views::{
     ActivityRow, CheckRow, ConnectionPage, DeadRow, DisconnectPage, Pager, SkippedRow, Tab,
     TokenPage, TokenRollPage,
 };
+use super::PAGE;
 use super::{render, App};
 use crate::connect;
 use crate::operations::{self, OperationError};
 use crate::store::{Connection, StoreError};
-
-/// Rows per page of every list.
-pub const PAGE: i64 = 50;
 
 #[derive(Deserialize, Default)]
 pub struct PageQuery {
@@ -240,16 +238,6 @@ async fn setup_tab(app: &App, name: &str) -> Result<TabRows, StoreError> {
         total: Some(0),
         ..Default::default()
     })
-}
-
-/// The badge colour of an activity's outcome.
-pub fn tone_of(outcome: &str) -> &'static str {
-    match outcome {
-        "synced" => "ok",
-        "skipped" => "warn",
-        "failed" | "dead_letter" => "bad",
-        _ => "busy",
-    }
 }
 
 async fn activity_tab(app: &App, c: &Connection, offset: i64) -> Result<TabRows, StoreError> {

@@ -347,7 +347,7 @@ async fn begin(app: &App, s: &Session, name: &str, login_url: &str, same_org_ok:
 
 csrf_field!(ConnectForm);
 
-pub async fn reconnect(State(app): State<App>, f: ConnPosted<super::auth::CsrfForm>) -> Response {
+pub async fn reconnect(State(app): State<App>, f: ConnPosted<super::form::CsrfForm>) -> Response {
     begin(&app, &f.session, &f.conn.name, &f.conn.login_url, false).await
 }
 

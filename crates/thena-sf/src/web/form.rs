@@ -82,3 +82,12 @@ where
         }
     }
 }
+
+/// A form that carries only its CSRF token (Log out, Reconnect).
+#[derive(serde::Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    pub csrf: String,
+}
+
+csrf_field!(CsrfForm);

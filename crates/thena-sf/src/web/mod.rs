@@ -48,6 +48,9 @@ impl std::ops::Deref for Web {
 
 type App = Arc<Web>;
 
+/// Rows per page of every list.
+pub const PAGE: i64 = 50;
+
 /// The admin page's routes.
 /// The pages' Content-Security-Policy: nothing but our own files, and forms
 /// that go only here or (by the Connect form's redirect, which Chrome checks
@@ -77,7 +80,7 @@ fn routes(csp: String) -> Router<App> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/integrations") }))
         .route("/login", get(auth::login_page).post(auth::login))
-        .route("/logout", post(auth::logout))
+        .route("/logout", post(pages::logout))
         .route("/static/app.css", get(css))
         .route("/static/app.js", get(js))
         .route("/integrations", get(pages::integrations))

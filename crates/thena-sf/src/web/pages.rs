@@ -1,11 +1,12 @@
-//! The Integrations page, the error page, and what they share.
+//! The Integrations page, and Log out.
 
 use axum::extract::State as AxState;
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 
-use super::auth::Session;
+use super::auth::{session_cookie, Session};
 use super::errors::failure;
+use super::form::{CsrfForm, Posted};
 use super::views::{ConnRow, IntegrationsPage};
 use super::{render, App};
 use crate::operations::health::last_webhook;
@@ -42,4 +43,17 @@ pub async fn integrations(AxState(app): AxState<App>, s: Session) -> Response {
             spooled: app.spool.len(),
         },
     )
+}
+
+/// Log out: the session is forgotten here and its cookie cleared.
+pub async fn logout(AxState(app): AxState<App>, posted: Posted<CsrfForm>) -> Response {
+    let _ = app.store.delete_session(&posted.session.id_hash).await;
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::SET_COOKIE, session_cookie(&app, "", 0)),
+            (header::LOCATION, "/login".to_string()),
+        ],
+    )
+        .into_response()
 }

@@ -118,10 +118,7 @@ pub async fn search(
         .connection(&name)
         .await
         .map_err(|e| missing(s.chrome(), &e))?;
-    let found = app
-        .store
-        .search_requests(&name, &q, super::connection::PAGE)
-        .await?;
+    let found = app.store.search_requests(&name, &q, super::PAGE).await?;
     let rows = found
         .iter()
         .map(|r| {
@@ -184,7 +181,7 @@ pub async fn history(
             .into_iter()
             .map(|a| HistoryRow {
                 at: when(&a.at),
-                tone: super::connection::tone_of(&a.outcome),
+                tone: tone_of(&a.outcome),
                 outcome: a.outcome,
                 detail: a.detail.unwrap_or_default(),
             })
@@ -204,6 +201,16 @@ fn not_known(s: Session, name: &str, id: &str) -> Response {
         ),
         &format!("Search for it on the page of {name}, by its id, title or requestor's email."),
     )
+}
+
+/// The badge colour of an activity's outcome.
+pub fn tone_of(outcome: &str) -> &'static str {
+    match outcome {
+        "synced" => "ok",
+        "skipped" => "warn",
+        "failed" | "dead_letter" => "bad",
+        _ => "busy",
+    }
 }
 
 /// A request's state, in the page's words.
