@@ -473,13 +473,7 @@ async fn soql_escapes_ordering_paging_and_parent_paths_over_http() {
 #[tokio::test]
 async fn field_level_security_hides_fields_until_granted_and_revoked_again() {
     let org = Org::start(EmulatorConfig::default()).await;
-    let (s, body) = org
-        .soap(&org.token, r#"<createMetadata><metadata xsi:type="CustomField"><fullName>Account.Tier__c</fullName><label>Tier</label><length>10</length><type>Text</type></metadata></createMetadata>"#)
-        .await;
-    assert!(
-        s == 200 && body.contains("<success>true</success>"),
-        "{body}"
-    );
+    org.soap_ok(r#"<createMetadata><metadata xsi:type="CustomField"><fullName>Account.Tier__c</fullName><label>Tier</label><length>10</length><type>Text</type></metadata></createMetadata>"#).await;
     let names = |d: &Value| {
         d["fields"]
             .as_array()
@@ -758,11 +752,7 @@ async fn metadata_layouts_limits_and_faults() {
     assert_eq!(s, 200);
     assert!(body.contains("RelatedContactList"), "{body}");
     let layout = r#"<updateMetadata><metadata xsi:type="Layout"><fullName>Account-Account Layout</fullName><relatedLists><relatedList>RelatedContactList</relatedList></relatedLists><relatedLists><fields>NAME</fields><relatedList>Req__c.Account__c</relatedList></relatedLists></metadata></updateMetadata>"#;
-    let (s, body) = org.soap(&org.token, layout).await;
-    assert!(
-        s == 200 && body.contains("<success>true</success>"),
-        "{body}"
-    );
+    org.soap_ok(layout).await;
     let (_, body) = org.soap(&org.token, "<readMetadata><type>Layout</type><fullNames>Account-Account%20Layout</fullNames></readMetadata>").await;
     assert!(body.contains("Req__c.Account__c"), "{body}");
     let bad = layout.replace("Req__c.Account__c", "Req__c.Nope__c");
@@ -1230,25 +1220,9 @@ async fn a_text_name_is_required_and_an_auto_number_name_can_become_text() {
         )
     };
     let auto = "<nameField><displayFormat>T-{0000}</displayFormat><label>Number</label><type>AutoNumber</type></nameField>";
-    let (s, body) = org.soap(&org.token, &object(auto)).await;
-    assert!(
-        s == 200 && body.contains("<success>true</success>"),
-        "{body}"
-    );
-    let (s, body) = org
-        .soap(&org.token, r#"<upsertMetadata><metadata xsi:type="CustomField"><fullName>Ticket__c.Key__c</fullName><label>Key</label><length>40</length><type>Text</type></metadata></upsertMetadata>"#)
-        .await;
-    assert!(
-        s == 200 && body.contains("<success>true</success>"),
-        "{body}"
-    );
-    let (s, body) = org
-        .soap(&org.token, r#"<upsertMetadata><metadata xsi:type="Profile"><fullName>Admin</fullName><fieldPermissions><editable>true</editable><field>Ticket__c.Key__c</field><readable>true</readable></fieldPermissions></metadata></upsertMetadata>"#)
-        .await;
-    assert!(
-        s == 200 && body.contains("<success>true</success>"),
-        "{body}"
-    );
+    org.soap_ok(&object(auto)).await;
+    org.soap_ok(r#"<upsertMetadata><metadata xsi:type="CustomField"><fullName>Ticket__c.Key__c</fullName><label>Key</label><length>40</length><type>Text</type></metadata></upsertMetadata>"#).await;
+    org.soap_ok(r#"<upsertMetadata><metadata xsi:type="Profile"><fullName>Admin</fullName><fieldPermissions><editable>true</editable><field>Ticket__c.Key__c</field><readable>true</readable></fieldPermissions></metadata></upsertMetadata>"#).await;
 
     // Auto-number: the org names the record and refuses a name given.
     let (s, made) = org
@@ -1279,11 +1253,7 @@ async fn a_text_name_is_required_and_an_auto_number_name_can_become_text() {
 
     // The same object upserted with a Text name: its fields and names stay.
     let text = "<nameField><label>Ticket ID</label><type>Text</type></nameField>";
-    let (s, body) = org.soap(&org.token, &object(text)).await;
-    assert!(
-        s == 200 && body.contains("<success>true</success>"),
-        "{body}"
-    );
+    org.soap_ok(&object(text)).await;
     let (_, d) = org.get("/sobjects/Ticket__c/describe").await;
     assert_eq!(name(&d)["autoNumber"], false);
     assert_eq!(name(&d)["createable"], true);

@@ -146,6 +146,16 @@ impl Org {
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
+    /// A Metadata API call that must succeed; its answer.
+    pub async fn soap_ok(&self, op_xml: &str) -> String {
+        let (s, body) = self.soap(&self.token, op_xml).await;
+        assert!(
+            s == 200 && body.contains("<success>true</success>"),
+            "{body}"
+        );
+        body
+    }
+
     /// Creates `Obj__c` (auto-number name) with the given `<fields>` XML and grants the admin FLS on them.
     pub async fn custom_object(&self, name: &str, fields: &[(&str, &str)]) {
         let fields_xml: String = fields

@@ -179,6 +179,13 @@ impl Harness {
         }
     }
 
+    /// Waits until `id` is settled, then reads `fields` of its record.
+    async fn synced_row(&self, id: &str, fields: &str) -> serde_json::Map<String, Value> {
+        self.settle(&[id.to_string()]).await;
+        let filter = format!("WHERE RequestId__c = '{id}'");
+        self.requests(fields, &filter).await.remove(0)
+    }
+
     async fn requests(&self, fields: &str, filter: &str) -> Vec<serde_json::Map<String, Value>> {
         self.sf
             .query(&format!("SELECT {fields} FROM Request__c {filter}"))
@@ -1094,13 +1101,7 @@ async fn thena_platform_ticket_events_reach_the_same_request() {
     assert_eq!((s, v["status"].as_str()), (200, Some("recorded")), "{v}");
     let (s, v) = post(json!({"eventType": "ticket:created", "payload": {}})).await;
     assert_eq!((s, v["path"].as_str()), (400, Some("eventId")), "{v}");
-    h.settle(&["CT-1".into()]).await;
-    let row = &h
-        .requests(
-            "Title__c, Status__c, Urgency__c, Sentiment__c, Assigned_To__c, AiTags__c, Product__c, Message_Text__c, Requestor__r.Email, Account__r.Name",
-            "WHERE RequestId__c = 'CT-1'",
-        )
-        .await[0];
+    let row = &h.synced_row("CT-1", "Title__c, Status__c, Urgency__c, Sentiment__c, Assigned_To__c, AiTags__c, Product__c, Message_Text__c, Requestor__r.Email, Account__r.Name").await;
     assert_eq!(row["Title__c"], "v3");
     assert_eq!(row["Status__c"], "In Progress");
     assert_eq!(row["Urgency__c"], "High");
@@ -1119,13 +1120,9 @@ async fn thena_platform_ticket_events_reach_the_same_request() {
         "actor": {"id": "A1", "email": "priya@vendor.example"},
         "payload": {"ticket": ticket("Closed", "v3", t0 + 3000), "previousTicket": ticket("In Progress", "v3", t0 + 2000)}});
     assert_eq!(post(closed).await.0, 200);
-    h.settle(&["CT-1".into()]).await;
     let row = &h
-        .requests(
-            "Status__c, requestClosedAt__c, requestClosedBy__c",
-            "WHERE RequestId__c = 'CT-1'",
-        )
-        .await[0];
+        .synced_row("CT-1", "Status__c, requestClosedAt__c, requestClosedBy__c")
+        .await;
     assert_eq!(row["Status__c"], "Closed");
     assert_eq!(row["requestClosedBy__c"], "priya@vendor.example");
     assert!(
@@ -1139,10 +1136,7 @@ async fn thena_platform_ticket_events_reach_the_same_request() {
     let deleted = json!({"eventId": "E5", "eventType": "ticket:deleted", "timestamp": t0 + 4000,
         "payload": {"previousTicket": ticket("Closed", "v3", t0 + 3000)}});
     assert_eq!(post(deleted).await.0, 200);
-    h.settle(&["CT-1".into()]).await;
-    let row = &h
-        .requests("Status__c, Title__c", "WHERE RequestId__c = 'CT-1'")
-        .await[0];
+    let row = &h.synced_row("CT-1", "Status__c, Title__c").await;
     assert_eq!(
         (row["Status__c"].as_str(), row["Title__c"].as_str()),
         (Some("Deleted"), Some("v3"))
@@ -1457,13 +1451,9 @@ async fn duplicate_rules_alerting_blocking_and_matched_records() {
         )
         .await;
     assert_eq!(s, 200);
-    h.settle(&["DUP-1".into()]).await;
     let row = &h
-        .requests(
-            "Requestor__r.Email, Account__r.Name",
-            "WHERE RequestId__c = 'DUP-1'",
-        )
-        .await[0];
+        .synced_row("DUP-1", "Requestor__r.Email, Account__r.Name")
+        .await;
     assert_eq!(row["Requestor__r"]["Email"], "maya@acme.io", "{row:?}");
 
     // Block: no header helps.
