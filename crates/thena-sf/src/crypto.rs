@@ -46,14 +46,6 @@ impl SecretBox {
         }
     }
 
-    /// The key from `THENA_SF_SECRET_KEY`, else from `<data_dir>/secret.key`,
-    /// made if missing: for tools and tests that have no [`Config`](crate::config::Config)
-    /// (the product opens its box with [`Config::secrets`](crate::config::Config::secrets)).
-    pub fn load(data_dir: &Path) -> Result<SecretBox, CryptoError> {
-        let key = std::env::var(KEY_ENV).ok().map(salesforce::Secret::new);
-        SecretBox::with_key(data_dir, key.as_ref())
-    }
-
     /// The box for `key` (base64 of 32 bytes, the config's `THENA_SF_SECRET_KEY`),
     /// else for the key file under `data_dir`, made if missing.
     pub fn with_key(
@@ -224,9 +216,9 @@ mod tests {
             std::process::id(),
             rand::random::<u32>()
         ));
-        let a = SecretBox::load(&dir).unwrap();
+        let a = SecretBox::with_key(&dir, None).unwrap();
         let sealed = a.seal("x", "y");
-        let b = SecretBox::load(&dir).unwrap();
+        let b = SecretBox::with_key(&dir, None).unwrap();
         assert_eq!(b.open("x", &sealed).unwrap(), "y");
         #[cfg(unix)]
         {

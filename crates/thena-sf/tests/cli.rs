@@ -599,10 +599,12 @@ async fn no_secret_in_logs_metrics_errors_or_pages_after_a_full_run() {
         .iter()
         .map(|c| c.password.clone())
         .collect();
-    let store =
-        thena_sf::store::Store::open(&data, thena_sf::crypto::SecretBox::load(&data).unwrap())
-            .await
-            .unwrap();
+    let store = thena_sf::store::Store::open(
+        &data,
+        thena_sf::crypto::SecretBox::with_key(&data, None).unwrap(),
+    )
+    .await
+    .unwrap();
     let conn = store.connection("acme").await.unwrap();
     let mut secrets = vec![
         token.to_string(),
