@@ -118,6 +118,13 @@ pub struct OrgSettings {
     /// `Account.PersonContactId`, `Contact.IsPersonAccount` exist (§9.7).
     #[serde(default)]
     pub person_accounts: bool,
+    /// A custom object's Name keeps its data type: a save that switches it
+    /// between Text and Auto Number fails. Off by default (Setup lets an
+    /// admin switch it, and the Metadata API carries the change) [UNVERIFIED:
+    /// some orgs or deploys are reported not to apply the switch]; on, it
+    /// plays such an org.
+    #[serde(default)]
+    pub name_type_locked: bool,
 }
 
 impl Default for OrgSettings {
@@ -126,6 +133,7 @@ impl Default for OrgSettings {
             password_flow: true,
             scan_timeout_rows: None,
             person_accounts: false,
+            name_type_locked: false,
         }
     }
 }

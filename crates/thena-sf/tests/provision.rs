@@ -638,3 +638,48 @@ async fn an_auto_number_name_from_an_earlier_version_becomes_the_request_id() {
     let again = provision::provision(&client, &[], &user).await.unwrap();
     assert!(again.is_noop(), "{again}");
 }
+
+/// An org that will not switch the Name field's type (emulator option
+/// `name_type_locked`): connecting still works, the report warns with what
+/// to do in Setup, the doctor says the names are auto-numbers, and records
+/// are written without a Name (the org numbers them).
+#[tokio::test]
+async fn an_org_that_keeps_its_auto_number_name_still_syncs_with_a_warning() {
+    let mut config = EmulatorConfig::default();
+    config.seed.org.name_type_locked = true;
+    let e = env(config).await;
+    let admin = test_support::emulator::org_client(&e.emu.base_url).await;
+    let old = salesforce::metadata::custom_object(
+        "Request__c",
+        "Request",
+        "Requests",
+        salesforce::metadata::NameField::AutoNumber {
+            label: "Request Number",
+            display_format: "REQ-{000000}",
+        },
+    );
+    let r = admin
+        .metadata_save(salesforce::metadata::Save::Create, &[old])
+        .await
+        .unwrap();
+    assert!(r[0].success, "{r:?}");
+
+    let c = connect_password(&e).await;
+    let said = c.provision.to_string();
+    assert!(
+        said.contains("keep their auto-number names") && said.contains("Setup"),
+        "{said}"
+    );
+    let conn = e.store.connection("acme").await.unwrap();
+    let client = connect::client_for(&e.store, &conn, &e.config);
+    let d = client.describe(schema::OBJECT).await.unwrap();
+    assert!(!d.field("Name").unwrap().createable);
+    let checks = provision::doctor(&client, &[], 0.9).await;
+    let names = checks.iter().find(|c| c.name == "record names").unwrap();
+    assert!(!names.ok, "{names:?}");
+    let res = client
+        .upsert_many("Request__c", "RequestId__c", &[serde_json::json!({"attributes": {"type": "Request__c"}, "RequestId__c": "REQ-1", "Title__c": "t"})])
+        .await
+        .unwrap();
+    assert!(res[0].success, "written without a Name: {res:?}");
+}

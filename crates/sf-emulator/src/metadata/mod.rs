@@ -181,7 +181,12 @@ fn run(em: &Emulator, op: &El) -> Response {
                 .iter()
                 .map(|m| {
                     let full = m.text_of("fullName").unwrap_or_default();
-                    let res = ops::save(&mut org, m.xsi_type().unwrap_or_default(), m, mode);
+                    let kind = m.xsi_type().unwrap_or_default();
+                    let res = if em.settings.name_type_locked && ops::switches_name_type(&org, kind, m) {
+                        Err(ops::name_type_locked(&full))
+                    } else {
+                        ops::save(&mut org, kind, m, mode)
+                    };
                     result_xml(name, &full, &res)
                 })
                 .collect();

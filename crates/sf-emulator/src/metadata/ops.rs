@@ -180,6 +180,35 @@ fn save_object(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdError> {
     Ok(!exists)
 }
 
+/// Whether saving `md` would switch an existing custom object's Name
+/// between Text and Auto Number.
+pub fn switches_name_type(org: &Org, kind: &str, md: &El) -> bool {
+    let (Some(full), Some(nf)) = (md.text_of("fullName"), md.child("nameField")) else {
+        return false;
+    };
+    if kind != "CustomObject" {
+        return false;
+    }
+    let Some(t) = org.table(&full) else {
+        return false;
+    };
+    let auto_now = t
+        .def
+        .field("Name")
+        .is_some_and(|f| matches!(f.ftype, FieldType::AutoNumber { .. }));
+    let auto_wanted = nf.text_of("type").as_deref() == Some("AutoNumber");
+    auto_now != auto_wanted
+}
+
+/// The refusal of an org whose Name types are locked (`name_type_locked`)
+/// [UNVERIFIED wording].
+pub fn name_type_locked(full: &str) -> MdError {
+    err(
+        "FIELD_INTEGRITY_EXCEPTION",
+        format!("Cannot change the data type of the Name field of {full}"),
+    )
+}
+
 fn name_field_def(nf: &El) -> Result<FieldDef, MdError> {
     let label = nf
         .text_of("label")

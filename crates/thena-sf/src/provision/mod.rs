@@ -132,7 +132,21 @@ async fn name_by_request_id(
             )],
         )
         .await?;
-    check_saved(&r, "naming records by request id on")?;
+    // An org that keeps the auto-number is a warning, not a failure: the
+    // sync works on, with the org naming records (it sends Name only where
+    // describe says Name is createable).
+    if let Some(refused) = r.iter().find(|x| !x.success) {
+        let why = refused
+            .errors
+            .iter()
+            .map(|e| format!("{}: {}", e.status_code, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        report.warnings.push(format!(
+            "{OBJECT} records keep their auto-number names: Salesforce would not make the Name field Text ({why}). To name them by request id, change the Name field's data type to Text in Setup → Object Manager → Request → Fields & Relationships"
+        ));
+        return Ok(());
+    }
     report.changes.push(format!(
         "{OBJECT} records are named by their request id (the Name field was an auto-number; each record takes its id at its next sync)"
     ));
