@@ -1657,3 +1657,45 @@ async fn a_call_that_keeps_failing_for_good_dead_letters_its_records() {
         1
     );
 }
+
+/// Saves `Request__c` with this `<nameField>` (as an earlier version, or
+/// provisioning, would).
+async fn save_name_field(sf: &salesforce::Client, name_field: &str) {
+    let object = salesforce::metadata::Component {
+        kind: "CustomObject",
+        full_name: "Request__c".into(),
+        body: format!("<deploymentStatus>Deployed</deploymentStatus><label>Request</label>{name_field}<pluralLabel>Requests</pluralLabel><sharingModel>ReadWrite</sharingModel>"),
+    };
+    let r = sf
+        .metadata_save(salesforce::metadata::Save::Update, &[object])
+        .await
+        .unwrap();
+    assert!(r[0].success, "{r:?}");
+}
+
+/// The Name field becomes Text (provisioning switched an org's auto-number)
+/// while the worker holds a describe from before: the first write of a new
+/// record is refused for want of a Name; the worker sets up again, reads
+/// describe afresh, and the retry names the record. Nothing is dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_that_became_text_under_a_running_worker_is_picked_up() {
+    let h = harness(EmulatorConfig::default()).await;
+    // As an earlier version left it: records numbered by the org.
+    save_name_field(&h.sf, "<nameField><displayFormat>REQ-{000000}</displayFormat><label>Request Number</label><type>AutoNumber</type></nameField>").await;
+    h.post(&payload("NT-1", 1000, json!({})), &[]).await;
+    let first = h.synced_row("NT-1", "Name").await;
+    assert!(
+        first["Name"].as_str().unwrap().starts_with("REQ-0"),
+        "{first:?}"
+    );
+    // Switched to Text under the running worker.
+    save_name_field(
+        &h.sf,
+        "<nameField><label>Request Name</label><type>Text</type></nameField>",
+    )
+    .await;
+    h.post(&payload("NT-2", 1000, json!({})), &[]).await;
+    let second = h.synced_row("NT-2", "Name").await;
+    assert_eq!(second["Name"], "NT-2");
+    assert_eq!(h.store.dead_letter_count("acme").await.unwrap(), 0);
+}

@@ -41,6 +41,11 @@ pub fn verdict(res: &RecordResult, attempts: i64, max_attempts: i64) -> (Verdict
         Verdict::DeadLetter
     } else if stale_link(&first.fields, &first.status_code) {
         Verdict::Relink
+    } else if name_now_required(&first) {
+        // The Name field became Text (provisioning switched an auto-number)
+        // after this worker read describe: set up again, describe afresh,
+        // and the retry names the record.
+        Verdict::Reprovision
     } else {
         match res.action().unwrap_or(Action::GiveUp) {
             Action::Retry | Action::RefreshAuth => Verdict::Retry,
@@ -100,6 +105,11 @@ fn how_text(h: How) -> &'static str {
         How::WorkspaceContact => "Contact of that name on the Account named like the workspace",
         How::WorkspaceNewContact => "new Contact on the Account named like the workspace",
     }
+}
+
+/// A record refused for want of a Name: the Name field is Text now.
+fn name_now_required(e: &RecordError) -> bool {
+    e.status_code == "REQUIRED_FIELD_MISSING" && e.fields.iter().any(|f| f == "Name")
 }
 
 /// Whether a record error says a linked Contact or Account is gone.
@@ -171,6 +181,16 @@ mod tests {
         assert_eq!(
             verdict(&failed("INVALID_FIELD", &[]), 0, 50).0,
             Verdict::Reprovision
+        );
+        assert_eq!(
+            verdict(&failed("REQUIRED_FIELD_MISSING", &["Name"]), 0, 50).0,
+            Verdict::Reprovision,
+            "Name became Text after describe was read"
+        );
+        assert_eq!(
+            verdict(&failed("REQUIRED_FIELD_MISSING", &["Region__c"]), 0, 50).0,
+            Verdict::DeadLetter,
+            "a field of the customer's: a person must act"
         );
         let bad = failed("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", &["Status__c"]);
         assert_eq!(verdict(&bad, 0, 50).0, Verdict::DeadLetter);
