@@ -1282,3 +1282,41 @@ async fn a_text_name_is_required_and_an_auto_number_name_can_become_text() {
         .await;
     assert_eq!(s, 201, "{body}");
 }
+
+/// `name_type_locked` plays an org that keeps a Name's data type: a save
+/// that switches it is refused (and changes nothing); new objects and saves
+/// that keep the type are as usual.
+#[tokio::test]
+async fn a_locked_name_type_refuses_the_switch_and_keeps_the_object() {
+    let mut config = EmulatorConfig::default();
+    config.seed.org.name_type_locked = true;
+    let org = Org::start(config).await;
+    let object = |name_field: &str| {
+        format!(
+            r#"<upsertMetadata><metadata xsi:type="CustomObject"><fullName>Ticket__c</fullName><deploymentStatus>Deployed</deploymentStatus><label>Ticket</label>{name_field}<pluralLabel>Tickets</pluralLabel><sharingModel>ReadWrite</sharingModel></metadata></upsertMetadata>"#
+        )
+    };
+    let auto = "<nameField><displayFormat>T-{0000}</displayFormat><label>Number</label><type>AutoNumber</type></nameField>";
+    org.soap_ok(&object(auto)).await;
+    org.soap_ok(&object(auto)).await;
+    let (s, body) = org
+        .soap(
+            &org.token,
+            &object("<nameField><label>Ticket ID</label><type>Text</type></nameField>"),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert!(
+        body.contains("<success>false</success>") && body.contains("FIELD_INTEGRITY_EXCEPTION"),
+        "{body}"
+    );
+    let (_, d) = org.get("/sobjects/Ticket__c/describe").await;
+    let name = d["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "Name")
+        .unwrap()
+        .clone();
+    assert_eq!(name["autoNumber"], true, "unchanged: {name}");
+}
