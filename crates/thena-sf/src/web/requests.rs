@@ -165,6 +165,7 @@ pub async fn history(
             .as_ref()
             .map(|k| state_label(&k.state))
             .unwrap_or_default(),
+        state_tone: state.as_ref().map(|k| state_tone(&k.state)).unwrap_or(""),
         reason: state
             .as_ref()
             .and_then(|k| k.reason.clone())
@@ -224,6 +225,17 @@ pub fn state_label(state: &str) -> String {
         other => other,
     }
     .to_string()
+}
+
+/// A request state's badge colour.
+fn state_tone(state: &str) -> &'static str {
+    match state {
+        "synced" => "ok",
+        "skipped" => "warn",
+        "failed" => "bad",
+        "pending" => "busy",
+        _ => "",
+    }
 }
 
 /// What ingest made of a delivery, in the page's words.

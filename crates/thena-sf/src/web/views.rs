@@ -274,6 +274,8 @@ pub struct RequestPage {
     pub req: RequestCell,
     /// Its state now ("" when only duplicates or out-of-scope deliveries came).
     pub state: String,
+    /// The state badge's colour.
+    pub state_tone: &'static str,
     pub reason: String,
     pub deliveries: Vec<DeliveryRow>,
     pub history: Vec<HistoryRow>,
