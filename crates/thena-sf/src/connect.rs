@@ -223,6 +223,47 @@ pub async fn connect_observed(
     req: ConnectRequest,
     on_step: &(dyn Fn(Step) + Send + Sync),
 ) -> Result<Connected, Error> {
+    connect_inner(store, config, req, on_step, true).await
+}
+
+/// [`connect`] for the command line: a new connection to an org that
+/// already has one is refused (nothing stored) unless `same_org_ok`: two
+/// connections to one org write each request to it twice. The admin page
+/// asks the same before it connects (`web::flow`).
+pub async fn connect_new(
+    store: &Store,
+    config: &Config,
+    req: ConnectRequest,
+    same_org_ok: bool,
+) -> Result<Connected, Error> {
+    connect_inner(store, config, req, &|_| {}, same_org_ok).await
+}
+
+/// Another connection (not `name`) to the org these tokens are for.
+pub async fn other_connection_to(
+    store: &Store,
+    name: &str,
+    tokens: &TokenSet,
+) -> Result<Option<String>, crate::store::StoreError> {
+    let Some((org, _)) = tokens.org_and_user() else {
+        return Ok(None);
+    };
+    Ok(store
+        .connections()
+        .await?
+        .into_iter()
+        .filter(|c| c.name != name)
+        .find(|c| c.tokens.org_and_user().is_some_and(|(o, _)| o == org))
+        .map(|c| c.name))
+}
+
+async fn connect_inner(
+    store: &Store,
+    config: &Config,
+    req: ConnectRequest,
+    on_step: &(dyn Fn(Step) + Send + Sync),
+    same_org_ok: bool,
+) -> Result<Connected, Error> {
     let login_url = check_request(&req)?;
     let app = OAuthApp {
         login_url: login_url.clone(),
@@ -240,6 +281,14 @@ pub async fn connect_observed(
         Err(crate::store::StoreError::NoConnection(_)) => None,
         Err(e) => return Err(e.into()),
     };
+    if existing.is_none() && !same_org_ok {
+        if let Some(other) = other_connection_to(store, &req.name, &tokens).await? {
+            return Err(Error::Invalid(format!(
+                "this Salesforce org ({}) is already connected as '{other}': a second connection would write each request to it twice. Reconnect '{other}' instead, or pass --same-org-ok to connect it again anyway",
+                tokens.instance_url
+            )));
+        }
+    }
     let new_token = match (&req.webhook_token, &existing) {
         (Some(t), _) => Some(t.clone()),
         (None, Some(_)) => None,

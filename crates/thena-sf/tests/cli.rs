@@ -699,3 +699,31 @@ fn version_names_the_build_commit() {
         "{v} vs {head}"
     );
 }
+
+/// `connect` refuses a second connection to an org that already has one
+/// (nothing is stored) unless `--same-org-ok`; connecting the same name
+/// again is a reconnect and is not refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_connection_to_one_org_needs_same_org_ok() {
+    let emu = emulator::start(EmulatorConfig::default()).await;
+    let base = emu.base_url.clone();
+    let d = dir("same-org");
+    let data = d.to_path_buf();
+    let out = connect_cli(&data, "acme", &base, &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = connect_cli(&data, "acme-again", &base, &[]).await;
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("already connected as 'acme'") && text(&out).contains("--same-org-ok"),
+        "{}",
+        text(&out)
+    );
+    let out = thena_async(&data, &["status", "acme-again"]).await;
+    assert!(!out.status.success(), "nothing was stored: {}", text(&out));
+    let out = connect_cli(&data, "acme", &base, &[]).await;
+    assert!(out.status.success(), "a reconnect: {}", text(&out));
+    let out = connect_cli(&data, "acme-again", &base, &["--same-org-ok"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = thena_async(&data, &["status", "acme-again"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+}

@@ -137,6 +137,10 @@ struct ConnectArgs {
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Connect even though another connection already syncs this org (each
+    /// request is then written by both).
+    #[arg(long)]
+    same_org_ok: bool,
 }
 
 #[derive(Subcommand)]
@@ -351,6 +355,7 @@ async fn connect_cmd(app: &App, args: ConnectArgs) -> anyhow::Result<ExitCode> {
         webhook_token,
         signing_secrets,
         json,
+        same_org_ok,
     } = args;
     let credentials = match (username, password, refresh_token) {
         (Some(u), Some(p), None) => Credentials::Password {
@@ -369,7 +374,7 @@ async fn connect_cmd(app: &App, args: ConnectArgs) -> anyhow::Result<ExitCode> {
         webhook_token,
         signing_secrets,
     };
-    let c = connect::connect(&app.store, &app.config, req)
+    let c = connect::connect_new(&app.store, &app.config, req, same_org_ok)
         .await
         .context("connecting")?;
     if json {

@@ -433,18 +433,15 @@ pub async fn callback(
 /// chose to connect it again (a reconnect of the same connection is not
 /// another). Two connections to one org write each request to it twice.
 async fn same_org(app: &App, flow: &OAuthFlow, tokens: &salesforce::TokenSet) -> Option<String> {
-    if flow.same_org_ok {
-        return None;
+    if flow.same_org_ok || app.store.connection(&flow.connection).await.is_ok() {
+        return None; // chosen, or a reconnect
     }
-    let (org, _) = tokens.org_and_user()?;
-    let conns = app.store.connections().await.ok()?;
-    if conns.iter().any(|c| c.name == flow.connection) {
-        return None; // a reconnect
-    }
-    conns
-        .into_iter()
-        .find(|c| c.tokens.org_and_user().is_some_and(|(o, _)| o == org))
-        .map(|c| c.name)
+    // A store that cannot answer does not stop the connection (the warning
+    // is a courtesy; the setup that follows reports the store's failure).
+    connect::other_connection_to(&app.store, &flow.connection, tokens)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// The Connect form again, as it was filled, saying which connection the
