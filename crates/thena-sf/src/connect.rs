@@ -239,7 +239,8 @@ pub async fn connect_new(
     connect_inner(store, config, req, &|_| {}, same_org_ok).await
 }
 
-/// Another connection (not `name`) to the org these tokens are for.
+/// Another connection to the org these tokens are for, when connecting
+/// `name` would add one (None for a reconnect of `name`).
 pub async fn other_connection_to(
     store: &Store,
     name: &str,
@@ -248,11 +249,12 @@ pub async fn other_connection_to(
     let Some((org, _)) = tokens.org_and_user() else {
         return Ok(None);
     };
-    Ok(store
-        .connections()
-        .await?
+    let conns = store.connections().await?;
+    if conns.iter().any(|c| c.name == name) {
+        return Ok(None);
+    }
+    Ok(conns
         .into_iter()
-        .filter(|c| c.name != name)
         .find(|c| c.tokens.org_and_user().is_some_and(|(o, _)| o == org))
         .map(|c| c.name))
 }

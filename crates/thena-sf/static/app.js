@@ -40,13 +40,14 @@ function select(el) {
     if (el) el.className = "value" + (on ? " " + cls : "");
   }
   function apply(d) {
+    var st = d.state;
     var state = document.getElementById("state");
-    if (state) { state.textContent = d.state; state.className = "badge " + d.tone; }
+    if (state) { state.textContent = st.label; state.className = "badge " + st.tone; }
     var why = document.getElementById("state-reason");
     if (why) {
-      why.hidden = !d.reason;
-      why.textContent = d.reason || "";
-      why.className = "alert " + d.tone;
+      why.hidden = !st.reason;
+      why.textContent = st.reason || "";
+      why.className = "alert " + st.tone;
     }
     set("queued", d.queued);
     set("synced", d.synced); tone("synced", "ok", d.synced > 0);
@@ -67,7 +68,7 @@ function select(el) {
   function tick() {
     fetch(url, { credentials: "same-origin", headers: { accept: "application/json" } })
       .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
-      .then(function (d) { apply(d); setTimeout(tick, d.busy ? 2000 : 15000); })
+      .then(function (d) { apply(d); setTimeout(tick, d.queued > 0 ? 2000 : 15000); })
       .catch(function () { setTimeout(tick, 30000); });
   }
   setTimeout(tick, 2000);

@@ -318,17 +318,27 @@ async fn serve_syncs_and_stops_cleanly_on_sigterm() {
         "{line}"
     );
     let url = url_in(&line);
-    let now = chrono::Utc::now().timestamp_millis();
-    let body = serde_json::json!({"action": "CREATE", "request": {"requestId": "SRV-1", "createdAt": now + 10, "updatedAt": now + 20,
-        "requestor": {"name": "Someone New", "email": "someone@gmail.com"}, "customer": {"teamName": "Nobody"}}});
-    let r = reqwest::Client::new()
-        .post(format!("{url}/webhooks/thena/acme"))
-        .header("Authorization", "tok-0123456789abcdef0123456789-cli")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let post = |token: String, id: &'static str| {
+        let url = url.clone();
+        async move {
+            let now = chrono::Utc::now().timestamp_millis();
+            let body = serde_json::json!({"action": "CREATE", "request": {"requestId": id, "createdAt": now + 10, "updatedAt": now + 20,
+                "requestor": {"name": "Someone New", "email": "someone@gmail.com"}, "customer": {"teamName": "Nobody"}}});
+            reqwest::Client::new()
+                .post(format!("{url}/webhooks/thena/acme"))
+                .header("Authorization", token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(
+        post("tok-0123456789abcdef0123456789-cli".into(), "SRV-1").await,
+        200
+    );
     assert_eq!(
         reqwest::get(format!("{url}/healthz"))
             .await
@@ -374,23 +384,6 @@ async fn serve_syncs_and_stops_cleanly_on_sigterm() {
         "{}",
         text(&out)
     );
-    let post = |token: String, id: &'static str| {
-        let url = url.clone();
-        async move {
-            let now = chrono::Utc::now().timestamp_millis();
-            let body = serde_json::json!({"action": "CREATE", "request": {"requestId": id, "createdAt": now + 10, "updatedAt": now + 20,
-                "requestor": {"name": "Someone New", "email": "someone@gmail.com"}, "customer": {"teamName": "Nobody"}}});
-            reqwest::Client::new()
-                .post(format!("{url}/webhooks/thena/acme"))
-                .header("Authorization", token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while post(new.clone(), "SRV-2").await != 200 {
         assert!(

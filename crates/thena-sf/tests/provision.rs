@@ -589,12 +589,9 @@ async fn the_doctor_names_required_fields_and_the_permission_set_assignment() {
     );
 }
 
-/// An org set up by an earlier version has an auto-number Name (`REQ-000001`):
-/// provisioning switches it to Text so records are named by their request
-/// id, keeps the records and fields, and the doctor says so before and after.
-#[tokio::test]
-async fn an_auto_number_name_from_an_earlier_version_becomes_the_request_id() {
-    let e = env(EmulatorConfig::default()).await;
+/// `Request__c` as earlier versions made it (an auto-number Name), by the
+/// org's admin; the admin's client.
+async fn auto_number_request_object(e: &Env) -> salesforce::Client {
     let admin = test_support::emulator::org_client(&e.emu.base_url).await;
     let old = salesforce::metadata::custom_object(
         "Request__c",
@@ -610,6 +607,16 @@ async fn an_auto_number_name_from_an_earlier_version_becomes_the_request_id() {
         .await
         .unwrap();
     assert!(r[0].success, "{r:?}");
+    admin
+}
+
+/// An org set up by an earlier version has an auto-number Name (`REQ-000001`):
+/// provisioning switches it to Text so records are named by their request
+/// id, keeps the records and fields, and the doctor says so before and after.
+#[tokio::test]
+async fn an_auto_number_name_from_an_earlier_version_becomes_the_request_id() {
+    let e = env(EmulatorConfig::default()).await;
+    let admin = auto_number_request_object(&e).await;
     let made = admin
         .create("Request__c", &serde_json::json!({}))
         .await
@@ -648,21 +655,7 @@ async fn an_org_that_keeps_its_auto_number_name_still_syncs_with_a_warning() {
     let mut config = EmulatorConfig::default();
     config.seed.org.name_type_locked = true;
     let e = env(config).await;
-    let admin = test_support::emulator::org_client(&e.emu.base_url).await;
-    let old = salesforce::metadata::custom_object(
-        "Request__c",
-        "Request",
-        "Requests",
-        salesforce::metadata::NameField::AutoNumber {
-            label: "Request Number",
-            display_format: "REQ-{000000}",
-        },
-    );
-    let r = admin
-        .metadata_save(salesforce::metadata::Save::Create, &[old])
-        .await
-        .unwrap();
-    assert!(r[0].success, "{r:?}");
+    auto_number_request_object(&e).await;
 
     let c = connect_password(&e).await;
     let said = c.provision.to_string();

@@ -575,7 +575,7 @@ async fn status(app: &App, name: Option<String>) -> anyhow::Result<ExitCode> {
         .filter(|c| name.as_deref().is_none_or(|n| n == c.name))
     {
         shown += 1;
-        let h = operations::health(&app.store, c, &app.config.webhook_url(&c.name)).await?;
+        let h = operations::health(&app.store, &app.config, c).await?;
         println!("{} ({})", c.name, c.tokens.instance_url);
         println!("  state:        {}", h.state.label);
         if let Some(why) = &h.state.reason {
@@ -596,10 +596,7 @@ async fn status(app: &App, name: Option<String>) -> anyhow::Result<ExitCode> {
         println!("  queue:        {} waiting", h.queued);
         println!(
             "  requests:     {} synced, {} skipped, {} pending, {} out of scope",
-            h.synced,
-            h.skipped,
-            h.pending(),
-            h.out_of_scope
+            h.synced, h.skipped, h.pending, h.out_of_scope
         );
         println!("  dead letters: {}", h.failed);
     }

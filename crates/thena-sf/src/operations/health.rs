@@ -3,12 +3,13 @@
 //! happens next), its queue and counts, when it last heard from Thena and
 //! last wrote a record.
 
+use crate::config::Config;
 use crate::store::health::RecentFailures;
 use crate::store::review::LastSeen;
 use crate::store::{ConnStatus, Connection, Store, StoreError};
 
 /// A connection's state, as a badge and a sentence.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct State {
     pub label: String,
     /// ok, busy, warn or bad (the page's colours).
@@ -24,7 +25,8 @@ pub struct Health {
     pub queued: i64,
     pub synced: i64,
     pub skipped: i64,
-    pending: i64,
+    /// Requests waiting for their first or next write.
+    pub pending: i64,
     pub out_of_scope: i64,
     /// Dead letters: refused for good, waiting for a person.
     pub failed: i64,
@@ -32,26 +34,15 @@ pub struct Health {
     pub recent: RecentFailures,
 }
 
-impl Health {
-    /// Requests waiting for their first or next write.
-    pub fn pending(&self) -> i64 {
-        self.pending
-    }
-}
-
 /// Reads a connection's health from the store (no call to Salesforce).
-pub async fn health(
-    store: &Store,
-    c: &Connection,
-    webhook_url: &str,
-) -> Result<Health, StoreError> {
+pub async fn health(store: &Store, config: &Config, c: &Connection) -> Result<Health, StoreError> {
     let (queued, _, _) = store.queue_shape(&c.name).await?;
     let counts = store.counts(&c.name).await?;
     let failed = store.dead_letter_count(&c.name).await?;
     let recent = store.recent_failures(&c.name, chrono::Utc::now()).await?;
     let last = store.last_seen(&c.name).await?;
     Ok(Health {
-        state: state_of(c, queued, &recent, &last, webhook_url),
+        state: state_of(c, queued, &recent, &last, &config.webhook_url(&c.name)),
         queued,
         synced: counts.synced,
         skipped: counts.skipped,

@@ -433,8 +433,8 @@ pub async fn callback(
 /// chose to connect it again (a reconnect of the same connection is not
 /// another). Two connections to one org write each request to it twice.
 async fn same_org(app: &App, flow: &OAuthFlow, tokens: &salesforce::TokenSet) -> Option<String> {
-    if flow.same_org_ok || app.store.connection(&flow.connection).await.is_ok() {
-        return None; // chosen, or a reconnect
+    if flow.same_org_ok {
+        return None;
     }
     // A store that cannot answer does not stop the connection (the warning
     // is a courtesy; the setup that follows reports the store's failure).

@@ -14,7 +14,8 @@ use super::App;
 use crate::operations::health::{last_webhook, last_written};
 use crate::store::{Connection, StoreError};
 
-/// What the top of a connection's page shows.
+/// What the top of a connection's page shows, and what the script reads.
+#[derive(Serialize)]
 pub struct Health {
     pub state: State,
     pub queued: i64,
@@ -29,7 +30,7 @@ pub struct Health {
 }
 
 pub async fn health(app: &App, c: &Connection) -> Result<Health, StoreError> {
-    let h = crate::operations::health(&app.store, c, &app.config.webhook_url(&c.name)).await?;
+    let h = crate::operations::health(&app.store, &app.config, c).await?;
     let (usage, usage_pct) = usage_of(app, &c.name);
     Ok(Health {
         last_webhook: last_webhook(&h.last),
@@ -55,23 +56,6 @@ fn usage_of(app: &App, name: &str) -> (String, u64) {
     }
 }
 
-#[derive(Serialize)]
-struct Live {
-    state: String,
-    tone: &'static str,
-    reason: Option<String>,
-    queued: i64,
-    synced: i64,
-    skipped: i64,
-    failed: i64,
-    last_webhook: String,
-    last_written: String,
-    usage: String,
-    usage_pct: u64,
-    /// Whether work is in flight (the script looks again soon).
-    busy: bool,
-}
-
 /// `GET /connections/{name}/live`: the figures as JSON.
 pub async fn live(AxState(app): AxState<App>, Path(name): Path<String>, s: Session) -> AdminResult {
     let c = app
@@ -79,20 +63,5 @@ pub async fn live(AxState(app): AxState<App>, Path(name): Path<String>, s: Sessi
         .connection(&name)
         .await
         .map_err(|e| missing(s.chrome(), &e))?;
-    let h = health(&app, &c).await?;
-    Ok(axum::Json(Live {
-        busy: h.queued > 0,
-        state: h.state.label,
-        tone: h.state.tone,
-        reason: h.state.reason,
-        queued: h.queued,
-        synced: h.synced,
-        skipped: h.skipped,
-        failed: h.failed,
-        last_webhook: h.last_webhook,
-        last_written: h.last_written,
-        usage: h.usage,
-        usage_pct: h.usage_pct,
-    })
-    .into_response())
+    Ok(axum::Json(health(&app, &c).await?).into_response())
 }

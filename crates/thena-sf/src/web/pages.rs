@@ -18,9 +18,7 @@ pub async fn integrations(AxState(app): AxState<App>, s: Session) -> Response {
     };
     let mut rows = Vec::new();
     for c in conns {
-        let h = match crate::operations::health(&app.store, &c, &app.config.webhook_url(&c.name))
-            .await
-        {
+        let h = match crate::operations::health(&app.store, &app.config, &c).await {
             Ok(h) => h,
             Err(e) => return failure(&e.to_string()),
         };

@@ -18,13 +18,10 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::{Any, Row, Transaction};
 
-use super::history::{placeholders, About};
+use super::history::About;
 use super::StoreError;
-use super::{IngestItem, Ingested, PENDING_OVER, REQUEST_NEWER};
+use super::{placeholders, IngestItem, Ingested, PENDING_OVER, REQUEST_NEWER, ROWS};
 use crate::domain::snapshot::{Snapshot, Source};
-
-/// Rows per multi-row statement (well under SQLite's bound variables).
-const ROWS: usize = 200;
 
 /// Whether the per-event path would take only its plain branch for `item`.
 pub(super) fn plain(item: &IngestItem) -> bool {

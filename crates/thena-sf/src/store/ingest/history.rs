@@ -4,12 +4,9 @@
 
 use sqlx::{Any, Transaction};
 
-use super::{IngestItem, Ingested, StoreError};
+use super::{placeholders, IngestItem, Ingested, StoreError, ROWS};
 use crate::domain::comments::CommentChange;
 use crate::domain::snapshot::{Snapshot, Source};
-
-/// Rows per multi-row statement (well under SQLite's bound variables).
-const ROWS: usize = 200;
 
 /// What a request is, as the admin page shows it; None leaves the stored
 /// value as it is.
@@ -78,17 +75,4 @@ pub(super) async fn log_deliveries(
         q.execute(&mut **tx).await?;
     }
     Ok(())
-}
-
-/// `($1, $2, $3), ($4, $5, $6), ...`
-pub(super) fn placeholders(rows: usize, per_row: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let cols: Vec<String> = (1..=per_row)
-                .map(|c| format!("${}", r * per_row + c))
-                .collect();
-            format!("({})", cols.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -13,6 +13,22 @@ use super::{ts, Store, StoreError};
 use crate::domain::comments::CommentChange;
 use crate::domain::snapshot::{Snapshot, Source};
 
+/// Rows per multi-row statement (well under SQLite's bound variables).
+const ROWS: usize = 200;
+
+/// `($1, $2, $3), ($4, $5, $6), ...`
+fn placeholders(rows: usize, per_row: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cols: Vec<String> = (1..=per_row)
+                .map(|c| format!("${}", r * per_row + c))
+                .collect();
+            format!("({})", cols.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
