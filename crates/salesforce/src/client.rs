@@ -397,7 +397,12 @@ impl Client {
 
     /// Runs a query and follows `nextRecordsUrl` to the end.
     pub async fn query(&self, soql: &str) -> Result<Vec<Map<String, Value>>> {
-        let mut page = self.get(&query_path(soql)).await?;
+        let page = self.get(&query_path(soql)).await?;
+        self.all_records(page).await
+    }
+
+    /// A query answer's records, following `nextRecordsUrl` to the end.
+    pub(crate) async fn all_records(&self, mut page: Value) -> Result<Vec<Map<String, Value>>> {
         let mut out = Vec::new();
         loop {
             if let Some(Value::Array(records)) = page.get_mut("records").map(Value::take) {
@@ -661,7 +666,7 @@ impl Client {
     }
 }
 
-fn query_path(soql: &str) -> String {
+pub(crate) fn query_path(soql: &str) -> String {
     let q: String = form_urlencoded::byte_serialize(soql.as_bytes()).collect();
     format!("query?q={q}")
 }
@@ -688,7 +693,7 @@ fn non_json_error(status: u16, body: &[u8]) -> ApiError {
 }
 
 /// A REST error body (`[{message, errorCode, fields}]`) as an [`ApiError`].
-fn api_error(status: u16, v: &Value) -> ApiError {
+pub(crate) fn api_error(status: u16, v: &Value) -> ApiError {
     let first = v.as_array().and_then(|a| a.first()).unwrap_or(v);
     ApiError {
         status,

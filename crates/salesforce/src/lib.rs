@@ -1,12 +1,13 @@
 //! A small Salesforce client for one connected org: the OAuth web-server flow
 //! (PKCE), refresh with rotation, REST (query with paging, create, sObject
-//! Collections create and upsert, describe, limits), the Metadata API over
+//! Collections create and upsert, composite, describe, limits), the Metadata API over
 //! SOAP, SOQL escaping, and one error taxonomy that says what to do.
 //!
 //! No connector logic lives here. Secrets are [`Secret`]s: never in `Debug`,
 //! logs or error text.
 
 pub mod client;
+pub mod composite;
 pub mod error;
 pub mod metadata;
 pub mod oauth;
@@ -17,6 +18,7 @@ pub mod types;
 pub mod xml;
 
 pub use client::{Client, ClientConfig, TokenSink, COLLECTION_LIMIT};
+pub use composite::{SubResult, Subrequest};
 pub use error::{Action, ApiError, Error, Result};
 pub use oauth::{LoginEnv, OAuthApp, Pkce, TokenSet};
 pub use secret::Secret;

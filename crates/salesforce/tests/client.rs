@@ -107,6 +107,42 @@ async fn connect_by_password_and_query_with_paging() {
     assert!(limits["DailyApiRequests"]["Max"].as_u64().unwrap() > 0);
 }
 
+/// Queries go together, five per composite call; each answers with its own
+/// records or its own error.
+#[tokio::test]
+async fn queries_go_together_five_per_composite_call() {
+    let emu = test_support::emulator::start(Default::default()).await;
+    let client = test_support::emulator::org_client(&emu.base_url).await;
+    let records: Vec<Value> = (0..6)
+        .map(|i| json!({"attributes": {"type": "Contact"}, "LastName": format!("P{i}")}))
+        .collect();
+    client.create_many(&records, true).await.unwrap();
+    let mut soql: Vec<String> = (0..6)
+        .map(|i| format!("SELECT Id, LastName FROM Contact WHERE LastName = 'P{i}'"))
+        .collect();
+    soql.insert(2, "SELECT Nope FROM Contact".into());
+    let calls = client.calls();
+    let answers = client.query_many(&soql).await.unwrap();
+    assert_eq!(client.calls() - calls, 2, "seven queries in two calls");
+    assert_eq!(answers.len(), 7);
+    for (i, a) in answers.iter().enumerate() {
+        match (i, a) {
+            (2, Err(e)) => assert_eq!(e.code(), Some("INVALID_FIELD")),
+            (_, Ok(rows)) => {
+                let n = if i < 2 { i } else { i - 1 };
+                assert_eq!(rows[0]["LastName"], format!("P{n}").as_str());
+            }
+            (_, other) => panic!("query {i}: {other:?}"),
+        }
+    }
+    let one = client.query_many(&soql[..1]).await.unwrap();
+    assert_eq!(
+        one[0].as_ref().unwrap().len(),
+        1,
+        "a lone query goes by itself"
+    );
+}
+
 #[tokio::test]
 async fn web_flow_then_transparent_single_flight_refresh() {
     let emu = test_support::emulator::start(Default::default()).await;

@@ -1320,3 +1320,123 @@ async fn a_locked_name_type_refuses_the_switch_and_keeps_the_object() {
         .clone();
     assert_eq!(name["autoNumber"], true, "unchanged: {name}");
 }
+
+/// `POST /composite` (src/rest/composite.rs cites the guide): subrequests run in order, a
+/// later one uses an earlier answer through `@{ref...}`, a reference that
+/// names nothing halts only the subrequests that use it, and the whole
+/// series is one API call.
+#[tokio::test]
+async fn a_composite_call_runs_subrequests_with_references_as_one_call() {
+    let org = Org::start(EmulatorConfig::default()).await;
+    let v = "/services/data/v67.0";
+    let usage =
+        |h: &reqwest::header::HeaderMap| h["sforce-limit-info"].to_str().unwrap().to_string();
+    let (_, _, h) = org.send(reqwest::Method::GET, "/limits", None).await;
+    let before = usage(&h);
+    let body = json!({"compositeRequest": [
+        {"method": "POST", "url": format!("{v}/sobjects/Account"), "referenceId": "acc", "body": {"Name": "Acme"}},
+        {"method": "POST", "url": format!("{v}/sobjects/Contact"), "referenceId": "con",
+         "body": {"LastName": "Patel", "AccountId": "@{acc.id}"}},
+        {"method": "GET", "url": format!("{v}/query/?q=SELECT+Id,AccountId+FROM+Contact+WHERE+AccountId='@{{acc.id}}'"), "referenceId": "q"},
+        {"method": "GET", "url": format!("{v}/query/?q=SELECT+Id+FROM+Account+WHERE+Name='Nobody'"), "referenceId": "none"},
+        {"method": "PATCH", "url": format!("{v}/sobjects/Account/@{{none.records[0].Id}}"), "referenceId": "halted", "body": {"Name": "X"}},
+        {"method": "PATCH", "url": format!("{v}/sobjects/Account/@{{acc.id}}"), "referenceId": "renamed", "body": {"Name": "Acme Inc"}},
+    ]});
+    let (s, r, h) = org
+        .send(reqwest::Method::POST, "/composite", Some(body))
+        .await;
+    assert_eq!(s, 200, "{r}");
+    let after = usage(&h);
+    let n = |u: &str| {
+        u.trim_start_matches("api-usage=")
+            .split('/')
+            .next()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert_eq!(n(&after), n(&before) + 1, "one call: {before} → {after}");
+    let res = r["compositeResponse"].as_array().unwrap();
+    let by = |id: &str| res.iter().find(|x| x["referenceId"] == id).unwrap().clone();
+    assert_eq!(by("acc")["httpStatusCode"], 201);
+    let acc = by("acc")["body"]["id"].as_str().unwrap().to_string();
+    assert!(by("acc")["httpHeaders"]["Location"]
+        .as_str()
+        .unwrap()
+        .ends_with(&acc));
+    assert_eq!(by("con")["httpStatusCode"], 201);
+    assert_eq!(by("q")["body"]["records"][0]["AccountId"], acc.as_str());
+    assert_eq!(by("none")["body"]["totalSize"], 0);
+    assert_eq!(by("halted")["httpStatusCode"], 400);
+    assert_eq!(by("halted")["body"][0]["errorCode"], "PROCESSING_HALTED");
+    assert_eq!(
+        by("halted")["body"][0]["message"],
+        "Invalid reference specified. No value for none.records[0].Id found in none"
+    );
+    assert_eq!(by("renamed")["httpStatusCode"], 204, "{r}");
+    let (_, a) = org.get(&format!("/sobjects/Account/{acc}")).await;
+    assert_eq!(a["Name"], "Acme Inc");
+}
+
+/// With `allOrNone` one failing subrequest undoes the others, which answer
+/// 400 PROCESSING_HALTED; the limits refuse the whole request.
+#[tokio::test]
+async fn a_composite_call_rolls_back_all_or_none_and_keeps_its_limits() {
+    let org = Org::start(EmulatorConfig::default()).await;
+    let v = "/services/data/v67.0";
+    let body = json!({"allOrNone": true, "compositeRequest": [
+        {"method": "POST", "url": format!("{v}/sobjects/Account"), "referenceId": "acc", "body": {"Name": "Rolled Back"}},
+        {"method": "POST", "url": format!("{v}/sobjects/Contact"), "referenceId": "bad", "body": {"FirstName": "No last name"}},
+    ]});
+    let (s, r) = org.post("/composite", body).await;
+    assert_eq!(s, 200, "{r}");
+    let res = &r["compositeResponse"];
+    assert_eq!(res[0]["httpStatusCode"], 400);
+    assert_eq!(res[0]["body"][0]["errorCode"], "PROCESSING_HALTED");
+    assert_eq!(
+        res[1]["body"][0]["errorCode"], "REQUIRED_FIELD_MISSING",
+        "{r}"
+    );
+    let (_, q) = org
+        .query("SELECT Id FROM Account WHERE Name = 'Rolled Back'")
+        .await;
+    assert_eq!(q["totalSize"], 0, "rolled back");
+
+    let query = json!({"method": "GET", "url": format!("{v}/query/?q=SELECT+Id+FROM+Account"), "referenceId": "q"});
+    let many = |n: usize, item: &Value| {
+        let items: Vec<Value> = (0..n)
+            .map(|i| {
+                let mut x = item.clone();
+                x["referenceId"] = json!(format!("r{i}"));
+                x
+            })
+            .collect();
+        json!({ "compositeRequest": items })
+    };
+    let get = json!({"method": "GET", "url": format!("{v}/sobjects/Account/describe"), "referenceId": "d"});
+    let (s, _) = org.post("/composite", many(25, &get)).await;
+    assert_eq!(s, 200, "25 subrequests are allowed");
+    let (s, e) = org.post("/composite", many(26, &get)).await;
+    assert_eq!(
+        (s, e[0]["errorCode"].as_str()),
+        (400, Some("INVALID_INPUT")),
+        "{e}"
+    );
+    let (s, _) = org.post("/composite", many(5, &query)).await;
+    assert_eq!(s, 200, "five queries are allowed");
+    let (s, e) = org.post("/composite", many(6, &query)).await;
+    assert_eq!(s, 400, "six queries are not: {e}");
+    let mut auth = query.clone();
+    auth["httpHeaders"] = json!({"Authorization": "Bearer x"});
+    let (s, _) = org
+        .post("/composite", json!({"compositeRequest": [auth]}))
+        .await;
+    assert_eq!(s, 400, "a subrequest may not set Authorization");
+    let mut dash = query.clone();
+    dash["referenceId"] = json!("Link-1");
+    let (s, r) = org
+        .post("/composite", json!({"compositeRequest": [dash]}))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(r["compositeResponse"][0]["httpStatusCode"], 400, "{r}");
+}

@@ -405,6 +405,68 @@ async fn requests_created_before_the_connection_are_out_of_scope() {
     assert_eq!(st.state, "out_of_scope");
 }
 
+/// Requestors that need every resolution step (a known email, a new person
+/// at a company domain, a workspace Contact found by name, a new one made
+/// there) are looked up in one call: each step's query goes ahead in one
+/// `POST /composite` (REST API guide, "Send Multiple Requests Using
+/// Composite"). One step after another, the
+/// same batch asked four queries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_resolution_step_is_asked_in_one_call() {
+    let h = harness(EmulatorConfig::default()).await;
+    h.hold().await;
+    let person = |name: &str, email: &str| json!({"request": {"requestor": {"name": name, "email": email}, "customer": {"teamName": "Acme Corp"}}});
+    let people = [
+        ("ST-1", "Harsh Vardhan", "harsh@acme.io"),
+        ("ST-2", "Nia New", "nia@acme.io"),
+        ("ST-3", "Ann Lee", "ann.lee@gmail.com"),
+        ("ST-4", "Gus Gmail", "gus@gmail.com"),
+    ];
+    for (id, name, email) in people {
+        h.post(&payload(id, 1, person(name, email)), &[]).await;
+    }
+    let stat = |k: &str| h.emu.emulator.stats.lock().get(k).copied().unwrap_or(0);
+    let lookups = || stat("rest.query") + stat("composite");
+    let before = lookups();
+    h.release().await;
+    let ids: Vec<String> = people.iter().map(|p| p.0.to_string()).collect();
+    h.settle(&ids).await;
+    assert_eq!(lookups() - before, 1, "{:?}", h.emu.emulator.stats.lock());
+    let rows = h
+        .requests(
+            "RequestId__c, Requestor__r.Name, Requestor__r.Email, Account__r.Name",
+            "ORDER BY RequestId__c",
+        )
+        .await;
+    let of = |i: usize, path: &str| {
+        let (rel, field) = path.split_once('.').unwrap();
+        rows[i][rel][field].as_str().map(str::to_string)
+    };
+    assert_eq!(
+        of(0, "Requestor__r.Email").as_deref(),
+        Some("harsh@acme.io"),
+        "by email"
+    );
+    assert_eq!(
+        of(1, "Requestor__r.Email").as_deref(),
+        Some("nia@acme.io"),
+        "new at the domain"
+    );
+    assert_eq!(
+        of(2, "Requestor__r.Email").as_deref(),
+        Some("ann@acme.io"),
+        "Ann Lee by name on the workspace Account"
+    );
+    assert_eq!(
+        of(3, "Requestor__r.Name").as_deref(),
+        Some("Gus Gmail"),
+        "made on the workspace Account"
+    );
+    for i in 0..4 {
+        assert_eq!(of(i, "Account__r.Name").as_deref(), Some("Acme Corp"));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_a_thousand_costs_a_few_dozen_calls() {
     let h = harness(EmulatorConfig::default()).await;
@@ -1379,7 +1441,8 @@ async fn large_orgs_are_searched_and_person_accounts_are_never_companies() {
     assert!(searches >= 1, "the timeout led to a search");
 
     // The next batch at the same domain asks Salesforce nothing about it.
-    let queries = stat("rest.query");
+    let lookups = || stat("rest.query") + stat("composite");
+    let before = lookups();
     h.post(
         &payload(
             "BIG-3",
@@ -1396,9 +1459,9 @@ async fn large_orgs_are_searched_and_person_accounts_are_never_companies() {
     assert_eq!(rows[0]["Account__r"]["Name"], "Initech");
     assert_eq!(stat("rest.search"), searches, "the domain was remembered");
     assert_eq!(
-        stat("rest.query"),
-        queries + 2,
-        "the new requestor's email, and their name at that Account: no domain query"
+        lookups(),
+        before + 2,
+        "one lookup call (the new requestor's email, with what the later steps might ask) and this test's own query: no domain query"
     );
 }
 

@@ -3,6 +3,7 @@
 //! trailing-slash forms, percent-decoded segments).
 
 mod collections;
+mod composite;
 mod describe;
 mod query;
 mod search;
@@ -154,6 +155,7 @@ fn kind(method: &Method, segs: &[String]) -> &'static str {
         ("PATCH", ["composite", "sobjects"]) => "composite.update",
         ("DELETE", ["composite", "sobjects"]) => "composite.delete",
         ("PATCH", ["composite", "sobjects", _, _]) => "composite.upsert",
+        ("POST", ["composite"]) => "composite",
         _ => "rest.other",
     }
 }
@@ -172,26 +174,9 @@ pub async fn handle(
         segs.pop();
     }
     let version_seg = segs.remove(0);
-    let max = max_version(&em);
-    let version = if version_seg.eq_ignore_ascii_case("latest") {
-        format!("{max}.0")
-    } else {
-        match version_seg
-            .strip_prefix('v')
-            .and_then(|v| v.split_once('.'))
-            .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b)))
-        {
-            Some((major, "0")) if (MIN_VERSION..=max).contains(&major) => format!("{major}.0"),
-            Some((major, _)) if (21..=30).contains(&major) => {
-                return sf_error(
-                    StatusCode::GONE,
-                    "API_VERSION_RETIRED",
-                    "This version of the API has been retired",
-                    &[],
-                );
-            }
-            _ => return not_found(),
-        }
+    let version = match version(&em, &version_seg) {
+        Ok(v) => v,
+        Err(resp) => return resp,
     };
     let token = bearer(&headers);
     let user = match em
@@ -218,8 +203,33 @@ pub async fn handle(
         headers,
         body,
     };
-    let resp = dispatch(&req, &segs);
+    let resp = match (req.method.as_str(), segs.as_slice()) {
+        ("POST", [c]) if c == "composite" => composite::run(&req).await,
+        _ => dispatch(&req, &segs),
+    };
     with_limit_info(resp, &em.limit_info())
+}
+
+/// `v67.0` or `latest` as the version served, or why not.
+fn version(em: &Emulator, seg: &str) -> Result<String, Response> {
+    let max = max_version(em);
+    if seg.eq_ignore_ascii_case("latest") {
+        return Ok(format!("{max}.0"));
+    }
+    match seg
+        .strip_prefix('v')
+        .and_then(|v| v.split_once('.'))
+        .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b)))
+    {
+        Some((major, "0")) if (MIN_VERSION..=max).contains(&major) => Ok(format!("{major}.0")),
+        Some((major, _)) if (21..=30).contains(&major) => Err(sf_error(
+            StatusCode::GONE,
+            "API_VERSION_RETIRED",
+            "This version of the API has been retired",
+            &[],
+        )),
+        _ => Err(not_found()),
+    }
 }
 
 fn method_not_allowed(method: &Method, allowed: &str) -> Response {
@@ -271,6 +281,7 @@ fn dispatch(req: &Req, segs: &[String]) -> Response {
             "DELETE" => collections::delete(req),
             _ => method_not_allowed(&req.method, "POST,PATCH,DELETE"),
         },
+        ["composite"] => method_not_allowed(&req.method, "POST"),
         ["composite", "sobjects", obj, field] => match m {
             "PATCH" => collections::upsert(req, obj, field),
             _ => method_not_allowed(&req.method, "PATCH"),

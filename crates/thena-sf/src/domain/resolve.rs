@@ -523,6 +523,54 @@ impl Resolver {
         v
     }
 
+    // Asking ahead (sync/ahead.rs): what the later steps may ask, known
+    // before the earlier answers are in, so that one composite call carries
+    // them all. Each is a superset of what its step will ask.
+
+    /// The company domains of every open request's email.
+    pub fn domains_ahead(&self) -> Vec<String> {
+        Self::sorted(
+            self.open()
+                .filter_map(|i| i.domain.clone())
+                .filter(|d| !self.public.contains(d))
+                .collect(),
+        )
+    }
+
+    /// The workspaces of every open request, but those the cache says have
+    /// no Account (unless asked afresh).
+    pub fn teams_ahead(&self) -> Vec<String> {
+        let set = self
+            .open()
+            .filter_map(|i| i.req.team_name.as_deref().map(str::trim))
+            .filter(|t| !t.is_empty())
+            .filter(|t| {
+                let k = t.to_lowercase();
+                !self.teams_without.contains(&k) || self.fresh_teams.contains(&k)
+            })
+            .map(str::to_string)
+            .collect();
+        Self::sorted(set)
+    }
+
+    /// The names of every open request's requestor who has a workspace.
+    pub fn names_ahead(&self) -> Vec<String> {
+        Self::sorted(
+            self.open()
+                .filter(|i| team_of(&i.req).is_some())
+                .filter_map(|i| i.req.requestor.as_ref().map(full_name))
+                .collect(),
+        )
+    }
+
+    /// Contacts of these names on Accounts named like these workspaces: the
+    /// workspace step's Contact lookup, asked before its Accounts are known.
+    pub fn contacts_by_team_and_name_soql(teams: &[String], names: &[String]) -> Option<String> {
+        let a = soql::in_list("Account.Name", teams)?;
+        let n = soql::in_list("Name", names)?;
+        Some(format!("SELECT Id, AccountId, Name, CreatedDate FROM Contact WHERE {a} AND {n} ORDER BY CreatedDate, Id"))
+    }
+
     // Step 2: Contacts by email.
 
     pub fn emails_to_look_up(&self) -> Vec<String> {

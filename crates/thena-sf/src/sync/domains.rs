@@ -14,14 +14,15 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use salesforce::{Client, Error};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
+use super::ahead::DomainAnswer;
 use super::lookup::{contact_row, sized, text, ListKind};
 use crate::domain::resolve::{domain_of, Cache, ContactRow, DomainCounts, Resolver};
 
 /// Domains per aggregate query (each an `Email LIKE` clause; the list is
 /// also sized to fit a real org's request line).
-const LIKE_CHUNK: usize = 100;
+pub(super) const LIKE_CHUNK: usize = 100;
 
 /// Domains per SOSL search (each a quoted phrase; FIND text stays far
 /// under its 4,000-character limit, salesforce-api.md §9.4).
@@ -44,6 +45,7 @@ pub async fn accounts(
     domains: &[String],
     cache: &mut Cache,
     fresh: bool,
+    ahead: &[DomainAnswer],
 ) -> Result<HashMap<String, String>, Error> {
     let now = Instant::now();
     let mut found = HashMap::new();
@@ -61,7 +63,7 @@ pub async fn accounts(
         return Ok(found);
     }
     let person = person_accounts(client, cache).await?;
-    let counts = counts(client, &ask, cache, person).await?;
+    let counts = counts(client, &ask, cache, person, ahead).await?;
     let tied = Resolver::tied_accounts(&counts);
     let mut created = HashMap::new();
     if let Some(q) = salesforce::soql::in_list("Id", &tied) {
@@ -93,15 +95,20 @@ async fn aggregate(
     let Some(q) = Resolver::domain_counts_soql(domains, person) else {
         return Ok((DomainCounts::new(), Vec::new()));
     };
+    Ok(tally(&client.query(&q).await?, domains))
+}
+
+/// An aggregate's rows as counts per domain, and the mixed domains.
+fn tally(rows: &[Map<String, Value>], domains: &[String]) -> (DomainCounts, Vec<String>) {
     let mut counts = DomainCounts::new();
     let mut mixed = std::collections::BTreeSet::new();
-    for m in client.query(&q).await? {
-        let (Some(account), Some(n)) = (text(&m, "AccountId"), m.get("n").and_then(Value::as_u64))
+    for m in rows {
+        let (Some(account), Some(n)) = (text(m, "AccountId"), m.get("n").and_then(Value::as_u64))
         else {
             continue;
         };
-        let lo = text(&m, "lo").as_deref().and_then(domain_of);
-        let hi = text(&m, "hi").as_deref().and_then(domain_of);
+        let lo = text(m, "lo").as_deref().and_then(domain_of);
+        let hi = text(m, "hi").as_deref().and_then(domain_of);
         match (lo, hi) {
             (Some(l), Some(h)) if l == h && domains.contains(&l) => {
                 *counts.entry(l).or_default().entry(account).or_default() += n as usize;
@@ -113,7 +120,7 @@ async fn aggregate(
             _ => {}
         }
     }
-    Ok((counts, mixed.into_iter().collect()))
+    (counts, mixed.into_iter().collect())
 }
 
 /// Contacts per Account at each domain: by aggregate queries, or by search
@@ -123,10 +130,11 @@ async fn counts(
     domains: &[String],
     cache: &mut Cache,
     person: bool,
+    ahead: &[DomainAnswer],
 ) -> Result<DomainCounts, Error> {
-    let mut counts = DomainCounts::new();
+    let (mut counts, domains) = counted_ahead(domains, cache, ahead);
     let mut left: Vec<String> = Vec::new();
-    for chunk in sized(domains, LIKE_CHUNK, ListKind::Like) {
+    for chunk in sized(&domains, LIKE_CHUNK, ListKind::Like) {
         if cache.search_domains {
             left.extend(chunk);
             continue;
@@ -165,6 +173,36 @@ async fn counts(
         }
     }
     Ok(counts)
+}
+
+/// The counts of the domains asked ahead, and the domains left to ask (not
+/// asked ahead, asked in vain, or mixed with another of their aggregate's).
+fn counted_ahead(
+    domains: &[String],
+    cache: &mut Cache,
+    ahead: &[DomainAnswer],
+) -> (DomainCounts, Vec<String>) {
+    let mut counts = DomainCounts::new();
+    let mut left: Vec<String> = domains.to_vec();
+    for (chunk, answer) in ahead {
+        match answer {
+            Ok(rows) => {
+                let (found, mixed) = tally(rows, chunk);
+                left.retain(|d| !chunk.contains(d) || mixed.contains(d));
+                counts.extend(
+                    found
+                        .into_iter()
+                        .filter(|(d, _)| domains.contains(d) && !mixed.contains(d)),
+                );
+            }
+            Err(Error::Api(e)) if e.code == "QUERY_TIMEOUT" && !cache.search_domains => {
+                tracing::info!("the org's Contacts are too many to scan by domain; searching domains with SOSL from now on");
+                cache.search_domains = true;
+            }
+            Err(_) => {}
+        }
+    }
+    (counts, left)
 }
 
 /// One SOSL search over some domains: Contacts per Account at each, and

@@ -13,11 +13,11 @@ pub(super) const IN_CHUNK: usize = 200;
 /// clause over 4,000 characters (salesforce-api.md §9.4: the SOQL guide's
 /// "strings in WHERE clauses", read strictly as Salesforce's own packaging
 /// library does); the rest of the clause fits in the remainder.
-const WHERE_CHARS: usize = 3_800;
+pub(super) const WHERE_CHARS: usize = 3_800;
 /// URL-encoded bytes of one list's values. A real org takes a request line
 /// of at most 16,384 bytes (414 past it, §9.4): two such lists and the
 /// query stay under 15 KB whatever script the values are in.
-const LIST_BYTES: usize = 7_000;
+pub(super) const LIST_BYTES: usize = 7_000;
 /// A value longer than this matches no field the lookups read (Contact
 /// Email 80, Name 121, Account Name 255): it is not looked up at all.
 const LONGEST_VALUE: usize = 255;
@@ -59,13 +59,24 @@ fn weight(v: &str, kind: ListKind) -> (usize, usize) {
 /// characters and [`LIST_BYTES`] encoded bytes, leaving out values too long
 /// to match.
 pub(super) fn sized(values: &[String], max_count: usize, kind: ListKind) -> Vec<Vec<String>> {
+    sized_within(values, max_count, kind, (WHERE_CHARS, LIST_BYTES))
+}
+
+/// [`sized`] within a share of a query's room, `(characters, bytes)`: for a
+/// query with two lists, each takes half.
+pub(super) fn sized_within(
+    values: &[String],
+    max_count: usize,
+    kind: ListKind,
+    (max_chars, max_bytes): (usize, usize),
+) -> Vec<Vec<String>> {
     let mut out: Vec<Vec<String>> = Vec::new();
     let (mut chars, mut bytes) = (0, 0);
     for v in values.iter().filter(|v| v.chars().count() <= LONGEST_VALUE) {
         let (c, b) = weight(v, kind);
-        let full = out.last().is_none_or(|l| {
-            l.len() >= max_count || chars + c > WHERE_CHARS || bytes + b > LIST_BYTES
-        });
+        let full = out
+            .last()
+            .is_none_or(|l| l.len() >= max_count || chars + c > max_chars || bytes + b > max_bytes);
         if full {
             out.push(Vec::new());
             (chars, bytes) = (0, 0);

@@ -1,8 +1,10 @@
 //! The sync: one worker per connection drains its pending snapshots in
 //! batches of up to 200 (paced by the arrival rate within the latency
-//! budget, `pace`), resolves requestors in bulk,
+//! budget, `pace`), resolves requestors in bulk (their lookups asked ahead
+//! together, `ahead`),
 //! upserts by sObject Collections, and handles every per-record result.
 
+mod ahead;
 mod domains;
 mod lookup;
 mod pace;

@@ -7,7 +7,7 @@ use salesforce::Client;
 use serde_json::{json, Value};
 
 use crate::domain::resolve::{
-    AccountRow, Cache, NewContact, Outcome, PublicDomains, Request, Resolver,
+    AccountRow, Cache, ContactRow, NewContact, Outcome, PublicDomains, Request, Resolver,
 };
 
 use super::lookup::{contact_row, sized, text, ListKind, IN_CHUNK};
@@ -21,50 +21,73 @@ pub async fn resolve(
 ) -> Result<Vec<(String, Outcome)>, salesforce::Error> {
     let now = Instant::now();
     let mut r = Resolver::new(requests, public, cache, now);
-    // Each step is one query per IN_CHUNK distinct values, however many requests share them.
+    // Each step is one query per IN_CHUNK distinct values, however many
+    // requests share them; the steps' queries go ahead together.
     let emails = r.emails_to_look_up();
-    let mut rows = Vec::new();
-    for chunk in sized(&emails, IN_CHUNK, ListKind::In) {
-        if let Some(q) = Resolver::contacts_by_email_soql(&chunk) {
-            rows.extend(client.query(&q).await?.iter().map(contact_row));
-        }
-    }
-    r.on_contacts_by_email(&rows);
+    let ahead = super::ahead::ask(client, &r, cache, &emails).await?;
+    r.on_contacts_by_email(&ahead.emails);
     let domains = r.domains_to_look_up();
     let fresh = r.any_fresh();
-    r.on_domain_accounts(super::domains::accounts(client, &domains, cache, fresh).await?);
+    r.on_domain_accounts(
+        super::domains::accounts(client, &domains, cache, fresh, &ahead.domains).await?,
+    );
     let teams = r.team_names_to_look_up();
-    let mut accounts_found = Vec::new();
-    let person = if teams.is_empty() {
-        false
-    } else {
-        super::domains::person_accounts(client, cache).await?
+    let accounts_found = match ahead.teams_for(&teams) {
+        Some(rows) => rows,
+        None => accounts_by_name(client, cache, &teams).await?,
     };
-    for chunk in sized(&teams, IN_CHUNK, ListKind::In) {
-        if let Some(q) = Resolver::accounts_by_name_soql(&chunk, person) {
-            accounts_found.extend(client.query(&q).await?.iter().map(|m| AccountRow {
-                id: text(m, "Id").unwrap_or_default(),
-                name: text(m, "Name").unwrap_or_default(),
-                created: text(m, "CreatedDate").unwrap_or_default(),
-            }));
-        }
-    }
     r.on_accounts_by_name(&accounts_found);
     let (accounts, names) = r.names_to_look_up(cache);
-    let mut rows = Vec::new();
-    for a in sized(&accounts, IN_CHUNK, ListKind::In) {
-        for n in sized(&names, IN_CHUNK, ListKind::In) {
-            if let Some(q) = Resolver::contacts_by_name_soql(&a, &n) {
-                rows.extend(client.query(&q).await?.iter().map(contact_row));
-            }
-        }
-    }
+    let rows = match ahead.names_for(&accounts, &names) {
+        Some(rows) => rows,
+        None => contacts_by_name(client, &accounts, &names).await?,
+    };
     r.on_contacts_by_name(&rows);
     let new = r.contacts_to_create().to_vec();
     if !new.is_empty() {
         r.on_created(&create_contacts(client, &new, allow_duplicate_save).await?);
     }
     Ok(r.finish(cache, now))
+}
+
+/// Accounts named like the workspaces, asked now (not ahead).
+async fn accounts_by_name(
+    client: &Client,
+    cache: &mut Cache,
+    teams: &[String],
+) -> Result<Vec<AccountRow>, salesforce::Error> {
+    let mut found = Vec::new();
+    if teams.is_empty() {
+        return Ok(found);
+    }
+    let person = super::domains::person_accounts(client, cache).await?;
+    for chunk in sized(teams, IN_CHUNK, ListKind::In) {
+        if let Some(q) = Resolver::accounts_by_name_soql(&chunk, person) {
+            found.extend(client.query(&q).await?.iter().map(|m| AccountRow {
+                id: text(m, "Id").unwrap_or_default(),
+                name: text(m, "Name").unwrap_or_default(),
+                created: text(m, "CreatedDate").unwrap_or_default(),
+            }));
+        }
+    }
+    Ok(found)
+}
+
+/// Contacts of these names on these Accounts, asked now (not ahead).
+async fn contacts_by_name(
+    client: &Client,
+    accounts: &[String],
+    names: &[String],
+) -> Result<Vec<ContactRow>, salesforce::Error> {
+    let mut rows = Vec::new();
+    for a in sized(accounts, IN_CHUNK, ListKind::In) {
+        for n in sized(names, IN_CHUNK, ListKind::In) {
+            if let Some(q) = Resolver::contacts_by_name_soql(&a, &n) {
+                rows.extend(client.query(&q).await?.iter().map(contact_row));
+            }
+        }
+    }
+    Ok(rows)
 }
 
 /// Creates the Contacts the resolver asked for, in calls of 200: each one's
