@@ -4,7 +4,8 @@
 //! `cargo bench -p thena-sf --bench connector_bench` runs the full sizes;
 //! without `--bench` (as `cargo test --all-targets` runs it) a quick version
 //! runs so the harness cannot rot. `BENCH_LATENCY_MS` sets the API latency;
-//! `BENCH_ONLY=3,5` runs only those workloads.
+//! `BENCH_ONLY=3,5` runs only those workloads; `BENCH_RATES=100` only that
+//! steady rate.
 //!
 //! Workloads: (1) ingest, (2) near real time at 50 events/s, (3) a burst of
 //! 10,000 requests from 2,000 requestors updated 5 times each (50,000 events),
@@ -532,13 +533,20 @@ async fn run(s: Sizes, full: bool) {
     }
     // 6. Steady rates, within the latency budget.
     if want("6") {
-        let (rates, secs): (&[u64], u64) = if full {
-            (&[10, 100, 600, 2_000], 30)
+        let (mut rates, secs): (Vec<u64>, u64) = if full {
+            (vec![10, 100, 600, 2_000], 30)
         } else {
-            (&[20, 200], 2)
+            (vec![20, 200], 2)
         };
+        // `BENCH_RATES=100,600` runs only those rates.
+        if let Ok(only) = std::env::var("BENCH_RATES") {
+            rates = only
+                .split(',')
+                .filter_map(|r| r.trim().parse().ok())
+                .collect();
+        }
         let budget = Duration::from_millis(500);
-        for &rate in rates {
+        for &rate in &rates {
             let r = steady(rate, secs, emu_config(seed(accounts, 2)), accounts, budget).await;
             report.row(format!(
                 "| 6. steady {} events/s | API calls for {} events over {secs} s (latency-bounded lower bound {}) | {} calls, {:.2}x the bound | | {} | acknowledgement → in Salesforce p50 {:.0} ms, p99 {:.0} ms (budget {} ms, {} versions written); {} |",

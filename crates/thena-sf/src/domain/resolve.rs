@@ -511,6 +511,12 @@ impl Resolver {
         }
     }
 
+    /// The requests the earlier links and the cache leave open: they need
+    /// Salesforce (a lookup, or a new Contact).
+    pub fn open_ids(&self) -> Vec<String> {
+        self.open().map(|i| i.req.request_id.clone()).collect()
+    }
+
     fn open(&self) -> impl Iterator<Item = &Item> {
         self.items
             .iter()

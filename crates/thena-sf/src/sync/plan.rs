@@ -3,7 +3,7 @@
 //! exactly so before: marked synced without a call), or a skip with its
 //! reason. Requests the resolver left undecided wait for the next step.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Value};
 
@@ -52,6 +52,27 @@ pub fn requestor_key(c: &Claimed, states: &HashMap<String, RequestState>) -> Str
         .unwrap_or_default()
 }
 
+/// The requests a step leaves for the next one: those whose requestors need
+/// Salesforce and that arrived less than `young_ms` ago, while others go
+/// now (when all need Salesforce, or none, nothing is left). A retry on
+/// demand is never left.
+pub fn left_for_next(
+    batch: &[Claimed],
+    unresolved: &HashSet<String>,
+    now_ms: i64,
+    young_ms: i64,
+) -> HashSet<String> {
+    if unresolved.is_empty() || unresolved.len() >= batch.len() {
+        return HashSet::new();
+    }
+    batch
+        .iter()
+        .filter(|c| c.attempts >= 0 && now_ms - c.enqueued_at_ms < young_ms)
+        .filter(|c| unresolved.contains(&c.request_id))
+        .map(|c| c.request_id.clone())
+        .collect()
+}
+
 /// Decides what each claimed request of `batch` becomes.
 pub fn plan<'a>(
     batch: &'a [Claimed],
@@ -96,4 +117,41 @@ pub fn plan<'a>(
         }
     }
     plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::snapshot::Snapshot;
+    use crate::domain::time::Ts;
+
+    fn claimed(id: &str, enqueued_at_ms: i64, attempts: i64) -> Claimed {
+        Claimed {
+            request_id: id.into(),
+            snapshot: Snapshot::new(id.into(), Ts(0), Ts(0)),
+            version: 1,
+            attempts,
+            enqueued_at_ms,
+        }
+    }
+
+    #[test]
+    fn young_requests_that_need_salesforce_wait_for_the_next_step() {
+        let now = 10_000;
+        let batch = [
+            claimed("known", now - 300, 0),
+            claimed("old", now - 200, 0),
+            claimed("young", now - 50, 0),
+            claimed("retry", now - 10, -1),
+        ];
+        let unresolved: HashSet<String> = ["old", "young", "retry"].map(String::from).into();
+        let left = left_for_next(&batch, &unresolved, now, 125);
+        assert_eq!(left, HashSet::from(["young".to_string()]));
+        let all: HashSet<String> = ["known", "old", "young", "retry"].map(String::from).into();
+        assert!(
+            left_for_next(&batch, &all, now, 125).is_empty(),
+            "a step that would send nothing leaves nothing"
+        );
+        assert!(left_for_next(&batch, &HashSet::new(), now, 125).is_empty());
+    }
 }

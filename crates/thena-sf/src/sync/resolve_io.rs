@@ -11,6 +11,19 @@ use crate::domain::resolve::{
 };
 
 use super::lookup::{contact_row, sized, text, ListKind, IN_CHUNK};
+/// The requests that the earlier links and the resolver's memory cannot
+/// resolve: they need Salesforce (a lookup or a new Contact).
+pub fn unresolved(
+    requests: &[Request],
+    public: &PublicDomains,
+    cache: &Cache,
+) -> std::collections::HashSet<String> {
+    Resolver::new(requests.to_vec(), public.clone(), cache, Instant::now())
+        .open_ids()
+        .into_iter()
+        .collect()
+}
+
 /// Resolves a batch: at most one query per step and one collection create.
 pub async fn resolve(
     client: &Client,

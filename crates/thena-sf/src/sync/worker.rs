@@ -294,11 +294,16 @@ impl Worker {
             .arrivals(self.arrivals.load(Ordering::Relaxed), Instant::now());
         let age = Duration::from_millis((now - oldest.unwrap_or(now)).max(0) as u64);
         match self.pace.decide(n as usize, age) {
-            Decision::Send => Turn::Send,
-            Decision::Wait(d) => {
+            // The requestors gathered since the last step are resolved
+            // together (one lookup call for all), then the step only writes.
+            Decision::Send => {
                 let warming = Instant::now();
-                self.warm().await;
-                let d = d.saturating_sub(warming.elapsed());
+                if self.warm().await {
+                    self.pace.warm_took(warming.elapsed());
+                }
+                Turn::Send
+            }
+            Decision::Wait(d) => {
                 if self
                     .wait_for_arrivals(d, self.pace.to_fill(n as usize))
                     .await
@@ -735,23 +740,25 @@ impl Worker {
             .collect())
     }
 
-    /// While the budget lets the queue wait, its new requestors are resolved
-    /// (looked up, their Contacts created): the step that sends them then
-    /// finds them in the resolver's memory and makes only its upserts, so
-    /// its time, which the wait must leave room for, stays one call's.
-    async fn warm(&mut self) {
+    /// Before a step, the queue's new requestors are resolved (looked up,
+    /// their Contacts created), all that gathered in one go: the
+    /// step that sends them then finds them in the resolver's memory and
+    /// makes only its upserts, so its time, which the wait must leave room
+    /// for, stays one call's. Whether it ran (false: nothing arrived since
+    /// the last one).
+    async fn warm(&mut self) -> bool {
         let seen = self.arrivals.load(Ordering::Relaxed);
         if self.warmed_at == Some(seen) {
-            return;
+            return false;
         }
         self.warmed_at = Some(seen);
         let Ok(batch) = self.store.due(&self.name, self.settings.claim as i64).await else {
-            return;
+            return true;
         };
         // A retry on demand asks afresh in its own step, once.
         let batch: Vec<Claimed> = batch.into_iter().filter(|c| c.attempts >= 0).collect();
         let Ok(states) = self.states(&batch).await else {
-            return;
+            return true;
         };
         let requests = requests_of(&batch, &states);
         // An error here meets the step again, which handles it.
@@ -763,14 +770,17 @@ impl Worker {
             self.settings.allow_duplicate_save,
         )
         .await;
+        true
     }
 
     /// One step: read the requests' state, resolve, plan, send, record.
     async fn process(&mut self, batch: &[Claimed]) -> Result<(), SyncError> {
         let states = self.states(batch).await?;
+        let mut requests = requests_of(batch, &states);
+        self.leave_young(batch, &mut requests);
         let outcomes: HashMap<String, Outcome> = resolve_io::resolve(
             &self.client,
-            requests_of(batch, &states),
+            requests,
             self.settings.public_domains.clone(),
             &mut self.cache,
             self.settings.allow_duplicate_save,
@@ -795,6 +805,21 @@ impl Worker {
         }
         let sent = self.send(plan.send).await;
         self.record(sent, &states, &unmapped).await
+    }
+
+    /// Records that came after the last warm and whose requestors need
+    /// Salesforce wait for the next step, whose warm resolves them with
+    /// those gathered by then; this step then makes only its writes (and
+    /// the wait before it need not leave room for lookups). Only while
+    /// others go now (a lone event goes at once, looked up inline), and
+    /// only while they are young (a quarter of the budget): the next step
+    /// comes within theirs.
+    fn leave_young(&self, batch: &[Claimed], requests: &mut Vec<Request>) {
+        let public = &self.settings.public_domains;
+        let unresolved = resolve_io::unresolved(requests, public, &self.cache);
+        let young_ms = (self.settings.latency_budget / 4).as_millis() as i64;
+        let left = plan::left_for_next(batch, &unresolved, now_ms(), young_ms);
+        requests.retain(|r| !left.contains(&r.request_id));
     }
 
     /// The length of each text field of `Request__c`, from its (cached) describe.
