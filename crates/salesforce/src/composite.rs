@@ -48,6 +48,11 @@ impl SubResult {
 impl Client {
     /// Sends subrequests in one composite call (at most
     /// [`MAX_SUBREQUESTS`]); one answer per subrequest, in order.
+    ///
+    /// Salesforce reads every `@{...}` in a subrequest's url and body as a
+    /// reference to an earlier answer: text that merely looks like one
+    /// (a customer's message) fails its subrequest. Query text is URL-encoded
+    /// (`%40%7B`), so it stays text; a JSON body's strings do not.
     pub async fn composite(
         &self,
         subs: &[Subrequest],

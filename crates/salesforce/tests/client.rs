@@ -135,6 +135,13 @@ async fn queries_go_together_five_per_composite_call() {
             (_, other) => panic!("query {i}: {other:?}"),
         }
     }
+    // Text that reads like a reference stays text: the query is URL-encoded.
+    let like_a_reference = vec![
+        "SELECT Id FROM Contact WHERE LastName = 'x@{q0.records[0].Id}'".to_string(),
+        soql[0].clone(),
+    ];
+    let answers = client.query_many(&like_a_reference).await.unwrap();
+    assert!(answers[0].as_ref().unwrap().is_empty(), "{:?}", answers[0]);
     let one = client.query_many(&soql[..1]).await.unwrap();
     assert_eq!(
         one[0].as_ref().unwrap().len(),
