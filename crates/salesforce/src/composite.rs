@@ -25,6 +25,9 @@ pub struct Subrequest {
     pub path: String,
     pub reference_id: String,
     pub body: Option<Value>,
+    /// Headers of this subrequest (not Accept, Authorization or
+    /// Content-Type, which it takes from the composite call).
+    pub headers: Vec<(String, String)>,
 }
 
 /// One subrequest's answer.
@@ -69,6 +72,14 @@ impl Client {
                 });
                 if let Some(b) = &s.body {
                     r["body"] = b.clone();
+                }
+                if !s.headers.is_empty() {
+                    let h: serde_json::Map<String, Value> = s
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.clone(), json!(v)))
+                        .collect();
+                    r["httpHeaders"] = Value::Object(h);
                 }
                 r
             })
@@ -117,6 +128,7 @@ impl Client {
                     path: query_path(q),
                     reference_id: format!("q{i}"),
                     body: None,
+                    headers: Vec::new(),
                 })
                 .collect();
             for answer in self.composite(&subs, false).await? {

@@ -21,6 +21,7 @@ pub use client::{Client, ClientConfig, TokenSink, COLLECTION_LIMIT};
 pub use composite::{SubResult, Subrequest};
 pub use error::{Action, ApiError, Error, Result};
 pub use oauth::{LoginEnv, OAuthApp, Pkce, TokenSet};
+pub use reqwest::Method;
 pub use secret::Secret;
 pub use transport::Transport;
 pub use types::{ApiUsage, Describe, FieldInfo, RecordError, RecordResult};

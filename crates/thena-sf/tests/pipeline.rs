@@ -407,12 +407,13 @@ async fn requests_created_before_the_connection_are_out_of_scope() {
 
 /// Requestors that need every resolution step (a known email, a new person
 /// at a company domain, a workspace Contact found by name, a new one made
-/// there) are looked up in one call: each step's query goes ahead in one
-/// `POST /composite` (REST API guide, "Send Multiple Requests Using
+/// there) cost two calls: each step's query goes ahead in one
+/// `POST /composite`, and the new Contacts are made in the records' upsert
+/// call, the records naming them by reference (REST API guide, "Send Multiple Requests Using
 /// Composite"). One step after another, the
-/// same batch asked four queries.
+/// same batch took six calls (four queries, a creation, an upsert).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_resolution_step_is_asked_in_one_call() {
+async fn every_resolution_step_is_asked_in_one_call_and_written_in_one() {
     let h = harness(EmulatorConfig::default()).await;
     h.hold().await;
     let person = |name: &str, email: &str| json!({"request": {"requestor": {"name": name, "email": email}, "customer": {"teamName": "Acme Corp"}}});
@@ -426,12 +427,23 @@ async fn every_resolution_step_is_asked_in_one_call() {
         h.post(&payload(id, 1, person(name, email)), &[]).await;
     }
     let stat = |k: &str| h.emu.emulator.stats.lock().get(k).copied().unwrap_or(0);
-    let lookups = || stat("rest.query") + stat("composite");
-    let before = lookups();
+    let calls = || h.api_calls() - stat("rest.describe");
+    let alone = || stat("composite.create") + stat("composite.upsert") + stat("rest.query");
+    let (before, before_alone) = (calls(), alone());
     h.release().await;
     let ids: Vec<String> = people.iter().map(|p| p.0.to_string()).collect();
     h.settle(&ids).await;
-    assert_eq!(lookups() - before, 1, "{:?}", h.emu.emulator.stats.lock());
+    assert_eq!(
+        calls() - before,
+        2,
+        "one lookup call, then one write (two new Contacts, four records): {:?}",
+        h.emu.emulator.stats.lock()
+    );
+    assert_eq!(
+        alone(),
+        before_alone,
+        "no query, creation or upsert by itself"
+    );
     let rows = h
         .requests(
             "RequestId__c, Requestor__r.Name, Requestor__r.Email, Account__r.Name",
@@ -1441,8 +1453,7 @@ async fn large_orgs_are_searched_and_person_accounts_are_never_companies() {
     assert!(searches >= 1, "the timeout led to a search");
 
     // The next batch at the same domain asks Salesforce nothing about it.
-    let lookups = || stat("rest.query") + stat("composite");
-    let before = lookups();
+    let (composites, queries) = (stat("composite"), stat("rest.query"));
     h.post(
         &payload(
             "BIG-3",
@@ -1459,9 +1470,9 @@ async fn large_orgs_are_searched_and_person_accounts_are_never_companies() {
     assert_eq!(rows[0]["Account__r"]["Name"], "Initech");
     assert_eq!(stat("rest.search"), searches, "the domain was remembered");
     assert_eq!(
-        lookups(),
-        before + 2,
-        "one lookup call (the new requestor's email, with what the later steps might ask) and this test's own query: no domain query"
+        (stat("composite") - composites, stat("rest.query") - queries),
+        (2, 1),
+        "one lookup call (the email, with what the later steps might ask, no domain query), one write (the new Contact with its record), and this test's own query"
     );
 }
 
@@ -1491,6 +1502,40 @@ async fn numeric_request_ids_keep_their_exact_digits() {
         .requests("RequestId__c", &format!("WHERE RequestId__c = '{id}'"))
         .await;
     assert_eq!(rows.len(), 1);
+}
+
+/// Salesforce reads any `@{...}` in a composite body as a reference: a
+/// batch whose text holds one goes the old way (the new Contacts made
+/// first, then the upserts) and every record arrives with its text intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_that_reads_like_a_composite_reference_stays_text() {
+    let h = harness(EmulatorConfig::default()).await;
+    let stat = |k: &str| h.emu.emulator.stats.lock().get(k).copied().unwrap_or(0);
+    h.hold().await;
+    let title = "Mail merge shows @{contact.name} instead of the name";
+    let known = json!({"AI_requestTitle": title, "request": {"requestor": {"id": "U1", "name": "Harsh Vardhan", "email": "harsh@acme.io"}}});
+    let new = json!({"request": {"requestor": {"id": "U9", "name": "Ref Tester", "email": "ref@acme.io"}}});
+    h.post(&payload("REF-1", 1, known), &[]).await;
+    h.post(&payload("REF-2", 1, new), &[]).await;
+    h.release().await;
+    h.settle(&["REF-1".into(), "REF-2".into()]).await;
+    let rows = h
+        .requests(
+            "RequestId__c, Title__c, Requestor__r.Email",
+            "ORDER BY RequestId__c",
+        )
+        .await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0]["Title__c"], title);
+    assert_eq!(rows[1]["Requestor__r"]["Email"], "ref@acme.io");
+    // Sent together, the title would halt its upsert (an invalid reference)
+    // and the record would wait for the next step.
+    assert_eq!(
+        (stat("composite.create"), stat("composite.upsert")),
+        (1, 1),
+        "the Contact made by itself, then both records: {:?}",
+        h.emu.emulator.stats.lock()
+    );
 }
 
 /// Duplicate rules as a new org has them (alerting) let the connector's new

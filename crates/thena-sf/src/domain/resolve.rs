@@ -158,6 +158,8 @@ struct Item {
     email_contact: Option<String>,
     /// Waiting for a created Contact: (new-contact key, account, how).
     waiting: Option<(String, String, How)>,
+    /// No Contact has the email: asked in this batch, or remembered.
+    no_contact: bool,
     tried: Vec<String>,
     /// The outcome came from the cache (not remembered again, so that what
     /// is remembered is asked afresh once its time is up).
@@ -362,6 +364,28 @@ impl Cache {
         self.touch(k);
     }
 
+    /// That no Contact has this email, asked recently (briefly, as other
+    /// misses): the step after a warm creates the Contact without asking again.
+    pub fn remember_no_contact(&mut self, email: &str, now: Instant) {
+        self.remember_miss(format!("e:{email}"), String::new(), now);
+    }
+
+    /// That the Account has no Contact of this name, asked recently (as
+    /// other misses): the step after a warm makes it without asking again.
+    pub fn remember_no_named(&mut self, account: &str, name: &str, now: Instant) {
+        let key = format!("n:{account}:{}", name.trim().to_lowercase());
+        self.remember_miss(key, String::new(), now);
+    }
+
+    pub fn no_named(&self, account: &str, name: &str, now: Instant) -> bool {
+        let key = format!("n:{account}:{}", name.trim().to_lowercase());
+        self.miss(&key, now).is_some()
+    }
+
+    pub fn no_contact(&self, email: &str, now: Instant) -> bool {
+        self.miss(&format!("e:{email}"), now).is_some()
+    }
+
     fn miss(&self, key: &str, now: Instant) -> Option<String> {
         self.misses
             .get(key)
@@ -449,6 +473,7 @@ impl Resolver {
                     outcome: None,
                     email_contact: None,
                     waiting: None,
+                    no_contact: false,
                     tried: Vec::new(),
                     from_cache: false,
                 };
@@ -471,6 +496,11 @@ impl Resolver {
                     } else if let Some(why) = cache.miss(&miss_key(&item.req), now) {
                         item.outcome = Some(Outcome::Skipped(why));
                         item.from_cache = true;
+                    } else if let Some(e) =
+                        item.email.as_deref().filter(|e| cache.no_contact(e, now))
+                    {
+                        item.no_contact = true;
+                        item.tried.push(format!("no Contact for {e}"));
                     }
                 }
                 item
@@ -559,14 +589,47 @@ impl Resolver {
         Self::sorted(set)
     }
 
-    /// The names of every open request's requestor who has a workspace.
-    pub fn names_ahead(&self) -> Vec<String> {
+    /// The names of every open request's requestor who has a workspace,
+    /// but those the cache knows there (found, or known to be missing).
+    pub fn names_ahead(&self, cache: &Cache) -> Vec<String> {
+        let known = |i: &Item, name: &str| {
+            !i.req.fresh
+                && (self.by_known_domain(i, cache)
+                    || self.team_account(i).is_some_and(|a| {
+                        cache.named(&a, name, self.now).is_some()
+                            || cache.no_named(&a, name, self.now)
+                    }))
+        };
         Self::sorted(
             self.open()
                 .filter(|i| team_of(&i.req).is_some())
-                .filter_map(|i| i.req.requestor.as_ref().map(full_name))
+                .filter_map(|i| i.req.requestor.as_ref().map(|p| (i, full_name(p))))
+                .filter(|(i, n)| !known(i, n))
+                .map(|(_, n)| n)
                 .collect(),
         )
+    }
+
+    /// Whether the workspace step will ask about some open request's
+    /// workspace: one the cache does not know, of a request the company
+    /// domain will not decide.
+    pub fn any_team_unknown(&self, cache: &Cache) -> bool {
+        self.open()
+            .filter(|i| i.req.fresh || !self.by_known_domain(i, cache))
+            .filter_map(|i| team_of(&i.req))
+            .any(|t| {
+                self.fresh_teams.contains(&t)
+                    || !(self.team_accounts.contains_key(&t) || self.teams_without.contains(&t))
+            })
+    }
+
+    /// Whether the company domain the cache knows decides this request (no
+    /// Contact has its email, and its domain has an Account): no later step.
+    fn by_known_domain(&self, i: &Item, cache: &Cache) -> bool {
+        i.no_contact
+            && i.domain.as_deref().is_some_and(|d| {
+                !self.public.contains(d) && matches!(cache.domain(d, self.now), Some(Some(_)))
+            })
     }
 
     /// Contacts of these names on Accounts named like these workspaces: the
@@ -580,7 +643,12 @@ impl Resolver {
     // Step 2: Contacts by email.
 
     pub fn emails_to_look_up(&self) -> Vec<String> {
-        Self::sorted(self.open().filter_map(|i| i.email.clone()).collect())
+        Self::sorted(
+            self.open()
+                .filter(|i| !i.no_contact)
+                .filter_map(|i| i.email.clone())
+                .collect(),
+        )
     }
 
     pub fn contacts_by_email_soql(emails: &[String]) -> Option<String> {
@@ -608,9 +676,12 @@ impl Resolver {
         for i in self
             .items
             .iter_mut()
-            .filter(|i| i.outcome.is_none() && i.waiting.is_none())
+            .filter(|i| i.outcome.is_none() && i.waiting.is_none() && !i.no_contact)
         {
             let Some(email) = &i.email else { continue };
+            if !best.contains_key(email) {
+                i.no_contact = true;
+            }
             match best.get(email) {
                 Some(c) => match &c.account_id {
                     Some(a) => {
@@ -916,6 +987,9 @@ impl Resolver {
                     self.items[idx].from_cache = true;
                     continue;
                 }
+                if cache.no_named(&a, &name, self.now) {
+                    continue; // known to have none: made without a query
+                }
             }
             accounts.insert(a);
             names.insert(name);
@@ -1032,6 +1106,44 @@ impl Resolver {
         }
     }
 
+    /// Every request's outcome as it stands before the new Contacts exist:
+    /// a request waiting for one is linked to `placeholder(i)`, `i` its
+    /// index in [`Resolver::contacts_to_create`].
+    pub fn provisional(&self, placeholder: impl Fn(usize) -> String) -> Vec<(String, Outcome)> {
+        self.items
+            .iter()
+            .map(|i| {
+                let outcome = match (&i.outcome, &i.waiting) {
+                    (Some(o), _) => o.clone(),
+                    (None, Some((key, account, how))) => {
+                        let n = self
+                            .new_contacts
+                            .iter()
+                            .position(|c| &c.key == key)
+                            .expect("a waiting request's Contact is to be created");
+                        let links = Links {
+                            contact: placeholder(n),
+                            account: account.clone(),
+                        };
+                        Outcome::Linked(links, *how)
+                    }
+                    (None, None) => Outcome::Skipped(Self::why_not(&i.tried)),
+                };
+                (i.req.request_id.clone(), outcome)
+            })
+            .collect()
+    }
+
+    fn why_not(tried: &[String]) -> String {
+        let mut why = tried.to_vec();
+        why.dedup();
+        if why.is_empty() {
+            "no Contact or Account matched".into()
+        } else {
+            why.join(", ")
+        }
+    }
+
     /// Every request's outcome; remembers resolved requestors in the cache.
     pub fn finish(self, cache: &mut Cache, now: Instant) -> Vec<(String, Outcome)> {
         for t in &self.asked_teams {
@@ -1040,18 +1152,17 @@ impl Resolver {
         self.items
             .into_iter()
             .map(|i| {
-                let outcome = i.outcome.unwrap_or_else(|| {
-                    let mut why = i.tried.clone();
-                    why.dedup();
-                    Outcome::Skipped(if why.is_empty() {
-                        "no Contact or Account matched".into()
-                    } else {
-                        why.join(", ")
-                    })
-                });
+                let outcome = i
+                    .outcome
+                    .unwrap_or_else(|| Outcome::Skipped(Self::why_not(&i.tried)));
                 if let (Outcome::Linked(l, _), Some(e), false) = (&outcome, &i.email, i.from_cache)
                 {
                     cache.remember_person(e, l.clone(), now);
+                } else if let (Some(e), true) = (&i.email, i.no_contact) {
+                    // Asked now, not remembered already (so it is asked again in time).
+                    if !cache.no_contact(e, now) {
+                        cache.remember_no_contact(e, now);
+                    }
                 }
                 if let (
                     Outcome::Linked(l, How::WorkspaceContact | How::WorkspaceNewContact),
@@ -1060,6 +1171,13 @@ impl Resolver {
                 ) = (&outcome, &i.req.requestor, i.from_cache)
                 {
                     cache.remember_named(&l.account, &full_name(p), &l.contact, now);
+                }
+                if let (Some((_, account, How::WorkspaceNewContact)), Some(p)) =
+                    (&i.waiting, &i.req.requestor)
+                {
+                    if !cache.no_named(account, &full_name(p), now) {
+                        cache.remember_no_named(account, &full_name(p), now);
+                    }
                 }
                 // A requestor that matched nothing (not a failed creation) is not asked about again for a while.
                 if let Outcome::Skipped(why) = &outcome {

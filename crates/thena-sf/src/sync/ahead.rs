@@ -63,6 +63,11 @@ pub async fn ask(
             .filter(|d| fresh || cache.domain(d, now).is_none())
             .collect()
     };
+    let names = r.names_ahead(cache);
+    // Nothing the cache does not know: nothing to ask.
+    if emails.is_empty() && domains.is_empty() && names.is_empty() && !r.any_team_unknown(cache) {
+        return Ok(Ahead::default());
+    }
     let teams = r.teams_ahead();
     let person = if domains.is_empty() && teams.is_empty() {
         false
@@ -75,7 +80,7 @@ pub async fn ask(
         .collect();
     let domain_chunks = sized(&domains, LIKE_CHUNK, ListKind::Like);
     let team_chunks = sized(&teams, IN_CHUNK, ListKind::In);
-    let names_q = names_query(&teams, &r.names_ahead());
+    let names_q = names_query(&teams, &names);
     let mut soql = email_q.clone();
     soql.extend(
         domain_chunks

@@ -24,14 +24,47 @@ pub fn unresolved(
         .collect()
 }
 
-/// Resolves a batch: at most one query per step and one collection create.
-pub async fn resolve(
+/// A batch looked up: every step asked, the new Contacts decided, none made.
+pub struct LookedUp {
+    r: Resolver,
+    now: Instant,
+}
+
+impl LookedUp {
+    /// The Contacts to create, in the order placeholders count them.
+    pub fn new_contacts(&self) -> &[NewContact] {
+        self.r.contacts_to_create()
+    }
+
+    /// Each request's outcome, a request waiting for a new Contact linked
+    /// to `placeholder(i)`.
+    pub fn provisional(&self, placeholder: impl Fn(usize) -> String) -> Vec<(String, Outcome)> {
+        self.r.provisional(placeholder)
+    }
+
+    /// The outcomes, once the new Contacts are made (their ids, or why not,
+    /// by key; none given: the waiting requests stay open). Remembers what
+    /// was found.
+    pub fn finish(
+        mut self,
+        cache: &mut Cache,
+        created: &HashMap<String, Result<String, String>>,
+    ) -> Vec<(String, Outcome)> {
+        if !created.is_empty() {
+            self.r.on_created(created);
+        }
+        self.r.finish(cache, self.now)
+    }
+}
+
+/// Looks a batch up (the steps' queries asked ahead together), deciding
+/// which Contacts to create without creating them.
+pub async fn look_up(
     client: &Client,
     requests: Vec<Request>,
     public: PublicDomains,
     cache: &mut Cache,
-    allow_duplicate_save: bool,
-) -> Result<Vec<(String, Outcome)>, salesforce::Error> {
+) -> Result<LookedUp, salesforce::Error> {
     let now = Instant::now();
     let mut r = Resolver::new(requests, public, cache, now);
     // Each step is one query per IN_CHUNK distinct values, however many
@@ -56,11 +89,7 @@ pub async fn resolve(
         None => contacts_by_name(client, &accounts, &names).await?,
     };
     r.on_contacts_by_name(&rows);
-    let new = r.contacts_to_create().to_vec();
-    if !new.is_empty() {
-        r.on_created(&create_contacts(client, &new, allow_duplicate_save).await?);
-    }
-    Ok(r.finish(cache, now))
+    Ok(LookedUp { r, now })
 }
 
 /// Accounts named like the workspaces, asked now (not ahead).
@@ -105,48 +134,59 @@ async fn contacts_by_name(
 
 /// Creates the Contacts the resolver asked for, in calls of 200: each one's
 /// new id, or why Salesforce refused it, by the resolver's key.
-async fn create_contacts(
+pub async fn create_contacts(
     client: &Client,
     new: &[NewContact],
     allow_duplicate_save: bool,
 ) -> Result<HashMap<String, Result<String, String>>, salesforce::Error> {
-    let records: Vec<Value> = new
-        .iter()
-        .map(|c| {
-            let mut v = json!({"attributes": {"type": "Contact"}, "LastName": c.last_name, "AccountId": c.account_id});
-            if let Some(f) = &c.first_name {
-                v["FirstName"] = json!(f);
-            }
-            if let Some(e) = &c.email {
-                v["Email"] = json!(e);
-            }
-            v
-        })
-        .collect();
-    // New orgs have the standard duplicate rules on, alerting: without
-    // the header an API create that resembles any Contact or Lead fails.
-    let headers: &[(&str, &str)] = if allow_duplicate_save {
+    let records: Vec<Value> = new.iter().map(contact_record).collect();
+    let headers = creation_headers(allow_duplicate_save);
+    let results = client.create_many_with(&records, false, headers).await?;
+    created(client, new, &results, allow_duplicate_save).await
+}
+
+/// A new Contact as sObject Collections takes it.
+pub fn contact_record(c: &NewContact) -> Value {
+    let mut v = json!({"attributes": {"type": "Contact"}, "LastName": c.last_name, "AccountId": c.account_id});
+    if let Some(f) = &c.first_name {
+        v["FirstName"] = json!(f);
+    }
+    if let Some(e) = &c.email {
+        v["Email"] = json!(e);
+    }
+    v
+}
+
+/// New orgs have the standard duplicate rules on, alerting: without this
+/// header an API create that resembles any Contact or Lead fails.
+pub fn creation_headers(allow_duplicate_save: bool) -> &'static [(&'static str, &'static str)] {
+    if allow_duplicate_save {
         &[salesforce::client::ALLOW_DUPLICATE_SAVE]
     } else {
         &[]
-    };
-    let results = client.create_many_with(&records, false, headers).await?;
+    }
+}
+
+/// Each new Contact's id, or why Salesforce refused it, by the resolver's
+/// key, from the creation's per-record results (one per Contact, in order).
+pub async fn created(
+    client: &Client,
+    new: &[NewContact],
+    results: &[salesforce::RecordResult],
+    allow_duplicate_save: bool,
+) -> Result<HashMap<String, Result<String, String>>, salesforce::Error> {
+    let headers = creation_headers(allow_duplicate_save);
     let mut by_key = HashMap::new();
-    for ((c, record), res) in new.iter().zip(&records).zip(results) {
-        let v = match (res.success, res.id) {
-            (true, Some(id)) => Ok(id),
+    for (c, res) in new.iter().zip(results) {
+        let v = match (res.success, &res.id) {
+            (true, Some(id)) => Ok(id.clone()),
             _ if res
                 .errors
                 .iter()
                 .any(|e| e.status_code == "DUPLICATES_DETECTED") =>
             {
-                duplicate(
-                    client,
-                    record,
-                    headers,
-                    c.email.as_deref().unwrap_or(&c.last_name),
-                )
-                .await?
+                let who = c.email.as_deref().unwrap_or(&c.last_name);
+                duplicate(client, &contact_record(c), headers, who).await?
             }
             _ => Err(res
                 .errors

@@ -22,6 +22,8 @@ use super::plan::{self, ToSend};
 use super::resolve_io;
 use super::results::{self, Verdict};
 
+mod together;
+
 /// Why a sync step stopped before its end, by the layer that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -155,6 +157,8 @@ pub struct Worker {
     pace: Pace,
     /// The arrival count when the queue's requestors were last resolved ahead.
     warmed_at: Option<u64>,
+    /// The requests (and versions) the last warm looked up.
+    warmed: std::collections::HashSet<(String, i64)>,
     /// What the current step did with its records.
     tally: results::Tally,
 }
@@ -222,6 +226,7 @@ impl Worker {
             calls_before: 0,
             pace: Pace::new(settings.latency_budget, settings.batch, settings.flood_rate),
             warmed_at: None,
+            warmed: Default::default(),
             tally: results::Tally::default(),
         };
         (w, handle)
@@ -740,8 +745,8 @@ impl Worker {
             .collect())
     }
 
-    /// Before a step, the queue's new requestors are resolved (looked up,
-    /// their Contacts created), all that gathered in one go: the
+    /// Before a step, the queue's new requestors are looked up, all that
+    /// gathered in one go (their Contacts are made in the step's write): the
     /// step that sends them then finds them in the resolver's memory and
     /// makes only its upserts, so its time, which the wait must leave room
     /// for, stays one call's. Whether it ran (false: nothing arrived since
@@ -757,19 +762,22 @@ impl Worker {
         };
         // A retry on demand asks afresh in its own step, once.
         let batch: Vec<Claimed> = batch.into_iter().filter(|c| c.attempts >= 0).collect();
+        self.warmed = batch
+            .iter()
+            .map(|c| (c.request_id.clone(), c.version))
+            .collect();
         let Ok(states) = self.states(&batch).await else {
             return true;
         };
         let requests = requests_of(&batch, &states);
-        // An error here meets the step again, which handles it.
-        let _ = resolve_io::resolve(
-            &self.client,
-            requests,
-            self.settings.public_domains.clone(),
-            &mut self.cache,
-            self.settings.allow_duplicate_save,
-        )
-        .await;
+        // Looked up only: the step makes the new Contacts in its write. An
+        // error here meets the step again, which handles it.
+        let public = self.settings.public_domains.clone();
+        if let Ok(looked) =
+            resolve_io::look_up(&self.client, requests, public, &mut self.cache).await
+        {
+            looked.finish(&mut self.cache, &HashMap::new());
+        }
         true
     }
 
@@ -778,19 +786,33 @@ impl Worker {
         let states = self.states(batch).await?;
         let mut requests = requests_of(batch, &states);
         self.leave_young(batch, &mut requests);
-        let outcomes: HashMap<String, Outcome> = resolve_io::resolve(
-            &self.client,
-            requests,
-            self.settings.public_domains.clone(),
-            &mut self.cache,
-            self.settings.allow_duplicate_save,
-        )
-        .await?
+        let public = self.settings.public_domains.clone();
+        let mut looked =
+            Some(resolve_io::look_up(&self.client, requests, public, &mut self.cache).await?);
+        // New Contacts go in the records' upsert call when they can.
+        let outcomes: HashMap<String, Outcome> = match looked.as_ref() {
+            Some(l) if !l.new_contacts().is_empty() => l.provisional(together::placeholder),
+            _ => self.finish(looked.take(), false).await?,
+        }
         .into_iter()
         .collect();
         let (categories, unmapped) = self.category_fields(batch, &outcomes).await?;
         let lengths = self.lengths().await?;
-        let plan = plan::plan(batch, &outcomes, &states, &categories, &lengths);
+        let first = plan::plan(batch, &outcomes, &states, &categories, &lengths);
+        let created_first: HashMap<String, Outcome>;
+        let plan = if looked.is_none() || together::fits(&first.send) {
+            first
+        } else {
+            // Too large, or text Salesforce would read as a reference:
+            // the Contacts are made first, as their own call.
+            drop(first);
+            created_first = self
+                .finish(looked.take(), true)
+                .await?
+                .into_iter()
+                .collect();
+            plan::plan(batch, &created_first, &states, &categories, &lengths)
+        };
         // Nothing changed since the last write: no call.
         self.store
             .mark_synced_many(&self.name, &plan.unchanged)
@@ -803,12 +825,35 @@ impl Worker {
         if plan.send.is_empty() {
             return Ok(());
         }
-        let sent = self.send(plan.send).await;
+        let sent = match looked {
+            Some(l) => self.send_together(plan.send, l).await?,
+            None => self.send(plan.send).await,
+        };
         self.record(sent, &states, &unmapped).await
     }
 
+    /// The outcomes of a looked-up batch, its new Contacts created first
+    /// (`create`) or not (a warm: the step makes them).
+    async fn finish(
+        &mut self,
+        looked: Option<resolve_io::LookedUp>,
+        create: bool,
+    ) -> Result<Vec<(String, Outcome)>, SyncError> {
+        let Some(looked) = looked else {
+            return Ok(Vec::new());
+        };
+        let new = looked.new_contacts().to_vec();
+        let created = if create && !new.is_empty() {
+            let allow = self.settings.allow_duplicate_save;
+            resolve_io::create_contacts(&self.client, &new, allow).await?
+        } else {
+            HashMap::new()
+        };
+        Ok(looked.finish(&mut self.cache, &created))
+    }
+
     /// Records that came after the last warm and whose requestors need
-    /// Salesforce wait for the next step, whose warm resolves them with
+    /// Salesforce (not only a new Contact, which the write makes) wait for the next step, whose warm resolves them with
     /// those gathered by then; this step then makes only its writes (and
     /// the wait before it need not leave room for lookups). Only while
     /// others go now (a lone event goes at once, looked up inline), and
@@ -818,7 +863,13 @@ impl Worker {
         let public = &self.settings.public_domains;
         let unresolved = resolve_io::unresolved(requests, public, &self.cache);
         let young_ms = (self.settings.latency_budget / 4).as_millis() as i64;
-        let left = plan::left_for_next(batch, &unresolved, now_ms(), young_ms);
+        let mut left = plan::left_for_next(batch, &unresolved, now_ms(), young_ms);
+        // What the last warm looked up needs no lookup now.
+        for c in batch {
+            if self.warmed.contains(&(c.request_id.clone(), c.version)) {
+                left.remove(&c.request_id);
+            }
+        }
         requests.retain(|r| !left.contains(&r.request_id));
     }
 
