@@ -242,17 +242,20 @@ pub fn layout(full_name: &str, body: String) -> Component {
 }
 
 fn parse_results(resp: &El) -> Vec<SaveResult> {
-    resp.all("result")
+    resp.children_named("result")
         .map(|r| SaveResult {
             full_name: r.text_of("fullName").unwrap_or("").to_string(),
             success: r.text_of("success") == Some("true"),
             created: r.text_of("created") == Some("true"),
             errors: r
-                .all("errors")
+                .children_named("errors")
                 .map(|e| RecordError {
                     status_code: e.text_of("statusCode").unwrap_or("").to_string(),
                     message: e.text_of("message").unwrap_or("").to_string(),
-                    fields: e.all("fields").map(|f| f.text.trim().to_string()).collect(),
+                    fields: e
+                        .children_named("fields")
+                        .map(|f| f.text.trim().to_string())
+                        .collect(),
                 })
                 .collect(),
         })
@@ -321,7 +324,7 @@ impl Client {
                 .child("result")
                 .ok_or_else(|| Error::Protocol("readMetadata without result".into()))?;
             let records: Vec<Option<El>> = result
-                .all("records")
+                .children_named("records")
                 .map(|r| {
                     if r.is_nil() || r.child("fullName").is_none() {
                         None
@@ -358,7 +361,7 @@ impl Client {
                     tag("asOfVersion", self.api_version())
                 ))
                 .await?;
-            out.extend(resp.all("result").filter_map(|r| {
+            out.extend(resp.children_named("result").filter_map(|r| {
                 Some((
                     r.text_of("type")?.to_string(),
                     r.text_of("fullName")?.to_string(),

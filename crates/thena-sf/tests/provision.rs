@@ -99,7 +99,7 @@ async fn provision_on_an_empty_org_then_a_second_run_changes_nothing() {
         .flatten()
         .unwrap();
     let granted: Vec<String> = profile
-        .all("fieldPermissions")
+        .children_named("fieldPermissions")
         .filter(|p| p.text_of("editable") == Some("true"))
         .filter_map(|p| p.text_of("field").map(str::to_string))
         .collect();
@@ -115,11 +115,11 @@ async fn provision_on_an_empty_org_then_a_second_run_changes_nothing() {
         .flatten()
         .unwrap();
     assert!(layout
-        .all("relatedLists")
+        .children_named("relatedLists")
         .any(|r| r.text_of("relatedList") == Some("Request__c.Account__c")));
     assert!(
         layout
-            .all("relatedLists")
+            .children_named("relatedLists")
             .any(|r| r.text_of("relatedList") == Some("RelatedContactList")),
         "the other related lists are kept"
     );
@@ -406,7 +406,7 @@ async fn read_layout(client: &salesforce::Client, name: &str) -> salesforce::xml
 }
 
 fn has_requests(l: &salesforce::xml::El) -> bool {
-    l.all("relatedLists")
+    l.children_named("relatedLists")
         .any(|r| r.text_of("relatedList") == Some("Request__c.Account__c"))
 }
 

@@ -127,7 +127,7 @@ pub async fn handle(
     let session = env
         .child("Header")
         .and_then(|h| h.child("SessionHeader"))
-        .and_then(|s| s.text_of("sessionId"));
+        .and_then(|s| s.value_of("sessionId"));
     let user = match em
         .gate(
             &format!("metadata.{}", op.name),
@@ -180,7 +180,7 @@ fn run(em: &Emulator, op: &El) -> Response {
             let results: String = items
                 .iter()
                 .map(|m| {
-                    let full = m.text_of("fullName").unwrap_or_default();
+                    let full = m.value_of("fullName").unwrap_or_default();
                     let kind = m.xsi_type().unwrap_or_default();
                     let res = if em.settings.name_type_locked && ops::switches_name_type(&org, kind, m) {
                         Err(ops::name_type_locked(&full))
@@ -193,7 +193,7 @@ fn run(em: &Emulator, op: &El) -> Response {
             soap(StatusCode::OK, &format!("<{name}Response>{results}</{name}Response>"))
         }
         "readMetadata" => {
-            let Some(kind) = op.text_of("type") else { return fault("soapenv:Client", "readMetadata needs a type") };
+            let Some(kind) = op.value_of("type") else { return fault("soapenv:Client", "readMetadata needs a type") };
             let names: Vec<String> = op.children_named("fullNames").map(|n| n.text.trim().to_string()).collect();
             if names.len() > MAX_COMPONENTS {
                 return fault("EXCEEDED_ID_LIMIT", &format!("EXCEEDED_ID_LIMIT: record limit reached. cannot submit more than {MAX_COMPONENTS} records in this operation"));
@@ -209,7 +209,7 @@ fn run(em: &Emulator, op: &El) -> Response {
             soap(StatusCode::OK, &format!("<readMetadataResponse><result>{records}</result></readMetadataResponse>"))
         }
         "listMetadata" => {
-            let kinds: Vec<String> = op.children_named("queries").filter_map(|q| q.text_of("type")).collect();
+            let kinds: Vec<String> = op.children_named("queries").filter_map(|q| q.value_of("type")).collect();
             if kinds.len() > 3 {
                 return fault("INVALID_QUERY", "INVALID_QUERY: listMetadata takes at most 3 queries");
             }
@@ -231,7 +231,7 @@ fn run(em: &Emulator, op: &El) -> Response {
             soap(StatusCode::OK, &format!("<listMetadataResponse>{results}</listMetadataResponse>"))
         }
         "deleteMetadata" => {
-            let Some(kind) = op.text_of("type") else { return fault("soapenv:Client", "deleteMetadata needs a type") };
+            let Some(kind) = op.value_of("type") else { return fault("soapenv:Client", "deleteMetadata needs a type") };
             let names: Vec<String> = op.children_named("fullNames").map(|n| n.text.trim().to_string()).collect();
             if names.len() > MAX_COMPONENTS {
                 return fault("EXCEEDED_ID_LIMIT", &format!("EXCEEDED_ID_LIMIT: record limit reached. cannot submit more than {MAX_COMPONENTS} records in this operation"));

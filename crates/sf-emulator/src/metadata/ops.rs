@@ -88,7 +88,7 @@ fn check_mode(
 }
 
 fn full_name(md: &El) -> Result<String, MdError> {
-    md.text_of("fullName").ok_or_else(|| missing("fullName"))
+    md.value_of("fullName").ok_or_else(|| missing("fullName"))
 }
 
 /// Applies one component; returns whether it was created.
@@ -114,8 +114,8 @@ fn save_object(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdError> {
     custom_name(&full)?;
     let exists = org.table(&full).is_some();
     check_mode(mode, exists, "CustomObject", "Custom Object", &full)?;
-    let label = md.text_of("label");
-    let plural = md.text_of("pluralLabel");
+    let label = md.value_of("label");
+    let plural = md.value_of("pluralLabel");
     let name_field = md.child("nameField");
     if !exists {
         let label = label.clone().ok_or_else(|| missing("label"))?;
@@ -150,29 +150,29 @@ fn save_object(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdError> {
         }
     }
     let meta = org.object_meta.entry(full.to_lowercase()).or_default();
-    if let Some(d) = md.text_of("description") {
+    if let Some(d) = md.value_of("description") {
         meta.description = Some(d);
     }
-    meta.sharing_model = md.text_of("sharingModel").unwrap_or_else(|| {
+    meta.sharing_model = md.value_of("sharingModel").unwrap_or_else(|| {
         if meta.sharing_model.is_empty() {
             "ReadWrite".into()
         } else {
             meta.sharing_model.clone()
         }
     });
-    meta.deployment_status = md.text_of("deploymentStatus").unwrap_or_else(|| {
+    meta.deployment_status = md.value_of("deploymentStatus").unwrap_or_else(|| {
         if meta.deployment_status.is_empty() {
             "Deployed".into()
         } else {
             meta.deployment_status.clone()
         }
     });
-    if let Some(nf) = name_field.and_then(|n| n.text_of("label")) {
+    if let Some(nf) = name_field.and_then(|n| n.value_of("label")) {
         meta.name_field_label = nf;
     }
     for f in md.children_named("fields") {
         let fname = f
-            .text_of("fullName")
+            .value_of("fullName")
             .ok_or_else(|| missing("fields.fullName"))?;
         let fname = fname.rsplit('.').next().unwrap_or(&fname).to_string();
         save_field(org, &full, &fname, f, Mode::Upsert)?;
@@ -183,7 +183,7 @@ fn save_object(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdError> {
 /// Whether saving `md` would switch an existing custom object's Name
 /// between Text and Auto Number.
 pub fn switches_name_type(org: &Org, kind: &str, md: &El) -> bool {
-    let (Some(full), Some(nf)) = (md.text_of("fullName"), md.child("nameField")) else {
+    let (Some(full), Some(nf)) = (md.value_of("fullName"), md.child("nameField")) else {
         return false;
     };
     if kind != "CustomObject" {
@@ -196,7 +196,7 @@ pub fn switches_name_type(org: &Org, kind: &str, md: &El) -> bool {
         .def
         .field("Name")
         .is_some_and(|f| matches!(f.ftype, FieldType::AutoNumber { .. }));
-    let auto_wanted = nf.text_of("type").as_deref() == Some("AutoNumber");
+    let auto_wanted = nf.value_of("type").as_deref() == Some("AutoNumber");
     auto_now != auto_wanted
 }
 
@@ -211,11 +211,11 @@ pub fn name_type_locked(full: &str) -> MdError {
 
 fn name_field_def(nf: &El) -> Result<FieldDef, MdError> {
     let label = nf
-        .text_of("label")
+        .value_of("label")
         .ok_or_else(|| missing("nameField.label"))?;
-    let ftype = match nf.text_of("type").as_deref() {
+    let ftype = match nf.value_of("type").as_deref() {
         Some("AutoNumber") => FieldType::AutoNumber {
-            display_format: nf.text_of("displayFormat").unwrap_or_else(|| "{0}".into()),
+            display_format: nf.value_of("displayFormat").unwrap_or_else(|| "{0}".into()),
         },
         Some("Text") | None => FieldType::Text { length: 80 },
         Some(other) => {
@@ -236,7 +236,7 @@ fn name_field_def(nf: &El) -> Result<FieldDef, MdError> {
 }
 
 fn number(md: &El, name: &str) -> Result<Option<u32>, MdError> {
-    md.text_of(name)
+    md.value_of(name)
         .map(|t| {
             t.parse::<u32>().map_err(|_| {
                 err(
@@ -249,8 +249,8 @@ fn number(md: &El, name: &str) -> Result<Option<u32>, MdError> {
 }
 
 fn field_def(org: &Org, object: &str, field: &str, md: &El) -> Result<FieldDef, MdError> {
-    let label = md.text_of("label").ok_or_else(|| missing("label"))?;
-    let ty = md.text_of("type").ok_or_else(|| missing("type"))?;
+    let label = md.value_of("label").ok_or_else(|| missing("label"))?;
+    let ty = md.value_of("type").ok_or_else(|| missing("type"))?;
     let length = number(md, "length")?;
     let ftype = match ty.as_str() {
         "Text" => {
@@ -265,7 +265,7 @@ fn field_def(org: &Org, object: &str, field: &str, md: &El) -> Result<FieldDef, 
             if !(256..=131_072).contains(&l) {
                 return Err(err("FIELD_INTEGRITY_EXCEPTION", format!("Length must be between 256 and 131072 for a {ty} field, not {l}")));
             }
-            if md.text_of("visibleLines").is_none() {
+            if md.value_of("visibleLines").is_none() {
                 return Err(missing("visibleLines"));
             }
             FieldType::LongText { length: l, html: ty == "Html" }
@@ -281,15 +281,15 @@ fn field_def(org: &Org, object: &str, field: &str, md: &El) -> Result<FieldDef, 
             let vs = md.child("valueSet");
             let values: Vec<String> = vs
                 .and_then(|v| v.child("valueSetDefinition"))
-                .map(|d| d.children_named("value").filter_map(|v| v.text_of("fullName")).collect())
+                .map(|d| d.children_named("value").filter_map(|v| v.value_of("fullName")).collect())
                 .unwrap_or_default();
             let restricted = vs.and_then(|v| v.bool_of("restricted")).unwrap_or(false);
             FieldType::Picklist { values, restricted }
         }
         "Lookup" => {
-            let to = md.text_of("referenceTo").ok_or_else(|| missing("referenceTo"))?;
+            let to = md.value_of("referenceTo").ok_or_else(|| missing("referenceTo"))?;
             let target = org.table(&to).ok_or_else(|| err("INVALID_CROSS_REFERENCE_KEY", format!("In field: referenceTo - no CustomObject named {to} found")))?;
-            let delete_constraint = match md.text_of("deleteConstraint").as_deref() {
+            let delete_constraint = match md.value_of("deleteConstraint").as_deref() {
                 None | Some("SetNull") => DeleteConstraint::SetNull,
                 Some("Restrict") => DeleteConstraint::Restrict,
                 Some("Cascade") => DeleteConstraint::Cascade,
@@ -314,7 +314,7 @@ fn field_def(org: &Org, object: &str, field: &str, md: &El) -> Result<FieldDef, 
     f.fls = !f.required;
     if let FieldType::Reference { to, .. } = &f.ftype {
         let rel = md
-            .text_of("relationshipName")
+            .value_of("relationshipName")
             .ok_or_else(|| missing("relationshipName"))?;
         if !valid_api_name(&rel) {
             return Err(err(
@@ -496,7 +496,7 @@ fn apply_permissions(org: &mut Org, ps: &str, md: &El) -> Result<(), MdError> {
     // Check everything first, so a bad entry changes nothing.
     for fp in md.children_named("fieldPermissions") {
         let field = fp
-            .text_of("field")
+            .value_of("field")
             .ok_or_else(|| missing("fieldPermissions.field"))?;
         let def = field
             .split_once('.')
@@ -524,7 +524,7 @@ fn apply_permissions(org: &mut Org, ps: &str, md: &El) -> Result<(), MdError> {
     }
     for op in md.children_named("objectPermissions") {
         let object = op
-            .text_of("object")
+            .value_of("object")
             .ok_or_else(|| missing("objectPermissions.object"))?;
         if org.table(&object).is_none() {
             return Err(err(
@@ -534,7 +534,7 @@ fn apply_permissions(org: &mut Org, ps: &str, md: &El) -> Result<(), MdError> {
         }
     }
     for fp in md.children_named("fieldPermissions") {
-        let field = fp.text_of("field").expect("checked");
+        let field = fp.value_of("field").expect("checked");
         let (object, fname) = field.split_once('.').expect("checked");
         let canonical_obj = org
             .table(object)
@@ -582,7 +582,7 @@ fn apply_permissions(org: &mut Org, ps: &str, md: &El) -> Result<(), MdError> {
         }
     }
     for op in md.children_named("objectPermissions") {
-        let object = op.text_of("object").expect("checked");
+        let object = op.value_of("object").expect("checked");
         let canonical = org
             .table(&object)
             .map(|t| t.def.name.clone())
@@ -636,7 +636,7 @@ fn save_permission_set(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdErr
     )?;
     let created = match existing {
         Some(id) => {
-            if let Some(l) = md.text_of("label") {
+            if let Some(l) = md.value_of("label") {
                 set_fields(org, "PermissionSet", &id, &[("Label", Val::text(l))]);
             }
             apply_permissions(org, &id, md)?;
@@ -644,7 +644,7 @@ fn save_permission_set(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdErr
             false
         }
         None => {
-            let label = md.text_of("label").ok_or_else(|| missing("label"))?;
+            let label = md.value_of("label").ok_or_else(|| missing("label"))?;
             let id = org.insert_system(
                 "PermissionSet",
                 &[
@@ -668,12 +668,12 @@ fn save_permission_set(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdErr
 fn drop_unnamed_permissions(org: &mut Org, ps: &str, md: &El) {
     let named_fields: Vec<String> = md
         .children_named("fieldPermissions")
-        .filter_map(|f| f.text_of("field"))
+        .filter_map(|f| f.value_of("field"))
         .map(|f| f.to_ascii_lowercase())
         .collect();
     let named_objects: Vec<String> = md
         .children_named("objectPermissions")
-        .filter_map(|o| o.text_of("object"))
+        .filter_map(|o| o.value_of("object"))
         .map(|o| o.to_ascii_lowercase())
         .collect();
     for (object, key, named) in [
@@ -723,7 +723,7 @@ fn layout_assignments(org: &Org, md: &El) -> Result<Vec<(String, String)>, MdErr
     let mut v = Vec::new();
     for a in md.children_named("layoutAssignments") {
         let layout = a
-            .text_of("layout")
+            .value_of("layout")
             .ok_or_else(|| missing("layoutAssignments.layout"))?;
         let l = org.layouts.get(&layout_key(&layout)).ok_or_else(|| {
             err(
@@ -766,7 +766,7 @@ fn check_columns(org: &Org, rl: &El, name: &str) -> Result<(), MdError> {
     let columns = rl
         .children_named("fields")
         .map(|f| f.text.trim().to_string())
-        .chain(rl.text_of("sortField"));
+        .chain(rl.value_of("sortField"));
     for col in columns {
         let ok = STANDARD_COLUMNS.contains(&col.as_str())
             || (!col.contains('.') && child_def.is_some_and(|d| d.field(&col).is_some()));
@@ -823,7 +823,7 @@ fn save_layout(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdError> {
     let mut related = Vec::new();
     for rl in md.children_named("relatedLists") {
         let name = rl
-            .text_of("relatedList")
+            .value_of("relatedList")
             .ok_or_else(|| missing("relatedLists.relatedList"))?;
         if let Some((child, field)) = name.split_once('.') {
             let ok = org

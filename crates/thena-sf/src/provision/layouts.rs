@@ -79,7 +79,7 @@ impl Profiles {
         let used: BTreeSet<String> = self
             .records
             .iter()
-            .flat_map(|p| p.all("layoutAssignments"))
+            .flat_map(|p| p.children_named("layoutAssignments"))
             .filter_map(|a| a.text_of("layout"))
             .map(normalized)
             .collect();
@@ -108,7 +108,7 @@ fn is_account_layout(full_name: &str) -> bool {
 }
 
 pub(crate) fn has_related_list(layout: &El) -> bool {
-    layout.all("relatedLists").any(|r| {
+    layout.children_named("relatedLists").any(|r| {
         r.text_of("relatedList")
             .is_some_and(|n| n.eq_ignore_ascii_case(RELATED_LIST))
     })

@@ -81,7 +81,7 @@ pub(crate) struct Existing {
 
 pub(crate) fn existing_fields(object: &El) -> HashMap<String, Existing> {
     object
-        .all("fields")
+        .children_named("fields")
         .filter_map(|f| {
             let name = f.text_of("fullName")?.rsplit('.').next()?.to_string();
             Some((

@@ -17,7 +17,7 @@ use super::schema::OBJECT;
 /// permission set or profile.
 pub(crate) fn granted(perms: &El) -> HashMap<String, bool> {
     perms
-        .all("fieldPermissions")
+        .children_named("fieldPermissions")
         .filter(|p| p.text_of("readable") == Some("true"))
         .filter_map(|p| {
             Some((
@@ -39,7 +39,7 @@ pub(crate) fn missing_from(perms: Option<&El>, fields: &[String]) -> Vec<String>
 }
 
 fn object_granted(perms: &El) -> bool {
-    perms.all("objectPermissions").any(|o| {
+    perms.children_named("objectPermissions").any(|o| {
         o.text_of("object")
             .is_some_and(|n| n.eq_ignore_ascii_case(OBJECT))
             && ["allowCreate", "allowEdit", "allowRead"]
