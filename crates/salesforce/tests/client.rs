@@ -11,6 +11,7 @@ use salesforce::{
 };
 use serde_json::{json, Value};
 use sf_emulator::{ConnectedApp, EmulatorConfig, Seed};
+use test_support::Fetch;
 
 fn app(base: &str) -> OAuthApp {
     OAuthApp {
@@ -43,7 +44,7 @@ async fn web_login(app: &OAuthApp) -> TokenSet {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let page = http.get(&url).send().await.unwrap().text().await.unwrap();
+    let page = http.get(&url).fetch_text().await;
     let mut form: Vec<(String, String)> = Vec::new();
     for part in page.split("<input type=\"hidden\" name=\"").skip(1) {
         let (name, rest) = part.split_once("\" value=\"").unwrap();

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use test_support::emulator;
 use test_support::process::spawn_listening;
+use test_support::Fetch;
 
 struct Sizes {
     contacts: usize,
@@ -106,12 +107,8 @@ async fn soap(http: &reqwest::Client, url: &str, token: &str, op: &str) {
         .post(format!("{url}/services/Soap/m/67.0"))
         .header("content-type", "text/xml")
         .body(env)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .fetch_text()
+        .await;
     assert!(body.contains("<success>true</success>"), "{body}");
 }
 
@@ -150,12 +147,8 @@ async fn run(s: Sizes, full: bool) {
             emulator::ADMIN,
             emulator::PASSWORD,
         ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let token = tok["access_token"].as_str().unwrap().to_string();
     soap(&http, &emu.url, &token, r#"<createMetadata><metadata xsi:type="CustomObject"><fullName>Request__c</fullName><label>Request</label><nameField><label>Number</label><type>AutoNumber</type><displayFormat>R-{000000}</displayFormat></nameField><pluralLabel>Requests</pluralLabel><deploymentStatus>Deployed</deploymentStatus><sharingModel>ReadWrite</sharingModel><fields><fullName>RequestId__c</fullName><externalId>true</externalId><label>Request ID</label><length>255</length><type>Text</type><unique>true</unique></fields><fields><fullName>Title__c</fullName><label>Title</label><length>255</length><type>Text</type></fields><fields><fullName>Summary__c</fullName><label>Summary</label><length>32768</length><type>Html</type><visibleLines>10</visibleLines></fields></metadata></createMetadata>"#).await;
     soap(&http, &emu.url, &token, r#"<upsertMetadata><metadata xsi:type="Profile"><fullName>Admin</fullName><fieldPermissions><editable>true</editable><field>Request__c.RequestId__c</field><readable>true</readable></fieldPermissions><fieldPermissions><editable>true</editable><field>Request__c.Title__c</field><readable>true</readable></fieldPermissions><fieldPermissions><editable>true</editable><field>Request__c.Summary__c</field><readable>true</readable></fieldPermissions></metadata></upsertMetadata>"#).await;
@@ -179,12 +172,8 @@ async fn run(s: Sizes, full: bool) {
             .patch(&upsert_url)
             .bearer_auth(&token)
             .json(&json!({"allOrNone": false, "records": records}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .fetch_json()
+            .await;
         lat.push(t.elapsed());
         assert!(
             res.as_array().unwrap().iter().all(|r| r["success"] == true),
@@ -219,12 +208,8 @@ async fn run(s: Sizes, full: bool) {
                     .get(format!("{url}/services/data/v67.0/query"))
                     .query(&[("q", soql)])
                     .bearer_auth(token.as_str())
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                    .fetch_json()
+                    .await;
                 lat.push(t.elapsed());
                 assert_eq!(v["totalSize"], 1, "{v}");
             }
@@ -248,12 +233,8 @@ async fn run(s: Sizes, full: bool) {
             "SELECT Id, AccountId FROM Contact WHERE Email LIKE '%@c1.example'",
         )])
         .bearer_auth(token.as_str())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let scan = t.elapsed();
     assert!(v["totalSize"].as_u64().unwrap() >= 1);
     let peak = proc_mib(pid, "VmHWM:");

@@ -8,19 +8,12 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{json, Value};
 use sf_emulator::{EmulatorConfig, FaultSpec};
+use test_support::Fetch;
 
 #[tokio::test]
 async fn versions_need_no_auth_and_every_api_answer_carries_limit_info() {
     let org = Org::start(EmulatorConfig::default()).await;
-    let v: Value = org
-        .http
-        .get(org.url("/services/data/"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = org.http.get(org.url("/services/data/")).fetch_json().await;
     let list = v.as_array().unwrap();
     assert_eq!(list.first().unwrap()["version"], "50.0");
     assert_eq!(list.last().unwrap()["version"], "67.0");
@@ -698,15 +691,7 @@ async fn every_fault_kind_is_injected_over_http() {
     let stats: Value = org.admin("faults", json!({"spec": ""})).await;
     assert_eq!(stats, serde_json::to_value(FaultSpec::default()).unwrap());
     assert_eq!(org.get("/limits").await.0, 200, "faults off again");
-    let stats: Value = org
-        .http
-        .get(org.url("/_emulator/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = org.http.get(org.url("/_emulator/stats")).fetch_json().await;
     for kind in ["503", "500", "lock", "latency", "hang", "reset"] {
         assert!(
             stats["faults_injected"][kind].as_u64().unwrap_or(0) >= 1,

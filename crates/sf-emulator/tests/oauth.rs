@@ -7,6 +7,7 @@ use common::*;
 use serde_json::Value;
 use sf_emulator::{ConnectedApp, EmulatorConfig, Seed};
 use test_support::emulator::{authorization_code, password_form, start_seeded, ADMIN, PASSWORD};
+use test_support::Fetch;
 
 fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
@@ -135,12 +136,8 @@ async fn approve_exchange_refresh_revoke_with_basic_auth_and_pkce() {
         .http
         .get(t["id"].as_str().unwrap())
         .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(id["username"], "admin@example.com");
     assert!(id["urls"]["rest"]
         .as_str()
@@ -150,12 +147,8 @@ async fn approve_exchange_refresh_revoke_with_basic_auth_and_pkce() {
         .http
         .get(org.url("/services/oauth2/userinfo"))
         .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(ui["preferred_username"], "admin@example.com");
     assert_eq!(ui["sub"], t["id"]);
     // revoke the refresh token: its sessions end, and refresh fails

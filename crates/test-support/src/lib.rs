@@ -2,7 +2,8 @@
 //! only what it checks: a temporary folder that cleans up after itself
 //! ([`TempDir`]), the emulator and its admin login ([`emulator`]), a process
 //! that prints its address on its first line ([`process`]), and the
-//! connector's command line ([`connector`], [`cli!`]).
+//! connector's command line ([`connector`], [`cli!`]), and a request's body
+//! read in one step ([`Fetch`]).
 //!
 //! A dev-dependency of every crate in the workspace; it depends on the
 //! emulator and the Salesforce client (libraries, never on a test's own
@@ -11,6 +12,8 @@
 pub mod connector;
 mod dir;
 pub mod emulator;
+mod fetch;
 pub mod process;
 
 pub use dir::TempDir;
+pub use fetch::Fetch;

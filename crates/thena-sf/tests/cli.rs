@@ -10,6 +10,7 @@ use serde_json::Value;
 use sf_emulator::EmulatorConfig;
 use test_support::emulator::{self, connect_args};
 use test_support::process::{first_line, spawn_listening, text, url_in};
+use test_support::Fetch;
 use test_support::TempDir;
 
 fn dir(tag: &str) -> TempDir {
@@ -130,12 +131,8 @@ async fn connect_by_refresh_token_and_from_the_config_file() {
             ("client_secret", "local-secret"),
             ("redirect_uri", "http://127.0.0.1:9/cb"),
         ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let rt = t["refresh_token"].as_str().unwrap().to_string();
 
     let d = dir("rt");
@@ -511,14 +508,7 @@ async fn no_secret_in_logs_metrics_errors_or_pages_after_a_full_run() {
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let metrics = loop {
-        let m = http
-            .get(format!("{url}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let m = http.get(format!("{url}/metrics")).fetch_text().await;
         if m.contains("outcome=\"synced\"} 5") || std::time::Instant::now() > deadline {
             break m;
         }

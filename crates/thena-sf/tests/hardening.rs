@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use test_support::Fetch;
 use test_support::{cli, emulator};
 
 const TOKEN: &str = "hardening-token-0123456789abcdef0123456789";
@@ -226,12 +227,8 @@ async fn metric_labels_stay_bounded_and_metrics_can_need_a_token() {
     let text = http
         .get(format!("{}/metrics", s.url))
         .bearer_auth("metrics-secret-0123456789")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .fetch_text()
+        .await;
     assert!(!text.contains("name-1"), "a caller's name became a label");
     assert!(text.contains("thena_sf_events_received_total{connection=\"(unknown)\",result=\"unknown_connection\"}"), "{text}");
     assert!(text.len() < 16 * 1024, "{} bytes", text.len());

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use salesforce::{Client, Secret};
 use serde_json::{json, Value};
 use sf_emulator::{EmulatorConfig, FaultSpec, Seed};
+use test_support::Fetch;
 use thena_sf::app::App;
 use thena_sf::config::Config;
 use thena_sf::connect::{self, ConnectRequest, Credentials};
@@ -855,12 +856,8 @@ async fn bad_requests_get_clear_errors_and_store_nothing() {
     let m = h
         .http
         .get(format!("{}/metrics", h.app().url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .fetch_text()
+        .await;
     assert!(
         m.contains("thena_sf_events_received_total{connection=\"acme\",result=\"unauthorized\"} 2"),
         "{m}"
