@@ -116,6 +116,7 @@ impl Worker {
             .next()
             .expect("one answer per subrequest")
             .into_result();
+        let contacts_answered = made.is_ok();
         let created = match made {
             Ok(body) => {
                 let results = RecordResult::parse_list(&body, new.len())?;
@@ -150,7 +151,13 @@ impl Worker {
                         None => (t, r),
                     }
                 })),
-                Err(e) if wait && e.code() == Some("PROCESSING_HALTED") => again.extend(chunk),
+                // Halted with a Contact that was refused: decided again. When
+                // the creation failed as a whole, they stay queued as they are.
+                Err(e) if wait && e.code() == Some("PROCESSING_HALTED") => {
+                    if contacts_answered {
+                        again.extend(chunk);
+                    }
+                }
                 Err(e) => {
                     let claimed: Vec<_> = chunk.iter().map(|t| t.claimed.clone()).collect();
                     self.on_call_error(&claimed, e).await;
