@@ -20,7 +20,8 @@ use sqlx::{Any, Row, Transaction};
 
 use super::history::About;
 use super::StoreError;
-use super::{placeholders, IngestItem, Ingested, PENDING_OVER, REQUEST_NEWER, ROWS};
+use super::anonymous_placeholders as placeholders;
+use super::{IngestItem, Ingested, PENDING_OVER, REQUEST_NEWER, ROWS};
 use crate::domain::snapshot::{Snapshot, Source};
 
 /// Whether the per-event path would take only its plain branch for `item`.
