@@ -18,9 +18,9 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::{Any, Row, Transaction};
 
+use super::anonymous_placeholders as placeholders;
 use super::history::About;
 use super::StoreError;
-use super::anonymous_placeholders as placeholders;
 use super::{IngestItem, Ingested, PENDING_OVER, REQUEST_NEWER, ROWS};
 use crate::domain::snapshot::{Snapshot, Source};
 

@@ -4,7 +4,7 @@
 
 use sqlx::{Any, Transaction};
 
-use super::{placeholders, IngestItem, Ingested, StoreError, ROWS};
+use super::{anonymous_placeholders, placeholders, IngestItem, Ingested, StoreError, ROWS};
 use crate::domain::comments::CommentChange;
 use crate::domain::snapshot::{Snapshot, Source};
 
@@ -56,12 +56,17 @@ pub(super) async fn log_deliveries(
     events: &[IngestItem],
     results: &[Ingested],
     now_ms: i64,
+    sqlite: bool,
 ) -> Result<(), StoreError> {
     let rows: Vec<(&IngestItem, &Ingested)> = events.iter().zip(results).collect();
     for chunk in rows.chunks(ROWS) {
-        let sql = format!(
-            "INSERT INTO deliveries (connection, request_id, received_ms, action, result) VALUES {}",
+        let values = if sqlite {
+            anonymous_placeholders(chunk.len(), 5)
+        } else {
             placeholders(chunk.len(), 5)
+        };
+        let sql = format!(
+            "INSERT INTO deliveries (connection, request_id, received_ms, action, result) VALUES {values}"
         );
         let mut q = sqlx::query(&sql);
         for (e, r) in chunk {

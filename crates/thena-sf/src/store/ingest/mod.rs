@@ -128,7 +128,7 @@ impl Store {
             }
             out
         };
-        history::log_deliveries(&mut tx, events, &out, now_ms()).await?;
+        history::log_deliveries(&mut tx, events, &out, now_ms(), sqlite).await?;
         let mut heard: Vec<&str> = events.iter().map(|e| e.connection.as_str()).collect();
         heard.sort_unstable();
         heard.dedup();
