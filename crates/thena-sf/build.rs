@@ -20,13 +20,20 @@ fn main() {
     // Rebuild when HEAD moves: HEAD itself, the branch it points at, packed refs.
     if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
         let dir = Path::new(&dir);
-        println!("cargo:rerun-if-changed={}", dir.join("HEAD").display());
-        println!(
-            "cargo:rerun-if-changed={}",
-            dir.join("packed-refs").display()
-        );
+        // `refs/heads` as a folder: a commit on a packed branch writes a new
+        // file there.
+        let mut watch = vec![
+            dir.join("HEAD"),
+            dir.join("packed-refs"),
+            dir.join("refs/heads"),
+        ];
         if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            println!("cargo:rerun-if-changed={}", dir.join(branch).display());
+            watch.push(dir.join(branch));
+        }
+        // Only files that exist: Cargo takes a missing one as changed on
+        // every build (a clone without packed-refs rebuilt this crate each time).
+        for path in watch.iter().filter(|p| p.exists()) {
+            println!("cargo:rerun-if-changed={}", path.display());
         }
     }
     println!("cargo:rustc-env=THENA_SF_COMMIT={commit}");
