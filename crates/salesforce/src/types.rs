@@ -43,6 +43,15 @@ pub struct RecordError {
 }
 
 impl RecordError {
+    /// `CODE: message; CODE: message`, as the errors read in one line.
+    pub fn summary(errors: &[RecordError]) -> String {
+        errors
+            .iter()
+            .map(|e| format!("{}: {}", e.status_code, e.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     pub fn action(&self) -> Action {
         classify_code(400, &self.status_code, &self.message)
     }

@@ -188,11 +188,13 @@ fn sub(v: &Value) -> Result<Sub, Response> {
 /// Queries (and their next pages) and sObject Collections: at most five.
 fn query_or_collection(url: &str) -> bool {
     let path = url.split('?').next().unwrap_or("");
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    matches!(
-        segs.get(3..).unwrap_or_default(),
-        ["query" | "queryAll", ..] | ["composite", "sobjects", ..]
-    )
+    super::segments(path).is_some_and(|segs| {
+        let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+        matches!(
+            s.get(1..).unwrap_or_default(),
+            ["query" | "queryAll", ..] | ["composite", "sobjects", ..]
+        )
+    })
 }
 
 /// Whether a referenceId has the shape API 54+ takes.
@@ -291,27 +293,24 @@ fn lookup(expr: &str, answers: &HashMap<&str, &Answer>) -> Result<String, String
 /// the composite call was counted once.
 async fn execute(req: &Req<'_>, sub: &Sub, url: &str, body: Option<Value>) -> Answer {
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
-    let raw = path.strip_prefix("/services/data/").unwrap_or("");
-    let mut segs: Vec<String> = raw.split('/').map(super::decode).collect();
-    if segs.len() > 1 && segs.last().is_some_and(String::is_empty) {
-        segs.pop();
-    }
-    let version = match super::version(req.em, &segs[0]) {
+    let unsupported = || Answer {
+        status: 400,
+        body: json!([{"errorCode": "INVALID_INPUT", "message": format!("{url} is not a resource a composite subrequest can use")}]),
+        headers: Map::new(),
+    };
+    let Some(mut segs) = super::segments(path) else {
+        return unsupported();
+    };
+    let version = match super::version(req.em, &segs.remove(0)) {
         Ok(v) => v,
         Err(resp) => return read(resp).await,
     };
-    segs.remove(0);
-    let supported = matches!(
-        segs.first().map(String::as_str),
-        Some("sobjects" | "query" | "queryAll")
-    ) || segs.get(..2)
-        == Some(&["composite".to_string(), "sobjects".to_string()][..]);
-    if !path.starts_with("/services/data/") || !supported {
-        return Answer {
-            status: 400,
-            body: json!([{"errorCode": "INVALID_INPUT", "message": format!("{url} is not a resource a composite subrequest can use")}]),
-            headers: Map::new(),
-        };
+    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    if !matches!(
+        s.as_slice(),
+        ["sobjects" | "query" | "queryAll", ..] | ["composite", "sobjects", ..]
+    ) {
+        return unsupported();
     }
     let mut headers: HeaderMap = req.headers.clone();
     headers.remove(axum::http::header::CONTENT_LENGTH);

@@ -134,6 +134,17 @@ fn decode(seg: &str) -> String {
         .into_owned()
 }
 
+/// The decoded segments of a path under `/services/data/` (the version
+/// first, a trailing slash dropped), or None for a path elsewhere.
+fn segments(path: &str) -> Option<Vec<String>> {
+    let raw = path.strip_prefix("/services/data/")?;
+    let mut segs: Vec<String> = raw.split('/').map(decode).collect();
+    if segs.len() > 1 && segs.last().is_some_and(String::is_empty) {
+        segs.pop();
+    }
+    Some(segs)
+}
+
 /// A short name for the endpoint, for `/_emulator/stats`.
 fn kind(method: &Method, segs: &[String]) -> &'static str {
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
@@ -168,11 +179,7 @@ pub async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let raw = uri.path().strip_prefix("/services/data/").unwrap_or("");
-    let mut segs: Vec<String> = raw.split('/').map(decode).collect();
-    if segs.len() > 1 && segs.last().is_some_and(String::is_empty) {
-        segs.pop();
-    }
+    let mut segs = segments(uri.path()).unwrap_or_else(|| vec![String::new()]);
     let version_seg = segs.remove(0);
     let version = match version(&em, &version_seg) {
         Ok(v) => v,

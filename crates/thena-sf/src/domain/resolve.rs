@@ -365,25 +365,34 @@ impl Cache {
     }
 
     /// That no Contact has this email, asked recently (briefly, as other
-    /// misses): the step after a warm creates the Contact without asking again.
+    /// misses): the step after a warm creates the Contact without asking
+    /// again. Remembered from the first time, so it is asked afresh in time.
     pub fn remember_no_contact(&mut self, email: &str, now: Instant) {
-        self.remember_miss(format!("e:{email}"), String::new(), now);
-    }
-
-    /// That the Account has no Contact of this name, asked recently (as
-    /// other misses): the step after a warm makes it without asking again.
-    pub fn remember_no_named(&mut self, account: &str, name: &str, now: Instant) {
-        let key = format!("n:{account}:{}", name.trim().to_lowercase());
-        self.remember_miss(key, String::new(), now);
-    }
-
-    pub fn no_named(&self, account: &str, name: &str, now: Instant) -> bool {
-        let key = format!("n:{account}:{}", name.trim().to_lowercase());
-        self.miss(&key, now).is_some()
+        self.remember_absent(format!("e:{email}"), now);
     }
 
     pub fn no_contact(&self, email: &str, now: Instant) -> bool {
         self.miss(&format!("e:{email}"), now).is_some()
+    }
+
+    /// That the Account has no Contact of this name, as [`Cache::remember_no_contact`].
+    pub fn remember_no_named(&mut self, account: &str, name: &str, now: Instant) {
+        self.remember_absent(Self::named_key(account, name), now);
+    }
+
+    pub fn no_named(&self, account: &str, name: &str, now: Instant) -> bool {
+        self.miss(&Self::named_key(account, name), now).is_some()
+    }
+
+    fn named_key(account: &str, name: &str) -> String {
+        format!("n:{account}:{}", name.trim().to_lowercase())
+    }
+
+    /// A miss with no reason, kept from its first time (not renewed).
+    fn remember_absent(&mut self, key: String, now: Instant) {
+        if self.miss(&key, now).is_none() {
+            self.remember_miss(key, String::new(), now);
+        }
     }
 
     fn miss(&self, key: &str, now: Instant) -> Option<String> {
@@ -541,10 +550,16 @@ impl Resolver {
         }
     }
 
-    /// The requests the earlier links and the cache leave open: they need
-    /// Salesforce (a lookup, or a new Contact).
-    pub fn open_ids(&self) -> Vec<String> {
-        self.open().map(|i| i.req.request_id.clone()).collect()
+    /// Takes out the requests of `may_wait` that the earlier links and the
+    /// cache leave open (they need Salesforce): they wait for a later batch.
+    /// Unless every request is open: the lookups are made anyway, so all go.
+    pub fn leave(&mut self, may_wait: &HashSet<String>) {
+        if may_wait.is_empty() || self.open().count() == self.items.len() {
+            return;
+        }
+        self.items.retain(|i| {
+            i.outcome.is_some() || i.waiting.is_some() || !may_wait.contains(&i.req.request_id)
+        });
     }
 
     fn open(&self) -> impl Iterator<Item = &Item> {
@@ -679,9 +694,6 @@ impl Resolver {
             .filter(|i| i.outcome.is_none() && i.waiting.is_none() && !i.no_contact)
         {
             let Some(email) = &i.email else { continue };
-            if !best.contains_key(email) {
-                i.no_contact = true;
-            }
             match best.get(email) {
                 Some(c) => match &c.account_id {
                     Some(a) => {
@@ -699,7 +711,10 @@ impl Resolver {
                             .push(format!("the Contact for {email} has no Account"));
                     }
                 },
-                None => i.tried.push(format!("no Contact for {email}")),
+                None => {
+                    i.tried.push(format!("no Contact for {email}"));
+                    i.no_contact = true;
+                }
             }
         }
     }
@@ -1159,10 +1174,7 @@ impl Resolver {
                 {
                     cache.remember_person(e, l.clone(), now);
                 } else if let (Some(e), true) = (&i.email, i.no_contact) {
-                    // Asked now, not remembered already (so it is asked again in time).
-                    if !cache.no_contact(e, now) {
-                        cache.remember_no_contact(e, now);
-                    }
+                    cache.remember_no_contact(e, now);
                 }
                 if let (
                     Outcome::Linked(l, How::WorkspaceContact | How::WorkspaceNewContact),
@@ -1175,9 +1187,7 @@ impl Resolver {
                 if let (Some((_, account, How::WorkspaceNewContact)), Some(p)) =
                     (&i.waiting, &i.req.requestor)
                 {
-                    if !cache.no_named(account, &full_name(p), now) {
-                        cache.remember_no_named(account, &full_name(p), now);
-                    }
+                    cache.remember_no_named(account, &full_name(p), now);
                 }
                 // A requestor that matched nothing (not a failed creation) is not asked about again for a while.
                 if let Outcome::Skipped(why) = &outcome {

@@ -177,12 +177,7 @@ pub(crate) async fn add_related_list(
         outcomes.push(if r.success {
             LayoutOutcome::Added(r.full_name)
         } else {
-            let why = r
-                .errors
-                .iter()
-                .map(|e| format!("{}: {}", e.status_code, e.message))
-                .collect::<Vec<_>>()
-                .join("; ");
+            let why = salesforce::RecordError::summary(&r.errors);
             LayoutOutcome::Refused(r.full_name, why)
         });
     }

@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 
 use salesforce::metadata::{self, FieldKind, Save};
 use salesforce::xml::El;
-use salesforce::{soql, Client};
+use salesforce::{soql, Client, RecordError};
 
 pub use doctor::{check_and_record, doctor, last_result, Check, DoctorResult};
 use layouts::{LayoutOutcome, Profiles};
@@ -136,12 +136,7 @@ async fn name_by_request_id(
     // sync works on, with the org naming records (it sends Name only where
     // describe says Name is createable).
     if let Some(refused) = r.iter().find(|x| !x.success) {
-        let why = refused
-            .errors
-            .iter()
-            .map(|e| format!("{}: {}", e.status_code, e.message))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let why = RecordError::summary(&refused.errors);
         report.warnings.push(format!(
             "{OBJECT} records keep their auto-number names: Salesforce would not make the Name field Text ({why}). To name them by request id, change the Name field's data type to Text in Setup → Object Manager → Request → Fields & Relationships"
         ));
@@ -197,12 +192,7 @@ fn field_key(f: &FieldSpec) -> String {
 fn check_saved(results: &[metadata::SaveResult], what: &str) -> Result<(), ProvisionError> {
     for r in results {
         if !r.success {
-            let reason = r
-                .errors
-                .iter()
-                .map(|e| format!("{}: {}", e.status_code, e.message))
-                .collect::<Vec<_>>()
-                .join("; ");
+            let reason = RecordError::summary(&r.errors);
             return Err(ProvisionError::Refused {
                 what: format!("{what} {}", r.full_name),
                 reason,

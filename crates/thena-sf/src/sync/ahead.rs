@@ -23,7 +23,7 @@ use serde_json::{Map, Value};
 
 use super::domains::{person_accounts, LIKE_CHUNK};
 use super::lookup::{
-    contact_row, sized, sized_within, text, ListKind, IN_CHUNK, LIST_BYTES, WHERE_CHARS,
+    account_row, contact_row, sized, sized_within, ListKind, IN_CHUNK, LIST_BYTES, WHERE_CHARS,
 };
 use crate::domain::resolve::{AccountRow, Cache, ContactRow, Resolver};
 
@@ -92,7 +92,8 @@ pub async fn ask(
             .iter()
             .filter_map(|c| Resolver::accounts_by_name_soql(c, person)),
     );
-    soql.extend(names_q.as_ref().map(|(q, _)| q.clone()));
+    let names_asked = names_q.is_some();
+    soql.extend(names_q);
     let mut answers = client.query_many(&soql).await?.into_iter();
     let mut ahead = Ahead::default();
     for _ in &email_q {
@@ -112,7 +113,7 @@ pub async fn ask(
         let rows = rows.iter().flatten().map(account_row).collect();
         ahead.teams = Some((lower(&teams), rows));
     }
-    if let (Some((_, names)), Some(Ok(rows))) = (names_q, answers.next()) {
+    if let (true, Some(Ok(rows))) = (names_asked, answers.next()) {
         ahead.names = Some((lower(&names), rows.iter().map(contact_row).collect()));
     }
     Ok(ahead)
@@ -120,13 +121,13 @@ pub async fn ask(
 
 /// The workspace Contacts' query, when each of its two lists fits half a
 /// query's room (one query; more would rather wait for the Accounts' ids).
-fn names_query(teams: &[String], names: &[String]) -> Option<(String, Vec<String>)> {
+fn names_query(teams: &[String], names: &[String]) -> Option<String> {
     let half = (WHERE_CHARS / 2, LIST_BYTES / 2);
     let t = sized_within(teams, IN_CHUNK, ListKind::In, half);
     let n = sized_within(names, IN_CHUNK, ListKind::In, half);
     match (t.as_slice(), n.as_slice()) {
         ([t], [n]) if t.len() == teams.len() && n.len() == names.len() => {
-            Resolver::contacts_by_team_and_name_soql(t, n).map(|q| (q, n.clone()))
+            Resolver::contacts_by_team_and_name_soql(t, n)
         }
         _ => None,
     }
@@ -134,14 +135,6 @@ fn names_query(teams: &[String], names: &[String]) -> Option<(String, Vec<String
 
 fn lower(values: &[String]) -> HashSet<String> {
     values.iter().map(|v| v.trim().to_lowercase()).collect()
-}
-
-fn account_row(m: &Map<String, Value>) -> AccountRow {
-    AccountRow {
-        id: text(m, "Id").unwrap_or_default(),
-        name: text(m, "Name").unwrap_or_default(),
-        created: text(m, "CreatedDate").unwrap_or_default(),
-    }
 }
 
 impl Ahead {

@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::domain::resolve::ContactRow;
+use crate::domain::resolve::{AccountRow, ContactRow};
 
 /// Values per `IN (...)` list.
 pub(super) const IN_CHUNK: usize = 200;
@@ -91,6 +91,14 @@ pub(super) fn sized_within(
 /// A text field of a returned record.
 pub(super) fn text(m: &Map<String, Value>, k: &str) -> Option<String> {
     m.get(k).and_then(Value::as_str).map(str::to_string)
+}
+
+pub(super) fn account_row(m: &Map<String, Value>) -> AccountRow {
+    AccountRow {
+        id: text(m, "Id").unwrap_or_default(),
+        name: text(m, "Name").unwrap_or_default(),
+        created: text(m, "CreatedDate").unwrap_or_default(),
+    }
 }
 
 pub(super) fn contact_row(m: &Map<String, Value>) -> ContactRow {

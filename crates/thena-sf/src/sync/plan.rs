@@ -52,23 +52,21 @@ pub fn requestor_key(c: &Claimed, states: &HashMap<String, RequestState>) -> Str
         .unwrap_or_default()
 }
 
-/// The requests a step leaves for the next one: those whose requestors need
-/// Salesforce and that arrived less than `young_ms` ago, while others go
-/// now (when all need Salesforce, or none, nothing is left). A retry on
-/// demand is never left.
-pub fn left_for_next(
+/// The requests a step may leave for the next one, should their
+/// requestors need Salesforce ([`crate::domain::resolve::Resolver::leave`]):
+/// those that arrived less than `young_ms` ago and that the last warm did
+/// not look up (`warmed`: request and version). A retry on demand is never
+/// left.
+pub fn may_wait(
     batch: &[Claimed],
-    unresolved: &HashSet<String>,
+    warmed: &HashSet<(String, i64)>,
     now_ms: i64,
     young_ms: i64,
 ) -> HashSet<String> {
-    if unresolved.is_empty() || unresolved.len() >= batch.len() {
-        return HashSet::new();
-    }
     batch
         .iter()
         .filter(|c| c.attempts >= 0 && now_ms - c.enqueued_at_ms < young_ms)
-        .filter(|c| unresolved.contains(&c.request_id))
+        .filter(|c| !warmed.contains(&(c.request_id.clone(), c.version)))
         .map(|c| c.request_id.clone())
         .collect()
 }
@@ -136,22 +134,17 @@ mod tests {
     }
 
     #[test]
-    fn young_requests_that_need_salesforce_wait_for_the_next_step() {
+    fn young_requests_not_yet_looked_up_may_wait_for_the_next_step() {
         let now = 10_000;
         let batch = [
             claimed("known", now - 300, 0),
             claimed("old", now - 200, 0),
             claimed("young", now - 50, 0),
+            claimed("warmed", now - 40, 0),
             claimed("retry", now - 10, -1),
         ];
-        let unresolved: HashSet<String> = ["old", "young", "retry"].map(String::from).into();
-        let left = left_for_next(&batch, &unresolved, now, 125);
+        let warmed = HashSet::from([("warmed".to_string(), 1)]);
+        let left = may_wait(&batch, &warmed, now, 125);
         assert_eq!(left, HashSet::from(["young".to_string()]));
-        let all: HashSet<String> = ["known", "old", "young", "retry"].map(String::from).into();
-        assert!(
-            left_for_next(&batch, &all, now, 125).is_empty(),
-            "a step that would send nothing leaves nothing"
-        );
-        assert!(left_for_next(&batch, &HashSet::new(), now, 125).is_empty());
     }
 }

@@ -1,6 +1,6 @@
 //! Runs the resolver's queries and Contact creations against Salesforce.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use salesforce::Client;
@@ -10,20 +10,7 @@ use crate::domain::resolve::{
     AccountRow, Cache, ContactRow, NewContact, Outcome, PublicDomains, Request, Resolver,
 };
 
-use super::lookup::{contact_row, sized, text, ListKind, IN_CHUNK};
-/// The requests that the earlier links and the resolver's memory cannot
-/// resolve: they need Salesforce (a lookup or a new Contact).
-pub fn unresolved(
-    requests: &[Request],
-    public: &PublicDomains,
-    cache: &Cache,
-) -> std::collections::HashSet<String> {
-    Resolver::new(requests.to_vec(), public.clone(), cache, Instant::now())
-        .open_ids()
-        .into_iter()
-        .collect()
-}
-
+use super::lookup::{account_row, contact_row, sized, ListKind, IN_CHUNK};
 /// A batch looked up: every step asked, the new Contacts decided, none made.
 pub struct LookedUp {
     r: Resolver,
@@ -58,15 +45,18 @@ impl LookedUp {
 }
 
 /// Looks a batch up (the steps' queries asked ahead together), deciding
-/// which Contacts to create without creating them.
+/// which Contacts to create without creating them. The requests of
+/// `may_wait` that need Salesforce are left out ([`Resolver::leave`]).
 pub async fn look_up(
     client: &Client,
     requests: Vec<Request>,
     public: PublicDomains,
     cache: &mut Cache,
+    may_wait: &HashSet<String>,
 ) -> Result<LookedUp, salesforce::Error> {
     let now = Instant::now();
     let mut r = Resolver::new(requests, public, cache, now);
+    r.leave(may_wait);
     // Each step is one query per IN_CHUNK distinct values, however many
     // requests share them; the steps' queries go ahead together.
     let emails = r.emails_to_look_up();
@@ -105,11 +95,7 @@ async fn accounts_by_name(
     let person = super::domains::person_accounts(client, cache).await?;
     for chunk in sized(teams, IN_CHUNK, ListKind::In) {
         if let Some(q) = Resolver::accounts_by_name_soql(&chunk, person) {
-            found.extend(client.query(&q).await?.iter().map(|m| AccountRow {
-                id: text(m, "Id").unwrap_or_default(),
-                name: text(m, "Name").unwrap_or_default(),
-                created: text(m, "CreatedDate").unwrap_or_default(),
-            }));
+            found.extend(client.query(&q).await?.iter().map(account_row));
         }
     }
     Ok(found)
@@ -188,12 +174,7 @@ pub async fn created(
                 let who = c.email.as_deref().unwrap_or(&c.last_name);
                 duplicate(client, &contact_record(c), headers, who).await?
             }
-            _ => Err(res
-                .errors
-                .iter()
-                .map(|e| format!("{}: {}", e.status_code, e.message))
-                .collect::<Vec<_>>()
-                .join("; ")),
+            _ => Err(salesforce::RecordError::summary(&res.errors)),
         };
         by_key.insert(c.key.clone(), v);
     }

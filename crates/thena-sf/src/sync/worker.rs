@@ -773,8 +773,9 @@ impl Worker {
         // Looked up only: the step makes the new Contacts in its write. An
         // error here meets the step again, which handles it.
         let public = self.settings.public_domains.clone();
+        let none = std::collections::HashSet::new();
         if let Ok(looked) =
-            resolve_io::look_up(&self.client, requests, public, &mut self.cache).await
+            resolve_io::look_up(&self.client, requests, public, &mut self.cache, &none).await
         {
             looked.finish(&mut self.cache, &HashMap::new());
         }
@@ -784,34 +785,36 @@ impl Worker {
     /// One step: read the requests' state, resolve, plan, send, record.
     async fn process(&mut self, batch: &[Claimed]) -> Result<(), SyncError> {
         let states = self.states(batch).await?;
-        let mut requests = requests_of(batch, &states);
-        self.leave_young(batch, &mut requests);
+        // Records that came since the last warm and whose requestors need
+        // Salesforce wait for the next step while young (a quarter of the
+        // budget, so the next step comes within theirs): its warm looks
+        // them up with those gathered by then, and this step only writes.
+        let young_ms = (self.settings.latency_budget / 4).as_millis() as i64;
+        let may_wait = plan::may_wait(batch, &self.warmed, now_ms(), young_ms);
         let public = self.settings.public_domains.clone();
-        let mut looked =
-            Some(resolve_io::look_up(&self.client, requests, public, &mut self.cache).await?);
+        let requests = requests_of(batch, &states);
+        let looked =
+            resolve_io::look_up(&self.client, requests, public, &mut self.cache, &may_wait).await?;
         // New Contacts go in the records' upsert call when they can.
-        let outcomes: HashMap<String, Outcome> = match looked.as_ref() {
-            Some(l) if !l.new_contacts().is_empty() => l.provisional(together::placeholder),
-            _ => self.finish(looked.take(), false).await?,
-        }
-        .into_iter()
-        .collect();
+        let (outcomes, mut pending) = if looked.new_contacts().is_empty() {
+            (looked.finish(&mut self.cache, &HashMap::new()), None)
+        } else {
+            (looked.provisional(together::placeholder), Some(looked))
+        };
+        let outcomes: HashMap<String, Outcome> = outcomes.into_iter().collect();
         let (categories, unmapped) = self.category_fields(batch, &outcomes).await?;
         let lengths = self.lengths().await?;
         let first = plan::plan(batch, &outcomes, &states, &categories, &lengths);
         let created_first: HashMap<String, Outcome>;
-        let plan = if looked.is_none() || together::fits(&first.send) {
-            first
-        } else {
+        let plan = match pending.take_if(|_| !together::fits(&first.send)) {
+            None => first,
             // Too large, or text Salesforce would read as a reference:
             // the Contacts are made first, as their own call.
-            drop(first);
-            created_first = self
-                .finish(looked.take(), true)
-                .await?
-                .into_iter()
-                .collect();
-            plan::plan(batch, &created_first, &states, &categories, &lengths)
+            Some(looked) => {
+                drop(first);
+                created_first = self.create_then_finish(looked).await?;
+                plan::plan(batch, &created_first, &states, &categories, &lengths)
+            }
         };
         // Nothing changed since the last write: no call.
         self.store
@@ -825,7 +828,7 @@ impl Worker {
         if plan.send.is_empty() {
             return Ok(());
         }
-        let sent = match looked {
+        let sent = match pending {
             Some(l) => self.send_together(plan.send, l).await?,
             None => self.send(plan.send).await,
         };
@@ -833,44 +836,18 @@ impl Worker {
     }
 
     /// The outcomes of a looked-up batch, its new Contacts created first
-    /// (`create`) or not (a warm: the step makes them).
-    async fn finish(
+    /// by their own call.
+    async fn create_then_finish(
         &mut self,
-        looked: Option<resolve_io::LookedUp>,
-        create: bool,
-    ) -> Result<Vec<(String, Outcome)>, SyncError> {
-        let Some(looked) = looked else {
-            return Ok(Vec::new());
-        };
+        looked: resolve_io::LookedUp,
+    ) -> Result<HashMap<String, Outcome>, SyncError> {
         let new = looked.new_contacts().to_vec();
-        let created = if create && !new.is_empty() {
-            let allow = self.settings.allow_duplicate_save;
-            resolve_io::create_contacts(&self.client, &new, allow).await?
-        } else {
-            HashMap::new()
-        };
-        Ok(looked.finish(&mut self.cache, &created))
-    }
-
-    /// Records that came after the last warm and whose requestors need
-    /// Salesforce (not only a new Contact, which the write makes) wait for the next step, whose warm resolves them with
-    /// those gathered by then; this step then makes only its writes (and
-    /// the wait before it need not leave room for lookups). Only while
-    /// others go now (a lone event goes at once, looked up inline), and
-    /// only while they are young (a quarter of the budget): the next step
-    /// comes within theirs.
-    fn leave_young(&self, batch: &[Claimed], requests: &mut Vec<Request>) {
-        let public = &self.settings.public_domains;
-        let unresolved = resolve_io::unresolved(requests, public, &self.cache);
-        let young_ms = (self.settings.latency_budget / 4).as_millis() as i64;
-        let mut left = plan::left_for_next(batch, &unresolved, now_ms(), young_ms);
-        // What the last warm looked up needs no lookup now.
-        for c in batch {
-            if self.warmed.contains(&(c.request_id.clone(), c.version)) {
-                left.remove(&c.request_id);
-            }
-        }
-        requests.retain(|r| !left.contains(&r.request_id));
+        let allow = self.settings.allow_duplicate_save;
+        let created = resolve_io::create_contacts(&self.client, &new, allow).await?;
+        Ok(looked
+            .finish(&mut self.cache, &created)
+            .into_iter()
+            .collect())
     }
 
     /// The length of each text field of `Request__c`, from its (cached) describe.

@@ -668,3 +668,37 @@ fn a_workspace_and_the_contacts_made_there_are_remembered_across_batches() {
     });
     assert_eq!(c.team("Acme Corp", Instant::now()), None);
 }
+
+#[test]
+fn requests_that_need_salesforce_may_wait_unless_all_do() {
+    let c = cache();
+    let p = person("Harsh Vardhan", Some("harsh@acme.io"));
+    let mut known = req("known", Some(p.clone()), None);
+    known.previous = Some((
+        p.key(),
+        Links {
+            contact: "003PREV".into(),
+            account: "001PREV".into(),
+        },
+    ));
+    let new = |id: &str| req(id, Some(person("New One", Some("new@acme.io"))), None);
+    let may_wait = HashSet::from(["young".to_string(), "known".to_string()]);
+    let ids = |reqs: Vec<Request>| {
+        let mut r = Resolver::new(reqs, PublicDomains::default(), &c, Instant::now());
+        r.leave(&may_wait);
+        r.provisional(|_| String::new())
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(vec![known, new("old"), new("young")]),
+        ["known", "old"],
+        "the young one that needs Salesforce waits; one the links answer goes"
+    );
+    assert_eq!(
+        ids(vec![new("old"), new("young")]),
+        ["old", "young"],
+        "all need Salesforce: the lookups are made anyway, so nothing waits"
+    );
+}

@@ -145,7 +145,7 @@ impl Worker {
                 .and_then(|b| RecordResult::parse_list(&b, chunk.len()));
             match answer {
                 Ok(results) => sent.extend(chunk.into_iter().zip(results).map(|(t, r)| {
-                    let i = (wait).then(|| index(&t.links.contact)).flatten();
+                    let i = wait.then(|| index(&t.links.contact)).flatten();
                     match i.and_then(|i| ids[i]) {
                         Some(id) => (with_contact(t, id), r),
                         None => (t, r),
@@ -179,7 +179,7 @@ impl Worker {
         let mut resend = Vec::new();
         for t in halted {
             match outcomes.get(&t.claimed.request_id) {
-                Some(Outcome::Linked(links, _)) if !links.contact.starts_with("@{") => {
+                Some(Outcome::Linked(links, _)) => {
                     let contact = links.contact.clone();
                     resend.push(with_contact(t, &contact));
                 }
