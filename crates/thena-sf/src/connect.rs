@@ -259,6 +259,46 @@ pub async fn other_connection_to(
         .map(|c| c.name))
 }
 
+/// The connection already named so (a reconnect), or none; refuses a new
+/// name for an org another connection already writes to, unless told.
+async fn existing_for(
+    store: &Store,
+    name: &str,
+    tokens: &TokenSet,
+    same_org_ok: bool,
+) -> Result<Option<Connection>, Error> {
+    let existing = match store.connection(name).await {
+        Ok(c) => Some(c),
+        Err(crate::store::StoreError::NoConnection(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    if existing.is_none() && !same_org_ok {
+        if let Some(other) = other_connection_to(store, name, tokens).await? {
+            return Err(Error::Invalid(format!(
+                "this Salesforce org ({}) is already connected as '{other}': a second connection would write each request to it twice. Reconnect '{other}' instead, or pass --same-org-ok to connect it again anyway",
+                tokens.instance_url
+            )));
+        }
+    }
+    Ok(existing)
+}
+
+/// The webhook token to show (a new one, or none on a reconnect that keeps
+/// its token) and the hash to store.
+fn webhook_token(given: Option<String>, existing: &Option<Connection>) -> (Option<String>, String) {
+    let new_token = match (given, existing) {
+        (Some(t), _) => Some(t),
+        (None, Some(_)) => None,
+        (None, None) => Some(crypto::new_token()),
+    };
+    let hash = match (&new_token, existing) {
+        (Some(t), _) => crypto::token_hash(t),
+        (None, Some(e)) => e.webhook_token_hash.clone(),
+        (None, None) => unreachable!("a new connection always gets a token"),
+    };
+    (new_token, hash)
+}
+
 async fn connect_inner(
     store: &Store,
     config: &Config,
@@ -278,29 +318,8 @@ async fn connect_inner(
     on_step(Step::Storing);
     // Connecting an existing name is a reconnect: the forward-looking cut-off,
     // the webhook token (unless a new one is given) and the signing secrets stay.
-    let existing = match store.connection(&req.name).await {
-        Ok(c) => Some(c),
-        Err(crate::store::StoreError::NoConnection(_)) => None,
-        Err(e) => return Err(e.into()),
-    };
-    if existing.is_none() && !same_org_ok {
-        if let Some(other) = other_connection_to(store, &req.name, &tokens).await? {
-            return Err(Error::Invalid(format!(
-                "this Salesforce org ({}) is already connected as '{other}': a second connection would write each request to it twice. Reconnect '{other}' instead, or pass --same-org-ok to connect it again anyway",
-                tokens.instance_url
-            )));
-        }
-    }
-    let new_token = match (&req.webhook_token, &existing) {
-        (Some(t), _) => Some(t.clone()),
-        (None, Some(_)) => None,
-        (None, None) => Some(crypto::new_token()),
-    };
-    let webhook_token_hash = match (&new_token, &existing) {
-        (Some(t), _) => crypto::token_hash(t),
-        (None, Some(e)) => e.webhook_token_hash.clone(),
-        (None, None) => unreachable!("a new connection always gets a token"),
-    };
+    let existing = existing_for(store, &req.name, &tokens, same_org_ok).await?;
+    let (new_token, webhook_token_hash) = webhook_token(req.webhook_token, &existing);
     let signing_secret = if req.signing_secrets.is_empty() {
         existing.as_ref().and_then(|e| e.signing_secret.clone())
     } else {

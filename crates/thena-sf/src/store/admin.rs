@@ -33,17 +33,16 @@ impl Store {
         pw: &str,
         expires_at_ms: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM admin_sessions WHERE expires_at_ms < $1")
-            .bind(now_ms())
-            .execute(self.pool())
-            .await?;
-        sqlx::query(
-            "INSERT INTO admin_sessions (id_hash, csrf, pw, expires_at_ms) VALUES ($1, $2, $3, $4)",
+        sql!(
+            "DELETE FROM admin_sessions WHERE expires_at_ms < $1",
+            (now_ms(),)
         )
-        .bind(id_hash)
-        .bind(csrf_hash)
-        .bind(pw)
-        .bind(expires_at_ms)
+        .execute(self.pool())
+        .await?;
+        sql!(
+            "INSERT INTO admin_sessions (id_hash, csrf, pw, expires_at_ms) VALUES ($1, $2, $3, $4)",
+            (id_hash, csrf_hash, pw, expires_at_ms),
+        )
         .execute(self.pool())
         .await?;
         Ok(())
@@ -55,12 +54,10 @@ impl Store {
         id_hash: &str,
         pw: &str,
     ) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query(
+        let row = sql!(
             "SELECT csrf FROM admin_sessions WHERE id_hash = $1 AND expires_at_ms > $2 AND pw = $3",
+            (id_hash, now_ms(), pw),
         )
-        .bind(id_hash)
-        .bind(now_ms())
-        .bind(pw)
         .fetch_optional(self.pool())
         .await?;
         Ok(row.map(|r| r.try_get("csrf")).transpose()?)
@@ -76,35 +73,39 @@ impl Store {
 
     /// Keeps a notice for the session's next page.
     pub async fn set_flash(&self, id_hash: &str, text: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE admin_sessions SET flash = $2 WHERE id_hash = $1")
-            .bind(id_hash)
-            .bind(text)
-            .execute(self.pool())
-            .await?;
+        sql!(
+            "UPDATE admin_sessions SET flash = $2 WHERE id_hash = $1",
+            (id_hash, text)
+        )
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
     /// The session's notice, once: it is cleared as it is read.
     pub async fn take_flash(&self, id_hash: &str) -> Result<Option<String>, StoreError> {
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query("SELECT flash FROM admin_sessions WHERE id_hash = $1")
-            .bind(id_hash)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row = sql!(
+            "SELECT flash FROM admin_sessions WHERE id_hash = $1",
+            (id_hash,)
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
         let flash: Option<String> = row.map(|r| r.try_get("flash")).transpose()?.flatten();
         if flash.is_some() {
-            sqlx::query("UPDATE admin_sessions SET flash = NULL WHERE id_hash = $1")
-                .bind(id_hash)
-                .execute(&mut *tx)
-                .await?;
+            sql!(
+                "UPDATE admin_sessions SET flash = NULL WHERE id_hash = $1",
+                (id_hash,)
+            )
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(flash)
     }
 
     pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM admin_sessions WHERE id_hash = $1")
-            .bind(id_hash)
+        sql!("DELETE FROM admin_sessions WHERE id_hash = $1", (id_hash,))
             .execute(self.pool())
             .await?;
         Ok(())
@@ -112,22 +113,21 @@ impl Store {
 
     pub async fn put_oauth_flow(&self, state_hash: &str, f: &OAuthFlow) -> Result<(), StoreError> {
         // Flows never finished are forgotten after a day.
-        sqlx::query("DELETE FROM oauth_states WHERE created_at_ms < $1")
-            .bind(now_ms() - 86_400_000)
-            .execute(self.pool())
-            .await?;
-        sqlx::query(
+        sql!(
+            "DELETE FROM oauth_states WHERE created_at_ms < $1",
+            (now_ms() - 86_400_000,)
+        )
+        .execute(self.pool())
+        .await?;
+        sql!(
             "INSERT INTO oauth_states (state_hash, session_hash, connection, login_url, client_id, verifier_enc, created_at_ms, same_org_ok)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            (
+                state_hash, &f.session_hash, &f.connection, &f.login_url, &f.client_id,
+                self.seal("oauth-state", state_hash, f.verifier.expose()), f.created_at_ms,
+                i64::from(f.same_org_ok),
+            ),
         )
-        .bind(state_hash)
-        .bind(&f.session_hash)
-        .bind(&f.connection)
-        .bind(&f.login_url)
-        .bind(&f.client_id)
-        .bind(self.seal("oauth-state", state_hash, f.verifier.expose()))
-        .bind(f.created_at_ms)
-        .bind(i64::from(f.same_org_ok))
         .execute(self.pool())
         .await?;
         Ok(())
@@ -153,19 +153,20 @@ impl Store {
         state_hash: &str,
         session_hash: &str,
     ) -> Result<FlowTaken, StoreError> {
-        let row = sqlx::query(
+        let row = sql!(
             "DELETE FROM oauth_states WHERE state_hash = $1 AND session_hash = $2
              RETURNING session_hash, connection, login_url, client_id, verifier_enc, created_at_ms, same_org_ok",
+            (state_hash, session_hash),
         )
-        .bind(state_hash)
-        .bind(session_hash)
         .fetch_optional(self.pool())
         .await?;
         let Some(r) = row else {
-            let other = sqlx::query("SELECT 1 AS one FROM oauth_states WHERE state_hash = $1")
-                .bind(state_hash)
-                .fetch_optional(self.pool())
-                .await?;
+            let other = sql!(
+                "SELECT 1 AS one FROM oauth_states WHERE state_hash = $1",
+                (state_hash,),
+            )
+            .fetch_optional(self.pool())
+            .await?;
             return Ok(if other.is_some() {
                 FlowTaken::OtherSession
             } else {

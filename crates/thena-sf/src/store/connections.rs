@@ -10,7 +10,7 @@ impl Store {
     /// Inserts or replaces a connection.
     pub async fn put_connection(&self, c: &Connection) -> Result<(), StoreError> {
         let n = &c.name;
-        sqlx::query(
+        sql!(
             "INSERT INTO connections (name, login_url, client_id, client_secret_enc, access_token_enc, refresh_token_enc, instance_url, id_url, issued_at_ms,
                  webhook_token_hash, signing_secret_enc, connected_at, status, status_reason, provisioned_at, updated_at, username, password_enc)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
@@ -20,25 +20,19 @@ impl Store {
                  signing_secret_enc = excluded.signing_secret_enc, connected_at = excluded.connected_at, status = excluded.status,
                  status_reason = excluded.status_reason, provisioned_at = excluded.provisioned_at, updated_at = excluded.updated_at,
                  username = excluded.username, password_enc = excluded.password_enc",
+            (
+                n, &c.login_url, &c.client_id, c.client_secret.as_ref().map(|s| self.seal(n,
+                "client_secret", s.expose())), self.seal(n, "access_token",
+                c.tokens.access_token.expose()),
+                c.tokens.refresh_token.as_ref().map(|s| self.seal(n, "refresh_token", s.expose())),
+                &c.tokens.instance_url, &c.tokens.id_url, c.tokens.issued_at_ms as i64,
+                &c.webhook_token_hash, c.signing_secret.as_ref().map(|s| self.seal(n,
+                "signing_secret", s.expose())), ts(c.connected_at), c.status.as_str(),
+                &c.status_reason, c.provisioned_at.map(ts), ts(Utc::now()),
+                c.password_login.as_ref().map(|(u, _)| u.clone()),
+                c.password_login.as_ref().map(|(_, p)| self.seal(n, "password", p.expose())),
+            ),
         )
-        .bind(n)
-        .bind(&c.login_url)
-        .bind(&c.client_id)
-        .bind(c.client_secret.as_ref().map(|s| self.seal(n, "client_secret", s.expose())))
-        .bind(self.seal(n, "access_token", c.tokens.access_token.expose()))
-        .bind(c.tokens.refresh_token.as_ref().map(|s| self.seal(n, "refresh_token", s.expose())))
-        .bind(&c.tokens.instance_url)
-        .bind(&c.tokens.id_url)
-        .bind(c.tokens.issued_at_ms as i64)
-        .bind(&c.webhook_token_hash)
-        .bind(c.signing_secret.as_ref().map(|s| self.seal(n, "signing_secret", s.expose())))
-        .bind(ts(c.connected_at))
-        .bind(c.status.as_str())
-        .bind(&c.status_reason)
-        .bind(c.provisioned_at.map(ts))
-        .bind(ts(Utc::now()))
-        .bind(c.password_login.as_ref().map(|(u, _)| u.clone()))
-        .bind(c.password_login.as_ref().map(|(_, p)| self.seal(n, "password", p.expose())))
         .execute(self.pool())
         .await?;
         Ok(())
@@ -99,8 +93,7 @@ impl Store {
     }
 
     pub async fn connection(&self, name: &str) -> Result<Connection, StoreError> {
-        let row = sqlx::query("SELECT * FROM connections WHERE name = $1")
-            .bind(name)
+        let row = sql!("SELECT * FROM connections WHERE name = $1", (name,))
             .fetch_optional(self.pool())
             .await?;
         match row {
@@ -111,10 +104,12 @@ impl Store {
 
     /// A connection's status and when its tokens were issued, without opening its secrets.
     pub async fn connection_state(&self, name: &str) -> Result<(ConnStatus, i64), StoreError> {
-        let row = sqlx::query("SELECT status, issued_at_ms FROM connections WHERE name = $1")
-            .bind(name)
-            .fetch_optional(self.pool())
-            .await?;
+        let row = sql!(
+            "SELECT status, issued_at_ms FROM connections WHERE name = $1",
+            (name,)
+        )
+        .fetch_optional(self.pool())
+        .await?;
         match row {
             Some(r) => Ok((
                 ConnStatus::parse(&r.try_get::<String, _>("status")?),
@@ -133,15 +128,14 @@ impl Store {
 
     /// Stores refreshed tokens in one statement: a rotated refresh token is never lost.
     pub async fn save_tokens(&self, name: &str, t: &TokenSet) -> Result<(), StoreError> {
-        let done = sqlx::query(
+        let done = sql!(
             "UPDATE connections SET access_token_enc = $2, refresh_token_enc = COALESCE($3, refresh_token_enc), instance_url = $4, issued_at_ms = $5, updated_at = $6 WHERE name = $1",
+            (
+                name, self.seal(name, "access_token", t.access_token.expose()),
+                t.refresh_token.as_ref().map(|s| self.seal(name, "refresh_token", s.expose())),
+                &t.instance_url, t.issued_at_ms as i64, ts(Utc::now()),
+            ),
         )
-        .bind(name)
-        .bind(self.seal(name, "access_token", t.access_token.expose()))
-        .bind(t.refresh_token.as_ref().map(|s| self.seal(name, "refresh_token", s.expose())))
-        .bind(&t.instance_url)
-        .bind(t.issued_at_ms as i64)
-        .bind(ts(Utc::now()))
         .execute(self.pool())
         .await?;
         if done.rows_affected() == 0 {
@@ -156,13 +150,12 @@ impl Store {
         status: ConnStatus,
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE connections SET status = $2, status_reason = $3, updated_at = $4 WHERE name = $1")
-            .bind(name)
-            .bind(status.as_str())
-            .bind(reason)
-            .bind(ts(Utc::now()))
-            .execute(self.pool())
-            .await?;
+        sql!(
+            "UPDATE connections SET status = $2, status_reason = $3, updated_at = $4 WHERE name = $1",
+            (name, status.as_str(), reason, ts(Utc::now())),
+        )
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
@@ -175,24 +168,22 @@ impl Store {
         ttl_ms: i64,
     ) -> Result<bool, StoreError> {
         let now = Utc::now().timestamp_millis();
-        let done = sqlx::query(
+        let done = sql!(
             "UPDATE connections SET refresh_lock_until_ms = $3, refresh_lock_by = $2 WHERE name = $1 AND refresh_lock_until_ms < $4",
+            (name, holder, now + ttl_ms, now),
         )
-        .bind(name)
-        .bind(holder)
-        .bind(now + ttl_ms)
-        .bind(now)
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
     pub async fn release_refresh(&self, name: &str, holder: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE connections SET refresh_lock_until_ms = 0 WHERE name = $1 AND refresh_lock_by = $2")
-            .bind(name)
-            .bind(holder)
-            .execute(self.pool())
-            .await?;
+        sql!(
+            "UPDATE connections SET refresh_lock_until_ms = 0 WHERE name = $1 AND refresh_lock_by = $2",
+            (name, holder),
+        )
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
@@ -204,14 +195,11 @@ impl Store {
         hash: &str,
         grace_until_ms: Option<i64>,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query(
+        let done = sql!(
             "UPDATE connections SET previous_token_hash = CASE WHEN $4 IS NULL THEN NULL ELSE webhook_token_hash END,
                 previous_token_until_ms = $4, webhook_token_hash = $2, updated_at = $3 WHERE name = $1",
+            (name, hash, ts(Utc::now()), grace_until_ms),
         )
-        .bind(name)
-        .bind(hash)
-        .bind(ts(Utc::now()))
-        .bind(grace_until_ms)
         .execute(self.pool())
         .await?;
         if done.rows_affected() == 0 {
@@ -221,24 +209,27 @@ impl Store {
     }
 
     pub async fn mark_provisioned(&self, name: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE connections SET provisioned_at = $2, updated_at = $2 WHERE name = $1")
-            .bind(name)
-            .bind(ts(Utc::now()))
-            .execute(self.pool())
-            .await?;
+        sql!(
+            "UPDATE connections SET provisioned_at = $2, updated_at = $2 WHERE name = $1",
+            (name, ts(Utc::now())),
+        )
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
     /// Records what a Thena installation event said of the webhook app.
     pub async fn record_thena_app(&self, name: &str, app: &ThenaApp) -> Result<(), StoreError> {
-        sqlx::query("UPDATE connections SET thena_org_id = COALESCE($2, thena_org_id), thena_team_ids = $3, thena_app_event = $4, thena_app_at = $5 WHERE name = $1")
-            .bind(name)
-            .bind(&app.org_id)
-            .bind(serde_json::to_string(&app.team_ids).expect("strings serialise"))
-            .bind(&app.event)
-            .bind(ts(app.at))
-            .execute(self.pool())
-            .await?;
+        sql!(
+            "UPDATE connections SET thena_org_id = COALESCE($2, thena_org_id), thena_team_ids = $3, thena_app_event = $4, thena_app_at = $5 WHERE name = $1",
+            (
+                name, &app.org_id,
+                serde_json::to_string(&app.team_ids).expect("strings serialise"), &app.event,
+                ts(app.at),
+            ),
+        )
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
@@ -255,13 +246,14 @@ impl Store {
             "doctor_results",
             "ticket_comments",
         ] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE connection = $1"))
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
+            sql!(
+                &format!("DELETE FROM {table} WHERE connection = $1"),
+                (name,)
+            )
+            .execute(&mut *tx)
+            .await?;
         }
-        sqlx::query("DELETE FROM connections WHERE name = $1")
-            .bind(name)
+        sql!("DELETE FROM connections WHERE name = $1", (name,))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -270,10 +262,10 @@ impl Store {
 
     /// The category → field map of a connection.
     pub async fn category_fields(&self, conn: &str) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sql!(
             "SELECT category, field FROM category_fields WHERE connection = $1 ORDER BY category",
+            (conn,),
         )
-        .bind(conn)
         .fetch_all(self.pool())
         .await?;
         rows.iter()
@@ -288,13 +280,12 @@ impl Store {
         category: &str,
         field: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO category_fields (connection, category, field, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (connection, category) DO NOTHING")
-            .bind(conn)
-            .bind(category)
-            .bind(field)
-            .bind(ts(Utc::now()))
-            .execute(self.pool())
-            .await?;
+        sql!(
+            "INSERT INTO category_fields (connection, category, field, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (connection, category) DO NOTHING",
+            (conn, category, field, ts(Utc::now())),
+        )
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 }
@@ -302,10 +293,12 @@ impl Store {
 impl Store {
     /// Ends a rolled token's grace now.
     pub async fn revoke_previous_token(&self, name: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE connections SET previous_token_hash = NULL, previous_token_until_ms = NULL WHERE name = $1")
-            .bind(name)
-            .execute(self.pool())
-            .await?;
+        sql!(
+            "UPDATE connections SET previous_token_hash = NULL, previous_token_until_ms = NULL WHERE name = $1",
+            (name,),
+        )
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 }

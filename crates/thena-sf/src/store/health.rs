@@ -26,13 +26,11 @@ impl Store {
         checked_at: DateTime<Utc>,
         checks_json: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        sql!(
             "INSERT INTO doctor_results (connection, checked_at_ms, checks) VALUES ($1, $2, $3) \
              ON CONFLICT (connection) DO UPDATE SET checked_at_ms = excluded.checked_at_ms, checks = excluded.checks",
+            (conn, checked_at.timestamp_millis(), checks_json),
         )
-        .bind(conn)
-        .bind(checked_at.timestamp_millis())
-        .bind(checks_json)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -42,11 +40,12 @@ impl Store {
         &self,
         conn: &str,
     ) -> Result<Option<(DateTime<Utc>, String)>, StoreError> {
-        let row =
-            sqlx::query("SELECT checked_at_ms, checks FROM doctor_results WHERE connection = $1")
-                .bind(conn)
-                .fetch_optional(self.pool())
-                .await?;
+        let row = sql!(
+            "SELECT checked_at_ms, checks FROM doctor_results WHERE connection = $1",
+            (conn,)
+        )
+        .fetch_optional(self.pool())
+        .await?;
         let Some(row) = row else { return Ok(None) };
         let ms: i64 = row.try_get("checked_at_ms")?;
         let checks: String = row.try_get("checks")?;
@@ -63,22 +62,20 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<RecentFailures, StoreError> {
         let since = ts(now - DEGRADED_WINDOW);
-        let count: i64 = sqlx::query(
+        let count: i64 = sql!(
             "SELECT COUNT(*) AS n FROM dead_letters WHERE connection = $1 AND failed_at >= $2",
+            (conn, &since),
         )
-        .bind(conn)
-        .bind(&since)
         .fetch_one(self.pool())
         .await?
         .try_get("n")?;
         if count == 0 {
             return Ok(RecentFailures::default());
         }
-        let latest = sqlx::query(
+        let latest = sql!(
             "SELECT code, message FROM dead_letters WHERE connection = $1 AND failed_at >= $2 ORDER BY id DESC LIMIT 1",
+            (conn, &since),
         )
-        .bind(conn)
-        .bind(&since)
         .fetch_optional(self.pool())
         .await?
         .map(|r| -> Result<String, sqlx::Error> {

@@ -45,15 +45,12 @@ impl Store {
         if q.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(
+        let rows = sql!(
             "SELECT * FROM requests WHERE connection = $1 AND (request_id = $2
                OR LOWER(title) LIKE $3 ESCAPE '\\' OR LOWER(requestor) LIKE $3 ESCAPE '\\')
              ORDER BY request_id = $2 DESC, updated_at DESC, request_id LIMIT $4",
+            (connection, q, contains_pattern(q), limit),
         )
-        .bind(connection)
-        .bind(q)
-        .bind(contains_pattern(q))
-        .bind(limit)
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(row_state).collect()
@@ -66,12 +63,12 @@ impl Store {
         request_id: &str,
         limit: i64,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let rows = sqlx::query("SELECT received_ms, action, result FROM deliveries WHERE connection = $1 AND request_id = $2 ORDER BY id DESC LIMIT $3")
-            .bind(connection)
-            .bind(request_id)
-            .bind(limit)
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sql!(
+            "SELECT received_ms, action, result FROM deliveries WHERE connection = $1 AND request_id = $2 ORDER BY id DESC LIMIT $3",
+            (connection, request_id, limit),
+        )
+        .fetch_all(self.pool())
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(Delivery {
@@ -91,12 +88,12 @@ impl Store {
         request_id: &str,
         limit: i64,
     ) -> Result<Vec<Activity>, StoreError> {
-        Ok(sqlx::query_as::<_, Activity>("SELECT id, request_id, outcome, detail, sf_id, at FROM activity WHERE connection = $1 AND request_id = $2 ORDER BY id DESC LIMIT $3")
-            .bind(connection)
-            .bind(request_id)
-            .bind(limit)
-            .fetch_all(self.pool())
-            .await?)
+        Ok(sql_as!(
+            Activity, "SELECT id, request_id, outcome, detail, sf_id, at FROM activity WHERE connection = $1 AND request_id = $2 ORDER BY id DESC LIMIT $3",
+            (connection, request_id, limit),
+        )
+        .fetch_all(self.pool())
+        .await?)
     }
 }
 

@@ -97,12 +97,10 @@ impl Store {
             // in between, which starved acknowledgements under load.
             return Ok(());
         }
-        let row = sqlx::query(
+        let row = sql!(
             "SELECT epoch FROM leases WHERE connection = $1 AND owner = $2 AND expires_at_ms > $3 FOR SHARE",
+            (connection, self.replica(), now_ms()),
         )
-        .bind(connection)
-        .bind(self.replica())
-        .bind(now_ms())
         .fetch_optional(&mut **tx)
         .await?;
         match row {
@@ -118,18 +116,19 @@ impl Store {
     /// Returns how many replicas are alive (this one included).
     pub async fn heartbeat(&self, ttl_ms: i64) -> Result<i64, StoreError> {
         let now = now_ms();
-        sqlx::query(
+        sql!(
             "INSERT INTO replicas (id, heartbeat_ms) VALUES ($1, $2)
              ON CONFLICT (id) DO UPDATE SET heartbeat_ms = excluded.heartbeat_ms",
+            (self.replica(), now),
         )
-        .bind(self.replica())
-        .bind(now)
         .execute(self.pool())
         .await?;
-        sqlx::query("DELETE FROM replicas WHERE heartbeat_ms < $1")
-            .bind(now - ttl_ms)
-            .execute(self.pool())
-            .await?;
+        sql!(
+            "DELETE FROM replicas WHERE heartbeat_ms < $1",
+            (now - ttl_ms,)
+        )
+        .execute(self.pool())
+        .await?;
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM replicas")
             .fetch_one(self.pool())
             .await?;
@@ -139,17 +138,16 @@ impl Store {
     /// Extends every lease this replica holds; returns those it still holds, with their epochs.
     pub async fn renew_leases(&self, ttl_ms: i64) -> Result<HashMap<String, i64>, StoreError> {
         let now = now_ms();
-        sqlx::query("UPDATE leases SET expires_at_ms = $2 WHERE owner = $1 AND expires_at_ms > $3")
-            .bind(self.replica())
-            .bind(now + ttl_ms)
-            .bind(now)
-            .execute(self.pool())
-            .await?;
-        let rows = sqlx::query(
-            "SELECT connection, epoch FROM leases WHERE owner = $1 AND expires_at_ms > $2",
+        sql!(
+            "UPDATE leases SET expires_at_ms = $2 WHERE owner = $1 AND expires_at_ms > $3",
+            (self.replica(), now + ttl_ms, now),
         )
-        .bind(self.replica())
-        .bind(now)
+        .execute(self.pool())
+        .await?;
+        let rows = sql!(
+            "SELECT connection, epoch FROM leases WHERE owner = $1 AND expires_at_ms > $2",
+            (self.replica(), now),
+        )
         .fetch_all(self.pool())
         .await?;
         rows.iter()
@@ -164,16 +162,13 @@ impl Store {
         ttl_ms: i64,
     ) -> Result<Option<i64>, StoreError> {
         let now = now_ms();
-        let row = sqlx::query(
+        let row = sql!(
             "INSERT INTO leases (connection, owner, epoch, expires_at_ms) VALUES ($1, $2, 1, $3)
              ON CONFLICT (connection) DO UPDATE SET owner = excluded.owner, epoch = leases.epoch + 1, expires_at_ms = excluded.expires_at_ms
              WHERE leases.expires_at_ms <= $4
              RETURNING epoch",
+            (connection, self.replica(), now + ttl_ms, now),
         )
-        .bind(connection)
-        .bind(self.replica())
-        .bind(now + ttl_ms)
-        .bind(now)
         .fetch_optional(self.pool())
         .await?;
         let epoch = row.map(|r| r.try_get::<i64, _>("epoch")).transpose()?;
@@ -186,12 +181,10 @@ impl Store {
     /// Takes over a lease already held under this replica's name (a restart of a
     /// stable-named replica), bumping its epoch.
     pub async fn adopt_lease(&self, connection: &str) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query(
+        let row = sql!(
             "UPDATE leases SET epoch = epoch + 1 WHERE connection = $1 AND owner = $2 AND expires_at_ms > $3 RETURNING epoch",
+            (connection, self.replica(), now_ms()),
         )
-        .bind(connection)
-        .bind(self.replica())
-        .bind(now_ms())
         .fetch_optional(self.pool())
         .await?;
         let epoch = row.map(|r| r.try_get::<i64, _>("epoch")).transpose()?;
@@ -203,19 +196,19 @@ impl Store {
 
     /// Gives a lease back at once (its worker has stopped), so another replica can take it.
     pub async fn release_lease(&self, connection: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE leases SET expires_at_ms = 0 WHERE connection = $1 AND owner = $2")
-            .bind(connection)
-            .bind(self.replica())
-            .execute(self.pool())
-            .await?;
+        sql!(
+            "UPDATE leases SET expires_at_ms = 0 WHERE connection = $1 AND owner = $2",
+            (connection, self.replica()),
+        )
+        .execute(self.pool())
+        .await?;
         self.forget_lease(connection);
         Ok(())
     }
 
     /// Says goodbye: this replica no longer counts among the live ones.
     pub async fn leave(&self) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM replicas WHERE id = $1")
-            .bind(self.replica())
+        sql!("DELETE FROM replicas WHERE id = $1", (self.replica(),))
             .execute(self.pool())
             .await?;
         Ok(())

@@ -5,6 +5,27 @@
 //! queries (`$n` parameters, `ON CONFLICT`, `RETURNING`) over sqlx's `Any`
 //! driver, with a migration directory per backend.
 
+/// `sqlx::query(sql)` with the tuple's values bound to `$1`, `$2`, … in order.
+macro_rules! sql {
+    ($sql:expr, ($($arg:expr),* $(,)?) $(,)?) => {
+        sqlx::query($sql)$(.bind($arg))*
+    };
+}
+
+/// [`sql!`] for one value (`sqlx::query_scalar`).
+macro_rules! sql_scalar {
+    ($sql:expr, ($($arg:expr),* $(,)?) $(,)?) => {
+        sqlx::query_scalar($sql)$(.bind($arg))*
+    };
+}
+
+/// [`sql!`] for rows of a `FromRow` type (`sqlx::query_as`).
+macro_rules! sql_as {
+    ($ty:ty, $sql:expr, ($($arg:expr),* $(,)?) $(,)?) => {
+        sqlx::query_as::<_, $ty>($sql)$(.bind($arg))*
+    };
+}
+
 mod admin;
 mod connections;
 mod copy;

@@ -54,13 +54,11 @@ pub(super) fn now_ms() -> i64 {
 impl Store {
     /// Up to `limit` due snapshots, oldest first.
     pub async fn due(&self, connection: &str, limit: i64) -> Result<Vec<Claimed>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sql!(
             "SELECT request_id, snapshot, version, attempts, enqueued_at_ms FROM pending
              WHERE connection = $1 AND parked = 0 AND not_before_ms <= $2 ORDER BY enqueued_at_ms, request_id LIMIT $3",
+            (connection, now_ms(), limit),
         )
-        .bind(connection)
-        .bind(now_ms())
-        .bind(limit)
         .fetch_all(self.pool())
         .await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -90,10 +88,12 @@ impl Store {
         &self,
         connection: &str,
     ) -> Result<(i64, Option<i64>, Option<i64>), StoreError> {
-        let r = sqlx::query("SELECT COUNT(*) AS n, MIN(enqueued_at_ms) AS oldest, MIN(not_before_ms) AS soonest FROM pending WHERE connection = $1 AND parked = 0")
-            .bind(connection)
-            .fetch_one(self.pool())
-            .await?;
+        let r = sql!(
+            "SELECT COUNT(*) AS n, MIN(enqueued_at_ms) AS oldest, MIN(not_before_ms) AS soonest FROM pending WHERE connection = $1 AND parked = 0",
+            (connection,),
+        )
+        .fetch_one(self.pool())
+        .await?;
         Ok((r.try_get("n")?, r.try_get("oldest")?, r.try_get("soonest")?))
     }
 
@@ -110,7 +110,7 @@ impl Store {
                 "SELECT * FROM requests WHERE connection = $1 AND request_id IN ({})",
                 placeholders.join(", ")
             );
-            let mut q = sqlx::query(&sql).bind(connection);
+            let mut q = sql!(&sql, (connection,));
             for id in chunk {
                 q = q.bind(id);
             }
@@ -164,36 +164,30 @@ impl Store {
         items.sort_by(|a, b| a.claimed.request_id.cmp(&b.claimed.request_id));
         for it in items {
             let claimed = &it.claimed;
-            sqlx::query(
+            sql!(
                 "UPDATE requests SET state = 'synced', reason = NULL, synced_updated_ms = $3, sf_id = $4, contact_id = $5, account_id = $6, requestor_key = $7, sent_hash = $8, updated_at = $9
                  WHERE connection = $1 AND request_id = $2",
+                (
+                    connection, &claimed.request_id, claimed.snapshot.updated_at.0, &it.sf_id,
+                    &it.contact, &it.account, &it.requestor_key, &it.sent_hash, &now,
+                ),
             )
-            .bind(connection)
-            .bind(&claimed.request_id)
-            .bind(claimed.snapshot.updated_at.0)
-            .bind(&it.sf_id)
-            .bind(&it.contact)
-            .bind(&it.account)
-            .bind(&it.requestor_key)
-            .bind(&it.sent_hash)
-            .bind(&now)
             .execute(&mut *tx)
             .await?;
-            let removed = sqlx::query(
+            let removed = sql!(
                 "DELETE FROM pending WHERE connection = $1 AND request_id = $2 AND version = $3",
+                (connection, &claimed.request_id, claimed.version),
             )
-            .bind(connection)
-            .bind(&claimed.request_id)
-            .bind(claimed.version)
             .execute(&mut *tx)
             .await?;
             if removed.rows_affected() == 0 {
                 // A newer snapshot arrived while this one was in flight: it stays pending.
-                sqlx::query("UPDATE requests SET state = 'pending' WHERE connection = $1 AND request_id = $2")
-                    .bind(connection)
-                    .bind(&claimed.request_id)
-                    .execute(&mut *tx)
-                    .await?;
+                sql!(
+                    "UPDATE requests SET state = 'pending' WHERE connection = $1 AND request_id = $2",
+                    (connection, &claimed.request_id),
+                )
+                .execute(&mut *tx)
+                .await?;
             }
             log(
                 &mut tx,
@@ -219,31 +213,13 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         self.fence_check(&mut tx, connection).await?;
-        let now = ts(Utc::now());
-        sqlx::query("UPDATE requests SET state = 'skipped', reason = $3, updated_at = $4 WHERE connection = $1 AND request_id = $2")
-            .bind(connection)
-            .bind(&claimed.request_id)
-            .bind(reason)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE pending SET parked = 1, last_error = $4 WHERE connection = $1 AND request_id = $2 AND version = $3")
-            .bind(connection)
-            .bind(&claimed.request_id)
-            .bind(claimed.version)
-            .bind(reason)
-            .execute(&mut *tx)
-            .await?;
-        log(
-            &mut tx,
-            connection,
-            &claimed.request_id,
-            "skipped",
-            Some(reason),
-            None,
-            &now,
+        sql!(
+            "UPDATE pending SET parked = 1, last_error = $4 WHERE connection = $1 AND request_id = $2 AND version = $3",
+            (connection, &claimed.request_id, claimed.version, reason),
         )
+        .execute(&mut *tx)
         .await?;
+        settle(&mut tx, connection, claimed, "skipped", reason).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -256,14 +232,12 @@ impl Store {
         delay_ms: i64,
         error: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE pending SET not_before_ms = $4, attempts = attempts + 1, last_error = $5 WHERE connection = $1 AND request_id = $2 AND version = $3")
-            .bind(connection)
-            .bind(&claimed.request_id)
-            .bind(claimed.version)
-            .bind(now_ms() + delay_ms)
-            .bind(error)
-            .execute(self.pool())
-            .await?;
+        sql!(
+            "UPDATE pending SET not_before_ms = $4, attempts = attempts + 1, last_error = $5 WHERE connection = $1 AND request_id = $2 AND version = $3",
+            (connection, &claimed.request_id, claimed.version, now_ms() + delay_ms, error),
+        )
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
@@ -280,39 +254,24 @@ impl Store {
         self.fence_check(&mut tx, connection).await?;
         let now = ts(Utc::now());
         let snap = serde_json::to_string(&claimed.snapshot).expect("snapshots serialise");
-        sqlx::query("INSERT INTO dead_letters (connection, request_id, snapshot, code, message, fields, failed_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            .bind(connection)
-            .bind(&claimed.request_id)
-            .bind(&snap)
-            .bind(code)
-            .bind(message)
-            .bind(fields.join(", "))
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "DELETE FROM pending WHERE connection = $1 AND request_id = $2 AND version = $3",
+        sql!(
+            "INSERT INTO dead_letters (connection, request_id, snapshot, code, message, fields, failed_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            (connection, &claimed.request_id, &snap, code, message, fields.join(", "), &now),
         )
-        .bind(connection)
-        .bind(&claimed.request_id)
-        .bind(claimed.version)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE requests SET state = 'failed', reason = $3, updated_at = $4 WHERE connection = $1 AND request_id = $2")
-            .bind(connection)
-            .bind(&claimed.request_id)
-            .bind(format!("{code}: {message}"))
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-        log(
+        sql!(
+            "DELETE FROM pending WHERE connection = $1 AND request_id = $2 AND version = $3",
+            (connection, &claimed.request_id, claimed.version),
+        )
+        .execute(&mut *tx)
+        .await?;
+        settle(
             &mut tx,
             connection,
-            &claimed.request_id,
+            claimed,
             "failed",
-            Some(&format!("{code}: {message}")),
-            None,
-            &now,
+            &format!("{code}: {message}"),
         )
         .await?;
         tx.commit().await?;
@@ -325,7 +284,12 @@ impl Store {
         request_id: &str,
         reason: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE pending SET parked = 1, last_error = $3 WHERE connection = $1 AND request_id = $2").bind(connection).bind(request_id).bind(reason).execute(self.pool()).await?;
+        sql!(
+            "UPDATE pending SET parked = 1, last_error = $3 WHERE connection = $1 AND request_id = $2",
+            (connection, request_id, reason),
+        )
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 }
@@ -347,6 +311,34 @@ pub(super) fn row_state(r: &sqlx::any::AnyRow) -> Result<RequestState, StoreErro
     })
 }
 
+/// A request that ends this attempt without a write: its state and reason,
+/// and the activity line that says so.
+async fn settle(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    connection: &str,
+    claimed: &Claimed,
+    state: &str,
+    reason: &str,
+) -> Result<(), StoreError> {
+    let now = ts(Utc::now());
+    sql!(
+        "UPDATE requests SET state = $3, reason = $4, updated_at = $5 WHERE connection = $1 AND request_id = $2",
+        (connection, &claimed.request_id, state, reason, &now),
+    )
+    .execute(&mut **tx)
+    .await?;
+    log(
+        tx,
+        connection,
+        &claimed.request_id,
+        state,
+        Some(reason),
+        None,
+        &now,
+    )
+    .await
+}
+
 async fn log(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     connection: &str,
@@ -356,26 +348,24 @@ async fn log(
     sf_id: Option<&str>,
     at: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO activity (connection, request_id, outcome, detail, sf_id, at) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(connection)
-        .bind(request_id)
-        .bind(outcome)
-        .bind(detail)
-        .bind(sf_id)
-        .bind(at)
-        .execute(&mut **tx)
-        .await?;
+    sql!(
+        "INSERT INTO activity (connection, request_id, outcome, detail, sf_id, at) VALUES ($1, $2, $3, $4, $5, $6)",
+        (connection, request_id, outcome, detail, sf_id, at),
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
 impl Store {
     /// Drops a request's remembered Contact and Account (they are gone in Salesforce).
     pub async fn forget_link(&self, connection: &str, request_id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE requests SET contact_id = NULL, account_id = NULL, requestor_key = NULL, sent_hash = NULL WHERE connection = $1 AND request_id = $2")
-            .bind(connection)
-            .bind(request_id)
-            .execute(self.pool())
-            .await?;
+        sql!(
+            "UPDATE requests SET contact_id = NULL, account_id = NULL, requestor_key = NULL, sent_hash = NULL WHERE connection = $1 AND request_id = $2",
+            (connection, request_id),
+        )
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 }

@@ -54,11 +54,12 @@ pub struct LastSeen {
 impl Store {
     /// When `connection` last heard from Thena and last wrote a record.
     pub async fn last_seen(&self, connection: &str) -> Result<LastSeen, StoreError> {
-        let row =
-            sqlx::query("SELECT last_event_ms, recheck_at_ms FROM connections WHERE name = $1")
-                .bind(connection)
-                .fetch_optional(self.pool())
-                .await?;
+        let row = sql!(
+            "SELECT last_event_ms, recheck_at_ms FROM connections WHERE name = $1",
+            (connection,),
+        )
+        .fetch_optional(self.pool())
+        .await?;
         let column = |name: &str| -> Result<Option<i64>, StoreError> {
             Ok(row
                 .as_ref()
@@ -67,12 +68,14 @@ impl Store {
                 .flatten())
         };
         let (webhook_ms, recheck_ms) = (column("last_event_ms")?, column("recheck_at_ms")?);
-        let written_at = sqlx::query("SELECT at FROM activity WHERE connection = $1 AND outcome = 'synced' ORDER BY id DESC LIMIT 1")
-            .bind(connection)
-            .fetch_optional(self.pool())
-            .await?
-            .map(|r| r.try_get::<String, _>("at"))
-            .transpose()?;
+        let written_at = sql!(
+            "SELECT at FROM activity WHERE connection = $1 AND outcome = 'synced' ORDER BY id DESC LIMIT 1",
+            (connection,),
+        )
+        .fetch_optional(self.pool())
+        .await?
+        .map(|r| r.try_get::<String, _>("at"))
+        .transpose()?;
         Ok(LastSeen {
             webhook_ms,
             written_at,
@@ -82,11 +85,12 @@ impl Store {
 
     /// When a paused connection's worker looks at the org's usage again.
     pub async fn set_recheck(&self, connection: &str, at_ms: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE connections SET recheck_at_ms = $2 WHERE name = $1")
-            .bind(connection)
-            .bind(at_ms)
-            .execute(self.pool())
-            .await?;
+        sql!(
+            "UPDATE connections SET recheck_at_ms = $2 WHERE name = $1",
+            (connection, at_ms)
+        )
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
@@ -98,21 +102,20 @@ impl Store {
         request_id: Option<&str>,
     ) -> Result<u64, StoreError> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(
+        sql!(
             "UPDATE requests SET state = 'pending', reason = NULL WHERE connection = $1 AND state = 'skipped' AND ($2 = '' OR request_id = $2)
              AND EXISTS (SELECT 1 FROM pending p WHERE p.connection = requests.connection AND p.request_id = requests.request_id AND p.parked = 1)",
+            (connection, request_id.unwrap_or("")),
         )
-        .bind(connection)
-        .bind(request_id.unwrap_or(""))
         .execute(&mut *tx)
         .await?;
         // attempts = -1 marks a retry on demand: resolve afresh, whatever the worker's cache remembers.
-        let done = sqlx::query("UPDATE pending SET parked = 0, not_before_ms = 0, attempts = -1, enqueued_at_ms = $3 WHERE connection = $1 AND parked = 1 AND ($2 = '' OR request_id = $2)")
-            .bind(connection)
-            .bind(request_id.unwrap_or(""))
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
+        let done = sql!(
+            "UPDATE pending SET parked = 0, not_before_ms = 0, attempts = -1, enqueued_at_ms = $3 WHERE connection = $1 AND parked = 1 AND ($2 = '' OR request_id = $2)",
+            (connection, request_id.unwrap_or(""), now_ms()),
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(done.rows_affected())
     }
@@ -123,65 +126,67 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<DeadLetter>, StoreError> {
-        Ok(sqlx::query_as::<_, DeadLetter>("SELECT id, request_id, code, message, fields, failed_at FROM dead_letters WHERE connection = $1 ORDER BY id DESC LIMIT $2 OFFSET $3")
-            .bind(connection)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(self.pool())
-            .await?)
+        Ok(sql_as!(
+            DeadLetter, "SELECT id, request_id, code, message, fields, failed_at FROM dead_letters WHERE connection = $1 ORDER BY id DESC LIMIT $2 OFFSET $3",
+            (connection, limit, offset),
+        )
+        .fetch_all(self.pool())
+        .await?)
     }
 
     pub async fn dead_letter_count(&self, connection: &str) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters WHERE connection = $1")
-                .bind(connection)
-                .fetch_one(self.pool())
-                .await?,
+        Ok(sql_scalar!(
+            "SELECT COUNT(*) FROM dead_letters WHERE connection = $1",
+            (connection,)
         )
+        .fetch_one(self.pool())
+        .await?)
     }
 
     /// Puts a dead letter (or all) back in the queue; returns how many.
     pub async fn retry_dead(&self, connection: &str, id: Option<i64>) -> Result<u64, StoreError> {
         let mut tx = self.begin_write().await?;
-        let rows = sqlx::query("SELECT id, request_id, snapshot FROM dead_letters WHERE connection = $1 AND ($2 < 0 OR id = $2) ORDER BY id")
-            .bind(connection)
-            .bind(id.unwrap_or(-1))
-            .fetch_all(&mut *tx)
-            .await?;
+        let rows = sql!(
+            "SELECT id, request_id, snapshot FROM dead_letters WHERE connection = $1 AND ($2 < 0 OR id = $2) ORDER BY id",
+            (connection, id.unwrap_or(-1)),
+        )
+        .fetch_all(&mut *tx)
+        .await?;
         for r in &rows {
             let snap: String = r.try_get("snapshot")?;
             let rid: String = r.try_get("request_id")?;
             let updated: i64 = serde_json::from_str::<Snapshot>(&snap)
                 .map(|s| s.updated_at.0)
                 .unwrap_or(0);
-            sqlx::query(
+            sql!(
                 "INSERT INTO pending (connection, request_id, snapshot, updated_at_ms, enqueued_at_ms) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (connection, request_id) DO NOTHING",
+                (connection, &rid, &snap, updated, now_ms()),
             )
-            .bind(connection)
-            .bind(&rid)
-            .bind(&snap)
-            .bind(updated)
-            .bind(now_ms())
             .execute(&mut *tx)
             .await?;
-            sqlx::query("UPDATE requests SET state = 'pending', reason = NULL WHERE connection = $1 AND request_id = $2").bind(connection).bind(&rid).execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM dead_letters WHERE id = $1")
-                .bind(r.try_get::<i64, _>("id")?)
-                .execute(&mut *tx)
-                .await?;
+            sql!(
+                "UPDATE requests SET state = 'pending', reason = NULL WHERE connection = $1 AND request_id = $2",
+                (connection, &rid),
+            ).execute(&mut *tx).await?;
+            sql!(
+                "DELETE FROM dead_letters WHERE id = $1",
+                (r.try_get::<i64, _>("id")?,)
+            )
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(rows.len() as u64)
     }
 
     pub async fn discard_dead(&self, connection: &str, id: Option<i64>) -> Result<u64, StoreError> {
-        let done =
-            sqlx::query("DELETE FROM dead_letters WHERE connection = $1 AND ($2 < 0 OR id = $2)")
-                .bind(connection)
-                .bind(id.unwrap_or(-1))
-                .execute(self.pool())
-                .await?;
+        let done = sql!(
+            "DELETE FROM dead_letters WHERE connection = $1 AND ($2 < 0 OR id = $2)",
+            (connection, id.unwrap_or(-1)),
+        )
+        .execute(self.pool())
+        .await?;
         Ok(done.rows_affected())
     }
 
@@ -192,13 +197,12 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<RequestState>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM requests WHERE connection = $1 AND state = $2 ORDER BY updated_at DESC, request_id LIMIT $3 OFFSET $4")
-            .bind(connection)
-            .bind(state)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sql!(
+            "SELECT * FROM requests WHERE connection = $1 AND state = $2 ORDER BY updated_at DESC, request_id LIMIT $3 OFFSET $4",
+            (connection, state, limit, offset),
+        )
+        .fetch_all(self.pool())
+        .await?;
         rows.iter().map(row_state).collect()
     }
 
@@ -214,10 +218,10 @@ impl Store {
     }
 
     pub async fn counts(&self, connection: &str) -> Result<Counts, StoreError> {
-        let rows = sqlx::query(
+        let rows = sql!(
             "SELECT state, COUNT(*) AS n FROM requests WHERE connection = $1 GROUP BY state",
+            (connection,),
         )
-        .bind(connection)
         .fetch_all(self.pool())
         .await?;
         let mut c = Counts::default();
@@ -241,26 +245,25 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<Activity>, StoreError> {
-        Ok(sqlx::query_as::<_, Activity>("SELECT id, request_id, outcome, detail, sf_id, at FROM activity WHERE connection = $1 ORDER BY id DESC LIMIT $2 OFFSET $3")
-            .bind(connection)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(self.pool())
-            .await?)
+        Ok(sql_as!(
+            Activity, "SELECT id, request_id, outcome, detail, sf_id, at FROM activity WHERE connection = $1 ORDER BY id DESC LIMIT $2 OFFSET $3",
+            (connection, limit, offset),
+        )
+        .fetch_all(self.pool())
+        .await?)
     }
 
     /// Forgets the delivery ids older than `days` (dedup needs only the recent ones).
     pub async fn prune(&self, days: i64) -> Result<(), StoreError> {
         let cutoff = ts(Utc::now() - chrono::Duration::days(days));
-        sqlx::query("DELETE FROM events WHERE received_at < $1")
-            .bind(cutoff)
+        sql!("DELETE FROM events WHERE received_at < $1", (cutoff,))
             .execute(self.pool())
             .await?;
         for table in ["activity", "deliveries"] {
-            sqlx::query(&format!(
-                "DELETE FROM {table} WHERE id <= (SELECT MAX(id) FROM {table}) - $1"
-            ))
-            .bind(ACTIVITY_KEEP)
+            sql!(
+                &format!("DELETE FROM {table} WHERE id <= (SELECT MAX(id) FROM {table}) - $1"),
+                (ACTIVITY_KEEP,),
+            )
             .execute(self.pool())
             .await?;
         }

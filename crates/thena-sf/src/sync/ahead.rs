@@ -19,16 +19,12 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use salesforce::{Client, Error};
-use serde_json::{Map, Value};
 
-use super::domains::{person_accounts, LIKE_CHUNK};
+use super::domains::{person_accounts, DomainAnswer, LIKE_CHUNK};
 use super::lookup::{
     account_row, contact_row, sized, sized_within, ListKind, IN_CHUNK, LIST_BYTES, WHERE_CHARS,
 };
 use crate::domain::resolve::{AccountRow, Cache, ContactRow, Resolver};
-
-/// One domain aggregate asked ahead: its domains and its rows (or error).
-pub type DomainAnswer = (Vec<String>, Result<Vec<Map<String, Value>>, Error>);
 
 /// What was asked ahead for one batch.
 #[derive(Default)]

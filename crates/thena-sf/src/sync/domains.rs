@@ -16,7 +16,6 @@ use std::time::Instant;
 use salesforce::{Client, Error};
 use serde_json::{Map, Value};
 
-use super::ahead::DomainAnswer;
 use super::lookup::{contact_row, sized, text, ListKind};
 use crate::domain::resolve::{domain_of, Cache, ContactRow, DomainCounts, Resolver};
 
@@ -27,6 +26,10 @@ pub(super) const LIKE_CHUNK: usize = 100;
 /// Domains per SOSL search (each a quoted phrase; FIND text stays far
 /// under its 4,000-character limit, salesforce-api.md §9.4).
 const SEARCH_CHUNK: usize = 20;
+
+/// One domain aggregate asked ahead (`ahead.rs`): its domains and its rows
+/// (or error).
+pub type DomainAnswer = (Vec<String>, Result<Vec<Map<String, Value>>, Error>);
 
 /// Whether the org has person accounts: Account's describe, once per worker.
 pub async fn person_accounts(client: &Client, cache: &mut Cache) -> Result<bool, Error> {

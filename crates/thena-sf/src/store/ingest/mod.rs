@@ -137,18 +137,20 @@ impl Store {
         let now = now_ms();
         let postgres = self.backend() == crate::store::Backend::Postgres;
         for c in heard {
-            sqlx::query("UPDATE connections SET last_event_ms = $1 WHERE name = $2 AND (last_event_ms IS NULL OR last_event_ms < $3)")
-                .bind(now)
-                .bind(c)
-                .bind(now - 1000)
-                .execute(&mut *tx)
-                .await?;
+            sql!(
+                "UPDATE connections SET last_event_ms = $1 WHERE name = $2 AND (last_event_ms IS NULL OR last_event_ms < $3)",
+                (now, c, now - 1000),
+            )
+            .execute(&mut *tx)
+            .await?;
             if postgres {
                 // Wake the replica that owns the connection (delivered at commit).
-                sqlx::query("SELECT 1 FROM (SELECT pg_notify('thena_sf_wake', $1)) AS n")
-                    .bind(c)
-                    .execute(&mut *tx)
-                    .await?;
+                sql!(
+                    "SELECT 1 FROM (SELECT pg_notify('thena_sf_wake', $1)) AS n",
+                    (c,)
+                )
+                .execute(&mut *tx)
+                .await?;
             }
         }
         tx.commit().await?;
@@ -191,13 +193,13 @@ async fn ingest_in(
 ) -> Result<Ingested, StoreError> {
     let (connection, snap) = (item.connection.as_str(), &item.snapshot);
     let now = ts(Utc::now());
-    let fresh = sqlx::query("INSERT INTO events (connection, event_key, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-        .bind(connection)
-        .bind(&item.event_key)
-        .bind(&now)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected()
+    let fresh = sql!(
+        "INSERT INTO events (connection, event_key, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        (connection, &item.event_key, &now),
+    )
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
         == 1;
     if !fresh {
         return Ok(Ingested::Duplicate);
@@ -208,14 +210,11 @@ async fn ingest_in(
     let rid = &snap.request_id;
     let updated = snap.updated_at.0;
     if snap.created_at.0 < item.connected_at_ms {
-        sqlx::query(
+        sql!(
             "INSERT INTO requests (connection, request_id, state, reason, latest_updated_ms, updated_at) VALUES ($1, $2, 'out_of_scope', 'created before the connection was made', $3, $4)
              ON CONFLICT (connection, request_id) DO UPDATE SET latest_updated_ms = CASE WHEN requests.latest_updated_ms > excluded.latest_updated_ms THEN requests.latest_updated_ms ELSE excluded.latest_updated_ms END, updated_at = excluded.updated_at",
+            (connection, rid, updated, &now),
         )
-        .bind(connection)
-        .bind(rid)
-        .bind(updated)
-        .bind(&now)
         .execute(&mut **tx)
         .await?;
         return Ok(Ingested::OutOfScope);
@@ -229,17 +228,13 @@ async fn ingest_in(
     // another replica) waits for this row, then sees its newest state. The row
     // stays locked until commit, which serialises the coalescing below too.
     let about = history::About::of(snap);
-    let fresh_version = sqlx::query(
+    let fresh_version = sql!(
         &format!("INSERT INTO requests (connection, request_id, state, latest_updated_ms, updated_at, created_ms, title, requestor, web_link) VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8) {REQUEST_NEWER}"),
+        (
+            connection, rid, updated, &now, snap.created_at.0, about.title, about.requestor,
+            about.web_link,
+        ),
     )
-    .bind(connection)
-    .bind(rid)
-    .bind(updated)
-    .bind(&now)
-    .bind(snap.created_at.0)
-    .bind(about.title)
-    .bind(about.requestor)
-    .bind(about.web_link)
     .execute(&mut **tx)
     .await?
     .rows_affected()
@@ -265,11 +260,10 @@ pub(super) async fn enqueue(
     snap: &Snapshot,
 ) -> Result<(), StoreError> {
     let rid = &snap.request_id;
-    let older: Option<String> = sqlx::query_scalar(
+    let older: Option<String> = sql_scalar!(
         "SELECT snapshot FROM pending WHERE connection = $1 AND request_id = $2",
+        (connection, rid),
     )
-    .bind(connection)
-    .bind(rid)
     .fetch_optional(&mut **tx)
     .await?;
     let merged = match older.and_then(|o| serde_json::from_str::<Snapshot>(&o).ok()) {
@@ -277,14 +271,10 @@ pub(super) async fn enqueue(
         None => snap.clone(),
     };
     let json = serde_json::to_string(&merged).expect("snapshots serialise");
-    sqlx::query(&format!(
-        "INSERT INTO pending (connection, request_id, snapshot, updated_at_ms, version, enqueued_at_ms) VALUES ($1, $2, $3, $4, 1, $5) {PENDING_OVER}"
-    ))
-    .bind(connection)
-    .bind(rid)
-    .bind(&json)
-    .bind(merged.updated_at.0)
-    .bind(now_ms())
+    sql!(
+        &format!( "INSERT INTO pending (connection, request_id, snapshot, updated_at_ms, version, enqueued_at_ms) VALUES ($1, $2, $3, $4, 1, $5) {PENDING_OVER}" ),
+        (connection, rid, &json, merged.updated_at.0, now_ms()),
+    )
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -24,36 +24,28 @@ pub(super) async fn apply_comment(
     match change {
         CommentChange::Put(c) => {
             let json = serde_json::to_string(c).expect("comments serialise");
-            sqlx::query(
+            sql!(
                 "INSERT INTO ticket_comments (connection, request_id, comment_id, created_ms, comment) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (connection, request_id, comment_id) DO UPDATE SET created_ms = excluded.created_ms, comment = excluded.comment",
+                (connection, request_id, &c.id, c.created_at.0, json),
             )
-            .bind(connection)
-            .bind(request_id)
-            .bind(&c.id)
-            .bind(c.created_at.0)
-            .bind(json)
             .execute(&mut **tx)
             .await?;
             // Older than the newest MAX_PER_TICKET: forgotten (ties at the edge too).
-            sqlx::query(
+            sql!(
                 "DELETE FROM ticket_comments WHERE connection = $1 AND request_id = $2 AND created_ms <= (
                      SELECT created_ms FROM ticket_comments WHERE connection = $1 AND request_id = $2
                      ORDER BY created_ms DESC LIMIT 1 OFFSET $3)",
+                (connection, request_id, comments::MAX_PER_TICKET as i64),
             )
-            .bind(connection)
-            .bind(request_id)
-            .bind(comments::MAX_PER_TICKET as i64)
             .execute(&mut **tx)
             .await?;
         }
         CommentChange::Remove(id) => {
-            sqlx::query(
+            sql!(
                 "DELETE FROM ticket_comments WHERE connection = $1 AND request_id = $2 AND comment_id = $3",
+                (connection, request_id, id),
             )
-            .bind(connection)
-            .bind(request_id)
-            .bind(id)
             .execute(&mut **tx)
             .await?;
         }
@@ -68,11 +60,10 @@ pub(super) async fn threads(
     connection: &str,
     request_id: &str,
 ) -> Result<(Patch<Vec<Message>>, Patch<Vec<Message>>), StoreError> {
-    let rows = sqlx::query(
+    let rows = sql!(
         "SELECT comment FROM ticket_comments WHERE connection = $1 AND request_id = $2",
+        (connection, request_id),
     )
-    .bind(connection)
-    .bind(request_id)
     .fetch_all(&mut **tx)
     .await?;
     let kept: Vec<Comment> = rows
@@ -96,16 +87,14 @@ pub(super) async fn ingest_side(
     let rid = &snap.request_id;
     // Locks the request's row (as ingest does), reads what the record needs,
     // and marks it pending when it can carry the change (SET sees the old row).
-    let row = sqlx::query(
+    let row = sql!(
         "UPDATE requests SET updated_at = $3,
              state = CASE WHEN state = 'out_of_scope' OR created_ms IS NULL THEN state ELSE 'pending' END,
              reason = CASE WHEN state = 'out_of_scope' OR created_ms IS NULL THEN reason ELSE NULL END
          WHERE connection = $1 AND request_id = $2
          RETURNING state, created_ms, latest_updated_ms",
+        (connection, rid, now),
     )
-    .bind(connection)
-    .bind(rid)
-    .bind(now)
     .fetch_optional(&mut **tx)
     .await?;
     if let Some(r) = &row {

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use tracing::warn;
 
 use super::{SyncError, Worker};
-use crate::domain::resolve::Outcome;
+use crate::domain::resolve::{NewContact, Outcome};
 use crate::provision::schema;
 use crate::sync::plan::{self, ToSend};
 use crate::sync::resolve_io::{self, LookedUp};
@@ -90,27 +90,7 @@ impl Worker {
     ) -> Result<Vec<(ToSend<'a>, RecordResult)>, SyncError> {
         let new = looked.new_contacts().to_vec();
         let headers = resolve_io::creation_headers(self.settings.allow_duplicate_save);
-        let (waiting, ready): (Vec<_>, Vec<_>) = send.into_iter().partition(|t| waits(t));
-        let mut subs = vec![Subrequest {
-            method: Method::POST,
-            path: "composite/sobjects".into(),
-            reference_id: CONTACTS.into(),
-            body: Some(
-                json!({"allOrNone": false, "records": new.iter().map(resolve_io::contact_record).collect::<Vec<_>>()}),
-            ),
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        }];
-        let mut chunks: Vec<(bool, Vec<ToSend<'a>>)> = Vec::new();
-        for (wait, mut group) in [(false, ready), (true, waiting)] {
-            while !group.is_empty() {
-                let chunk: Vec<_> = group.drain(..group.len().min(COLLECTION_LIMIT)).collect();
-                subs.push(upsert(format!("u{}", chunks.len()), &chunk));
-                chunks.push((wait, chunk));
-            }
-        }
+        let (subs, chunks) = subrequests(&new, headers, send);
         let mut answers = self.client.composite(&subs, false).await?.into_iter();
         let made = answers
             .next()
@@ -207,6 +187,38 @@ fn index(reference: &str) -> Option<usize> {
         .next()?
         .parse()
         .ok()
+}
+
+/// The composite's subrequests: the Contacts' creation first, then the
+/// upserts, ready records before those that wait for a new Contact; with
+/// the chunks each upsert carries (and whether they wait).
+#[allow(clippy::type_complexity)]
+fn subrequests<'a>(
+    new: &[NewContact],
+    headers: &[(&str, &str)],
+    send: Vec<ToSend<'a>>,
+) -> (Vec<Subrequest>, Vec<(bool, Vec<ToSend<'a>>)>) {
+    let (waiting, ready): (Vec<_>, Vec<_>) = send.into_iter().partition(|t| waits(t));
+    let records: Vec<_> = new.iter().map(resolve_io::contact_record).collect();
+    let mut subs = vec![Subrequest {
+        method: Method::POST,
+        path: "composite/sobjects".into(),
+        reference_id: CONTACTS.into(),
+        body: Some(json!({"allOrNone": false, "records": records})),
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }];
+    let mut chunks: Vec<(bool, Vec<ToSend<'a>>)> = Vec::new();
+    for (wait, mut group) in [(false, ready), (true, waiting)] {
+        while !group.is_empty() {
+            let chunk: Vec<_> = group.drain(..group.len().min(COLLECTION_LIMIT)).collect();
+            subs.push(upsert(format!("u{}", chunks.len()), &chunk));
+            chunks.push((wait, chunk));
+        }
+    }
+    (subs, chunks)
 }
 
 #[cfg(test)]
