@@ -30,6 +30,19 @@ pub struct Subrequest {
     pub headers: Vec<(String, String)>,
 }
 
+impl Subrequest {
+    /// A SOQL query (`GET query?q=...`, the text URL-encoded).
+    pub fn query(reference_id: impl Into<String>, soql: &str) -> Subrequest {
+        Subrequest {
+            method: Method::GET,
+            path: query_path(soql),
+            reference_id: reference_id.into(),
+            body: None,
+            headers: Vec::new(),
+        }
+    }
+}
+
 /// One subrequest's answer.
 #[derive(Debug, Clone)]
 pub struct SubResult {
@@ -123,21 +136,17 @@ impl Client {
             let subs: Vec<Subrequest> = group
                 .iter()
                 .enumerate()
-                .map(|(i, q)| Subrequest {
-                    method: Method::GET,
-                    path: query_path(q),
-                    reference_id: format!("q{i}"),
-                    body: None,
-                    headers: Vec::new(),
-                })
+                .map(|(i, q)| Subrequest::query(format!("q{i}"), q))
                 .collect();
             for answer in self.composite(&subs, false).await? {
-                out.push(match answer.into_result() {
-                    Ok(page) => self.all_records(page).await,
-                    Err(e) => Err(e),
-                });
+                out.push(self.records(answer).await);
             }
         }
         Ok(out)
+    }
+
+    /// A query subrequest's records (every page), or its error.
+    pub async fn records(&self, answer: SubResult) -> Result<Vec<Map<String, Value>>> {
+        self.all_records(answer.into_result()?).await
     }
 }

@@ -194,6 +194,15 @@ impl Harness {
             .unwrap()
     }
 
+    /// A request's state in the store (`none` before its first event).
+    async fn state(&self, id: &str) -> String {
+        let states = self.store.request_states("acme", &[id.to_string()]).await;
+        states
+            .unwrap()
+            .first()
+            .map_or("none".into(), |s| s.state.clone())
+    }
+
     fn api_calls(&self) -> u64 {
         self.emu.emulator.usage.lock().used(Instant::now())
     }
@@ -478,6 +487,82 @@ async fn every_resolution_step_is_asked_in_one_call_and_written_in_one() {
     for i in 0..4 {
         assert_eq!(of(i, "Account__r.Name").as_deref(), Some("Acme Corp"));
     }
+}
+
+/// A worker driven step by step beside the held app (whose own worker
+/// waits while the connection is held).
+async fn hand_worker(h: &Harness, settings: Settings) -> thena_sf::sync::Worker {
+    let conn = h.store.connection("acme").await.unwrap();
+    let client = connect::client_for(&h.store, &conn, &h.config);
+    let user = connect::user_id(&conn.tokens).unwrap();
+    let (_stop, stop) = tokio::sync::watch::channel(false);
+    let metrics = std::sync::Arc::new(thena_sf::metrics::Metrics::default());
+    let (w, _) = thena_sf::sync::Worker::new(
+        "acme".into(),
+        h.store.clone(),
+        client,
+        user,
+        metrics,
+        settings,
+        stop,
+        h.config.clone(),
+    );
+    w
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_for_the_next_step_ride_in_this_steps_write() {
+    let h = harness(EmulatorConfig::default()).await;
+    h.hold().await;
+    // A budget long enough that the young records may always wait.
+    let settings = Settings {
+        latency_budget: Duration::from_secs(30),
+        ..settings()
+    };
+    let mut w = hand_worker(&h, settings).await;
+    let stat = |k: &str| h.emu.emulator.stats.lock().get(k).copied().unwrap_or(0);
+    let calls = || h.api_calls() - stat("rest.describe");
+    let harsh =
+        json!({"request": {"requestor": {"name": "Harsh Vardhan", "email": "harsh@acme.io"}}});
+    h.post(&payload("RIDE-1", 1, harsh.clone()), &[]).await;
+    w.send_due().await;
+    assert_eq!(
+        h.state("RIDE-1").await,
+        "synced",
+        "all need Salesforce: asked now"
+    );
+    // A known requestor and a new one: the known one is written, and the new
+    // one's lookups go in the same call.
+    h.post(&payload("RIDE-2", 1, harsh), &[]).await;
+    let nia = json!({"request": {"requestor": {"name": "Nia New", "email": "nia@acme.io"}}});
+    h.post(&payload("RIDE-3", 1, nia), &[]).await;
+    let before = calls();
+    w.send_due().await;
+    assert_eq!(h.state("RIDE-2").await, "synced");
+    assert_eq!(h.state("RIDE-3").await, "pending", "left for the next step");
+    assert_eq!(calls() - before, 1, "{:?}", h.emu.emulator.stats.lock());
+    assert_eq!(
+        stat("composite[upsert,query]"),
+        1,
+        "the write carried the lookups"
+    );
+    // The next step finds Nia's domain remembered: it makes her Contact and
+    // writes her request in one call, asking nothing.
+    w.send_due().await;
+    assert_eq!(h.state("RIDE-3").await, "synced");
+    assert_eq!(calls() - before, 2, "{:?}", h.emu.emulator.stats.lock());
+    assert_eq!(stat("composite[create,upsert]"), 1);
+    let row = &h
+        .requests(
+            "Requestor__r.Email, Account__r.Name",
+            "WHERE RequestId__c = 'RIDE-3'",
+        )
+        .await[0];
+    assert_eq!(row["Requestor__r"]["Email"], "nia@acme.io");
+    assert_eq!(
+        row["Account__r"]["Name"], "Acme Corp",
+        "by her email's domain"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

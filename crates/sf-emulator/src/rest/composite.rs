@@ -81,6 +81,7 @@ pub async fn run(req: &Req<'_>) -> Response {
         Ok(s) => s,
         Err(r) => return r,
     };
+    req.em.count(&shape(&subs));
     let before = all_or_none.then(|| req.em.org.read().clone());
     let mut answers: Vec<(String, Answer)> = Vec::with_capacity(subs.len());
     let mut failed = None;
@@ -183,6 +184,26 @@ fn sub(v: &Value) -> Result<Sub, Response> {
         body: v.get("body").cloned(),
         headers,
     })
+}
+
+/// What a composite call carried, for `/_emulator/stats`: its subrequests'
+/// kinds, once each, in order of first appearance (`composite[upsert,query]`).
+fn shape(subs: &[Sub]) -> String {
+    let mut kinds: Vec<&str> = Vec::new();
+    for s in subs {
+        let path = s.url.split('?').next().unwrap_or("");
+        let kind = match (&s.method, query_or_collection(&s.url)) {
+            (_, true) if path.contains("/query") => "query",
+            (&Method::PATCH, true) => "upsert",
+            (&Method::POST, true) => "create",
+            (_, true) => "collection",
+            _ => "other",
+        };
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    format!("composite[{}]", kinds.join(","))
 }
 
 /// Queries (and their next pages) and sObject Collections: at most five.

@@ -553,13 +553,21 @@ impl Resolver {
     /// Takes out the requests of `may_wait` that the earlier links and the
     /// cache leave open (they need Salesforce): they wait for a later batch.
     /// Unless every request is open: the lookups are made anyway, so all go.
-    pub fn leave(&mut self, may_wait: &HashSet<String>) {
+    /// The requests taken out.
+    pub fn leave(&mut self, may_wait: &HashSet<String>) -> Vec<String> {
         if may_wait.is_empty() || self.open().count() == self.items.len() {
-            return;
+            return Vec::new();
         }
+        let mut left = Vec::new();
         self.items.retain(|i| {
-            i.outcome.is_some() || i.waiting.is_some() || !may_wait.contains(&i.req.request_id)
+            let stays =
+                i.outcome.is_some() || i.waiting.is_some() || !may_wait.contains(&i.req.request_id);
+            if !stays {
+                left.push(i.req.request_id.clone());
+            }
+            stays
         });
+        left
     }
 
     fn open(&self) -> impl Iterator<Item = &Item> {
