@@ -12,6 +12,8 @@ if [ -z "${THENA_SF_TEST_PG:-}" ]; then
   trap drop_db EXIT
 fi
 echo "PostgreSQL for the tests: $THENA_SF_TEST_PG" >&2
+# The connector's shape (ARCHITECTURE.md): no import loop, no function over 80 lines.
+python3 scripts/shape.py
 cargo test --workspace --all-targets --locked "$@"
 # A production build may leave the emulator out: it must keep compiling.
 cargo clippy -p thena-sf --no-default-features --locked -- -D warnings

@@ -510,11 +510,15 @@ async fn hand_worker(h: &Harness, settings: Settings) -> thena_sf::sync::Worker 
     w
 }
 
+/// Step by step (no pace, no lookup before the step): a young record whose
+/// requestor needs Salesforce waits for the next step while the records
+/// that need no lookup are written at once; a step of such records only
+/// asks and writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lookups_for_the_next_step_ride_in_this_steps_write() {
+async fn a_young_record_that_needs_a_lookup_waits_while_the_others_are_written() {
     let h = harness(EmulatorConfig::default()).await;
     h.hold().await;
-    // A budget long enough that the young records may always wait.
+    // A budget long enough that the records stay young.
     let settings = Settings {
         latency_budget: Duration::from_secs(30),
         ..settings()
@@ -524,38 +528,37 @@ async fn lookups_for_the_next_step_ride_in_this_steps_write() {
     let calls = || h.api_calls() - stat("rest.describe");
     let harsh =
         json!({"request": {"requestor": {"name": "Harsh Vardhan", "email": "harsh@acme.io"}}});
-    h.post(&payload("RIDE-1", 1, harsh.clone()), &[]).await;
+    h.post(&payload("WAIT-1", 1, harsh.clone()), &[]).await;
     w.send_due().await;
     assert_eq!(
-        h.state("RIDE-1").await,
+        h.state("WAIT-1").await,
         "synced",
         "all need Salesforce: asked now"
     );
-    // A known requestor and a new one: the known one is written, and the new
-    // one's lookups go in the same call.
-    h.post(&payload("RIDE-2", 1, harsh), &[]).await;
+    h.post(&payload("WAIT-2", 1, harsh), &[]).await;
     let nia = json!({"request": {"requestor": {"name": "Nia New", "email": "nia@acme.io"}}});
-    h.post(&payload("RIDE-3", 1, nia), &[]).await;
+    h.post(&payload("WAIT-3", 1, nia), &[]).await;
     let before = calls();
     w.send_due().await;
-    assert_eq!(h.state("RIDE-2").await, "synced");
-    assert_eq!(h.state("RIDE-3").await, "pending", "left for the next step");
-    assert_eq!(calls() - before, 1, "{:?}", h.emu.emulator.stats.lock());
+    assert_eq!(h.state("WAIT-2").await, "synced", "Harsh is remembered");
+    assert_eq!(h.state("WAIT-3").await, "pending", "left for the next step");
     assert_eq!(
-        stat("composite[upsert,query]"),
+        calls() - before,
         1,
-        "the write carried the lookups"
+        "only the write: {:?}",
+        h.emu.emulator.stats.lock()
     );
-    // The next step finds Nia's domain remembered: it makes her Contact and
-    // writes her request in one call, asking nothing.
+    assert_eq!(stat("composite.upsert"), 2, "one write a step");
+    // Alone in its step, Nia's lookups are asked: one call for the queries,
+    // one that makes her Contact and writes her request.
     w.send_due().await;
-    assert_eq!(h.state("RIDE-3").await, "synced");
-    assert_eq!(calls() - before, 2, "{:?}", h.emu.emulator.stats.lock());
+    assert_eq!(h.state("WAIT-3").await, "synced");
+    assert_eq!(calls() - before, 3, "{:?}", h.emu.emulator.stats.lock());
     assert_eq!(stat("composite[create,upsert]"), 1);
     let row = &h
         .requests(
             "Requestor__r.Email, Account__r.Name",
-            "WHERE RequestId__c = 'RIDE-3'",
+            "WHERE RequestId__c = 'WAIT-3'",
         )
         .await[0];
     assert_eq!(row["Requestor__r"]["Email"], "nia@acme.io");

@@ -553,21 +553,13 @@ impl Resolver {
     /// Takes out the requests of `may_wait` that the earlier links and the
     /// cache leave open (they need Salesforce): they wait for a later batch.
     /// Unless every request is open: the lookups are made anyway, so all go.
-    /// The requests taken out.
-    pub fn leave(&mut self, may_wait: &HashSet<String>) -> Vec<String> {
+    pub fn leave(&mut self, may_wait: &HashSet<String>) {
         if may_wait.is_empty() || self.open().count() == self.items.len() {
-            return Vec::new();
+            return;
         }
-        let mut left = Vec::new();
         self.items.retain(|i| {
-            let stays =
-                i.outcome.is_some() || i.waiting.is_some() || !may_wait.contains(&i.req.request_id);
-            if !stays {
-                left.push(i.req.request_id.clone());
-            }
-            stays
+            i.outcome.is_some() || i.waiting.is_some() || !may_wait.contains(&i.req.request_id)
         });
-        left
     }
 
     fn open(&self) -> impl Iterator<Item = &Item> {

@@ -19,7 +19,6 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use salesforce::{Client, Error};
-use serde_json::{Map, Value};
 
 use super::domains::{person_accounts, DomainAnswer, LIKE_CHUNK};
 use super::lookup::{
@@ -42,18 +41,6 @@ pub struct Ahead {
     names: Option<(HashSet<String>, Vec<ContactRow>)>,
 }
 
-/// A batch's queries, planned ahead, before their answers.
-#[derive(Default)]
-pub struct Asked {
-    soql: Vec<String>,
-    emails: usize,
-    domain_chunks: Vec<Vec<String>>,
-    teams: Vec<String>,
-    team_chunks: usize,
-    names: Vec<String>,
-    names_asked: bool,
-}
-
 /// Asks the email step's queries, and every later step's that can be known
 /// now, in as few calls as the composite limits allow.
 pub async fn ask(
@@ -62,22 +49,6 @@ pub async fn ask(
     cache: &mut Cache,
     emails: &[String],
 ) -> Result<Ahead, Error> {
-    let asked = plan(client, r, cache, emails).await?;
-    if asked.soql.is_empty() {
-        return Ok(Ahead::default());
-    }
-    let answers = client.query_many(&asked.soql).await?;
-    asked.read(answers)
-}
-
-/// The queries [`ask`] would send (none when the cache knows everything),
-/// for a caller that sends them in a call of its own.
-pub async fn plan(
-    client: &Client,
-    r: &Resolver,
-    cache: &mut Cache,
-    emails: &[String],
-) -> Result<Asked, Error> {
     let now = Instant::now();
     let fresh = r.any_fresh();
     let domains: Vec<String> = if cache.search_domains {
@@ -91,7 +62,7 @@ pub async fn plan(
     let names = r.names_ahead(cache);
     // Nothing the cache does not know: nothing to ask.
     if emails.is_empty() && domains.is_empty() && names.is_empty() && !r.any_team_unknown(cache) {
-        return Ok(Asked::default());
+        return Ok(Ahead::default());
     }
     let teams = r.teams_ahead();
     let person = if domains.is_empty() && teams.is_empty() {
@@ -99,73 +70,49 @@ pub async fn plan(
     } else {
         person_accounts(client, cache).await?
     };
-    let mut soql: Vec<String> = sized(emails, IN_CHUNK, ListKind::In)
+    let email_q: Vec<String> = sized(emails, IN_CHUNK, ListKind::In)
         .iter()
         .filter_map(|c| Resolver::contacts_by_email_soql(c))
         .collect();
-    let emails = soql.len();
     let domain_chunks = sized(&domains, LIKE_CHUNK, ListKind::Like);
+    let team_chunks = sized(&teams, IN_CHUNK, ListKind::In);
+    let names_q = names_query(&teams, &names);
+    let mut soql = email_q.clone();
     soql.extend(
         domain_chunks
             .iter()
             .filter_map(|c| Resolver::domain_counts_soql(c, person)),
     );
-    let team_queries: Vec<String> = sized(&teams, IN_CHUNK, ListKind::In)
-        .iter()
-        .filter_map(|c| Resolver::accounts_by_name_soql(c, person))
-        .collect();
-    let team_chunks = team_queries.len();
-    soql.extend(team_queries);
-    let names_q = names_query(&teams, &names);
+    soql.extend(
+        team_chunks
+            .iter()
+            .filter_map(|c| Resolver::accounts_by_name_soql(c, person)),
+    );
     let names_asked = names_q.is_some();
     soql.extend(names_q);
-    Ok(Asked {
-        soql,
-        emails,
-        domain_chunks,
-        teams,
-        team_chunks,
-        names,
-        names_asked,
-    })
-}
-
-impl Asked {
-    /// The queries, in the order [`Asked::read`] takes their answers.
-    pub fn soql(&self) -> &[String] {
-        &self.soql
+    let mut answers = client.query_many(&soql).await?.into_iter();
+    let mut ahead = Ahead::default();
+    for _ in &email_q {
+        let rows = answers.next().expect("one answer per query")?;
+        ahead.emails.extend(rows.iter().map(contact_row));
     }
-
-    /// What was found, from one answer per query (in order). A failed
-    /// email query fails the lookup; any other failure leaves its step to
-    /// ask by itself.
-    pub fn read(
-        self,
-        answers: Vec<Result<Vec<Map<String, Value>>, Error>>,
-    ) -> Result<Ahead, Error> {
-        let mut answers = answers.into_iter();
-        let mut ahead = Ahead::default();
-        for _ in 0..self.emails {
-            let rows = answers.next().expect("one answer per query")?;
-            ahead.emails.extend(rows.iter().map(contact_row));
-        }
-        for chunk in self.domain_chunks {
-            ahead
-                .domains
-                .push((chunk, answers.next().expect("one answer per query")));
-        }
-        let team_rows: Result<Vec<_>, _> = (0..self.team_chunks)
-            .map(|_| answers.next().expect("one answer per query"))
-            .collect();
-        if let Ok(rows) = team_rows {
-            let rows = rows.iter().flatten().map(account_row).collect();
-            ahead.teams = Some((lower(&self.teams), rows));
-        }
-        if let (true, Some(Ok(rows))) = (self.names_asked, answers.next()) {
-            ahead.names = Some((lower(&self.names), rows.iter().map(contact_row).collect()));
-        }
-        Ok(ahead)
+    for chunk in domain_chunks {
+        ahead
+            .domains
+            .push((chunk, answers.next().expect("one answer per query")));
     }
+    let team_rows: Result<Vec<_>, _> = team_chunks
+        .iter()
+        .map(|_| answers.next().expect("one answer per query"))
+        .collect();
+    if let Ok(rows) = team_rows {
+        let rows = rows.iter().flatten().map(account_row).collect();
+        ahead.teams = Some((lower(&teams), rows));
+    }
+    if let (true, Some(Ok(rows))) = (names_asked, answers.next()) {
+        ahead.names = Some((lower(&names), rows.iter().map(contact_row).collect()));
+    }
+    Ok(ahead)
 }
 
 /// The workspace Contacts' query, when each of its two lists fits half a

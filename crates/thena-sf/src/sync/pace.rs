@@ -41,6 +41,8 @@ pub struct Pace {
     last: Option<(Instant, u64)>,
     /// How long recent steps took (claim to recorded), newest last.
     steps: VecDeque<Duration>,
+    /// How long recent warms that asked Salesforce took, newest last.
+    warms: VecDeque<Duration>,
     /// Events per second from which it is a flood.
     flood_rate: f64,
 }
@@ -53,6 +55,7 @@ impl Pace {
             rate: 0.0,
             last: None,
             steps: VecDeque::with_capacity(STEPS),
+            warms: VecDeque::with_capacity(STEPS),
             flood_rate,
         }
     }
@@ -77,6 +80,19 @@ impl Pace {
             self.steps.pop_front();
         }
         self.steps.push_back(d);
+    }
+
+    /// A warm (the gathered requestors resolved before their step) took this long.
+    pub fn warm_took(&mut self, d: Duration) {
+        if self.warms.len() == STEPS {
+            self.warms.pop_front();
+        }
+        self.warms.push_back(d);
+    }
+
+    /// A warm's time to allow for: the slowest of the recent ones.
+    fn warm_estimate(&self) -> Duration {
+        self.warms.iter().max().copied().unwrap_or_default()
     }
 
     pub fn rate(&self) -> f64 {
@@ -109,7 +125,9 @@ impl Pace {
             return Decision::Send;
         }
         let margin = self.budget / 5;
-        let slack = self.budget.saturating_sub(self.step_estimate() + margin);
+        let slack = self
+            .budget
+            .saturating_sub(self.warm_estimate() + self.step_estimate() + margin);
         let Some(room) = slack.checked_sub(oldest_age).filter(|r| !r.is_zero()) else {
             return Decision::Send;
         };
@@ -118,16 +136,6 @@ impl Pace {
             return Decision::Send;
         }
         Decision::Wait(room)
-    }
-
-    /// How young a record must be to wait for the next step, its lookups
-    /// riding in this one's write: young enough that the next step, sent
-    /// within the budget of the oldest, still writes it in time (two
-    /// steps and the margin fit in what is left of its budget).
-    pub fn may_wait_within(&self) -> Duration {
-        let margin = self.budget / 5;
-        self.budget
-            .saturating_sub(margin + self.step_estimate() * 2)
     }
 
     /// How many more events fill a call.
@@ -184,21 +192,6 @@ mod tests {
     }
 
     #[test]
-    fn a_record_may_wait_while_two_steps_still_fit_its_budget() {
-        let mut p = at_rate(100, 500);
-        p.step_took(Duration::from_millis(60));
-        p.step_took(Duration::from_millis(40));
-        // 500 - 100 (margin) - 2 x 60 (the slowest recent step).
-        assert_eq!(p.may_wait_within(), Duration::from_millis(280));
-        p.step_took(Duration::from_millis(300));
-        assert_eq!(
-            p.may_wait_within(),
-            Duration::ZERO,
-            "slow steps: none waits"
-        );
-    }
-
-    #[test]
     fn a_flood_waits_and_a_steady_high_rate_does_not() {
         let p = at_rate(4_000, 500);
         assert_eq!(p.decide(400, Duration::ZERO), Decision::Flood);
@@ -216,5 +209,24 @@ mod tests {
         let t = Instant::now() + Duration::from_secs(10);
         p.arrivals(20_000, t);
         assert!(p.rate() < 10.0, "{}", p.rate());
+    }
+
+    #[test]
+    fn the_wait_leaves_room_for_the_warm_before_the_step() {
+        let mut p = at_rate(100, 500);
+        p.step_took(Duration::from_millis(60));
+        let Decision::Wait(before) = p.decide(5, Duration::ZERO) else {
+            panic!("a steady stream waits")
+        };
+        p.warm_took(Duration::from_millis(2));
+        p.warm_took(Duration::from_millis(110));
+        let Decision::Wait(after) = p.decide(5, Duration::ZERO) else {
+            panic!("a steady stream waits")
+        };
+        assert_eq!(
+            before - after,
+            Duration::from_millis(110),
+            "the slowest recent warm"
+        );
     }
 }

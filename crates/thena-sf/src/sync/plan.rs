@@ -54,8 +54,8 @@ pub fn requestor_key(c: &Claimed, states: &HashMap<String, RequestState>) -> Str
 
 /// The requests a step may leave for the next one, should their
 /// requestors need Salesforce ([`crate::domain::resolve::Resolver::leave`]):
-/// those that arrived less than `young_ms` ago and whose lookups did not ride
-/// in the last step (`warmed`: request and version). A retry on demand is never
+/// those that arrived less than `young_ms` ago and that the last warm did
+/// not look up (`warmed`: request and version). A retry on demand is never
 /// left.
 pub fn may_wait(
     batch: &[Claimed],

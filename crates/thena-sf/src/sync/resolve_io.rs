@@ -4,28 +4,20 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use salesforce::Client;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::domain::resolve::{
     AccountRow, Cache, ContactRow, NewContact, Outcome, PublicDomains, Request, Resolver,
 };
 
-use super::ahead::{Ahead, Asked};
 use super::lookup::{account_row, contact_row, sized, ListKind, IN_CHUNK};
 /// A batch looked up: every step asked, the new Contacts decided, none made.
 pub struct LookedUp {
     r: Resolver,
     now: Instant,
-    /// The requests left for a later step ([`Resolver::leave`]).
-    left: Vec<String>,
 }
 
 impl LookedUp {
-    /// The requests left for a later step, which their lookups may ride ahead of.
-    pub fn left(&self) -> &[String] {
-        &self.left
-    }
-
     /// The Contacts to create, in the order placeholders count them.
     pub fn new_contacts(&self) -> &[NewContact] {
         self.r.contacts_to_create()
@@ -64,67 +56,11 @@ pub async fn look_up(
 ) -> Result<LookedUp, salesforce::Error> {
     let now = Instant::now();
     let mut r = Resolver::new(requests, public, cache, now);
-    let left = r.leave(may_wait);
+    r.leave(may_wait);
     // Each step is one query per IN_CHUNK distinct values, however many
     // requests share them; the steps' queries go ahead together.
     let emails = r.emails_to_look_up();
     let ahead = super::ahead::ask(client, &r, cache, &emails).await?;
-    let mut looked = steps(client, r, cache, ahead, now).await?;
-    looked.left = left;
-    Ok(looked)
-}
-
-/// A batch whose queries ride in another call (a step's write): its
-/// resolver and the queries asked ahead for it.
-pub struct Prepared {
-    r: Resolver,
-    asked: Asked,
-    now: Instant,
-}
-
-/// Plans a batch's lookups without asking them; [`Prepared::answered`]
-/// takes the answers.
-pub async fn prepare(
-    client: &Client,
-    requests: Vec<Request>,
-    public: PublicDomains,
-    cache: &mut Cache,
-) -> Result<Prepared, salesforce::Error> {
-    let now = Instant::now();
-    let r = Resolver::new(requests, public, cache, now);
-    let emails = r.emails_to_look_up();
-    let asked = super::ahead::plan(client, &r, cache, &emails).await?;
-    Ok(Prepared { r, asked, now })
-}
-
-impl Prepared {
-    /// The queries to send, in the order `answered` takes their answers.
-    pub fn soql(&self) -> &[String] {
-        self.asked.soql()
-    }
-
-    /// The batch looked up from the answers (a step they did not cover asks
-    /// by itself).
-    pub async fn answered(
-        self,
-        client: &Client,
-        cache: &mut Cache,
-        answers: Vec<Result<Vec<Map<String, Value>>, salesforce::Error>>,
-    ) -> Result<LookedUp, salesforce::Error> {
-        let ahead = self.asked.read(answers)?;
-        steps(client, self.r, cache, ahead, self.now).await
-    }
-}
-
-/// The resolver's steps in order, each from the rows asked ahead when they
-/// cover it, else asked now.
-async fn steps(
-    client: &Client,
-    mut r: Resolver,
-    cache: &mut Cache,
-    ahead: Ahead,
-    now: Instant,
-) -> Result<LookedUp, salesforce::Error> {
     r.on_contacts_by_email(&ahead.emails);
     let domains = r.domains_to_look_up();
     let fresh = r.any_fresh();
@@ -143,11 +79,7 @@ async fn steps(
         None => contacts_by_name(client, &accounts, &names).await?,
     };
     r.on_contacts_by_name(&rows);
-    Ok(LookedUp {
-        r,
-        now,
-        left: Vec::new(),
-    })
+    Ok(LookedUp { r, now })
 }
 
 /// Accounts named like the workspaces, asked now (not ahead).

@@ -15,7 +15,6 @@ use crate::store::{Store, StoreError};
 use super::pace::Pace;
 use super::results;
 
-mod ride;
 mod schedule;
 mod step;
 mod together;
@@ -153,7 +152,8 @@ pub struct Worker {
     calls_before: u64,
     pace: Pace,
     /// The arrival count when the queue's requestors were last resolved ahead.
-    /// The requests (and versions) the last step's ride looked up.
+    warmed_at: Option<u64>,
+    /// The requests (and versions) the last warm looked up.
     warmed: std::collections::HashSet<(String, i64)>,
     /// What the current step did with its records.
     tally: results::Tally,
@@ -196,6 +196,7 @@ impl Worker {
             config,
             calls_before: 0,
             pace: Pace::new(settings.latency_budget, settings.batch, settings.flood_rate),
+            warmed_at: None,
             warmed: Default::default(),
             tally: results::Tally::default(),
         };

@@ -59,7 +59,15 @@ impl Worker {
             .arrivals(self.arrivals.load(Ordering::Relaxed), Instant::now());
         let age = Duration::from_millis((now - oldest.unwrap_or(now)).max(0) as u64);
         match self.pace.decide(n as usize, age) {
-            Decision::Send => Turn::Send,
+            // The requestors gathered since the last step are resolved
+            // together (one lookup call for all), then the step only writes.
+            Decision::Send => {
+                let warming = Instant::now();
+                if self.warm().await {
+                    self.pace.warm_took(warming.elapsed());
+                }
+                Turn::Send
+            }
             Decision::Wait(d) => {
                 if self
                     .wait_for_arrivals(d, self.pace.to_fill(n as usize))

@@ -3,6 +3,7 @@
 //! fit), and record each record's answer.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use salesforce::{Action, RecordResult};
@@ -98,6 +99,43 @@ impl Worker {
         self.metrics.outcome(&self.name, outcome, n);
     }
 
+    /// Before a step, the queue's new requestors are looked up, all that
+    /// gathered in one go (their Contacts are made in the step's write): the
+    /// step that sends them then finds them in the resolver's memory and
+    /// makes only its upserts, so its time, which the wait must leave room
+    /// for, stays one call's. Whether it ran (false: nothing arrived since
+    /// the last one).
+    pub(super) async fn warm(&mut self) -> bool {
+        let seen = self.arrivals.load(Ordering::Relaxed);
+        if self.warmed_at == Some(seen) {
+            return false;
+        }
+        self.warmed_at = Some(seen);
+        let Ok(batch) = self.store.due(&self.name, self.settings.claim as i64).await else {
+            return true;
+        };
+        // A retry on demand asks afresh in its own step, once.
+        let batch: Vec<Claimed> = batch.into_iter().filter(|c| c.attempts >= 0).collect();
+        self.warmed = batch
+            .iter()
+            .map(|c| (c.request_id.clone(), c.version))
+            .collect();
+        let Ok(states) = self.states(&batch).await else {
+            return true;
+        };
+        let requests = requests_of(&batch, &states);
+        // Looked up only: the step makes the new Contacts in its write. An
+        // error here meets the step again, which handles it.
+        let public = self.settings.public_domains.clone();
+        let none = std::collections::HashSet::new();
+        if let Ok(looked) =
+            resolve_io::look_up(&self.client, requests, public, &mut self.cache, &none).await
+        {
+            looked.finish(&mut self.cache, &HashMap::new());
+        }
+        true
+    }
+
     /// The stored state of each claimed request.
     pub(super) async fn states(
         &self,
@@ -116,18 +154,16 @@ impl Worker {
     /// One step: read the requests' state, resolve, plan, send, record.
     pub(super) async fn process(&mut self, batch: &[Claimed]) -> Result<(), SyncError> {
         let states = self.states(batch).await?;
-        // Records that came since the last step and whose requestors need
-        // Salesforce wait for the next step while young enough (the pace
-        // sends the next step within the oldest's budget): their lookups
-        // ride in this step's write (`ride.rs`), the next step only writes.
-        let young_ms = self.pace.may_wait_within().as_millis() as i64;
+        // Records that came since the last warm and whose requestors need
+        // Salesforce wait for the next step while young (a quarter of the
+        // budget, so the next step comes within theirs): its warm looks
+        // them up with those gathered by then, and this step only writes.
+        let young_ms = (self.settings.latency_budget / 4).as_millis() as i64;
         let may_wait = plan::may_wait(batch, &self.warmed, now_ms(), young_ms);
-        self.warmed.clear();
         let public = self.settings.public_domains.clone();
         let requests = requests_of(batch, &states);
         let looked =
             resolve_io::look_up(&self.client, requests, public, &mut self.cache, &may_wait).await?;
-        let ride = self.ride(batch, &states, looked.left()).await;
         // New Contacts go in the records' upsert call when they can.
         let (outcomes, mut pending) = if looked.new_contacts().is_empty() {
             (looked.finish(&mut self.cache, &HashMap::new()), None)
@@ -139,7 +175,7 @@ impl Worker {
         let lengths = self.lengths().await?;
         let first = plan::plan(batch, &outcomes, &states, &categories, &lengths);
         let created_first: HashMap<String, Outcome>;
-        let plan = match pending.take_if(|_| !together::fits(&first.send, true, 0)) {
+        let plan = match pending.take_if(|_| !together::fits(&first.send)) {
             None => first,
             // Too large, or text Salesforce would read as a reference:
             // the Contacts are made first, as their own call.
@@ -159,10 +195,12 @@ impl Worker {
             self.count("skipped", 1);
         }
         if plan.send.is_empty() {
-            self.ride_alone(ride).await;
             return Ok(());
         }
-        let sent = self.write(plan.send, pending, ride).await?;
+        let sent = match pending {
+            Some(l) => self.send_together(plan.send, l).await?,
+            None => self.send(plan.send).await,
+        };
         self.record(sent, &states, &unmapped).await
     }
 
@@ -417,10 +455,7 @@ impl Worker {
 }
 
 /// What the resolver needs of each claimed request.
-pub(super) fn requests_of(
-    batch: &[Claimed],
-    states: &HashMap<String, RequestState>,
-) -> Vec<Request> {
+fn requests_of(batch: &[Claimed], states: &HashMap<String, RequestState>) -> Vec<Request> {
     batch
         .iter()
         .map(|c| {

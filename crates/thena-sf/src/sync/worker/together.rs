@@ -15,12 +15,11 @@
 
 use std::collections::HashMap;
 
-use salesforce::composite::{SubResult, Subrequest, MAX_QUERIES};
+use salesforce::composite::{Subrequest, MAX_QUERIES};
 use salesforce::{Method, RecordResult, COLLECTION_LIMIT};
 use serde_json::{json, Value};
 use tracing::warn;
 
-use super::ride::Ride;
 use super::{SyncError, Worker};
 use crate::domain::resolve::{NewContact, Outcome};
 use crate::provision::schema;
@@ -38,14 +37,14 @@ fn waits(t: &ToSend) -> bool {
     t.links.contact.starts_with("@{")
 }
 
-/// Whether the records can go in one call with the new Contacts' creation
-/// (`new`) and `queries` lookups: at most five Collections and queries per
-/// composite, and no text but the placeholders that reads as a reference.
-pub(super) fn fits(send: &[ToSend], new: bool, queries: usize) -> bool {
+/// Whether the records can go with the new Contacts in one call: beside the
+/// creation, at most four upsert calls of 200 (five Collections per
+/// composite), and no text but the placeholders that reads as a reference.
+pub(super) fn fits(send: &[ToSend]) -> bool {
     let waiting = send.iter().filter(|t| waits(t)).count();
     let chunks = |n: usize| n.div_ceil(COLLECTION_LIMIT);
     let calls = chunks(waiting) + chunks(send.len() - waiting);
-    usize::from(new) + calls + queries <= MAX_QUERIES
+    calls < MAX_QUERIES
         && send
             .iter()
             .all(|t| t.record.to_string().matches("@{").count() == usize::from(waits(t)))
@@ -81,55 +80,38 @@ fn with_contact<'a>(mut t: ToSend<'a>, contact: &str) -> ToSend<'a> {
 }
 
 impl Worker {
-    /// Sends the planned records: in one composite call with the new
-    /// Contacts and the ride's lookups when they fit (the ride by itself
-    /// otherwise), else as Collections upserts.
-    pub(super) async fn write<'a>(
+    /// Sends the planned records and the new Contacts in one call; returns
+    /// the records Salesforce answered for (new Contacts' ids in place)
+    /// and every request's final outcome.
+    pub(super) async fn send_together<'a>(
         &mut self,
         send: Vec<ToSend<'a>>,
-        pending: Option<LookedUp>,
-        mut ride: Option<Ride>,
+        looked: LookedUp,
     ) -> Result<Vec<(ToSend<'a>, RecordResult)>, SyncError> {
-        let queries = ride.as_ref().map_or(0, Ride::queries);
-        let alone = match fits(&send, pending.is_some(), queries) {
-            true => None,
-            false => ride.take(),
-        };
-        // A ride with no queries (its steps ask by themselves) goes alone.
-        let alone = alone.or_else(|| ride.take_if(|r| r.queries() == 0));
-        let sent = if pending.is_some() || ride.is_some() {
-            self.send_together(send, pending, ride).await?
-        } else {
-            self.send(send).await
-        };
-        self.ride_alone(alone).await;
-        Ok(sent)
-    }
-
-    /// Sends the planned records, the new Contacts and the ride's lookups
-    /// in one call; returns the records Salesforce answered for (new
-    /// Contacts' ids in place).
-    async fn send_together<'a>(
-        &mut self,
-        send: Vec<ToSend<'a>>,
-        looked: Option<LookedUp>,
-        ride: Option<Ride>,
-    ) -> Result<Vec<(ToSend<'a>, RecordResult)>, SyncError> {
-        let new = looked
-            .as_ref()
-            .map_or(Vec::new(), |l| l.new_contacts().to_vec());
+        let new = looked.new_contacts().to_vec();
         let headers = resolve_io::creation_headers(self.settings.allow_duplicate_save);
-        let soql = ride.as_ref().map_or(&[][..], Ride::soql);
-        let (subs, chunks) = subrequests(&new, headers, send, soql);
+        let (subs, chunks) = subrequests(&new, headers, send);
         let mut answers = self.client.composite(&subs, false).await?.into_iter();
-        let (contacts_answered, created) = match new.is_empty() {
-            true => (true, HashMap::new()),
-            false => self.created(&new, answers.next()).await?,
+        let made = answers
+            .next()
+            .expect("one answer per subrequest")
+            .into_result();
+        let contacts_answered = made.is_ok();
+        let created = match made {
+            Ok(body) => {
+                let results = RecordResult::parse_list(&body, new.len())?;
+                let allow = self.settings.allow_duplicate_save;
+                resolve_io::created(&self.client, &new, &results, allow).await?
+            }
+            // The waiting records stay queued: the next step makes their Contacts.
+            Err(e) => {
+                warn!(connection = %self.name, error = %e, "new Contacts were not created");
+                HashMap::new()
+            }
         };
         let outcomes: HashMap<String, Outcome> = looked
-            .map(|l| l.finish(&mut self.cache, &created))
+            .finish(&mut self.cache, &created)
             .into_iter()
-            .flatten()
             .collect();
         let ids: Vec<Option<&String>> = new
             .iter()
@@ -137,7 +119,7 @@ impl Worker {
             .collect();
         let mut sent = Vec::new();
         let mut again = Vec::new();
-        for ((wait, chunk), answer) in chunks.into_iter().zip(answers.by_ref()) {
+        for ((wait, chunk), answer) in chunks.into_iter().zip(answers) {
             let answer = answer
                 .into_result()
                 .and_then(|b| RecordResult::parse_list(&b, chunk.len()));
@@ -162,34 +144,8 @@ impl Worker {
                 }
             }
         }
-        if let Some(ride) = ride {
-            self.ride_arrived(ride, answers.collect()).await;
-        }
         self.decide_again(again, &outcomes, &mut sent).await?;
         Ok(sent)
-    }
-
-    /// The new Contacts' ids (or why not) from the creation's answer, and
-    /// whether it answered at all.
-    async fn created(
-        &mut self,
-        new: &[NewContact],
-        answer: Option<SubResult>,
-    ) -> Result<(bool, HashMap<String, Result<String, String>>), SyncError> {
-        let made = answer.expect("one answer per subrequest").into_result();
-        Ok(match made {
-            Ok(body) => {
-                let results = RecordResult::parse_list(&body, new.len())?;
-                let allow = self.settings.allow_duplicate_save;
-                let created = resolve_io::created(&self.client, new, &results, allow).await?;
-                (true, created)
-            }
-            // The waiting records stay queued: the next step makes their Contacts.
-            Err(e) => {
-                warn!(connection = %self.name, error = %e, "new Contacts were not created");
-                (false, HashMap::new())
-            }
-        })
     }
 
     /// Records halted with their Contact: linked now (a duplicate rule's
@@ -233,32 +189,27 @@ fn index(reference: &str) -> Option<usize> {
         .ok()
 }
 
-/// The composite's subrequests: the Contacts' creation first (if any), then
-/// the upserts, ready records before those that wait for a new Contact,
-/// then the ride's queries; with the chunks each upsert carries (and
-/// whether they wait).
+/// The composite's subrequests: the Contacts' creation first, then the
+/// upserts, ready records before those that wait for a new Contact; with
+/// the chunks each upsert carries (and whether they wait).
 #[allow(clippy::type_complexity)]
 fn subrequests<'a>(
     new: &[NewContact],
     headers: &[(&str, &str)],
     send: Vec<ToSend<'a>>,
-    soql: &[String],
 ) -> (Vec<Subrequest>, Vec<(bool, Vec<ToSend<'a>>)>) {
     let (waiting, ready): (Vec<_>, Vec<_>) = send.into_iter().partition(|t| waits(t));
-    let mut subs = Vec::new();
-    if !new.is_empty() {
-        let records: Vec<_> = new.iter().map(resolve_io::contact_record).collect();
-        subs.push(Subrequest {
-            method: Method::POST,
-            path: "composite/sobjects".into(),
-            reference_id: CONTACTS.into(),
-            body: Some(json!({"allOrNone": false, "records": records})),
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        });
-    }
+    let records: Vec<_> = new.iter().map(resolve_io::contact_record).collect();
+    let mut subs = vec![Subrequest {
+        method: Method::POST,
+        path: "composite/sobjects".into(),
+        reference_id: CONTACTS.into(),
+        body: Some(json!({"allOrNone": false, "records": records})),
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }];
     let mut chunks: Vec<(bool, Vec<ToSend<'a>>)> = Vec::new();
     for (wait, mut group) in [(false, ready), (true, waiting)] {
         while !group.is_empty() {
@@ -267,11 +218,6 @@ fn subrequests<'a>(
             chunks.push((wait, chunk));
         }
     }
-    subs.extend(
-        soql.iter()
-            .enumerate()
-            .map(|(i, q)| Subrequest::query(format!("q{i}"), q)),
-    );
     (subs, chunks)
 }
 
