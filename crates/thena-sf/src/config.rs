@@ -1,8 +1,11 @@
-//! Configuration: a TOML file, then `THENA_SF_*` environment variables, with
-//! sensible defaults for everything but secrets.
+//! Configuration: the defaults, a TOML file, then `THENA_SF_*` environment
+//! variables, layered once by `figment`; sensible defaults for everything
+//! but secrets, which are typed as [`Secret`].
 
 use std::path::{Path, PathBuf};
 
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
 use salesforce::Secret;
 use serde::Deserialize;
 
@@ -208,6 +211,35 @@ impl Default for Config {
     }
 }
 
+/// A layer's error, named by where the value came from: the file, or the
+/// `THENA_SF_*` variable.
+fn layer_error(e: figment::Error, file: Option<&Path>) -> ConfigError {
+    let from_env = e
+        .metadata
+        .as_ref()
+        .is_some_and(|m| m.name.contains("environment"));
+    let key = e
+        .path
+        .iter()
+        .filter(|p| p.as_str() != "default")
+        .cloned()
+        .collect::<Vec<_>>();
+    match (from_env, file) {
+        (true, _) | (false, None) => ConfigError::Invalid(format!(
+            "THENA_SF_{}: {}",
+            key.join("__").to_uppercase(),
+            e.kind
+        )),
+        (false, Some(p)) => ConfigError::Parse {
+            path: p.display().to_string(),
+            message: match key.is_empty() {
+                true => e.kind.to_string(),
+                false => format!("{}: {}", key.join("."), e.kind),
+            },
+        },
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read the config file {path}: {source}")]
@@ -221,15 +253,58 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// The keys a `THENA_SF_<KEY>` variable may set (`THENA_SF_LIMITS__<KEY>`
+/// for `[limits]`); the rest of `THENA_SF_*` belongs to the command line
+/// (`THENA_SF_CONFIG`, a `connect`'s secrets) or is read below.
+const FROM_ENV: &[&str] = &[
+    "listen",
+    "public_url",
+    "data_dir",
+    "database_url",
+    "api_version",
+    "api_budget_share",
+    "api_timeout_secs",
+    "lease_ttl_secs",
+    "admin_password_hash",
+    "metrics_token",
+    "metrics_listen",
+    "allow_duplicate_save",
+    "latency_budget_ms",
+    "flood_events_per_second",
+    "ca_file",
+    "proxy",
+    "no_proxy",
+    "log_level",
+    "log_format",
+    "otlp_endpoint",
+    "replica_id",
+];
+
 impl Config {
-    /// Reads the file (if any), then applies `THENA_SF_LISTEN`, `THENA_SF_PUBLIC_URL`,
-    /// `THENA_SF_DATA_DIR` and `THENA_SF_API_BUDGET_SHARE`.
+    /// Layers, built once: the defaults, then the file (if any), then the
+    /// `THENA_SF_<KEY>` variables (`figment`); then the few variables that
+    /// make a section (`THENA_SF_OAUTH_CLIENT_ID`, `THENA_SF_EMULATOR_URL`),
+    /// the key that seals secrets and OpenTelemetry's own. The command
+    /// line's flags go over the result.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
-        let mut c = match file {
-            Some(p) => Config::from_file(p)?,
-            None => Config::default(),
-        };
-        c.apply_env()?;
+        let mut layers = Figment::new();
+        if let Some(p) = file {
+            let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                path: p.display().to_string(),
+                source,
+            })?;
+            layers = layers.merge(Toml::string(&text));
+        }
+        let env = Env::prefixed("THENA_SF_").split("__").filter(|k| {
+            let k = k.as_str().to_ascii_lowercase();
+            FROM_ENV.contains(&k.as_str()) || k.starts_with("limits.")
+        });
+        let mut c: Config = layers
+            .merge(env)
+            .extract()
+            .map_err(|e| layer_error(e, file))?;
+        c.replica_id = c.replica_id.filter(|v| !v.trim().is_empty());
+        c.apply_env();
         c.transport = c.transport()?;
         c.telemetry_from_env()?;
         c.check()?;
@@ -237,47 +312,10 @@ impl Config {
         Ok(c)
     }
 
-    fn from_file(p: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-            path: p.display().to_string(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: p.display().to_string(),
-            message: e.to_string(),
-        })
-    }
-
-    /// The `THENA_SF_*` variables over the file's values.
-    fn apply_env(&mut self) -> Result<(), ConfigError> {
+    /// The variables that make a section, and the sealing key (never in the file).
+    fn apply_env(&mut self) {
         let var = |k: &str| std::env::var(k).ok();
-        if let Some(v) = var("THENA_SF_LISTEN") {
-            self.listen = v;
-        }
-        if let Some(v) = var("THENA_SF_PUBLIC_URL") {
-            self.public_url = v;
-        }
-        if let Some(v) = var("THENA_SF_DATA_DIR") {
-            self.data_dir = PathBuf::from(v);
-        }
-        if let Some(v) = var("THENA_SF_API_BUDGET_SHARE") {
-            self.api_budget_share = v.parse().map_err(|_| {
-                ConfigError::Invalid(format!("THENA_SF_API_BUDGET_SHARE={v} is not a number"))
-            })?;
-        }
-        if let Some(v) = var("THENA_SF_DATABASE_URL") {
-            self.database_url = Some(Secret::new(v));
-        }
-        if let Some(v) = var("THENA_SF_REPLICA_ID") {
-            self.replica_id = Some(v).filter(|v| !v.trim().is_empty());
-        }
         self.secret_key = var(crate::crypto::KEY_ENV).map(Secret::new);
-        if let Some(v) = var("THENA_SF_METRICS_TOKEN") {
-            self.metrics_token = Some(Secret::new(v));
-        }
-        if let Some(v) = var("THENA_SF_ADMIN_PASSWORD_HASH") {
-            self.admin_password_hash = Some(v);
-        }
         if let Some(id) = var("THENA_SF_OAUTH_CLIENT_ID") {
             self.oauth = Some(OAuthClient {
                 client_id: id,
@@ -292,7 +330,6 @@ impl Config {
                 client_secret: default_emulator_secret(),
             });
         }
-        Ok(())
     }
 
     /// Refuses values out of range, with the key and the value.
@@ -337,18 +374,8 @@ impl Config {
         Ok(())
     }
 
-    /// `ca_file`, `proxy` and `no_proxy` (each overridden by `THENA_SF_CA_FILE`,
-    /// `THENA_SF_PROXY`, `THENA_SF_NO_PROXY`), checked and built.
-    fn transport(&mut self) -> Result<salesforce::Transport, ConfigError> {
-        if let Ok(v) = std::env::var("THENA_SF_CA_FILE") {
-            self.ca_file = Some(PathBuf::from(v));
-        }
-        if let Ok(v) = std::env::var("THENA_SF_PROXY") {
-            self.proxy = Some(Secret::new(v));
-        }
-        if let Ok(v) = std::env::var("THENA_SF_NO_PROXY") {
-            self.no_proxy = Some(v);
-        }
+    /// `ca_file`, `proxy` and `no_proxy`, checked and built.
+    fn transport(&self) -> Result<salesforce::Transport, ConfigError> {
         let mut t = salesforce::Transport::default();
         if let Some(path) = &self.ca_file {
             let pem = std::fs::read(path).map_err(|e| {
@@ -366,15 +393,9 @@ impl Config {
         Ok(t)
     }
 
-    /// `THENA_SF_LOG_LEVEL`, `THENA_SF_LOG_FORMAT`, and the standard
-    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    /// The standard `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` /
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`, over `otlp_endpoint`.
     fn telemetry_from_env(&mut self) -> Result<(), ConfigError> {
-        if let Ok(v) = std::env::var("THENA_SF_LOG_LEVEL") {
-            self.log_level = v;
-        }
-        if let Ok(v) = std::env::var("THENA_SF_LOG_FORMAT") {
-            self.log_format = v.parse().map_err(ConfigError::Invalid)?;
-        }
         for var in [
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
             "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -536,5 +557,42 @@ mod tests {
             .to_string()
             .contains("bogus"));
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    // Jail's closure returns figment's own (large) error type.
+    #[allow(clippy::result_large_err)]
+    fn every_key_comes_from_the_environment_over_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "listen = \"127.0.0.1:1\"\nlatency_budget_ms = 300\n",
+            )?;
+            jail.set_env("THENA_SF_LISTEN", "0.0.0.0:9000");
+            jail.set_env("THENA_SF_LIMITS__MAX_CONNECTIONS", "7");
+            jail.set_env("THENA_SF_API_BUDGET_SHARE", "0.5");
+            jail.set_env("THENA_SF_DATABASE_URL", "postgres://u@h/db");
+            jail.set_env("THENA_SF_LOG_FORMAT", "json");
+            jail.set_env("THENA_SF_REPLICA_ID", " ");
+            // The command line's own variables are not keys.
+            jail.set_env("THENA_SF_CONFIG", "elsewhere.toml");
+            jail.set_env("THENA_SF_PASSWORD", "not a key");
+            let c = Config::load(Some(Path::new("c.toml"))).expect("loads");
+            assert_eq!(c.listen, "0.0.0.0:9000", "the variable over the file");
+            assert_eq!(c.latency_budget_ms, 300, "the file's, no variable");
+            assert_eq!(c.limits.max_connections, 7);
+            assert_eq!(c.limits.max_bodies_in_flight, 64, "the default");
+            assert_eq!(c.api_budget_share, 0.5);
+            assert_eq!(
+                c.database_url.as_ref().map(Secret::expose),
+                Some("postgres://u@h/db")
+            );
+            assert_eq!(c.log_format, crate::telemetry::LogFormat::Json);
+            assert_eq!(c.replica_id, None, "blank is unset");
+            jail.set_env("THENA_SF_API_BUDGET_SHARE", "lots");
+            let e = Config::load(None).unwrap_err().to_string();
+            assert!(e.contains("THENA_SF_API_BUDGET_SHARE"), "{e}");
+            Ok(())
+        });
     }
 }
