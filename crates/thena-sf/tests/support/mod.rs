@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use salesforce::{Client, ClientConfig, OAuthApp, Secret};
+use salesforce::Client;
 use serde_json::{json, Value};
 use sf_emulator::Seed;
 use thena_sf::app::App;
@@ -71,8 +71,8 @@ pub async fn site(opts: Options) -> Site {
         admin_password_hash: Some(thena_sf::web::hash_password(ADMIN_PASSWORD).unwrap()),
         emulator: Some(EmulatorLogin {
             login_url: emu.base_url.clone(),
-            client_id: "local-client".into(),
-            client_secret: "local-secret".into(),
+            client_id: test_support::emulator::CLIENT_ID.into(),
+            client_secret: test_support::emulator::CLIENT_SECRET.into(),
         }),
         oauth: opts.oauth.then(|| thena_sf::config::OAuthClient {
             client_id: "real-app".into(),
@@ -88,21 +88,7 @@ pub async fn site(opts: Options) -> Site {
         ..Settings::default()
     };
     let app = App::start(config, store.clone(), settings).await.unwrap();
-    let oauth = OAuthApp {
-        login_url: emu.base_url.clone(),
-        client_id: "local-client".into(),
-        client_secret: Some(Secret::new("local-secret")),
-        redirect_uri: String::new(),
-    };
-    let tokens = oauth
-        .password(
-            &reqwest::Client::new(),
-            "admin@example.com",
-            &Secret::new("emulator"),
-        )
-        .await
-        .unwrap();
-    let sf = Client::new(tokens, Some(oauth), None, ClientConfig::default());
+    let sf = test_support::emulator::org_client(&emu.base_url).await;
     Site {
         emu,
         app,
