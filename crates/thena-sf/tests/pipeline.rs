@@ -491,11 +491,15 @@ async fn every_resolution_step_is_asked_in_one_call_and_written_in_one() {
 
 /// A worker driven step by step beside the held app (whose own worker
 /// waits while the connection is held).
-async fn hand_worker(h: &Harness, settings: Settings) -> thena_sf::sync::Worker {
+async fn hand_worker(
+    h: &Harness,
+    settings: Settings,
+) -> (thena_sf::sync::Worker, tokio::sync::watch::Sender<bool>) {
     let conn = h.store.connection("acme").await.unwrap();
     let client = connect::client_for(&h.store, &conn, &h.config);
     let user = connect::user_id(&conn.tokens).unwrap();
-    let (_stop, stop) = tokio::sync::watch::channel(false);
+    // The sender lives as long as the worker: a dropped one reads as shutdown.
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let metrics = std::sync::Arc::new(thena_sf::metrics::Metrics::default());
     let (w, _) = thena_sf::sync::Worker::new(
         "acme".into(),
@@ -507,7 +511,7 @@ async fn hand_worker(h: &Harness, settings: Settings) -> thena_sf::sync::Worker 
         stop,
         h.config.clone(),
     );
-    w
+    (w, stop_tx)
 }
 
 /// Step by step (no pace, no lookup before the step): a young record whose
@@ -523,7 +527,7 @@ async fn a_young_record_that_needs_a_lookup_waits_while_the_others_are_written()
         latency_budget: Duration::from_secs(30),
         ..settings()
     };
-    let mut w = hand_worker(&h, settings).await;
+    let (mut w, _stop) = hand_worker(&h, settings).await;
     let stat = |k: &str| h.emu.emulator.stats.lock().get(k).copied().unwrap_or(0);
     let calls = || h.api_calls() - stat("rest.describe");
     let harsh =

@@ -219,7 +219,8 @@ impl Store {
         )
         .execute(&mut *tx)
         .await?;
-        settle(&mut tx, connection, claimed, "skipped", reason).await?;
+        let now = ts(Utc::now());
+        settle(&mut tx, connection, claimed, "skipped", reason, &now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -266,14 +267,8 @@ impl Store {
         )
         .execute(&mut *tx)
         .await?;
-        settle(
-            &mut tx,
-            connection,
-            claimed,
-            "failed",
-            &format!("{code}: {message}"),
-        )
-        .await?;
+        let reason = format!("{code}: {message}");
+        settle(&mut tx, connection, claimed, "failed", &reason, &now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -319,11 +314,11 @@ async fn settle(
     claimed: &Claimed,
     state: &str,
     reason: &str,
+    now: &str,
 ) -> Result<(), StoreError> {
-    let now = ts(Utc::now());
     sql!(
         "UPDATE requests SET state = $3, reason = $4, updated_at = $5 WHERE connection = $1 AND request_id = $2",
-        (connection, &claimed.request_id, state, reason, &now),
+        (connection, &claimed.request_id, state, reason, now),
     )
     .execute(&mut **tx)
     .await?;
@@ -334,7 +329,7 @@ async fn settle(
         state,
         Some(reason),
         None,
-        &now,
+        now,
     )
     .await
 }
