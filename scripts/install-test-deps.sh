@@ -32,7 +32,7 @@ if [ ! -f "$venv/.installed" ] || [ "$req" -nt "$venv/.installed" ]; then
 fi
 
 # Headless Chromium and its WebDriver for the admin page's browser test
-# (crates/thena-sf/tests/browser.rs): Debian's packages, pinned. Should the
+# (crates/thena-sf/tests/admin/browser.rs): Debian's packages, pinned. Should the
 # pinned build have left the archive (security updates replace it), the
 # archive's current build is taken, and said so.
 chromium_version=156.0.8078.114-1~deb12u1

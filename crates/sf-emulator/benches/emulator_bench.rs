@@ -7,13 +7,13 @@
 //! harness cannot rot. `EMULATOR_BENCH_CONTACTS=N` overrides the org size.
 
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use test_support::emulator;
-use test_support::process::spawn_listening;
+use test_support::process::{proc_mib, spawn_listening, Listening};
 use test_support::Fetch;
 
 struct Sizes {
@@ -61,28 +61,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
-/// A memory figure of a process from /proc, in MiB: `VmHWM` (peak) or `VmRSS` (now).
-fn proc_mib(pid: u32, key: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-struct Emulator {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+type Emulator = Listening;
 
 fn start_emulator(seed: &std::path::Path) -> (Emulator, Duration) {
     let started = Instant::now();

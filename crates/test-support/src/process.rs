@@ -55,9 +55,61 @@ pub fn text(o: &Output) -> String {
     )
 }
 
+/// Asserts that a finished command succeeded (or failed, when `ok` is false)
+/// and that its output says `what`; shows the output when it does not.
+pub fn says(o: &Output, ok: bool, what: &str) {
+    let t = text(o);
+    assert_eq!(o.status.success(), ok, "exit {}: {t}", o.status);
+    assert!(t.contains(what), "expected {what:?} in: {t}");
+}
+
 /// Runs `command`, panics with its output unless it succeeds, returns it.
 pub fn succeed(command: &mut Command) -> Output {
     let out = command.output().expect("the process runs");
     assert!(out.status.success(), "{command:?} failed: {}", text(&out));
     out
+}
+
+/// A process that printed its address, killed (and waited for) when dropped.
+pub struct Listening {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Listening {
+    /// Spawns `command` and reads the address from its first line.
+    pub fn spawn(command: &mut Command) -> Listening {
+        let (child, url) = spawn_listening(command);
+        Listening { child, url }
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A memory figure of process `pid` from /proc, in MiB: `VmHWM` (peak) or
+/// `VmRSS` (now); 0 when it cannot be read.
+pub fn proc_mib(pid: u32, key: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// CPU seconds (user + system) process `pid` has used, from /proc/PID/stat.
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are the 14th and 15th fields (11 and 12 here); 100 ticks a second on Linux.
+    (ticks(11) + ticks(12)) / 100.0
 }

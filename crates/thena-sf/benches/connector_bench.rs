@@ -24,6 +24,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use salesforce::{Client, Secret};
 use serde_json::{json, Value};
+use test_support::process::{cpu_secs, proc_mib};
 use test_support::{cli, TempDir};
 
 struct Sizes {
@@ -68,27 +69,6 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
     }
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1].as_secs_f64()
         * 1000.0
-}
-
-/// CPU seconds (user + system) a process has used, from /proc/PID/stat.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are the 14th and 15th fields (11 and 12 here); 100 ticks a second on Linux.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn proc_mib(pid: u32, key: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// The org of a benchmark: accounts with domains and known contacts.
@@ -187,8 +167,7 @@ fn start_connector(emulator: &str, tag: &str) -> Connector {
 }
 
 async fn open_store(data: &Path) -> thena_sf::store::Store {
-    let secrets = thena_sf::crypto::SecretBox::from_key(&test_support::connector::key());
-    thena_sf::store::Store::open(data, secrets).await.unwrap()
+    test_support::app::open_store(data, None).await
 }
 
 async fn wait_settled(

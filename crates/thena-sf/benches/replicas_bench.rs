@@ -6,9 +6,6 @@
 //! `cargo bench -p thena-sf --bench replicas_bench` for the real run; the test
 //! command runs a quick version so that it cannot rot.
 
-#[path = "../tests/pg/mod.rs"]
-mod pg;
-
 use std::path::Path;
 use std::process::Child;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,13 +14,12 @@ use std::time::{Duration, Instant};
 
 use rand::seq::SliceRandom;
 use serde_json::{json, Value};
+use test_support::app::{connect_orgs, open_store, org_token};
 use test_support::cli;
-use test_support::connector::{key, terminate};
+use test_support::connector::terminate;
+use test_support::pg;
 use test_support::process::spawn_listening;
 use thena_sf::config::Config;
-use thena_sf::connect::{self, ConnectRequest};
-use thena_sf::crypto::SecretBox;
-use thena_sf::store::Store;
 
 struct Sizes {
     connections: usize,
@@ -87,35 +83,13 @@ async fn measure(s: &Sizes, replicas: usize, postgres: bool, latency: Duration) 
     } else {
         None
     };
-    let store = match &db {
-        Some(d) => Store::open_postgres(&d.url, SecretBox::from_key(&key()))
-            .await
-            .unwrap(),
-        None => Store::open(&root.join("r0"), SecretBox::from_key(&key()))
-            .await
-            .unwrap(),
-    };
+    let store = open_store(&root.join("r0"), db.as_ref().map(|d| d.url.as_str())).await;
     let cfg = Config {
         data_dir: root.join("setup"),
         ..Config::default()
     };
-    for c in 0..s.connections {
-        let req = ConnectRequest::emulator_admin(
-            &format!("org{c}"),
-            &emu.base_url,
-            Some(format!("tok-{c}-0123456789abcdef0123456789")),
-        );
-        connect::connect(&store, &cfg, req).await.unwrap();
-    }
-    let created = store
-        .connections()
-        .await
-        .unwrap()
-        .iter()
-        .map(|c| c.connected_at.timestamp_millis())
-        .max()
-        .unwrap()
-        + 1_000;
+    // Requests created before the last connection are out of scope.
+    let created = connect_orgs(&store, &cfg, &emu.base_url, s.connections).await;
     if !postgres {
         // The SQLite file belongs to the one process from here on.
         drop(store);
@@ -167,7 +141,7 @@ async fn measure(s: &Sizes, replicas: usize, postgres: bool, latency: Duration) 
                 let t = Instant::now();
                 let r = http
                     .post(format!("{url}/webhooks/thena/org{c}"))
-                    .bearer_auth(format!("tok-{c}-0123456789abcdef0123456789"))
+                    .bearer_auth(org_token(*c))
                     .json(body)
                     .send()
                     .await
@@ -186,14 +160,7 @@ async fn measure(s: &Sizes, replicas: usize, postgres: bool, latency: Duration) 
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let p99 = lat[(lat.len() * 99 / 100).min(lat.len() - 1)];
     // Synced: every request's latest version in Salesforce (read from the store's states).
-    let check = match &db {
-        Some(d) => Store::open_postgres(&d.url, SecretBox::from_key(&key()))
-            .await
-            .unwrap(),
-        None => Store::open(&root.join("r0"), SecretBox::from_key(&key()))
-            .await
-            .unwrap(),
-    };
+    let check = open_store(&root.join("r0"), db.as_ref().map(|d| d.url.as_str())).await;
     let want = (s.requests) as i64;
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {

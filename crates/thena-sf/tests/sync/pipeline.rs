@@ -6,31 +6,22 @@ use std::time::{Duration, Instant};
 use salesforce::{Client, Secret};
 use serde_json::{json, Value};
 use sf_emulator::{EmulatorConfig, FaultSpec, Seed};
+use test_support::app::{quick_settings, LocalConnector, TOKEN};
 use test_support::Fetch;
 use thena_sf::app::App;
-use thena_sf::config::Config;
 use thena_sf::connect::{self, ConnectRequest, Credentials};
-use thena_sf::crypto::SecretBox;
-use thena_sf::store::{ConnStatus, Store};
+use thena_sf::store::ConnStatus;
 use thena_sf::sync::Settings;
-
-const TOKEN: &str = "test-webhook-token-0123456789abcdef0123456789";
 
 struct Harness {
     emu: sf_emulator::Running,
     app: Option<App>,
-    store: Store,
-    config: Config,
-    dir: std::path::PathBuf,
+    c: LocalConnector,
     http: reqwest::Client,
     sf: Client,
 }
 
-impl Drop for Harness {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+test_support::reads_as_connector!(Harness);
 
 fn seed() -> Seed {
     serde_json::from_value(json!({
@@ -44,46 +35,22 @@ fn seed() -> Seed {
 }
 
 fn settings() -> Settings {
-    Settings {
-        latency_budget: Duration::from_millis(100),
-        backoff_base: Duration::from_millis(20),
-        backoff_cap: Duration::from_millis(200),
-        pause_recheck: Duration::from_millis(100),
-        ..Settings::default()
-    }
+    quick_settings(100)
 }
 
 async fn harness(mut emu_config: EmulatorConfig) -> Harness {
     if emu_config.seed.accounts.is_empty() {
         emu_config.seed = seed();
     }
-    let emu = sf_emulator::start("127.0.0.1:0", emu_config).await.unwrap();
-    let dir = std::env::temp_dir().join(format!(
-        "thena-sf-pipe-{}-{}",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
-    let store = Store::open(&dir, SecretBox::from_key(&[9u8; 32]))
-        .await
-        .unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".into(),
-        data_dir: dir.clone(),
-        ..Config::default()
-    };
-    let req = password_connect("acme", &emu.base_url, "emulator", Some(TOKEN));
-    connect::connect(&store, &config, req).await.unwrap();
-    let conn = store.connection("acme").await.unwrap();
-    let sf = connect::client_for(&store, &conn, &config);
-    let app = App::start(config.clone(), store.clone(), settings())
-        .await
-        .unwrap();
+    let emu = test_support::emulator::start(emu_config).await;
+    let c = LocalConnector::sqlite().await;
+    c.connect_emulator("acme", &emu.base_url, Some(TOKEN)).await;
+    let sf = c.client("acme").await;
+    let app = c.start(settings()).await;
     Harness {
         emu,
         app: Some(app),
-        store,
-        config,
-        dir,
+        c,
         http: reqwest::Client::new(),
         sf,
     }
@@ -157,27 +124,7 @@ impl Harness {
 
     /// Waits until every request is synced, skipped, failed or out of scope.
     async fn settle(&self, ids: &[String]) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let states = self.store.request_states("acme", ids).await.unwrap();
-            let (pending, _, _) = self.store.queue_shape("acme").await.unwrap();
-            let done = states.len() == ids.len()
-                && states.iter().all(|s| s.state != "pending")
-                && pending == 0;
-            if done {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not settled: {:?}",
-                states
-                    .iter()
-                    .filter(|s| s.state == "pending")
-                    .map(|s| &s.request_id)
-                    .collect::<Vec<_>>()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.drain("acme", ids).await
     }
 
     /// Waits until `id` is settled, then reads `fields` of its record.
@@ -201,6 +148,18 @@ impl Harness {
             .unwrap()
             .first()
             .map_or("none".into(), |s| s.state.clone())
+    }
+
+    /// The emulator's count of `key` (an endpoint or subrequest kind).
+    fn stat(&self, key: &str) -> u64 {
+        let stats = self.emu.emulator.stats.lock();
+        stats.get(key).copied().unwrap_or(0)
+    }
+
+    /// Posts `body` with `headers`; the `status` the connector answered.
+    async fn status_of(&self, body: &Value, headers: &[(&str, &str)]) -> String {
+        let (_, v) = self.post(body, headers).await;
+        v["status"].as_str().unwrap_or_default().to_string()
     }
 
     fn api_calls(&self) -> u64 {
@@ -231,7 +190,7 @@ impl Harness {
 async fn every_field_of_the_contract_reaches_salesforce() {
     let h = harness(EmulatorConfig::default()).await;
     let mut body: Value =
-        serde_json::from_str(include_str!("../samples/contract-example.json")).unwrap();
+        serde_json::from_str(include_str!("../../samples/contract-example.json")).unwrap();
     let now = chrono::Utc::now();
     body["request"]["createdAt"] = json!((now + chrono::Duration::seconds(1)).to_rfc3339());
     body["request"]["updatedAt"] = json!((now + chrono::Duration::seconds(2)).to_rfc3339());
@@ -291,49 +250,35 @@ async fn many_updates_coalesce_into_one_upsert_and_newest_wins() {
         assert_eq!(s, 200);
     }
     // Out of order: an older update after the newest, and a repeated delivery.
-    let (_, v) = h
-        .post(
-            &payload("REQ-C", 5000, json!({"AI_requestTitle": "stale"})),
-            &[],
-        )
-        .await;
-    assert_eq!(v["status"], "stale");
-    let (_, v) = h
-        .post(
-            &payload("REQ-C", 11_000, json!({})),
-            &[("webhook-id", "msg-1")],
-        )
-        .await;
-    assert_eq!(v["status"], "queued");
-    let (_, v) = h
-        .post(
-            &payload("REQ-C", 12_000, json!({})),
-            &[("webhook-id", "msg-1")],
-        )
-        .await;
     assert_eq!(
-        v["status"], "duplicate",
+        h.status_of(
+            &payload("REQ-C", 5000, json!({"AI_requestTitle": "stale"})),
+            &[]
+        )
+        .await,
+        "stale"
+    );
+    assert_eq!(
+        h.status_of(
+            &payload("REQ-C", 11_000, json!({})),
+            &[("webhook-id", "msg-1")]
+        )
+        .await,
+        "queued"
+    );
+    assert_eq!(
+        h.status_of(
+            &payload("REQ-C", 12_000, json!({})),
+            &[("webhook-id", "msg-1")]
+        )
+        .await,
+        "duplicate",
         "webhook-id is the idempotency key"
     );
-    let upserts_before = h
-        .emu
-        .emulator
-        .stats
-        .lock()
-        .get("composite.upsert")
-        .copied()
-        .unwrap_or(0);
+    let upserts_before = h.stat("composite.upsert");
     h.release().await;
     h.settle(&["REQ-C".into()]).await;
-    let upserts = h
-        .emu
-        .emulator
-        .stats
-        .lock()
-        .get("composite.upsert")
-        .copied()
-        .unwrap_or(0)
-        - upserts_before;
+    let upserts = h.stat("composite.upsert") - upserts_before;
     assert_eq!(upserts, 1, "twelve events, one write");
     let rows = h
         .requests("Name, Title__c", "WHERE RequestId__c = 'REQ-C'")
@@ -436,7 +381,7 @@ async fn every_resolution_step_is_asked_in_one_call_and_written_in_one() {
     for (id, name, email) in people {
         h.post(&payload(id, 1, person(name, email)), &[]).await;
     }
-    let stat = |k: &str| h.emu.emulator.stats.lock().get(k).copied().unwrap_or(0);
+    let stat = |k: &str| h.stat(k);
     let calls = || h.api_calls() - stat("rest.describe");
     let alone = || stat("composite.create") + stat("composite.upsert") + stat("rest.query");
     let (before, before_alone) = (calls(), alone());
@@ -496,7 +441,7 @@ async fn hand_worker(
     settings: Settings,
 ) -> (thena_sf::sync::Worker, tokio::sync::watch::Sender<bool>) {
     let conn = h.store.connection("acme").await.unwrap();
-    let client = connect::client_for(&h.store, &conn, &h.config);
+    let client = h.client("acme").await;
     let user = connect::user_id(&conn.tokens).unwrap();
     // The sender lives as long as the worker: a dropped one reads as shutdown.
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
@@ -528,7 +473,7 @@ async fn a_young_record_that_needs_a_lookup_waits_while_the_others_are_written()
         ..settings()
     };
     let (mut w, _stop) = hand_worker(&h, settings).await;
-    let stat = |k: &str| h.emu.emulator.stats.lock().get(k).copied().unwrap_or(0);
+    let stat = |k: &str| h.stat(k);
     let calls = || h.api_calls() - stat("rest.describe");
     let harsh =
         json!({"request": {"requestor": {"name": "Harsh Vardhan", "email": "harsh@acme.io"}}});
@@ -868,9 +813,7 @@ async fn a_restart_mid_stream_loses_nothing() {
         h.post(&payload(id, 1000, json!({})), &[]).await;
     }
     h.app.take().unwrap().shutdown().await;
-    let app = App::start(h.config.clone(), h.store.clone(), settings())
-        .await
-        .unwrap();
+    let app = h.start(settings()).await;
     h.app = Some(app);
     for id in ids.iter().skip(200) {
         let (s, _) = h.post(&payload(id, 1000, json!({})), &[]).await;
@@ -1080,13 +1023,9 @@ async fn a_refused_login_waits_for_a_reconnect_and_loses_nothing() {
         "nothing dropped"
     );
     let connected_at = h.store.connection("acme").await.unwrap().connected_at;
-    let again = connect::connect(
-        &h.store,
-        &h.config,
-        password_connect("acme", &h.emu.base_url, "rotated", None),
-    )
-    .await
-    .unwrap();
+    let again = h
+        .connect(password_connect("acme", &h.emu.base_url, "rotated", None))
+        .await;
     assert!(
         again.reconnected && again.webhook_token.is_none(),
         "a reconnect keeps the webhook token"
@@ -1109,16 +1048,10 @@ async fn a_refused_login_waits_for_a_reconnect_and_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_settles_every_sample() {
-    let dir = std::env::temp_dir().join(format!("thena-sf-demo-test-{}", rand::random::<u64>()));
-    let store = Store::open(&dir, SecretBox::from_key(&[1u8; 32]))
+    let c = LocalConnector::sqlite().await;
+    let d = thena_sf::demo::run(c.config.clone(), c.store.clone())
         .await
         .unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".into(),
-        data_dir: dir.clone(),
-        ..Config::default()
-    };
-    let d = thena_sf::demo::run(config, store).await.unwrap();
     let by: std::collections::HashMap<&str, &thena_sf::demo::Row> =
         d.rows.iter().map(|r| (r.request_id.as_str(), r)).collect();
     assert_eq!(by["REQ-1001"].outcome, "synced");
@@ -1143,7 +1076,6 @@ async fn the_demo_settles_every_sample() {
     assert!(table.contains("Why:") && table.contains("REQ-1004"));
     d.app.shutdown().await;
     d.emulator.shutdown().await.unwrap();
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1151,8 +1083,8 @@ async fn one_failing_org_never_slows_another() {
     let h = harness(EmulatorConfig::default()).await;
     // A second org whose every API call fails.
     let broken = test_support::emulator::start_with(seed()).await;
-    let req = password_connect("broken", &broken.base_url, "emulator", Some(TOKEN));
-    connect::connect(&h.store, &h.config, req).await.unwrap();
+    h.connect_emulator("broken", &broken.base_url, Some(TOKEN))
+        .await;
     h.app()
         .add_connection(&h.store.connection("broken").await.unwrap());
     broken
@@ -1500,7 +1432,7 @@ async fn large_orgs_are_searched_and_person_accounts_are_never_companies() {
         "{e}"
     );
 
-    let stat = |k: &str| h.emu.emulator.stats.lock().get(k).copied().unwrap_or(0);
+    let stat = |k: &str| h.stat(k);
     let person_of = |id: &str, email: &str, team: &str| json!({"request": {"requestId": id, "requestor": {"id": id, "name": "New Person", "email": email}, "customer": {"teamName": team}}});
     for (id, email, team) in [
         ("BIG-1", "new@initech.io", "Nobody Inc"),
@@ -1599,7 +1531,7 @@ async fn numeric_request_ids_keep_their_exact_digits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_that_reads_like_a_composite_reference_stays_text() {
     let h = harness(EmulatorConfig::default()).await;
-    let stat = |k: &str| h.emu.emulator.stats.lock().get(k).copied().unwrap_or(0);
+    let stat = |k: &str| h.stat(k);
     h.hold().await;
     let title = "Mail merge shows @{contact.name} instead of the name";
     let known = json!({"AI_requestTitle": title, "request": {"requestor": {"id": "U1", "name": "Harsh Vardhan", "email": "harsh@acme.io"}}});

@@ -2,46 +2,26 @@
 
 use salesforce::Secret;
 use sf_emulator::{EmulatorConfig, FaultSpec};
-use test_support::TempDir;
-use thena_sf::config::Config;
+use test_support::app::LocalConnector;
 use thena_sf::connect::{self, ConnectRequest, Connected, Credentials};
-use thena_sf::crypto::SecretBox;
 use thena_sf::provision::{self, schema};
-use thena_sf::store::Store;
 
 struct Env {
     emu: sf_emulator::Running,
-    store: Store,
-    config: Config,
-    _dir: TempDir,
+    c: LocalConnector,
 }
 
+test_support::reads_as_connector!(Env);
+
 async fn env(config: EmulatorConfig) -> Env {
-    let emu = test_support::emulator::start(config).await;
-    let dir = TempDir::new("thena-sf-test");
-    let store = Store::open(&dir, SecretBox::from_key(&[3u8; 32]))
-        .await
-        .unwrap();
-    let config = Config {
-        data_dir: dir.to_path_buf(),
-        ..Config::default()
-    };
     Env {
-        emu,
-        store,
-        config,
-        _dir: dir,
+        emu: test_support::emulator::start(config).await,
+        c: LocalConnector::sqlite().await,
     }
 }
 
 async fn connect_password(e: &Env) -> Connected {
-    connect::connect(
-        &e.store,
-        &e.config,
-        ConnectRequest::emulator_admin("acme", &e.emu.base_url, None),
-    )
-    .await
-    .unwrap()
+    e.connect_emulator("acme", &e.emu.base_url, None).await
 }
 
 #[tokio::test]
@@ -59,7 +39,7 @@ async fn provision_on_an_empty_org_then_a_second_run_changes_nothing() {
     assert!(c.webhook_url.ends_with("/webhooks/thena/acme"));
     let conn = e.store.connection("acme").await.unwrap();
     assert!(conn.provisioned_at.is_some());
-    let client = connect::client_for(&e.store, &conn, &e.config);
+    let client = e.client("acme").await;
 
     // Every field, with its type, visible and editable to the connected user.
     let d = client.describe(schema::OBJECT).await.unwrap();
@@ -169,8 +149,7 @@ async fn provision_on_an_empty_org_then_a_second_run_changes_nothing() {
 async fn doctor_fails_after_access_is_removed_and_fix_restores_just_that() {
     let e = env(EmulatorConfig::default()).await;
     connect_password(&e).await;
-    let conn = e.store.connection("acme").await.unwrap();
-    let client = connect::client_for(&e.store, &conn, &e.config);
+    let client = e.client("acme").await;
     // Someone removes the connected user's access to one field and deletes another field.
     let ps = client
         .query("SELECT Id FROM PermissionSet WHERE Name = 'Thena_Request_Sync'")
@@ -229,8 +208,7 @@ async fn doctor_fails_after_access_is_removed_and_fix_restores_just_that() {
 async fn a_new_category_gets_its_field_with_access() {
     let e = env(EmulatorConfig::default()).await;
     connect_password(&e).await;
-    let conn = e.store.connection("acme").await.unwrap();
-    let client = connect::client_for(&e.store, &conn, &e.config);
+    let client = e.client("acme").await;
     let user = connect::user_id(&client.tokens()).unwrap();
     let map = provision::ensure_categories(
         &client,
@@ -348,7 +326,7 @@ async fn token_expiry_mid_provision_is_refreshed_transparently() {
         "tokens expired {injected} times during provisioning"
     );
     let conn = e.store.connection("acme").await.unwrap();
-    let client = connect::client_for(&e.store, &conn, &e.config);
+    let client = e.client("acme").await;
     assert!(provision::doctor(&client, &[], 0.9)
         .await
         .iter()
@@ -426,8 +404,7 @@ async fn every_assigned_account_layout_gets_the_list_and_keeps_the_rest() {
     })))
     .await;
     let c = connect_password(&e).await;
-    let conn = e.store.connection("acme").await.unwrap();
-    let client = connect::client_for(&e.store, &conn, &e.config);
+    let client = e.client("acme").await;
     for (name, section) in [
         ("Account-Account Layout", "Account Information"),
         ("Account-Support Layout", "Support Layout Information"),
@@ -493,8 +470,7 @@ async fn every_assigned_account_layout_gets_the_list_and_keeps_the_rest() {
 async fn an_admins_own_permission_survives_a_new_category() {
     let e = env(EmulatorConfig::default()).await;
     connect_password(&e).await;
-    let conn = e.store.connection("acme").await.unwrap();
-    let client = connect::client_for(&e.store, &conn, &e.config);
+    let client = e.client("acme").await;
     let ps = client
         .query("SELECT Id FROM PermissionSet WHERE Name = 'Thena_Request_Sync'")
         .await
@@ -531,8 +507,7 @@ async fn an_admins_own_permission_survives_a_new_category() {
 async fn the_doctor_names_required_fields_and_the_permission_set_assignment() {
     let e = env(EmulatorConfig::default()).await;
     connect_password(&e).await;
-    let conn = e.store.connection("acme").await.unwrap();
-    let client = connect::client_for(&e.store, &conn, &e.config);
+    let client = e.client("acme").await;
     let r = client
         .metadata_save(
             salesforce::metadata::Save::Create,
@@ -625,8 +600,7 @@ async fn an_auto_number_name_from_an_earlier_version_becomes_the_request_id() {
     let c = connect_password(&e).await;
     let said = c.provision.to_string();
     assert!(said.contains("named by their request id"), "{said}");
-    let conn = e.store.connection("acme").await.unwrap();
-    let client = connect::client_for(&e.store, &conn, &e.config);
+    let client = e.client("acme").await;
     let d = client.describe(schema::OBJECT).await.unwrap();
     assert!(d.field("Name").unwrap().createable);
     let kept = client
@@ -663,8 +637,7 @@ async fn an_org_that_keeps_its_auto_number_name_still_syncs_with_a_warning() {
         said.contains("keep their auto-number names") && said.contains("Setup"),
         "{said}"
     );
-    let conn = e.store.connection("acme").await.unwrap();
-    let client = connect::client_for(&e.store, &conn, &e.config);
+    let client = e.client("acme").await;
     let d = client.describe(schema::OBJECT).await.unwrap();
     assert!(!d.field("Name").unwrap().createable);
     let checks = provision::doctor(&client, &[], 0.9).await;

@@ -11,15 +11,13 @@
 //! (pinned in tests/axe) finding no serious or critical violation.
 //! Screenshots go to `target/browser-artifacts/`.
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::{self, site, Options, ADMIN_PASSWORD};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
-use support::{site, Options, ADMIN_PASSWORD};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";

@@ -3,12 +3,10 @@
 //! whole connect flow against the emulator's consent page, the actions, and
 //! that no secret is ever rendered but a new webhook token, once.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{self, site, Options, Site, ADMIN_PASSWORD};
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
-use support::{site, Options, Site, ADMIN_PASSWORD};
 
 /// A browser without a browser: a cookie, no redirects followed.
 struct Agent {
@@ -158,6 +156,22 @@ fn text_of(body: &str, id: &str) -> Option<String> {
     Some(body[at..].split('<').next()?.to_string())
 }
 
+/// A site, an agent logged in to it, and `acme` connected through the page
+/// with the webhook token it showed.
+async fn connected_site() -> (Site, Agent, String) {
+    let (s, mut a) = logged_in(Options::default()).await;
+    let token = connect_via_page(&s, &mut a, "acme").await;
+    (s, a, token)
+}
+
+/// A site and an agent logged in to it.
+async fn logged_in(opts: Options) -> (Site, Agent) {
+    let s = site(opts).await;
+    let mut a = Agent::new(&s.app.url());
+    a.login().await;
+    (s, a)
+}
+
 async fn connect_via_page(site: &Site, a: &mut Agent, name: &str) -> String {
     let authorize = a.start_connect(name).await;
     assert!(authorize.starts_with(&format!("{}/services/oauth2/authorize?", site.emu.base_url)));
@@ -267,10 +281,7 @@ async fn the_cookie_is_secure_over_https() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forms_without_the_csrf_token_or_from_elsewhere_are_refused() {
-    let s = site(Options::default()).await;
-    let mut a = Agent::new(&s.app.url());
-    a.login().await;
-    let token = connect_via_page(&s, &mut a, "acme").await;
+    let (s, mut a, token) = connected_site().await;
     assert!(token.starts_with("tsf_"));
     let page = a.get("/connections/acme?tab=failed").await;
     let csrf = page.csrf();
@@ -322,9 +333,7 @@ async fn forms_without_the_csrf_token_or_from_elsewhere_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_callback_refuses_unknown_reused_and_foreign_states() {
-    let s = site(Options::default()).await;
-    let mut a = Agent::new(&s.app.url());
-    a.login().await;
+    let (s, mut a) = logged_in(Options::default()).await;
     let p = a.get("/oauth/callback?code=abc").await;
     assert_eq!(p.status, 400);
     assert!(p.body.contains("carried no state"));
@@ -360,9 +369,7 @@ async fn the_callback_refuses_unknown_reused_and_foreign_states() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_on_the_way_end_on_a_page_that_says_what_to_do() {
-    let s = site(Options::default()).await;
-    let mut a = Agent::new(&s.app.url());
-    a.login().await;
+    let (s, mut a) = logged_in(Options::default()).await;
 
     // Denied consent.
     let authorize = a.start_connect("acme").await;
@@ -555,10 +562,7 @@ async fn real_orgs_go_to_salesforce_with_our_callback() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_flow_and_the_actions_over_http() {
-    let s = site(Options::default()).await;
-    let mut a = Agent::new(&s.app.url());
-    a.login().await;
-    let token = connect_via_page(&s, &mut a, "acme").await;
+    let (s, mut a, token) = connected_site().await;
     // The token is shown once: the setup page no longer has it.
     let conn = s.store.connection("acme").await.unwrap();
     assert!(conn.provisioned_at.is_some());
@@ -1007,10 +1011,7 @@ async fn the_whole_flow_and_the_actions_over_http() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_lists_page_through() {
-    let s = site(Options::default()).await;
-    let mut a = Agent::new(&s.app.url());
-    a.login().await;
-    let token = connect_via_page(&s, &mut a, "acme").await;
+    let (s, mut a, token) = connected_site().await;
     // 60 requests from people nobody knows: 60 skipped, 60 activity rows.
     for i in 0..60 {
         let body = support::webhook(
@@ -1055,10 +1056,7 @@ async fn long_lists_page_through() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnect_keeps_the_webhook_and_takes_new_tokens() {
-    let s = site(Options::default()).await;
-    let mut a = Agent::new(&s.app.url());
-    a.login().await;
-    let token = connect_via_page(&s, &mut a, "acme").await;
+    let (s, mut a, token) = connected_site().await;
     let before = s.store.connection("acme").await.unwrap();
     // Salesforce refused the refresh token: the page says so and offers Reconnect.
     s.store
@@ -1113,9 +1111,7 @@ async fn reconnect_keeps_the_webhook_and_takes_new_tokens() {
 /// connects it. A reconnect of the same connection is not a second one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_connection_to_the_same_org_warns_first() {
-    let s = site(Options::default()).await;
-    let mut a = Agent::new(&s.app.url());
-    a.login().await;
+    let (s, mut a) = logged_in(Options::default()).await;
     connect_via_page(&s, &mut a, "acme").await;
 
     let authorize = a.start_connect("acme-again").await;

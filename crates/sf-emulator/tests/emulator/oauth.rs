@@ -1,9 +1,7 @@
 //! OAuth over HTTP: the authorize page and its errors, every grant, revoke,
 //! identity and userinfo.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use sf_emulator::{ConnectedApp, EmulatorConfig, Seed};
 use test_support::emulator::{authorization_code, password_form, start_seeded, ADMIN, PASSWORD};

@@ -1,17 +1,15 @@
 //! What the admin page's tests share: an emulator, the connector serving its
 //! admin page (the emulator offered as a place to connect), and a client for
 //! the emulator's org as its admin.
-#![allow(dead_code)]
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use salesforce::Client;
 use serde_json::{json, Value};
 use sf_emulator::Seed;
+use test_support::app::{quick_settings, LocalConnector};
 use thena_sf::app::App;
 use thena_sf::config::{Config, EmulatorLogin};
-use thena_sf::crypto::SecretBox;
 use thena_sf::store::review::Counts;
 use thena_sf::store::Store;
 use thena_sf::sync::Settings;
@@ -21,17 +19,13 @@ pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
 pub struct Site {
     pub emu: sf_emulator::Running,
     pub app: App,
-    pub store: Store,
-    pub dir: PathBuf,
+    /// The connector's store, configuration and folder (`s.store`, `s.dir`).
+    pub c: LocalConnector,
     /// The emulator's org, as admin@example.com (to arrange and check things).
     pub sf: Client,
 }
 
-impl Drop for Site {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+test_support::reads_as_connector!(Site);
 
 pub fn seed() -> Seed {
     serde_json::from_value(json!({
@@ -56,18 +50,9 @@ pub struct Options {
 
 pub async fn site(opts: Options) -> Site {
     let emu = test_support::emulator::start_with(seed()).await;
-    let dir = std::env::temp_dir().join(format!(
-        "thena-sf-web-{}-{}",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
-    let store = Store::open(&dir, SecretBox::from_key(&[5u8; 32]))
-        .await
-        .unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".into(),
+    let mut c = LocalConnector::sqlite().await;
+    c.config = Config {
         public_url: opts.public_url,
-        data_dir: dir.clone(),
         admin_password_hash: Some(thena_sf::web::hash_password(ADMIN_PASSWORD).unwrap()),
         emulator: Some(EmulatorLogin {
             login_url: emu.base_url.clone(),
@@ -79,23 +64,15 @@ pub async fn site(opts: Options) -> Site {
             client_secret: Some("real-secret".into()),
             client_secret_env: None,
         }),
-        ..Config::default()
+        ..c.config
     };
     let settings = Settings {
-        latency_budget: Duration::from_millis(100),
-        backoff_base: Duration::from_millis(20),
-        backoff_cap: Duration::from_millis(200),
-        ..Settings::default()
+        pause_recheck: Settings::default().pause_recheck,
+        ..quick_settings(100)
     };
-    let app = App::start(config, store.clone(), settings).await.unwrap();
+    let app = c.start(settings).await;
     let sf = test_support::emulator::org_client(&emu.base_url).await;
-    Site {
-        emu,
-        app,
-        store,
-        dir,
-        sf,
-    }
+    Site { emu, app, c, sf }
 }
 
 /// A Thena webhook body for `id`, from `email` at the workspace `team`.

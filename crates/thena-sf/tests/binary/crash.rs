@@ -4,7 +4,7 @@
 //! duplicated, and nothing is stuck. On SQLite, and on PostgreSQL (where each
 //! restart is a new replica that must wait out the dead one's lease).
 
-mod pg;
+use test_support::pg;
 
 use std::collections::HashMap;
 use std::process::{Child, Stdio};
@@ -158,13 +158,7 @@ async fn crash(database_url: Option<&str>) {
     assert_eq!(acked.lock().len(), REQUESTS);
 
     // Let the last process settle, then check Salesforce.
-    let key = test_support::connector::key();
-    let secrets = thena_sf::crypto::SecretBox::from_key(&key);
-    let store = match database_url {
-        Some(u) => thena_sf::store::Store::open_postgres(u, secrets).await,
-        None => thena_sf::store::Store::open(&data, secrets).await,
-    }
-    .unwrap();
+    let store = test_support::app::open_store(&data, database_url).await;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let (queued, _, _) = store.queue_shape("acme").await.unwrap();

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use sf_emulator::EmulatorConfig;
 use test_support::emulator::{self, connect_args};
-use test_support::process::{first_line, spawn_listening, text, url_in};
+use test_support::process::{first_line, says, spawn_listening, text, url_in};
 use test_support::Fetch;
 use test_support::TempDir;
 
@@ -84,8 +84,7 @@ async fn connect_provision_doctor_fix() {
         thena_async(&data, args)
     };
     let out = doctor(false).await;
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains(", 0 failed"), "{}", text(&out));
+    says(&out, true, ", 0 failed");
 
     // Remove the layout's related list: the doctor fails with the FAQ's symptom, --fix repairs it.
     emu.emulator.org.write().layouts.values_mut().for_each(|l| {
@@ -103,12 +102,7 @@ async fn connect_provision_doctor_fix() {
         text(&out)
     );
     let out = doctor(true).await;
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("added the Requests related list"),
-        "{}",
-        text(&out)
-    );
+    says(&out, true, "added the Requests related list");
 
     // Nothing secret in what the commands printed (besides the one-time token of connect).
     let secret_key = std::fs::read(data.join("secret.key")).unwrap();
@@ -184,20 +178,10 @@ async fn connect_by_refresh_token_and_from_the_config_file() {
     })
     .await
     .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("connected initech from the config file"),
-        "{}",
-        text(&out)
-    );
+    says(&out, true, "connected initech from the config file");
 
     let out = thena_async(&data, &["doctor", "nope"]).await;
-    assert!(!out.status.success());
-    assert!(
-        text(&out).contains("no connection named 'nope'"),
-        "{}",
-        text(&out)
-    );
+    says(&out, false, "no connection named 'nope'");
     emu.shutdown().await.unwrap();
 }
 
@@ -248,12 +232,7 @@ fn bad_input_is_refused_with_a_reason() {
             "y",
         ],
     );
-    assert!(!out.status.success());
-    assert!(
-        text(&out).contains("must be 1 to 64 letters"),
-        "{}",
-        text(&out)
-    );
+    says(&out, false, "must be 1 to 64 letters");
     let out = thena(
         &d,
         [
@@ -395,12 +374,7 @@ async fn serve_syncs_and_stops_cleanly_on_sigterm() {
         "the old one, in its grace"
     );
     let out = thena_async(&data, &["roll-token", "acme", "--grace-hours", "5"]).await;
-    assert!(!out.status.success());
-    assert!(
-        text(&out).contains("not a grace period offered"),
-        "{}",
-        text(&out)
-    );
+    says(&out, false, "not a grace period offered");
     let pid = child.id().to_string();
     assert!(std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -413,19 +387,9 @@ async fn serve_syncs_and_stops_cleanly_on_sigterm() {
     assert!(status.success(), "clean exit: {status}");
     // Disconnect from the command line: gone here, its token revoked there.
     let out = thena_async(&data, &["disconnect", "acme"]).await;
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("its refresh token was revoked"),
-        "{}",
-        text(&out)
-    );
+    says(&out, true, "its refresh token was revoked");
     let out = thena_async(&data, &["status", "acme"]).await;
-    assert!(!out.status.success());
-    assert!(
-        text(&out).contains("no connection named 'acme'"),
-        "{}",
-        text(&out)
-    );
+    says(&out, false, "no connection named 'acme'");
     emu.shutdown().await.unwrap();
 }
 

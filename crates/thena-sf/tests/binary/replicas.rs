@@ -4,7 +4,8 @@
 //! again. Every request ends in Salesforce exactly once with its latest
 //! state, no Contact is duplicated, and the work was spread over the replicas.
 
-mod pg;
+use test_support::app::{connect_orgs, org_token};
+use test_support::pg;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -16,29 +17,16 @@ use std::time::{Duration, Instant};
 use rand::seq::SliceRandom;
 use serde_json::{json, Value};
 use sf_emulator::{EmulatorConfig, Seed};
-use test_support::connector::key;
-use test_support::process::spawn_listening;
+use test_support::process::{spawn_listening, Listening};
 use test_support::{cli, TempDir};
 use thena_sf::config::Config;
 use thena_sf::connect::{self, ConnectRequest};
-use thena_sf::crypto::SecretBox;
-use thena_sf::store::Store;
 
 const CONNECTIONS: usize = 50;
 const REQUESTS: usize = 100;
 const VERSIONS: usize = 4;
 
-struct Replica {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+type Replica = Listening;
 
 /// A replica's data folder with its config: the shared database `db`.
 fn replica_dir(dir: &Path, db: &str) -> PathBuf {
@@ -117,31 +105,13 @@ async fn three_replicas_fifty_orgs_one_killed_nothing_lost_or_doubled() {
     let root = TempDir::new("thena-sf-replicas");
 
     // 50 connections (each an org), made once into the shared store.
-    let store = Store::open_postgres(&db.url, SecretBox::from_key(&key()))
-        .await
-        .unwrap();
+    let store = test_support::app::open_store(Path::new(""), Some(&db.url)).await;
     let cfg = Config {
         data_dir: root.join("setup"),
         ..Config::default()
     };
-    for c in 0..CONNECTIONS {
-        let req = ConnectRequest::emulator_admin(
-            &format!("org{c}"),
-            &emu.base_url,
-            Some(format!("tok-{c}-0123456789abcdef0123456789")),
-        );
-        connect::connect(&store, &cfg, req).await.unwrap();
-    }
-    // Created after the last connection was made (requests before it are out of scope).
-    let created = store
-        .connections()
-        .await
-        .unwrap()
-        .iter()
-        .map(|c| c.connected_at.timestamp_millis())
-        .max()
-        .unwrap()
-        + 1_000;
+    // Requests created before the last connection are out of scope.
+    let created = connect_orgs(&store, &cfg, &emu.base_url, CONNECTIONS).await;
 
     let configs: Vec<PathBuf> = (0..3)
         .map(|i| replica_dir(&root.join(format!("r{i}")), &db.url))
@@ -197,7 +167,7 @@ async fn three_replicas_fifty_orgs_one_killed_nothing_lost_or_doubled() {
                     };
                     let ok = http
                         .post(format!("{url}/webhooks/thena/org{c}"))
-                        .bearer_auth(format!("tok-{c}-0123456789abcdef0123456789"))
+                        .bearer_auth(org_token(*c))
                         .json(body)
                         .send()
                         .await
@@ -381,9 +351,7 @@ async fn connections_and_tokens_changed_on_one_replica_reach_the_others() {
     let root = TempDir::new("thena-sf-replicas2");
     let mut apps = Vec::new();
     for i in 0..2 {
-        let store = Store::open_postgres(&db.url, SecretBox::from_key(&key()))
-            .await
-            .unwrap();
+        let store = test_support::app::open_store(Path::new(""), Some(&db.url)).await;
         let config = Config {
             listen: "127.0.0.1:0".into(),
             data_dir: root.join(format!("r{i}")),

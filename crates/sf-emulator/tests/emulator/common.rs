@@ -1,9 +1,8 @@
 //! Helpers for black-box tests: an emulator on port 0 and a small client.
-#![allow(dead_code)]
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use sf_emulator::{EmulatorConfig, Running};
 
 pub const V: &str = "67.0";
@@ -184,6 +183,11 @@ impl Org {
     }
 }
 
+/// The first error code of a refusal's body (`[{"errorCode": …}]`), or "".
+pub fn code(body: &Value) -> &str {
+    body[0]["errorCode"].as_str().unwrap_or("")
+}
+
 pub fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -194,8 +198,4 @@ pub fn text_field(len: u32) -> String {
 
 pub fn ext_field(unique: bool) -> String {
     format!("<externalId>true</externalId><label>Key</label><length>80</length><type>Text</type><unique>{unique}</unique>")
-}
-
-pub fn json_records(items: Vec<Value>) -> Value {
-    json!({"allOrNone": false, "records": items})
 }

@@ -1,6 +1,5 @@
 //! Fresh PostgreSQL databases for tests, on the server named by
 //! `THENA_SF_TEST_PG` (default: the machine's, `postgres://postgres@127.0.0.1:5432/test`).
-#![allow(dead_code)]
 
 use sqlx::{Connection, Executor, PgConnection};
 

@@ -3,41 +3,21 @@
 //! `THENA_SF_TEST_PG`, default `postgres://postgres@127.0.0.1:5432/test`;
 //! `.ci/run` makes sure it runs).
 
-mod pg;
-
 use std::time::Duration;
 
 use salesforce::{Secret, TokenSet};
 use serde_json::{json, Value};
-use thena_sf::crypto::SecretBox;
+use test_support::app::LocalConnector;
 use thena_sf::domain::snapshot::Snapshot;
 use thena_sf::store::ingest::{IngestItem, Ingested};
 use thena_sf::store::queue::{Claimed, Synced};
 use thena_sf::store::{ConnStatus, Connection, FlowTaken, OAuthFlow, Store, StoreError};
 
-const KEY: [u8; 32] = [3u8; 32];
-
 /// A fresh store of each backend; the second opens the same database again
 /// (another replica).
-async fn stores(backend: &str) -> (Store, Store, Box<dyn std::any::Any>) {
-    match backend {
-        "sqlite" => {
-            let dir = test_support::TempDir::new("thena-sf-suite");
-            let a = Store::open(&dir, SecretBox::from_key(&KEY)).await.unwrap();
-            let b = Store::open(&dir, SecretBox::from_key(&KEY)).await.unwrap();
-            (a, b, Box::new(dir))
-        }
-        _ => {
-            let db = pg::TempDb::create().await;
-            let a = Store::open_postgres(&db.url, SecretBox::from_key(&KEY))
-                .await
-                .unwrap();
-            let b = Store::open_postgres(&db.url, SecretBox::from_key(&KEY))
-                .await
-                .unwrap();
-            (a, b, Box::new(db))
-        }
-    }
+async fn stores(backend: &str) -> (Store, Store, LocalConnector) {
+    let c = LocalConnector::open(backend != "sqlite").await;
+    (c.store.clone(), c.another_replica().await, c)
 }
 
 fn connection(name: &str) -> Connection {
@@ -538,10 +518,7 @@ async fn read_then_write_while_others_write(a: &Store, b: &Store) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_copies_into_postgres() {
     let (from, _, _dir) = stores("sqlite").await;
-    let db = pg::TempDb::create().await;
-    let to = Store::open_postgres(&db.url, SecretBox::from_key(&KEY))
-        .await
-        .unwrap();
+    let (to, _, _db) = stores("postgres").await;
     from.put_connection(&connection("acme")).await.unwrap();
     from.add_category_field("acme", "Product", "Product__c")
         .await
@@ -716,61 +693,40 @@ async fn comments_and_side_changes(s: &Store) {
     );
 }
 
+/// Each check as a test per backend: `one` checks take a store, `two` take
+/// two replicas' stores on one database.
 macro_rules! suite {
-    ($backend:ident) => {
+    ($backend:ident; one: $($one:ident),*; two: $($two:ident),* $(;)?) => {
         mod $backend {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn connections_and_secrets() {
-                let (s, _, _guard) = stores(stringify!($backend)).await;
-                super::connections_and_secrets(&s).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn queue_rules() {
-                let (s, _, _guard) = stores(stringify!($backend)).await;
-                super::queue_rules(&s).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sessions_and_flows() {
-                let (s, _, _guard) = stores(stringify!($backend)).await;
-                super::sessions_and_flows(&s).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn leases_fence_stale_replicas() {
-                let (a, b, _guard) = stores(stringify!($backend)).await;
-                super::leases_fence_stale_replicas(&a, &b).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn comments_and_side_changes() {
-                let (s, _, _guard) = stores(stringify!($backend)).await;
-                super::comments_and_side_changes(&s).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn a_group_decides_as_events_one_by_one() {
-                let (s, _, _guard) = stores(stringify!($backend)).await;
-                super::a_group_decides_as_events_one_by_one(&s).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn read_then_write_while_others_write() {
-                let (a, b, _guard) = stores(stringify!($backend)).await;
-                super::read_then_write_while_others_write(&a, &b).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn concurrent_ingest_keeps_the_newest() {
-                let (a, b, _guard) = stores(stringify!($backend)).await;
-                super::concurrent_ingest_keeps_the_newest(&a, &b).await;
-            }
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $one() {
+                    let (s, _, _guard) = super::stores(stringify!($backend)).await;
+                    super::$one(&s).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $two() {
+                    let (a, b, _guard) = super::stores(stringify!($backend)).await;
+                    super::$two(&a, &b).await;
+                }
+            )*
         }
     };
 }
 
-suite!(sqlite);
-suite!(postgres);
+/// The suite on both backends.
+macro_rules! suites {
+    (one: $($one:ident),*; two: $($two:ident),* $(;)?) => {
+        suite!(sqlite; one: $($one),*; two: $($two),*);
+        suite!(postgres; one: $($one),*; two: $($two),*);
+    };
+}
+
+suites!(
+    one: connections_and_secrets, queue_rules, sessions_and_flows, comments_and_side_changes,
+        a_group_decides_as_events_one_by_one;
+    two: leases_fence_stale_replicas, read_then_write_while_others_write,
+        concurrent_ingest_keeps_the_newest;
+);

@@ -58,14 +58,9 @@ async fn served(tag: &str, extra: &str) -> Served {
 
 /// Peak resident memory of a process, in MiB (VmHWM).
 fn peak_mib(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: u64 = s
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kb / 1024
+    let mib = test_support::process::proc_mib(pid, "VmHWM:");
+    assert!(mib > 0.0, "the peak memory of {pid} is readable");
+    mib as u64
 }
 
 fn fresh_client() -> reqwest::Client {
@@ -316,10 +311,7 @@ async fn a_category_flood_creates_only_capped_fields_for_sent_records() {
 }
 
 async fn open_store(data: &Path) -> thena_sf::store::Store {
-    let key = test_support::connector::key();
-    thena_sf::store::Store::open(data, thena_sf::crypto::SecretBox::from_key(&key))
-        .await
-        .unwrap()
+    test_support::app::open_store(data, None).await
 }
 
 async fn login(url: &str, origin: Option<&str>) -> (u16, Option<String>) {

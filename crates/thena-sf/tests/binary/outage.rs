@@ -5,7 +5,7 @@
 //! started again; when the database is back, every acknowledged event
 //! reaches Salesforce exactly once with its newest state.
 
-mod pg;
+use test_support::pg;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

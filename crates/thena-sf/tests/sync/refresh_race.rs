@@ -4,16 +4,12 @@
 //! refresh token revokes the whole family). Both carry on; Salesforce saw one
 //! refresh; the stored refresh token still works. Run on SQLite and PostgreSQL.
 
-mod pg;
-
 use salesforce::{OAuthApp, Pkce, Secret};
 use serde_json::json;
+use test_support::app::LocalConnector;
 use thena_sf::config::Config;
 use thena_sf::connect::{self, ConnectRequest, Credentials};
-use thena_sf::crypto::SecretBox;
 use thena_sf::store::Store;
-
-const KEY: [u8; 32] = [13u8; 32];
 
 async fn race(a: Store, b: Store) {
     let seed = serde_json::from_value(json!({
@@ -116,22 +112,18 @@ async fn race(a: Store, b: Store) {
     emu.shutdown().await.unwrap();
 }
 
+/// Two replicas' stores on one fresh SQLite file or PostgreSQL database.
+async fn race_on(postgres: bool) {
+    let c = LocalConnector::open(postgres).await;
+    race(c.store.clone(), c.another_replica().await).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_refresh_at_a_time_across_replicas_sqlite() {
-    let dir = test_support::TempDir::new("thena-sf-race");
-    let a = Store::open(&dir, SecretBox::from_key(&KEY)).await.unwrap();
-    let b = Store::open(&dir, SecretBox::from_key(&KEY)).await.unwrap();
-    race(a, b).await;
+    race_on(false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_refresh_at_a_time_across_replicas_postgres() {
-    let db = pg::TempDb::create().await;
-    let a = Store::open_postgres(&db.url, SecretBox::from_key(&KEY))
-        .await
-        .unwrap();
-    let b = Store::open_postgres(&db.url, SecretBox::from_key(&KEY))
-        .await
-        .unwrap();
-    race(a, b).await;
+    race_on(true).await;
 }

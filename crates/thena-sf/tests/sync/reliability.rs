@@ -2,16 +2,12 @@
 //! runs out mid-stream, a corpus of hostile payloads, and no secret in logs,
 //! metrics or error bodies after a full run.
 
-mod pg;
-
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use sf_emulator::{EmulatorConfig, FaultSpec, Seed};
+use test_support::app::{quick_settings, LocalConnector};
 use thena_sf::app::App;
-use thena_sf::config::Config;
-use thena_sf::connect::{self, ConnectRequest};
-use thena_sf::crypto::SecretBox;
 use thena_sf::store::{ConnStatus, Store};
 use thena_sf::sync::Settings;
 
@@ -27,18 +23,11 @@ fn seed() -> Seed {
 
 struct Env {
     app: App,
-    store: Store,
-    config: Config,
-    dir: std::path::PathBuf,
+    c: LocalConnector,
     orgs: Vec<sf_emulator::Running>,
-    _db: Option<pg::TempDb>,
 }
 
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+test_support::reads_as_connector!(Env);
 
 async fn env(orgs: Vec<EmulatorConfig>, api_timeout_secs: u64) -> Env {
     env_on(orgs, api_timeout_secs, false).await
@@ -46,55 +35,27 @@ async fn env(orgs: Vec<EmulatorConfig>, api_timeout_secs: u64) -> Env {
 
 /// The connector in-process over a fresh store: SQLite, or PostgreSQL when `postgres`.
 async fn env_on(orgs: Vec<EmulatorConfig>, api_timeout_secs: u64, postgres: bool) -> Env {
-    let dir = std::env::temp_dir().join(format!(
-        "thena-sf-rel-{}-{}",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
-    let db = if postgres {
-        Some(pg::TempDb::create().await)
-    } else {
-        None
-    };
-    let store = match &db {
-        Some(d) => Store::open_postgres(&d.url, SecretBox::from_key(&[5u8; 32])).await,
-        None => Store::open(&dir, SecretBox::from_key(&[5u8; 32])).await,
-    }
-    .unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".into(),
-        data_dir: dir.clone(),
-        api_timeout_secs,
-        ..Config::default()
-    };
+    let mut c = LocalConnector::open(postgres).await;
+    c.config.api_timeout_secs = api_timeout_secs;
     let mut running = Vec::new();
-    for (i, mut c) in orgs.into_iter().enumerate() {
-        c.seed = seed();
-        let emu = sf_emulator::start("127.0.0.1:0", c).await.unwrap();
-        let req =
-            ConnectRequest::emulator_admin(&format!("org{i}"), &emu.base_url, Some(TOKEN.into()));
-        connect::connect(&store, &config, req).await.unwrap();
+    for (i, mut config) in orgs.into_iter().enumerate() {
+        config.seed = seed();
+        let emu = test_support::emulator::start(config).await;
+        c.connect_emulator(&format!("org{i}"), &emu.base_url, Some(TOKEN))
+            .await;
         running.push(emu);
     }
+    // Short, so that the streams below take many calls (the daily limit
+    // test runs an org out of them mid-stream).
     let settings = Settings {
-        // Short, so that the streams below take many calls (the daily limit
-        // test runs an org out of them mid-stream).
-        latency_budget: Duration::from_millis(60),
-        backoff_base: Duration::from_millis(20),
         backoff_cap: Duration::from_millis(500),
-        pause_recheck: Duration::from_millis(100),
-        ..Settings::default()
+        ..quick_settings(60)
     };
-    let app = App::start(config.clone(), store.clone(), settings)
-        .await
-        .unwrap();
+    let app = c.start(settings).await;
     Env {
         app,
-        store,
-        config,
-        dir,
+        c,
         orgs: running,
-        _db: db,
     }
 }
 
@@ -201,7 +162,7 @@ async fn soak(postgres: bool) {
     // Verify with the faults off (the check's own calls must not fail).
     e.orgs[0].emulator.faults.lock().set(FaultSpec::default());
     let conn = e.store.connection("org0").await.unwrap();
-    let client = connect::client_for(&e.store, &conn, &e.config);
+    let client = e.client(&conn.name).await;
     assert_eq!(
         client
             .count("SELECT COUNT() FROM Request__c")
@@ -380,7 +341,7 @@ async fn hostile_payloads_get_the_right_status_and_change_nothing() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let conn = e.store.connection("org0").await.unwrap();
-    let client = connect::client_for(&e.store, &conn, &e.config);
+    let client = e.client(&conn.name).await;
     // H-1's "email" has spaces: no address a real org accepts, so it is no
     // email (and its workspace name matches nothing): skipped, no Contact.
     assert_eq!(
