@@ -15,6 +15,7 @@ use reqwest::Method;
 use serde_json::{json, Map, Value};
 
 use crate::error::{ApiError, Error, Result};
+use crate::json;
 use crate::oauth::{now_ms, OAuthApp, TokenSet};
 use crate::transport::{redact, Transport};
 use crate::types::{ApiUsage, Describe, RecordResult};
@@ -411,7 +412,7 @@ impl Client {
                     _ => None,
                 }));
             }
-            match page.get("nextRecordsUrl").and_then(Value::as_str) {
+            match json::text(&page, "nextRecordsUrl") {
                 Some(next) if page.get("done") != Some(&Value::Bool(true)) => {
                     page = self.get(next).await?
                 }
@@ -471,8 +472,7 @@ impl Client {
                 headers,
             )
             .await?;
-        v.get("id")
-            .and_then(Value::as_str)
+        json::text(&v, "id")
             .map(str::to_string)
             .ok_or_else(|| Error::Protocol("create answer without id".into()))
     }
@@ -697,54 +697,28 @@ pub(crate) fn api_error(status: u16, v: &Value) -> ApiError {
     let first = v.as_array().and_then(|a| a.first()).unwrap_or(v);
     ApiError {
         status,
-        code: first
-            .get("errorCode")
-            .and_then(Value::as_str)
-            .unwrap_or(if status >= 500 {
+        code: json::text_or(
+            first,
+            "errorCode",
+            if status >= 500 {
                 "SERVER_ERROR"
             } else {
                 "HTTP_ERROR"
-            })
-            .to_string(),
-        message: first
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string(),
-        fields: first
-            .get("fields")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|f| f.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default(),
+            },
+        ),
+        message: json::text_or(first, "message", ""),
+        fields: json::strings(first, "fields"),
         duplicates: duplicate_result(first).map(|d| {
             Box::new(crate::error::Duplicates {
-                rule: d
-                    .get("duplicateRule")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-                records: d
-                    .get("matchResults")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
+                rule: json::text(d, "duplicateRule").map(str::to_string),
+                records: json::list(d, "matchResults")
+                    .iter()
                     .flat_map(|m| {
-                        let entity = m
-                            .get("entityType")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string();
-                        m.get("matchRecords")
-                            .and_then(Value::as_array)
-                            .into_iter()
-                            .flatten()
-                            .filter_map(move |r| {
-                                let id = r.get("record")?.get("Id")?.as_str()?;
-                                Some((entity.clone(), id.to_string()))
-                            })
+                        let entity = json::text_or(m, "entityType", "");
+                        json::list(m, "matchRecords").iter().filter_map(move |r| {
+                            let id = r.get("record")?.get("Id")?.as_str()?;
+                            Some((entity.clone(), id.to_string()))
+                        })
                     })
                     .collect(),
             })

@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 
 use crate::client::{api_error, query_path, Client};
 use crate::error::{Error, Result};
+use crate::json;
 
 /// Subrequests per composite call.
 pub const MAX_SUBREQUESTS: usize = 25;
@@ -109,7 +110,7 @@ impl Client {
             .map(|s| {
                 let a = answers
                     .iter()
-                    .find(|a| a.get("referenceId").and_then(Value::as_str) == Some(&s.reference_id))
+                    .find(|a| json::text(a, "referenceId") == Some(&s.reference_id))
                     .ok_or_else(|| {
                         Error::Protocol(format!("composite answer without {}", s.reference_id))
                     })?;

@@ -9,6 +9,7 @@
 pub mod client;
 pub mod composite;
 pub mod error;
+mod json;
 pub mod metadata;
 pub mod oauth;
 pub mod secret;

@@ -60,6 +60,21 @@ pub enum FieldKind {
     },
 }
 
+impl FieldKind {
+    /// The Metadata API's type name for this kind (`<type>`, as
+    /// readMetadata reports it).
+    pub fn metadata_type(&self) -> &'static str {
+        match self {
+            FieldKind::Text { .. } => "Text",
+            FieldKind::LongText { .. } => "LongTextArea",
+            FieldKind::Html { .. } => "Html",
+            FieldKind::Url => "Url",
+            FieldKind::Picklist { .. } => "Picklist",
+            FieldKind::Lookup { .. } => "Lookup",
+        }
+    }
+}
+
 /// How a custom object's records are named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NameField<'a> {
@@ -144,14 +159,7 @@ pub fn custom_field(
         b += &tag("relationshipName", relationship_name);
     }
     b += &tag("required", false);
-    let ty = match kind {
-        FieldKind::Text { .. } => "Text",
-        FieldKind::LongText { .. } => "LongTextArea",
-        FieldKind::Html { .. } => "Html",
-        FieldKind::Url => "Url",
-        FieldKind::Picklist { .. } => "Picklist",
-        FieldKind::Lookup { .. } => "Lookup",
-    };
+    let ty = kind.metadata_type();
     b += &tag("type", ty);
     if unique {
         b += &tag("unique", true);

@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use crate::error::{classify_code, Action, Error, Result};
+use crate::json;
 
 /// `Sforce-Limit-Info: api-usage=USED/MAX`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +44,15 @@ pub struct RecordError {
 }
 
 impl RecordError {
+    /// One item of a record's `errors` (`statusCode`, `message`, `fields`).
+    pub(crate) fn parse(e: &Value) -> RecordError {
+        RecordError {
+            status_code: json::text_or(e, "statusCode", "UNKNOWN"),
+            message: json::text_or(e, "message", ""),
+            fields: json::strings(e, "fields"),
+        }
+    }
+
     /// `CODE: message; CODE: message`, as the errors read in one line.
     pub fn summary(errors: &[RecordError]) -> String {
         errors
@@ -80,38 +90,13 @@ impl RecordResult {
         Ok(items
             .iter()
             .map(|r| RecordResult {
-                id: r.get("id").and_then(Value::as_str).map(str::to_string),
-                success: r.get("success").and_then(Value::as_bool).unwrap_or(false),
+                id: json::text(r, "id").map(str::to_string),
+                success: json::flag(r, "success"),
                 created: r.get("created").and_then(Value::as_bool),
-                errors: r
-                    .get("errors")
-                    .and_then(Value::as_array)
-                    .map(|es| {
-                        es.iter()
-                            .map(|e| RecordError {
-                                status_code: e
-                                    .get("statusCode")
-                                    .and_then(Value::as_str)
-                                    .unwrap_or("UNKNOWN")
-                                    .to_string(),
-                                message: e
-                                    .get("message")
-                                    .and_then(Value::as_str)
-                                    .unwrap_or("")
-                                    .to_string(),
-                                fields: e
-                                    .get("fields")
-                                    .and_then(Value::as_array)
-                                    .map(|f| {
-                                        f.iter()
-                                            .filter_map(|x| x.as_str().map(str::to_string))
-                                            .collect()
-                                    })
-                                    .unwrap_or_default(),
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                errors: json::list(r, "errors")
+                    .iter()
+                    .map(RecordError::parse)
+                    .collect(),
             })
             .collect())
     }
@@ -156,70 +141,33 @@ pub struct Describe {
 
 impl Describe {
     pub fn from_json(v: &Value) -> Result<Describe> {
-        let name = v
-            .get("name")
-            .and_then(Value::as_str)
+        let name = json::text(v, "name")
             .ok_or_else(|| Error::Protocol("describe without name".into()))?
             .to_string();
-        let b = |f: &Value, k: &str| f.get(k).and_then(Value::as_bool).unwrap_or(false);
-        let fields = v
-            .get("fields")
-            .and_then(Value::as_array)
-            .map(|fs| {
-                fs.iter()
-                    .map(|f| FieldInfo {
-                        name: f
-                            .get("name")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string(),
-                        field_type: f
-                            .get("type")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string(),
-                        length: f.get("length").and_then(Value::as_u64).unwrap_or(0) as u32,
-                        external_id: b(f, "externalId"),
-                        unique: b(f, "unique"),
-                        createable: b(f, "createable"),
-                        updateable: b(f, "updateable"),
-                        html_formatted: b(f, "htmlFormatted"),
-                        reference_to: f
-                            .get("referenceTo")
-                            .and_then(Value::as_array)
-                            .map(|a| {
-                                a.iter()
-                                    .filter_map(|x| x.as_str().map(str::to_string))
-                                    .collect()
-                            })
-                            .unwrap_or_default(),
-                    })
-                    .collect()
+        let fields = json::list(v, "fields")
+            .iter()
+            .map(|f| FieldInfo {
+                name: json::text_or(f, "name", ""),
+                field_type: json::text_or(f, "type", ""),
+                length: f.get("length").and_then(Value::as_u64).unwrap_or(0) as u32,
+                external_id: json::flag(f, "externalId"),
+                unique: json::flag(f, "unique"),
+                createable: json::flag(f, "createable"),
+                updateable: json::flag(f, "updateable"),
+                html_formatted: json::flag(f, "htmlFormatted"),
+                reference_to: json::strings(f, "referenceTo"),
             })
-            .unwrap_or_default();
-        let child_relationships = v
-            .get("childRelationships")
-            .and_then(Value::as_array)
-            .map(|cs| {
-                cs.iter()
-                    .map(|c| {
-                        (
-                            c.get("childSObject")
-                                .and_then(Value::as_str)
-                                .unwrap_or("")
-                                .to_string(),
-                            c.get("field")
-                                .and_then(Value::as_str)
-                                .unwrap_or("")
-                                .to_string(),
-                            c.get("relationshipName")
-                                .and_then(Value::as_str)
-                                .map(str::to_string),
-                        )
-                    })
-                    .collect()
+            .collect();
+        let child_relationships = json::list(v, "childRelationships")
+            .iter()
+            .map(|c| {
+                (
+                    json::text_or(c, "childSObject", ""),
+                    json::text_or(c, "field", ""),
+                    json::text(c, "relationshipName").map(str::to_string),
+                )
             })
-            .unwrap_or_default();
+            .collect();
         Ok(Describe {
             name,
             fields,

@@ -400,6 +400,25 @@ impl AuthStore {
 mod tests {
     use super::*;
 
+    const CB: &str = "http://127.0.0.1/cb";
+
+    /// A code issued to `client` for the admin, with `challenge` (PKCE).
+    fn new_code(s: &mut AuthStore, client: &str, challenge: Option<String>) -> String {
+        s.issue_code(
+            client,
+            CB,
+            challenge,
+            "005Em0000000001AAA",
+            "api refresh_token",
+        )
+    }
+
+    /// A code issued to `client` (no PKCE) and exchanged: what it issued.
+    fn issued(s: &mut AuthStore, client: &str) -> Issued {
+        let c = new_code(s, client, None);
+        s.exchange_code(&c, client, None, CB, None).unwrap()
+    }
+
     fn store() -> AuthStore {
         AuthStore {
             credentials: vec![Credential {
@@ -433,43 +452,19 @@ mod tests {
     fn codes_are_single_use_and_check_pkce_and_redirect() {
         let mut s = store();
         let ch = pkce_challenge("verifier-verifier-verifier-verifier-verifier");
-        let code = s.issue_code(
-            "local-client",
-            "http://127.0.0.1/cb",
-            Some(ch.clone()),
-            "005Em0000000001AAA",
-            "api refresh_token",
-        );
+        let code = new_code(&mut s, "local-client", Some(ch.clone()));
         assert_eq!(
-            s.exchange_code(
-                &code,
-                "local-client",
-                None,
-                "http://127.0.0.1/cb",
-                Some("wrong")
-            )
-            .unwrap_err(),
+            s.exchange_code(&code, "local-client", None, CB, Some("wrong"))
+                .unwrap_err(),
             BAD_VERIFIER
         );
-        let code = s.issue_code(
-            "local-client",
-            "http://127.0.0.1/cb",
-            Some(ch.clone()),
-            "005Em0000000001AAA",
-            "api refresh_token",
-        );
+        let code = new_code(&mut s, "local-client", Some(ch.clone()));
         assert_eq!(
-            s.exchange_code(&code, "local-client", None, "http://127.0.0.1/cb", None)
+            s.exchange_code(&code, "local-client", None, CB, None)
                 .unwrap_err(),
             MISSING_VERIFIER
         );
-        let code = s.issue_code(
-            "local-client",
-            "http://127.0.0.1/cb",
-            Some(ch),
-            "005Em0000000001AAA",
-            "api refresh_token",
-        );
+        let code = new_code(&mut s, "local-client", Some(ch));
         assert_eq!(
             s.exchange_code(
                 &code,
@@ -481,25 +476,13 @@ mod tests {
             .unwrap_err(),
             REDIRECT_MISMATCH
         );
-        let code = s.issue_code(
-            "local-client",
-            "http://127.0.0.1/cb",
-            None,
-            "005Em0000000001AAA",
-            "api refresh_token",
-        );
+        let code = new_code(&mut s, "local-client", None);
         let issued = s
-            .exchange_code(
-                &code,
-                "local-client",
-                Some("local-secret"),
-                "http://127.0.0.1/cb",
-                None,
-            )
+            .exchange_code(&code, "local-client", Some("local-secret"), CB, None)
             .unwrap();
         assert!(issued.refresh_token.is_some());
         assert_eq!(
-            s.exchange_code(&code, "local-client", None, "http://127.0.0.1/cb", None)
+            s.exchange_code(&code, "local-client", None, CB, None)
                 .unwrap_err(),
             BAD_CODE
         );
@@ -508,18 +491,7 @@ mod tests {
     #[test]
     fn refresh_rotates_only_when_the_app_says_so() {
         let mut s = store();
-        let code = s.issue_code(
-            "local-client",
-            "http://127.0.0.1/cb",
-            None,
-            "u",
-            "refresh_token",
-        );
-        let rt = s
-            .exchange_code(&code, "local-client", None, "http://127.0.0.1/cb", None)
-            .unwrap()
-            .refresh_token
-            .unwrap();
+        let rt = issued(&mut s, "local-client").refresh_token.unwrap();
         let again = s
             .refresh(&rt, "local-client", Some("local-secret"))
             .unwrap();
@@ -529,12 +501,7 @@ mod tests {
             "non-rotating refresh tokens stay valid"
         );
 
-        let code = s.issue_code("rot", "http://127.0.0.1/cb", None, "u", "refresh_token");
-        let rt = s
-            .exchange_code(&code, "rot", None, "http://127.0.0.1/cb", None)
-            .unwrap()
-            .refresh_token
-            .unwrap();
+        let rt = issued(&mut s, "rot").refresh_token.unwrap();
         let rotated = s.refresh(&rt, "rot", None).unwrap().refresh_token.unwrap();
         assert_ne!(rt, rotated);
         let session = s.refresh(&rotated, "rot", None).unwrap();
@@ -551,16 +518,7 @@ mod tests {
     #[test]
     fn revoking_a_refresh_token_ends_its_sessions() {
         let mut s = store();
-        let code = s.issue_code(
-            "local-client",
-            "http://127.0.0.1/cb",
-            None,
-            "u",
-            "refresh_token",
-        );
-        let issued = s
-            .exchange_code(&code, "local-client", None, "http://127.0.0.1/cb", None)
-            .unwrap();
+        let issued = issued(&mut s, "local-client");
         assert!(s.session(&issued.access_token).is_some());
         assert!(s.revoke(issued.refresh_token.as_deref().unwrap()));
         assert!(s.session(&issued.access_token).is_none());

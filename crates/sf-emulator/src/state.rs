@@ -313,31 +313,25 @@ impl Emulator {
             .map(str::to_string)
     }
 
+    /// The users who can log in, in the seed's order.
+    fn user_ids(&self) -> Vec<String> {
+        let auth = self.auth.lock();
+        auth.credentials.iter().map(|c| c.user_id.clone()).collect()
+    }
+
     /// Empties the org back to a new one with the seed applied; tokens stay valid.
     pub fn reset(&self) -> Result<(), String> {
         let (org, bootstrap) = Org::reset();
         *self.org.write() = org;
         *self.bootstrap.write() = bootstrap;
         self.access_cache.lock().clear();
-        let old_ids: Vec<String> = self
-            .auth
-            .lock()
-            .credentials
-            .iter()
-            .map(|c| c.user_id.clone())
-            .collect();
+        let old_ids = self.user_ids();
         self.auth.lock().credentials.clear();
         let seed: crate::config::Seed =
             serde_json::from_slice(&self.seed_json).map_err(|e| e.to_string())?;
         self.apply_seed(&seed)?;
         // Sessions of the old admin keep working: map them onto the new users by position.
-        let new_ids: Vec<String> = self
-            .auth
-            .lock()
-            .credentials
-            .iter()
-            .map(|c| c.user_id.clone())
-            .collect();
+        let new_ids = self.user_ids();
         let mut auth = self.auth.lock();
         auth.remap_users(&old_ids, &new_ids);
         Ok(())

@@ -3,6 +3,7 @@
 
 use crate::org::{CustomObjectMeta, Layout, Org};
 use crate::schema::{self, DeleteConstraint, FieldDef, FieldType, ObjectDef};
+use crate::table::Row;
 use crate::value::Val;
 
 use super::xml::{escape, El};
@@ -950,62 +951,51 @@ fn field_xml(object: &str, f: &FieldDef, with_object: bool) -> String {
     s
 }
 
+/// The rows of `table` (FieldPermissions, ObjectPermissions) that belong to
+/// the permission set `ps`.
+fn rows_of<'a>(org: &'a Org, table: &'a str, ps: &'a str) -> impl Iterator<Item = &'a Row> + 'a {
+    org.table(table)
+        .into_iter()
+        .flat_map(|t| t.iter())
+        .filter(move |r| {
+            org.get_field(table, r, "ParentId")
+                .and_then(Val::as_str)
+                .is_some_and(|p| p.eq_ignore_ascii_case(ps))
+        })
+}
+
 fn permissions_xml(org: &Org, ps: &str) -> (String, String) {
     let mut fields = String::new();
     let mut objects = String::new();
-    if let Some(t) = org.table("FieldPermissions") {
-        for r in t.iter() {
-            if !org
-                .get_field("FieldPermissions", r, "ParentId")
-                .and_then(Val::as_str)
-                .is_some_and(|p| p.eq_ignore_ascii_case(ps))
-            {
-                continue;
-            }
-            let g = |f: &str| {
-                org.get_field("FieldPermissions", r, f)
-                    .cloned()
-                    .unwrap_or_default()
-            };
-            fields += &format!(
-                "<fieldPermissions>{}{}{}</fieldPermissions>",
-                tag("editable", g("PermissionsEdit") == Val::Bool(true)),
-                tag("field", g("Field").as_str().unwrap_or("")),
-                tag("readable", g("PermissionsRead") == Val::Bool(true))
-            );
-        }
+    for r in rows_of(org, "FieldPermissions", ps) {
+        let g = |f: &str| {
+            org.get_field("FieldPermissions", r, f)
+                .cloned()
+                .unwrap_or_default()
+        };
+        fields += &format!(
+            "<fieldPermissions>{}{}{}</fieldPermissions>",
+            tag("editable", g("PermissionsEdit") == Val::Bool(true)),
+            tag("field", g("Field").as_str().unwrap_or("")),
+            tag("readable", g("PermissionsRead") == Val::Bool(true))
+        );
     }
-    if let Some(t) = org.table("ObjectPermissions") {
-        for r in t.iter() {
-            if !org
-                .get_field("ObjectPermissions", r, "ParentId")
-                .and_then(Val::as_str)
-                .is_some_and(|p| p.eq_ignore_ascii_case(ps))
-            {
-                continue;
-            }
-            let g = |f: &str| {
-                org.get_field("ObjectPermissions", r, f)
-                    .cloned()
-                    .unwrap_or_default()
-                    == Val::Bool(true)
-            };
-            objects += &format!(
-                "<objectPermissions>{}{}{}{}{}{}{}</objectPermissions>",
-                tag("allowCreate", g("PermissionsCreate")),
-                tag("allowDelete", g("PermissionsDelete")),
-                tag("allowEdit", g("PermissionsEdit")),
-                tag("allowRead", g("PermissionsRead")),
-                tag("modifyAllRecords", g("PermissionsModifyAllRecords")),
-                tag(
-                    "object",
-                    org.get_field("ObjectPermissions", r, "SobjectType")
-                        .and_then(Val::as_str)
-                        .unwrap_or("")
-                ),
-                tag("viewAllRecords", g("PermissionsViewAllRecords"))
-            );
-        }
+    for r in rows_of(org, "ObjectPermissions", ps) {
+        let get = |f: &str| org.get_field("ObjectPermissions", r, f);
+        let g = |f: &str| get(f) == Some(&Val::Bool(true));
+        objects += &format!(
+            "<objectPermissions>{}{}{}{}{}{}{}</objectPermissions>",
+            tag("allowCreate", g("PermissionsCreate")),
+            tag("allowDelete", g("PermissionsDelete")),
+            tag("allowEdit", g("PermissionsEdit")),
+            tag("allowRead", g("PermissionsRead")),
+            tag("modifyAllRecords", g("PermissionsModifyAllRecords")),
+            tag(
+                "object",
+                get("SobjectType").and_then(Val::as_str).unwrap_or("")
+            ),
+            tag("viewAllRecords", g("PermissionsViewAllRecords"))
+        );
     }
     (fields, objects)
 }

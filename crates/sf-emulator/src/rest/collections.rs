@@ -181,19 +181,26 @@ fn body_without_attributes(r: &Map<String, Value>) -> Map<String, Value> {
         .collect()
 }
 
-pub fn create(req: &Req) -> Response {
-    let batch = match parse_batch(req) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+/// The batch of a create or update, whose every record names its type
+/// (`attributes.type`), as Salesforce requires there.
+fn typed_batch(req: &Req) -> Result<Batch, Response> {
+    let batch = parse_batch(req)?;
     if batch.records.iter().any(|r| record_type(r).is_none()) {
-        return sf_error(
+        return Err(sf_error(
             StatusCode::BAD_REQUEST,
             "INVALID_TYPE",
             "Must send a concrete entity type in attributes.type",
             &[],
-        );
+        ));
     }
+    Ok(batch)
+}
+
+pub fn create(req: &Req) -> Response {
+    let batch = match typed_batch(req) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     run_batch(req, batch, |org, caller, r, undo| {
         let object = record_type(r).unwrap_or_default();
         if r.keys().any(|k| k.eq_ignore_ascii_case("Id")) {
@@ -217,18 +224,10 @@ pub fn create(req: &Req) -> Response {
 }
 
 pub fn update(req: &Req) -> Response {
-    let batch = match parse_batch(req) {
+    let batch = match typed_batch(req) {
         Ok(b) => b,
         Err(r) => return r,
     };
-    if batch.records.iter().any(|r| record_type(r).is_none()) {
-        return sf_error(
-            StatusCode::BAD_REQUEST,
-            "INVALID_TYPE",
-            "Must send a concrete entity type in attributes.type",
-            &[],
-        );
-    }
     run_batch(req, batch, |org, caller, r, undo| {
         let object = record_type(r).unwrap_or_default();
         let id = r.get("Id").and_then(Value::as_str).ok_or_else(|| {

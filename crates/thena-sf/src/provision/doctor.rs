@@ -5,7 +5,7 @@ use salesforce::{soql, Action, Client};
 use serde::{Deserialize, Serialize};
 
 use super::layouts::{self, Profiles};
-use super::schema::{self, ADMIN_PROFILE, EXTERNAL_ID, OBJECT, PERMISSION_SET};
+use super::schema::{ADMIN_PROFILE, EXTERNAL_ID, OBJECT, PERMISSION_SET};
 use super::{
     decoded, existing_fields, field_problem, granted, name_is_auto_number, wanted_fields, Existing,
 };
@@ -201,7 +201,7 @@ fn field_check(
         .is_some_and(|d| d.updateable);
     let admin_ok =
         required || admin.get(&format!("{OBJECT}.{}", f.name).to_ascii_lowercase()) == Some(&true);
-    let ty = schema::metadata_type(&f.kind);
+    let ty = f.kind.metadata_type();
     match (user_ok, admin_ok) {
         (true, true) => pass(name, format!("{ty}, visible and editable to the connected user and System Administrator")),
         (false, _) => fixable(name, format!("{ty}, but not visible and editable to the connected user")),

@@ -153,7 +153,7 @@ pub(crate) fn field_problem(want: &FieldSpec, have: Option<&Existing>) -> Option
     let Some(have) = have else {
         return Some("missing".into());
     };
-    let want_type = schema::metadata_type(&want.kind);
+    let want_type = want.kind.metadata_type();
     if have.type_name != want_type {
         return Some(format!("is {} instead of {want_type}", have.type_name));
     }
@@ -285,11 +285,7 @@ async fn object_and_fields(
     for f in wanted {
         if let Some(problem) = field_problem(f, existing.get(&f.name.to_ascii_lowercase())) {
             report.changes.push(if problem == "missing" {
-                format!(
-                    "created field {} ({})",
-                    f.name,
-                    schema::metadata_type(&f.kind)
-                )
+                format!("created field {} ({})", f.name, f.kind.metadata_type())
             } else {
                 format!("repaired field {}: it {problem}", f.name)
             });

@@ -117,18 +117,6 @@ pub fn category_field(field: &str, category: &str) -> FieldSpec {
     )
 }
 
-/// The Metadata API type name of a field kind, as readMetadata reports it.
-pub fn metadata_type(kind: &FieldKind) -> &'static str {
-    match kind {
-        FieldKind::Text { .. } => "Text",
-        FieldKind::LongText { .. } => "LongTextArea",
-        FieldKind::Html { .. } => "Html",
-        FieldKind::Url => "Url",
-        FieldKind::Picklist { .. } => "Picklist",
-        FieldKind::Lookup { .. } => "Lookup",
-    }
-}
-
 /// The REST (describe) type of a field kind.
 pub fn rest_type(kind: &FieldKind) -> &'static str {
     match kind {

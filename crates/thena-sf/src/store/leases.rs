@@ -171,11 +171,7 @@ impl Store {
         )
         .fetch_optional(self.pool())
         .await?;
-        let epoch = row.map(|r| r.try_get::<i64, _>("epoch")).transpose()?;
-        if let Some(e) = epoch {
-            self.fence.held.write().insert(connection.to_string(), e);
-        }
-        Ok(epoch)
+        self.note_held(connection, row)
     }
 
     /// Takes over a lease already held under this replica's name (a restart of a
@@ -187,6 +183,16 @@ impl Store {
         )
         .fetch_optional(self.pool())
         .await?;
+        self.note_held(connection, row)
+    }
+
+    /// Remembers the epoch a take or adopt returned (this replica now holds
+    /// the lease under it); the epoch, or `None` when the lease was not had.
+    fn note_held(
+        &self,
+        connection: &str,
+        row: Option<sqlx::any::AnyRow>,
+    ) -> Result<Option<i64>, StoreError> {
         let epoch = row.map(|r| r.try_get::<i64, _>("epoch")).transpose()?;
         if let Some(e) = epoch {
             self.fence.held.write().insert(connection.to_string(), e);

@@ -20,6 +20,20 @@ async fn env(config: EmulatorConfig) -> Env {
     }
 }
 
+/// A new org, connected (and so provisioned); the connector's client for it.
+async fn connected() -> (Env, salesforce::Client) {
+    let e = env(EmulatorConfig::default()).await;
+    connect_password(&e).await;
+    let client = e.client("acme").await;
+    (e, client)
+}
+
+/// Every check of the doctor passes.
+async fn assert_healthy(client: &salesforce::Client) {
+    let checks = provision::doctor(client, &[], 0.9).await;
+    assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+}
+
 async fn connect_password(e: &Env) -> Connected {
     e.connect_emulator("acme", &e.emu.base_url, None).await
 }
@@ -139,17 +153,12 @@ async fn provision_on_an_empty_org_then_a_second_run_changes_nothing() {
         "a no-op costs a handful of reads, not writes: {}",
         client.calls() - calls_before
     );
-    assert!(provision::doctor(&client, &[], 0.9)
-        .await
-        .iter()
-        .all(|c| c.ok));
+    assert_healthy(&client).await;
 }
 
 #[tokio::test]
 async fn doctor_fails_after_access_is_removed_and_fix_restores_just_that() {
-    let e = env(EmulatorConfig::default()).await;
-    connect_password(&e).await;
-    let client = e.client("acme").await;
+    let (_e, client) = connected().await;
     // Someone removes the connected user's access to one field and deletes another field.
     let ps = client
         .query("SELECT Id FROM PermissionSet WHERE Name = 'Thena_Request_Sync'")
@@ -198,17 +207,12 @@ async fn doctor_fails_after_access_is_removed_and_fix_restores_just_that() {
     assert!(text.contains("Urgency__c"), "{text}");
     assert!(!text.contains("created the object"), "{text}");
     assert!(!text.contains("related list"), "{text}");
-    assert!(provision::doctor(&client, &[], 0.9)
-        .await
-        .iter()
-        .all(|c| c.ok));
+    assert_healthy(&client).await;
 }
 
 #[tokio::test]
 async fn a_new_category_gets_its_field_with_access() {
-    let e = env(EmulatorConfig::default()).await;
-    connect_password(&e).await;
-    let client = e.client("acme").await;
+    let (e, client) = connected().await;
     let user = connect::user_id(&client.tokens()).unwrap();
     let map = provision::ensure_categories(
         &client,
@@ -327,10 +331,7 @@ async fn token_expiry_mid_provision_is_refreshed_transparently() {
     );
     let conn = e.store.connection("acme").await.unwrap();
     let client = e.client("acme").await;
-    assert!(provision::doctor(&client, &[], 0.9)
-        .await
-        .iter()
-        .all(|c| c.ok));
+    assert_healthy(&client).await;
     assert!(thena_sf::crypto::token_matches(
         "tok-0123456789abcdef0123456789-prov",
         &conn.webhook_token_hash
@@ -468,9 +469,7 @@ async fn every_assigned_account_layout_gets_the_list_and_keeps_the_rest() {
 /// admin added by hand survives a later provisioning that adds a category field.
 #[tokio::test]
 async fn an_admins_own_permission_survives_a_new_category() {
-    let e = env(EmulatorConfig::default()).await;
-    connect_password(&e).await;
-    let client = e.client("acme").await;
+    let (e, client) = connected().await;
     let ps = client
         .query("SELECT Id FROM PermissionSet WHERE Name = 'Thena_Request_Sync'")
         .await
@@ -505,9 +504,7 @@ async fn an_admins_own_permission_survives_a_new_category() {
 /// permission set is found and repaired.
 #[tokio::test]
 async fn the_doctor_names_required_fields_and_the_permission_set_assignment() {
-    let e = env(EmulatorConfig::default()).await;
-    connect_password(&e).await;
-    let client = e.client("acme").await;
+    let (_e, client) = connected().await;
     let r = client
         .metadata_save(
             salesforce::metadata::Save::Create,

@@ -273,7 +273,6 @@ async fn hostile_payloads_get_the_right_status_and_change_nothing() {
         ("deep nesting", deep.into_bytes(), 400),
         ("wrong types", br#"{"action":["UPDATE"],"request":{"requestId":{},"createdAt":true,"updatedAt":null}}"#.to_vec(), 400),
         ("number id too big for text? no: fine but missing times", br#"{"action":"UPDATE","request":{"requestId":1e400}}"#.to_vec(), 400),
-        ("1 MiB + 1", vec![b' '; 1024 * 1024 + 1], 413),
         ("huge id", format!(r#"{{"action":"UPDATE","request":{{"requestId":"{}","createdAt":{created},"updatedAt":{created}}}}}"#, "x".repeat(300)).into_bytes(), 400),
     ];
     for (what, body, want) in cases {
@@ -294,6 +293,13 @@ async fn hostile_payloads_get_the_right_status_and_change_nothing() {
             );
         }
     }
+    // Over 1 MiB: refused from its Content-Length, before the body is read
+    // (a client still writing it may see the connection close, so the
+    // answer is read before any of the body is sent).
+    let path = "/webhooks/thena/org0";
+    let base = e.app.url();
+    let status = test_support::app::status_for_length(&base, path, TOKEN, 1024 * 1024 + 1);
+    assert_eq!(status.await, 413);
     assert_eq!(
         e.store.counts("org0").await.unwrap(),
         Default::default(),
