@@ -529,6 +529,8 @@ mod tests {
     use super::*;
 
     #[test]
+    // Jail's closure returns figment's own (large) error type.
+    #[allow(clippy::result_large_err)]
     fn defaults_and_file() {
         let c = Config::default();
         assert_eq!(c.listen, "127.0.0.1:8080");
@@ -536,27 +538,25 @@ mod tests {
             c.webhook_url("acme"),
             "http://127.0.0.1:8080/webhooks/thena/acme"
         );
-        let dir = std::env::temp_dir().join(format!("thena-sf-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("c.toml");
-        std::fs::write(&p, "public_url = \"https://sync.example/\"\n[[connections]]\nname = \"acme\"\nlogin_url = \"https://login.salesforce.com\"\nclient_id = \"x\"\nrefresh_token = \"r\"\n").unwrap();
-        let c = Config::load(Some(&p)).unwrap();
-        assert_eq!(
-            c.webhook_url("acme"),
-            "https://sync.example/webhooks/thena/acme"
-        );
-        assert_eq!(c.connections[0].refresh_token().unwrap(), "r");
-        std::fs::write(&p, "listen = 5\n").unwrap();
-        assert!(Config::load(Some(&p))
-            .unwrap_err()
-            .to_string()
-            .contains("not valid"));
-        std::fs::write(&p, "bogus = 1\n").unwrap();
-        assert!(Config::load(Some(&p))
-            .unwrap_err()
-            .to_string()
-            .contains("bogus"));
-        let _ = std::fs::remove_dir_all(dir);
+        // In a jail: the environment test beside it sets THENA_SF_* variables,
+        // which would reach this load too (seen once as a flaky failure).
+        figment::Jail::expect_with(|jail| {
+            let p = jail.directory().join("c.toml");
+            std::fs::write(&p, "public_url = \"https://sync.example/\"\n[[connections]]\nname = \"acme\"\nlogin_url = \"https://login.salesforce.com\"\nclient_id = \"x\"\nrefresh_token = \"r\"\n").unwrap();
+            let c = Config::load(Some(&p)).unwrap();
+            assert_eq!(
+                c.webhook_url("acme"),
+                "https://sync.example/webhooks/thena/acme"
+            );
+            assert_eq!(c.connections[0].refresh_token().unwrap(), "r");
+            std::fs::write(&p, "listen = 5\n").unwrap();
+            let e = Config::load(Some(&p)).unwrap_err().to_string();
+            assert!(e.contains("not valid"), "{e}");
+            std::fs::write(&p, "bogus = 1\n").unwrap();
+            let e = Config::load(Some(&p)).unwrap_err().to_string();
+            assert!(e.contains("bogus"), "{e}");
+            Ok(())
+        });
     }
 
     #[test]
