@@ -361,27 +361,17 @@ async fn soql_escapes_ordering_paging_and_parent_paths_over_http() {
                 .collect::<Vec<_>>()
         }
     };
-    assert_eq!(
-        one(r"SELECT LastName FROM Contact WHERE LastName = 'O\'Brien'").await,
-        ["O'Brien"]
-    );
-    assert_eq!(
-        one(r"SELECT LastName FROM Contact WHERE LastName = 'back\\slash'").await,
-        ["back\\slash"]
-    );
-    assert_eq!(
-        one(r"SELECT LastName FROM Contact WHERE LastName LIKE '100\%\_%'").await,
-        ["100%_sure"]
-    );
-    assert_eq!(
-        one(r"SELECT LastName FROM Contact WHERE LastName = 'zo\u00eb'").await,
-        ["Zoë"]
-    );
-    assert_eq!(
-        one("SELECT LastName FROM Contact WHERE Email = null").await,
-        ["Null Mail"]
-    );
-    assert_eq!(one("SELECT LastName FROM Contact WHERE Email IN ('OB@X.IO', 'z@x.io') ORDER BY LastName DESC").await, ["Zoë", "O'Brien"]);
+    let cases: [(&str, &[&str]); 6] = [
+        (r"SELECT LastName FROM Contact WHERE LastName = 'O\'Brien'", &["O'Brien"]),
+        (r"SELECT LastName FROM Contact WHERE LastName = 'back\\slash'", &["back\\slash"]),
+        (r"SELECT LastName FROM Contact WHERE LastName LIKE '100\%\_%'", &["100%_sure"]),
+        (r"SELECT LastName FROM Contact WHERE LastName = 'zo\u00eb'", &["Zoë"]),
+        ("SELECT LastName FROM Contact WHERE Email = null", &["Null Mail"]),
+        ("SELECT LastName FROM Contact WHERE Email IN ('OB@X.IO', 'z@x.io') ORDER BY LastName DESC", &["Zoë", "O'Brien"]),
+    ];
+    for (soql, want) in cases {
+        assert_eq!(one(soql).await, want, "{soql}");
+    }
     assert_eq!(
         one("SELECT LastName FROM Contact WHERE NOT (Email != null) OR LastName = 'Zoë'")
             .await
