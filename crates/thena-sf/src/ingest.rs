@@ -3,6 +3,8 @@
 //! handler. Durability is unchanged (nobody hears 2xx before the commit); a
 //! burst costs one fsync per group instead of one per event.
 
+use std::sync::Arc;
+
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::ingest::{IngestItem, Ingested};
@@ -11,7 +13,9 @@ use crate::store::Store;
 /// The most events committed together.
 const MAX_GROUP: usize = 1000;
 
-type Job = (IngestItem, oneshot::Sender<Result<Ingested, String>>);
+/// An event, shared with its handler (which keeps it for the spool should
+/// the commit be late), and where its result goes.
+type Job = (Arc<IngestItem>, oneshot::Sender<Result<Ingested, String>>);
 
 #[derive(Clone)]
 pub struct Ingestor {
@@ -30,16 +34,17 @@ impl Ingestor {
                         Err(_) => break,
                     }
                 }
-                let items: Vec<IngestItem> = jobs.iter().map(|(i, _)| i.clone()).collect();
-                match store.ingest_many(&items).await {
+                let (items, replies): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
+                let group: Vec<&IngestItem> = items.iter().map(|i| &**i).collect();
+                match store.ingest_group(&group).await {
                     Ok(results) => {
-                        for ((_, reply), r) in jobs.into_iter().zip(results) {
+                        for (reply, r) in replies.into_iter().zip(results) {
                             let _ = reply.send(Ok(r));
                         }
                     }
                     Err(e) => {
                         let msg = e.to_string();
-                        for (_, reply) in jobs {
+                        for reply in replies {
                             let _ = reply.send(Err(msg.clone()));
                         }
                     }
@@ -50,7 +55,7 @@ impl Ingestor {
     }
 
     /// Stores one event; returns once it is committed.
-    pub async fn submit(&self, item: IngestItem) -> Result<Ingested, String> {
+    pub async fn submit(&self, item: Arc<IngestItem>) -> Result<Ingested, String> {
         let (reply, wait) = oneshot::channel();
         self.tx
             .send((item, reply))

@@ -15,6 +15,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -184,7 +185,7 @@ impl Spool {
         }
         let records = read_records(&self.path, upto).map_err(|e| e.to_string())?;
         for r in records {
-            ingestor.submit(r.item).await?;
+            ingestor.submit(Arc::new(r.item)).await?;
             done += 1;
         }
         self.drop_prefix(upto).map_err(|e| e.to_string())?;
@@ -226,7 +227,7 @@ impl Spool {
             let len = f.metadata().map(|m| m.len()).unwrap_or(0);
             let records = read_records(&path, len).map_err(|e| e.to_string())?;
             for r in records {
-                ingestor.submit(r.item).await?;
+                ingestor.submit(Arc::new(r.item)).await?;
                 done += 1;
             }
             let _ = std::fs::remove_file(&path);

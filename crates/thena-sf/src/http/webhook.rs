@@ -217,14 +217,14 @@ pub async fn receive(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let item = crate::store::ingest::IngestItem {
+    let item = Arc::new(crate::store::ingest::IngestItem {
         connection: connection.clone(),
         event_key: event_key(&change, &headers, &body),
         snapshot: change.snapshot,
         connected_at_ms: auth.connected_at_ms,
         source: change.source,
         comment: change.comment,
-    };
+    });
     ingest(&app, item).await
 }
 
@@ -380,14 +380,14 @@ fn event_key(change: &platform::Change, headers: &HeaderMap, body: &[u8]) -> Str
 
 /// Hands the event to the group commit; a store that does not commit in
 /// time sends it to the spool instead. Answers once it is durable.
-async fn ingest(app: &AppState, item: crate::store::ingest::IngestItem) -> Response {
+async fn ingest(app: &AppState, item: Arc<crate::store::ingest::IngestItem>) -> Response {
     let connection = item.connection.clone();
     let request_id = item.snapshot.request_id.clone();
     // Answer within Thena's patience: a store that does not commit in time
     // sends the event to the spool (a late commit makes the replay a duplicate).
     // The `commit` span: from handing the event over to its group commit.
     let commit = tracing::Instrument::instrument(
-        app.ingestor.submit(item.clone()),
+        app.ingestor.submit(Arc::clone(&item)),
         tracing::info_span!("commit"),
     );
     let submitted = tokio::time::timeout(STORE_WAIT, commit).await;

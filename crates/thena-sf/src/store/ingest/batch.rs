@@ -36,7 +36,7 @@ type Key = (String, String);
 /// Ingests a group of plain events (see [`plain`]), in `order`.
 pub(super) async fn ingest_plain(
     tx: &mut Transaction<'_, Any>,
-    events: &[IngestItem],
+    events: &[&IngestItem],
     order: &[usize],
     now: &str,
     now_ms: i64,
@@ -45,7 +45,7 @@ pub(super) async fn ingest_plain(
     let mut fresh = first_deliveries(tx, events, order, now).await?;
     let keys: Vec<Key> = order
         .iter()
-        .map(|&i| key(&events[i]))
+        .map(|&i| key(events[i]))
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
@@ -105,7 +105,7 @@ fn key(e: &IngestItem) -> Key {
 /// the group is fresh once, at its first place.
 async fn first_deliveries(
     tx: &mut Transaction<'_, Any>,
-    events: &[IngestItem],
+    events: &[&IngestItem],
     order: &[usize],
     now: &str,
 ) -> Result<HashSet<(String, String)>, StoreError> {

@@ -53,12 +53,12 @@ pub(super) fn action(item: &IngestItem) -> String {
 /// Logs each delivery of a group with its result, in arrival order.
 pub(super) async fn log_deliveries(
     tx: &mut Transaction<'_, Any>,
-    events: &[IngestItem],
+    events: &[&IngestItem],
     results: &[Ingested],
     now_ms: i64,
     sqlite: bool,
 ) -> Result<(), StoreError> {
-    let rows: Vec<(&IngestItem, &Ingested)> = events.iter().zip(results).collect();
+    let rows: Vec<(&IngestItem, &Ingested)> = events.iter().copied().zip(results).collect();
     for chunk in rows.chunks(ROWS) {
         let values = if sqlite {
             anonymous_placeholders(chunk.len(), 5)

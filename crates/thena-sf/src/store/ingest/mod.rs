@@ -89,6 +89,13 @@ impl Store {
 
     /// Records many events in one transaction (group commit); one result each, in order.
     pub async fn ingest_many(&self, events: &[IngestItem]) -> Result<Vec<Ingested>, StoreError> {
+        let events: Vec<&IngestItem> = events.iter().collect();
+        self.ingest_group(&events).await
+    }
+
+    /// [`Store::ingest_many`] over borrowed events: the group commit's
+    /// writer holds them where their handlers put them, uncopied.
+    pub async fn ingest_group(&self, events: &[&IngestItem]) -> Result<Vec<Ingested>, StoreError> {
         // Rows are locked in one order (connection, request), whatever the arrival
         // order, so that concurrent groups on several replicas cannot deadlock;
         // the sort is stable, so versions of one request keep their order.
@@ -114,17 +121,17 @@ impl Store {
 
     async fn ingest_ordered(
         &self,
-        events: &[IngestItem],
+        events: &[&IngestItem],
         order: &[usize],
     ) -> Result<Vec<Ingested>, StoreError> {
         let mut tx = self.begin_write().await?;
         let sqlite = self.backend() == crate::store::Backend::Sqlite;
-        let out = if sqlite && events.iter().all(batch::plain) {
+        let out = if sqlite && events.iter().all(|e| batch::plain(e)) {
             batch::ingest_plain(&mut tx, events, order, &ts(Utc::now()), now_ms()).await?
         } else {
             let mut out = vec![Ingested::Duplicate; events.len()];
             for &i in order {
-                out[i] = ingest_in(&mut tx, &events[i]).await?;
+                out[i] = ingest_in(&mut tx, events[i]).await?;
             }
             out
         };
