@@ -24,3 +24,21 @@ impl Fetch for reqwest::RequestBuilder {
         answer.json().await.expect("a JSON body")
     }
 }
+
+/// Posts the Thena webhook `body` for `connection` to the connector at
+/// `base`, with `token` in `Authorization`; the answer (panics when none
+/// comes).
+pub async fn post_webhook(
+    http: &reqwest::Client,
+    base: &str,
+    connection: &str,
+    token: &str,
+    body: &Value,
+) -> reqwest::Response {
+    http.post(format!("{base}/webhooks/thena/{connection}"))
+        .header("Authorization", token)
+        .json(body)
+        .send()
+        .await
+        .expect("an answer")
+}

@@ -110,15 +110,9 @@ pub async fn restrict_status(sf: &Client, restricted: bool) {
 /// Posts a Thena webhook for the connection `acme` of the connector at `base`,
 /// with `token`; the HTTP status.
 pub async fn post(base: &str, token: &str, body: &Value) -> u16 {
-    reqwest::Client::new()
-        .post(format!("{base}/webhooks/thena/acme"))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    let http = reqwest::Client::new();
+    let r = test_support::post_webhook(&http, base, "acme", token, body).await;
+    r.status().as_u16()
 }
 
 /// Waits (30 s at most) until `acme`'s counts satisfy `ok`; returns them.

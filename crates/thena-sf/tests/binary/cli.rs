@@ -300,15 +300,9 @@ async fn serve_syncs_and_stops_cleanly_on_sigterm() {
             let now = chrono::Utc::now().timestamp_millis();
             let body = serde_json::json!({"action": "CREATE", "request": {"requestId": id, "createdAt": now + 10, "updatedAt": now + 20,
                 "requestor": {"name": "Someone New", "email": "someone@gmail.com"}, "customer": {"teamName": "Nobody"}}});
-            reqwest::Client::new()
-                .post(format!("{url}/webhooks/thena/acme"))
-                .header("Authorization", token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
+            let http = reqwest::Client::new();
+            let r = test_support::post_webhook(&http, &url, "acme", &token, &body).await;
+            r.status().as_u16()
         }
     };
     assert_eq!(
@@ -438,13 +432,7 @@ async fn no_secret_in_logs_metrics_errors_or_pages_after_a_full_run() {
     let mut bodies = String::new();
     for i in 0..5 {
         let body = serde_json::json!({"action": "UPDATE", "request": {"requestId": format!("SEC-{i}"), "createdAt": now + 10, "updatedAt": now + 20, "requestor": {"name": "Harsh", "email": "harsh@acme.io"}}});
-        let r = http
-            .post(format!("{url}/webhooks/thena/acme"))
-            .header("Authorization", token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = test_support::post_webhook(&http, &url, "acme", token, &body).await;
         bodies.push_str(&r.text().await.unwrap());
     }
     for bad in [
@@ -464,12 +452,7 @@ async fn no_secret_in_logs_metrics_errors_or_pages_after_a_full_run() {
     // Expire the session mid-run so a refresh (a re-login) happens and is logged.
     emu.emulator.auth.lock().expire_all();
     let body = serde_json::json!({"action": "UPDATE", "request": {"requestId": "SEC-9", "createdAt": now + 10, "updatedAt": now + 30}});
-    http.post(format!("{url}/webhooks/thena/acme"))
-        .header("Authorization", token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    test_support::post_webhook(&http, &url, "acme", token, &body).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let metrics = loop {
         let m = http.get(format!("{url}/metrics")).fetch_text().await;

@@ -249,14 +249,8 @@ async fn a_category_flood_creates_only_capped_fields_for_sent_records() {
             "requestor": {"name": "X", "email": email}, "customer": {"teamName": "Nobody Inc"}, "customFields": cats}});
         let (http, url) = (http.clone(), s.url.clone());
         async move {
-            http.post(format!("{url}/webhooks/thena/acme"))
-                .bearer_auth(TOKEN)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
+            let r = test_support::post_webhook(&http, &url, "acme", TOKEN, &body).await;
+            r.status().as_u16()
         }
     };
     let describe_count = || async {

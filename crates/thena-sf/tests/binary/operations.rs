@@ -97,13 +97,7 @@ async fn serve_and_sync(
     let now = chrono::Utc::now().timestamp_millis();
     let body = json!({"action": "UPDATE", "request": {"requestId": id, "createdAt": now + 10, "updatedAt": now + 20, "requestor": {"name": "Harsh", "email": "harsh@acme.io"}}});
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let r = http
-        .post(format!("{url}/webhooks/thena/acme"))
-        .header("Authorization", TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = test_support::post_webhook(&http, &url, "acme", TOKEN, &body).await;
     assert!(r.status().is_success(), "{}", r.status());
     let deadline = Instant::now() + Duration::from_secs(30);
     while requests_in(emu) < expect {
@@ -331,13 +325,7 @@ async fn deliver(url: &str, emu: &sf_emulator::Running, id: &str, expect: usize)
     let body = json!({"action": "UPDATE", "request": {"requestId": id, "createdAt": now + 10, "updatedAt": now + 20, "requestor": {"name": "Harsh", "email": "harsh@acme.io"}}});
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     for (token, want) in [("not-the-token", 401), (TOKEN, 200)] {
-        let r = http
-            .post(format!("{url}/webhooks/thena/acme"))
-            .header("Authorization", token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = test_support::post_webhook(&http, url, "acme", token, &body).await;
         assert_eq!(r.status().as_u16(), want);
     }
     let deadline = Instant::now() + Duration::from_secs(30);
