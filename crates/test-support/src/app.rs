@@ -11,7 +11,7 @@ use thena_sf::app::App;
 use thena_sf::config::Config;
 use thena_sf::connect::{self, ConnectRequest, Connected};
 use thena_sf::crypto::SecretBox;
-use thena_sf::store::Store;
+use thena_sf::store::{ReqState, Store};
 use thena_sf::sync::Settings;
 
 use crate::pg::TempDb;
@@ -178,7 +178,7 @@ pub async fn drain(store: &Store, connection: &str, ids: &[String]) {
         let (pending, _, _) = store.queue_shape(connection).await.unwrap();
         let waiting: Vec<_> = states
             .iter()
-            .filter(|s| s.state == "pending")
+            .filter(|s| s.state == ReqState::Pending)
             .map(|s| &s.request_id)
             .collect();
         if states.len() == ids.len() && waiting.is_empty() && pending == 0 {

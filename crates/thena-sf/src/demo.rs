@@ -13,7 +13,7 @@ use crate::app::App;
 use crate::config::Config;
 use crate::connect::{self, ConnectRequest};
 use crate::crypto;
-use crate::store::Store;
+use crate::store::{ReqState, Store};
 use crate::sync::Settings;
 use crate::Error;
 
@@ -331,7 +331,10 @@ async fn settle(store: &Store, ids: &[String]) -> Result<(), Error> {
     loop {
         let states = store.request_states(CONNECTION, ids).await?;
         let (queued, _, _) = store.queue_shape(CONNECTION).await?;
-        if queued == 0 && states.len() == ids.len() && states.iter().all(|s| s.state != "pending") {
+        if queued == 0
+            && states.len() == ids.len()
+            && states.iter().all(|s| s.state != ReqState::Pending)
+        {
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -375,8 +378,8 @@ async fn table(store: &Store, app: &App, ids: &[String]) -> Result<Vec<Row>, Err
             (n, e) if !e.is_empty() => format!("{n} <{e}>"),
             (n, _) => n,
         };
-        let outcome = match s.state.as_str() {
-            "synced" => "synced".to_string(),
+        let outcome = match s.state {
+            ReqState::Synced => "synced".to_string(),
             other => format!("{other}: {}", s.reason.unwrap_or_default()),
         };
         rows.push(Row {

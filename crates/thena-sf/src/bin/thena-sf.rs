@@ -654,7 +654,7 @@ async fn skipped(app: &App, action: SkippedAction) -> anyhow::Result<ExitCode> {
             app.store.connection(&name).await?;
             let rows = app
                 .store
-                .requests_in_state(&name, "skipped", 1000, 0)
+                .requests_in_state(&name, thena_sf::store::ReqState::Skipped, 1000, 0)
                 .await?;
             for r in &rows {
                 println!(

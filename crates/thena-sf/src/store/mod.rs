@@ -49,6 +49,7 @@ use crate::crypto::SecretBox;
 
 pub use admin::{FlowTaken, OAuthFlow};
 pub use leases::Fence;
+pub use queue::ReqState;
 
 /// Which database a store lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

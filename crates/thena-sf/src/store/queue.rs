@@ -28,11 +28,66 @@ pub struct Synced {
     pub detail: String,
 }
 
+/// Where a request stands (`requests.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReqState {
+    /// A version waits to be written.
+    #[default]
+    Pending,
+    /// Salesforce holds its newest version.
+    Synced,
+    /// No Contact or Account could be found for it; waits for a change or a retry.
+    Skipped,
+    /// Salesforce refused it for good (a dead letter).
+    Failed,
+    /// Created before the connection was made: never synced.
+    OutOfScope,
+}
+
+impl ReqState {
+    pub const ALL: [ReqState; 5] = [
+        ReqState::Pending,
+        ReqState::Synced,
+        ReqState::Skipped,
+        ReqState::Failed,
+        ReqState::OutOfScope,
+    ];
+
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReqState::Pending => "pending",
+            ReqState::Synced => "synced",
+            ReqState::Skipped => "skipped",
+            ReqState::Failed => "failed",
+            ReqState::OutOfScope => "out_of_scope",
+        }
+    }
+
+    /// From its stored name.
+    pub fn parse(s: &str) -> Option<ReqState> {
+        ReqState::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for ReqState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Compared with its stored name (`state == "pending"`).
+impl PartialEq<&str> for ReqState {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// The sync state of one request.
 #[derive(Debug, Clone, Default)]
 pub struct RequestState {
     pub request_id: String,
-    pub state: String,
+    pub state: ReqState,
     pub reason: Option<String>,
     pub sf_id: Option<String>,
     pub contact_id: Option<String>,
@@ -220,7 +275,15 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let now = ts(Utc::now());
-        settle(&mut tx, connection, claimed, "skipped", reason, &now).await?;
+        settle(
+            &mut tx,
+            connection,
+            claimed,
+            ReqState::Skipped,
+            reason,
+            &now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -268,7 +331,15 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let reason = format!("{code}: {message}");
-        settle(&mut tx, connection, claimed, "failed", &reason, &now).await?;
+        settle(
+            &mut tx,
+            connection,
+            claimed,
+            ReqState::Failed,
+            &reason,
+            &now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -289,10 +360,20 @@ impl Store {
     }
 }
 
+/// The `state` column of a request's row.
+fn state_of(r: &sqlx::any::AnyRow) -> Result<ReqState, StoreError> {
+    let s: String = r.try_get("state")?;
+    ReqState::parse(&s).ok_or_else(|| {
+        StoreError::Db(sqlx::Error::Decode(
+            format!("unknown request state '{s}'").into(),
+        ))
+    })
+}
+
 pub(super) fn row_state(r: &sqlx::any::AnyRow) -> Result<RequestState, StoreError> {
     Ok(RequestState {
         request_id: r.try_get("request_id")?,
-        state: r.try_get("state")?,
+        state: state_of(r)?,
         reason: r.try_get("reason")?,
         sf_id: r.try_get("sf_id")?,
         contact_id: r.try_get("contact_id")?,
@@ -312,13 +393,13 @@ async fn settle(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     connection: &str,
     claimed: &Claimed,
-    state: &str,
+    state: ReqState,
     reason: &str,
     now: &str,
 ) -> Result<(), StoreError> {
     sql!(
         "UPDATE requests SET state = $3, reason = $4, updated_at = $5 WHERE connection = $1 AND request_id = $2",
-        (connection, &claimed.request_id, state, reason, now),
+        (connection, &claimed.request_id, state.as_str(), reason, now),
     )
     .execute(&mut **tx)
     .await?;
@@ -326,7 +407,7 @@ async fn settle(
         tx,
         connection,
         &claimed.request_id,
-        state,
+        state.as_str(),
         Some(reason),
         None,
         now,
@@ -362,5 +443,20 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReqState;
+
+    #[test]
+    fn a_request_state_reads_back_from_its_stored_name() {
+        for s in ReqState::ALL {
+            assert_eq!(ReqState::parse(s.as_str()), Some(s));
+            assert_eq!(s, s.as_str());
+        }
+        assert_eq!(ReqState::parse("out_of_scope"), Some(ReqState::OutOfScope));
+        assert_eq!(ReqState::parse("dead_letter"), None);
     }
 }

@@ -4,7 +4,7 @@
 use chrono::Utc;
 use sqlx::Row;
 
-use super::queue::{now_ms, row_state, RequestState};
+use super::queue::{now_ms, row_state, ReqState, RequestState};
 use super::{ts, Store, StoreError};
 use crate::domain::snapshot::Snapshot;
 
@@ -193,13 +193,13 @@ impl Store {
     pub async fn requests_in_state(
         &self,
         connection: &str,
-        state: &str,
+        state: ReqState,
         limit: i64,
         offset: i64,
     ) -> Result<Vec<RequestState>, StoreError> {
         let rows = sql!(
             "SELECT * FROM requests WHERE connection = $1 AND state = $2 ORDER BY updated_at DESC, request_id LIMIT $3 OFFSET $4",
-            (connection, state, limit, offset),
+            (connection, state.as_str(), limit, offset),
         )
         .fetch_all(self.pool())
         .await?;
@@ -227,13 +227,13 @@ impl Store {
         let mut c = Counts::default();
         for r in rows {
             let n: i64 = r.try_get("n")?;
-            match r.try_get::<String, _>("state")?.as_str() {
-                "pending" => c.pending = n,
-                "synced" => c.synced = n,
-                "skipped" => c.skipped = n,
-                "failed" => c.failed = n,
-                "out_of_scope" => c.out_of_scope = n,
-                _ => {}
+            match ReqState::parse(&r.try_get::<String, _>("state")?) {
+                Some(ReqState::Pending) => c.pending = n,
+                Some(ReqState::Synced) => c.synced = n,
+                Some(ReqState::Skipped) => c.skipped = n,
+                Some(ReqState::Failed) => c.failed = n,
+                Some(ReqState::OutOfScope) => c.out_of_scope = n,
+                None => {}
             }
         }
         Ok(c)

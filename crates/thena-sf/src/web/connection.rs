@@ -19,7 +19,7 @@ use super::PAGE;
 use super::{render, App};
 use crate::connect;
 use crate::operations::{self, OperationError};
-use crate::store::{Connection, StoreError};
+use crate::store::{Connection, ReqState, StoreError};
 
 #[derive(Deserialize, Default)]
 pub struct PageQuery {
@@ -173,7 +173,7 @@ async fn skipped_tab(
 ) -> Result<TabRows, StoreError> {
     let skipped: Vec<SkippedRow> = app
         .store
-        .requests_in_state(&c.name, "skipped", PAGE, offset)
+        .requests_in_state(&c.name, ReqState::Skipped, PAGE, offset)
         .await?
         .into_iter()
         .map(|r| SkippedRow {

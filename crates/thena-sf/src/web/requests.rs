@@ -12,7 +12,7 @@ use super::errors::{missing, AdminResult};
 use super::views::{DeliveryRow, HistoryRow, RequestCell, RequestPage, SearchPage};
 use super::{render, App};
 use crate::store::queue::RequestState;
-use crate::store::{Connection, StoreError};
+use crate::store::{Connection, ReqState, StoreError};
 
 /// Rows shown of a request's deliveries and of its sync history.
 const HISTORY: i64 = 200;
@@ -121,12 +121,7 @@ pub async fn search(
     let found = app.store.search_requests(&name, &q, super::PAGE).await?;
     let rows = found
         .iter()
-        .map(|r| {
-            (
-                cell(&c, &r.request_id, Some(r), None),
-                state_label(&r.state),
-            )
-        })
+        .map(|r| (cell(&c, &r.request_id, Some(r), None), state_label(r.state)))
         .collect();
     Ok(render(
         StatusCode::OK,
@@ -163,9 +158,9 @@ pub async fn history(
         req: cell(&c, &id, state.as_ref(), None),
         state: state
             .as_ref()
-            .map(|k| state_label(&k.state))
+            .map(|k| state_label(k.state))
             .unwrap_or_default(),
-        state_tone: state.as_ref().map(|k| state_tone(&k.state)).unwrap_or(""),
+        state_tone: state.as_ref().map(|k| state_tone(k.state)).unwrap_or(""),
         reason: state
             .as_ref()
             .and_then(|k| k.reason.clone())
@@ -215,26 +210,25 @@ pub fn tone_of(outcome: &str) -> &'static str {
 }
 
 /// A request's state, in the page's words.
-pub fn state_label(state: &str) -> String {
+pub fn state_label(state: ReqState) -> String {
     match state {
-        "pending" => "queued",
-        "synced" => "synced",
-        "skipped" => "skipped",
-        "failed" => "failed",
-        "out_of_scope" => "out of scope",
-        other => other,
+        ReqState::Pending => "queued",
+        ReqState::Synced => "synced",
+        ReqState::Skipped => "skipped",
+        ReqState::Failed => "failed",
+        ReqState::OutOfScope => "out of scope",
     }
     .to_string()
 }
 
 /// A request state's badge colour.
-fn state_tone(state: &str) -> &'static str {
+fn state_tone(state: ReqState) -> &'static str {
     match state {
-        "synced" => "ok",
-        "skipped" => "warn",
-        "failed" => "bad",
-        "pending" => "busy",
-        _ => "",
+        ReqState::Synced => "ok",
+        ReqState::Skipped => "warn",
+        ReqState::Failed => "bad",
+        ReqState::Pending => "busy",
+        ReqState::OutOfScope => "",
     }
 }
 

@@ -147,7 +147,7 @@ impl Harness {
         states
             .unwrap()
             .first()
-            .map_or("none".into(), |s| s.state.clone())
+            .map_or("none".into(), |s| s.state.to_string())
     }
 
     /// The emulator's count of `key` (an endpoint or subrequest kind).

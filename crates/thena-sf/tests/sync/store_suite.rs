@@ -11,7 +11,7 @@ use test_support::app::LocalConnector;
 use thena_sf::domain::snapshot::Snapshot;
 use thena_sf::store::ingest::{IngestItem, Ingested};
 use thena_sf::store::queue::{Claimed, Synced};
-use thena_sf::store::{ConnStatus, Connection, FlowTaken, OAuthFlow, Store, StoreError};
+use thena_sf::store::{ConnStatus, Connection, FlowTaken, OAuthFlow, ReqState, Store, StoreError};
 
 /// A fresh store of each backend; the second opens the same database again
 /// (another replica).
@@ -228,7 +228,9 @@ async fn queue_rules(s: &Store) {
         (1, 1, 1, 1)
     );
     assert_eq!(
-        s.requests_in_state("acme", "skipped", 10, 0).await.unwrap()[0]
+        s.requests_in_state("acme", ReqState::Skipped, 10, 0)
+            .await
+            .unwrap()[0]
             .reason
             .as_deref(),
         Some("no Account named 'X'")
@@ -238,7 +240,7 @@ async fn queue_rules(s: &Store) {
     let c = s.counts("acme").await.unwrap();
     assert_eq!((c.pending, c.skipped), (1, 0), "{c:?}");
     assert!(s
-        .requests_in_state("acme", "skipped", 10, 0)
+        .requests_in_state("acme", ReqState::Skipped, 10, 0)
         .await
         .unwrap()
         .is_empty());
