@@ -23,6 +23,7 @@ use super::history::About;
 use super::StoreError;
 use super::{IngestItem, Ingested, PENDING_OVER, REQUEST_NEWER, ROWS};
 use crate::domain::snapshot::{Snapshot, Source};
+use crate::store::ReqState;
 
 /// Whether the per-event path would take only its plain branch for `item`.
 pub(super) fn plain(item: &IngestItem) -> bool {
@@ -174,7 +175,7 @@ async fn write_requests(
             q = q
                 .bind(&k.0)
                 .bind(&k.1)
-                .bind("pending")
+                .bind(ReqState::Pending.as_str())
                 .bind(*updated)
                 .bind(now)
                 .bind(*created)
