@@ -29,6 +29,7 @@ macro_rules! sql_as {
 mod admin;
 mod connections;
 mod copy;
+pub mod format;
 pub mod health;
 pub mod history;
 pub mod ingest;

@@ -120,7 +120,7 @@ impl Store {
         for r in rows {
             let text: String = r.try_get("snapshot")?;
             let rid: String = r.try_get("request_id")?;
-            match serde_json::from_str::<Snapshot>(&text) {
+            match super::format::decode(&text) {
                 Ok(snapshot) => out.push(Claimed {
                     request_id: rid,
                     snapshot,
@@ -317,7 +317,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         self.fence_check(&mut tx, connection).await?;
         let now = ts(Utc::now());
-        let snap = serde_json::to_string(&claimed.snapshot).expect("snapshots serialise");
+        let snap = super::format::encode(&claimed.snapshot);
         sql!(
             "INSERT INTO dead_letters (connection, request_id, snapshot, code, message, fields, failed_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             (connection, &claimed.request_id, &snap, code, message, fields.join(", "), &now),

@@ -6,7 +6,6 @@ use sqlx::Row;
 
 use super::queue::{now_ms, row_state, ReqState, RequestState};
 use super::{ts, Store, StoreError};
-use crate::domain::snapshot::Snapshot;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DeadLetter {
@@ -155,7 +154,7 @@ impl Store {
         for r in &rows {
             let snap: String = r.try_get("snapshot")?;
             let rid: String = r.try_get("request_id")?;
-            let updated: i64 = serde_json::from_str::<Snapshot>(&snap)
+            let updated: i64 = super::format::decode(&snap)
                 .map(|s| s.updated_at.0)
                 .unwrap_or(0);
             sql!(

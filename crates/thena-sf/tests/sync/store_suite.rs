@@ -695,6 +695,48 @@ async fn comments_and_side_changes(s: &Store) {
     );
 }
 
+/// A snapshot stored by a newer connector (a later format) is parked with
+/// the reason, never misread, and the queue goes on.
+async fn a_newer_snapshot_format_is_parked_not_misread(s: &Store) {
+    s.put_connection(&connection("acme")).await.unwrap();
+    s.ingest("acme", "e1", &snap("R1", 6_000, "v1"), 1_000)
+        .await
+        .unwrap();
+    let newer = thena_sf::store::format::encode(&snap("R2", 6_000, "v2")).replacen(
+        "{\"v\":1,",
+        "{\"v\":9,",
+        1,
+    );
+    sqlx::query(
+        "INSERT INTO pending (connection, request_id, snapshot, updated_at_ms, enqueued_at_ms) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind("acme")
+    .bind("R2")
+    .bind(&newer)
+    .bind(6_000_000i64)
+    .bind(0i64)
+    .execute(s.pool())
+    .await
+    .unwrap();
+    let due = s.due("acme", 10).await.unwrap();
+    let ids: Vec<&str> = due.iter().map(|c| c.request_id.as_str()).collect();
+    assert_eq!(ids, ["R1"], "the row it cannot read is left out");
+    let why: Option<String> = sqlx::query_scalar(
+        "SELECT last_error FROM pending WHERE connection = $1 AND request_id = $2 AND parked = 1",
+    )
+    .bind("acme")
+    .bind("R2")
+    .fetch_one(s.pool())
+    .await
+    .unwrap();
+    let why = why.unwrap_or_default();
+    assert!(
+        why.contains("format 9") && why.contains("newer connector"),
+        "{why}"
+    );
+    assert_eq!(s.due("acme", 10).await.unwrap().len(), 1, "not wedged");
+}
+
 /// Each check as a test per backend: `one` checks take a store, `two` take
 /// two replicas' stores on one database.
 macro_rules! suite {
@@ -728,7 +770,7 @@ macro_rules! suites {
 
 suites!(
     one: connections_and_secrets, queue_rules, sessions_and_flows, comments_and_side_changes,
-        a_group_decides_as_events_one_by_one;
+        a_group_decides_as_events_one_by_one, a_newer_snapshot_format_is_parked_not_misread;
     two: leases_fence_stale_replicas, read_then_write_while_others_write,
         concurrent_ingest_keeps_the_newest;
 );

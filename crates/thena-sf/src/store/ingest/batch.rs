@@ -84,7 +84,7 @@ pub(super) async fn ingest_plain(
         let base = merged.remove(&k).or_else(|| {
             older
                 .get(&k)
-                .and_then(|o| serde_json::from_str::<Snapshot>(o).ok())
+                .and_then(|o| crate::store::format::decode(o).ok())
         });
         let snap = match base {
             Some(o) => e.snapshot.clone().over(o),
@@ -202,7 +202,7 @@ async fn write_pending(
         );
         let mut q = sqlx::query(&sql);
         for ((c, r), snap) in chunk {
-            let json = serde_json::to_string(snap).expect("snapshots serialise");
+            let json = crate::store::format::encode(snap);
             q = q
                 .bind(c)
                 .bind(r)

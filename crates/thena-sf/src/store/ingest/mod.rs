@@ -273,11 +273,11 @@ pub(super) async fn enqueue(
     )
     .fetch_optional(&mut **tx)
     .await?;
-    let merged = match older.and_then(|o| serde_json::from_str::<Snapshot>(&o).ok()) {
+    let merged = match older.and_then(|o| crate::store::format::decode(&o).ok()) {
         Some(o) => snap.clone().over(o),
         None => snap.clone(),
     };
-    let json = serde_json::to_string(&merged).expect("snapshots serialise");
+    let json = crate::store::format::encode(&merged);
     sql!(
         &format!( "INSERT INTO pending (connection, request_id, snapshot, updated_at_ms, version, enqueued_at_ms) VALUES ($1, $2, $3, $4, 1, $5) {PENDING_OVER}" ),
         (connection, rid, &json, merged.updated_at.0, now_ms()),
