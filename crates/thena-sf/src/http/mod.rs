@@ -1,5 +1,6 @@
 //! The HTTP server: Thena webhooks, health, readiness and metrics.
 
+mod auth;
 pub mod serve;
 mod trace;
 mod webhook;
@@ -14,6 +15,11 @@ use axum::Router;
 
 use crate::config::Config;
 use crate::runtime::AppState;
+
+/// A JSON answer with `status`.
+fn reply(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
 
 /// The largest webhook body accepted.
 pub const MAX_BODY: usize = 1024 * 1024;

@@ -5,16 +5,13 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use base64::Engine;
-use hmac::{Hmac, Mac};
+use axum::response::Response;
 use serde_json::json;
-use sha2::Sha256;
 
-use crate::crypto;
+use super::auth::{self, Caller};
+use super::reply;
 use crate::domain::snapshot::{Snapshot, Source};
 use crate::runtime::{AppState, ConnAuth};
 use crate::thena::platform::{self, Platform};
@@ -25,30 +22,6 @@ const FUTURE_TOLERANCE_MS: i64 = 5 * 60 * 1000;
 
 /// How long a delivery waits for the store before it goes to the spool.
 const STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
-
-/// Signed webhooks older or newer than this are refused (replays).
-const TOLERANCE_SECS: i64 = 300;
-
-fn reply(status: StatusCode, body: serde_json::Value) -> Response {
-    (status, Json(body)).into_response()
-}
-
-fn unauthorized(message: &str) -> Response {
-    reply(
-        StatusCode::UNAUTHORIZED,
-        json!({"error": "unauthorized", "message": message}),
-    )
-}
-
-fn presented_token(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get("authorization")?.to_str().ok()?.trim();
-    Some(
-        v.strip_prefix("Bearer ")
-            .or_else(|| v.strip_prefix("bearer "))
-            .unwrap_or(v)
-            .trim(),
-    )
-}
 
 /// Reads an authenticated request's body: at most `MAX_BODY` bytes, within
 /// the body deadline, while a slot among the bodies in flight is held.
@@ -101,103 +74,16 @@ async fn read_body(
     }
 }
 
-/// The signature headers are there and the timestamp is within the window
-/// (checked before the body is read; the signature itself needs the body).
-fn check_signature_headers(headers: &HeaderMap) -> Result<i64, &'static str> {
-    let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
-    let (Some(_), Some(ts), Some(_)) = (
-        get("webhook-id"),
-        get("webhook-timestamp"),
-        get("webhook-signature"),
-    ) else {
-        return Err("this connection requires signed webhooks (webhook-id, webhook-timestamp, webhook-signature)");
-    };
-    let ts: i64 = ts
-        .trim()
-        .parse()
-        .map_err(|_| "webhook-timestamp is not unix seconds")?;
-    // Compared without overflow: an i64::MIN timestamp is just far away.
-    let skew = chrono::Utc::now().timestamp().abs_diff(ts);
-    if skew > TOLERANCE_SECS as u64 {
-        return Err("webhook-timestamp is outside the 5-minute window");
-    }
-    Ok(ts)
-}
-
-/// Checks a Standard Webhooks signature against any of the secrets (rotation).
-fn check_signature(auth: &ConnAuth, headers: &HeaderMap, body: &[u8]) -> Result<(), &'static str> {
-    let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
-    let (Some(id), Some(ts), Some(sigs)) = (
-        get("webhook-id"),
-        get("webhook-timestamp"),
-        get("webhook-signature"),
-    ) else {
-        return Err("this connection requires signed webhooks (webhook-id, webhook-timestamp, webhook-signature)");
-    };
-    check_signature_headers(headers)?;
-    let mut signed = Vec::with_capacity(id.len() + ts.len() + body.len() + 2);
-    signed.extend_from_slice(id.as_bytes());
-    signed.push(b'.');
-    signed.extend_from_slice(ts.as_bytes());
-    signed.push(b'.');
-    signed.extend_from_slice(body);
-    for secret in &auth.signing_secrets {
-        let raw = secret
-            .expose()
-            .strip_prefix("whsec_")
-            .unwrap_or(secret.expose());
-        let key = base64::engine::general_purpose::STANDARD
-            .decode(raw)
-            .unwrap_or_else(|_| raw.as_bytes().to_vec());
-        for sig in sigs.split_whitespace() {
-            let Some(b64) = sig.strip_prefix("v1,") else {
-                continue;
-            };
-            let Ok(given) = base64::engine::general_purpose::STANDARD.decode(b64) else {
-                continue;
-            };
-            let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("hmac takes any key");
-            mac.update(&signed);
-            if mac.verify_slice(&given).is_ok() {
-                return Ok(());
-            }
-        }
-    }
-    Err("no webhook-signature matches")
-}
-
-/// The label unknown connection names share in metrics (names are the
-/// caller's to choose; they must not grow the metric series).
-pub const UNKNOWN_CONNECTION: &str = "(unknown)";
-
-/// The `token` query parameter: Thena's platform webhook apps can set only
-/// a URL, so the token may come there (never log full URLs).
-fn query_token(query: Option<&str>) -> Option<String> {
-    query?.split('&').find_map(|kv| {
-        let v = kv.strip_prefix("token=")?;
-        Some(
-            percent_encoding::percent_decode_str(&v.replace('+', " "))
-                .decode_utf8_lossy()
-                .into_owned(),
-        )
-    })
-}
-
 /// Authenticates, reads and parses a delivery, then ingests it: durable
 /// (committed, or in the spool) before the answer.
+/// The caller is authenticated from the headers alone ([`Caller`]), before
+/// one byte of the body is read.
 pub async fn receive(
     State(app): State<Arc<AppState>>,
-    Path(connection): Path<String>,
-    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    Caller { connection, auth }: Caller,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    // Everything that can be decided from the headers is, before one byte of
-    // the body is read: who it is for, and whether the caller may send it.
-    let auth = match authenticate(&app, &connection, query.as_deref(), &headers).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let body = match read_body(&app, &headers, body).await {
         Ok(b) => b,
         Err((status, error, message)) => {
@@ -208,9 +94,9 @@ pub async fn receive(
         }
     };
     if !auth.signing_secrets.is_empty() {
-        if let Err(why) = check_signature(&auth, &headers, &body) {
+        if let Err(why) = auth::check_signature(&auth, &headers, &body) {
             app.metrics.received(&connection, "unauthorized");
-            return unauthorized(why);
+            return auth::unauthorized(why);
         }
     }
     let change = match change_of(&app, &connection, &auth, &body).await {
@@ -226,64 +112,6 @@ pub async fn receive(
         comment: change.comment,
     });
     ingest(&app, item).await
-}
-
-/// The connection's credentials, once the caller has shown its token (and,
-/// where signatures are required, their headers); else the answer to give.
-async fn authenticate(
-    app: &AppState,
-    connection: &str,
-    query: Option<&str>,
-    headers: &HeaderMap,
-) -> Result<ConnAuth, Response> {
-    let known = app.conns.read().get(connection).cloned();
-    let auth = match known {
-        Some(a) => Some(a),
-        // Made on another replica since this one last looked: ask the store once.
-        None if crate::connect::valid_name(connection) => {
-            match app.store.connection(connection).await {
-                Ok(c) => {
-                    let a = crate::runtime::auth_of(&c);
-                    app.conns.write().insert(c.name.clone(), a.clone());
-                    Some(a)
-                }
-                Err(_) => None,
-            }
-        }
-        None => None,
-    };
-    let Some(auth) = auth else {
-        app.metrics
-            .received(UNKNOWN_CONNECTION, "unknown_connection");
-        return Err(reply(
-            StatusCode::NOT_FOUND,
-            json!({"error": "unknown_connection", "message": format!("no connection named '{}'", connection.chars().take(64).collect::<String>())}),
-        ));
-    };
-    let from_query = query_token(query);
-    match presented_token(headers).or(from_query.as_deref()) {
-        Some(t) if crypto::token_matches(t, &auth.token_hash) => {}
-        // The token a roll replaced, within the grace the admin gave it.
-        Some(t)
-            if auth.previous_token.as_ref().is_some_and(|(h, until)| {
-                chrono::Utc::now().timestamp_millis() < *until && crypto::token_matches(t, h)
-            }) => {}
-        Some(_) => {
-            app.metrics.received(connection, "unauthorized");
-            return Err(unauthorized("the Authorization token is wrong"));
-        }
-        None => {
-            app.metrics.received(connection, "unauthorized");
-            return Err(unauthorized("the Authorization header is missing"));
-        }
-    }
-    if !auth.signing_secrets.is_empty() {
-        if let Err(why) = check_signature_headers(headers) {
-            app.metrics.received(connection, "unauthorized");
-            return Err(unauthorized(why));
-        }
-    }
-    Ok(auth)
 }
 
 /// The delivery as a change to a request; else the answer to give (an
