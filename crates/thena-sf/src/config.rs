@@ -559,6 +559,36 @@ mod tests {
         });
     }
 
+    /// FROM_ENV is kept by hand: every key of the file is in it, or is a
+    /// section the environment cannot spell as one variable (named here).
+    /// serde names every key when it refuses an unknown one.
+    #[test]
+    fn every_plain_key_of_the_file_can_come_from_the_environment() {
+        const SECTIONS: &[&str] = &["connections", "oauth", "emulator", "limits"];
+        let e = figment::Figment::from(figment::providers::Serialized::default("zz_unknown", 1))
+            .extract::<Config>()
+            .unwrap_err()
+            .to_string();
+        let listed = e
+            .split("one of ")
+            .nth(1)
+            .and_then(|l| l.split(" for key").next());
+        let keys: Vec<&str> = listed
+            .unwrap_or_else(|| panic!("serde names the keys: {e}"))
+            .split(", ")
+            .map(|k| k.trim_matches(|c: char| c == '`' || c.is_whitespace()))
+            .collect();
+        assert!(keys.len() > 20, "{keys:?}");
+        let missing: Vec<&&str> = keys
+            .iter()
+            .filter(|k| !FROM_ENV.contains(k) && !SECTIONS.contains(k))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "keys no THENA_SF_* variable sets: {missing:?}"
+        );
+    }
+
     #[test]
     // Jail's closure returns figment's own (large) error type.
     #[allow(clippy::result_large_err)]
