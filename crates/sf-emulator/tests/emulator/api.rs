@@ -137,8 +137,8 @@ async fn validation_errors_use_salesforce_codes() {
         .post("/sobjects/Thing__c", json!({"Key__c": "k1"}))
         .await;
     assert_eq!(
-        (s, err[0]["errorCode"].as_str()),
-        (400, Some("DUPLICATE_VALUE")),
+        (s, code(&err)),
+        (400, "DUPLICATE_VALUE"),
         "unique is case-insensitive: {err}"
     );
     let r = org
@@ -1045,11 +1045,7 @@ async fn duplicate_rules_alert_block_and_the_allow_save_header() {
             &allow,
         )
         .await;
-    assert_eq!(
-        (s, v[0]["errorCode"].as_str()),
-        (400, Some("DUPLICATES_DETECTED")),
-        "{v}"
-    );
+    assert_eq!((s, code(&v)), (400, "DUPLICATES_DETECTED"), "{v}");
     assert_eq!(v[0]["duplicateResut"]["allowSave"], false);
     org.emu.emulator.org.write().duplicate_rules.lead = sf_emulator::duplicates::Action::Off;
     let (s, _) = org
@@ -1112,8 +1108,8 @@ async fn lengths_in_utf16_units_and_email_addresses() {
         )
         .await;
     assert_eq!(
-        (s, v[0]["errorCode"].as_str()),
-        (400, Some("STRING_TOO_LONG")),
+        (s, code(&v)),
+        (400, "STRING_TOO_LONG"),
         "42 units in a 40-unit field: {v}"
     );
     let (s, _) = org
@@ -1127,11 +1123,7 @@ async fn lengths_in_utf16_units_and_email_addresses() {
         let (s, v) = org
             .post("/sobjects/Contact", json!({"LastName": "L", "Email": bad}))
             .await;
-        assert_eq!(
-            (s, v[0]["errorCode"].as_str()),
-            (400, Some("INVALID_EMAIL_ADDRESS")),
-            "{bad}: {v}"
-        );
+        assert_eq!((s, code(&v)), (400, "INVALID_EMAIL_ADDRESS"), "{bad}: {v}");
     }
     let (s, _) = org
         .post(
@@ -1145,8 +1137,8 @@ async fn lengths_in_utf16_units_and_email_addresses() {
         .post("/sobjects/Contact", json!({"LastName": "L", "Email": long}))
         .await;
     assert_eq!(
-        (s, v[0]["errorCode"].as_str()),
-        (400, Some("STRING_TOO_LONG")),
+        (s, code(&v)),
+        (400, "STRING_TOO_LONG"),
         "81 characters: {v}"
     );
 }
@@ -1357,11 +1349,7 @@ async fn a_composite_call_rolls_back_all_or_none_and_keeps_its_limits() {
     let (s, _) = org.post("/composite", many(25, &get)).await;
     assert_eq!(s, 200, "25 subrequests are allowed");
     let (s, e) = org.post("/composite", many(26, &get)).await;
-    assert_eq!(
-        (s, e[0]["errorCode"].as_str()),
-        (400, Some("INVALID_INPUT")),
-        "{e}"
-    );
+    assert_eq!((s, code(&e)), (400, "INVALID_INPUT"), "{e}");
     let (s, _) = org.post("/composite", many(5, &query)).await;
     assert_eq!(s, 200, "five queries are allowed");
     let (s, e) = org.post("/composite", many(6, &query)).await;
