@@ -125,11 +125,7 @@ fn run_batch(
 ) -> Response {
     let mut org = req.em.org.write();
     let access = req.em.access_for(&org, &req.user);
-    let caller = Caller {
-        user_id: &req.user,
-        access: &access,
-        allow_save: req.allow_save(),
-    };
+    let caller = req.caller(&access);
     let mut undo = Vec::new();
     let mut results = Vec::with_capacity(batch.records.len());
     let mut failed = false;

@@ -55,6 +55,19 @@ impl Req<'_> {
             })
     }
 
+    /// The caller of a DML call: this request's user, with `access` (its
+    /// field access) and its duplicate-rule header.
+    pub fn caller<'a>(
+        &'a self,
+        access: &'a crate::security::FieldAccess,
+    ) -> crate::dml::Caller<'a> {
+        crate::dml::Caller {
+            user_id: &self.user,
+            access,
+            allow_save: self.allow_save(),
+        }
+    }
+
     /// The body as a JSON object, or Salesforce's JSON_PARSER_ERROR.
     pub fn json_object(&self, what: &str) -> Result<Map<String, Value>, Response> {
         match serde_json::from_slice::<Value>(&self.body) {

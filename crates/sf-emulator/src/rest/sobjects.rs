@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::{rec_error, Req};
-use crate::dml::{Caller, RecError, Upserted};
+use crate::dml::{RecError, Upserted};
 use crate::http::{not_found, sf_error, sf_json};
 
 fn lock_error() -> Response {
@@ -18,14 +18,21 @@ fn lock_error() -> Response {
     )
 }
 
+/// A create's or update's body, once the fault injector lets the write
+/// through (else its injected lock error).
+fn body_to_write(req: &Req, obj: &str) -> Result<serde_json::Map<String, Value>, Response> {
+    let body = req.json_object(obj)?;
+    if req.em.faults.lock().lock() {
+        return Err(lock_error());
+    }
+    Ok(body)
+}
+
 pub fn create(req: &Req, obj: &str) -> Response {
-    let body = match req.json_object(obj) {
+    let body = match body_to_write(req, obj) {
         Ok(b) => b,
         Err(r) => return r,
     };
-    if req.em.faults.lock().lock() {
-        return lock_error();
-    }
     let mut org = req.em.org.write();
     if org.table(obj).is_none() {
         return not_found();
@@ -34,11 +41,7 @@ pub fn create(req: &Req, obj: &str) -> Response {
     if body.keys().any(|k| k.eq_ignore_ascii_case("Id")) {
         return rec_error(&RecError::new("INVALID_FIELD_FOR_INSERT_UPDATE", "Unable to create/update fields: Id. Please check the security settings of this field and verify that it is read/write for your profile or permission set.", vec!["Id".into()]));
     }
-    let caller = Caller {
-        user_id: &req.user,
-        access: &access,
-        allow_save: req.allow_save(),
-    };
+    let caller = req.caller(&access);
     match org.create(obj, &body, &caller) {
         Ok(id) => {
             let name = org
@@ -111,13 +114,10 @@ pub fn retrieve(req: &Req, obj: &str, id: &str) -> Response {
 }
 
 pub fn update(req: &Req, obj: &str, id: &str) -> Response {
-    let body = match req.json_object(obj) {
+    let body = match body_to_write(req, obj) {
         Ok(b) => b,
         Err(r) => return r,
     };
-    if req.em.faults.lock().lock() {
-        return lock_error();
-    }
     let mut org = req.em.org.write();
     let Some(table) = org.table(obj) else {
         return not_found();
@@ -126,11 +126,7 @@ pub fn update(req: &Req, obj: &str, id: &str) -> Response {
         return not_found();
     }
     let access = req.em.access_for(&org, &req.user);
-    let caller = Caller {
-        user_id: &req.user,
-        access: &access,
-        allow_save: req.allow_save(),
-    };
+    let caller = req.caller(&access);
     match org.update(obj, id, &body, &caller) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => rec_error(&e),
@@ -241,11 +237,7 @@ pub fn upsert(req: &Req, obj: &str, field: &str, value: &str) -> Response {
         return not_found();
     };
     let access = req.em.access_for(&org, &req.user);
-    let caller = Caller {
-        user_id: &req.user,
-        access: &access,
-        allow_save: req.allow_save(),
-    };
+    let caller = req.caller(&access);
     match org.upsert(obj, field, value, &body, &caller, update_only) {
         // API 46.0 and later (every served version) answer with `created`; an update is 200.
         Ok(Upserted::Created(id)) => sf_json(
