@@ -4,6 +4,7 @@
 //! it connects emulators, starts the app, and waits for the queue to drain.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use salesforce::Client;
@@ -11,8 +12,12 @@ use thena_sf::app::App;
 use thena_sf::config::Config;
 use thena_sf::connect::{self, ConnectRequest, Connected};
 use thena_sf::crypto::SecretBox;
+use thena_sf::metrics::Metrics;
 use thena_sf::store::{ReqState, Store};
-use thena_sf::sync::Settings;
+use thena_sf::sync::{Settings, Worker};
+
+/// A hand-driven worker and the sender that keeps it running.
+pub type HandWorker = (Worker, tokio::sync::watch::Sender<bool>);
 
 use crate::pg::TempDb;
 use crate::TempDir;
@@ -126,6 +131,45 @@ impl LocalConnector {
     /// `connection` is empty; fails after a minute, naming what is pending.
     pub async fn drain(&self, connection: &str, ids: &[String]) {
         drain(&self.store, connection, ids).await
+    }
+
+    /// A worker for `connection` that the test drives one step at a time
+    /// (`Worker::send_due`), with no pace: beside a held app, or with no app
+    /// at all. Keep the sender as long as the worker (dropped, it reads as
+    /// shutdown).
+    pub async fn hand_worker(&self, connection: &str, settings: Settings) -> HandWorker {
+        let conn = self
+            .store
+            .connection(connection)
+            .await
+            .expect("a connection");
+        let user = connect::user_id(&conn.tokens).expect("the token names its user");
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let (worker, _) = Worker::new(
+            connection.to_string(),
+            self.store.clone(),
+            self.client(connection).await,
+            user,
+            Arc::new(Metrics::default()),
+            settings,
+            stopped,
+            self.config.clone(),
+        );
+        (worker, stop)
+    }
+
+    /// Steps `worker` until nothing of `connection` is due; how many steps
+    /// it took. Deterministic where [`LocalConnector::drain`] polls; fails
+    /// after 1,000 steps.
+    pub async fn step_until_empty(&self, worker: &mut Worker, connection: &str) -> usize {
+        for steps in 0..1000 {
+            let due = self.store.due(connection, 1).await.expect("the queue");
+            if due.is_empty() {
+                return steps;
+            }
+            worker.send_due().await;
+        }
+        panic!("{connection}: still due after 1,000 steps");
     }
 }
 

@@ -434,29 +434,33 @@ async fn every_resolution_step_is_asked_in_one_call_and_written_in_one() {
     }
 }
 
-/// A worker driven step by step beside the held app (whose own worker
-/// waits while the connection is held).
-async fn hand_worker(
-    h: &Harness,
-    settings: Settings,
-) -> (thena_sf::sync::Worker, tokio::sync::watch::Sender<bool>) {
-    let conn = h.store.connection("acme").await.unwrap();
-    let client = h.client("acme").await;
-    let user = connect::user_id(&conn.tokens).unwrap();
-    // The sender lives as long as the worker: a dropped one reads as shutdown.
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let metrics = std::sync::Arc::new(thena_sf::metrics::Metrics::default());
-    let (w, _) = thena_sf::sync::Worker::new(
-        "acme".into(),
-        h.store.clone(),
-        client,
-        user,
-        metrics,
-        settings,
-        stop,
-        h.config.clone(),
-    );
-    (w, stop_tx)
+/// The sync driven by hand, no polling: events taken while the connection is
+/// held, then a worker stepped until nothing is due writes each request once,
+/// with its newest version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_queue_stepped_until_empty_writes_each_request_once() {
+    let h = harness(EmulatorConfig::default()).await;
+    h.hold().await;
+    let ids: Vec<String> = (0..30).map(|i| format!("HAND-{i}")).collect();
+    for id in &ids {
+        for v in 1..=2 {
+            let status = h.status_of(&payload(id, v * 1000, json!({})), &[]).await;
+            assert_eq!(status, "queued", "{id} v{v}");
+        }
+    }
+    let (mut w, _stop) = h.hand_worker("acme", settings()).await;
+    let steps = h.step_until_empty(&mut w, "acme").await;
+    assert!((1..=5).contains(&steps), "{steps} steps for 30 requests");
+    let states = h.store.request_states("acme", &ids).await.unwrap();
+    let synced = states.iter().filter(|s| s.state == "synced").count();
+    assert_eq!(synced, 30, "{states:?}");
+    let rows = h
+        .requests("Title__c", "WHERE RequestId__c LIKE 'HAND-%'")
+        .await;
+    assert_eq!(rows.len(), 30, "each once");
+    assert!(rows
+        .iter()
+        .all(|r| r["Title__c"].as_str().unwrap().ends_with("v2000")));
 }
 
 /// Step by step (no pace, no lookup before the step): a young record whose
@@ -472,7 +476,7 @@ async fn a_young_record_that_needs_a_lookup_waits_while_the_others_are_written()
         latency_budget: Duration::from_secs(30),
         ..settings()
     };
-    let (mut w, _stop) = hand_worker(&h, settings).await;
+    let (mut w, _stop) = h.hand_worker("acme", settings).await;
     let stat = |k: &str| h.stat(k);
     let calls = || h.api_calls() - stat("rest.describe");
     let harsh =
