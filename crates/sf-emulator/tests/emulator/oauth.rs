@@ -218,43 +218,44 @@ async fn grants_and_their_errors() {
     assert_eq!(s, 200);
     assert!(t["access_token"].as_str().unwrap().starts_with("00D"));
     assert_eq!(t["issued_at"].as_str().unwrap().len(), 13);
-    let (s, e) = token(
-        &org,
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", "local-client"),
-            ("client_secret", "wrong"),
-        ],
-    )
-    .await;
-    assert_eq!((s, e["error"].as_str()), (401, Some("invalid_client")));
-    let (s, e) = token(
-        &org,
-        &[("grant_type", "magic"), ("client_id", "local-client")],
-    )
-    .await;
-    assert_eq!(
-        (s, e["error"].as_str()),
-        (400, Some("unsupported_grant_type"))
-    );
-    let (s, e) = token(
-        &org,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", "made-up"),
-            ("client_id", "local-client"),
-            ("redirect_uri", "http://127.0.0.1/cb"),
-        ],
-    )
-    .await;
-    assert_eq!(
-        (s, e["error"].as_str(), e["error_description"].as_str()),
+    // Refusals, each with OAuth's error (and, for a bad code, Salesforce's words).
+    type Form<'a> = &'a [(&'a str, &'a str)];
+    let refused: [(Form, u16, &str, Option<&str>); 3] = [
         (
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", "local-client"),
+                ("client_secret", "wrong"),
+            ],
+            401,
+            "invalid_client",
+            None,
+        ),
+        (
+            &[("grant_type", "magic"), ("client_id", "local-client")],
             400,
-            Some("invalid_grant"),
-            Some("invalid authorization code")
-        )
-    );
+            "unsupported_grant_type",
+            None,
+        ),
+        (
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", "made-up"),
+                ("client_id", "local-client"),
+                ("redirect_uri", "http://127.0.0.1/cb"),
+            ],
+            400,
+            "invalid_grant",
+            Some("invalid authorization code"),
+        ),
+    ];
+    for (form, status, error, description) in refused {
+        let (s, e) = token(&org, form).await;
+        assert_eq!((s, e["error"].as_str()), (status, Some(error)), "{form:?}");
+        if let Some(d) = description {
+            assert_eq!(e["error_description"].as_str(), Some(d), "{form:?}");
+        }
+    }
 
     // A seeded app with rotation and a fixed callback.
     let org = Org::start(EmulatorConfig {

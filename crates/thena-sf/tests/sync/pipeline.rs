@@ -249,32 +249,17 @@ async fn many_updates_coalesce_into_one_upsert_and_newest_wins() {
         let (s, _) = h.post(&payload("REQ-C", v * 1000, json!({})), &[]).await;
         assert_eq!(s, 200);
     }
-    // Out of order: an older update after the newest, and a repeated delivery.
-    assert_eq!(
-        h.status_of(
-            &payload("REQ-C", 5000, json!({"AI_requestTitle": "stale"})),
-            &[]
-        )
-        .await,
-        "stale"
-    );
-    assert_eq!(
-        h.status_of(
-            &payload("REQ-C", 11_000, json!({})),
-            &[("webhook-id", "msg-1")]
-        )
-        .await,
-        "queued"
-    );
-    assert_eq!(
-        h.status_of(
-            &payload("REQ-C", 12_000, json!({})),
-            &[("webhook-id", "msg-1")]
-        )
-        .await,
-        "duplicate",
-        "webhook-id is the idempotency key"
-    );
+    // Out of order: an older update after the newest, and a repeated delivery
+    // (webhook-id is the idempotency key).
+    let msg = [("webhook-id", "msg-1")];
+    for (updated, extra, headers, want) in [
+        (5000, json!({"AI_requestTitle": "stale"}), &[][..], "stale"),
+        (11_000, json!({}), &msg[..], "queued"),
+        (12_000, json!({}), &msg[..], "duplicate"),
+    ] {
+        let body = payload("REQ-C", updated, extra);
+        assert_eq!(h.status_of(&body, headers).await, want, "version {updated}");
+    }
     let upserts_before = h.stat("composite.upsert");
     h.release().await;
     h.settle(&["REQ-C".into()]).await;
