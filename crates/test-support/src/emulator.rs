@@ -139,3 +139,25 @@ pub fn metadata_envelope(session: &str, op_xml: &str) -> String {
         r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Header xmlns="http://soap.sforce.com/2006/04/metadata"><SessionHeader><sessionId>{session}</sessionId></SessionHeader></soapenv:Header><soapenv:Body xmlns="http://soap.sforce.com/2006/04/metadata">{op_xml}</soapenv:Body></soapenv:Envelope>"#
     )
 }
+
+/// Adds a required Text field `full_name` (`Object.Field__c`) through the
+/// Metadata API, as an admin might: a field the connector cannot fill.
+pub async fn add_required_field(client: &Client, full_name: &str) {
+    let label = full_name
+        .rsplit('.')
+        .next()
+        .unwrap_or(full_name)
+        .trim_end_matches("__c");
+    let saved = client
+        .metadata_save(
+            salesforce::metadata::Save::Create,
+            &[salesforce::metadata::Component {
+                kind: "CustomField",
+                full_name: full_name.into(),
+                body: format!("<label>{label}</label><length>20</length><required>true</required><type>Text</type>"),
+            }],
+        )
+        .await
+        .expect("the Metadata API answers");
+    assert!(saved[0].success, "{saved:?}");
+}

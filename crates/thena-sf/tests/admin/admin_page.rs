@@ -810,19 +810,7 @@ async fn the_whole_flow_and_the_actions_over_http() {
         "checked again"
     );
     // What Fix cannot repair is named; Fix appears when it can repair something.
-    let r = s
-        .sf
-        .metadata_save(
-            salesforce::metadata::Save::Create,
-            &[salesforce::metadata::Component {
-                kind: "CustomField",
-                full_name: "Request__c.Region__c".into(),
-                body: "<label>Region</label><length>20</length><required>true</required><type>Text</type>".into(),
-            }],
-        )
-        .await
-        .unwrap();
-    assert!(r[0].success, "{r:?}");
+    test_support::emulator::add_required_field(&s.sf, "Request__c.Region__c").await;
     let p = a.post("/connections/acme/check", &[("csrf", &csrf)]).await;
     let page = a.get(&p.location()).await;
     assert!(

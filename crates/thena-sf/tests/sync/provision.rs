@@ -28,6 +28,15 @@ async fn connected() -> (Env, salesforce::Client) {
     (e, client)
 }
 
+/// The Id of the connector's permission set.
+async fn permission_set_id(client: &salesforce::Client) -> String {
+    let ps = client
+        .query("SELECT Id FROM PermissionSet WHERE Name = 'Thena_Request_Sync'")
+        .await
+        .unwrap();
+    ps[0]["Id"].as_str().unwrap().to_string()
+}
+
 /// Every check of the doctor passes.
 async fn assert_healthy(client: &salesforce::Client) {
     let checks = provision::doctor(client, &[], 0.9).await;
@@ -160,11 +169,7 @@ async fn provision_on_an_empty_org_then_a_second_run_changes_nothing() {
 async fn doctor_fails_after_access_is_removed_and_fix_restores_just_that() {
     let (_e, client) = connected().await;
     // Someone removes the connected user's access to one field and deletes another field.
-    let ps = client
-        .query("SELECT Id FROM PermissionSet WHERE Name = 'Thena_Request_Sync'")
-        .await
-        .unwrap();
-    let ps_id = ps[0]["Id"].as_str().unwrap().to_string();
+    let ps_id = permission_set_id(&client).await;
     let fp = client.query(&format!("SELECT Id FROM FieldPermissions WHERE ParentId = '{ps_id}' AND Field = 'Request__c.Urgency__c'")).await.unwrap();
     client
         .delete("FieldPermissions", fp[0]["Id"].as_str().unwrap())
@@ -470,11 +475,7 @@ async fn every_assigned_account_layout_gets_the_list_and_keeps_the_rest() {
 #[tokio::test]
 async fn an_admins_own_permission_survives_a_new_category() {
     let (e, client) = connected().await;
-    let ps = client
-        .query("SELECT Id FROM PermissionSet WHERE Name = 'Thena_Request_Sync'")
-        .await
-        .unwrap();
-    let ps_id = ps[0]["Id"].as_str().unwrap().to_string();
+    let ps_id = permission_set_id(&client).await;
     client
         .create("FieldPermissions", &serde_json::json!({"ParentId": ps_id, "SobjectType": "Account", "Field": "Account.Website", "PermissionsRead": true, "PermissionsEdit": false}))
         .await
@@ -505,18 +506,7 @@ async fn an_admins_own_permission_survives_a_new_category() {
 #[tokio::test]
 async fn the_doctor_names_required_fields_and_the_permission_set_assignment() {
     let (_e, client) = connected().await;
-    let r = client
-        .metadata_save(
-            salesforce::metadata::Save::Create,
-            &[salesforce::metadata::Component {
-                kind: "CustomField",
-                full_name: "Request__c.Region__c".into(),
-                body: "<label>Region</label><length>20</length><required>true</required><type>Text</type>".into(),
-            }],
-        )
-        .await
-        .unwrap();
-    assert!(r[0].success, "{r:?}");
+    test_support::emulator::add_required_field(&client, "Request__c.Region__c").await;
     let psa = client
         .query("SELECT Id FROM PermissionSetAssignment WHERE PermissionSet.Name = 'Thena_Request_Sync'")
         .await
