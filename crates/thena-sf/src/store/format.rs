@@ -22,14 +22,21 @@ pub enum FormatError {
     Json(#[from] serde_json::Error),
 }
 
-/// The stored text of `s`.
+/// What a stored snapshot starts with: `{` and the format's version.
+const PREFIX: &str = "{\"v\":1,";
+
+/// The stored text of `s`, written in one buffer (ingest writes one per event).
 pub fn encode(s: &Snapshot) -> String {
-    let body = serde_json::to_string(s).expect("snapshots serialise");
-    // `{"v":1,` then the snapshot's own fields (a snapshot always has some).
-    match body.strip_prefix('{') {
-        Some("}") | None => format!("{{\"v\":{FORMAT}}}"),
-        Some(fields) => format!("{{\"v\":{FORMAT},{fields}"),
+    let mut buf = Vec::with_capacity(512);
+    buf.extend_from_slice(PREFIX.as_bytes());
+    serde_json::to_writer(&mut buf, s).expect("snapshots serialise");
+    // The snapshot's own `{` goes: its fields follow the version.
+    buf.remove(PREFIX.len());
+    if buf.get(PREFIX.len()) == Some(&b'}') {
+        // No fields at all: no comma after the version either.
+        buf.remove(PREFIX.len() - 1);
     }
+    String::from_utf8(buf).expect("JSON is UTF-8")
 }
 
 /// The snapshot stored as `text`, in any format up to [`FORMAT`].
@@ -70,6 +77,11 @@ mod tests {
         let text = encode(&s);
         assert!(text.starts_with("{\"v\":1,"), "{text}");
         assert_eq!(decode(&text).unwrap(), s);
+    }
+
+    #[test]
+    fn the_prefix_names_the_format_written() {
+        assert_eq!(PREFIX, format!("{{\"v\":{FORMAT},"));
     }
 
     #[test]
