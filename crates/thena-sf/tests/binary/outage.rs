@@ -91,6 +91,11 @@ async fn spool_len(url: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Deliveries alternate between the two replicas, as a load balancer would.
+fn alternate(i: usize, a: &str, b: &str) -> String {
+    if i.is_multiple_of(2) { a } else { b }.to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_is_ridden_out_by_the_spool_and_nothing_is_lost() {
     let db = pg::TempDb::create().await;
@@ -141,11 +146,7 @@ async fn a_database_outage_is_ridden_out_by_the_spool_and_nothing_is_lost() {
     };
     let mut i = 0;
     for _ in 0..40 {
-        let url = if i % 2 == 0 {
-            url_a.clone()
-        } else {
-            url_b.clone()
-        };
+        let url = alternate(i, &url_a, &url_b);
         assert_eq!(send(url, i).await.0, 200);
         i += 1;
     }
@@ -155,11 +156,7 @@ async fn a_database_outage_is_ridden_out_by_the_spool_and_nothing_is_lost() {
     let until = Instant::now() + OUTAGE;
     let mut spooled = 0;
     while Instant::now() < until {
-        let url = if i % 2 == 0 {
-            url_a.clone()
-        } else {
-            url_b.clone()
-        };
+        let url = alternate(i, &url_a, &url_b);
         let (s, v) = send(url, i).await;
         assert_eq!(s, 200, "refused during the outage: {v}");
         if v["status"] == "spooled" {
@@ -187,11 +184,7 @@ async fn a_database_outage_is_ridden_out_by_the_spool_and_nothing_is_lost() {
     b = restarted.0;
     url_b = restarted.1;
     for _ in 0..20 {
-        let url = if i % 2 == 0 {
-            url_a.clone()
-        } else {
-            url_b.clone()
-        };
+        let url = alternate(i, &url_a, &url_b);
         assert_eq!(send(url, i).await.0, 200);
         i += 1;
     }
