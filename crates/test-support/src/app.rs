@@ -16,11 +16,11 @@ use thena_sf::metrics::Metrics;
 use thena_sf::store::{ReqState, Store};
 use thena_sf::sync::{Settings, Worker};
 
-/// A hand-driven worker and the sender that keeps it running.
-pub type HandWorker = (Worker, tokio::sync::watch::Sender<bool>);
-
 use crate::pg::TempDb;
 use crate::TempDir;
+
+/// A hand-driven worker and the sender that keeps it running.
+pub type HandWorker = (Worker, tokio::sync::watch::Sender<bool>);
 
 /// Lets a test's harness read as the [`LocalConnector`] in its field `c`
 /// (`h.store`, `h.config`, `h.drain(…)`).
@@ -103,8 +103,7 @@ impl LocalConnector {
     /// Connects `name` to the emulator at `base` as its admin (the password
     /// grant), with `token` as its webhook token or a generated one.
     pub async fn connect_emulator(&self, name: &str, base: &str, token: Option<&str>) -> Connected {
-        let req = ConnectRequest::emulator_admin(name, base, token.map(str::to_string));
-        self.connect(req).await
+        connect_emulator(&self.store, &self.config, name, base, token).await
     }
 
     /// Connects as `req` says; the test fails if the connector refuses.
@@ -173,6 +172,21 @@ impl LocalConnector {
     }
 }
 
+/// Connects `name` in `store` to the emulator at `base` as its admin (the
+/// password grant), with `token` as its webhook token or a generated one.
+pub async fn connect_emulator(
+    store: &Store,
+    config: &Config,
+    name: &str,
+    base: &str,
+    token: Option<&str>,
+) -> Connected {
+    let req = ConnectRequest::emulator_admin(name, base, token.map(str::to_string));
+    connect::connect(store, config, req)
+        .await
+        .expect("the connector connects")
+}
+
 /// The webhook token of org `i` made by [`connect_orgs`].
 pub fn org_token(i: usize) -> String {
     format!("tok-{i}-0123456789abcdef0123456789")
@@ -183,10 +197,7 @@ pub fn org_token(i: usize) -> String {
 /// second after the last was made, for requests created in their scope.
 pub async fn connect_orgs(store: &Store, config: &Config, base: &str, n: usize) -> i64 {
     for i in 0..n {
-        let req = ConnectRequest::emulator_admin(&format!("org{i}"), base, Some(org_token(i)));
-        connect::connect(store, config, req)
-            .await
-            .expect("the connector connects");
+        connect_emulator(store, config, &format!("org{i}"), base, Some(&org_token(i))).await;
     }
     let made = store.connections().await.expect("the connections");
     let last = made.iter().map(|c| c.connected_at.timestamp_millis()).max();
@@ -231,25 +242,4 @@ pub async fn drain(store: &Store, connection: &str, ids: &[String]) {
         assert!(Instant::now() < deadline, "not settled: {waiting:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// The status the server at `base` answers to a POST of `path` (with
-/// `authorization`) that announces a JSON body of `length` bytes, read
-/// before any of the body is sent: a refusal from the headers alone (a
-/// client still writing the body could see the connection close instead).
-pub async fn status_for_length(base: &str, path: &str, authorization: &str, length: usize) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = base.trim_start_matches("http://");
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {authorization}\r\n\
-         Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
-    );
-    tcp.write_all(head.as_bytes()).await.unwrap();
-    let mut answer = vec![0u8; 512];
-    let read = tokio::time::timeout(Duration::from_secs(30), tcp.read(&mut answer));
-    let n = read.await.expect("answered before the body").unwrap();
-    let line = String::from_utf8_lossy(&answer[..n]).to_string();
-    let code = line.split_whitespace().nth(1).and_then(|c| c.parse().ok());
-    code.unwrap_or_else(|| panic!("no status line in {line:?}"))
 }

@@ -104,21 +104,45 @@ pub fn connect_args(name: &str, base: &str) -> Vec<String> {
 /// The web flow's authorization code for `client_id`, approved by the admin
 /// at the emulator's login page (the form a browser would post).
 pub async fn authorization_code(base: &str, client_id: &str, redirect_uri: &str) -> String {
+    approved_code(base, client_id, redirect_uri, None).await
+}
+
+/// [`authorization_code`] for a flow with PKCE: `challenge` is the S256
+/// challenge of the verifier the code is later exchanged with.
+pub async fn authorization_code_pkce(
+    base: &str,
+    client_id: &str,
+    redirect_uri: &str,
+    challenge: &str,
+) -> String {
+    approved_code(base, client_id, redirect_uri, Some(challenge)).await
+}
+
+async fn approved_code(
+    base: &str,
+    client_id: &str,
+    redirect_uri: &str,
+    challenge: Option<&str>,
+) -> String {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("an HTTP client");
+    let mut form = vec![
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", redirect_uri),
+        ("scope", "api refresh_token"),
+        ("username", ADMIN),
+        ("password", PASSWORD),
+        ("action", "approve"),
+    ];
+    if let Some(c) = challenge {
+        form.extend([("code_challenge", c), ("code_challenge_method", "S256")]);
+    }
     let r = http
         .post(format!("{base}/services/oauth2/authorize"))
-        .form(&[
-            ("response_type", "code"),
-            ("client_id", client_id),
-            ("redirect_uri", redirect_uri),
-            ("scope", "api refresh_token"),
-            ("username", ADMIN),
-            ("password", PASSWORD),
-            ("action", "approve"),
-        ])
+        .form(&form)
         .send()
         .await
         .expect("the authorize page answers");

@@ -22,4 +22,4 @@ pub mod pg;
 pub mod process;
 
 pub use dir::TempDir;
-pub use fetch::{post_webhook, Fetch};
+pub use fetch::{post_webhook, status_for_length, Fetch};

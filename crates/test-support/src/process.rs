@@ -76,14 +76,6 @@ pub struct Listening {
     pub url: String,
 }
 
-impl Listening {
-    /// Spawns `command` and reads the address from its first line.
-    pub fn spawn(command: &mut Command) -> Listening {
-        let (child, url) = spawn_listening(command);
-        Listening { child, url }
-    }
-}
-
 impl Drop for Listening {
     fn drop(&mut self) {
         let _ = self.child.kill();

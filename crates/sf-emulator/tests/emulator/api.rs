@@ -1368,3 +1368,21 @@ async fn a_composite_call_rolls_back_all_or_none_and_keeps_its_limits() {
     assert_eq!(s, 200);
     assert_eq!(r["compositeResponse"][0]["httpStatusCode"], 400, "{r}");
 }
+
+/// sObject Collections create and update: "Each object must contain an
+/// attributes map. The map must contain a value for type." ([doc] Create
+/// Records Using sObject Collections). A record without its type is refused
+/// and nothing is written.
+#[tokio::test]
+async fn collections_records_must_name_their_type() {
+    let org = Org::start(EmulatorConfig::default()).await;
+    let untyped = json!({"records": [{"Name": "Untyped"}]});
+    let (s, e) = org.post("/composite/sobjects", untyped.clone()).await;
+    assert_eq!((s, code(&e)), (400, "INVALID_TYPE"), "create: {e}");
+    let (s, e) = org.patch("/composite/sobjects", untyped).await;
+    assert_eq!((s, code(&e)), (400, "INVALID_TYPE"), "update: {e}");
+    let (_, v) = org
+        .query("SELECT Id FROM Account WHERE Name = 'Untyped'")
+        .await;
+    assert_eq!(v["totalSize"], 0, "nothing written");
+}

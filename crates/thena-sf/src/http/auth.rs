@@ -81,35 +81,10 @@ fn presented_token(headers: &HeaderMap) -> Option<&str> {
     )
 }
 
-/// The signature headers are there and the timestamp is within the window
-/// (checked before the body is read; the signature itself needs the body).
-fn check_signature_headers(headers: &HeaderMap) -> Result<i64, &'static str> {
-    let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
-    let (Some(_), Some(ts), Some(_)) = (
-        get("webhook-id"),
-        get("webhook-timestamp"),
-        get("webhook-signature"),
-    ) else {
-        return Err("this connection requires signed webhooks (webhook-id, webhook-timestamp, webhook-signature)");
-    };
-    let ts: i64 = ts
-        .trim()
-        .parse()
-        .map_err(|_| "webhook-timestamp is not unix seconds")?;
-    // Compared without overflow: an i64::MIN timestamp is just far away.
-    let skew = chrono::Utc::now().timestamp().abs_diff(ts);
-    if skew > TOLERANCE_SECS as u64 {
-        return Err("webhook-timestamp is outside the 5-minute window");
-    }
-    Ok(ts)
-}
-
-/// Checks a Standard Webhooks signature against any of the secrets (rotation).
-pub(super) fn check_signature(
-    auth: &ConnAuth,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(), &'static str> {
+/// The signature headers (id, timestamp, signatures), once all three are
+/// there and the timestamp is within the window (checked before the body is
+/// read; the signature itself needs the body).
+fn signature_headers(headers: &HeaderMap) -> Result<(&str, &str, &str), &'static str> {
     let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
     let (Some(id), Some(ts), Some(sigs)) = (
         get("webhook-id"),
@@ -118,7 +93,25 @@ pub(super) fn check_signature(
     ) else {
         return Err("this connection requires signed webhooks (webhook-id, webhook-timestamp, webhook-signature)");
     };
-    check_signature_headers(headers)?;
+    let at: i64 = ts
+        .trim()
+        .parse()
+        .map_err(|_| "webhook-timestamp is not unix seconds")?;
+    // Compared without overflow: an i64::MIN timestamp is just far away.
+    let skew = chrono::Utc::now().timestamp().abs_diff(at);
+    if skew > TOLERANCE_SECS as u64 {
+        return Err("webhook-timestamp is outside the 5-minute window");
+    }
+    Ok((id, ts, sigs))
+}
+
+/// Checks a Standard Webhooks signature against any of the secrets (rotation).
+pub(super) fn check_signature(
+    auth: &ConnAuth,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), &'static str> {
+    let (id, ts, sigs) = signature_headers(headers)?;
     let mut signed = Vec::with_capacity(id.len() + ts.len() + body.len() + 2);
     signed.extend_from_slice(id.as_bytes());
     signed.push(b'.');
@@ -200,7 +193,7 @@ async fn authenticate(
         }
     }
     if !auth.signing_secrets.is_empty() {
-        if let Err(why) = check_signature_headers(headers) {
+        if let Err(why) = signature_headers(headers) {
             app.metrics.received(connection, "unauthorized");
             return Err(unauthorized(why));
         }

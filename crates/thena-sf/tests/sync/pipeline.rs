@@ -863,7 +863,7 @@ async fn bad_requests_get_clear_errors_and_store_nothing() {
     // Over 1 MiB: refused from the headers, before the body is read.
     let path = "/webhooks/thena/acme";
     let base = h.app().url();
-    let status = test_support::app::status_for_length(&base, path, TOKEN, 1024 * 1024 + 1);
+    let status = test_support::status_for_length(&base, path, TOKEN, 1024 * 1024 + 1);
     assert_eq!(status.await, 413);
     let states = h
         .store

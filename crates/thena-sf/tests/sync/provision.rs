@@ -271,38 +271,16 @@ async fn token_expiry_mid_provision_is_refreshed_transparently() {
         client_secret: Some(Secret::new("local-secret")),
         redirect_uri: "http://127.0.0.1:9/cb".into(),
     };
-    let code = {
-        let pkce = salesforce::Pkce::from_verifier("v".repeat(50));
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let r = http
-            .post(format!("{}/services/oauth2/authorize", e.emu.base_url))
-            .form(&[
-                ("response_type", "code"),
-                ("client_id", "local-client"),
-                ("redirect_uri", "http://127.0.0.1:9/cb"),
-                ("scope", "api refresh_token"),
-                ("code_challenge", pkce.challenge.as_str()),
-                ("username", "admin@example.com"),
-                ("password", "emulator"),
-                ("action", "approve"),
-            ])
-            .send()
-            .await
-            .unwrap();
-        let loc = reqwest::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
-        let code = loc
-            .query_pairs()
-            .find(|(k, _)| k == "code")
-            .unwrap()
-            .1
-            .into_owned();
-        (code, pkce)
-    };
+    let pkce = salesforce::Pkce::from_verifier("v".repeat(50));
+    let code = test_support::emulator::authorization_code_pkce(
+        &e.emu.base_url,
+        "local-client",
+        "http://127.0.0.1:9/cb",
+        &pkce.challenge,
+    )
+    .await;
     let tokens = app
-        .exchange_code(&reqwest::Client::new(), &code.0, &code.1.verifier)
+        .exchange_code(&reqwest::Client::new(), &code, &pkce.verifier)
         .await
         .unwrap();
     let c = connect::connect(

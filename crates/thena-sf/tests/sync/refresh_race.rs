@@ -27,37 +27,15 @@ async fn race(a: Store, b: Store) {
         redirect_uri: "http://127.0.0.1/cb".into(),
     };
     let pkce = Pkce::generate();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let resp = http
-        .post(format!("{}/services/oauth2/authorize", emu.base_url))
-        .form(&[
-            ("response_type", "code"),
-            ("client_id", "rot-app"),
-            ("redirect_uri", "http://127.0.0.1/cb"),
-            ("scope", "api refresh_token"),
-            ("state", "s"),
-            ("code_challenge", pkce.challenge.as_str()),
-            ("code_challenge_method", "S256"),
-            ("username", "admin@example.com"),
-            ("password", "emulator"),
-            ("action", "approve"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let location = resp.headers()["location"].to_str().unwrap().to_string();
-    let code = reqwest::Url::parse(&location)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    let code = test_support::emulator::authorization_code_pkce(
+        &emu.base_url,
+        "rot-app",
+        "http://127.0.0.1/cb",
+        &pkce.challenge,
+    )
+    .await;
     let tokens = app
-        .exchange_code(&http, &code, &pkce.verifier)
+        .exchange_code(&reqwest::Client::new(), &code, &pkce.verifier)
         .await
         .unwrap();
     assert!(tokens.refresh_token.is_some());

@@ -298,7 +298,7 @@ async fn hostile_payloads_get_the_right_status_and_change_nothing() {
     // answer is read before any of the body is sent).
     let path = "/webhooks/thena/org0";
     let base = e.app.url();
-    let status = test_support::app::status_for_length(&base, path, TOKEN, 1024 * 1024 + 1);
+    let status = test_support::status_for_length(&base, path, TOKEN, 1024 * 1024 + 1);
     assert_eq!(status.await, 413);
     assert_eq!(
         e.store.counts("org0").await.unwrap(),
