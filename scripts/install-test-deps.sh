@@ -35,7 +35,7 @@ fi
 # (crates/thena-sf/tests/admin/browser.rs): Debian's packages, pinned. Should the
 # pinned build have left the archive (security updates replace it), the
 # archive's current build is taken, and said so.
-chromium_version=156.0.8078.114-1~deb12u1
+chromium_version=156.0.8078.129-1~deb12u1
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   echo "installing chromium and chromium-driver $chromium_version" >&2
   sudo_=""

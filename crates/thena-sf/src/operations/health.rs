@@ -36,19 +36,23 @@ pub struct Health {
 
 /// Reads a connection's health from the store (no call to Salesforce).
 pub async fn health(store: &Store, config: &Config, c: &Connection) -> Result<Health, StoreError> {
-    let (queued, _, _) = store.queue_shape(&c.name).await?;
     let counts = store.counts(&c.name).await?;
-    let failed = store.dead_letter_count(&c.name).await?;
     let recent = store.recent_failures(&c.name, chrono::Utc::now()).await?;
     let last = store.last_seen(&c.name).await?;
     Ok(Health {
-        state: state_of(c, queued, &recent, &last, &config.webhook_url(&c.name)),
-        queued,
+        state: state_of(
+            c,
+            counts.queued,
+            &recent,
+            &last,
+            &config.webhook_url(&c.name),
+        ),
+        queued: counts.queued,
         synced: counts.synced,
         skipped: counts.skipped,
         pending: counts.pending,
         out_of_scope: counts.out_of_scope,
-        failed,
+        failed: counts.dead_letters,
         last,
         recent,
     })

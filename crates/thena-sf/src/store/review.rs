@@ -27,13 +27,21 @@ pub struct Activity {
     pub at: String,
 }
 
+/// A connection's figures, read in one statement so that they agree with
+/// each other: a request the worker settles between two reads would count
+/// both as queued and as synced (seen once on the admin page).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
+    /// Requests by state.
     pub pending: i64,
     pub synced: i64,
     pub skipped: i64,
     pub failed: i64,
     pub out_of_scope: i64,
+    /// Snapshots waiting to be sent (not parked).
+    pub queued: i64,
+    /// Dead letters: refused for good, waiting for a person.
+    pub dead_letters: i64,
 }
 
 /// Rows of activity and of the delivery log kept (each).
@@ -217,8 +225,11 @@ impl Store {
     }
 
     pub async fn counts(&self, connection: &str) -> Result<Counts, StoreError> {
+        // One statement is one snapshot on both backends.
         let rows = sql!(
-            "SELECT state, COUNT(*) AS n FROM requests WHERE connection = $1 GROUP BY state",
+            "SELECT state, COUNT(*) AS n FROM requests WHERE connection = $1 GROUP BY state \
+             UNION ALL SELECT '(queued)', COUNT(*) FROM pending WHERE connection = $1 AND parked = 0 \
+             UNION ALL SELECT '(dead letters)', COUNT(*) FROM dead_letters WHERE connection = $1",
             (connection,),
         )
         .fetch_all(self.pool())
@@ -226,13 +237,18 @@ impl Store {
         let mut c = Counts::default();
         for r in rows {
             let n: i64 = r.try_get("n")?;
-            match ReqState::parse(&r.try_get::<String, _>("state")?) {
-                Some(ReqState::Pending) => c.pending = n,
-                Some(ReqState::Synced) => c.synced = n,
-                Some(ReqState::Skipped) => c.skipped = n,
-                Some(ReqState::Failed) => c.failed = n,
-                Some(ReqState::OutOfScope) => c.out_of_scope = n,
-                None => {}
+            let state: String = r.try_get("state")?;
+            match state.as_str() {
+                "(queued)" => c.queued = n,
+                "(dead letters)" => c.dead_letters = n,
+                s => match ReqState::parse(s) {
+                    Some(ReqState::Pending) => c.pending = n,
+                    Some(ReqState::Synced) => c.synced = n,
+                    Some(ReqState::Skipped) => c.skipped = n,
+                    Some(ReqState::Failed) => c.failed = n,
+                    Some(ReqState::OutOfScope) => c.out_of_scope = n,
+                    None => {}
+                },
             }
         }
         Ok(c)

@@ -96,14 +96,10 @@ async fn settled(store: &Store, conn: &str, n: i64, within: Duration) -> Duratio
     let t = Instant::now();
     loop {
         let c = store.counts(conn).await.unwrap();
-        let (q, _, _) = store.queue_shape(conn).await.unwrap();
-        if c.synced == n && q == 0 {
+        if c.synced == n && c.queued == 0 {
             return t.elapsed();
         }
-        assert!(
-            t.elapsed() < within,
-            "{conn} not settled: {c:?}, {q} queued"
-        );
+        assert!(t.elapsed() < within, "{conn} not settled: {c:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -516,6 +516,40 @@ async fn read_then_write_while_others_write(a: &Store, b: &Store) {
     assert_eq!(a.dead_letters("acme", 100, 0).await.unwrap().len(), 0);
 }
 
+/// A connection's figures agree with each other while another replica
+/// settles its requests: each request is either queued (and pending) or
+/// synced, never both and never neither. The admin page once showed a
+/// retried request as queued and synced at once (CI, `the_whole_flow_and_the_actions_over_http`),
+/// because the queue and the states were read in two statements.
+async fn figures_agree_while_requests_settle(a: &Store, b: &Store) {
+    const N: i64 = 120;
+    a.put_connection(&connection("acme")).await.unwrap();
+    let items: Vec<IngestItem> = (0..N)
+        .map(|r| item(&format!("F{r}"), &format!("F{r}"), 10_000, "t"))
+        .collect();
+    a.ingest_many(&items).await.unwrap();
+    let settler = {
+        let b = b.clone();
+        tokio::spawn(async move {
+            for c in b.due("acme", N).await.unwrap() {
+                b.mark_synced_many("acme", &[synced(&c)]).await.unwrap();
+            }
+        })
+    };
+    let mut reads = 0;
+    loop {
+        let c = a.counts("acme").await.unwrap();
+        assert_eq!(c.queued, c.pending, "read {reads}: {c:?}");
+        assert_eq!(c.pending + c.synced, N, "read {reads}: {c:?}");
+        reads += 1;
+        if c.synced == N {
+            break;
+        }
+    }
+    settler.await.unwrap();
+    assert!(reads > 1, "the reads overlapped the settling");
+}
+
 /// A SQLite store copied into PostgreSQL keeps everything, secrets included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_copies_into_postgres() {
@@ -772,5 +806,5 @@ suites!(
     one: connections_and_secrets, queue_rules, sessions_and_flows, comments_and_side_changes,
         a_group_decides_as_events_one_by_one, a_newer_snapshot_format_is_parked_not_misread;
     two: leases_fence_stale_replicas, read_then_write_while_others_write,
-        concurrent_ingest_keeps_the_newest;
+        concurrent_ingest_keeps_the_newest, figures_agree_while_requests_settle;
 );
