@@ -10,8 +10,16 @@
 //! each request once per version: the worker then waits for the flood to
 //! pass, so that each request's versions coalesce into one write.
 //!
-//! Pure: the worker feeds it the arrival counter and the duration of each
-//! step, and asks it what to do.
+//! The wait leaves room for the lookup and the write that follow it (the
+//! slowest recent ones) and a margin for what the estimates miss. The
+//! margin learns from what was written: a step whose oldest record landed
+//! late (past 90% of the budget) widens it at once; steps well within the
+//! budget (under 75%) narrow it a little at a time, down to a floor. So on a
+//! quick machine the worker waits longer and each call carries more, and on
+//! a busy one it waits less and keeps the budget.
+//!
+//! Pure: the worker feeds it the arrival counter, the duration of each
+//! step and how late its records were written, and asks it what to do.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -45,6 +53,8 @@ pub struct Pace {
     warms: VecDeque<Duration>,
     /// Events per second from which it is a flood.
     flood_rate: f64,
+    /// Room kept for what the estimates miss; learnt from [`Pace::wrote`].
+    margin: Duration,
 }
 
 impl Pace {
@@ -57,7 +67,25 @@ impl Pace {
             steps: VecDeque::with_capacity(STEPS),
             warms: VecDeque::with_capacity(STEPS),
             flood_rate,
+            margin: budget / 5,
         }
+    }
+
+    /// The oldest record a step wrote waited this long since its
+    /// acknowledgement. Lateness far past the budget says nothing of the
+    /// pace (a flood coalescing, a retry after an outage) and is ignored.
+    pub fn wrote(&mut self, oldest: Duration) {
+        let b = self.budget;
+        if oldest > b * 2 {
+            return;
+        }
+        self.margin = if oldest > b * 9 / 10 {
+            (self.margin + b / 10).min(b / 2)
+        } else if oldest < b * 3 / 4 {
+            self.margin.saturating_sub(b / 50).max(b / 20)
+        } else {
+            self.margin
+        };
     }
 
     /// Events accepted so far (a counter that only grows), read at `now`.
@@ -124,10 +152,9 @@ impl Pace {
         if queued >= self.batch {
             return Decision::Send;
         }
-        let margin = self.budget / 5;
         let slack = self
             .budget
-            .saturating_sub(self.warm_estimate() + self.step_estimate() + margin);
+            .saturating_sub(self.warm_estimate() + self.step_estimate() + self.margin);
         let Some(room) = slack.checked_sub(oldest_age).filter(|r| !r.is_zero()) else {
             return Decision::Send;
         };
@@ -228,5 +255,47 @@ mod tests {
             Duration::from_millis(110),
             "the slowest recent warm"
         );
+    }
+
+    #[test]
+    fn a_late_write_widens_the_margin_and_timely_ones_narrow_it_to_a_floor() {
+        let mut p = at_rate(100, 500);
+        p.step_took(Duration::from_millis(100));
+        let wait = |p: &Pace| match p.decide(3, Duration::ZERO) {
+            Decision::Wait(d) => d,
+            other => panic!("{other:?}"),
+        };
+        // 500 - 100 (step) - 100 (the first margin).
+        assert_eq!(wait(&p), Duration::from_millis(300));
+        p.wrote(Duration::from_millis(480));
+        assert_eq!(wait(&p), Duration::from_millis(250), "late: 50 ms wider");
+        p.wrote(Duration::from_millis(400));
+        assert_eq!(
+            wait(&p),
+            Duration::from_millis(250),
+            "near the budget: kept"
+        );
+        p.wrote(Duration::from_millis(200));
+        assert_eq!(
+            wait(&p),
+            Duration::from_millis(260),
+            "timely: 10 ms narrower"
+        );
+        for _ in 0..100 {
+            p.wrote(Duration::from_millis(200));
+        }
+        assert_eq!(wait(&p), Duration::from_millis(375), "the floor: 25 ms");
+        for _ in 0..100 {
+            p.wrote(Duration::from_millis(499));
+        }
+        assert_eq!(
+            wait(&p),
+            Duration::from_millis(150),
+            "the ceiling: half the budget"
+        );
+        // A flood's or an outage's lateness is not the pace's.
+        p.wrote(Duration::from_secs(30));
+        p.wrote(Duration::from_millis(200));
+        assert_eq!(wait(&p), Duration::from_millis(160));
     }
 }

@@ -381,9 +381,15 @@ impl Worker {
         }
         self.store.mark_synced_many(&self.name, &synced).await?;
         self.count("synced", synced.len() as u64);
+        let now = now_ms();
+        let mut oldest = 0;
         for s in &synced {
-            self.metrics
-                .latency((now_ms() - s.claimed.enqueued_at_ms).max(0) as u64);
+            let waited = (now - s.claimed.enqueued_at_ms).max(0) as u64;
+            self.metrics.latency(waited);
+            oldest = oldest.max(waited);
+        }
+        if !synced.is_empty() {
+            self.pace.wrote(Duration::from_millis(oldest));
         }
         if reprovision {
             self.reprovision().await;
