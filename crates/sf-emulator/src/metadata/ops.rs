@@ -396,14 +396,19 @@ fn save_field(
     Ok(!exists)
 }
 
-/// A permission set's id by its Name, or by the profile it belongs to.
+/// A permission set's id by its Name.
 fn permission_set_id(org: &Org, name: &str) -> Option<String> {
+    permission_set_where(org, "Name", name)
+}
+
+/// The first permission set whose `field` is `value` (case-insensitive).
+fn permission_set_where(org: &Org, field: &str, value: &str) -> Option<String> {
     let t = org.table("PermissionSet")?;
     t.iter()
         .find(|r| {
-            org.get_field("PermissionSet", r, "Name")
+            org.get_field("PermissionSet", r, field)
                 .and_then(Val::as_str)
-                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                .is_some_and(|v| v.eq_ignore_ascii_case(value))
         })
         .and_then(|r| r[0].as_str().map(str::to_string))
 }
@@ -451,15 +456,9 @@ fn profile_id(org: &Org, full: &str) -> Option<String> {
     org.profile_by_name(&profile_name(full))
 }
 
+/// The permission set that holds a profile's permissions.
 fn profile_permission_set(org: &Org, profile: &str) -> Option<String> {
-    let t = org.table("PermissionSet")?;
-    t.iter()
-        .find(|r| {
-            org.get_field("PermissionSet", r, "ProfileId")
-                .and_then(Val::as_str)
-                .is_some_and(|p| p.eq_ignore_ascii_case(profile))
-        })
-        .and_then(|r| r[0].as_str().map(str::to_string))
+    permission_set_where(org, "ProfileId", profile)
 }
 
 fn rows_where(org: &Org, object: &str, pairs: &[(&str, &str)]) -> Vec<String> {

@@ -394,26 +394,24 @@ async fn every_resolution_step_is_asked_in_one_call_and_written_in_one() {
         let (rel, field) = path.split_once('.').unwrap();
         rows[i][rel][field].as_str().map(str::to_string)
     };
-    assert_eq!(
-        of(0, "Requestor__r.Email").as_deref(),
-        Some("harsh@acme.io"),
-        "by email"
-    );
-    assert_eq!(
-        of(1, "Requestor__r.Email").as_deref(),
-        Some("nia@acme.io"),
-        "new at the domain"
-    );
-    assert_eq!(
-        of(2, "Requestor__r.Email").as_deref(),
-        Some("ann@acme.io"),
-        "Ann Lee by name on the workspace Account"
-    );
-    assert_eq!(
-        of(3, "Requestor__r.Name").as_deref(),
-        Some("Gus Gmail"),
-        "made on the workspace Account"
-    );
+    for (i, path, want, how) in [
+        (0, "Requestor__r.Email", "harsh@acme.io", "by email"),
+        (1, "Requestor__r.Email", "nia@acme.io", "new at the domain"),
+        (
+            2,
+            "Requestor__r.Email",
+            "ann@acme.io",
+            "Ann Lee by name on the workspace Account",
+        ),
+        (
+            3,
+            "Requestor__r.Name",
+            "Gus Gmail",
+            "made on the workspace Account",
+        ),
+    ] {
+        assert_eq!(of(i, path).as_deref(), Some(want), "{how}");
+    }
     for i in 0..4 {
         assert_eq!(of(i, "Account__r.Name").as_deref(), Some("Acme Corp"));
     }
