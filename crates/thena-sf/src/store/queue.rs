@@ -139,6 +139,28 @@ impl Store {
     }
 
     /// (count, oldest enqueued ms, soonest not_before ms) of waiting snapshots.
+    /// What the worker paces by: how many snapshots are due now, when the
+    /// oldest of them was acknowledged, and when the next one waiting out a
+    /// retry's delay comes due. A snapshot waiting out a delay is not due:
+    /// counted as the oldest, it made every turn send at once, so events went
+    /// one call each while any retry waited.
+    pub async fn due_shape(
+        &self,
+        connection: &str,
+        now_ms: i64,
+    ) -> Result<(i64, Option<i64>, Option<i64>), StoreError> {
+        let r = sql!(
+            "SELECT COUNT(CASE WHEN not_before_ms <= $2 THEN 1 END) AS n, \
+             MIN(CASE WHEN not_before_ms <= $2 THEN enqueued_at_ms END) AS oldest, \
+             MIN(CASE WHEN not_before_ms > $2 THEN not_before_ms END) AS soonest \
+             FROM pending WHERE connection = $1 AND parked = 0",
+            (connection, now_ms),
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok((r.try_get("n")?, r.try_get("oldest")?, r.try_get("soonest")?))
+    }
+
     pub async fn queue_shape(
         &self,
         connection: &str,

@@ -550,6 +550,75 @@ async fn figures_agree_while_requests_settle(a: &Store, b: &Store) {
     assert!(reads > 1, "the reads overlapped the settling");
 }
 
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Waits (yielding) until the clock has passed `ms`.
+async fn past(ms: i64) {
+    while now_ms() <= ms {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// The pace reads how long the due snapshots have waited. A new version of a
+/// skipped (parked) request waits from its own arrival, not from the first
+/// version's, which was not waiting to be sent (it made the worker send at
+/// once, in small steps); a version over one still unsent keeps the earlier
+/// arrival (acknowledged first). A snapshot waiting out a retry's delay is
+/// not due: it is neither counted nor the oldest, only the next to come due.
+async fn what_waits_is_what_the_pace_reads(s: &Store) {
+    s.put_connection(&connection("acme")).await.unwrap();
+    s.ingest_many(&[
+        item("s1", "SKIP", 10_000, "t"),
+        item("w1", "WAIT", 10_000, "t"),
+    ])
+    .await
+    .unwrap();
+    let first = s.due("acme", 10).await.unwrap();
+    let skip = first.iter().find(|c| c.request_id == "SKIP").unwrap();
+    s.mark_skipped("acme", skip, "no Account named 'X'")
+        .await
+        .unwrap();
+    past(skip.enqueued_at_ms).await;
+    let before = now_ms();
+    s.ingest_many(&[
+        item("s2", "SKIP", 11_000, "t"),
+        item("w2", "WAIT", 11_000, "t"),
+    ])
+    .await
+    .unwrap();
+    let due = s.due("acme", 10).await.unwrap();
+    let at = |id: &str| {
+        due.iter()
+            .find(|c| c.request_id == id)
+            .unwrap()
+            .enqueued_at_ms
+    };
+    let wait = first.iter().find(|c| c.request_id == "WAIT").unwrap();
+    assert!(at("SKIP") >= before, "{} < {before}", at("SKIP"));
+    assert_eq!(
+        at("WAIT"),
+        wait.enqueued_at_ms,
+        "still unsent: its first arrival"
+    );
+
+    let skip_v2 = due.iter().find(|c| c.request_id == "SKIP").unwrap();
+    s.retry_later("acme", skip_v2, 60_000, "UNABLE_TO_LOCK_ROW: busy")
+        .await
+        .unwrap();
+    let now = now_ms();
+    let (n, oldest, soonest) = s.due_shape("acme", now).await.unwrap();
+    assert_eq!(
+        (n, oldest),
+        (1, Some(wait.enqueued_at_ms)),
+        "only WAIT is due"
+    );
+    assert!(soonest.is_some_and(|t| t >= now + 59_000), "{soonest:?}");
+    let (all, _, _) = s.queue_shape("acme").await.unwrap();
+    assert_eq!(all, 2, "the queue still holds both");
+}
+
 /// A SQLite store copied into PostgreSQL keeps everything, secrets included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_copies_into_postgres() {
@@ -804,7 +873,8 @@ macro_rules! suites {
 
 suites!(
     one: connections_and_secrets, queue_rules, sessions_and_flows, comments_and_side_changes,
-        a_group_decides_as_events_one_by_one, a_newer_snapshot_format_is_parked_not_misread;
+        a_group_decides_as_events_one_by_one, a_newer_snapshot_format_is_parked_not_misread,
+        what_waits_is_what_the_pace_reads;
     two: leases_fence_stale_replicas, read_then_write_while_others_write,
         concurrent_ingest_keeps_the_newest, figures_agree_while_requests_settle;
 );

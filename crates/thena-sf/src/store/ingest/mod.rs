@@ -190,9 +190,13 @@ pub(super) const REQUEST_NEWER: &str = "ON CONFLICT (connection, request_id) DO 
     WHERE requests.latest_updated_ms <= excluded.latest_updated_ms";
 
 /// A snapshot over the one pending: a new version un-parks the request and
-/// resets its tries. Shared with `batch.rs`.
+/// resets its tries. It waits from its own arrival when the row was parked
+/// (skipped: nothing of it was waiting to be sent), and from the earlier
+/// version's when that one is still unsent (it was acknowledged first, so
+/// the latency budget counts from it). Shared with `batch.rs`.
 pub(super) const PENDING_OVER: &str = "ON CONFLICT (connection, request_id) DO UPDATE SET snapshot = excluded.snapshot,
-    updated_at_ms = excluded.updated_at_ms, version = pending.version + 1, parked = 0, not_before_ms = 0, attempts = 0, last_error = NULL";
+    updated_at_ms = excluded.updated_at_ms, version = pending.version + 1, parked = 0, not_before_ms = 0, attempts = 0, last_error = NULL,
+    enqueued_at_ms = CASE WHEN pending.parked = 1 THEN excluded.enqueued_at_ms ELSE pending.enqueued_at_ms END";
 
 async fn ingest_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,

@@ -41,7 +41,8 @@ impl Worker {
         if let Some(t) = self.connection_turn().await {
             return t;
         }
-        let (n, oldest, soonest) = match self.store.queue_shape(&self.name).await {
+        let now = now_ms();
+        let (n, oldest, soonest) = match self.store.due_shape(&self.name, now).await {
             Ok(s) => s,
             Err(e) => {
                 warn!(connection = %self.name, error = %e, "cannot read the queue");
@@ -49,11 +50,9 @@ impl Worker {
             }
         };
         if n == 0 {
-            return Turn::Sleep(Duration::from_secs(30));
-        }
-        let now = now_ms();
-        if let Some(s) = soonest.filter(|s| *s > now) {
-            return Turn::Sleep(Duration::from_millis((s - now) as u64));
+            // Nothing due: sleep until a retry's delay ends (an arrival wakes it sooner).
+            let until = soonest.map_or(30_000, |s| (s - now).clamp(1, 30_000));
+            return Turn::Sleep(Duration::from_millis(until as u64));
         }
         self.pace
             .arrivals(self.arrivals.load(Ordering::Relaxed), Instant::now());
