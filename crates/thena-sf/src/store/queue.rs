@@ -14,6 +14,9 @@ pub struct Claimed {
     pub version: i64,
     pub attempts: i64,
     pub enqueued_at_ms: i64,
+    /// When it was read from the queue: a newer version of the request
+    /// arrived after this.
+    pub claimed_at_ms: i64,
 }
 
 /// One successful sync, for [`Store::mark_synced_many`].
@@ -109,10 +112,11 @@ pub(super) fn now_ms() -> i64 {
 impl Store {
     /// Up to `limit` due snapshots, oldest first.
     pub async fn due(&self, connection: &str, limit: i64) -> Result<Vec<Claimed>, StoreError> {
+        let now = now_ms();
         let rows = sql!(
             "SELECT request_id, snapshot, version, attempts, enqueued_at_ms FROM pending
              WHERE connection = $1 AND parked = 0 AND not_before_ms <= $2 ORDER BY enqueued_at_ms, request_id LIMIT $3",
-            (connection, now_ms(), limit),
+            (connection, now, limit),
         )
         .fetch_all(self.pool())
         .await?;
@@ -127,6 +131,7 @@ impl Store {
                     version: r.try_get("version")?,
                     attempts: r.try_get("attempts")?,
                     enqueued_at_ms: r.try_get("enqueued_at_ms")?,
+                    claimed_at_ms: now,
                 }),
                 // A row this version cannot read: park it with the reason, never wedge the queue.
                 Err(e) => {
@@ -258,10 +263,18 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if removed.rows_affected() == 0 {
-                // A newer snapshot arrived while this one was in flight: it stays pending.
+                // A newer snapshot arrived while this one was in flight: it stays
+                // pending, waiting since no earlier than the claim (the version
+                // written was the one that had waited longer).
                 sql!(
                     "UPDATE requests SET state = 'pending' WHERE connection = $1 AND request_id = $2",
                     (connection, &claimed.request_id),
+                )
+                .execute(&mut *tx)
+                .await?;
+                sql!(
+                    "UPDATE pending SET enqueued_at_ms = $3 WHERE connection = $1 AND request_id = $2 AND enqueued_at_ms < $3",
+                    (connection, &claimed.request_id, claimed.claimed_at_ms),
                 )
                 .execute(&mut *tx)
                 .await?;

@@ -130,6 +130,7 @@ mod tests {
             version: 1,
             attempts,
             enqueued_at_ms,
+            claimed_at_ms: enqueued_at_ms,
         }
     }
 

@@ -178,6 +178,7 @@ async fn queue_rules(s: &Store) {
             .unwrap(),
         Ingested::OutOfScope
     );
+    past(now_ms()).await; // the claim comes after the arrivals, on the clock too
     let due = s.due("acme", 10).await.unwrap();
     assert_eq!(due.len(), 1, "versions coalesce into one snapshot");
     assert_eq!(due[0].version, 2);
@@ -194,6 +195,10 @@ async fn queue_rules(s: &Store) {
         .unwrap();
     let due2 = s.due("acme", 10).await.unwrap();
     assert_eq!((due2.len(), due2[0].version), (1, 3));
+    assert!(
+        due2[0].enqueued_at_ms >= due[0].claimed_at_ms,
+        "the newer version waits since it came, after the claim, not since the written one"
+    );
     s.mark_synced_many("acme", &[synced(&due2[0])])
         .await
         .unwrap();

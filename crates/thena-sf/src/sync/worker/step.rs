@@ -380,10 +380,20 @@ impl Worker {
             }
         }
         self.store.mark_synced_many(&self.name, &synced).await?;
+        self.written(&synced);
+        if reprovision {
+            self.reprovision().await;
+        }
+        Ok(())
+    }
+
+    /// Counts the records written, and how long each waited since its
+    /// acknowledgement (the metric; the oldest for the pace).
+    fn written(&mut self, synced: &[Synced]) {
         self.count("synced", synced.len() as u64);
         let now = now_ms();
         let mut oldest = 0;
-        for s in &synced {
+        for s in synced {
             let waited = (now - s.claimed.enqueued_at_ms).max(0) as u64;
             self.metrics.latency(waited);
             oldest = oldest.max(waited);
@@ -391,10 +401,6 @@ impl Worker {
         if !synced.is_empty() {
             self.pace.wrote(Duration::from_millis(oldest));
         }
-        if reprovision {
-            self.reprovision().await;
-        }
-        Ok(())
     }
 
     /// Fields for the categories of the records that will be sent (never for
