@@ -143,7 +143,6 @@ impl Store {
         Ok(out)
     }
 
-    /// (count, oldest enqueued ms, soonest not_before ms) of waiting snapshots.
     /// What the worker paces by: how many snapshots are due now, when the
     /// oldest of them was acknowledged, and when the next one waiting out a
     /// retry's delay comes due. A snapshot waiting out a delay is not due:
@@ -166,6 +165,8 @@ impl Store {
         Ok((r.try_get("n")?, r.try_get("oldest")?, r.try_get("soonest")?))
     }
 
+    /// (count, oldest enqueued ms, soonest not_before ms) of the snapshots
+    /// waiting, due or not (the queue's depth, as pages and metrics show it).
     pub async fn queue_shape(
         &self,
         connection: &str,
