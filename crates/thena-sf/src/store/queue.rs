@@ -264,21 +264,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if removed.rows_affected() == 0 {
-                // A newer snapshot arrived while this one was in flight: it stays
-                // pending, waiting since no earlier than the claim (the version
-                // written was the one that had waited longer).
-                sql!(
-                    "UPDATE requests SET state = 'pending' WHERE connection = $1 AND request_id = $2",
-                    (connection, &claimed.request_id),
-                )
-                .execute(&mut *tx)
-                .await?;
-                sql!(
-                    "UPDATE pending SET enqueued_at_ms = $3 WHERE connection = $1 AND request_id = $2 AND enqueued_at_ms < $3",
-                    (connection, &claimed.request_id, claimed.claimed_at_ms),
-                )
-                .execute(&mut *tx)
-                .await?;
+                newer_stays(&mut tx, connection, claimed).await?;
             }
             log(
                 &mut tx,
@@ -304,7 +290,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         self.fence_check(&mut tx, connection).await?;
-        sql!(
+        let parked = sql!(
             "UPDATE pending SET parked = 1, last_error = $4 WHERE connection = $1 AND request_id = $2 AND version = $3",
             (connection, &claimed.request_id, claimed.version, reason),
         )
@@ -320,6 +306,9 @@ impl Store {
             &now,
         )
         .await?;
+        if parked.rows_affected() == 0 {
+            newer_stays(&mut tx, connection, claimed).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -360,7 +349,7 @@ impl Store {
         )
         .execute(&mut *tx)
         .await?;
-        sql!(
+        let removed = sql!(
             "DELETE FROM pending WHERE connection = $1 AND request_id = $2 AND version = $3",
             (connection, &claimed.request_id, claimed.version),
         )
@@ -376,6 +365,9 @@ impl Store {
             &now,
         )
         .await?;
+        if removed.rows_affected() == 0 {
+            newer_stays(&mut tx, connection, claimed).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -449,6 +441,30 @@ async fn settle(
         now,
     )
     .await
+}
+
+/// A version was decided (written, skipped, refused) while a newer one came
+/// in flight (the versioned statement touched no row): the request is
+/// pending again, and the newer snapshot waits since the claim at the
+/// earliest, not since the arrival of the version decided.
+async fn newer_stays(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    connection: &str,
+    claimed: &Claimed,
+) -> Result<(), StoreError> {
+    sql!(
+        "UPDATE requests SET state = 'pending', reason = NULL WHERE connection = $1 AND request_id = $2",
+        (connection, &claimed.request_id),
+    )
+    .execute(&mut **tx)
+    .await?;
+    sql!(
+        "UPDATE pending SET enqueued_at_ms = $3 WHERE connection = $1 AND request_id = $2 AND enqueued_at_ms < $3",
+        (connection, &claimed.request_id, claimed.claimed_at_ms),
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 async fn log(

@@ -624,6 +624,49 @@ async fn what_waits_is_what_the_pace_reads(s: &Store) {
     assert_eq!(all, 2, "the queue still holds both");
 }
 
+/// A version skipped or refused while a newer one came in flight leaves the
+/// newer one pending, as a written one does: the request is not shown as
+/// skipped or failed while it is queued, and the newer snapshot waits since
+/// the claim, not since the decided version's arrival.
+async fn a_version_decided_while_a_newer_came_leaves_the_newer_waiting(s: &Store) {
+    s.put_connection(&connection("acme")).await.unwrap();
+    s.ingest_many(&[
+        item("s1", "SKIP", 10_000, "t"),
+        item("d1", "DEAD", 10_000, "t"),
+    ])
+    .await
+    .unwrap();
+    past(now_ms()).await;
+    let claimed = s.due("acme", 10).await.unwrap();
+    s.ingest_many(&[
+        item("s2", "SKIP", 11_000, "t"),
+        item("d2", "DEAD", 11_000, "t"),
+    ])
+    .await
+    .unwrap();
+    let of = |id: &str| claimed.iter().find(|c| c.request_id == id).unwrap();
+    s.mark_skipped("acme", of("SKIP"), "no Account named 'X'")
+        .await
+        .unwrap();
+    s.dead_letter("acme", of("DEAD"), "BAD", "refused", &[])
+        .await
+        .unwrap();
+    let c = s.counts("acme").await.unwrap();
+    assert_eq!(
+        (c.pending, c.queued, c.skipped, c.failed),
+        (2, 2, 0, 0),
+        "{c:?}"
+    );
+    for d in s.due("acme", 10).await.unwrap() {
+        assert_eq!(d.version, 2, "{}", d.request_id);
+        assert!(
+            d.enqueued_at_ms >= of(&d.request_id).claimed_at_ms,
+            "{}: waits since the claim",
+            d.request_id
+        );
+    }
+}
+
 /// A SQLite store copied into PostgreSQL keeps everything, secrets included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_copies_into_postgres() {
@@ -879,7 +922,7 @@ macro_rules! suites {
 suites!(
     one: connections_and_secrets, queue_rules, sessions_and_flows, comments_and_side_changes,
         a_group_decides_as_events_one_by_one, a_newer_snapshot_format_is_parked_not_misread,
-        what_waits_is_what_the_pace_reads;
+        what_waits_is_what_the_pace_reads, a_version_decided_while_a_newer_came_leaves_the_newer_waiting;
     two: leases_fence_stale_replicas, read_then_write_while_others_write,
         concurrent_ingest_keeps_the_newest, figures_agree_while_requests_settle;
 );
