@@ -230,7 +230,7 @@ pub async fn drain(store: &Store, connection: &str, ids: &[String]) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let states = store.request_states(connection, ids).await.unwrap();
-        let (pending, _, _) = store.queue_shape(connection).await.unwrap();
+        let pending = store.queued(connection).await.unwrap();
         let waiting: Vec<_> = states
             .iter()
             .filter(|s| s.state == ReqState::Pending)

@@ -330,7 +330,7 @@ async fn settle(store: &Store, ids: &[String]) -> Result<(), Error> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let states = store.request_states(CONNECTION, ids).await?;
-        let (queued, _, _) = store.queue_shape(CONNECTION).await?;
+        let queued = store.queued(CONNECTION).await?;
         if queued == 0
             && states.len() == ids.len()
             && states.iter().all(|s| s.state != ReqState::Pending)

@@ -593,12 +593,12 @@ async fn status(app: &App, name: Option<String>) -> anyhow::Result<ExitCode> {
             "  last written: {}",
             operations::health::last_written(&h.last)
         );
-        println!("  queue:        {} waiting", h.queued);
+        println!("  queue:        {} waiting", h.counts.queued);
         println!(
             "  requests:     {} synced, {} skipped, {} pending, {} out of scope",
-            h.synced, h.skipped, h.pending, h.out_of_scope
+            h.counts.synced, h.counts.skipped, h.counts.pending, h.counts.out_of_scope
         );
-        println!("  dead letters: {}", h.failed);
+        println!("  dead letters: {}", h.counts.dead_letters);
     }
     if shown == 0 {
         anyhow::bail!(

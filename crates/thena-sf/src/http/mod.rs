@@ -91,7 +91,7 @@ async fn metrics(State(app): State<Arc<AppState>>, headers: axum::http::HeaderMa
         if let Ok(r) = app.store.recent_failures(&n, now).await {
             failed.push((n.clone(), r.count));
         }
-        if let Ok((d, _, _)) = app.store.queue_shape(&n).await {
+        if let Ok(d) = app.store.queued(&n).await {
             depth.push((n, d));
         }
     }

@@ -5,7 +5,7 @@
 
 use crate::config::Config;
 use crate::store::health::RecentFailures;
-use crate::store::review::LastSeen;
+use crate::store::review::{Counts, LastSeen};
 use crate::store::{ConnStatus, Connection, Store, StoreError};
 
 /// A connection's state, as a badge and a sentence.
@@ -21,15 +21,8 @@ pub struct State {
 #[derive(Debug, Clone)]
 pub struct Health {
     pub state: State,
-    /// Snapshots waiting to be sent.
-    pub queued: i64,
-    pub synced: i64,
-    pub skipped: i64,
-    /// Requests waiting for their first or next write.
-    pub pending: i64,
-    pub out_of_scope: i64,
-    /// Dead letters: refused for good, waiting for a person.
-    pub failed: i64,
+    /// Requests by state, the queue and the dead letters, read together.
+    pub counts: Counts,
     pub last: LastSeen,
     pub recent: RecentFailures,
 }
@@ -39,20 +32,16 @@ pub async fn health(store: &Store, config: &Config, c: &Connection) -> Result<He
     let counts = store.counts(&c.name).await?;
     let recent = store.recent_failures(&c.name, chrono::Utc::now()).await?;
     let last = store.last_seen(&c.name).await?;
+    let state = state_of(
+        c,
+        counts.queued,
+        &recent,
+        &last,
+        &config.webhook_url(&c.name),
+    );
     Ok(Health {
-        state: state_of(
-            c,
-            counts.queued,
-            &recent,
-            &last,
-            &config.webhook_url(&c.name),
-        ),
-        queued: counts.queued,
-        synced: counts.synced,
-        skipped: counts.skipped,
-        pending: counts.pending,
-        out_of_scope: counts.out_of_scope,
-        failed: counts.dead_letters,
+        state,
+        counts,
         last,
         recent,
     })

@@ -23,19 +23,16 @@ pub enum FormatError {
 }
 
 /// What a stored snapshot starts with: `{` and the format's version.
-const PREFIX: &str = "{\"v\":1,";
+const HEAD: &str = "{\"v\":1";
 
 /// The stored text of `s`, written in one buffer (ingest writes one per event).
 pub fn encode(s: &Snapshot) -> String {
     let mut buf = Vec::with_capacity(512);
-    buf.extend_from_slice(PREFIX.as_bytes());
+    buf.extend_from_slice(HEAD.as_bytes());
     serde_json::to_writer(&mut buf, s).expect("snapshots serialise");
-    // The snapshot's own `{` goes: its fields follow the version.
-    buf.remove(PREFIX.len());
-    if buf.get(PREFIX.len()) == Some(&b'}') {
-        // No fields at all: no comma after the version either.
-        buf.remove(PREFIX.len() - 1);
-    }
+    // The snapshot's own `{` becomes the comma after the version (a snapshot
+    // always has fields: its id and times are never skipped).
+    buf[HEAD.len()] = b',';
     String::from_utf8(buf).expect("JSON is UTF-8")
 }
 
@@ -81,7 +78,7 @@ mod tests {
 
     #[test]
     fn the_prefix_names_the_format_written() {
-        assert_eq!(PREFIX, format!("{{\"v\":{FORMAT},"));
+        assert_eq!(HEAD, format!("{{\"v\":{FORMAT}"));
     }
 
     #[test]

@@ -165,19 +165,15 @@ impl Store {
         Ok((r.try_get("n")?, r.try_get("oldest")?, r.try_get("soonest")?))
     }
 
-    /// (count, oldest enqueued ms, soonest not_before ms) of the snapshots
-    /// waiting, due or not (the queue's depth, as pages and metrics show it).
-    pub async fn queue_shape(
-        &self,
-        connection: &str,
-    ) -> Result<(i64, Option<i64>, Option<i64>), StoreError> {
-        let r = sql!(
-            "SELECT COUNT(*) AS n, MIN(enqueued_at_ms) AS oldest, MIN(not_before_ms) AS soonest FROM pending WHERE connection = $1 AND parked = 0",
-            (connection,),
+    /// How many snapshots wait to be sent, due or not (the queue's depth, as
+    /// pages and metrics show it).
+    pub async fn queued(&self, connection: &str) -> Result<i64, StoreError> {
+        Ok(sql_scalar!(
+            "SELECT COUNT(*) FROM pending WHERE connection = $1 AND parked = 0",
+            (connection,)
         )
         .fetch_one(self.pool())
-        .await?;
-        Ok((r.try_get("n")?, r.try_get("oldest")?, r.try_get("soonest")?))
+        .await?)
     }
 
     pub async fn request_states(

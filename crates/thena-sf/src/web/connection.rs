@@ -477,11 +477,7 @@ pub async fn disconnect_page(
     if let Err(e) = app.store.connection(&name).await {
         return missing(s.chrome(), &e);
     }
-    let (queued, _, _) = app
-        .store
-        .queue_shape(&name)
-        .await
-        .unwrap_or((0, None, None));
+    let queued = app.store.queued(&name).await.unwrap_or(0);
     render(
         StatusCode::OK,
         &DisconnectPage {

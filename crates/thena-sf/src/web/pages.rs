@@ -27,10 +27,10 @@ pub async fn integrations(AxState(app): AxState<App>, s: Session) -> Response {
             state: h.state,
             name: c.name,
             instance_url: c.tokens.instance_url,
-            queued: h.queued,
-            synced: h.synced,
-            skipped: h.skipped,
-            failed: h.failed,
+            queued: h.counts.queued,
+            synced: h.counts.synced,
+            skipped: h.counts.skipped,
+            failed: h.counts.dead_letters,
         });
     }
     render(

@@ -231,9 +231,10 @@ async fn three_replicas_fifty_orgs_one_killed_nothing_lost_or_doubled() {
                 let name = format!("org{c}");
                 let counts = store.counts(&name).await.unwrap();
                 if counts.synced != REQUESTS as i64 || counts.pending != 0 {
+                    let now = chrono::Utc::now().timestamp_millis();
                     why.push(format!(
-                        "{name}: {counts:?} queue {:?}",
-                        store.queue_shape(&name).await.unwrap()
+                        "{name}: {counts:?}; due, oldest due, next delay's end: {:?}",
+                        store.due_shape(&name, now).await.unwrap()
                     ));
                 }
             }

@@ -620,7 +620,7 @@ async fn what_waits_is_what_the_pace_reads(s: &Store) {
         "only WAIT is due"
     );
     assert!(soonest.is_some_and(|t| t >= now + 59_000), "{soonest:?}");
-    let (all, _, _) = s.queue_shape("acme").await.unwrap();
+    let all = s.queued("acme").await.unwrap();
     assert_eq!(all, 2, "the queue still holds both");
 }
 
