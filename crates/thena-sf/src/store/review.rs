@@ -141,15 +141,6 @@ impl Store {
         .await?)
     }
 
-    pub async fn dead_letter_count(&self, connection: &str) -> Result<i64, StoreError> {
-        Ok(sql_scalar!(
-            "SELECT COUNT(*) FROM dead_letters WHERE connection = $1",
-            (connection,)
-        )
-        .fetch_one(self.pool())
-        .await?)
-    }
-
     /// Puts a dead letter (or all) back in the queue; returns how many.
     pub async fn retry_dead(&self, connection: &str, id: Option<i64>) -> Result<u64, StoreError> {
         let mut tx = self.begin_write().await?;

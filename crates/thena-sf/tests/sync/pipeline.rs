@@ -1680,7 +1680,7 @@ async fn lookups_for_long_values_in_any_script_fit_the_uri_limit() {
         "{:?}",
         states.iter().find(|s| s.state != "skipped")
     );
-    assert_eq!(h.store.dead_letter_count("acme").await.unwrap(), 0);
+    assert_eq!(h.store.counts("acme").await.unwrap().dead_letters, 0);
     let refused = h.emu.emulator.stats.lock().get("refused.414").copied();
     assert_eq!(refused, None, "a lookup was too long for a real org");
 }
@@ -1722,7 +1722,7 @@ async fn an_email_salesforce_would_refuse_is_no_email() {
         "{:?}",
         st[0].reason
     );
-    assert_eq!(h.store.dead_letter_count("acme").await.unwrap(), 0);
+    assert_eq!(h.store.counts("acme").await.unwrap().dead_letters, 0);
 }
 
 /// A call that keeps failing with a permanent error is not retried for ever:
@@ -1807,5 +1807,5 @@ async fn a_name_that_became_text_under_a_running_worker_is_picked_up() {
     h.post(&payload("NT-2", 1000, json!({})), &[]).await;
     let second = h.synced_row("NT-2", "Name").await;
     assert_eq!(second["Name"], "NT-2");
-    assert_eq!(h.store.dead_letter_count("acme").await.unwrap(), 0);
+    assert_eq!(h.store.counts("acme").await.unwrap().dead_letters, 0);
 }
