@@ -2,7 +2,7 @@
 //! App (`local-client`) and admin user, and a Salesforce client logged in as
 //! that admin by the password grant.
 
-use salesforce::{Client, ClientConfig, OAuthApp, Secret};
+use salesforce::{Client, ClientConfig, OAuthApp, Pkce, Secret, TokenSet};
 use serde_json::Value;
 use sf_emulator::{EmulatorConfig, Running, Seed};
 
@@ -116,6 +116,22 @@ pub async fn authorization_code_pkce(
     challenge: &str,
 ) -> String {
     approved_code(base, client_id, redirect_uri, Some(challenge)).await
+}
+
+/// Tokens for `app` by the web flow with PKCE, approved by the admin: the
+/// grant that gives a refresh token (the password grant does not).
+pub async fn web_flow_tokens(app: &OAuthApp) -> TokenSet {
+    let pkce = Pkce::generate();
+    let code = authorization_code_pkce(
+        &app.login_url,
+        &app.client_id,
+        &app.redirect_uri,
+        &pkce.challenge,
+    )
+    .await;
+    app.exchange_code(&reqwest::Client::new(), &code, &pkce.verifier)
+        .await
+        .expect("the emulator exchanges its own code")
 }
 
 async fn approved_code(

@@ -32,6 +32,19 @@ fn missing(field: &str) -> MdError {
     }
 }
 
+/// The object `object` names (its API name as defined), or the error a real
+/// org gives in `field` for an object it does not have.
+fn object_named(org: &Org, object: &str, field: &str) -> Result<String, MdError> {
+    org.table(object)
+        .map(|t| t.def.name.clone())
+        .ok_or_else(|| {
+            err(
+                "INVALID_CROSS_REFERENCE_KEY",
+                format!("In field: {field} - no CustomObject named {object} found"),
+            )
+        })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Create,
@@ -289,14 +302,14 @@ fn field_def(org: &Org, object: &str, field: &str, md: &El) -> Result<FieldDef, 
         }
         "Lookup" => {
             let to = md.value_of("referenceTo").ok_or_else(|| missing("referenceTo"))?;
-            let target = org.table(&to).ok_or_else(|| err("INVALID_CROSS_REFERENCE_KEY", format!("In field: referenceTo - no CustomObject named {to} found")))?;
+            let to = object_named(org, &to, "referenceTo")?;
             let delete_constraint = match md.value_of("deleteConstraint").as_deref() {
                 None | Some("SetNull") => DeleteConstraint::SetNull,
                 Some("Restrict") => DeleteConstraint::Restrict,
                 Some("Cascade") => DeleteConstraint::Cascade,
                 Some(other) => return Err(err("FIELD_INTEGRITY_EXCEPTION", format!("deleteConstraint must be SetNull, Restrict or Cascade, not {other}"))),
             };
-            FieldType::Reference { to: target.def.name.clone(), delete_constraint }
+            FieldType::Reference { to, delete_constraint }
         }
         other => {
             return Err(err(
@@ -356,15 +369,7 @@ fn save_field(
     md: &El,
     mode: Mode,
 ) -> Result<bool, MdError> {
-    let object_name = org
-        .table(object)
-        .map(|t| t.def.name.clone())
-        .ok_or_else(|| {
-            err(
-                "INVALID_CROSS_REFERENCE_KEY",
-                format!("In field: fullName - no CustomObject named {object} found"),
-            )
-        })?;
+    let object_name = object_named(org, object, "fullName")?;
     custom_name(field)?;
     let exists = org
         .table(&object_name)
@@ -526,12 +531,7 @@ fn apply_permissions(org: &mut Org, ps: &str, md: &El) -> Result<(), MdError> {
         let object = op
             .value_of("object")
             .ok_or_else(|| missing("objectPermissions.object"))?;
-        if org.table(&object).is_none() {
-            return Err(err(
-                "INVALID_CROSS_REFERENCE_KEY",
-                format!("In field: object - no CustomObject named {object} found"),
-            ));
-        }
+        object_named(org, &object, "object")?;
     }
     for fp in md.children_named("fieldPermissions") {
         let field = fp.value_of("field").expect("checked");
@@ -800,15 +800,7 @@ fn save_layout(org: &mut Org, md: &El, mode: Mode) -> Result<bool, MdError> {
                 format!("Layout name {full} must be Object-Layout Name"),
             )
         })?;
-    let object = org
-        .table(&object)
-        .map(|t| t.def.name.clone())
-        .ok_or_else(|| {
-            err(
-                "INVALID_CROSS_REFERENCE_KEY",
-                format!("In field: fullName - no CustomObject named {object} found"),
-            )
-        })?;
+    let object = object_named(org, &object, "fullName")?;
     let key = layout_key(&full);
     let exists = org.layouts.contains_key(&key);
     check_mode(mode, exists, "Layout", "Layout", &decoded)?;

@@ -158,42 +158,15 @@ fn comparisons_on_dates_numbers_and_ids() {
 #[test]
 fn errors_name_the_field_or_object() {
     let org = org_with_contacts(1);
-    let soql = "SELECT Id, Nope FROM Contact";
-    let e = eval::execute(
-        &org,
-        &parse(soql).unwrap(),
-        soql,
-        &FieldAccess::default(),
-        "67.0",
-    )
-    .err()
-    .unwrap();
+    let e = fails(&org, "SELECT Id, Nope FROM Contact");
     assert_eq!(e.code, "INVALID_FIELD");
     assert!(e
         .message
         .contains("No such column 'Nope' on entity 'Contact'"));
     assert!(e.message.contains("ERROR at Row:1:Column:12"));
-    let soql = "SELECT Id FROM Nope__c";
-    let e = eval::execute(
-        &org,
-        &parse(soql).unwrap(),
-        soql,
-        &FieldAccess::default(),
-        "67.0",
-    )
-    .err()
-    .unwrap();
+    let e = fails(&org, "SELECT Id FROM Nope__c");
     assert_eq!(e.code, "INVALID_TYPE");
-    let soql = "SELECT Foo.Name FROM Contact";
-    let e = eval::execute(
-        &org,
-        &parse(soql).unwrap(),
-        soql,
-        &FieldAccess::default(),
-        "67.0",
-    )
-    .err()
-    .unwrap();
+    let e = fails(&org, "SELECT Foo.Name FROM Contact");
     assert!(e.message.contains("Didn't understand relationship 'Foo'"));
 }
 

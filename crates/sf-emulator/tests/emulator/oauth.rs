@@ -25,6 +25,17 @@ async fn token(org: &Org, form: &[(&str, &str)]) -> (u16, Value) {
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
+/// A refresh by the seeded app `rot` (which rotates refresh tokens).
+async fn refresh_rot(org: &Org, refresh_token: &str) -> (u16, Value) {
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+        ("client_id", "rot"),
+        ("client_secret", "s"),
+    ];
+    token(org, &form).await
+}
+
 #[tokio::test]
 async fn authorize_page_errors_say_what_is_wrong() {
     let org = Org::start(EmulatorConfig::default()).await;
@@ -293,28 +304,10 @@ async fn grants_and_their_errors() {
     .await;
     assert_eq!(s, 200, "{t}");
     let rt1 = t["refresh_token"].as_str().unwrap().to_string();
-    let (_, t2) = token(
-        &org,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &rt1),
-            ("client_id", "rot"),
-            ("client_secret", "s"),
-        ],
-    )
-    .await;
+    let (_, t2) = refresh_rot(&org, &rt1).await;
     let rt2 = t2["refresh_token"].as_str().expect("rotated").to_string();
     assert_ne!(rt1, rt2);
-    let (s, _) = token(
-        &org,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &rt1),
-            ("client_id", "rot"),
-            ("client_secret", "s"),
-        ],
-    )
-    .await;
+    let (s, _) = refresh_rot(&org, &rt1).await;
     assert_eq!(s, 400, "the old refresh token is spent");
 }
 

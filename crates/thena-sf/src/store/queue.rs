@@ -253,13 +253,7 @@ impl Store {
             )
             .execute(&mut *tx)
             .await?;
-            let removed = sql!(
-                "DELETE FROM pending WHERE connection = $1 AND request_id = $2 AND version = $3",
-                (connection, &claimed.request_id, claimed.version),
-            )
-            .execute(&mut *tx)
-            .await?;
-            if removed.rows_affected() == 0 {
+            if !take_version(&mut tx, connection, claimed).await? {
                 newer_stays(&mut tx, connection, claimed).await?;
             }
             log(
@@ -345,12 +339,7 @@ impl Store {
         )
         .execute(&mut *tx)
         .await?;
-        let removed = sql!(
-            "DELETE FROM pending WHERE connection = $1 AND request_id = $2 AND version = $3",
-            (connection, &claimed.request_id, claimed.version),
-        )
-        .execute(&mut *tx)
-        .await?;
+        let taken = take_version(&mut tx, connection, claimed).await?;
         let reason = format!("{code}: {message}");
         settle(
             &mut tx,
@@ -361,7 +350,7 @@ impl Store {
             &now,
         )
         .await?;
-        if removed.rows_affected() == 0 {
+        if !taken {
             newer_stays(&mut tx, connection, claimed).await?;
         }
         tx.commit().await?;
@@ -437,6 +426,22 @@ async fn settle(
         now,
     )
     .await
+}
+
+/// Removes the snapshot version a step decided; false when it was no longer
+/// there (a newer version replaced it in flight: see [`newer_stays`]).
+async fn take_version(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    connection: &str,
+    claimed: &Claimed,
+) -> Result<bool, StoreError> {
+    let removed = sql!(
+        "DELETE FROM pending WHERE connection = $1 AND request_id = $2 AND version = $3",
+        (connection, &claimed.request_id, claimed.version),
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(removed.rows_affected() == 1)
 }
 
 /// A version was decided (written, skipped, refused) while a newer one came

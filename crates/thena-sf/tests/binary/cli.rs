@@ -115,19 +115,16 @@ async fn connect_by_refresh_token_and_from_the_config_file() {
     let emu = emulator::start(EmulatorConfig::default()).await;
     let base = emu.base_url.clone();
     // A refresh token from the web flow.
-    let code = emulator::authorization_code(&base, "local-client", "http://127.0.0.1:9/cb").await;
-    let t: Value = reqwest::Client::new()
-        .post(format!("{base}/services/oauth2/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("client_id", "local-client"),
-            ("client_secret", "local-secret"),
-            ("redirect_uri", "http://127.0.0.1:9/cb"),
-        ])
-        .fetch_json()
-        .await;
-    let rt = t["refresh_token"].as_str().unwrap().to_string();
+    let app = salesforce::OAuthApp {
+        redirect_uri: "http://127.0.0.1:9/cb".into(),
+        ..emulator::oauth_app(&base)
+    };
+    let tokens = emulator::web_flow_tokens(&app).await;
+    let rt = tokens
+        .refresh_token
+        .expect("a refresh token")
+        .expose()
+        .to_string();
 
     let d = dir("rt");
     let data = d.to_path_buf();

@@ -271,18 +271,7 @@ async fn token_expiry_mid_provision_is_refreshed_transparently() {
         client_secret: Some(Secret::new("local-secret")),
         redirect_uri: "http://127.0.0.1:9/cb".into(),
     };
-    let pkce = salesforce::Pkce::from_verifier("v".repeat(50));
-    let code = test_support::emulator::authorization_code_pkce(
-        &e.emu.base_url,
-        "local-client",
-        "http://127.0.0.1:9/cb",
-        &pkce.challenge,
-    )
-    .await;
-    let tokens = app
-        .exchange_code(&reqwest::Client::new(), &code, &pkce.verifier)
-        .await
-        .unwrap();
+    let tokens = test_support::emulator::web_flow_tokens(&app).await;
     let c = connect::connect(
         &e.store,
         &e.config,

@@ -4,7 +4,7 @@
 //! refresh token revokes the whole family). Both carry on; Salesforce saw one
 //! refresh; the stored refresh token still works. Run on SQLite and PostgreSQL.
 
-use salesforce::{OAuthApp, Pkce, Secret};
+use salesforce::{OAuthApp, Secret};
 use serde_json::json;
 use test_support::app::LocalConnector;
 use thena_sf::config::Config;
@@ -26,18 +26,7 @@ async fn race(a: Store, b: Store) {
         client_secret: Some(Secret::new("rot-secret")),
         redirect_uri: "http://127.0.0.1/cb".into(),
     };
-    let pkce = Pkce::generate();
-    let code = test_support::emulator::authorization_code_pkce(
-        &emu.base_url,
-        "rot-app",
-        "http://127.0.0.1/cb",
-        &pkce.challenge,
-    )
-    .await;
-    let tokens = app
-        .exchange_code(&reqwest::Client::new(), &code, &pkce.verifier)
-        .await
-        .unwrap();
+    let tokens = test_support::emulator::web_flow_tokens(&app).await;
     assert!(tokens.refresh_token.is_some());
     let config = Config::default();
     connect::connect(
