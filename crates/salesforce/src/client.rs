@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use crate::error::{ApiError, Error, Result};
 use crate::json;
 use crate::oauth::{now_ms, OAuthApp, TokenSet};
-use crate::transport::{redact, Transport};
+use crate::transport::{unanswered, Transport};
 use crate::types::{ApiUsage, Describe, RecordResult};
 use crate::Secret;
 
@@ -315,14 +315,11 @@ impl Client {
         );
         async {
             self.inner.calls.fetch_add(1, Ordering::Relaxed);
-            let resp = req.send().await.map_err(|e| Error::Transport(redact(&e)))?;
+            let resp = req.send().await.map_err(|e| unanswered(&e))?;
             let status = resp.status().as_u16();
             tracing::Span::current().record("status", status);
             self.note_usage(resp.headers());
-            let bytes = resp
-                .bytes()
-                .await
-                .map_err(|e| Error::Transport(redact(&e)))?;
+            let bytes = resp.bytes().await.map_err(|e| unanswered(&e))?;
             Ok((status, bytes))
         }
         .instrument(span)

@@ -66,6 +66,11 @@ pub enum Error {
     /// No answer: connection refused or reset, timeout.
     #[error("could not reach Salesforce: {0}")]
     Transport(String),
+    /// No answer within the client's timeout. A real org can run a query
+    /// for about two minutes before it answers `QUERY_TIMEOUT`
+    /// (salesforce-api.md §9.5), so a caller may read this as that answer.
+    #[error("could not reach Salesforce: {0}")]
+    TimedOut(String),
     /// An answer the client could not understand.
     #[error("unexpected answer from Salesforce: {0}")]
     Protocol(String),
@@ -118,7 +123,7 @@ impl Error {
                 _ if *status >= 500 => Action::Retry,
                 _ => Action::GiveUp,
             },
-            Error::Transport(_) => Action::Retry,
+            Error::Transport(_) | Error::TimedOut(_) => Action::Retry,
             Error::Protocol(_) | Error::Config(_) => Action::GiveUp,
         }
     }

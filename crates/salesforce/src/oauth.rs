@@ -7,7 +7,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::transport::redact;
+use crate::transport::unanswered;
 use crate::Secret;
 
 /// Where users log in.
@@ -137,12 +137,9 @@ impl OAuthApp {
             .form(&form)
             .send()
             .await
-            .map_err(|e| Error::Transport(redact(&e)))?;
+            .map_err(|e| unanswered(&e))?;
         let status = resp.status().as_u16();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| Error::Transport(redact(&e)))?;
+        let body = resp.bytes().await.map_err(|e| unanswered(&e))?;
         if !(200..300).contains(&status) {
             return Err(match serde_json::from_slice::<RawError>(&body) {
                 Ok(e) => Error::OAuth {
@@ -226,7 +223,7 @@ impl OAuthApp {
             .form(&[("token", token.expose())])
             .send()
             .await
-            .map_err(|e| Error::Transport(redact(&e)))?;
+            .map_err(|e| unanswered(&e))?;
         match resp.status().as_u16() {
             200..=299 => Ok(()),
             status => Err(Error::OAuth {

@@ -114,6 +114,12 @@ pub struct OrgSettings {
     /// `QUERY_TIMEOUT`, as a large real org's does (§9.5); off by default.
     #[serde(default)]
     pub scan_timeout_rows: Option<usize>,
+    /// How long such a query runs before Salesforce answers `QUERY_TIMEOUT`,
+    /// in milliseconds. A real org gives up on query execution after about
+    /// two minutes (§9.5, "Timeouts"), which is longer than many clients
+    /// wait; 0 (the default) answers at once.
+    #[serde(default)]
+    pub scan_timeout_wait_ms: u64,
     /// Person accounts enabled: `Account.IsPersonAccount`,
     /// `Account.PersonContactId`, `Contact.IsPersonAccount` exist (§9.7).
     #[serde(default)]
@@ -132,6 +138,7 @@ impl Default for OrgSettings {
         OrgSettings {
             password_flow: true,
             scan_timeout_rows: None,
+            scan_timeout_wait_ms: 0,
             person_accounts: false,
             name_type_locked: false,
         }

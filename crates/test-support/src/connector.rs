@@ -73,9 +73,16 @@ impl Cli {
         c
     }
 
-    /// Starts `serve` on a free port (stderr discarded): the process and its URL.
+    /// Starts `serve` on a free port: the process and its URL. Its log
+    /// (stderr) is discarded, unless `THENA_SF_TEST_LOGS` is set: then it goes
+    /// to the test's own stderr (with `RUST_LOG` to choose what).
     pub fn serve(&self) -> (Child, String) {
-        spawn_listening(self.serve_command().stderr(Stdio::null()))
+        let log = if std::env::var_os("THENA_SF_TEST_LOGS").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        };
+        spawn_listening(self.serve_command().stderr(log))
     }
 }
 

@@ -5,7 +5,8 @@
 //! without `--bench` (as `cargo test --all-targets` runs it) a quick version
 //! runs so the harness cannot rot. `BENCH_LATENCY_MS` sets the API latency;
 //! `BENCH_ONLY=3,5` runs only those workloads; `BENCH_RATES=100` only that
-//! steady rate; `BENCH_INGEST_CLIENTS=128` sets the ingest's clients (32).
+//! steady rate; `BENCH_INGEST_CLIENTS=128` sets the ingest's clients (32);
+//! `THENA_SF_TEST_LOGS=1` shows the connector's log (`RUST_LOG` chooses).
 //!
 //! Workloads: (1) ingest, (2) near real time at 50 events/s, (3) a burst of
 //! 10,000 requests from 2,000 requestors updated 5 times each (50,000 events),

@@ -49,6 +49,10 @@ struct Args {
     /// QUERY_TIMEOUT, as on a large real org (off by default).
     #[arg(long, value_name = "N")]
     scan_timeout_rows: Option<usize>,
+    /// With --scan-timeout-rows: how long such a query runs before the
+    /// QUERY_TIMEOUT answer (a real org: up to about two minutes).
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    scan_timeout_wait_ms: u64,
 }
 
 #[tokio::main]
@@ -77,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_default();
     if let Some(n) = args.scan_timeout_rows {
         seed.org.scan_timeout_rows = Some(n);
+        seed.org.scan_timeout_wait_ms = args.scan_timeout_wait_ms;
     }
     let config = EmulatorConfig {
         tls: args.tls,

@@ -351,7 +351,7 @@ async fn execute(req: &Req<'_>, sub: &Sub, url: &str, body: Option<Value>) -> An
             .map(|b| Bytes::from(serde_json::to_vec(&b).unwrap_or_default()))
             .unwrap_or_default(),
     };
-    read(super::dispatch(&inner, &segs)).await
+    read(super::answered(super::dispatch(&inner, &segs)).await).await
 }
 
 /// A subrequest's response as its result: status, JSON body, headers (no

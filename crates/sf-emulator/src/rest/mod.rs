@@ -225,9 +225,22 @@ pub async fn handle(
     };
     let resp = match (req.method.as_str(), segs.as_slice()) {
         ("POST", [c]) if c == "composite" => composite::run(&req).await,
-        _ => dispatch(&req, &segs),
+        _ => answered(dispatch(&req, &segs)).await,
     };
     with_limit_info(resp, &em.limit_info())
+}
+
+/// An answer a real org gives only after a while (a query it ran until it
+/// gave up): it is sent that long after the request.
+#[derive(Debug, Clone, Copy)]
+pub struct AnswerAfter(pub std::time::Duration);
+
+/// Waits out the [`AnswerAfter`] a response carries, then gives it.
+pub async fn answered(resp: Response) -> Response {
+    if let Some(AnswerAfter(d)) = resp.extensions().get::<AnswerAfter>().copied() {
+        tokio::time::sleep(d).await;
+    }
+    resp
 }
 
 /// `v67.0` or `latest` as the version served, or why not.

@@ -56,7 +56,8 @@ pub fn run(req: &Req) -> Response {
     };
     let org = req.em.org.read();
     let access = req.em.access_for(&org, &req.user);
-    let out = match soql::eval::execute(&org, &parsed, q, &access, &req.version) {
+    let limit = req.em.settings.scan_timeout_rows;
+    let out = match soql::eval::execute_within(&org, &parsed, q, &access, &req.version, limit) {
         Ok(o) => o,
         Err(e) => return sf_error(StatusCode::BAD_REQUEST, e.code, &e.message, &[]),
     };
@@ -66,12 +67,18 @@ pub fn run(req: &Req) -> Response {
         // leading-wildcard LIKE on Contact.Email is one (salesforce-api.md
         // §9.5; body text from third-party catalogues, UNVERIFIED).
         if out.examined > limit {
-            return sf_error(
+            let mut resp = sf_error(
                 StatusCode::BAD_REQUEST,
                 "QUERY_TIMEOUT",
                 "Your query request was running for too long.",
                 &[],
             );
+            let wait = req.em.settings.scan_timeout_wait_ms;
+            if wait > 0 {
+                resp.extensions_mut()
+                    .insert(super::AnswerAfter(std::time::Duration::from_millis(wait)));
+            }
+            return resp;
         }
     }
     let size = batch_size(req);

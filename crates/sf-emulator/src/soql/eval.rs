@@ -77,6 +77,19 @@ pub fn execute(
     access: &FieldAccess,
     version: &str,
 ) -> Result<Output, SoqlError> {
+    execute_within(org, q, soql, access, version, None)
+}
+
+/// [`execute`], but a scan of more rows than `scan_limit` is not read: its
+/// output has only `examined` (the caller refuses it, as a large org does).
+pub fn execute_within(
+    org: &Org,
+    q: &Query,
+    soql: &str,
+    access: &FieldAccess,
+    version: &str,
+    scan_limit: Option<usize>,
+) -> Result<Output, SoqlError> {
     let ctx = Ctx { org, soql, access };
     let table = org.table(&q.from).ok_or_else(|| {
         SoqlError::at(
@@ -123,6 +136,13 @@ pub fn execute(
         None => table.iter().collect(),
     };
     let examined = candidates.len();
+    if scan_limit.is_some_and(|limit| examined > limit) {
+        return Ok(Output {
+            total_size: 0,
+            records: Vec::new(),
+            examined,
+        });
+    }
     let mut rows: Vec<&Row> = candidates
         .into_iter()
         .filter(|r| pred.as_ref().is_none_or(|p| ctx.test(p, r)))

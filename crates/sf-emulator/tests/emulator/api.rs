@@ -1386,3 +1386,55 @@ async fn collections_records_must_name_their_type() {
         .await;
     assert_eq!(v["totalSize"], 0, "nothing written");
 }
+
+/// A large org runs a scan no index narrows until it gives up, about two
+/// minutes, before it answers `QUERY_TIMEOUT` (salesforce-api.md §9.5): with
+/// `scan_timeout_wait_ms` the emulator answers that late, alone or in a
+/// composite call, so a client that waits less hears nothing. An indexed
+/// query answers at once.
+#[tokio::test]
+async fn a_scan_over_the_limit_answers_late_as_a_large_org_does() {
+    let contacts: Vec<Value> = (0..20)
+        .map(|i| json!({"LastName": format!("P{i}"), "Email": format!("p{i}@acme.io")}))
+        .collect();
+    let seed = serde_json::from_value(json!({
+        "org": {"scan_timeout_rows": 10, "scan_timeout_wait_ms": 30_000},
+        "contacts": contacts,
+    }))
+    .unwrap();
+    let org = Org::start(EmulatorConfig {
+        seed,
+        ..Default::default()
+    })
+    .await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let scan = "SELECT Id FROM Contact WHERE Email LIKE '%@acme.io'";
+    let ask = |path: String| {
+        impatient
+            .get(org.data(&path))
+            .bearer_auth(&org.token)
+            .send()
+    };
+    let e = ask(format!("/query?q={}", urlencode(scan)))
+        .await
+        .expect_err("no answer within a second");
+    assert!(e.is_timeout(), "{e}");
+    let indexed = "SELECT Id FROM Contact WHERE Email = 'p3@acme.io'";
+    let r = ask(format!("/query?q={}", urlencode(indexed)))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let composite = json!({"compositeRequest": [{"method": "GET", "referenceId": "scan",
+        "url": format!("/services/data/v{V}/query?q={}", urlencode(scan))}]});
+    let e = impatient
+        .post(org.data("/composite"))
+        .bearer_auth(&org.token)
+        .json(&composite)
+        .send()
+        .await
+        .expect_err("the composite call waits for its scan");
+    assert!(e.is_timeout(), "{e}");
+}

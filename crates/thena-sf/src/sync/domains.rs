@@ -126,6 +126,28 @@ fn tally(rows: &[Map<String, Value>], domains: &[String]) -> (DomainCounts, Vec<
     (counts, mixed.into_iter().collect())
 }
 
+/// Whether the org would not scan its Contacts by domain: it answered
+/// `QUERY_TIMEOUT`, or nothing within the client's timeout. A real org may
+/// run a scan for about two minutes before it says `QUERY_TIMEOUT`
+/// (salesforce-api.md §9.5, "Timeouts"), longer than the client waits; read
+/// as anything else, the same scan would be asked again and time out again.
+fn scan_refused(e: &Error) -> bool {
+    match e {
+        Error::Api(a) => a.code == "QUERY_TIMEOUT",
+        Error::TimedOut(_) => true,
+        _ => false,
+    }
+}
+
+/// Domains are searched (SOSL) from now on: the org's Contacts are too many
+/// to scan.
+pub(super) fn search_from_now_on(cache: &mut Cache) {
+    if !cache.search_domains {
+        tracing::info!("the org's Contacts are too many to scan by domain; searching domains with SOSL from now on");
+        cache.search_domains = true;
+    }
+}
+
 /// Contacts per Account at each domain: by aggregate queries, or by search
 /// once the org has answered an aggregate with `QUERY_TIMEOUT`.
 async fn counts(
@@ -152,9 +174,8 @@ async fn counts(
                     counts.extend(one);
                 }
             }
-            Err(Error::Api(e)) if e.code == "QUERY_TIMEOUT" => {
-                tracing::info!("the org's Contacts are too many to scan by domain; searching domains with SOSL from now on");
-                cache.search_domains = true;
+            Err(e) if scan_refused(&e) => {
+                search_from_now_on(cache);
                 left.extend(chunk);
             }
             Err(e) => return Err(e),
@@ -198,10 +219,7 @@ fn counted_ahead(
                         .filter(|(d, _)| domains.contains(d) && !mixed.contains(d)),
                 );
             }
-            Err(Error::Api(e)) if e.code == "QUERY_TIMEOUT" && !cache.search_domains => {
-                tracing::info!("the org's Contacts are too many to scan by domain; searching domains with SOSL from now on");
-                cache.search_domains = true;
-            }
+            Err(e) if scan_refused(e) => search_from_now_on(cache),
             Err(_) => {}
         }
     }

@@ -114,7 +114,7 @@ pub fn explain(e: &crate::Error) -> Explained {
             format!("Salesforce said {error}: {description}"),
             "Check that the Connected App's consumer key and secret in the connector's config are right and that its callback URL is this page's callback URL, then start again.",
         ),
-        Some(Sf::Transport(m)) => explained(
+        Some(Sf::Transport(m) | Sf::TimedOut(m)) => explained(
             "Salesforce could not be reached",
             m.clone(),
             "Check the login domain and this server's network access to Salesforce, then start again.",

@@ -1478,6 +1478,56 @@ async fn large_orgs_are_searched_and_person_accounts_are_never_companies() {
     );
 }
 
+/// A real org may run a scan of its Contacts by domain for about two
+/// minutes before it answers `QUERY_TIMEOUT` (salesforce-api.md §9.5), longer
+/// than the connector's client waits. The connector reads its own timeout as
+/// that answer and searches instead. Before, every retry asked the same
+/// scan again, timed out again, and nothing was written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_the_org_does_not_answer_in_time_is_searched_instead() {
+    let mut contacts = vec![
+        json!({"FirstName": "Joe", "LastName": "Ng", "Email": "joe@initech.io", "AccountName": "Initech"}),
+    ];
+    for i in 0..600 {
+        contacts.push(json!({"LastName": format!("Filler {i}"), "Email": format!("f{i}@globex.example"), "AccountName": "Globex Corporation"}));
+    }
+    let seed: Seed = serde_json::from_value(json!({
+        "org": {"scan_timeout_rows": 500, "scan_timeout_wait_ms": 8000},
+        "accounts": [{"Name": "Initech"}, {"Name": "Globex Corporation"}],
+        "contacts": contacts,
+    }))
+    .unwrap();
+    let emu = test_support::emulator::start(EmulatorConfig {
+        seed,
+        ..Default::default()
+    })
+    .await;
+    let mut c = LocalConnector::sqlite().await;
+    c.config.api_timeout_secs = 2;
+    c.connect_emulator("acme", &emu.base_url, Some(TOKEN)).await;
+    let sf = c.client("acme").await;
+    let app = c.start(settings()).await;
+    let h = Harness {
+        emu,
+        app: Some(app),
+        c,
+        http: reqwest::Client::new(),
+        sf,
+    };
+    let body = json!({"request": {"requestor": {"id": "U1", "name": "New Person", "email": "new@initech.io"}, "customer": {"teamName": "Nobody Inc"}}});
+    h.post(&payload("SLOW-1", 1, body), &[]).await;
+    h.settle(&["SLOW-1".into()]).await;
+    let rows = h
+        .requests("Account__r.Name", "WHERE RequestId__c = 'SLOW-1'")
+        .await;
+    assert_eq!(
+        rows.first().map(|r| r["Account__r"]["Name"].clone()),
+        Some(json!("Initech")),
+        "the domain's Account, found by search"
+    );
+    assert!(h.stat("rest.search") >= 1, "the timeout led to a search");
+}
+
 /// A numeric `requestId` past 64 bits reaches Salesforce with every digit
 /// (JSON numbers that large would otherwise become floating point).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
