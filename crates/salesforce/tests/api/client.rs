@@ -289,6 +289,33 @@ async fn faults_and_limits_are_classified() {
     assert_eq!(err.action(), Action::Retry);
 }
 
+/// No answer within the client's timeout is its own error, so a caller can
+/// read it as what a slow org means (a large org's scan answers
+/// `QUERY_TIMEOUT` only after minutes); it is retried like any unanswered call.
+#[tokio::test]
+async fn a_call_unanswered_within_the_timeout_says_it_timed_out() {
+    let emu = test_support::emulator::start(EmulatorConfig::default()).await;
+    let config = ClientConfig {
+        timeout: std::time::Duration::from_secs(1),
+        ..ClientConfig::default()
+    };
+    let client = test_support::emulator::org_client_as(
+        &emu.base_url,
+        test_support::emulator::ADMIN,
+        test_support::emulator::PASSWORD,
+        config,
+    )
+    .await;
+    emu.emulator
+        .faults
+        .lock()
+        .set(sf_emulator::FaultSpec::parse("hang=1").unwrap());
+    let err = client.limits().await.unwrap_err();
+    assert!(matches!(err, Error::TimedOut(_)), "{err:?}");
+    assert_eq!(err.action(), Action::Retry);
+    assert!(err.to_string().contains("timed out"), "{err}");
+}
+
 #[tokio::test]
 async fn metadata_objects_fields_and_access_then_upsert_by_collection() {
     let emu = test_support::emulator::start(Default::default()).await;
