@@ -1492,7 +1492,7 @@ async fn a_scan_the_org_does_not_answer_in_time_is_searched_instead() {
         contacts.push(json!({"LastName": format!("Filler {i}"), "Email": format!("f{i}@globex.example"), "AccountName": "Globex Corporation"}));
     }
     let seed: Seed = serde_json::from_value(json!({
-        "org": {"scan_timeout_rows": 500, "scan_timeout_wait_ms": 8000},
+        "org": {"scan_timeout_rows": 500, "scan_timeout_wait_ms": 10_000},
         "accounts": [{"Name": "Initech"}, {"Name": "Globex Corporation"}],
         "contacts": contacts,
     }))
@@ -1503,9 +1503,10 @@ async fn a_scan_the_org_does_not_answer_in_time_is_searched_instead() {
     })
     .await;
     let mut c = LocalConnector::sqlite().await;
-    c.config.api_timeout_secs = 2;
     c.connect_emulator("acme", &emu.base_url, Some(TOKEN)).await;
     let sf = c.client("acme").await;
+    // The worker's client waits 3 s; the org answers the scan after 10.
+    c.config.api_timeout_secs = 3;
     let app = c.start(settings()).await;
     let h = Harness {
         emu,
