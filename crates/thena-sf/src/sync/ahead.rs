@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use salesforce::{Client, Error};
 
-use super::domains::{person_accounts, search_from_now_on, DomainAnswer, LIKE_CHUNK};
+use super::domains::{person_accounts, scan_refused, search_from_now_on, DomainAnswer, LIKE_CHUNK};
 use super::lookup::{
     account_row, contact_row, sized, sized_within, ListKind, IN_CHUNK, LIST_BYTES, WHERE_CHARS,
 };
@@ -90,15 +90,12 @@ pub async fn ask(
     );
     let names_asked = names_q.is_some();
     soql.extend(names_q);
-    let answers = match client.query_many(&soql).await {
-        Ok(a) => a,
-        // The call carried a scan by domain: it is what a timeout comes of.
-        Err(e) if !domain_chunks.is_empty() && matches!(e, Error::TimedOut(_)) => {
+    let answers = client.query_many(&soql).await.inspect_err(|e| {
+        // A call that carried a scan by domain and timed out: the scan is why.
+        if !domain_chunks.is_empty() && scan_refused(e) {
             search_from_now_on(cache);
-            return Err(e);
         }
-        Err(e) => return Err(e),
-    };
+    })?;
     let mut answers = answers.into_iter();
     let mut ahead = Ahead::default();
     for _ in &email_q {

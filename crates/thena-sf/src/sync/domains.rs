@@ -131,7 +131,7 @@ fn tally(rows: &[Map<String, Value>], domains: &[String]) -> (DomainCounts, Vec<
 /// run a scan for about two minutes before it says `QUERY_TIMEOUT`
 /// (salesforce-api.md §9.5, "Timeouts"), longer than the client waits; read
 /// as anything else, the same scan would be asked again and time out again.
-fn scan_refused(e: &Error) -> bool {
+pub(super) fn scan_refused(e: &Error) -> bool {
     match e {
         Error::Api(a) => a.code == "QUERY_TIMEOUT",
         Error::TimedOut(_) => true,

@@ -38,14 +38,24 @@ fn settings() -> Settings {
     quick_settings(100)
 }
 
-async fn harness(mut emu_config: EmulatorConfig) -> Harness {
+async fn harness(emu_config: EmulatorConfig) -> Harness {
+    harness_where(emu_config, |_| {}).await
+}
+
+/// [`harness`], with `worker` changing the app's config after the connection
+/// is made (what the worker's client uses, not what connecting used).
+async fn harness_where(
+    mut emu_config: EmulatorConfig,
+    worker: impl FnOnce(&mut thena_sf::config::Config),
+) -> Harness {
     if emu_config.seed.accounts.is_empty() {
         emu_config.seed = seed();
     }
     let emu = test_support::emulator::start(emu_config).await;
-    let c = LocalConnector::sqlite().await;
+    let mut c = LocalConnector::sqlite().await;
     c.connect_emulator("acme", &emu.base_url, Some(TOKEN)).await;
     let sf = c.client("acme").await;
+    worker(&mut c.config);
     let app = c.start(settings()).await;
     Harness {
         emu,
@@ -1497,24 +1507,12 @@ async fn a_scan_the_org_does_not_answer_in_time_is_searched_instead() {
         "contacts": contacts,
     }))
     .unwrap();
-    let emu = test_support::emulator::start(EmulatorConfig {
+    // The worker's client waits 3 s; the org answers the scan after 10.
+    let emu_config = EmulatorConfig {
         seed,
         ..Default::default()
-    })
-    .await;
-    let mut c = LocalConnector::sqlite().await;
-    c.connect_emulator("acme", &emu.base_url, Some(TOKEN)).await;
-    let sf = c.client("acme").await;
-    // The worker's client waits 3 s; the org answers the scan after 10.
-    c.config.api_timeout_secs = 3;
-    let app = c.start(settings()).await;
-    let h = Harness {
-        emu,
-        app: Some(app),
-        c,
-        http: reqwest::Client::new(),
-        sf,
     };
+    let h = harness_where(emu_config, |c| c.api_timeout_secs = 3).await;
     let body = json!({"request": {"requestor": {"id": "U1", "name": "New Person", "email": "new@initech.io"}, "customer": {"teamName": "Nobody Inc"}}});
     h.post(&payload("SLOW-1", 1, body), &[]).await;
     h.settle(&["SLOW-1".into()]).await;
