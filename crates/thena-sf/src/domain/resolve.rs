@@ -166,6 +166,13 @@ struct Item {
     from_cache: bool,
 }
 
+impl Item {
+    /// Open, and its lookup asks Salesforce (see [`Resolver::asking_ids`]).
+    fn asks(&self) -> bool {
+        self.outcome.is_none() && self.waiting.is_none() && !self.no_contact
+    }
+}
+
 /// Whether Salesforce would take `e` as a Contact's Email: at most 80
 /// UTF-16 units, one `@` with something before it, and a dotted domain of
 /// non-empty labels (`fig@pig` is refused, `fig@pig.c` taken; §9.6, the
@@ -249,6 +256,9 @@ pub struct Cache {
     pub search_domains: bool,
     /// Whether the org has person accounts (from Account's describe, once).
     pub person_accounts: Option<bool>,
+    /// The org has answered a scan by domain: such scans may ride in a
+    /// write (a large org's late refusal would hold the write up).
+    pub scans_answered: bool,
 }
 
 /// How long a requestor that matched nothing is not asked about again.
@@ -275,6 +285,7 @@ impl Cache {
             ttl,
             search_domains: false,
             person_accounts: None,
+            scans_answered: false,
         }
     }
 
@@ -553,13 +564,30 @@ impl Resolver {
     /// Takes out the requests of `may_wait` that the earlier links and the
     /// cache leave open (they need Salesforce): they wait for a later batch.
     /// Unless every request is open: the lookups are made anyway, so all go.
-    pub fn leave(&mut self, may_wait: &HashSet<String>) {
-        if may_wait.is_empty() || self.open().count() == self.items.len() {
-            return;
+    /// The ids of the requests taken out.
+    pub fn leave(&mut self, may_wait: &HashSet<String>) -> Vec<String> {
+        if may_wait.is_empty() || self.items.iter().all(Item::asks) {
+            return Vec::new();
         }
+        let mut left = Vec::new();
         self.items.retain(|i| {
-            i.outcome.is_some() || i.waiting.is_some() || !may_wait.contains(&i.req.request_id)
+            let stays = !i.asks() || !may_wait.contains(&i.req.request_id);
+            if !stays {
+                left.push(i.req.request_id.clone());
+            }
+            stays
         });
+        left
+    }
+
+    /// The requests whose lookups ask Salesforce: those the earlier links
+    /// and the cache leave open, but for an email the cache knows has no
+    /// Contact (the later steps' answers are cached with it).
+    pub fn asking_ids(&self) -> impl Iterator<Item = String> + '_ {
+        self.items
+            .iter()
+            .filter(|i| i.asks())
+            .map(|i| i.req.request_id.clone())
     }
 
     fn open(&self) -> impl Iterator<Item = &Item> {

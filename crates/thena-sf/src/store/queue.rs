@@ -7,6 +7,22 @@ use sqlx::Row;
 use super::{ts, Store, StoreError};
 use crate::domain::snapshot::Snapshot;
 
+/// The queue as the worker paces by it. A snapshot waiting out a retry's
+/// delay is not due: counted as the oldest, it made every turn send at
+/// once, so events went one call each while any retry waited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DueShape {
+    /// How many snapshots are due now.
+    pub due: i64,
+    /// When the oldest due one was acknowledged.
+    pub oldest: Option<i64>,
+    /// When the oldest due one acknowledged after the worker last looked
+    /// requestors up was acknowledged (it may need a lookup before its write).
+    pub unlooked: Option<i64>,
+    /// When the next one waiting out a retry's delay comes due.
+    pub soonest: Option<i64>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Claimed {
     pub request_id: String,
@@ -143,26 +159,30 @@ impl Store {
         Ok(out)
     }
 
-    /// What the worker paces by: how many snapshots are due now, when the
-    /// oldest of them was acknowledged, and when the next one waiting out a
-    /// retry's delay comes due. A snapshot waiting out a delay is not due:
-    /// counted as the oldest, it made every turn send at once, so events went
-    /// one call each while any retry waited.
+    /// What the worker paces by (see [`DueShape`]); `looked_until_ms`: the
+    /// latest acknowledgement time whose requestors the worker has looked up.
     pub async fn due_shape(
         &self,
         connection: &str,
         now_ms: i64,
-    ) -> Result<(i64, Option<i64>, Option<i64>), StoreError> {
+        looked_until_ms: i64,
+    ) -> Result<DueShape, StoreError> {
         let r = sql!(
             "SELECT COUNT(CASE WHEN not_before_ms <= $2 THEN 1 END) AS n, \
              MIN(CASE WHEN not_before_ms <= $2 THEN enqueued_at_ms END) AS oldest, \
+             MIN(CASE WHEN not_before_ms <= $2 AND enqueued_at_ms > $3 THEN enqueued_at_ms END) AS unlooked, \
              MIN(CASE WHEN not_before_ms > $2 THEN not_before_ms END) AS soonest \
              FROM pending WHERE connection = $1 AND parked = 0",
-            (connection, now_ms),
+            (connection, now_ms, looked_until_ms),
         )
         .fetch_one(self.pool())
         .await?;
-        Ok((r.try_get("n")?, r.try_get("oldest")?, r.try_get("soonest")?))
+        Ok(DueShape {
+            due: r.try_get("n")?,
+            oldest: r.try_get("oldest")?,
+            unlooked: r.try_get("unlooked")?,
+            soonest: r.try_get("soonest")?,
+        })
     }
 
     /// How many snapshots wait to be sent, due or not (the queue's depth, as

@@ -19,6 +19,7 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use salesforce::{Client, Error};
+use serde_json::{Map, Value};
 
 use super::domains::{person_accounts, scan_refused, search_from_now_on, DomainAnswer, LIKE_CHUNK};
 use super::lookup::{
@@ -41,6 +42,18 @@ pub struct Ahead {
     names: Option<(HashSet<String>, Vec<ContactRow>)>,
 }
 
+/// The queries of one batch's asking ahead, not yet answered: asked by
+/// themselves ([`ask`]) or riding in a write's composite call (`sync::ride`).
+pub struct Asking {
+    soql: Vec<String>,
+    emails: usize,
+    domain_chunks: Vec<Vec<String>>,
+    teams: Vec<String>,
+    team_chunks: usize,
+    names: Vec<String>,
+    names_asked: bool,
+}
+
 /// Asks the email step's queries, and every later step's that can be known
 /// now, in as few calls as the composite limits allow.
 pub async fn ask(
@@ -49,6 +62,27 @@ pub async fn ask(
     cache: &mut Cache,
     emails: &[String],
 ) -> Result<Ahead, Error> {
+    let Some(asking) = prepare(client, r, cache, emails).await? else {
+        return Ok(Ahead::default());
+    };
+    let answers = client.query_many(&asking.soql).await.inspect_err(|e| {
+        // A call that carried a scan by domain and timed out: the scan is why.
+        if asking.scans() && scan_refused(e) {
+            search_from_now_on(cache);
+        }
+    })?;
+    asking.read(answers, cache)
+}
+
+/// The queries asking ahead makes for this batch; `None` when the cache
+/// knows all it would ask. May ask whether the org has person accounts
+/// (once per worker).
+pub async fn prepare(
+    client: &Client,
+    r: &Resolver,
+    cache: &mut Cache,
+    emails: &[String],
+) -> Result<Option<Asking>, Error> {
     let now = Instant::now();
     let fresh = r.any_fresh();
     let domains: Vec<String> = if cache.search_domains {
@@ -62,7 +96,7 @@ pub async fn ask(
     let names = r.names_ahead(cache);
     // Nothing the cache does not know: nothing to ask.
     if emails.is_empty() && domains.is_empty() && names.is_empty() && !r.any_team_unknown(cache) {
-        return Ok(Ahead::default());
+        return Ok(None);
     }
     let teams = r.teams_ahead();
     let person = if domains.is_empty() && teams.is_empty() {
@@ -90,35 +124,60 @@ pub async fn ask(
     );
     let names_asked = names_q.is_some();
     soql.extend(names_q);
-    let answers = client.query_many(&soql).await.inspect_err(|e| {
-        // A call that carried a scan by domain and timed out: the scan is why.
-        if !domain_chunks.is_empty() && scan_refused(e) {
-            search_from_now_on(cache);
+    Ok(Some(Asking {
+        soql,
+        emails: email_q.len(),
+        domain_chunks,
+        teams,
+        team_chunks: team_chunks.len(),
+        names,
+        names_asked,
+    }))
+}
+
+impl Asking {
+    /// The queries, in the order [`Asking::read`] takes their answers.
+    pub fn soql(&self) -> &[String] {
+        &self.soql
+    }
+
+    /// Whether they scan Contacts by domain (a scan a large org may not
+    /// answer in time).
+    pub fn scans(&self) -> bool {
+        !self.domain_chunks.is_empty()
+    }
+
+    /// What was asked, from the answers (one per query, in order).
+    pub fn read(
+        self,
+        answers: Vec<Result<Vec<Map<String, Value>>, Error>>,
+        cache: &mut Cache,
+    ) -> Result<Ahead, Error> {
+        let mut answers = answers.into_iter();
+        let mut ahead = Ahead::default();
+        for _ in 0..self.emails {
+            let rows = answers.next().expect("one answer per query")?;
+            ahead.emails.extend(rows.iter().map(contact_row));
         }
-    })?;
-    let mut answers = answers.into_iter();
-    let mut ahead = Ahead::default();
-    for _ in &email_q {
-        let rows = answers.next().expect("one answer per query")?;
-        ahead.emails.extend(rows.iter().map(contact_row));
+        for chunk in self.domain_chunks {
+            let answer = answers.next().expect("one answer per query");
+            if answer.is_ok() {
+                cache.scans_answered = true;
+            }
+            ahead.domains.push((chunk, answer));
+        }
+        let team_rows: Result<Vec<_>, _> = (0..self.team_chunks)
+            .map(|_| answers.next().expect("one answer per query"))
+            .collect();
+        if let Ok(rows) = team_rows {
+            let rows = rows.iter().flatten().map(account_row).collect();
+            ahead.teams = Some((lower(&self.teams), rows));
+        }
+        if let (true, Some(Ok(rows))) = (self.names_asked, answers.next()) {
+            ahead.names = Some((lower(&self.names), rows.iter().map(contact_row).collect()));
+        }
+        Ok(ahead)
     }
-    for chunk in domain_chunks {
-        ahead
-            .domains
-            .push((chunk, answers.next().expect("one answer per query")));
-    }
-    let team_rows: Result<Vec<_>, _> = team_chunks
-        .iter()
-        .map(|_| answers.next().expect("one answer per query"))
-        .collect();
-    if let Ok(rows) = team_rows {
-        let rows = rows.iter().flatten().map(account_row).collect();
-        ahead.teams = Some((lower(&teams), rows));
-    }
-    if let (true, Some(Ok(rows))) = (names_asked, answers.next()) {
-        ahead.names = Some((lower(&names), rows.iter().map(contact_row).collect()));
-    }
-    Ok(ahead)
 }
 
 /// The workspace Contacts' query, when each of its two lists fits half a

@@ -39,6 +39,8 @@ pub enum Decision {
 const RATE_TAU: f64 = 0.5;
 /// Steps remembered for the step-time estimate.
 const STEPS: usize = 16;
+/// How late a turn may see a deadline (the worker looks every 20 ms).
+const TURN: Duration = Duration::from_millis(25);
 
 #[derive(Debug)]
 pub struct Pace {
@@ -118,9 +120,28 @@ impl Pace {
         self.warms.push_back(d);
     }
 
-    /// A warm's time to allow for: the slowest of the recent ones.
+    /// A warm's time to allow for: the slowest of the recent ones (before
+    /// any, a step's: both are a call).
     fn warm_estimate(&self) -> Duration {
-        self.warms.iter().max().copied().unwrap_or_default()
+        self.warms
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or_else(|| self.step_estimate())
+    }
+
+    /// How young a record whose requestor is not looked up yet must be to
+    /// leave it for the next step, its lookup riding in this one's write:
+    /// the next step, one step's time later, still writes it in time.
+    /// `None` when steps are too slow for rides: a record that arrives
+    /// during a step would be too old for one by the next (the worker then
+    /// looks requestors up before each step, as it gathered them).
+    pub fn ride_limit(&self) -> Option<Duration> {
+        let step = self.step_estimate();
+        let limit = self
+            .budget
+            .saturating_sub(step + step.max(self.warm_estimate()) + self.margin);
+        (limit >= step + TURN * 2).then_some(limit)
     }
 
     pub fn rate(&self) -> f64 {
@@ -141,8 +162,15 @@ impl Pace {
             .unwrap_or(Duration::from_millis(100))
     }
 
-    /// What to do with `queued` records waiting, the oldest for `oldest_age`.
-    pub fn decide(&self, queued: usize, oldest_age: Duration) -> Decision {
+    /// What to do with `queued` records waiting, the oldest for
+    /// `oldest_age`; of those not looked up yet (their requestors may need
+    /// a lookup call before their write), the oldest for `unlooked_age`.
+    pub fn decide(
+        &self,
+        queued: usize,
+        oldest_age: Duration,
+        unlooked_age: Option<Duration>,
+    ) -> Decision {
         if queued == 0 {
             return Decision::Wait(Duration::from_secs(30));
         }
@@ -152,10 +180,23 @@ impl Pace {
         if queued >= self.batch {
             return Decision::Send;
         }
-        let slack = self
-            .budget
-            .saturating_sub(self.warm_estimate() + self.step_estimate() + self.margin);
-        let Some(room) = slack.checked_sub(oldest_age).filter(|r| !r.is_zero()) else {
+        let write = self.step_estimate() + self.margin;
+        let room = |slack: Duration, age: Duration| slack.checked_sub(age);
+        let written = room(self.budget.saturating_sub(write), oldest_age);
+        // Not looked up: sent while still young enough to ride (a turn's
+        // wake-up early), so the step does not need a lookup call first;
+        // without rides, in time for a lookup call and the write.
+        let unlooked = match self.ride_limit() {
+            Some(limit) => limit - TURN,
+            None => self.budget.saturating_sub(write + self.warm_estimate()),
+        };
+        let looked = unlooked_age.map(|age| room(unlooked, age));
+        let room = match (written, looked) {
+            (Some(w), None) => Some(w),
+            (Some(w), Some(Some(l))) => Some(w.min(l)),
+            _ => None,
+        };
+        let Some(room) = room.filter(|r| !r.is_zero()) else {
             return Decision::Send;
         };
         // Waiting pays only if another event is likely before it ends.
@@ -193,39 +234,54 @@ mod tests {
             p.arrivals(i, t0 + Duration::from_secs(i));
         }
         assert!(p.rate() > 0.5 && p.rate() < 1.5, "{}", p.rate());
-        assert_eq!(p.decide(1, Duration::ZERO), Decision::Send);
+        assert_eq!(
+            p.decide(1, Duration::ZERO, Some(Duration::ZERO)),
+            Decision::Send
+        );
     }
 
     #[test]
     fn a_steady_rate_waits_within_the_budget() {
         let mut p = at_rate(100, 500);
         p.step_took(Duration::from_millis(150));
-        match p.decide(3, Duration::from_millis(20)) {
-            // 500 - 150 - 100 (margin) - 20 already waited.
+        match p.decide(3, Duration::from_millis(20), None) {
+            // Looked up: 500 - 150 - 100 (margin) - 20 already waited.
             Decision::Wait(d) => assert_eq!(d, Duration::from_millis(230)),
             other => panic!("{other:?}"),
         }
         // Once the oldest record has used its slack, it goes.
-        assert_eq!(p.decide(30, Duration::from_millis(300)), Decision::Send);
+        assert_eq!(
+            p.decide(30, Duration::from_millis(300), None),
+            Decision::Send
+        );
         // A full call goes at once.
-        assert_eq!(p.decide(200, Duration::ZERO), Decision::Send);
+        assert_eq!(p.decide(200, Duration::ZERO, None), Decision::Send);
     }
 
     #[test]
     fn slow_steps_shorten_the_wait_and_never_overrun_it() {
         let mut p = at_rate(100, 500);
         p.step_took(Duration::from_millis(600));
-        assert_eq!(p.decide(3, Duration::ZERO), Decision::Send);
+        assert_eq!(
+            p.decide(3, Duration::ZERO, Some(Duration::ZERO)),
+            Decision::Send
+        );
     }
 
     #[test]
     fn a_flood_waits_and_a_steady_high_rate_does_not() {
         let p = at_rate(4_000, 500);
-        assert_eq!(p.decide(400, Duration::ZERO), Decision::Flood);
+        assert_eq!(
+            p.decide(400, Duration::ZERO, Some(Duration::ZERO)),
+            Decision::Flood
+        );
         assert!(p.flooding());
         // Below the flood rate a full call goes at once...
         let p = at_rate(1_000, 500);
-        assert_eq!(p.decide(400, Duration::ZERO), Decision::Send);
+        assert_eq!(
+            p.decide(400, Duration::ZERO, Some(Duration::ZERO)),
+            Decision::Send
+        );
         // ...and a flood ends below half of it.
         assert!(!at_rate(500, 500).flooding());
     }
@@ -242,26 +298,58 @@ mod tests {
     fn the_wait_leaves_room_for_the_warm_before_the_step() {
         let mut p = at_rate(100, 500);
         p.step_took(Duration::from_millis(60));
-        let Decision::Wait(before) = p.decide(5, Duration::ZERO) else {
+        let Decision::Wait(before) = p.decide(5, Duration::ZERO, Some(Duration::ZERO)) else {
             panic!("a steady stream waits")
         };
         p.warm_took(Duration::from_millis(2));
         p.warm_took(Duration::from_millis(110));
-        let Decision::Wait(after) = p.decide(5, Duration::ZERO) else {
+        let Decision::Wait(after) = p.decide(5, Duration::ZERO, Some(Duration::ZERO)) else {
             panic!("a steady stream waits")
         };
         assert_eq!(
             before - after,
-            Duration::from_millis(110),
-            "the slowest recent warm"
+            Duration::from_millis(110 - 60),
+            "the slowest recent warm, where a step's time stood before any"
         );
+    }
+
+    #[test]
+    fn records_already_looked_up_wait_for_their_write_alone() {
+        let mut p = at_rate(100, 500);
+        p.step_took(Duration::from_millis(60));
+        p.warm_took(Duration::from_millis(60));
+        let age = Duration::from_millis(300);
+        // Looked up (their lookups rode in the last write): room for the write.
+        assert!(matches!(p.decide(5, age, None), Decision::Wait(_)));
+        // Not looked up: room for a lookup too, which 300 ms no longer leaves.
+        assert_eq!(p.decide(5, age, Some(age)), Decision::Send);
+        let Decision::Wait(w) = p.decide(5, age, Some(Duration::from_millis(100))) else {
+            panic!("a young record not looked up still leaves room")
+        };
+        assert!(w < Duration::from_millis(500 - 60 - 300), "{w:?}");
+    }
+
+    #[test]
+    fn a_record_may_ride_while_two_steps_fit_in_its_budget() {
+        let mut p = at_rate(100, 500);
+        p.step_took(Duration::from_millis(60));
+        p.warm_took(Duration::from_millis(40));
+        // 500 - 60 (this step) - 60 (the next) - the margin (100 at first).
+        assert_eq!(p.ride_limit(), Some(Duration::from_millis(280)));
+        // A slower lookup than a step counts as the next step's time.
+        p.warm_took(Duration::from_millis(90));
+        assert_eq!(p.ride_limit(), Some(Duration::from_millis(250)));
+        // Steps so slow that a record arriving during one is too old to
+        // ride in the next: no rides.
+        p.step_took(Duration::from_millis(140));
+        assert_eq!(p.ride_limit(), None);
     }
 
     #[test]
     fn a_late_write_widens_the_margin_and_timely_ones_narrow_it_to_a_floor() {
         let mut p = at_rate(100, 500);
         p.step_took(Duration::from_millis(100));
-        let wait = |p: &Pace| match p.decide(3, Duration::ZERO) {
+        let wait = |p: &Pace| match p.decide(3, Duration::ZERO, None) {
             Decision::Wait(d) => d,
             other => panic!("{other:?}"),
         };

@@ -15,9 +15,16 @@ use super::lookup::{account_row, contact_row, sized, ListKind, IN_CHUNK};
 pub struct LookedUp {
     r: Resolver,
     now: Instant,
+    /// The requests of `may_wait` left out: they need Salesforce.
+    left: Vec<String>,
 }
 
 impl LookedUp {
+    /// The requests left out for a later step (they need Salesforce).
+    pub fn left(&self) -> &[String] {
+        &self.left
+    }
+
     /// The Contacts to create, in the order placeholders count them.
     pub fn new_contacts(&self) -> &[NewContact] {
         self.r.contacts_to_create()
@@ -44,6 +51,24 @@ impl LookedUp {
     }
 }
 
+/// The requests of `may_wait` that [`look_up`] would leave out (they need
+/// Salesforce), from the cache alone: no call.
+pub fn leaving(
+    requests: Vec<Request>,
+    public: PublicDomains,
+    cache: &Cache,
+    may_wait: &HashSet<String>,
+) -> Vec<String> {
+    Resolver::new(requests, public, cache, Instant::now()).leave(may_wait)
+}
+
+/// The requests whose lookups ask Salesforce ([`Resolver::asking_ids`]). No call.
+pub fn asking(requests: Vec<Request>, public: PublicDomains, cache: &Cache) -> HashSet<String> {
+    Resolver::new(requests, public, cache, Instant::now())
+        .asking_ids()
+        .collect()
+}
+
 /// Looks a batch up (the steps' queries asked ahead together), deciding
 /// which Contacts to create without creating them. The requests of
 /// `may_wait` that need Salesforce are left out ([`Resolver::leave`]).
@@ -56,11 +81,26 @@ pub async fn look_up(
 ) -> Result<LookedUp, salesforce::Error> {
     let now = Instant::now();
     let mut r = Resolver::new(requests, public, cache, now);
-    r.leave(may_wait);
+    let left = r.leave(may_wait);
     // Each step is one query per IN_CHUNK distinct values, however many
     // requests share them; the steps' queries go ahead together.
     let emails = r.emails_to_look_up();
     let ahead = super::ahead::ask(client, &r, cache, &emails).await?;
+    let mut looked = after_ahead(client, r, cache, ahead, now).await?;
+    looked.left = left;
+    Ok(looked)
+}
+
+/// The resolver's steps once the queries asked ahead are answered: each
+/// takes its rows from `ahead` when they cover what it asks, and asks
+/// Salesforce itself otherwise.
+pub async fn after_ahead(
+    client: &Client,
+    mut r: Resolver,
+    cache: &mut Cache,
+    ahead: super::ahead::Ahead,
+    now: Instant,
+) -> Result<LookedUp, salesforce::Error> {
     r.on_contacts_by_email(&ahead.emails);
     let domains = r.domains_to_look_up();
     let fresh = r.any_fresh();
@@ -79,7 +119,11 @@ pub async fn look_up(
         None => contacts_by_name(client, &accounts, &names).await?,
     };
     r.on_contacts_by_name(&rows);
-    Ok(LookedUp { r, now })
+    Ok(LookedUp {
+        r,
+        now,
+        left: Vec::new(),
+    })
 }
 
 /// Accounts named like the workspaces, asked now (not ahead).

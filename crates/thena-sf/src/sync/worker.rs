@@ -1,6 +1,7 @@
 //! One connection's worker: its state and settings. What it does is split
 //! by concern: `schedule` (when to send), `step` (one claim-to-record
-//! step), `together` (new Contacts in the write), `trouble` (failed calls).
+//! step), `together` (new Contacts and riding lookups in the write),
+//! `trouble` (failed calls).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -155,6 +156,9 @@ pub struct Worker {
     warmed_at: Option<u64>,
     /// The requests (and versions) the last warm looked up.
     warmed: std::collections::HashSet<(String, i64)>,
+    /// The latest acknowledgement time whose requestors were looked up (by
+    /// a step, its warm or a ride): later ones may need a lookup call.
+    looked_until_ms: i64,
     /// What the current step did with its records.
     tally: results::Tally,
 }
@@ -198,6 +202,7 @@ impl Worker {
             pace: Pace::new(settings.latency_budget, settings.batch, settings.flood_rate),
             warmed_at: None,
             warmed: Default::default(),
+            looked_until_ms: 0,
             tally: results::Tally::default(),
         };
         (w, handle)

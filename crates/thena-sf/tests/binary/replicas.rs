@@ -234,7 +234,7 @@ async fn three_replicas_fifty_orgs_one_killed_nothing_lost_or_doubled() {
                     let now = chrono::Utc::now().timestamp_millis();
                     why.push(format!(
                         "{name}: {counts:?}; due, oldest due, next delay's end: {:?}",
-                        store.due_shape(&name, now).await.unwrap()
+                        store.due_shape(&name, now, 0).await.unwrap()
                     ));
                 }
             }

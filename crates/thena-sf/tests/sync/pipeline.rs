@@ -461,7 +461,7 @@ async fn a_held_queue_stepped_until_empty_writes_each_request_once() {
 /// that need no lookup are written at once; a step of such records only
 /// asks and writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_young_record_that_needs_a_lookup_waits_while_the_others_are_written() {
+async fn a_young_record_that_needs_a_lookup_rides_in_the_others_write() {
     let h = harness(EmulatorConfig::default()).await;
     h.hold().await;
     // A budget long enough that the records stay young.
@@ -494,12 +494,17 @@ async fn a_young_record_that_needs_a_lookup_waits_while_the_others_are_written()
         "only the write: {:?}",
         h.emu.emulator.stats.lock()
     );
-    assert_eq!(stat("composite.upsert"), 2, "one write a step");
-    // Alone in its step, Nia's lookups are asked: one call for the queries,
-    // one that makes her Contact and writes her request.
+    assert_eq!(
+        stat("composite[upsert,query]"),
+        1,
+        "Nia's lookups rode in the write: {:?}",
+        h.emu.emulator.stats.lock()
+    );
+    // Her lookups landed: the next step makes her Contact and writes her
+    // request, in one call.
     w.send_due().await;
     assert_eq!(h.state("WAIT-3").await, "synced");
-    assert_eq!(calls() - before, 3, "{:?}", h.emu.emulator.stats.lock());
+    assert_eq!(calls() - before, 2, "{:?}", h.emu.emulator.stats.lock());
     assert_eq!(stat("composite[create,upsert]"), 1);
     let row = &h
         .requests(
@@ -511,6 +516,84 @@ async fn a_young_record_that_needs_a_lookup_waits_while_the_others_are_written()
     assert_eq!(
         row["Account__r"]["Name"], "Acme Corp",
         "by her email's domain"
+    );
+}
+
+/// A step that makes new Contacts while lookups ride in its write makes
+/// them one subrequest each (the ride needs the composite's room), and the
+/// records waiting for them share one upsert with the ready ones. A Contact
+/// a Block duplicate rule refuses halts that upsert: the ready record and
+/// the one whose match is a Contact are sent again, the one that matches a
+/// Lead is skipped with the rule named, and the rider is looked up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_made_beside_a_ride_are_refused_without_losing_the_rest() {
+    let h = harness(EmulatorConfig::default()).await;
+    h.emu.emulator.org.write().duplicate_rules.contact = sf_emulator::duplicates::Action::Block;
+    let lead = h
+        .sf
+        .create("Lead", &json!({"LastName": "Roe", "FirstName": "Rita", "Email": "rita@acme.io", "Company": "Acme"}))
+        .await
+        .unwrap();
+    h.hold().await;
+    let settings = Settings {
+        latency_budget: Duration::from_secs(30),
+        ..settings()
+    };
+    let (mut w, _stop) = h.hand_worker("acme", settings).await;
+    let person =
+        |name: &str, email: &str| json!({"request": {"requestor": {"name": name, "email": email}}});
+    let harsh = person("Harsh Vardhan", "harsh@acme.io");
+    h.post(&payload("RIDE-1", 1, harsh.clone()), &[]).await;
+    w.send_due().await;
+    // Rita (a Lead's match) and Ann Lee (an existing Contact's name on the
+    // Account, another email) ride in Harsh's next write.
+    h.post(
+        &payload("RIDE-2", 1, person("Rita Roe", "rita@acme.io")),
+        &[],
+    )
+    .await;
+    h.post(
+        &payload("RIDE-3", 1, person("Ann Lee", "ann.lee@acme.io")),
+        &[],
+    )
+    .await;
+    h.post(&payload("RIDE-4", 1, harsh), &[]).await;
+    w.send_due().await;
+    assert_eq!(h.state("RIDE-4").await, "synced");
+    assert_eq!(h.state("RIDE-2").await, "pending", "rode");
+    // Their Contacts are made beside the next ride (Nia's lookups).
+    let nia = person("Nia New", "nia@acme.io");
+    h.post(&payload("RIDE-5", 1, nia), &[]).await;
+    h.post(
+        &payload("RIDE-6", 1, person("Harsh Vardhan", "harsh@acme.io")),
+        &[],
+    )
+    .await;
+    w.send_due().await;
+    let stats = format!("{:?}", h.emu.emulator.stats.lock());
+    assert_eq!(h.stat("composite[other,upsert,query]"), 1, "{stats}");
+    assert_eq!(h.state("RIDE-6").await, "synced", "sent again: {stats}");
+    let rita = h.store.request_states("acme", &["RIDE-2".into()]).await;
+    let rita = rita.unwrap().remove(0);
+    let why = rita.reason.clone().unwrap_or_default();
+    assert_eq!(rita.state, "skipped", "{why}");
+    assert!(why.contains(&format!("Lead {lead}")), "{why}");
+    let ann =
+        h.sf.query("SELECT Id FROM Contact WHERE Email = 'ann@acme.io'")
+            .await
+            .unwrap();
+    let row = &h
+        .requests("Requestor__c", "WHERE RequestId__c = 'RIDE-3'")
+        .await[0];
+    assert_eq!(row["Requestor__c"], ann[0]["Id"], "the matched Contact");
+    assert_eq!(h.state("RIDE-5").await, "pending", "Nia rode");
+    let before = h.api_calls();
+    w.send_due().await;
+    assert_eq!(h.state("RIDE-5").await, "synced");
+    assert_eq!(
+        h.api_calls() - before,
+        1,
+        "her Contact and her request: one call"
     );
 }
 

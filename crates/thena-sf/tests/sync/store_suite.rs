@@ -613,11 +613,22 @@ async fn what_waits_is_what_the_pace_reads(s: &Store) {
         .await
         .unwrap();
     let now = now_ms();
-    let (n, oldest, soonest) = s.due_shape("acme", now).await.unwrap();
+    let shape = s.due_shape("acme", now, 0).await.unwrap();
+    let (n, oldest, soonest) = (shape.due, shape.oldest, shape.soonest);
     assert_eq!(
         (n, oldest),
         (1, Some(wait.enqueued_at_ms)),
         "only WAIT is due"
+    );
+    assert_eq!(
+        shape.unlooked, oldest,
+        "none looked up: the oldest is unlooked"
+    );
+    let looked = s.due_shape("acme", now, wait.enqueued_at_ms).await.unwrap();
+    assert_eq!(
+        (looked.due, looked.unlooked),
+        (1, None),
+        "WAIT acknowledged no later than the worker looked up"
     );
     assert!(soonest.is_some_and(|t| t >= now + 59_000), "{soonest:?}");
     let all = s.queued("acme").await.unwrap();

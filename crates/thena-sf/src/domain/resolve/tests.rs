@@ -702,3 +702,29 @@ fn requests_that_need_salesforce_may_wait_unless_all_do() {
         "all need Salesforce: the lookups are made anyway, so nothing waits"
     );
 }
+
+#[test]
+fn a_requestor_the_cache_knows_has_no_contact_needs_no_lookup_and_does_not_wait() {
+    let mut c = cache();
+    let now = Instant::now();
+    c.remember_no_contact("known.gap@acme.io", now);
+    let new = |id: &str, email: &str| req(id, Some(person("New One", Some(email))), None);
+    let reqs = vec![
+        new("gap", "known.gap@acme.io"),
+        new("young", "new@acme.io"),
+        new("old", "other@acme.io"),
+    ];
+    let mut r = Resolver::new(reqs.clone(), PublicDomains::default(), &c, now);
+    let asking: HashSet<String> = r.asking_ids().collect();
+    assert_eq!(
+        asking,
+        HashSet::from(["young".to_string(), "old".to_string()]),
+        "its email was looked up already (a ride, a warm): nothing to ask"
+    );
+    let may_wait = HashSet::from(["gap".to_string(), "young".to_string()]);
+    assert_eq!(
+        r.leave(&may_wait),
+        ["young"],
+        "only the young one that asks Salesforce waits"
+    );
+}

@@ -42,24 +42,34 @@ impl Worker {
             return t;
         }
         let now = now_ms();
-        let (n, oldest, soonest) = match self.store.due_shape(&self.name, now).await {
+        let shape = match self
+            .store
+            .due_shape(&self.name, now, self.looked_until_ms)
+            .await
+        {
             Ok(s) => s,
             Err(e) => {
                 warn!(connection = %self.name, error = %e, "cannot read the queue");
                 return Turn::Sleep(Duration::from_secs(1));
             }
         };
+        let n = shape.due;
         if n == 0 {
             // Nothing due: sleep until a retry's delay ends (an arrival wakes it sooner).
-            let until = soonest.map_or(30_000, |s| (s - now).clamp(1, 30_000));
+            let until = shape.soonest.map_or(30_000, |s| (s - now).clamp(1, 30_000));
             return Turn::Sleep(Duration::from_millis(until as u64));
         }
         self.pace
             .arrivals(self.arrivals.load(Ordering::Relaxed), Instant::now());
-        let age = Duration::from_millis((now - oldest.unwrap_or(now)).max(0) as u64);
-        match self.pace.decide(n as usize, age) {
-            // The requestors gathered since the last step are resolved
-            // together (one lookup call for all), then the step only writes.
+        let age = |at: i64| Duration::from_millis((now - at).max(0) as u64);
+        let oldest = age(shape.oldest.unwrap_or(now));
+        match self
+            .pace
+            .decide(n as usize, oldest, shape.unlooked.map(age))
+        {
+            // The requestors gathered since the last step too old to ride
+            // in its write are resolved together (one lookup call for
+            // all), then the step writes.
             Decision::Send => {
                 let warming = Instant::now();
                 if self.warm().await {

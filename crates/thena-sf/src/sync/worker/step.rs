@@ -2,7 +2,7 @@
 //! resolve them, map, send (with new Contacts in the same call when they
 //! fit), and record each record's answer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -17,8 +17,8 @@ use crate::provision::{self, schema};
 use crate::store::queue::{Claimed, RequestState, Synced};
 use crate::store::StoreError;
 use crate::sync::plan::{self, ToSend};
-use crate::sync::resolve_io;
 use crate::sync::results::{self, Verdict};
+use crate::sync::{resolve_io, ride};
 
 impl Worker {
     /// Claims the due snapshots and sends them; then the API usage and
@@ -99,8 +99,10 @@ impl Worker {
         self.metrics.outcome(&self.name, outcome, n);
     }
 
-    /// Before a step, the queue's new requestors are looked up, all that
-    /// gathered in one go (their Contacts are made in the step's write): the
+    /// Before a step, when a requestor too old to wait for the next step
+    /// needs Salesforce, the queue's new requestors are looked up, all in
+    /// one go (their Contacts are made in the step's write; otherwise they
+    /// ride in that write, `sync::ride`): the
     /// step that sends them then finds them in the resolver's memory and
     /// makes only its upserts, so its time, which the wait must leave room
     /// for, stays one call's. Whether it ran (false: nothing arrived since
@@ -116,17 +118,26 @@ impl Worker {
         };
         // A retry on demand asks afresh in its own step, once.
         let batch: Vec<Claimed> = batch.into_iter().filter(|c| c.attempts >= 0).collect();
-        self.warmed = batch
-            .iter()
-            .map(|c| (c.request_id.clone(), c.version))
-            .collect();
         let Ok(states) = self.states(&batch).await else {
             return true;
         };
         let requests = requests_of(&batch, &states);
+        let public = self.settings.public_domains.clone();
+        // Only when a record too old to wait for the next step needs
+        // Salesforce: the younger ones' lookups ride in this step's write.
+        let ride_ms = self.pace.ride_limit().map_or(0, |l| l.as_millis() as i64);
+        let now = now_ms();
+        let asking = resolve_io::asking(requests.clone(), public.clone(), &self.cache);
+        let old = |c: &Claimed| now - c.enqueued_at_ms >= ride_ms && asking.contains(&c.request_id);
+        if !batch.iter().any(old) {
+            return false;
+        }
+        self.warmed = batch
+            .iter()
+            .map(|c| (c.request_id.clone(), c.version))
+            .collect();
         // Looked up only: the step makes the new Contacts in its write. An
         // error here meets the step again, which handles it.
-        let public = self.settings.public_domains.clone();
         let none = std::collections::HashSet::new();
         if let Ok(looked) =
             resolve_io::look_up(&self.client, requests, public, &mut self.cache, &none).await
@@ -154,31 +165,39 @@ impl Worker {
     /// One step: read the requests' state, resolve, plan, send, record.
     pub(super) async fn process(&mut self, batch: &[Claimed]) -> Result<(), SyncError> {
         let states = self.states(batch).await?;
-        // Records that came since the last warm and whose requestors need
-        // Salesforce wait for the next step while young (a quarter of the
-        // budget, so the next step comes within theirs): its warm looks
-        // them up with those gathered by then, and this step only writes.
-        let young_ms = (self.settings.latency_budget / 4).as_millis() as i64;
-        let may_wait = plan::may_wait(batch, &self.warmed, now_ms(), young_ms);
+        // Records whose requestors need Salesforce and that are young
+        // enough to wait for the next step are left for it: their lookups
+        // ride in this step's write, and the next step only writes them.
+        let (may_wait, ride) = self.riders(batch, &states).await;
         let public = self.settings.public_domains.clone();
         let requests = requests_of(batch, &states);
         let looked =
             resolve_io::look_up(&self.client, requests, public, &mut self.cache, &may_wait).await?;
+        let riders: HashSet<String> = looked.left().iter().cloned().collect();
+        self.looked_until_ms = looked_until(batch, &riders, false);
         // New Contacts go in the records' upsert call when they can.
         let (outcomes, mut pending) = if looked.new_contacts().is_empty() {
             (looked.finish(&mut self.cache, &HashMap::new()), None)
         } else {
-            (looked.provisional(together::placeholder), Some(looked))
+            // Made one subrequest each when lookups ride: room for them.
+            let one_by_one = ride.is_some() && looked.new_contacts().len() <= together::ONE_BY_ONE;
+            let name = if one_by_one {
+                together::placeholder_one
+            } else {
+                together::placeholder
+            };
+            (looked.provisional(name), Some(looked))
         };
         let outcomes: HashMap<String, Outcome> = outcomes.into_iter().collect();
         let (categories, unmapped) = self.category_fields(batch, &outcomes).await?;
         let lengths = self.lengths().await?;
         let first = plan::plan(batch, &outcomes, &states, &categories, &lengths);
         let created_first: HashMap<String, Outcome>;
-        let plan = match pending.take_if(|_| !together::fits(&first.send)) {
+        let riding = ride.as_ref().map_or(0, ride::Ride::len);
+        let plan = match pending.take_if(|_| !together::fits(&first.send, true, riding)) {
             None => first,
-            // Too large, or text Salesforce would read as a reference:
-            // the Contacts are made first, as their own call.
+            // Too large (with the ride), or text Salesforce would read as a
+            // reference: the Contacts are made first, as their own call.
             Some(looked) => {
                 drop(first);
                 created_first = self.create_then_finish(looked).await?;
@@ -197,11 +216,56 @@ impl Worker {
         if plan.send.is_empty() {
             return Ok(());
         }
-        let sent = match pending {
-            Some(l) => self.send_together(plan.send, l).await?,
-            None => self.send(plan.send).await,
+        let contacts = pending.is_some();
+        let ride =
+            ride.filter(|r| !riders.is_empty() && together::fits(&plan.send, contacts, r.len()));
+        let (sent, landed) = match (pending, ride) {
+            (None, None) => (self.send(plan.send).await, false),
+            (looked, ride) => self.send_together(plan.send, looked, ride).await?,
         };
+        if landed {
+            self.looked_until_ms = looked_until(batch, &riders, true);
+        }
         self.record(sent, &states, &unmapped).await
+    }
+
+    /// The records that may wait for the next step, and the lookups that
+    /// ride for them in this step's write: none when those would not fit
+    /// beside the write (they are then looked up now, with the others).
+    async fn riders(
+        &mut self,
+        batch: &[Claimed],
+        states: &HashMap<String, RequestState>,
+    ) -> (HashSet<String>, Option<ride::Ride>) {
+        // Without a ride, the young wait for the next step's warm, as the
+        // records that came since the last one.
+        let young_ms = (self.settings.latency_budget / 4).as_millis() as i64;
+        let young = plan::may_wait(batch, &self.warmed, now_ms(), young_ms);
+        let Some(limit) = self.pace.ride_limit() else {
+            return (young, None);
+        };
+        let may_ride = plan::may_wait(batch, &self.warmed, now_ms(), limit.as_millis() as i64);
+        let public = self.settings.public_domains.clone();
+        let requests = requests_of(batch, states);
+        let left = resolve_io::leaving(requests.clone(), public.clone(), &self.cache, &may_ride);
+        if left.is_empty() {
+            return (young, None);
+        }
+        let left: HashSet<String> = left.into_iter().collect();
+        let requests = requests
+            .into_iter()
+            .filter(|r| left.contains(&r.request_id))
+            .collect();
+        let prepared = ride::prepare(&self.client, requests, public, &mut self.cache).await;
+        // The write's upserts, at most (new Contacts, if any, are made
+        // first when the ride leaves them no room).
+        let upserts = (batch.len() - left.len()).div_ceil(salesforce::COLLECTION_LIMIT);
+        match prepared.ok().flatten() {
+            Some(r) if upserts + r.len() <= salesforce::composite::MAX_QUERIES => {
+                (may_ride, Some(r))
+            }
+            _ => (young, None),
+        }
     }
 
     /// The outcomes of a looked-up batch, its new Contacts created first
@@ -464,6 +528,22 @@ impl Worker {
             .collect();
         Ok((categories, unmapped))
     }
+}
+
+/// The latest acknowledgement time of `batch` whose requestors are looked
+/// up: all of them once the riders' lookups landed (or when none rode);
+/// otherwise just before the oldest rider's.
+fn looked_until(batch: &[Claimed], riders: &HashSet<String>, landed: bool) -> i64 {
+    let latest = batch.iter().map(|c| c.enqueued_at_ms).max().unwrap_or(0);
+    if landed || riders.is_empty() {
+        return latest;
+    }
+    batch
+        .iter()
+        .filter(|c| riders.contains(&c.request_id))
+        .map(|c| c.enqueued_at_ms - 1)
+        .min()
+        .unwrap_or(latest)
 }
 
 /// What the resolver needs of each claimed request.

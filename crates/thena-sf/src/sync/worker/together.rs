@@ -12,11 +12,14 @@
 //! Contact) and sent, or skipped with the reason. Salesforce reads any
 //! `@{` in a body as a reference, so a batch whose text holds one goes the
 //! old way (create, then upsert), as does one too large for one call.
+//!
+//! The same call carries the lookups riding for the next step
+//! (`sync::ride`) when they fit; its query answers come last.
 
 use std::collections::HashMap;
 
 use salesforce::composite::{Subrequest, MAX_QUERIES};
-use salesforce::{Method, RecordResult, COLLECTION_LIMIT};
+use salesforce::{Method, RecordResult, SubResult, COLLECTION_LIMIT};
 use serde_json::{json, Value};
 use tracing::warn;
 
@@ -25,6 +28,7 @@ use crate::domain::resolve::{NewContact, Outcome};
 use crate::provision::schema;
 use crate::sync::plan::{self, ToSend};
 use crate::sync::resolve_io::{self, LookedUp};
+use crate::sync::ride::Ride;
 
 const CONTACTS: &str = "nc";
 
@@ -33,18 +37,36 @@ pub(super) fn placeholder(i: usize) -> String {
     format!("@{{{CONTACTS}[{i}].id}}")
 }
 
+/// New Contacts made one subrequest each (`POST sobjects/Contact`), at
+/// most: those are not among the composite's five Collections or queries,
+/// so a ride keeps the room. More go as one Collections create.
+pub(super) const ONE_BY_ONE: usize = 12;
+
+/// The reference a record waiting for new Contact `i` carries when each
+/// Contact is its own subrequest (`nc3`).
+pub(super) fn placeholder_one(i: usize) -> String {
+    format!("@{{{CONTACTS}{i}.id}}")
+}
+
 fn waits(t: &ToSend) -> bool {
     t.links.contact.starts_with("@{")
 }
 
-/// Whether the records can go with the new Contacts in one call: beside the
-/// creation, at most four upsert calls of 200 (five Collections per
-/// composite), and no text but the placeholders that reads as a reference.
-pub(super) fn fits(send: &[ToSend]) -> bool {
+/// Whether the records can go in one composite call with the new Contacts'
+/// creation (`contacts`) and `queries` riding lookups (the upserts then
+/// merged, [`subrequests`]): at most five
+/// subrequests that are Collections or queries, and no text but the
+/// placeholders that reads as a reference.
+pub(super) fn fits(send: &[ToSend], contacts: bool, queries: usize) -> bool {
     let waiting = send.iter().filter(|t| waits(t)).count();
     let chunks = |n: usize| n.div_ceil(COLLECTION_LIMIT);
-    let calls = chunks(waiting) + chunks(send.len() - waiting);
-    calls < MAX_QUERIES
+    let upserts = match queries {
+        0 => chunks(waiting) + chunks(send.len() - waiting),
+        _ => chunks(send.len()),
+    };
+    let creation = contacts && !one_by_one(send);
+    let heavy = upserts + usize::from(creation) + queries;
+    heavy <= MAX_QUERIES
         && send
             .iter()
             .all(|t| t.record.to_string().matches("@{").count() == usize::from(waits(t)))
@@ -80,37 +102,38 @@ fn with_contact<'a>(mut t: ToSend<'a>, contact: &str) -> ToSend<'a> {
 }
 
 impl Worker {
-    /// Sends the planned records and the new Contacts in one call; returns
-    /// the records Salesforce answered for (new Contacts' ids in place)
-    /// and every request's final outcome.
+    /// Sends the planned records in one composite call, with the new
+    /// Contacts of `looked` and the lookups of `ride`; returns the records
+    /// Salesforce answered for (new Contacts' ids in place), and whether
+    /// the ride's lookups landed.
     pub(super) async fn send_together<'a>(
         &mut self,
         send: Vec<ToSend<'a>>,
-        looked: LookedUp,
-    ) -> Result<Vec<(ToSend<'a>, RecordResult)>, SyncError> {
-        let new = looked.new_contacts().to_vec();
+        looked: Option<LookedUp>,
+        ride: Option<Ride>,
+    ) -> Result<(Vec<(ToSend<'a>, RecordResult)>, bool), SyncError> {
+        let new = looked
+            .as_ref()
+            .map_or(Vec::new(), |l| l.new_contacts().to_vec());
         let headers = resolve_io::creation_headers(self.settings.allow_duplicate_save);
-        let (subs, chunks) = subrequests(&new, headers, send);
+        let one_by_one = one_by_one(&send);
+        let (mut subs, chunks) = subrequests(&new, headers, send, ride.is_some());
+        subs.extend(ride.iter().flat_map(Ride::subrequests));
         let mut answers = self.client.composite(&subs, false).await?.into_iter();
-        let made = answers
-            .next()
-            .expect("one answer per subrequest")
-            .into_result();
-        let contacts_answered = made.is_ok();
-        let created = match made {
-            Ok(body) => {
-                let results = RecordResult::parse_list(&body, new.len())?;
+        let (created, contacts_answered) = match (looked.is_some(), one_by_one) {
+            (false, _) => (HashMap::new(), true),
+            (true, false) => self.made(&new, answers.next()).await?,
+            (true, true) => {
+                let results = answers.by_ref().take(new.len()).map(as_record_result);
+                let results: Vec<RecordResult> = results.collect();
                 let allow = self.settings.allow_duplicate_save;
-                resolve_io::created(&self.client, &new, &results, allow).await?
-            }
-            // The waiting records stay queued: the next step makes their Contacts.
-            Err(e) => {
-                warn!(connection = %self.name, error = %e, "new Contacts were not created");
-                HashMap::new()
+                let made = resolve_io::created(&self.client, &new, &results, allow).await?;
+                (made, true)
             }
         };
         let outcomes: HashMap<String, Outcome> = looked
-            .finish(&mut self.cache, &created)
+            .map(|l| l.finish(&mut self.cache, &created))
+            .unwrap_or_default()
             .into_iter()
             .collect();
         let ids: Vec<Option<&String>> = new
@@ -119,7 +142,7 @@ impl Worker {
             .collect();
         let mut sent = Vec::new();
         let mut again = Vec::new();
-        for ((wait, chunk), answer) in chunks.into_iter().zip(answers) {
+        for ((wait, chunk), answer) in chunks.into_iter().zip(answers.by_ref()) {
             let answer = answer
                 .into_result()
                 .and_then(|b| RecordResult::parse_list(&b, chunk.len()));
@@ -145,7 +168,45 @@ impl Worker {
             }
         }
         self.decide_again(again, &outcomes, &mut sent).await?;
-        Ok(sent)
+        let landed = match ride {
+            Some(r) => self.land(r, answers.collect()).await,
+            None => false,
+        };
+        Ok((sent, landed))
+    }
+
+    /// The new Contacts' ids (or why not) from the creation's answer, and
+    /// whether it answered at all.
+    async fn made(
+        &mut self,
+        new: &[NewContact],
+        answer: Option<SubResult>,
+    ) -> Result<(HashMap<String, Result<String, String>>, bool), SyncError> {
+        let made = answer.expect("one answer per subrequest").into_result();
+        match made {
+            Ok(body) => {
+                let results = RecordResult::parse_list(&body, new.len())?;
+                let allow = self.settings.allow_duplicate_save;
+                let created = resolve_io::created(&self.client, new, &results, allow).await?;
+                Ok((created, true))
+            }
+            // The waiting records stay queued: the next step makes their Contacts.
+            Err(e) => {
+                warn!(connection = %self.name, error = %e, "new Contacts were not created");
+                Ok((HashMap::new(), false))
+            }
+        }
+    }
+
+    /// Takes a ride's answers into the resolver's memory; whether they landed.
+    async fn land(&mut self, ride: Ride, answers: Vec<SubResult>) -> bool {
+        match ride.land(&self.client, &mut self.cache, answers).await {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(connection = %self.name, error = %e, "the lookups that rode in a write failed; the next step looks up again");
+                false
+            }
+        }
     }
 
     /// Records halted with their Contact: linked now (a duplicate rule's
@@ -179,46 +240,115 @@ impl Worker {
     }
 }
 
-/// `@{nc[3].id}` → 3.
+/// `@{nc[3].id}` or `@{nc3.id}` → 3.
 fn index(reference: &str) -> Option<usize> {
-    reference
-        .strip_prefix(&format!("@{{{CONTACTS}["))?
-        .split(']')
-        .next()?
-        .parse()
-        .ok()
+    let rest = reference.strip_prefix(&format!("@{{{CONTACTS}"))?;
+    let digits = rest.strip_prefix('[').unwrap_or(rest);
+    let end = digits.find(|c: char| !c.is_ascii_digit())?;
+    digits[..end].parse().ok()
 }
 
-/// The composite's subrequests: the Contacts' creation first, then the
-/// upserts, ready records before those that wait for a new Contact; with
-/// the chunks each upsert carries (and whether they wait).
+/// The composite's subrequests: the Contacts' creation first (if any), then the
+/// upserts, ready records before those that wait for a new Contact, in
+/// chunks of their own unless `merge` (a ride needs the room: a refused
+/// Contact then halts its chunk's ready records too, and they are sent
+/// again by themselves); with the chunks each upsert carries (and whether
+/// any waits).
 #[allow(clippy::type_complexity)]
 fn subrequests<'a>(
     new: &[NewContact],
     headers: &[(&str, &str)],
     send: Vec<ToSend<'a>>,
+    merge: bool,
 ) -> (Vec<Subrequest>, Vec<(bool, Vec<ToSend<'a>>)>) {
     let (waiting, ready): (Vec<_>, Vec<_>) = send.into_iter().partition(|t| waits(t));
-    let records: Vec<_> = new.iter().map(resolve_io::contact_record).collect();
-    let mut subs = vec![Subrequest {
-        method: Method::POST,
-        path: "composite/sobjects".into(),
-        reference_id: CONTACTS.into(),
-        body: Some(json!({"allOrNone": false, "records": records})),
-        headers: headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    }];
+    let mut subs = creation(new, headers, one_by_one(&waiting));
+    let groups = if merge {
+        vec![ready.into_iter().chain(waiting).collect()]
+    } else {
+        vec![ready, waiting]
+    };
     let mut chunks: Vec<(bool, Vec<ToSend<'a>>)> = Vec::new();
-    for (wait, mut group) in [(false, ready), (true, waiting)] {
+    for mut group in groups {
         while !group.is_empty() {
             let chunk: Vec<_> = group.drain(..group.len().min(COLLECTION_LIMIT)).collect();
             subs.push(upsert(format!("u{}", chunks.len()), &chunk));
-            chunks.push((wait, chunk));
+            chunks.push((chunk.iter().any(waits), chunk));
         }
     }
     (subs, chunks)
+}
+
+/// Whether the waiting records name their Contacts one subrequest each.
+fn one_by_one(send: &[ToSend]) -> bool {
+    send.iter()
+        .any(|t| waits(t) && !t.links.contact.contains('['))
+}
+
+/// The subrequests that make the new Contacts: one Collections create
+/// (`nc`), or one `POST sobjects/Contact` each (`nc0`, `nc1`, ...).
+fn creation(new: &[NewContact], headers: &[(&str, &str)], one_by_one: bool) -> Vec<Subrequest> {
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    if new.is_empty() {
+        return Vec::new();
+    }
+    if !one_by_one {
+        let records: Vec<_> = new.iter().map(resolve_io::contact_record).collect();
+        return vec![Subrequest {
+            method: Method::POST,
+            path: "composite/sobjects".into(),
+            reference_id: CONTACTS.into(),
+            body: Some(json!({"allOrNone": false, "records": records})),
+            headers,
+        }];
+    }
+    new.iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut body = resolve_io::contact_record(c);
+            if let Some(o) = body.as_object_mut() {
+                o.remove("attributes");
+            }
+            Subrequest {
+                method: Method::POST,
+                path: "sobjects/Contact".into(),
+                reference_id: format!("{CONTACTS}{i}"),
+                body: Some(body),
+                headers: headers.clone(),
+            }
+        })
+        .collect()
+}
+
+/// A single create's answer as a Collections item.
+fn as_record_result(answer: SubResult) -> RecordResult {
+    match answer.into_result() {
+        Ok(body) => RecordResult {
+            id: body.get("id").and_then(Value::as_str).map(str::to_string),
+            success: true,
+            created: Some(true),
+            errors: Vec::new(),
+        },
+        Err(e) => {
+            let (code, message, fields) = match e {
+                salesforce::Error::Api(a) => (a.code, a.message, a.fields),
+                e => ("UNKNOWN".to_string(), e.to_string(), Vec::new()),
+            };
+            RecordResult {
+                id: None,
+                success: false,
+                created: None,
+                errors: vec![salesforce::RecordError {
+                    status_code: code,
+                    message,
+                    fields,
+                }],
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -229,6 +359,8 @@ mod tests {
     fn placeholders_name_their_contact() {
         assert_eq!(placeholder(3), "@{nc[3].id}");
         assert_eq!(index(&placeholder(17)), Some(17));
+        assert_eq!(placeholder_one(3), "@{nc3.id}");
+        assert_eq!(index(&placeholder_one(11)), Some(11));
         assert_eq!(index("003000000000001AAA"), None);
     }
 }
