@@ -51,6 +51,8 @@ pub struct Pace {
     last: Option<(Instant, u64)>,
     /// How long recent steps took (claim to recorded), newest last.
     steps: VecDeque<Duration>,
+    /// The same steps' times per API call they made.
+    per_call: VecDeque<Duration>,
     /// How long recent warms that asked Salesforce took, newest last.
     warms: VecDeque<Duration>,
     /// Events per second from which it is a flood.
@@ -67,6 +69,7 @@ impl Pace {
             rate: 0.0,
             last: None,
             steps: VecDeque::with_capacity(STEPS),
+            per_call: VecDeque::with_capacity(STEPS),
             warms: VecDeque::with_capacity(STEPS),
             flood_rate,
             margin: budget / 5,
@@ -104,12 +107,16 @@ impl Pace {
         self.last = Some((now, total));
     }
 
-    /// A step took this long, from claim to its results recorded.
-    pub fn step_took(&mut self, d: Duration) {
+    /// A step took this long, from claim to its results recorded, and
+    /// made `calls` API calls.
+    pub fn step_took(&mut self, d: Duration, calls: u64) {
         if self.steps.len() == STEPS {
             self.steps.pop_front();
+            self.per_call.pop_front();
         }
         self.steps.push_back(d);
+        self.per_call
+            .push_back(d / calls.clamp(1, u32::MAX as u64) as u32);
     }
 
     /// A warm (the gathered requestors resolved before their step) took this long.
@@ -137,7 +144,14 @@ impl Pace {
     /// during a step would be too old for one by the next (the worker then
     /// looks requestors up before each step, as it gathered them).
     pub fn ride_limit(&self) -> Option<Duration> {
-        let step = self.step_estimate();
+        // A step that rides is one call; a rare one of several (the first
+        // describe, a Contact refused and sent again) says nothing of it.
+        let step = self
+            .per_call
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or_else(|| self.step_estimate());
         let limit = self
             .budget
             .saturating_sub(step + step.max(self.warm_estimate()) + self.margin);
@@ -243,7 +257,7 @@ mod tests {
     #[test]
     fn a_steady_rate_waits_within_the_budget() {
         let mut p = at_rate(100, 500);
-        p.step_took(Duration::from_millis(150));
+        p.step_took(Duration::from_millis(150), 1);
         match p.decide(3, Duration::from_millis(20), None) {
             // Looked up: 500 - 150 - 100 (margin) - 20 already waited.
             Decision::Wait(d) => assert_eq!(d, Duration::from_millis(230)),
@@ -261,7 +275,7 @@ mod tests {
     #[test]
     fn slow_steps_shorten_the_wait_and_never_overrun_it() {
         let mut p = at_rate(100, 500);
-        p.step_took(Duration::from_millis(600));
+        p.step_took(Duration::from_millis(600), 1);
         assert_eq!(
             p.decide(3, Duration::ZERO, Some(Duration::ZERO)),
             Decision::Send
@@ -297,7 +311,7 @@ mod tests {
     #[test]
     fn the_wait_leaves_room_for_the_warm_before_the_step() {
         let mut p = at_rate(100, 500);
-        p.step_took(Duration::from_millis(60));
+        p.step_took(Duration::from_millis(60), 1);
         let Decision::Wait(before) = p.decide(5, Duration::ZERO, Some(Duration::ZERO)) else {
             panic!("a steady stream waits")
         };
@@ -316,7 +330,7 @@ mod tests {
     #[test]
     fn records_already_looked_up_wait_for_their_write_alone() {
         let mut p = at_rate(100, 500);
-        p.step_took(Duration::from_millis(60));
+        p.step_took(Duration::from_millis(60), 1);
         p.warm_took(Duration::from_millis(60));
         let age = Duration::from_millis(300);
         // Looked up (their lookups rode in the last write): room for the write.
@@ -332,7 +346,7 @@ mod tests {
     #[test]
     fn a_record_may_ride_while_two_steps_fit_in_its_budget() {
         let mut p = at_rate(100, 500);
-        p.step_took(Duration::from_millis(60));
+        p.step_took(Duration::from_millis(60), 1);
         p.warm_took(Duration::from_millis(40));
         // 500 - 60 (this step) - 60 (the next) - the margin (100 at first).
         assert_eq!(p.ride_limit(), Some(Duration::from_millis(280)));
@@ -341,14 +355,20 @@ mod tests {
         assert_eq!(p.ride_limit(), Some(Duration::from_millis(250)));
         // Steps so slow that a record arriving during one is too old to
         // ride in the next: no rides.
-        p.step_took(Duration::from_millis(140));
+        p.step_took(Duration::from_millis(140), 1);
         assert_eq!(p.ride_limit(), None);
+        // A slow step of several calls (the first describe) is not one.
+        let mut p = at_rate(100, 500);
+        p.step_took(Duration::from_millis(240), 4);
+        p.step_took(Duration::from_millis(60), 1);
+        p.warm_took(Duration::from_millis(40));
+        assert_eq!(p.ride_limit(), Some(Duration::from_millis(280)));
     }
 
     #[test]
     fn a_late_write_widens_the_margin_and_timely_ones_narrow_it_to_a_floor() {
         let mut p = at_rate(100, 500);
-        p.step_took(Duration::from_millis(100));
+        p.step_took(Duration::from_millis(100), 1);
         let wait = |p: &Pace| match p.decide(3, Duration::ZERO, None) {
             Decision::Wait(d) => d,
             other => panic!("{other:?}"),

@@ -70,7 +70,7 @@ impl Worker {
         .instrument(span.clone())
         .await;
         let took = started.elapsed();
-        self.pace.step_took(took);
+        self.pace.step_took(took, self.client.calls() - calls);
         let t = self.tally;
         span.in_scope(|| {
             info!(
