@@ -151,6 +151,32 @@ impl Harness {
             .unwrap()
     }
 
+    /// Asserts that `request`'s record names the Contact of `email` as its requestor.
+    async fn assert_requestor(&self, request: &str, email: &str) {
+        let soql = format!("SELECT Id FROM Contact WHERE Email = '{email}'");
+        let contact = self.sf.query(&soql).await.unwrap();
+        let filter = format!("WHERE RequestId__c = '{request}'");
+        let row = &self.requests("Requestor__c", &filter).await[0];
+        assert_eq!(
+            row["Requestor__c"], contact[0]["Id"],
+            "{request}'s requestor is the Contact of {email}"
+        );
+    }
+
+    /// Why `request` was skipped (asserting it was).
+    async fn skipped_why(&self, request: &str) -> String {
+        let ids = [request.to_string()];
+        let state = self
+            .store
+            .request_states("acme", &ids)
+            .await
+            .unwrap()
+            .remove(0);
+        let why = state.reason.clone().unwrap_or_default();
+        assert_eq!(state.state, "skipped", "{request}: {why}");
+        why
+    }
+
     /// A request's state in the store (`none` before its first event).
     async fn state(&self, id: &str) -> String {
         let states = self.store.request_states("acme", &[id.to_string()]).await;
@@ -573,19 +599,9 @@ async fn contacts_made_beside_a_ride_are_refused_without_losing_the_rest() {
     let stats = format!("{:?}", h.emu.emulator.stats.lock());
     assert_eq!(h.stat("composite[other,upsert,query]"), 1, "{stats}");
     assert_eq!(h.state("RIDE-6").await, "synced", "sent again: {stats}");
-    let rita = h.store.request_states("acme", &["RIDE-2".into()]).await;
-    let rita = rita.unwrap().remove(0);
-    let why = rita.reason.clone().unwrap_or_default();
-    assert_eq!(rita.state, "skipped", "{why}");
+    let why = h.skipped_why("RIDE-2").await;
     assert!(why.contains(&format!("Lead {lead}")), "{why}");
-    let ann =
-        h.sf.query("SELECT Id FROM Contact WHERE Email = 'ann@acme.io'")
-            .await
-            .unwrap();
-    let row = &h
-        .requests("Requestor__c", "WHERE RequestId__c = 'RIDE-3'")
-        .await[0];
-    assert_eq!(row["Requestor__c"], ann[0]["Id"], "the matched Contact");
+    h.assert_requestor("RIDE-3", "ann@acme.io").await;
     assert_eq!(h.state("RIDE-5").await, "pending", "Nia rode");
     let before = h.api_calls();
     w.send_due().await;
@@ -1721,28 +1737,13 @@ async fn duplicate_rules_alerting_blocking_and_matched_records() {
         .await;
     assert_eq!(s, 200);
     h.settle(&["DUP-2".into(), "DUP-3".into()]).await;
-    let skipped = h
-        .store
-        .request_states("acme", &["DUP-2".into()])
-        .await
-        .unwrap();
-    let why = skipped[0].reason.clone().unwrap_or_default();
-    assert_eq!(skipped[0].state, "skipped", "{why}");
+    let why = h.skipped_why("DUP-2").await;
     assert!(
         why.contains("Standard_Contact_Duplicate_Rule") && why.contains(&format!("Lead {lead2}")),
         "{why}"
     );
-    let ann =
-        h.sf.query("SELECT Id FROM Contact WHERE Email = 'ann@acme.io'")
-            .await
-            .unwrap();
-    let row = &h
-        .requests("Requestor__c", "WHERE RequestId__c = 'DUP-3'")
-        .await[0];
-    assert_eq!(
-        row["Requestor__c"], ann[0]["Id"],
-        "the matched Contact is the requestor"
-    );
+    // The matched Contact is the requestor.
+    h.assert_requestor("DUP-3", "ann@acme.io").await;
     let _ = lead;
 }
 
