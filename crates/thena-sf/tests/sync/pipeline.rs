@@ -163,6 +163,15 @@ impl Harness {
         );
     }
 
+    /// Turns the org's Contact duplicate rule to Block and makes a Lead
+    /// that Rita Roe (rita@acme.io) matches; the Lead's id.
+    async fn block_duplicates_of_a_lead(&self) -> String {
+        self.emu.emulator.org.write().duplicate_rules.contact =
+            sf_emulator::duplicates::Action::Block;
+        let lead = json!({"LastName": "Roe", "FirstName": "Rita", "Email": "rita@acme.io", "Company": "Acme"});
+        self.sf.create("Lead", &lead).await.unwrap()
+    }
+
     /// Why `request` was skipped (asserting it was).
     async fn skipped_why(&self, request: &str) -> String {
         let ids = [request.to_string()];
@@ -554,12 +563,7 @@ async fn a_young_record_that_needs_a_lookup_rides_in_the_others_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contacts_made_beside_a_ride_are_refused_without_losing_the_rest() {
     let h = harness(EmulatorConfig::default()).await;
-    h.emu.emulator.org.write().duplicate_rules.contact = sf_emulator::duplicates::Action::Block;
-    let lead = h
-        .sf
-        .create("Lead", &json!({"LastName": "Roe", "FirstName": "Rita", "Email": "rita@acme.io", "Company": "Acme"}))
-        .await
-        .unwrap();
+    let lead = h.block_duplicates_of_a_lead().await;
     h.hold().await;
     let settings = Settings {
         latency_budget: Duration::from_secs(30),
@@ -1715,12 +1719,7 @@ async fn duplicate_rules_alerting_blocking_and_matched_records() {
     assert_eq!(row["Requestor__r"]["Email"], "maya@acme.io", "{row:?}");
 
     // Block: no header helps.
-    h.emu.emulator.org.write().duplicate_rules.contact = sf_emulator::duplicates::Action::Block;
-    let lead2 = h
-        .sf
-        .create("Lead", &json!({"LastName": "Roe", "FirstName": "Rita", "Email": "rita@acme.io", "Company": "Acme"}))
-        .await
-        .unwrap();
+    let lead2 = h.block_duplicates_of_a_lead().await;
     let (s, _) = h
         .post(
             &payload("DUP-2", 1, person("Rita Roe", "rita@acme.io")),
