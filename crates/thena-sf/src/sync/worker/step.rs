@@ -101,12 +101,12 @@ impl Worker {
 
     /// Before a step, when a requestor too old to wait for the next step
     /// needs Salesforce, the queue's new requestors are looked up, all in
-    /// one go (their Contacts are made in the step's write; otherwise they
-    /// ride in that write, `sync::ride`): the
-    /// step that sends them then finds them in the resolver's memory and
-    /// makes only its upserts, so its time, which the wait must leave room
-    /// for, stays one call's. Whether it ran (false: nothing arrived since
-    /// the last one).
+    /// one go (their Contacts are made in the step's write; otherwise their
+    /// lookups ride in that write, `sync::ride`): the step that sends them
+    /// then finds them in the resolver's memory and makes only its upserts,
+    /// so its time, which the wait must leave room for, stays one call's.
+    /// Whether it ran (false: nothing arrived since the last one, or no
+    /// old requestor needs Salesforce).
     pub(super) async fn warm(&mut self) -> bool {
         let seen = self.arrivals.load(Ordering::Relaxed);
         if self.warmed_at == Some(seen) {

@@ -54,9 +54,8 @@ fn waits(t: &ToSend) -> bool {
 
 /// Whether the records can go in one composite call with the new Contacts'
 /// creation (`contacts`) and `queries` riding lookups (the upserts then
-/// merged, [`subrequests`]): at most five
-/// subrequests that are Collections or queries, and no text but the
-/// placeholders that reads as a reference.
+/// merged, [`subrequests`]): at most five subrequests that are Collections
+/// or queries, and no text but the placeholders that reads as a reference.
 pub(super) fn fits(send: &[ToSend], contacts: bool, queries: usize) -> bool {
     let waiting = send.iter().filter(|t| waits(t)).count();
     let chunks = |n: usize| n.div_ceil(COLLECTION_LIMIT);
