@@ -242,6 +242,13 @@ async fn rotated_refresh_tokens_are_persisted_and_a_revoked_grant_means_reconnec
     );
 }
 
+/// Makes the emulator inject `spec` (`FaultSpec`'s syntax; "" for none)
+/// into the calls that follow.
+fn inject(emu: &sf_emulator::Running, spec: &str) {
+    let spec = sf_emulator::FaultSpec::parse(spec).unwrap();
+    emu.emulator.faults.lock().set(spec);
+}
+
 #[tokio::test]
 async fn faults_and_limits_are_classified() {
     let emu = test_support::emulator::start(EmulatorConfig {
@@ -250,16 +257,10 @@ async fn faults_and_limits_are_classified() {
     })
     .await;
     let client = test_support::emulator::org_client(&emu.base_url).await;
-    emu.emulator
-        .faults
-        .lock()
-        .set(sf_emulator::FaultSpec::parse("503=1").unwrap());
+    inject(&emu, "503=1");
     let err = client.limits().await.unwrap_err();
     assert_eq!(err.action(), Action::Retry);
-    emu.emulator
-        .faults
-        .lock()
-        .set(sf_emulator::FaultSpec::default());
+    inject(&emu, "");
     client.limits().await.unwrap();
     client.limits().await.unwrap();
     let err = client.limits().await.unwrap_err();
@@ -268,10 +269,7 @@ async fn faults_and_limits_are_classified() {
         (Some("REQUEST_LIMIT_EXCEEDED"), Action::PauseForDay)
     );
     emu.emulator.usage.lock().set_limit(1000);
-    emu.emulator
-        .faults
-        .lock()
-        .set(sf_emulator::FaultSpec::parse("lock=1").unwrap());
+    inject(&emu, "lock=1");
     let res = client
         .create_many(
             &[json!({"attributes": {"type": "Account"}, "Name": "A"})],
@@ -280,10 +278,7 @@ async fn faults_and_limits_are_classified() {
         .await
         .unwrap();
     assert_eq!(res[0].action(), Some(Action::Retry));
-    emu.emulator
-        .faults
-        .lock()
-        .set(sf_emulator::FaultSpec::parse("reset=1").unwrap());
+    inject(&emu, "reset=1");
     let err = client.limits().await.unwrap_err();
     assert!(matches!(err, Error::Transport(_)), "{err:?}");
     assert_eq!(err.action(), Action::Retry);
@@ -306,10 +301,7 @@ async fn a_call_unanswered_within_the_timeout_says_it_timed_out() {
         config,
     )
     .await;
-    emu.emulator
-        .faults
-        .lock()
-        .set(sf_emulator::FaultSpec::parse("hang=1").unwrap());
+    inject(&emu, "hang=1");
     let err = client.limits().await.unwrap_err();
     assert!(matches!(err, Error::TimedOut(_)), "{err:?}");
     assert_eq!(err.action(), Action::Retry);
