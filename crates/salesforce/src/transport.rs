@@ -85,19 +85,19 @@ fn shown_url(url: &str) -> String {
     }
 }
 
-/// A transport error's text without its URL (which may carry a query with a
-/// secret): what kind of failure, and the host. An untrusted certificate and
-/// a proxy's refusal say so, since neither gets better by retrying.
 /// A request that got no answer, as the client's error: [`Error::TimedOut`]
 /// when the client's timeout ended it.
-pub(crate) fn unanswered(e: &reqwest::Error) -> crate::Error {
+pub(crate) fn unanswered(e: &reqwest::Error) -> Error {
     if e.is_timeout() {
-        crate::Error::TimedOut(redact(e))
+        Error::TimedOut(redact(e))
     } else {
-        crate::Error::Transport(redact(e))
+        Error::Transport(redact(e))
     }
 }
 
+/// A transport error's text without its URL (which may carry a query with a
+/// secret): what kind of failure, and the host. An untrusted certificate and
+/// a proxy's refusal say so, since neither gets better by retrying.
 pub(crate) fn redact(e: &reqwest::Error) -> String {
     let host = e
         .url()

@@ -353,6 +353,56 @@ fn as_record_result(answer: SubResult) -> RecordResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::mapping::Links;
+    use crate::domain::resolve::How;
+    use crate::domain::snapshot::Snapshot;
+    use crate::domain::time::Ts;
+    use crate::store::queue::Claimed;
+
+    fn to_send<'a>(c: &'a Claimed, contact: &str) -> ToSend<'a> {
+        ToSend {
+            claimed: c,
+            links: Links {
+                contact: contact.into(),
+                account: "001A".into(),
+            },
+            how: How::Reused,
+            record: json!({"Requestor__c": contact}),
+            hash: String::new(),
+        }
+    }
+
+    /// A real org refuses a composite call with more than five Collections
+    /// or queries (the emulator too: `api.rs`); a ride goes only within them.
+    #[test]
+    fn a_ride_fits_within_five_collections_or_queries() {
+        let c = Claimed {
+            request_id: "R".into(),
+            snapshot: Snapshot::new("R".into(), Ts(0), Ts(0)),
+            version: 1,
+            attempts: 0,
+            enqueued_at_ms: 0,
+            claimed_at_ms: 0,
+        };
+        let ready = || to_send(&c, "003A");
+        assert!(fits(&[ready()], false, 4), "one upsert and four queries");
+        assert!(!fits(&[ready()], false, 5), "six");
+        let one = || to_send(&c, &placeholder_one(0));
+        assert!(
+            fits(&[ready(), one()], true, 4),
+            "Contacts one subrequest each, and one shared upsert"
+        );
+        let many = || to_send(&c, &placeholder(0));
+        assert!(
+            !fits(&[ready(), many()], true, 4),
+            "a Collections create leaves room for three queries"
+        );
+        assert!(fits(&[ready(), many()], true, 3));
+        assert!(
+            fits(&[ready(), many()], true, 0),
+            "no ride: the create and two upserts"
+        );
+    }
 
     #[test]
     fn placeholders_name_their_contact() {
