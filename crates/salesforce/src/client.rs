@@ -91,6 +91,9 @@ struct Inner {
     usage: Mutex<Option<ApiUsage>>,
     describes: Mutex<HashMap<String, Arc<Describe>>>,
     calls: AtomicU64,
+    /// Describe calls made, and the microseconds they took.
+    describe_calls: AtomicU64,
+    describe_micros: AtomicU64,
     refreshes: AtomicU64,
     /// For sessions from the password grant (no refresh token): log in again instead.
     password_login: Mutex<Option<(String, Secret)>>,
@@ -148,6 +151,8 @@ impl Client {
                 usage: Mutex::new(None),
                 describes: Mutex::new(HashMap::new()),
                 calls: AtomicU64::new(0),
+                describe_calls: AtomicU64::new(0),
+                describe_micros: AtomicU64::new(0),
                 refreshes: AtomicU64::new(0),
                 password_login: Mutex::new(None),
             }),
@@ -180,6 +185,16 @@ impl Client {
     /// API calls this client made (REST and SOAP, not OAuth).
     pub fn calls(&self) -> u64 {
         self.inner.calls.load(Ordering::Relaxed)
+    }
+
+    /// Describe calls this client made (among [`Client::calls`]) and how
+    /// long they took: setup, which a caller timing its own work can leave out.
+    pub fn describing(&self) -> (u64, std::time::Duration) {
+        let micros = self.inner.describe_micros.load(Ordering::Relaxed);
+        (
+            self.inner.describe_calls.load(Ordering::Relaxed),
+            std::time::Duration::from_micros(micros),
+        )
     }
 
     /// Token refreshes this client made.
@@ -558,8 +573,14 @@ impl Client {
         {
             return Ok(d.clone());
         }
-        let v = self.get(&format!("sobjects/{object}/describe")).await?;
-        let d = Arc::new(Describe::from_json(&v)?);
+        let started = std::time::Instant::now();
+        let v = self.get(&format!("sobjects/{object}/describe")).await;
+        let micros = started.elapsed().as_micros() as u64;
+        self.inner.describe_calls.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .describe_micros
+            .fetch_add(micros, Ordering::Relaxed);
+        let d = Arc::new(Describe::from_json(&v?)?);
         self.inner
             .describes
             .lock()

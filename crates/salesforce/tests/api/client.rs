@@ -362,8 +362,20 @@ async fn metadata_objects_fields_and_access_then_upsert_by_collection() {
         .await
         .unwrap();
     assert!(r[0].success, "{r:?}");
+    let (described, _) = client.describing();
     let d = client.describe("Request__c").await.unwrap();
     assert!(d.field("RequestId__c").unwrap().external_id);
+    // Counted once, with its time (callers timing their own work leave it
+    // out); the second describe comes from the cache, neither a call nor time.
+    let (after, took) = client.describing();
+    assert_eq!(after - described, 1);
+    assert!(!took.is_zero());
+    let calls = client.calls();
+    client.describe("Request__c").await.unwrap();
+    assert_eq!(
+        (client.calls(), client.describing()),
+        (calls, (after, took))
+    );
     let records: Vec<Value> = (0..250).map(|i| json!({"attributes": {"type": "Request__c"}, "RequestId__c": format!("R{i}"), "F0__c": if i == 7 { "far too long" } else { "ok" }})).collect();
     let res = client
         .upsert_many("Request__c", "RequestId__c", &records)

@@ -89,7 +89,7 @@ impl Store {
             "SELECT flash FROM admin_sessions WHERE id_hash = $1",
             (id_hash,)
         )
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let flash: Option<String> = row.map(|r| r.try_get("flash")).transpose()?.flatten();
         if flash.is_some() {
@@ -97,7 +97,7 @@ impl Store {
                 "UPDATE admin_sessions SET flash = NULL WHERE id_hash = $1",
                 (id_hash,)
             )
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         tx.commit().await?;

@@ -250,11 +250,11 @@ impl Store {
                 &format!("DELETE FROM {table} WHERE connection = $1"),
                 (name,)
             )
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         sql!("DELETE FROM connections WHERE name = $1", (name,))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         tx.commit().await?;
         Ok(())

@@ -36,6 +36,7 @@ pub mod ingest;
 pub mod leases;
 pub mod queue;
 pub mod review;
+mod write;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -51,6 +52,7 @@ use crate::crypto::SecretBox;
 pub use admin::{FlowTaken, OAuthFlow};
 pub use leases::Fence;
 pub use queue::ReqState;
+pub use write::WriteTx;
 
 /// Which database a store lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +69,12 @@ pub struct Store {
     /// The leases this process holds (see [`leases`]); acknowledgements check them.
     fence: Arc<Fence>,
     url: Arc<str>,
+    /// Where this process's SQLite writers wait their turn.
+    line: write::WriteLine,
 }
+
+/// How long a SQLite writer waits for the lock (the `busy_timeout` pragma's 10,000 ms).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -180,6 +187,7 @@ impl Store {
             secrets,
             backend,
             fence: Arc::new(Fence::default()),
+            line: write::WriteLine::default(),
             url: Arc::from(url),
         })
     }
@@ -189,12 +197,14 @@ impl Store {
     /// deferred transaction that reads first and then writes fails at once
     /// with SQLITE_BUSY when another connection wrote in between, which the
     /// busy timeout does not cover (an admin's Retry answered 500 under load).
-    pub(crate) async fn begin_write(
-        &self,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    pub(crate) async fn begin_write(&self) -> Result<write::WriteTx, sqlx::Error> {
         match self.backend {
-            Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool().begin().await,
+            Backend::Sqlite => {
+                let turn = self.line.turn(BUSY_TIMEOUT).await;
+                let tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+                Ok(write::WriteTx::new(tx, turn))
+            }
+            Backend::Postgres => Ok(write::WriteTx::new(self.pool().begin().await?, None)),
         }
     }
 

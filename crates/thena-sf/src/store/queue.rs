@@ -271,7 +271,7 @@ impl Store {
                     &it.contact, &it.account, &it.requestor_key, &it.sent_hash, &now,
                 ),
             )
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             if !take_version(&mut tx, connection, claimed).await? {
                 newer_stays(&mut tx, connection, claimed).await?;
@@ -298,26 +298,44 @@ impl Store {
         claimed: &Claimed,
         reason: &str,
     ) -> Result<(), StoreError> {
+        self.mark_skipped_many(connection, &[(claimed, reason)])
+            .await
+    }
+
+    /// Records many skips in one transaction.
+    pub async fn mark_skipped_many(
+        &self,
+        connection: &str,
+        items: &[(&Claimed, &str)],
+    ) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.begin_write().await?;
         self.fence_check(&mut tx, connection).await?;
-        let parked = sql!(
-            "UPDATE pending SET parked = 1, last_error = $4 WHERE connection = $1 AND request_id = $2 AND version = $3",
-            (connection, &claimed.request_id, claimed.version, reason),
-        )
-        .execute(&mut *tx)
-        .await?;
         let now = ts(Utc::now());
-        settle(
-            &mut tx,
-            connection,
-            claimed,
-            ReqState::Skipped,
-            reason,
-            &now,
-        )
-        .await?;
-        if parked.rows_affected() == 0 {
-            newer_stays(&mut tx, connection, claimed).await?;
+        // Rows in request order, as ingest locks them: no deadlock between the two.
+        let mut items = items.to_vec();
+        items.sort_by(|a, b| a.0.request_id.cmp(&b.0.request_id));
+        for (claimed, reason) in items {
+            let parked = sql!(
+                "UPDATE pending SET parked = 1, last_error = $4 WHERE connection = $1 AND request_id = $2 AND version = $3",
+                (connection, &claimed.request_id, claimed.version, reason),
+            )
+            .execute(&mut **tx)
+            .await?;
+            settle(
+                &mut tx,
+                connection,
+                claimed,
+                ReqState::Skipped,
+                reason,
+                &now,
+            )
+            .await?;
+            if parked.rows_affected() == 0 {
+                newer_stays(&mut tx, connection, claimed).await?;
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -357,7 +375,7 @@ impl Store {
             "INSERT INTO dead_letters (connection, request_id, snapshot, code, message, fields, failed_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             (connection, &claimed.request_id, &snap, code, message, fields.join(", "), &now),
         )
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let taken = take_version(&mut tx, connection, claimed).await?;
         let reason = format!("{code}: {message}");

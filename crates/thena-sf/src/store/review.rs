@@ -114,14 +114,14 @@ impl Store {
              AND EXISTS (SELECT 1 FROM pending p WHERE p.connection = requests.connection AND p.request_id = requests.request_id AND p.parked = 1)",
             (connection, request_id.unwrap_or("")),
         )
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         // attempts = -1 marks a retry on demand: resolve afresh, whatever the worker's cache remembers.
         let done = sql!(
             "UPDATE pending SET parked = 0, not_before_ms = 0, attempts = -1, enqueued_at_ms = $3 WHERE connection = $1 AND parked = 1 AND ($2 = '' OR request_id = $2)",
             (connection, request_id.unwrap_or(""), now_ms()),
         )
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         tx.commit().await?;
         Ok(done.rows_affected())
@@ -148,7 +148,7 @@ impl Store {
             "SELECT id, request_id, snapshot FROM dead_letters WHERE connection = $1 AND ($2 < 0 OR id = $2) ORDER BY id",
             (connection, id.unwrap_or(-1)),
         )
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?;
         for r in &rows {
             let snap: String = r.try_get("snapshot")?;
@@ -161,17 +161,17 @@ impl Store {
                  ON CONFLICT (connection, request_id) DO NOTHING",
                 (connection, &rid, &snap, updated, now_ms()),
             )
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             sql!(
                 "UPDATE requests SET state = 'pending', reason = NULL WHERE connection = $1 AND request_id = $2",
                 (connection, &rid),
-            ).execute(&mut *tx).await?;
+            ).execute(&mut **tx).await?;
             sql!(
                 "DELETE FROM dead_letters WHERE id = $1",
                 (r.try_get::<i64, _>("id")?,)
             )
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         tx.commit().await?;

@@ -161,6 +161,9 @@ pub struct Worker {
     looked_until_ms: i64,
     /// What the current step did with its records.
     tally: results::Tally,
+    /// When Salesforce answered the current step's write (a record is in
+    /// Salesforce then, before the step records it in the store).
+    answered: Option<(std::time::Instant, i64)>,
 }
 
 fn now_ms() -> i64 {
@@ -204,6 +207,7 @@ impl Worker {
             warmed: Default::default(),
             looked_until_ms: 0,
             tally: results::Tally::default(),
+            answered: None,
         };
         (w, handle)
     }

@@ -678,6 +678,57 @@ async fn a_version_decided_while_a_newer_came_leaves_the_newer_waiting(s: &Store
     }
 }
 
+/// Skips recorded together (after a step's write, in one transaction): each
+/// is parked with its own reason, and one whose newer version came meanwhile
+/// leaves that version waiting.
+async fn skips_recorded_together_keep_each_reason(s: &Store) {
+    s.put_connection(&connection("acme")).await.unwrap();
+    s.ingest_many(&[
+        item("a1", "A", 10_000, "t"),
+        item("b1", "B", 10_000, "t"),
+        item("c1", "C", 10_000, "t"),
+    ])
+    .await
+    .unwrap();
+    past(now_ms()).await;
+    let claimed = s.due("acme", 10).await.unwrap();
+    s.ingest_many(&[item("b2", "B", 11_000, "t")])
+        .await
+        .unwrap();
+    let of = |id: &str| claimed.iter().find(|c| c.request_id == id).unwrap();
+    let skips = [
+        (of("C"), "no Account named 'C'"),
+        (of("A"), "no Account named 'A'"),
+        (of("B"), "no Account named 'B'"),
+    ];
+    s.mark_skipped_many("acme", &skips).await.unwrap();
+    let c = s.counts("acme").await.unwrap();
+    assert_eq!((c.skipped, c.queued), (2, 1), "{c:?}");
+    let due: Vec<(String, i64)> = s
+        .due("acme", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.request_id, d.version))
+        .collect();
+    assert_eq!(due, [("B".to_string(), 2)]);
+    let mut reasons: Vec<(String, Option<String>)> = s
+        .requests_in_state("acme", ReqState::Skipped, 10, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.request_id, r.reason))
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            ("A".to_string(), Some("no Account named 'A'".to_string())),
+            ("C".to_string(), Some("no Account named 'C'".to_string())),
+        ]
+    );
+}
+
 /// A SQLite store copied into PostgreSQL keeps everything, secrets included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_copies_into_postgres() {
@@ -933,7 +984,8 @@ macro_rules! suites {
 suites!(
     one: connections_and_secrets, queue_rules, sessions_and_flows, comments_and_side_changes,
         a_group_decides_as_events_one_by_one, a_newer_snapshot_format_is_parked_not_misread,
-        what_waits_is_what_the_pace_reads, a_version_decided_while_a_newer_came_leaves_the_newer_waiting;
+        what_waits_is_what_the_pace_reads, a_version_decided_while_a_newer_came_leaves_the_newer_waiting,
+        skips_recorded_together_keep_each_reason;
     two: leases_fence_stale_replicas, read_then_write_while_others_write,
         concurrent_ingest_keeps_the_newest, figures_agree_while_requests_settle;
 );

@@ -148,7 +148,7 @@ impl Store {
                 "UPDATE connections SET last_event_ms = $1 WHERE name = $2 AND (last_event_ms IS NULL OR last_event_ms < $3)",
                 (now, c, now - 1000),
             )
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             if postgres {
                 // Wake the replica that owns the connection (delivered at commit).
@@ -156,7 +156,7 @@ impl Store {
                     "SELECT 1 FROM (SELECT pg_notify('thena_sf_wake', $1)) AS n",
                     (c,)
                 )
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             }
         }

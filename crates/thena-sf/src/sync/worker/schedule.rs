@@ -11,6 +11,7 @@ use tracing::{info, warn};
 use super::{now_ms, Turn, Worker};
 use crate::store::{ConnStatus, StoreError};
 use crate::sync::pace::Decision;
+use crate::sync::resolve_io;
 
 impl Worker {
     pub async fn run(mut self) {
@@ -70,6 +71,24 @@ impl Worker {
             // The requestors gathered since the last step too old to ride
             // in its write are resolved together (one lookup call for
             // all), then the step writes.
+            // Sent early so that lookups could ride: needless when every
+            // requestor since the last lookups is one the resolver knows.
+            Decision::Send
+                if self.only_for_lookups(n as usize, oldest).is_some()
+                    && self.none_asking().await =>
+            {
+                let wait = self
+                    .only_for_lookups(n as usize, oldest)
+                    .unwrap_or_default();
+                if self
+                    .wait_for_arrivals(wait, self.pace.to_fill(n as usize))
+                    .await
+                {
+                    Turn::Again
+                } else {
+                    Turn::Stop
+                }
+            }
             Decision::Send => {
                 let warming = Instant::now();
                 if self.warm().await {
@@ -128,6 +147,50 @@ impl Worker {
             }
             ConnStatus::Healthy => None,
         }
+    }
+
+    /// How long the records could wait were none of them to need a lookup
+    /// (`None`: they are due anyway).
+    fn only_for_lookups(&self, queued: usize, oldest: Duration) -> Option<Duration> {
+        match self.pace.decide(queued, oldest, None) {
+            Decision::Wait(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// Whether every due record acknowledged since the last lookups has a
+    /// requestor the resolver's memory knows (its links, or that it has no
+    /// Contact): then none needs a lookup, and the looked-up marker moves
+    /// past them. False when it cannot tell (more due than a claim reads).
+    async fn none_asking(&mut self) -> bool {
+        let claim = self.settings.claim;
+        let Ok(due) = self.store.due(&self.name, claim as i64).await else {
+            return false;
+        };
+        if due.len() >= claim {
+            return false;
+        }
+        let fresh: Vec<_> = due
+            .into_iter()
+            .filter(|c| c.enqueued_at_ms > self.looked_until_ms)
+            .collect();
+        // A retry on demand asks Salesforce afresh.
+        if fresh.iter().any(|c| c.attempts < 0) {
+            return false;
+        }
+        let Some(latest) = fresh.iter().map(|c| c.enqueued_at_ms).max() else {
+            return false;
+        };
+        let Ok(states) = self.states(&fresh).await else {
+            return false;
+        };
+        let requests = super::step::requests_of(&fresh, &states);
+        let public = self.settings.public_domains.clone();
+        if !resolve_io::asking(requests, public, &self.cache).is_empty() {
+            return false;
+        }
+        self.looked_until_ms = latest;
+        true
     }
 
     /// Uses the stored credentials when they are not the ones this worker's client holds.

@@ -49,7 +49,9 @@ impl Worker {
         use tracing::Instrument;
         let started = Instant::now();
         let calls = self.client.calls();
+        let describing = self.client.describing();
         self.tally = results::Tally::default();
+        self.answered = None;
         let span = tracing::info_span!("batch", connection = %self.name, records = batch.len());
         async {
             match self.process(batch).await {
@@ -70,7 +72,16 @@ impl Worker {
         .instrument(span.clone())
         .await;
         let took = started.elapsed();
-        self.pace.step_took(took, self.client.calls() - calls);
+        // The pace allows for the time until the write is in Salesforce
+        // (what the budget bounds), not for recording it afterwards, nor
+        // for describes: a connection's first step and one after a
+        // re-provision make them, the steps the pace plans for do not.
+        let (described, describe_took) = self.client.describing();
+        let to_write = self.answered.map_or(took, |(at, _)| at - started);
+        self.pace.step_took(
+            to_write.saturating_sub(describe_took - describing.1),
+            self.client.calls() - calls - (described - describing.0),
+        );
         let t = self.tally;
         span.in_scope(|| {
             info!(
@@ -83,6 +94,7 @@ impl Worker {
                 retried = t.retried(batch.len()),
                 calls = self.client.calls() - calls,
                 ms = took.as_millis() as u64,
+                to_write_ms = to_write.as_millis() as u64,
                 "batch done"
             )
         });
@@ -204,29 +216,29 @@ impl Worker {
                 plan::plan(batch, &created_first, &states, &categories, &lengths)
             }
         };
-        // Nothing changed since the last write: no call.
-        self.store
-            .mark_synced_many(&self.name, &plan.unchanged)
-            .await?;
-        self.tally.unchanged += plan.unchanged.len() as u64;
-        for (c, reason) in &plan.skipped {
-            self.store.mark_skipped(&self.name, c, reason).await?;
-            self.count("skipped", 1);
-        }
-        if plan.send.is_empty() {
-            return Ok(());
-        }
+        // Records with nothing to send (unchanged since the last write, or
+        // skipped) are recorded after the write, off its path.
+        let plan::Plan {
+            send,
+            unchanged,
+            skipped,
+        } = plan;
         let contacts = pending.is_some();
-        let ride =
-            ride.filter(|r| !riders.is_empty() && together::fits(&plan.send, contacts, r.len()));
+        let ride = ride.filter(|r| !riders.is_empty() && together::fits(&send, contacts, r.len()));
         let (sent, landed) = match (pending, ride) {
-            (None, None) => (self.send(plan.send).await, false),
-            (looked, ride) => self.send_together(plan.send, looked, ride).await?,
+            _ if send.is_empty() => (Vec::new(), false),
+            (None, None) => (self.send(send).await, false),
+            (looked, ride) => self.send_together(send, looked, ride).await?,
         };
         if landed {
             self.looked_until_ms = looked_until(batch, &riders, true);
         }
-        self.record(sent, &states, &unmapped).await
+        if !skipped.is_empty() {
+            self.store.mark_skipped_many(&self.name, &skipped).await?;
+            self.count("skipped", skipped.len() as u64);
+        }
+        self.tally.unchanged += unchanged.len() as u64;
+        self.record(sent, unchanged, &states, &unmapped).await
     }
 
     /// The records that may wait for the next step, and the lookups that
@@ -380,9 +392,13 @@ impl Worker {
     pub(super) async fn record(
         &mut self,
         sent: Vec<(ToSend<'_>, RecordResult)>,
+        unchanged: Vec<Synced>,
         states: &HashMap<String, RequestState>,
         unmapped: &HashMap<String, Vec<String>>,
     ) -> Result<(), SyncError> {
+        if !sent.is_empty() {
+            self.answered = Some((Instant::now(), now_ms()));
+        }
         let mut reprovision = false;
         let mut synced = Vec::with_capacity(sent.len());
         for (t, res) in sent {
@@ -443,8 +459,10 @@ impl Worker {
                 }
             }
         }
+        let settled = synced.len();
+        synced.extend(unchanged);
         self.store.mark_synced_many(&self.name, &synced).await?;
-        self.written(&synced);
+        self.written(&synced[..settled]);
         if reprovision {
             self.reprovision().await;
         }
@@ -455,7 +473,7 @@ impl Worker {
     /// acknowledgement (the metric; the oldest for the pace).
     fn written(&mut self, synced: &[Synced]) {
         self.count("synced", synced.len() as u64);
-        let now = now_ms();
+        let now = self.answered.map_or_else(now_ms, |(_, ms)| ms);
         let mut oldest = 0;
         for s in synced {
             let waited = (now - s.claimed.enqueued_at_ms).max(0) as u64;
@@ -547,7 +565,10 @@ fn looked_until(batch: &[Claimed], riders: &HashSet<String>, landed: bool) -> i6
 }
 
 /// What the resolver needs of each claimed request.
-fn requests_of(batch: &[Claimed], states: &HashMap<String, RequestState>) -> Vec<Request> {
+pub(super) fn requests_of(
+    batch: &[Claimed],
+    states: &HashMap<String, RequestState>,
+) -> Vec<Request> {
     batch
         .iter()
         .map(|c| {
