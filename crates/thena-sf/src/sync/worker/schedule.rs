@@ -68,9 +68,6 @@ impl Worker {
             .pace
             .decide(n as usize, oldest, shape.unlooked.map(age))
         {
-            // The requestors gathered since the last step too old to ride
-            // in its write are resolved together (one lookup call for
-            // all), then the step writes.
             // Sent early so that lookups could ride: needless when every
             // requestor since the last lookups is one the resolver knows.
             Decision::Send
@@ -89,6 +86,9 @@ impl Worker {
                     Turn::Stop
                 }
             }
+            // The requestors gathered since the last step too old to ride
+            // in its write are resolved together (one lookup call for
+            // all), then the step writes.
             Decision::Send => {
                 let warming = Instant::now();
                 if self.warm().await {
