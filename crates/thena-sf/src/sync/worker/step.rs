@@ -230,6 +230,9 @@ impl Worker {
             (None, None) => (self.send(send).await, false),
             (looked, ride) => self.send_together(send, looked, ride).await?,
         };
+        if !sent.is_empty() {
+            self.answered = Some((Instant::now(), now_ms()));
+        }
         if landed {
             self.looked_until_ms = looked_until(batch, &riders, true);
         }
@@ -396,9 +399,6 @@ impl Worker {
         states: &HashMap<String, RequestState>,
         unmapped: &HashMap<String, Vec<String>>,
     ) -> Result<(), SyncError> {
-        if !sent.is_empty() {
-            self.answered = Some((Instant::now(), now_ms()));
-        }
         let mut reprovision = false;
         let mut synced = Vec::with_capacity(sent.len());
         for (t, res) in sent {
