@@ -64,28 +64,19 @@ impl Worker {
             .arrivals(self.arrivals.load(Ordering::Relaxed), Instant::now());
         let age = |at: i64| Duration::from_millis((now - at).max(0) as u64);
         let oldest = age(shape.oldest.unwrap_or(now));
-        match self
+        let decision = match self
             .pace
             .decide(n as usize, oldest, shape.unlooked.map(age))
         {
             // Sent early so that lookups could ride: needless when every
             // requestor since the last lookups is one the resolver knows.
-            Decision::Send
-                if self.only_for_lookups(n as usize, oldest).is_some()
-                    && self.none_asking().await =>
-            {
-                let wait = self
-                    .only_for_lookups(n as usize, oldest)
-                    .unwrap_or_default();
-                if self
-                    .wait_for_arrivals(wait, self.pace.to_fill(n as usize))
-                    .await
-                {
-                    Turn::Again
-                } else {
-                    Turn::Stop
-                }
-            }
+            Decision::Send => match self.only_for_lookups(n as usize, oldest) {
+                Some(d) if self.none_asking().await => Decision::Wait(d),
+                _ => Decision::Send,
+            },
+            other => other,
+        };
+        match decision {
             // The requestors gathered since the last step too old to ride
             // in its write are resolved together (one lookup call for
             // all), then the step writes.
